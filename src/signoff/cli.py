@@ -1,0 +1,57 @@
+"""The `signoff` command line: a thin shell over the library (each command parses and delegates)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from signoff import __version__
+from signoff.errors import SignoffError
+
+app = typer.Typer(
+    name="signoff",
+    help="A transparent MCP proxy that holds risky tool calls until a human approves them.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Examples:\n\n  signoff run -- npx -y @modelcontextprotocol/server-filesystem ~/work\n\n"
+    "  signoff run --policy balanced -- uvx mcp-server-git\n\n  signoff run --config signoff.yaml",
+)
+def run(
+    command: list[str] = typer.Argument(None, help="The server to wrap, after `--`: COMMAND ARGS..."),
+    config: str = typer.Option(None, "--config", "-c", help="signoff.yaml with a `servers:` section (and `policy:`)."),
+    name: str = typer.Option(None, "--name", "-n", help="Name of the wrapped server (default: from the command)."),
+    policy: str = typer.Option(None, "--policy", "-p", help="Policy file, or a preset: conservative, balanced, permissive."),
+    http: str = typer.Option(None, "--http", help="Serve streamable HTTP on HOST:PORT instead of stdio."),
+    timeout: str = typer.Option(None, "--timeout", help="Longest wait for a wrapped server's answer (e.g. 60s, 5m)."),
+    log_level: str = typer.Option(None, "--log-level", help="debug, info, warning or error (default: info)."),
+) -> None:
+    """Serve MCP to an AI client, wrapping one server (after `--`) or those in --config."""
+    from signoff import runner
+
+    try:
+        runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
+                    timeout=timeout, log_level=log_level)
+    except SignoffError as exc:
+        typer.echo(f"signoff: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def version() -> None:
+    """Print signoff's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
