@@ -1,0 +1,183 @@
+"""`signoff.yaml`: which servers signoff wraps, and with which policy.
+
+The `servers:` section has the shape of the `mcpServers` entries AI clients already use
+(command, args, env, cwd; or url and headers), so an existing client config can be pasted in;
+`mcpServers:` is accepted as a synonym. Errors name the file, line and field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from signoff.errors import ConfigError
+from signoff.upstream import ServerSpec
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 30, "30s", "5m", "1h" or "500ms"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError("a duration must be positive")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m or 1h")
+    number, unit = float(match.group(1)), match.group(2) or "s"
+    seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+class ServerConfig(BaseModel):
+    """One wrapped server, as in an AI client's `mcpServers` entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    transport: Literal["stdio", "http", "streamable-http", "sse"] | None = Field(default=None, alias="type")
+    timeout: float = 300.0
+    startup_timeout: float = 60.0
+    disabled: bool = False
+
+    @field_validator("timeout", "startup_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("env", "headers", mode="before")
+    @classmethod
+    def _strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give either `command` (a stdio server) or `url` (an HTTP server), not both or neither")
+        return self
+
+
+class SignoffConfig(BaseModel):
+    """The whole file."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    servers: dict[str, ServerConfig] = Field(default_factory=dict)
+    policy: str | None = None
+    log_level: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mcp_servers_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mcpServers" in data:
+            data = dict(data)
+            if "servers" in data:
+                raise ValueError("use either `servers:` or `mcpServers:`, not both")
+            data["servers"] = data.pop("mcpServers")
+        return data
+
+    @field_validator("servers")
+    @classmethod
+    def _names(cls, servers: dict[str, ServerConfig]) -> dict[str, ServerConfig]:
+        for name in servers:
+            if not _NAME.match(name):
+                raise ValueError(f"server name {name!r} may use only letters, digits, '_' and '-' (it prefixes tool names)")
+        return servers
+
+
+def load_config(path: str | os.PathLike[str]) -> SignoffConfig:
+    """Read and validate a signoff.yaml; raises ConfigError naming file:line: field."""
+    from signoff import yamlsrc
+
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}", path=source) from None
+    data, locator = yamlsrc.load_yaml(text, source=source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config file must be a mapping with a `servers:` section", path=source, line=1)
+    try:
+        config = SignoffConfig.model_validate(data)
+    except ValidationError as exc:
+        yamlsrc.raise_validation_error(exc, locator, source, ConfigError)
+        raise  # unreachable: raise_validation_error always raises
+    if config.policy and not os.path.isabs(config.policy) and ("/" in config.policy or config.policy.endswith((".yaml", ".yml"))):
+        config.policy = str(Path(path).resolve().parent / config.policy)
+    return config
+
+
+def server_specs(config: SignoffConfig) -> list[ServerSpec]:
+    """The enabled servers as upstream specs."""
+    specs = []
+    for name, server in config.servers.items():
+        if server.disabled:
+            continue
+        transport = server.transport or ("stdio" if server.command else "http")
+        if transport == "streamable-http":
+            transport = "http"
+        if server.url and transport == "http" and server.url.rstrip("/").endswith("/sse") and server.transport is None:
+            transport = "sse"
+        specs.append(
+            ServerSpec(
+                name=name,
+                command=server.command,
+                args=tuple(server.args),
+                env=dict(server.env),
+                cwd=server.cwd,
+                url=server.url,
+                headers=dict(server.headers),
+                transport=transport,
+                timeout=server.timeout,
+                startup_timeout=server.startup_timeout,
+            )
+        )
+    return specs
+
+
+def default_name(command: str) -> str:
+    """A command's basename as a server name, without the usual `mcp-server-` decoration.
+
+    `mcp-server-git` and `uvx mcp-server-git` both give `git`, so the policy examples'
+    `git.git_commit` matches however the server is launched.
+    """
+    base = os.path.basename(command)
+    base = re.sub(r"\.(exe|cmd|bat|py|js|mjs)$", "", base)
+    base = re.sub(r"^(mcp[-_]server[-_]|server[-_])", "", base)
+    base = re.sub(r"[-_](mcp[-_]server|mcp)$", "", base)
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-")
+    return cleaned or "server"
+
+
+_LAUNCHERS = {"npx", "uvx", "pipx", "bunx", "pnpx", "node", "python", "python3", "uv", "deno", "bun"}
+_LAUNCHER_WORDS = {"run", "-y", "--yes", "-m", "tool", "--from"}
+
+
+def command_name(argv: list[str]) -> str:
+    """Name for `signoff run -- COMMAND ...`: the package for launchers like npx/uvx, else the command."""
+    if not argv:
+        return "server"
+    if os.path.basename(argv[0]) in _LAUNCHERS:
+        for arg in argv[1:]:
+            if not arg.startswith("-") and arg not in _LAUNCHER_WORDS:
+                return default_name(arg.rsplit("/", 1)[-1].split("@")[0])
+    return default_name(argv[0])

@@ -1,0 +1,111 @@
+"""The one decision point every `tools/call` goes through: policy → broker → forward.
+
+The proxy asks `check()` synchronously (the fast path: most calls are allowed and must cost
+microseconds); only a call that needs a human goes through the asynchronous `hold()`. After an
+admitted call's result comes back, `finished()` closes its record. The proxy knows nothing of
+policies, stores or approvers: it only obeys an `Admission`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from signoff.model import ALLOW_ALL, Decision, ToolCall, Verdict
+
+log = logging.getLogger("signoff.gate")
+
+ProgressFn = Callable[[float, str], Awaitable[None]]
+"""Called while a call is held: (seconds waited, message), to keep the client's timer alive."""
+
+
+@dataclass
+class Admission:
+    """What the proxy must do with one call: forward it (maybe with edited arguments) or refuse it."""
+
+    allowed: bool
+    text: str = ""
+    """For a refused call: what the model reads (why, and what to do next)."""
+    arguments: Mapping[str, Any] | None = None
+    """Replacement arguments when a human approved an edited call."""
+    decision: Decision = ALLOW_ALL
+    started: float = field(default_factory=time.monotonic)
+    ticket: Any = None
+    """Whatever the gate needs to close its record in `finished()`."""
+
+
+class Gate(Protocol):
+    def check(self, call: ToolCall) -> Admission | None:
+        """Decide at once, or return None when the call must be held for a human."""
+
+    async def hold(self, call: ToolCall, progress: ProgressFn | None) -> Admission:
+        """Wait for a human (or a timeout, or the kill switch). Cancellation withdraws the call."""
+
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        """The upstream answered (or failed) an admitted call."""
+
+
+def denial_text(cause: str, detail: str = "") -> str:
+    """The message a refused call returns to the model: what happened, and what to do instead.
+
+    Every cause tells the model not to retry blindly and to involve the user, so a refusal is
+    something it can act on rather than a dead end.
+    """
+    what = {
+        "rule": "This tool call was blocked by the user's signoff policy",
+        "human": "This tool call was not approved by the user",
+        "timeout": "This tool call was not approved: no decision was made in time",
+        "kill": "All tool calls are stopped: the user switched on signoff's kill switch",
+        "upstream": "This tool call failed in the tool's server",
+        "approval": "This tool call needs the user's approval",
+    }[cause]
+    text = f"{what}" + (f": {detail}" if detail else "") + "."
+    if cause == "upstream":
+        return text + " Do not retry blindly; tell the user what failed and ask how to proceed."
+    return text + " Do not retry the same call; ask the user, or try another way."
+
+
+class OpenGate:
+    """Allows every call: the gate used when no policy is configured."""
+
+    def __init__(self, decision: Decision = ALLOW_ALL):
+        self.decision = decision
+
+    def check(self, call: ToolCall) -> Admission | None:
+        return Admission(True, decision=self.decision)
+
+    async def hold(self, call: ToolCall, progress: ProgressFn | None) -> Admission:
+        return Admission(True, decision=self.decision)
+
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        return None
+
+
+class PolicyGate:
+    """Applies a policy; without a broker an `ask` is refused as "approval required".
+
+    `policy` is any object with `evaluate(call) -> Decision` (see policy.py); `current` lets a
+    reloader swap it atomically while calls are in flight.
+    """
+
+    def __init__(self, policy: Any):
+        self.current = policy
+
+    def check(self, call: ToolCall) -> Admission | None:
+        decision = self.current.evaluate(call)
+        if decision.verdict is Verdict.ALLOW:
+            return Admission(True, decision=decision)
+        if decision.verdict is Verdict.DENY:
+            return Admission(False, denial_text("rule", decision.reason), decision=decision)
+        return Admission(False, denial_text("approval", f"approval required ({decision.reason})"), decision=decision)
+
+    async def hold(self, call: ToolCall, progress: ProgressFn | None) -> Admission:
+        admission = self.check(call)
+        assert admission is not None
+        return admission
+
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        return None

@@ -1,0 +1,144 @@
+"""`signoff run --http HOST:PORT`: the same relay served over streamable HTTP.
+
+Each MCP session (an `initialize` POST without a session id) gets its own SDK transport and its
+own `Proxy`, hence its own upstream processes: sessions never see each other's state. The SDK's
+transport does the HTTP work (SSE streams, session ids, DNS-rebinding checks); signoff only turns
+its typed messages into the dicts the relay speaks.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
+from mcp_types import jsonrpc_message_adapter
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from signoff import jsonrpc
+from signoff.gate import Gate
+from signoff.proxy import Proxy
+from signoff.upstream import ServerSpec
+
+log = logging.getLogger("signoff.http")
+
+MCP_PATH = "/mcp"
+
+
+class HttpDownstream:
+    """An ASGI app serving MCP sessions at /mcp, each relayed to its own upstreams."""
+
+    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate], host: str, port: int):
+        self.specs = specs
+        self.gate_factory = gate_factory
+        self.security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"],
+            allowed_origins=[f"http://{host}:{port}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"],
+        )
+        self.sessions: dict[str, StreamableHTTPServerTransport] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if scope["path"].rstrip("/") != MCP_PATH:
+            await PlainTextResponse("signoff: MCP is served at /mcp", status_code=404)(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        session_id = headers.get(MCP_SESSION_ID_HEADER)
+        if session_id is not None:
+            transport = self.sessions.get(session_id)
+            if transport is None:
+                body = jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Session not found")
+                await JSONResponse(body, status_code=404)(scope, receive, send)
+                return
+            await transport.handle_request(scope, receive, send)
+            if transport.is_terminated:
+                self.sessions.pop(session_id, None)
+            return
+        if scope["method"] != "POST":
+            body = jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Bad Request: open a session with an initialize POST")
+            await JSONResponse(body, status_code=400)(scope, receive, send)
+            return
+        await self._open_session(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _open_session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = uuid.uuid4().hex
+        transport = StreamableHTTPServerTransport(mcp_session_id=session_id, security_settings=self.security)
+        self.sessions[session_id] = transport
+        assert self._tg is not None
+        await self._tg.start(self._run_session, transport)
+        await transport.handle_request(scope, receive, send)
+
+    async def _run_session(self, transport: StreamableHTTPServerTransport, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        session_id = transport.mcp_session_id or ""
+        async with transport.connect() as (read, write):
+            task_status.started()
+            tokens: dict[Any, Any] = {}
+
+            async def send_client(frame: bytes | dict[str, Any]) -> None:
+                message = jsonrpc.decode(frame) if isinstance(frame, bytes) else frame
+                assert isinstance(message, dict)
+                related = None
+                if message.get("method") == "notifications/progress":
+                    related = tokens.get((message.get("params") or {}).get("progressToken"))
+                elif "id" in message and "method" not in message:
+                    related = message["id"]
+                metadata = ServerMessageMetadata(related_request_id=related) if related is not None else None
+                try:
+                    await write.send(SessionMessage(jsonrpc_message_adapter.validate_python(message), metadata))
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    log.info("session %s closed; dropped a message", session_id[:8])
+
+            proxy = Proxy(self.specs, send_client, self.gate_factory())
+            proxy.session.id = session_id[:12]
+            async with anyio.create_task_group() as tg:
+                await proxy.start(tg)
+                try:
+                    async for item in read:
+                        if isinstance(item, Exception):
+                            log.warning("session %s: bad message: %s", session_id[:8], item)
+                            continue
+                        message = item.message.model_dump(by_alias=True, mode="json", exclude_none=True)
+                        token = ((message.get("params") or {}).get("_meta") or {}).get("progressToken")
+                        if token is not None and "id" in message:
+                            tokens[token] = message["id"]
+                        await proxy.from_client(None, message)
+                finally:
+                    await proxy.close()
+                    tg.cancel_scope.cancel()
+        self.sessions.pop(session_id, None)
+        log.info("session %s ended", session_id[:8])
+
+    async def serve(self, host: str, port: int, *, ready: Callable[[], Any] | None = None) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(self, host=host, port=port, log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            log.info("serving MCP over streamable HTTP at http://%s:%d%s", host, port, MCP_PATH)
+            if ready is not None:
+                ready()
+            await server.serve()
+            tg.cancel_scope.cancel()

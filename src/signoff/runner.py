@@ -1,0 +1,92 @@
+"""`signoff run`: turn command-line options into upstream specs and a gate, then serve.
+
+Kept apart from cli.py so that the CLI stays a thin parser and the library can be driven
+directly (tests, `signoff demo`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+import anyio
+
+from signoff import logs
+from signoff.config import command_name, load_config, parse_duration, server_specs
+from signoff.errors import ConfigError
+from signoff.gate import Gate, OpenGate
+from signoff.upstream import ServerSpec
+
+log = logging.getLogger("signoff.run")
+
+
+def resolve_servers(command: list[str], config_path: str | None, name: str | None) -> tuple[list[ServerSpec], str | None]:
+    """The upstreams to wrap and the policy named in the config file (if any)."""
+    policy = None
+    if config_path:
+        config = load_config(config_path)
+        policy = config.policy
+        specs = server_specs(config)
+        if command:
+            raise ConfigError("give either a command after `--` or --config with `servers:`, not both")
+        if not specs:
+            raise ConfigError("no enabled server in `servers:`; add one (command/args or url)", path=config_path)
+        if name:
+            raise ConfigError("--name applies to a single server given after `--`; name servers in the config file")
+        return specs, policy
+    if not command:
+        raise ConfigError("nothing to wrap: give a server command after `--` (e.g. `signoff run -- uvx mcp-server-time`) or --config")
+    return [ServerSpec(name=name or command_name(command), command=command[0], args=tuple(command[1:]))], policy
+
+
+def build_gate_factory(policy_source: str | None) -> Callable[[], Gate]:
+    """Load the policy now (a broken policy stops signoff before it serves anything)."""
+    if not policy_source:
+        return OpenGate
+    from signoff.gate import PolicyGate
+    from signoff.policy import load_policy
+
+    policy = load_policy(policy_source)
+    log.info("policy %s loaded (%s)", policy_source, policy.hash[:12])
+    return lambda: PolicyGate(policy)
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--http expects HOST:PORT (e.g. 127.0.0.1:8931), got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def main(
+    *,
+    command: list[str],
+    config_path: str | None = None,
+    name: str | None = None,
+    policy: str | None = None,
+    http: str | None = None,
+    timeout: str | None = None,
+    log_level: str | None = None,
+) -> None:
+    logs.setup(log_level)
+    specs, config_policy = resolve_servers(command, config_path, name)
+    if timeout:
+        try:
+            seconds = parse_duration(timeout)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="--timeout") from None
+        specs = [replace(spec, timeout=seconds) for spec in specs]
+    gate_factory = build_gate_factory(policy or config_policy)
+    if http:
+        host, port = parse_hostport(http)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("serving on %s: reachable from other machines; MCP has no authentication here", host)
+        from signoff.http_server import HttpDownstream
+
+        anyio.run(HttpDownstream(specs, gate_factory, host, port).serve, host, port)
+        return
+    from signoff.downstream import serve_stdio
+
+    out_fd = logs.protect_stdout()
+    anyio.run(lambda: serve_stdio(specs, gate_factory(), out_fd=out_fd))
