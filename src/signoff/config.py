@@ -179,5 +179,22 @@ def command_name(argv: list[str]) -> str:
     if os.path.basename(argv[0]) in _LAUNCHERS:
         for arg in argv[1:]:
             if not arg.startswith("-") and arg not in _LAUNCHER_WORDS:
-                return default_name(arg.rsplit("/", 1)[-1].split("@")[0])
+                return default_name(_script_name(arg))
     return default_name(argv[0])
+
+
+def _script_name(arg: str) -> str:
+    """`@scope/server-x@1.2` → `server-x`; `.../server-x/dist/index.js` → `server-x`."""
+    parts = [p for p in arg.replace("\\", "/").split("/") if p]
+    if not parts:
+        return arg
+    stem = os.path.splitext(parts[-1])[0]
+    if stem in _ENTRY_STEMS:
+        for part in reversed(parts[:-1]):
+            if part not in _BUILD_DIRS:
+                return part.split("@")[0]
+    return parts[-1].split("@")[0] or parts[-1]
+
+
+_ENTRY_STEMS = {"index", "main", "server", "cli", "__main__", "app"}
+_BUILD_DIRS = {"dist", "build", "src", "lib", "out", "bin"}

@@ -1,0 +1,93 @@
+"""Shared fixtures: an isolated SIGNOFF_HOME, and MCP clients connected directly or through signoff."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE_MODULES = ROOT / "node_modules" / "@modelcontextprotocol"
+CONNECT_TIMEOUT = 60
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def signoff_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own state directory."""
+    home = tmp_path / "signoff-home"
+    monkeypatch.setenv("SIGNOFF_HOME", str(home))
+    return home
+
+
+def npm_server(package: str, *args: str) -> list[str]:
+    """Command line of an npm MCP server installed by `npm ci` (see .ci/run)."""
+    entry = NODE_MODULES / package / "dist" / "index.js"
+    if not entry.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{entry} is missing: .ci/run must `npm ci` the test servers")
+        pytest.skip(f"npm package @modelcontextprotocol/{package} not installed (run `npm ci`)")
+    return [shutil.which("node") or "node", str(entry), *args]
+
+
+def everything() -> list[str]:
+    return npm_server("server-everything", "stdio")
+
+
+def time_server() -> list[str]:
+    return [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
+
+
+def git_server(repo: Path) -> list[str]:
+    return [sys.executable, "-m", "mcp_server_git", "--repository", str(repo)]
+
+
+def fake_server(*args: str) -> list[str]:
+    return [sys.executable, "-m", "signoff.testing", *args]
+
+
+def through_signoff(command: list[str], *options: str) -> list[str]:
+    """The same server, wrapped: `python -m signoff run [options] -- command`."""
+    return [sys.executable, "-m", "signoff", "run", *options, "--", *command]
+
+
+def signoff_with_config(config: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "signoff", "run", "--config", str(config), *options]
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=env)
+    (repo / "README.md").write_text("hello\n")
+    subprocess.run(["git", "-C", str(repo), "add", "README.md"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "first"], check=True, env=env)
+    return repo
+
+
+@asynccontextmanager
+async def connect(command: list[str], *, env: dict[str, str] | None = None, **session: Any) -> AsyncIterator[ClientSession]:
+    """A real SDK client session over stdio to `command`, initialized (bounded wait)."""
+    params = StdioServerParameters(command=command[0], args=command[1:], env={**os.environ, **(env or {})})
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write, **session) as client:
+            with anyio.fail_after(CONNECT_TIMEOUT):
+                await client.initialize()
+            yield client
