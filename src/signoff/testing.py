@@ -1,6 +1,6 @@
 """Test doubles shipped with signoff, so its tests and its users' tests share them.
 
-`python -m signoff.testing [--name NAME] [--fail-start]` runs a small scripted MCP server on
+`python -m signoff.testing [--name NAME] [--fail-start] [--hang-on METHOD]` runs a small scripted MCP server on
 stdio (raw JSON-RPC, no SDK import, so it starts in milliseconds). Its tools misbehave on
 purpose, to exercise the proxy's failure handling:
 
@@ -135,8 +135,11 @@ def _call(request_id: Any, params: dict[str, Any]) -> None:
         _send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": f"Unknown tool: {name}"}})
 
 
-def serve(name: str = "fake") -> None:
-    """Serve until stdin closes. Each tools/call runs in its own thread (so `hang` blocks nothing)."""
+def serve(name: str = "fake", hang_on: str | None = None) -> None:
+    """Serve until stdin closes. Each tools/call runs in its own thread (so `hang` blocks nothing).
+
+    `hang_on` names a method this server never answers (to test the proxy's bounded waits).
+    """
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -152,8 +155,8 @@ def serve(name: str = "fake") -> None:
                 _waiting[request_id] = msg
                 done.set()
             continue
-        if request_id is None:
-            continue  # notifications need no answer
+        if request_id is None or method == hang_on:
+            continue  # notifications need no answer; `hang_on` gets none either
         if method == "initialize":
             version = (msg.get("params") or {}).get("protocolVersion", "2025-11-25")
             _send({"jsonrpc": "2.0", "id": request_id, "result": {
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     if "--fail-start" in args:
         sys.stderr.write("fake server: cannot open its database (simulated start failure)\n")
         sys.exit(1)
-    serve(name)
+    serve(name, args[args.index("--hang-on") + 1] if "--hang-on" in args else None)
 
 
 if __name__ == "__main__":

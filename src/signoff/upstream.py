@@ -110,6 +110,7 @@ class StdioUpstream(Upstream):
         super().__init__(spec)
         self._proc: anyio.abc.Process | None = None
         self._send_lock = anyio.Lock()
+        self._stderr_done = anyio.Event()
 
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         spec = self.spec
@@ -136,10 +137,11 @@ class StdioUpstream(Upstream):
             raise self.failure(UpstreamStartError, f"could not start upstream {spec.label}: {exc}") from None
         self.generation += 1
         self._proc = proc
+        self._stderr_done = anyio.Event()
         self.alive = True
         log.info("started upstream %s, pid %s", spec.label, proc.pid)
         tg.start_soon(self._read_stdout, proc, self.generation)
-        tg.start_soon(self._read_stderr, proc)
+        tg.start_soon(self._read_stderr, proc, self._stderr_done)
 
     async def send(self, frame: bytes | dict[str, Any]) -> None:
         proc = self._proc
@@ -177,6 +179,8 @@ class StdioUpstream(Upstream):
             log.error("%s sent a frame larger than %d bytes; stopping it", self.name, MAX_FRAME)
             proc.kill()
         code = await self._reap(proc)
+        with anyio.move_on_after(1):  # let the last stderr lines in: they explain the exit
+            await self._stderr_done.wait()
         await self._exited(
             generation,
             self.failure(UpstreamCrashed, f"upstream {self.spec.label} exited (code {code})"),
@@ -192,7 +196,7 @@ class StdioUpstream(Upstream):
         except UpstreamError:
             pass
 
-    async def _read_stderr(self, proc: anyio.abc.Process) -> None:
+    async def _read_stderr(self, proc: anyio.abc.Process, done: anyio.Event) -> None:
         assert proc.stderr is not None
         reader = BufferedByteReceiveStream(proc.stderr)
         try:
@@ -203,6 +207,8 @@ class StdioUpstream(Upstream):
                 log.info("[%s] %s", self.name, text)
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound, anyio.ClosedResourceError):
             pass
+        finally:
+            done.set()
 
     async def _reap(self, proc: anyio.abc.Process) -> int | None:
         with anyio.move_on_after(2):
