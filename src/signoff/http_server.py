@@ -35,14 +35,10 @@ MCP_PATH = "/mcp"
 class HttpDownstream:
     """An ASGI app serving MCP sessions at /mcp, each relayed to its own upstreams."""
 
-    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate], host: str, port: int):
+    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate]):
         self.specs = specs
         self.gate_factory = gate_factory
-        self.security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=[f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"],
-            allowed_origins=[f"http://{host}:{port}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"],
-        )
+        self.security = TransportSecuritySettings()
         self.sessions: dict[str, StreamableHTTPServerTransport] = {}
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -130,15 +126,30 @@ class HttpDownstream:
         self.sessions.pop(session_id, None)
         log.info("session %s ended", session_id[:8])
 
-    async def serve(self, host: str, port: int, *, ready: Callable[[], Any] | None = None) -> None:
+    async def serve(self, host: str, port: int) -> None:
+        """Bind first (port 0 picks a free one), log the URL, then serve until cancelled.
+
+        Binding before logging makes the "serving" log line a true readiness signal.
+        """
+        import socket
+
         import uvicorn
 
-        config = uvicorn.Config(self, host=host, port=port, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        port = sock.getsockname()[1]
+        shown = f"[{host}]" if family == socket.AF_INET6 else host
+        self.security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[f"{shown}:{port}", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"],
+            allowed_origins=[f"http://{shown}:{port}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"],
+        )
+        server = uvicorn.Server(uvicorn.Config(self, log_level="warning", lifespan="on"))
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            log.info("serving MCP over streamable HTTP at http://%s:%d%s", host, port, MCP_PATH)
-            if ready is not None:
-                ready()
-            await server.serve()
+            log.info("serving MCP over streamable HTTP at http://%s:%d%s", shown, port, MCP_PATH)
+            await server.serve(sockets=[sock])
             tg.cancel_scope.cancel()

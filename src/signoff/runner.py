@@ -84,7 +84,7 @@ def main(
             log.warning("serving on %s: reachable from other machines; MCP has no authentication here", host)
         from signoff.http_server import HttpDownstream
 
-        anyio.run(HttpDownstream(specs, gate_factory, host, port).serve, host, port)
+        anyio.run(HttpDownstream(specs, gate_factory).serve, host, port)
         return
     from signoff.downstream import serve_stdio
 
