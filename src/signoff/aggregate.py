@@ -80,6 +80,10 @@ class Aggregator:
         method = msg["method"]
         if method == "ping":
             await self.proxy.send_client(jsonrpc.result(msg["id"], {}))
+        elif method == "server/discover":
+            # Several upstreams are aggregated over the handshake revisions: a probing client
+            # falls back to `initialize` on this answer.
+            await self.proxy.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, "Method not found: server/discover"))
         elif method in ("initialize", "logging/setLevel") or method in LISTS:
             assert self.proxy._tg is not None
             self.proxy._tg.start_soon(self._fan_out, msg)

@@ -26,7 +26,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from signoff import jsonrpc
+from signoff import eras, jsonrpc
+from signoff.eras import EraBridge
 from signoff.errors import UpstreamError, UpstreamStartError, UpstreamTimeout
 from signoff.gate import Admission, Gate, OpenGate
 from signoff.model import ToolCall
@@ -90,10 +91,13 @@ class Proxy:
         self._restart_locks = {up: anyio.Lock() for up in self.upstreams}
         self._tg: anyio.abc.TaskGroup | None = None
         self.aggregator = None
+        self.bridge: EraBridge | None = None
         if self.namespaced:
             from signoff.aggregate import Aggregator
 
             self.aggregator = Aggregator(self)
+        else:
+            self.bridge = EraBridge(self)
         for up in self.upstreams:
             up.on_frame = self._from_upstream
             up.on_exit = self._upstream_exited
@@ -135,6 +139,17 @@ class Proxy:
 
     async def _client_request(self, raw: bytes | None, msg: dict[str, Any]) -> None:
         method = msg["method"]
+        if self.bridge is not None:
+            env = eras.envelope(msg)
+            if env is not None and method != "server/discover":
+                try:
+                    if await self.bridge.request(raw, msg, env):
+                        return
+                except UpstreamError as exc:
+                    await self._fail(msg["id"], method, exc, None, None)
+                    return
+                if self.bridge.bridging:
+                    msg, raw = self.bridge.strip(msg), None
         if method == "initialize":
             self._remember_initialize(msg)
         elif method == "logging/setLevel":
@@ -352,6 +367,11 @@ class Proxy:
                 is_error = "error" in msg or (isinstance(result, dict) and bool(result.get("isError")))
                 error = str(msg["error"].get("message")) if isinstance(msg.get("error"), dict) else None
                 self.gate.finished(pending.call, pending.admission, is_error=is_error, error=error)
+            if self.bridge is not None and self.bridge.bridging:
+                if pending.client_id is not None:
+                    msg, raw = self.bridge.complete(pending.method, msg), None
+                elif pending.on_response is None and self.bridge.detached_answer(up, msg["id"], msg):
+                    return
             if pending.on_response is not None:
                 await pending.on_response(msg)
             elif msg["id"] == pending.client_id:
@@ -364,6 +384,8 @@ class Proxy:
                 await self._send_upstream_quietly(up, jsonrpc.error(msg["id"], jsonrpc.INVALID_REQUEST, "Invalid Request"))
         elif self.aggregator is not None:
             await self.aggregator.from_upstream(up, raw, msg, k)
+        elif k == jsonrpc.REQUEST and self.bridge is not None and self.bridge.bridging:
+            await self.bridge.server_request(up, msg)
         else:
             await self.send_client(raw or msg)
 
