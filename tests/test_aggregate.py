@@ -90,3 +90,19 @@ async def test_an_upstream_that_cannot_start_is_left_out_of_the_merged_view() ->
         broken = await client.call("broken.echo", {"text": "x"})
         assert broken["result"]["isError"] is True
         assert "cannot open its database" in text_of(broken)
+
+
+async def test_cancellation_is_routed_to_the_right_upstream() -> None:
+    async with running([fake("alpha"), fake("beta")]) as client:
+        await client.initialize()
+        await client.send(jsonrpc.request("c1", "tools/call", {"name": "beta.hang", "arguments": {}}))
+        await client.send(jsonrpc.notification("notifications/cancelled", {"requestId": "c1"}))
+        assert "c1" in text_of(await client.call("beta.cancelled_ids"))
+        assert "c1" not in text_of(await client.call("alpha.cancelled_ids"))
+
+
+async def test_notifications_from_any_upstream_reach_the_client() -> None:
+    async with running([fake("alpha"), fake("beta")]) as client:
+        await client.initialize()
+        await client.call("beta.announce")
+        assert "notifications/tools/list_changed" in [m.get("method") for m in client.received]

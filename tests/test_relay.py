@@ -172,3 +172,21 @@ async def test_every_call_goes_through_the_gate(tmp_path) -> None:
         await client.call("crash")
     assert gate.seen == ["fake.write_file", "fake.echo", "fake.crash"]
     assert gate.finished_calls == [("fake.echo", False), ("fake.crash", True)]
+
+
+async def test_cancellation_reaches_the_upstream() -> None:
+    async with running([fake()]) as client:
+        await client.initialize()
+        await client.send(jsonrpc.request("slow-1", "tools/call", {"name": "hang", "arguments": {}}))
+        await client.send(jsonrpc.notification("notifications/cancelled", {"requestId": "slow-1", "reason": "user"}))
+        seen = await client.call("cancelled_ids")
+        assert "slow-1" in text_of(seen)
+
+
+async def test_list_changed_and_log_notifications_pass_through() -> None:
+    async with running([fake()]) as client:
+        await client.initialize()
+        await client.call("announce")
+        methods = [m.get("method") for m in client.received]
+        assert "notifications/tools/list_changed" in methods
+        assert "notifications/message" in methods

@@ -11,6 +11,8 @@ purpose, to exercise the proxy's failure handling:
     hang()                     never answers
     garbage(text)              writes a non-JSON line to stdout, then answers like echo
     ask_user(question)         sends `elicitation/create` to the client, returns its answer
+    cancelled_ids()            the request ids the client cancelled so far
+    announce()                 sends `notifications/tools/list_changed` and a log message first
     slow(seconds)              answers after a delay, with progress notifications
 """
 
@@ -58,6 +60,8 @@ TOOLS: list[dict[str, Any]] = [
         "description": "Ask the user a question through elicitation.",
         "inputSchema": {"type": "object", "properties": {"question": {"type": "string"}}},
     },
+    {"name": "cancelled_ids", "description": "List the request ids the client cancelled.", "inputSchema": {"type": "object"}},
+    {"name": "announce", "description": "Send tools/list_changed and a log message.", "inputSchema": {"type": "object"}},
     {
         "name": "slow",
         "description": "Answer after a delay, reporting progress.",
@@ -66,6 +70,7 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 _lock = threading.Lock()
+_cancelled: list[Any] = []
 _waiting: dict[Any, Any] = {}
 _ids = iter(range(1, 1 << 30))
 
@@ -122,6 +127,12 @@ def _call(request_id: Any, params: dict[str, Any]) -> None:
         schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
         answer = _ask_client("elicitation/create", {"message": str(args.get("question", "?")), "requestedSchema": schema})
         _text(request_id, json.dumps(answer.get("result") if isinstance(answer, dict) else answer))
+    elif name == "cancelled_ids":
+        _text(request_id, json.dumps(_cancelled))
+    elif name == "announce":
+        _send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        _send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "announced"}})
+        _text(request_id, "announced")
     elif name == "slow":
         seconds = float(args.get("seconds", 0.2))
         token = (params.get("_meta") or {}).get("progressToken")
@@ -155,6 +166,8 @@ def serve(name: str = "fake", hang_on: str | None = None) -> None:
                 _waiting[request_id] = msg
                 done.set()
             continue
+        if method == "notifications/cancelled":
+            _cancelled.append((msg.get("params") or {}).get("requestId"))
         if request_id is None or method == hang_on:
             continue  # notifications need no answer; `hang_on` gets none either
         if method == "initialize":
