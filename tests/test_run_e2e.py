@@ -185,3 +185,23 @@ def test_python_dash_m_and_console_script_agree() -> None:
         pytest.skip("console script not installed in this environment")
     b = subprocess.run([str(exe), "version"], capture_output=True, text=True, timeout=60, env=os.environ)
     assert a.stdout == b.stdout and a.returncode == b.returncode == 0
+
+
+async def test_stateless_2026_client_over_http() -> None:
+    """A 2026-07-28 client POSTs self-contained requests; elicitation becomes an input round."""
+    from mcp import Client
+
+    proc, url = await _serve_http(fake_server())
+    try:
+        async with Client(url, mode="2026-07-28", elicitation_callback=_elicit) as client:
+            with anyio.fail_after(30):
+                assert client.protocol_version == "2026-07-28"
+                assert "echo" in [t.name for t in (await client.list_tools()).tools]
+                echoed = await client.call_tool("echo", {"text": "stateless"})
+                assert echoed.content[0].text == "stateless"
+                asked = await client.call_tool("ask_user", {"question": "?"})
+                assert "over http" in asked.content[0].text
+    finally:
+        proc.terminate()
+        with anyio.fail_after(10):
+            await proc.wait()

@@ -4,22 +4,30 @@ Each MCP session (an `initialize` POST without a session id) gets its own SDK tr
 own `Proxy`, hence its own upstream processes: sessions never see each other's state. The SDK's
 transport does the HTTP work (SSE streams, session ids, DNS-rebinding checks); signoff only turns
 its typed messages into the dicts the relay speaks.
+
+A 2026-07-28 client (its `MCP-Protocol-Version` header names a stateless revision) sends each
+request as a self-contained POST. Those requests share one `Proxy` (ids are remapped so clients
+cannot collide); each POST is answered with an SSE stream carrying its progress notifications
+and then its response, and closing that stream cancels the request.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import jsonrpc_message_adapter
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from signoff import jsonrpc
@@ -30,6 +38,7 @@ from signoff.upstream import ServerSpec
 log = logging.getLogger("signoff.http")
 
 MCP_PATH = "/mcp"
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 
 
 class HttpDownstream:
@@ -41,6 +50,11 @@ class HttpDownstream:
         self.security = TransportSecuritySettings()
         self.sessions: dict[str, StreamableHTTPServerTransport] = {}
         self._tg: anyio.abc.TaskGroup | None = None
+        self._stateless: Proxy | None = None
+        self._stateless_lock = anyio.Lock()
+        self._routes: dict[str, tuple[Any, Any]] = {}
+        self._tokens: dict[Any, str] = {}
+        self._keys = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -52,6 +66,10 @@ class HttpDownstream:
             await PlainTextResponse("signoff: MCP is served at /mcp", status_code=404)(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        version = headers.get("mcp-protocol-version")
+        if version is not None and version not in HANDSHAKE_VERSIONS:
+            await self._stateless_request(scope, receive, send)
+            return
         session_id = headers.get(MCP_SESSION_ID_HEADER)
         if session_id is not None:
             transport = self.sessions.get(session_id)
@@ -125,6 +143,82 @@ class HttpDownstream:
                     tg.cancel_scope.cancel()
         self.sessions.pop(session_id, None)
         log.info("session %s ended", session_id[:8])
+
+    # ------------------------------------------------------------------ 2026-07-28: one POST, one exchange
+
+    async def _stateless_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        refusal = await TransportSecurityMiddleware(self.security).validate_request(request, is_post=request.method == "POST")
+        if refusal is None and request.method != "POST":
+            refusal = Response(status_code=405, headers={"Allow": "POST"})
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        try:
+            message = jsonrpc.decode(await request.body())
+        except jsonrpc.FrameError as exc:
+            await JSONResponse(jsonrpc.error(None, jsonrpc.PARSE_ERROR, f"Parse error: {exc}"), status_code=400)(scope, receive, send)
+            return
+        if not isinstance(message, dict) or jsonrpc.kind(message) != jsonrpc.REQUEST:
+            await Response(status_code=202)(scope, receive, send)  # notifications have nothing to act on here
+            return
+        proxy = await self._stateless_proxy()
+        key = f"http-{next(self._keys)}"
+        inbox, outbox = anyio.create_memory_object_stream[dict[str, Any]](64)
+        self._routes[key] = (inbox, message["id"])
+        token = ((message.get("params") or {}).get("_meta") or {}).get("progressToken")
+        if token is not None:
+            self._tokens[token] = key
+        await proxy.from_client(None, {**message, "id": key})
+
+        async def events() -> AsyncIterator[bytes]:
+            answered = False
+            try:
+                async with outbox:
+                    async for item in outbox:
+                        yield b"event: message\ndata: " + json.dumps(item).encode() + b"\n\n"
+                        if "method" not in item:
+                            answered = True
+                            return
+            finally:
+                self._routes.pop(key, None)
+                self._tokens.pop(token, None)
+                if not answered:  # the client closed the stream: that is cancellation on this wire
+                    with anyio.CancelScope(shield=True):
+                        await proxy.from_client(None, jsonrpc.notification("notifications/cancelled", {"requestId": key}))
+
+        await StreamingResponse(events(), media_type="text/event-stream")(scope, receive, send)
+
+    async def _stateless_proxy(self) -> Proxy:
+        async with self._stateless_lock:
+            if self._stateless is None:
+                proxy = Proxy(self.specs, self._stateless_send, self.gate_factory())
+                assert self._tg is not None
+                await proxy.start(self._tg)
+                self._stateless = proxy
+            return self._stateless
+
+    async def _stateless_send(self, frame: bytes | dict[str, Any]) -> None:
+        message = jsonrpc.decode(frame) if isinstance(frame, bytes) else frame
+        assert isinstance(message, dict)
+        if "method" not in message:
+            key, out = message.get("id"), message
+        elif message["method"] == "notifications/progress":
+            key = self._tokens.get((message.get("params") or {}).get("progressToken"))
+            out = message
+        else:
+            log.debug("no stateless client can take %s", message["method"])
+            return
+        route = self._routes.get(key) if isinstance(key, str) else None
+        if route is None:
+            return
+        inbox, original = route
+        if "method" not in out:
+            out = {**out, "id": original}
+        try:
+            await inbox.send(out)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
 
     async def serve(self, host: str, port: int) -> None:
         """Bind first (port 0 picks a free one), log the URL, then serve until cancelled.
