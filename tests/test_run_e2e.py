@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -95,20 +97,24 @@ def test_help_is_useful(args: list[str]) -> None:
         assert "run" in done.stdout
 
 
-async def _serve_http(command: list[str]):
-    """Start `signoff run --http 127.0.0.1:0`, return (process, url) once it is listening."""
+@asynccontextmanager
+async def serving_http(command: list[str]) -> AsyncIterator[str]:
+    """`signoff run --http 127.0.0.1:0 -- command`; yields its URL once it listens, stops it after."""
     proc = await anyio.open_process(
         [sys.executable, "-m", "signoff", "run", "--http", "127.0.0.1:0", "--", *command],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    assert proc.stderr is not None
-    reader = BufferedByteReceiveStream(proc.stderr)
-    with anyio.fail_after(30):
-        while True:
-            line = (await reader.receive_until(b"\n", 1 << 20)).decode()
-            match = re.search(r"at (http://\S+/mcp)", line)
-            if match:
-                return proc, match.group(1)
+    try:
+        assert proc.stderr is not None
+        reader = BufferedByteReceiveStream(proc.stderr)
+        with anyio.fail_after(30):
+            while not (match := re.search(r"at (http://\S+/mcp)", (await reader.receive_until(b"\n", 1 << 20)).decode())):
+                pass
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        with anyio.fail_after(10):
+            await proc.wait()
 
 
 async def _elicit(context, params: types.ElicitRequestParams) -> types.ElicitResult:
@@ -116,8 +122,7 @@ async def _elicit(context, params: types.ElicitRequestParams) -> types.ElicitRes
 
 
 async def test_streamable_http_serving() -> None:
-    proc, url = await _serve_http(fake_server())
-    try:
+    async with serving_http(fake_server()) as url:
         async with streamable_http_client(url) as (read, write):
             async with ClientSession(read, write, elicitation_callback=_elicit) as client:
                 with anyio.fail_after(30):
@@ -135,17 +140,12 @@ async def test_streamable_http_serving() -> None:
 
                     await client.call_tool("slow", {"seconds": 0.1}, progress_callback=on_progress)
                     assert steps == [1, 2, 3]
-    finally:
-        proc.terminate()
-        with anyio.fail_after(10):
-            await proc.wait()
 
 
 async def test_streamable_http_rejects_foreign_host_header() -> None:
     import httpx2
 
-    proc, url = await _serve_http(fake_server())
-    try:
+    async with serving_http(fake_server()) as url:
         async with httpx2.AsyncClient() as http:
             response = await http.post(
                 url,
@@ -154,28 +154,19 @@ async def test_streamable_http_rejects_foreign_host_header() -> None:
                     "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "0"}}}),
             )
         assert response.status_code in (403, 421)
-    finally:
-        proc.terminate()
-        with anyio.fail_after(10):
-            await proc.wait()
 
 
 async def test_http_parity_with_everything_sampling() -> None:
     async def sampling(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="sampled"), model="m")
 
-    proc, url = await _serve_http(everything())
-    try:
+    async with serving_http(everything()) as url:
         async with streamable_http_client(url) as (read, write):
             async with ClientSession(read, write, sampling_callback=sampling) as client:
                 with anyio.fail_after(60):
                     await client.initialize()
                     result = await client.call_tool("trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
                     assert "sampled" in repr(result.content)
-    finally:
-        proc.terminate()
-        with anyio.fail_after(10):
-            await proc.wait()
 
 
 def test_python_dash_m_and_console_script_agree() -> None:
@@ -191,8 +182,7 @@ async def test_stateless_2026_client_over_http() -> None:
     """A 2026-07-28 client POSTs self-contained requests; elicitation becomes an input round."""
     from mcp import Client
 
-    proc, url = await _serve_http(fake_server())
-    try:
+    async with serving_http(fake_server()) as url:
         async with Client(url, mode="2026-07-28", elicitation_callback=_elicit) as client:
             with anyio.fail_after(30):
                 assert client.protocol_version == "2026-07-28"
@@ -201,7 +191,3 @@ async def test_stateless_2026_client_over_http() -> None:
                 assert echoed.content[0].text == "stateless"
                 asked = await client.call_tool("ask_user", {"question": "?"})
                 assert "over http" in asked.content[0].text
-    finally:
-        proc.terminate()
-        with anyio.fail_after(10):
-            await proc.wait()
