@@ -362,11 +362,6 @@ class Proxy:
                 if self.aggregator is None:
                     await self.send_client(raw or msg)
                 return
-            if pending.call is not None and pending.admission is not None:
-                result = msg.get("result")
-                is_error = "error" in msg or (isinstance(result, dict) and bool(result.get("isError")))
-                error = str(msg["error"].get("message")) if isinstance(msg.get("error"), dict) else None
-                self.gate.finished(pending.call, pending.admission, is_error=is_error, error=error)
             if self.bridge is not None and self.bridge.bridging:
                 if pending.client_id is not None:
                     msg, raw = self.bridge.complete(pending.method, msg), None
@@ -378,6 +373,12 @@ class Proxy:
                 await self.send_client(raw or msg)
             else:
                 await self.send_client({**msg, "id": pending.client_id})
+            if pending.call is not None and pending.admission is not None:
+                # after the answer is on its way: recording it must not delay the client
+                result = msg.get("result")
+                is_error = "error" in msg or (isinstance(result, dict) and bool(result.get("isError")))
+                error = str(msg["error"].get("message")) if isinstance(msg.get("error"), dict) else None
+                self.gate.finished(pending.call, pending.admission, is_error=is_error, error=error)
         elif k is None:
             log.warning("%s sent an invalid JSON-RPC message: %.200s", up.name, msg)
             if "id" in msg:
