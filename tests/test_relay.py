@@ -190,3 +190,30 @@ async def test_list_changed_and_log_notifications_pass_through() -> None:
         methods = [m.get("method") for m in client.received]
         assert "notifications/tools/list_changed" in methods
         assert "notifications/message" in methods
+
+
+async def test_signoffs_own_client_requests_are_answered_and_never_forwarded() -> None:
+    import anyio
+
+    async with running([fake()]) as client:
+        await client.initialize()
+        assert client.proxy.client_capability("elicitation") == {}
+        assert client.proxy.client_capability("sampling") is None
+        answers: list[dict] = []
+
+        async def ask() -> None:
+            answers.append(await client.proxy.ask_client("elicitation/create", {"message": "Approve?", "requestedSchema": {"type": "object"}}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            asked = await client.wait_for(lambda m: m.get("method") == "elicitation/create")
+            await client.send(jsonrpc.result(asked["id"], {"action": "accept", "content": {"decision": "approve"}}))
+        assert answers[0]["result"]["action"] == "accept"
+        # a withdrawn question is cancelled at the client
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            await client.wait_for(lambda m: m.get("method") == "elicitation/create" and m["id"] != asked["id"])
+            tg.cancel_scope.cancel()
+        cancelled = await client.wait_for(lambda m: m.get("method") == "notifications/cancelled")
+        assert cancelled["params"]["reason"] == "decided elsewhere"
+        assert "[]" == text_of(await client.call("cancelled_ids"))  # nothing leaked upstream

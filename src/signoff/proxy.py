@@ -89,6 +89,8 @@ class Proxy:
         self.tools: dict[str, dict[str, dict[str, Any]]] = {up.name: {} for up in self.upstreams}
         """Per upstream, per tool: annotations as last listed (the policy may match on them)."""
         self._restart_locks = {up: anyio.Lock() for up in self.upstreams}
+        self._own_requests: dict[str, tuple[anyio.Event, dict[str, Any]]] = {}
+        """signoff's own requests to the client (approval dialogs), by id, awaiting answers."""
         self._tg: anyio.abc.TaskGroup | None = None
         self.aggregator = None
         self.bridge: EraBridge | None = None
@@ -184,6 +186,11 @@ class Proxy:
         await self._send_upstream_quietly(self.upstreams[0], raw or msg)
 
     async def _client_response(self, raw: bytes | None, msg: dict[str, Any]) -> None:
+        own = self._own_requests.get(msg.get("id")) if isinstance(msg.get("id"), str) else None
+        if own is not None:  # an answer to signoff's own dialog: never forwarded upstream
+            own[1].update(msg)
+            own[0].set()
+            return
         if self.aggregator is not None:
             await self.aggregator.response(raw, msg)
             return
@@ -203,6 +210,32 @@ class Proxy:
         self.session.initialize = msg
         info = (msg.get("params") or {}).get("clientInfo") or {}
         self.session.client_name = str(info.get("name", "")) if isinstance(info, dict) else ""
+
+    def client_capability(self, name: str) -> Any:
+        """A capability the client declared in its handshake (None if it did not)."""
+        init = self.session.initialize
+        caps = ((init or {}).get("params") or {}).get("capabilities")
+        return caps.get(name) if isinstance(caps, dict) else None
+
+    async def ask_client(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send signoff's own request to the client and wait for its answer (result or error).
+
+        Cancelling the waiting task withdraws the request from the client.
+        """
+        request_id = internal_id()
+        done, box = anyio.Event(), {}
+        self._own_requests[request_id] = (done, box)
+        try:
+            await self.send_client(jsonrpc.request(request_id, method, params))
+            await done.wait()
+            return box
+        finally:
+            del self._own_requests[request_id]
+            if not done.is_set():
+                with anyio.CancelScope(shield=True):
+                    await self.send_client(
+                        jsonrpc.notification("notifications/cancelled", {"requestId": request_id, "reason": "decided elsewhere"})
+                    )
 
     # ------------------------------------------------------------------ tools/call
 

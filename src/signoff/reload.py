@@ -1,0 +1,70 @@
+"""Live policy reloading: edit the policy file while agents run, and the next call sees it.
+
+The file's modification time is checked at most once per `interval` seconds, on the calling
+path (one `stat`), so no thread or task is needed. A broken edit never unguards the proxy: the
+last good policy stays in force and the log says why the new one was refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from signoff.errors import ConfigError
+
+log = logging.getLogger("signoff.policy")
+
+
+class PolicyHolder:
+    """Holds the policy in force; `get()` returns it, reloading the file when it changed."""
+
+    def __init__(self, source: str, loader: Callable[[str], Any], *, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.source = source
+        self.loader = loader
+        self.interval = interval
+        self.clock = clock
+        self.policy = loader(source)  # a broken policy at start-up stops signoff: let it raise
+        self.path = source if os.path.isfile(source) else None
+        self._stamp = self._stat()
+        self._next_check = clock() + interval
+        self.reloads = 0
+        self.last_error: str | None = None
+
+    def _stat(self) -> tuple[float, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    def get(self) -> Any:
+        if self.path is not None and self.clock() >= self._next_check:
+            self._next_check = self.clock() + self.interval
+            self.check_now()
+        return self.policy
+
+    def check_now(self) -> bool:
+        """Reload if the file changed; True when a new policy took effect."""
+        stamp = self._stat()
+        if stamp is None or stamp == self._stamp:
+            if stamp is None and self.path is not None and self.last_error is None:
+                self.last_error = f"{self.path}: cannot read the policy file; keeping the last good policy"
+                log.error("%s", self.last_error)
+            return False
+        self._stamp = stamp
+        try:
+            policy = self.loader(self.path)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            self.last_error = str(exc)
+            log.error("policy edit refused, keeping the last good policy (%s): %s", str(self.policy.hash)[:12], exc)
+            return False
+        self.policy = policy
+        self.reloads += 1
+        self.last_error = None
+        log.info("policy %s reloaded (%s)", self.path, str(policy.hash)[:12])
+        return True
