@@ -1,0 +1,80 @@
+"""Held-call notifications: delivered to a real local webhook; a broken notifier changes nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from signoff.model import ToolCall
+from signoff.notify import Notifier, key_arguments, message_for
+
+CALL = ToolCall("filesystem", "write_file", {"path": "/srv/app/config.yaml", "content": "x" * 500, "mode": 420})
+
+
+class Webhook:
+    """A local HTTP server that records the first POST and signals an event."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.arrived = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                outer.received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+                outer.arrived.set()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_message_shows_server_tool_key_arguments_and_link() -> None:
+    title, body = message_for(CALL, "h-abc123", "file writes need approval", "http://127.0.0.1:8765/")
+    assert title == "signoff: approve filesystem.write_file?"
+    assert "path = /srv/app/config.yaml" in body
+    assert "Why: file writes need approval" in body
+    assert "Review: http://127.0.0.1:8765/" in body
+    assert "signoff approve h-abc123" in body
+    folded = [line for line in key_arguments(CALL.arguments) if line.startswith("content")][0]
+    assert len(folded) < 140 and folded.endswith("…")
+
+
+def test_notification_reaches_a_local_webhook() -> None:
+    hook = Webhook()
+    try:
+        notifier = Notifier([f"json://127.0.0.1:{hook.port}/hook"], link="http://127.0.0.1:8765")
+        worker = notifier.held(CALL, "h-abc123", "file writes need approval")
+        assert hook.arrived.wait(20)
+        assert worker is not None
+        worker.join(20)
+        payload = hook.received[0]
+        assert payload["title"] == "signoff: approve filesystem.write_file?"
+        assert "h-abc123" in payload["message"]
+        assert "http://127.0.0.1:8765/#h-abc123" in payload["message"]
+    finally:
+        hook.close()
+
+
+def test_failing_notifier_is_logged_and_never_raises(caplog) -> None:
+    notifier = Notifier(["json://127.0.0.1:9/unreachable", "not-a-url"])
+    worker = notifier.held(CALL, "h-1", "")
+    assert worker is not None
+    worker.join(30)
+    assert not worker.is_alive()
+    assert any("not understood" in r.message or "could not be delivered" in r.message for r in caplog.records)
+
+
+def test_no_urls_means_no_thread() -> None:
+    assert Notifier([]).held(CALL, "h-1", "") is None
+    assert not Notifier([])
