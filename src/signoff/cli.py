@@ -49,6 +49,11 @@ def version() -> None:
     typer.echo(__version__)
 
 
+from signoff.cli_policy import policy_app  # noqa: E402 - sub-apps register after the root app exists
+
+app.add_typer(policy_app, name="policy")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -87,15 +87,15 @@ class OpenGate:
 class PolicyGate:
     """Applies a policy; without a broker an `ask` is refused as "approval required".
 
-    `policy` is any object with `evaluate(call) -> Decision` (see policy.py); `current` lets a
-    reloader swap it atomically while calls are in flight.
+    `holder` has `get()` returning the policy in force (see reload.PolicyHolder), so an edited
+    policy file takes effect on the next call.
     """
 
-    def __init__(self, policy: Any):
-        self.current = policy
+    def __init__(self, holder: Any):
+        self.holder = holder
 
     def check(self, call: ToolCall) -> Admission | None:
-        decision = self.current.evaluate(call)
+        decision = self.holder.get().evaluate(call)
         if decision.verdict is Verdict.ALLOW:
             return Admission(True, decision=decision)
         if decision.verdict is Verdict.DENY:

@@ -63,8 +63,8 @@ class Decision:
     """The policy's answer for one call: the verdict, the rule that produced it and why.
 
     `rule` is a human label such as ``hitl_policies[2] (action: file_delete)`` or None for the
-    default. `timeout` (seconds) and `hold` (``wait`` | ``retry``) and `channels` only matter
-    for ``ask``.
+    default. `timeout` (seconds), `hold` (``wait`` | ``retry``), `channels` and `on_timeout`
+    only matter for ``ask``.
     """
 
     verdict: Verdict
@@ -73,6 +73,7 @@ class Decision:
     timeout: float | None = None
     hold: str = "wait"
     channels: tuple[str, ...] = ()
+    on_timeout: str = "deny"
 
     @property
     def allowed(self) -> bool:

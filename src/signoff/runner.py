@@ -46,10 +46,11 @@ def build_gate_factory(policy_source: str | None) -> Callable[[], Gate]:
         return OpenGate
     from signoff.gate import PolicyGate
     from signoff.policy import load_policy
+    from signoff.reload import PolicyHolder
 
-    policy = load_policy(policy_source)
-    log.info("policy %s loaded (%s)", policy_source, policy.hash[:12])
-    return lambda: PolicyGate(policy)
+    holder = PolicyHolder(policy_source, load_policy)
+    log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
+    return lambda: PolicyGate(holder)
 
 
 def parse_hostport(value: str) -> tuple[str, int]:

@@ -1,0 +1,72 @@
+"""`signoff policy check|explain`: validate a policy and see why a call gets its decision."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from signoff.errors import PolicyError
+
+policy_app = typer.Typer(help="Check a policy file, and explain its decision for a call.", no_args_is_help=True)
+
+
+@policy_app.command()
+def check(file: str = typer.Argument(..., help="Policy file, or a preset: conservative, balanced, permissive.")) -> None:
+    """Validate FILE and print a summary; exit 2 with file:line: field: problem if it is invalid."""
+    from signoff.policy import load_policy
+
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        typer.echo(f"signoff: {exc}", err=True)
+        raise typer.Exit(2) from None
+    info = policy.summary()
+    by = info["by_decision"]
+    typer.echo(f"{info['source']}: OK ({info['rules']} rules: {by['ask']} ask, {by['deny']} deny, {by['allow']} allow)")
+    typer.echo(f"  actions: {', '.join(info['actions']) or '-'}")
+    d = info["defaults"]
+    typer.echo(f"  defaults: decision {d['decision']}, timeout {d['timeout']:g}s, on_timeout {d['on_timeout']}")
+    typer.echo(f"  internal domains: {', '.join(info['internal_domains']) or '- (every address counts as external)'}")
+    typer.echo(f"  hash: {info['hash']}")
+
+
+@policy_app.command()
+def explain(
+    file: str = typer.Argument(..., help="Policy file or preset."),
+    tool: str = typer.Option(..., "--tool", help="The call's tool as server.tool, e.g. filesystem.write_file."),
+    args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
+    annotations: str = typer.Option("{}", "--annotations", help='Tool annotations as JSON, e.g. {"destructiveHint": true}.'),
+) -> None:
+    """Print the decision for one call, the rule that made it, and why every other rule did not match."""
+    from signoff.model import ToolCall
+    from signoff.policy import load_policy
+
+    server, dot, name = tool.partition(".")
+    if not dot or not server or not name:
+        typer.echo(f"signoff: --tool must be server.tool (e.g. filesystem.write_file), got {tool!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        arguments = json.loads(args)
+        hints = json.loads(annotations)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"signoff: --args/--annotations must be JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(arguments, dict) or not isinstance(hints, dict):
+        typer.echo("signoff: --args and --annotations must be JSON objects", err=True)
+        raise typer.Exit(2)
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        typer.echo(f"signoff: {exc}", err=True)
+        raise typer.Exit(2) from None
+    decision, results = policy.explain(ToolCall(server, name, arguments, hints))
+    typer.echo(f"decision: {decision.verdict.value.upper()}")
+    typer.echo(f"  rule: {decision.rule or 'none (defaults.decision)'}")
+    typer.echo(f"  reason: {decision.reason}")
+    if decision.verdict.value == "ask":
+        typer.echo(f"  timeout: {decision.timeout:g}s, then {decision.on_timeout}; hold: {decision.hold}")
+    typer.echo("rules:")
+    for result in results:
+        mark = f"MATCH ({result.verdict.value})" if result.matched and result.verdict else "no"
+        typer.echo(f"  {result.label}: {mark} - {result.why}")

@@ -1,0 +1,146 @@
+"""YAML with line numbers, so every config error can say `file:line: field: what to do`.
+
+`load_yaml` returns the plain data plus a `Locator` mapping each key path (such as
+`("hitl_policies", 3, "condition")`) to its line; `raise_validation_error` turns pydantic's
+first error into one such line.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from signoff.errors import ConfigError
+
+Path = tuple[str | int, ...]
+
+
+class Locator:
+    """Line numbers (1-based) of the keys and list items in one YAML document."""
+
+    def __init__(self, lines: dict[Path, int] | None = None):
+        self.lines = lines or {}
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+def load_yaml(text: str, *, source: str, error: type[ConfigError] = ConfigError) -> tuple[Any, Locator]:
+    """Parse one YAML document (safe subset) and record where each key and item starts."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, Locator()
+        data = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        raise error(f"invalid YAML: {problem}; fix the syntax at this line", path=source, line=line) from None
+    finally:
+        loader.dispose()
+    lines: dict[Path, int] = {(): node.start_mark.line + 1}
+    _walk(loader, node, (), lines)
+    return data, Locator(lines)
+
+
+def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = loader.construct_object(key_node)
+            child = (*path, key if isinstance(key, (str, int)) else str(key))
+            lines[child] = key_node.start_mark.line + 1
+            _walk(loader, value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            _walk(loader, item, (*path, index), lines)
+
+
+def field_name(loc: Sequence[str | int]) -> str:
+    """`("hitl_policies", 3, "condition")` → `hitl_policies[3].condition`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def raise_validation_error(
+    exc: ValidationError, locator: Locator, source: str, error: type[ConfigError], model: type[BaseModel] | None = None
+) -> NoReturn:
+    """Raise `error` for the first problem pydantic found, located in the YAML file."""
+    first = exc.errors(include_url=False)[0]
+    loc = tuple(p for p in first["loc"] if isinstance(p, (str, int)))
+    kind = first["type"]
+    message = str(first["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1]) if model is not None else []
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else "; check the spelling"
+        message = f"unknown key {loc[-1]!r}{hint}"
+    elif kind == "missing":
+        message = "this key is required; add it"
+    elif kind in ("literal_error", "enum"):
+        message = f"{message} (got {first.get('input')!r})"
+    raise error(message, path=source, line=locator.line_of(loc), field=field_name(loc) or None)
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys a model accepts at `loc` (by alias), to suggest on an unknown key."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current, part)
+        if current is None:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any, part: str | int) -> Any:
+    """Step from a type into the type of its `part` (field, list item or dict value)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return _plain(info.annotation)
+        return None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, tuple) and isinstance(part, int) and args:
+        return _plain(args[0])
+    if origin is dict and args:
+        return _plain(args[1])
+    return None
+
+
+def _plain(annotation: Any) -> Any:
+    """Strip Optional/Annotated/unions down to the model, list or dict inside."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _plain(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                plain = _plain(arg)
+                if (isinstance(plain, type) and issubclass(plain, BaseModel)) or typing.get_origin(plain) in (list, dict):
+                    return plain
+        return None
+    return annotation
