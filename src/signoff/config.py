@@ -93,14 +93,6 @@ class SignoffConfig(BaseModel):
             data["servers"] = data.pop("mcpServers")
         return data
 
-    @field_validator("servers")
-    @classmethod
-    def _names(cls, servers: dict[str, ServerConfig]) -> dict[str, ServerConfig]:
-        for name in servers:
-            if not _NAME.match(name):
-                raise ValueError(f"server name {name!r} may use only letters, digits, '_' and '-' (it prefixes tool names)")
-        return servers
-
 
 def load_config(path: str | os.PathLike[str]) -> SignoffConfig:
     """Read and validate a signoff.yaml; raises ConfigError naming file:line: field."""
@@ -116,10 +108,18 @@ def load_config(path: str | os.PathLike[str]) -> SignoffConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("the config file must be a mapping with a `servers:` section", path=source, line=1)
+    for key in ("servers", "mcpServers"):
+        section = data.get(key)
+        for name in section if isinstance(section, dict) else ():
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ConfigError(
+                    f"server name {name!r} may use only letters, digits, '_' and '-' (it prefixes tool names); rename it",
+                    path=source, line=locator.line_of((key, name)), field=f"{key}.{name}",
+                )
     try:
         config = SignoffConfig.model_validate(data)
     except ValidationError as exc:
-        yamlsrc.raise_validation_error(exc, locator, source, ConfigError)
+        yamlsrc.raise_validation_error(exc, locator, source, ConfigError, SignoffConfig)
         raise  # unreachable: raise_validation_error always raises
     if config.policy and not os.path.isabs(config.policy) and ("/" in config.policy or config.policy.endswith((".yaml", ".yml"))):
         config.policy = str(Path(path).resolve().parent / config.policy)

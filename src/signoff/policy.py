@@ -160,7 +160,7 @@ class Policy:
         self.hash = hashlib.sha256(canonical_json(spec.model_dump(mode="json")).encode()).hexdigest()
         self.predicates = compile_predicates(spec, source, locator)
         self.rules = [compile_rule(i, rule, self, source, locator) for i, rule in enumerate(spec.hitl_policies)]
-        self._candidates: dict[tuple[str, str, str], list[Any]] = {}
+        self._candidates: dict[tuple[str, str, Any], list[Any]] = {}
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "<policy>") -> Policy:
@@ -181,7 +181,7 @@ class Policy:
 
     def candidates(self, call: ToolCall) -> list[Any]:
         """Rules whose tool/action/annotation part accepts this tool (cached per tool)."""
-        key = (call.server, call.tool, canonical_json(dict(call.annotations)) if call.annotations else "")
+        key = (call.server, call.tool, _hints_key(call.annotations))
         found = self._candidates.get(key)
         if found is None:
             found = [rule for rule in self.rules if rule.applies_to_tool(call) is None]
@@ -206,7 +206,7 @@ class Policy:
             verdict = Verdict(defaults.decision)
             return Decision(verdict, f"no rule matched; the default is {defaults.decision}", None, defaults.timeout)
         spec = best.spec
-        reason = spec.reason or best_reason
+        reason = spec.reason or "; ".join(filter(None, (best.tool_reason(call), best_reason)))
         return Decision(
             best_verdict,
             reason,
@@ -226,6 +226,8 @@ class Policy:
                 results.append(RuleResult(rule.index, rule.label, False, why_not))
                 continue
             matched, why, verdict = rule.matches(call, facts)
+            if matched:
+                why = "; ".join(filter(None, (rule.tool_reason(call), why)))
             results.append(RuleResult(rule.index, rule.label, matched, why, verdict if matched else None))
         return self.evaluate(call), results
 
@@ -260,8 +262,9 @@ class Facts:
         return self._once("hosts", lambda: pm.hosts(self.call.arguments))
 
     def recipients(self, fields: Mapping[str, Any] | None = None) -> set[str]:
-        source = fields["recipient"] if fields and "recipient" in fields else self.call.arguments
-        return pm.email_domains(source)
+        if fields and "recipient" in fields:
+            return pm.email_domains(fields["recipient"])
+        return self._once("recipients", lambda: pm.email_domains(self.call.arguments))
 
     def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
         return pm.any_external(self.recipients(fields), self.policy.internal)
@@ -271,6 +274,16 @@ class Facts:
 
     def sql(self) -> pm.SqlTouch:
         return self._once("sql", lambda: pm.sql_touch(self.call.arguments))
+
+
+def _hints_key(annotations: Mapping[str, Any]) -> Any:
+    """A cheap hashable key for a tool's annotations (they are usually a few booleans)."""
+    if not annotations:
+        return ()
+    try:
+        return frozenset(annotations.items())
+    except TypeError:  # a nested value: fall back to its canonical text
+        return canonical_json(dict(annotations))
 
 
 def resolve_policy_source(name_or_path: str) -> tuple[str, str]:

@@ -145,7 +145,7 @@ class CompiledRule:
         """(matched, why or why not, verdict). Assumes `applies_to_tool` said yes."""
         spec = self.spec
         verdict = Verdict(spec.decision)
-        reasons = [self.tool_reason(call)]
+        reasons: list[str] = []  # the tool part of the reason is added by the caller, for the winner only
         fields = self.fields(call)
         if spec.scope in ("external", "internal"):
             recipients = facts.recipients(fields)

@@ -7,6 +7,7 @@ directly (tests, `signoff demo`).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -48,7 +49,8 @@ def build_gate_factory(policy_source: str | None) -> Callable[[], Gate]:
     from signoff.policy import load_policy
     from signoff.reload import PolicyHolder
 
-    holder = PolicyHolder(policy_source, load_policy)
+    interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
+    holder = PolicyHolder(policy_source, load_policy, interval=interval)
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
     return lambda: PolicyGate(holder)
 

@@ -1,0 +1,103 @@
+"""A policy applied by the proxy: decisions reach the model, edits reload, broken policies stop it."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from conftest import connect, fake_server, through_signoff
+from signoff.policy import load_policy
+from signoff.reload import PolicyHolder
+
+POLICY = """\
+hitl_policies:
+  - tool: "*.write_file"
+    decision: deny
+    reason: "no writes in this test"
+  - action: file_delete
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_holder_reloads_an_edited_file_and_keeps_the_last_good_one(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    clock = Clock()
+    holder = PolicyHolder(str(path), load_policy, interval=1.0, clock=clock)
+    first = holder.get()
+    path.write_text(POLICY + "  - tool: 'git.*'\n")
+    assert holder.get() is first  # not re-checked before the interval
+    clock.now = 1.5
+    second = holder.get()
+    assert second is not first and len(second.rules) == 3 and holder.reloads == 1
+    path.write_text(POLICY + "  - tool: 'git.*'\n    decision: sometimes\n")
+    clock.now = 3.0
+    with caplog.at_level(logging.ERROR, logger="signoff.policy"):
+        assert holder.get() is second
+    assert "policy.yaml:7: hitl_policies[2].decision" in (holder.last_error or "")
+    assert "keeping the last good policy" in caplog.text
+
+
+def test_presets_do_not_reload() -> None:
+    holder = PolicyHolder("balanced", load_policy, interval=0)
+    assert holder.path is None and holder.get() is holder.get()
+
+
+@pytest.mark.anyio
+@pytest.mark.e2e
+async def test_policy_decisions_reach_the_model_and_edits_apply(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    target = tmp_path / "out.txt"
+    env = {"SIGNOFF_POLICY_RELOAD_INTERVAL": "0"}
+    async with connect(through_signoff(fake_server(), "--policy", str(path)), env=env) as client:
+        with anyio.fail_after(30):
+            allowed = await client.call_tool("echo", {"text": "fine"})
+            assert not allowed.is_error
+            denied = await client.call_tool("write_file", {"path": str(target), "content": "x"})
+            assert denied.is_error and not target.exists()
+            assert "blocked by the user's signoff policy: no writes in this test" in denied.content[0].text
+            assert "ask the user" in denied.content[0].text
+            target.write_text("keep")
+            held = await client.call_tool("delete_file", {"path": str(target)})
+            assert held.is_error and target.exists()
+            assert "approval required" in held.content[0].text
+            path.write_text("hitl_policies:\n  - tool: '*.echo'\n    decision: deny\n    reason: echo is off now\n")
+            now_denied = await client.call_tool("echo", {"text": "x"})
+            assert now_denied.is_error and "echo is off now" in now_denied.content[0].text
+            path.write_text("hitl_policies: [\n")  # a broken edit keeps the last good policy
+            still = await client.call_tool("echo", {"text": "x"})
+            assert still.is_error and "echo is off now" in still.content[0].text
+
+
+def test_a_broken_policy_stops_signoff_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("hitl_policies:\n  - tool: '*'\n    condition: 'a >'\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server()],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert f"{path}:3: hitl_policies[0].condition: invalid CEL expression" in done.stderr
+    assert done.stdout == ""
+
+
+def test_policy_named_in_the_config_file_is_applied(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text("hitl_policies:\n  - tool: '*'\n    condition: 'a >'\n")
+    config = tmp_path / "signoff.yaml"
+    config.write_text(f"servers:\n  fake:\n    command: {sys.executable}\n    args: ['-m', 'signoff.testing']\npolicy: policy.yaml\n")
+    done = subprocess.run([sys.executable, "-m", "signoff", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "policy.yaml:3" in done.stderr
