@@ -1,0 +1,495 @@
+"""The shared store: held calls, decisions, audit rows, the kill switch, remembered decisions.
+
+Every proxy process, the CLI, `signoff watch` and the web page on a machine meet in one SQLite
+database (WAL mode, so readers never wait for the writer). Each thread gets its own connection;
+every write is one `BEGIN IMMEDIATE` transaction, so a decision and its audit row commit together
+and the first decision wins across processes (`... WHERE status = 'pending'` + rowcount).
+`Store` is the interface the rest of signoff uses, so a PostgreSQL store can replace this one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from signoff import paths
+from signoff.audit import GENESIS, now_iso, row_hash
+from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
+from signoff.model import canonical_json
+
+BUSY_TIMEOUT_MS = 5000
+STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: the first schema
+        """CREATE TABLE held (
+            id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
+            args_hash TEXT NOT NULL, rule TEXT, reason TEXT, session TEXT, session_history TEXT,
+            client TEXT, created REAL NOT NULL, deadline REAL NOT NULL, status TEXT NOT NULL,
+            decided_by TEXT, channel TEXT, decision_reason TEXT, decided_at REAL, edited_arguments TEXT,
+            proxy_pid INTEGER, proxy_host TEXT, hold_mode TEXT NOT NULL, on_timeout TEXT NOT NULL,
+            policy_hash TEXT)""",
+        "CREATE INDEX held_status ON held(status, created)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY, time TEXT NOT NULL, server TEXT, tool TEXT, arguments TEXT,
+            decision TEXT NOT NULL, decided_by TEXT, channel TEXT, reason TEXT, duration_ms REAL,
+            policy_hash TEXT, rule TEXT, held_id TEXT, session TEXT, client TEXT,
+            prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+        "CREATE INDEX audit_time ON audit(time)",
+        "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE remembered (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
+            session TEXT, args_hash TEXT, arguments TEXT, created REAL NOT NULL, created_by TEXT,
+            held_id TEXT, revoked_at REAL, revoked_by TEXT)""",
+        "CREATE INDEX remembered_tool ON remembered(server, tool)",
+        """CREATE TABLE retry_tokens (
+            held_id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, args_hash TEXT NOT NULL,
+            policy_hash TEXT NOT NULL, expires REAL NOT NULL, used_at REAL)""",
+        "CREATE INDEX retry_call ON retry_tokens(server, tool, args_hash, policy_hash)",
+    ),
+)
+"""Schema versions: `PRAGMA user_version` says how many of these have run."""
+
+
+def new_id(prefix: str) -> str:
+    """A short random id such as `h-7f3a9c` (24 bits; an insert retries on the rare clash)."""
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class HeldCall:
+    """One held call as stored: what was asked, why it was held, and what became of it."""
+
+    id: str
+    server: str
+    tool: str
+    arguments: Mapping[str, Any]
+    args_hash: str
+    rule: str | None
+    reason: str
+    session: str
+    session_history: Sequence[Mapping[str, Any]]
+    client: str
+    created: float
+    deadline: float
+    status: str
+    hold_mode: str = "wait"
+    on_timeout: str = "deny"
+    policy_hash: str = ""
+    proxy_pid: int | None = None
+    proxy_host: str = ""
+    decided_by: str | None = None
+    channel: str | None = None
+    decision_reason: str | None = None
+    decided_at: float | None = None
+    edited_arguments: Mapping[str, Any] | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.server}.{self.tool}"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["session_history"] = list(self.session_history)
+        return out
+
+
+@dataclass(frozen=True)
+class KillState:
+    on: bool
+    reason: str = ""
+    by: str = ""
+    at: float | None = None
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """A remembered approval: `kind` is session (this tool in this session), args or tool."""
+
+    id: str
+    kind: str
+    server: str
+    tool: str
+    session: str | None
+    args_hash: str | None
+    arguments: Mapping[str, Any] | None
+    created: float
+    created_by: str
+    held_id: str | None
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A pending call's move to its final status, and what its audit row should say on top."""
+
+    status: str
+    by: str
+    channel: str
+    reason: str | None = None
+    arguments: Mapping[str, Any] | None = None
+    remember: str | None = None
+    audit: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What the broker, audit log and CLI need from a store (SQLite here; PostgreSQL later)."""
+
+    def insert_held(self, row: dict[str, Any], audit: dict[str, Any], token: dict[str, Any] | None = None) -> HeldCall: ...
+    def get_held(self, held_id: str) -> HeldCall | None: ...
+    def list_held(self, status: str | None = "pending", limit: int = 500) -> list[HeldCall]: ...
+    def resolve(self, held_id: str, resolution: Resolution) -> HeldCall: ...
+    def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
+    def change_token(self) -> int: ...
+    def get_kill(self) -> KillState: ...
+    def set_kill(self, state: KillState, resolution: Callable[[HeldCall], Resolution] | None) -> list[HeldCall]: ...
+    def remembered(self, *, include_revoked: bool = False) -> list[Remembered]: ...
+    def match_remembered(self, server: str, tool: str, session: str, args_hash: str) -> Remembered | None: ...
+    def revoke_remembered(self, rule_id: str, by: str) -> Remembered: ...
+    def find_retry(self, server: str, tool: str, args_hash: str, policy_hash: str, now: float) -> str | None: ...
+    def use_retry(self, held_id: str, now: float) -> bool: ...
+    def append_audit(self, content: dict[str, Any]) -> int: ...
+    def audit_rows(self, *, decision: str | None = None, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]: ...
+    def audit_head(self) -> tuple[int, str] | None: ...
+    def close(self) -> None: ...
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _held(row: sqlite3.Row) -> HeldCall:
+    data = dict(row)
+    data["arguments"] = _loads(data["arguments"]) or {}
+    data["session_history"] = tuple(_loads(data["session_history"]) or ())
+    data["edited_arguments"] = _loads(data["edited_arguments"])
+    for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
+        data[text] = data[text] or ""
+    return HeldCall(**data)
+
+
+def _remembered(row: sqlite3.Row) -> Remembered:
+    data = dict(row)
+    data["arguments"] = _loads(data["arguments"])
+    data["created_by"] = data["created_by"] or ""
+    return Remembered(**data)
+
+
+def _already(held: HeldCall) -> str:
+    by = f" by {held.decided_by}" if held.decided_by else ""
+    via = f" ({held.channel})" if held.channel else ""
+    return f"{held.id} was already {held.status}{by}{via}; the first decision wins"
+
+
+class SQLiteStore:
+    """The SQLite implementation of `Store`, at `paths.db_path()` unless told otherwise."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else paths.db_path()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._watch_lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
+        self._writes = 0  # commits by this process: `data_version` does not count a connection's own
+        with self._write("open") as conn:
+            self._migrate(conn)
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # in WAL mode a commit still survives kill -9
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the signoff store {self.path}: {exc}") from exc
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def _write(self, what: str = "write") -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so reads inside it are current.
+
+        Any sqlite3 error inside becomes a StoreError; signoff's own errors pass through.
+        """
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot {what} the signoff store {self.path}: {exc}") from exc
+        self._writes += 1
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} has schema version {version}, newer than this signoff "
+                             f"({len(MIGRATIONS)}); upgrade signoff")
+        for number in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[number]:
+                conn.execute(statement)
+        if version < len(MIGRATIONS):
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._watch = None
+        self._local = threading.local()
+
+    def change_token(self) -> int:
+        """Differs whenever anyone committed: `PRAGMA data_version` (other connections) + ours."""
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = self._connect()
+            try:
+                version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
+        return (version << 32) + self._writes
+
+    # ------------------------------------------------------------------ held calls
+
+    def insert_held(self, row: dict[str, Any], audit: dict[str, Any], token: dict[str, Any] | None = None) -> HeldCall:
+        """Insert a pending call (killed at once if the kill switch is on) and its `held` audit row."""
+        row = {**row, "proxy_host": row.get("proxy_host") or socket.gethostname()}
+        for attempt in range(5):
+            held_id = row.get("id") or new_id("h")
+            try:
+                with self._write() as conn:
+                    kill = self._kill(conn)
+                    values = {**row, "id": held_id, "status": "pending"}
+                    conn.execute(f"INSERT INTO held ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                                 list(values.values()))
+                    self._append(conn, {**audit, "held_id": held_id, "decision": "held"})
+                    if kill.on:
+                        self._transition(conn, self._get(conn, held_id), _killed(kill))  # type: ignore[arg-type]
+                    if token is not None:
+                        conn.execute("INSERT INTO retry_tokens (held_id, server, tool, args_hash, policy_hash, expires)"
+                                     " VALUES (?, ?, ?, ?, ?, ?)", (held_id, values["server"], values["tool"],
+                                                                   values["args_hash"], token["policy_hash"],
+                                                                   token["expires"]))
+                held = self.get_held(held_id)
+                assert held is not None
+                return held
+            except sqlite3.IntegrityError as exc:
+                if row.get("id") or attempt == 4:
+                    raise StoreError(f"cannot insert held call {held_id}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _get(self, conn: sqlite3.Connection, held_id: str) -> HeldCall | None:
+        row = conn.execute("SELECT * FROM held WHERE id = ?", (held_id,)).fetchone()
+        return None if row is None else _held(row)
+
+    def get_held(self, held_id: str) -> HeldCall | None:
+        rows = self._read("SELECT * FROM held WHERE id = ?", (held_id,))
+        return _held(rows[0]) if rows else None
+
+    def list_held(self, status: str | None = "pending", limit: int = 500) -> list[HeldCall]:
+        if status is None:
+            rows = self._read("SELECT * FROM held ORDER BY created DESC LIMIT ?", (limit,))
+        else:
+            rows = self._read("SELECT * FROM held WHERE status = ? ORDER BY created LIMIT ?", (status, limit))
+        return [_held(r) for r in rows]
+
+    def resolve(self, held_id: str, resolution: Resolution) -> HeldCall:
+        """Move a pending call to its final status; the first resolution wins, later ones raise."""
+        with self._write() as conn:
+            held = self._get(conn, held_id)
+            if held is None:
+                raise UnknownCallError(f"no held call {held_id}")
+            if not self._transition(conn, held, resolution):
+                raise AlreadyDecidedError(_already(self._get(conn, held_id)))  # type: ignore[arg-type]
+            return self._get(conn, held_id)  # type: ignore[return-value]
+
+    def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
+        """Resolve every pending call `where` accepts, in one transaction (abandoned at start-up)."""
+        with self._write() as conn:
+            return self._resolve_pending(conn, where, resolution)
+
+    def _resolve_pending(self, conn: sqlite3.Connection, where: Callable[[HeldCall], bool],
+                         resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
+        done = []
+        for row in conn.execute("SELECT * FROM held WHERE status = 'pending'").fetchall():
+            held = _held(row)
+            if where(held) and self._transition(conn, held, resolution(held)):
+                done.append(self._get(conn, held.id))
+        return done  # type: ignore[return-value]
+
+    def _transition(self, conn: sqlite3.Connection, held: HeldCall, res: Resolution) -> bool:
+        edited = None if res.arguments is None else canonical_json(dict(res.arguments))
+        now = time.time()
+        cursor = conn.execute(
+            "UPDATE held SET status = ?, decided_by = ?, channel = ?, decision_reason = ?, decided_at = ?,"
+            " edited_arguments = ? WHERE id = ? AND status = 'pending'",
+            (res.status, res.by, res.channel, res.reason, now, edited, held.id))
+        if cursor.rowcount != 1:
+            return False
+        self._append(conn, {
+            "server": held.server, "tool": held.tool, "arguments": edited or canonical_json(dict(held.arguments)),
+            "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
+            "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
+            "session": held.session, "client": held.client, "policy_hash": held.policy_hash, **res.audit})
+        if res.remember and res.status == "approved":
+            conn.execute(
+                "INSERT INTO remembered (id, kind, server, tool, session, args_hash, arguments, created,"
+                " created_by, held_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (new_id("r"), res.remember, held.server, held.tool,
+                 held.session if res.remember == "session" else None,
+                 held.args_hash if res.remember == "args" else None,
+                 canonical_json(dict(held.arguments)) if res.remember == "args" else None,
+                 now, res.by, held.id))
+        return True
+
+    # ------------------------------------------------------------------ kill switch
+
+    def _kill(self, conn: sqlite3.Connection) -> KillState:
+        row = conn.execute("SELECT value FROM state WHERE key = 'kill'").fetchone()
+        return KillState(False) if row is None else KillState(**json.loads(row[0]))
+
+    def get_kill(self) -> KillState:
+        try:
+            return self._kill(self._conn())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
+
+    def set_kill(self, state: KillState, resolution: Callable[[HeldCall], Resolution] | None) -> list[HeldCall]:
+        """Set the kill switch; with `resolution`, every pending call is resolved in the same commit."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('kill', ?)", (json.dumps(asdict(state)),))
+            return [] if resolution is None else self._resolve_pending(conn, lambda h: True, resolution)
+
+    # ------------------------------------------------------------------ remembered decisions
+
+    def remembered(self, *, include_revoked: bool = False) -> list[Remembered]:
+        where = "" if include_revoked else " WHERE revoked_at IS NULL"
+        return [_remembered(r) for r in self._read(f"SELECT * FROM remembered{where} ORDER BY created")]
+
+    def match_remembered(self, server: str, tool: str, session: str, args_hash: str) -> Remembered | None:
+        rows = self._read(
+            "SELECT * FROM remembered WHERE revoked_at IS NULL AND server = ? AND tool = ? AND (kind = 'tool'"
+            " OR (kind = 'args' AND args_hash = ?) OR (kind = 'session' AND session = ? AND session != ''))"
+            " ORDER BY created LIMIT 1", (server, tool, args_hash, session))
+        return _remembered(rows[0]) if rows else None
+
+    def revoke_remembered(self, rule_id: str, by: str) -> Remembered:
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE remembered SET revoked_at = ?, revoked_by = ? WHERE id = ?"
+                                  " AND revoked_at IS NULL", (time.time(), by, rule_id))
+            row = conn.execute("SELECT * FROM remembered WHERE id = ?", (rule_id,)).fetchone()
+        if row is None:
+            raise UnknownCallError(f"no remembered decision {rule_id}")
+        if cursor.rowcount != 1:
+            raise AlreadyDecidedError(f"remembered decision {rule_id} was already revoked")
+        return _remembered(row)
+
+    # ------------------------------------------------------------------ retry tokens
+
+    def find_retry(self, server: str, tool: str, args_hash: str, policy_hash: str, now: float) -> str | None:
+        rows = self._read(
+            "SELECT held_id FROM retry_tokens WHERE server = ? AND tool = ? AND args_hash = ? AND policy_hash = ?"
+            " AND used_at IS NULL AND expires > ? ORDER BY expires DESC LIMIT 1",
+            (server, tool, args_hash, policy_hash, now))
+        return rows[0][0] if rows else None
+
+    def use_retry(self, held_id: str, now: float) -> bool:
+        """Spend a token; False if someone spent it first (single use across processes)."""
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE retry_tokens SET used_at = ? WHERE held_id = ? AND used_at IS NULL"
+                                  " AND expires > ?", (now, held_id, now))
+            return cursor.rowcount == 1
+
+    # ------------------------------------------------------------------ audit
+
+    def _head(self, conn: sqlite3.Connection) -> tuple[int, str] | None:
+        row = conn.execute("SELECT value FROM state WHERE key = 'audit_head'").fetchone()
+        return None if row is None else tuple(json.loads(row[0]))  # type: ignore[return-value]
+
+    def _append(self, conn: sqlite3.Connection, content: dict[str, Any]) -> int:
+        """Chain one row onto the head; the caller holds the write transaction."""
+        head = self._head(conn)
+        if head is None:  # a trail from before the head was kept, or an empty one
+            last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            head = (last[0], last[1]) if last else (0, GENESIS)
+        row = {**content, "id": head[0] + 1, "time": now_iso(), "prev_hash": head[1]}
+        row["hash"] = row_hash(row)
+        conn.execute(f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('audit_head', ?)",
+                     (json.dumps([row["id"], row["hash"]]),))
+        return row["id"]
+
+    def append_audit(self, content: dict[str, Any]) -> int:
+        """Append one audit row in its own transaction (the head is read inside it)."""
+        with self._write("append to") as conn:
+            return self._append(conn, content)
+
+    def audit_head(self) -> tuple[int, str] | None:
+        try:
+            return self._head(self._conn())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
+
+    def audit_rows(self, *, decision: str | None = None, since: str | None = None,
+                   until: str | None = None) -> Iterator[dict[str, Any]]:
+        clauses, params = [], []
+        for clause, value in (("decision = ?", decision), ("time >= ?", since), ("time < ?", until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        try:
+            cursor = self._conn().execute(f"SELECT * FROM audit{where} ORDER BY id", params)
+            for row in cursor:
+                yield dict(row)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the signoff audit trail {self.path}: {exc}") from exc
+
+
+def _killed(kill: KillState) -> Resolution:
+    return Resolution("killed", kill.by or "signoff", "kill", kill.reason or "kill switch on")
+
+
+def open_store(path: str | Path | None = None) -> SQLiteStore:
+    """The machine's shared store (under SIGNOFF_HOME unless `path` is given)."""
+    return SQLiteStore(path)
