@@ -147,13 +147,13 @@ class RecordingGate:
         self.seen: list[str] = []
         self.finished_calls: list[tuple[str, bool]] = []
 
-    def check(self, call: ToolCall) -> Admission | None:
+    def check(self, call: ToolCall) -> Admission:
         self.seen.append(call.qualified)
         if call.tool == "write_file":
             return Admission(False, "blocked by test gate")
         return Admission(True)
 
-    async def hold(self, call, progress):  # pragma: no cover - never asked to hold
+    async def hold(self, call, admission, progress, client=None):  # pragma: no cover - never asked to hold
         raise AssertionError
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:

@@ -24,10 +24,12 @@ ProgressFn = Callable[[float, str], Awaitable[None]]
 
 @dataclass
 class Admission:
-    """What the proxy must do with one call: forward it (maybe with edited arguments) or refuse it."""
+    """What the proxy must do with one call: forward it (maybe with edited arguments), refuse it,
+    or (`hold`) wait for a human through `Gate.hold`."""
 
     allowed: bool
     text: str = ""
+    hold: bool = False
     """For a refused call: what the model reads (why, and what to do next)."""
     arguments: Mapping[str, Any] | None = None
     """Replacement arguments when a human approved an edited call."""
@@ -38,11 +40,13 @@ class Admission:
 
 
 class Gate(Protocol):
-    def check(self, call: ToolCall) -> Admission | None:
-        """Decide at once, or return None when the call must be held for a human."""
+    def check(self, call: ToolCall) -> Admission:
+        """Decide at once; an Admission with `hold=True` means the call must wait for a human."""
 
-    async def hold(self, call: ToolCall, progress: ProgressFn | None) -> Admission:
-        """Wait for a human (or a timeout, or the kill switch). Cancellation withdraws the call."""
+    async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
+        """Wait for a human (or a timeout, or the kill switch). Cancellation withdraws the call.
+
+        `client` is the proxy session (it can ask the user in the client's own dialog)."""
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
         """The upstream answered (or failed) an admitted call."""
@@ -74,10 +78,10 @@ class OpenGate:
     def __init__(self, decision: Decision = ALLOW_ALL):
         self.decision = decision
 
-    def check(self, call: ToolCall) -> Admission | None:
+    def check(self, call: ToolCall) -> Admission:
         return Admission(True, decision=self.decision)
 
-    async def hold(self, call: ToolCall, progress: ProgressFn | None) -> Admission:
+    async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
         return Admission(True, decision=self.decision)
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
@@ -94,7 +98,7 @@ class PolicyGate:
     def __init__(self, holder: Any):
         self.holder = holder
 
-    def check(self, call: ToolCall) -> Admission | None:
+    def check(self, call: ToolCall) -> Admission:
         decision = self.holder.get().evaluate(call)
         if decision.verdict is Verdict.ALLOW:
             return Admission(True, decision=decision)
@@ -102,10 +106,8 @@ class PolicyGate:
             return Admission(False, denial_text("rule", decision.reason), decision=decision)
         return Admission(False, denial_text("approval", f"approval required ({decision.reason})"), decision=decision)
 
-    async def hold(self, call: ToolCall, progress: ProgressFn | None) -> Admission:
-        admission = self.check(call)
-        assert admission is not None
-        return admission
+    async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
+        return self.check(call)
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
         return None

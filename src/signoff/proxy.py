@@ -271,13 +271,13 @@ class Proxy:
             client=self.session.client_name,
         )
         admission = self.gate.check(call)
-        if admission is not None:
+        if not admission.hold:
             await self._admitted(up, raw, msg, call, admission)
         else:
             assert self._tg is not None
-            self._tg.start_soon(self._hold, up, raw, msg, call)
+            self._tg.start_soon(self._hold, up, raw, msg, call, admission)
 
-    async def _hold(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall) -> None:
+    async def _hold(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, pending: Admission) -> None:
         request_id = msg["id"]
         token = ((msg.get("params") or {}).get("_meta") or {}).get("progressToken")
 
@@ -289,7 +289,7 @@ class Proxy:
         with anyio.CancelScope() as scope:
             self.held[request_id] = scope
             try:
-                admission = await self.gate.hold(call, progress)
+                admission = await self.gate.hold(call, pending, progress, self)
             finally:
                 self.held.pop(request_id, None)
         if scope.cancelled_caught:
