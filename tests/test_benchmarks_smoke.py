@@ -1,0 +1,37 @@
+"""The benchmarks run and print their tables (CI-sized `--smoke` runs). No timing is asserted:
+figures on a shared CI machine mean nothing; benchmarks/README.md records real ones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def smoke(script: str, tmp_path: Path) -> str:
+    env = {**os.environ, "SIGNOFF_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, f"{script} --smoke exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+@pytest.mark.timeout(150)
+def test_bench_proxy_smoke(tmp_path: Path) -> None:
+    out = smoke("bench_proxy.py", tmp_path)
+    assert "mean ms" in out and "p99 ms" in out
+
+
+@pytest.mark.timeout(150)
+def test_bench_peers_smoke(tmp_path: Path) -> None:
+    out = smoke("bench_peers.py", tmp_path)
+    for header in ("== stdio latency", "== streamable HTTP throughput", "== memory and start-up"):
+        assert header in out
+    assert "calls/s" in out and "start-up ms" in out
