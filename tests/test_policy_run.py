@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from conftest import connect, fake_server, through_signoff
+from signoff.broker import Broker
 from signoff.policy import load_policy
 from signoff.reload import PolicyHolder
 
@@ -21,6 +22,15 @@ hitl_policies:
     reason: "no writes in this test"
   - action: file_delete
 """
+
+
+async def wait_for_pending(timeout: float = 20):
+    """The first held call in the shared queue (bounded wait, polling the store)."""
+    broker = Broker()
+    with anyio.fail_after(timeout):
+        while not (pending := broker.pending()):
+            await anyio.sleep(0.02)
+    return pending[0]
 
 
 class Clock:
@@ -71,9 +81,15 @@ async def test_policy_decisions_reach_the_model_and_edits_apply(tmp_path: Path) 
             assert "blocked by the user's signoff policy: no writes in this test" in denied.content[0].text
             assert "ask the user" in denied.content[0].text
             target.write_text("keep")
-            held = await client.call_tool("delete_file", {"path": str(target)})
+            async with anyio.create_task_group() as tg:
+                async def deny_when_held() -> None:
+                    held_call = await wait_for_pending()
+                    Broker().decide(held_call.id, False, reason="not today")
+
+                tg.start_soon(deny_when_held)
+                held = await client.call_tool("delete_file", {"path": str(target)})
             assert held.is_error and target.exists()
-            assert "approval required" in held.content[0].text
+            assert "not approved by the user: not today" in held.content[0].text
             path.write_text("hitl_policies:\n  - tool: '*.echo'\n    decision: deny\n    reason: echo is off now\n")
             now_denied = await client.call_tool("echo", {"text": "x"})
             assert now_denied.is_error and "echo is off now" in now_denied.content[0].text

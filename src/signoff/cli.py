@@ -31,13 +31,17 @@ def run(
     http: str = typer.Option(None, "--http", help="Serve streamable HTTP on HOST:PORT instead of stdio."),
     timeout: str = typer.Option(None, "--timeout", help="Longest wait for a wrapped server's answer (e.g. 60s, 5m)."),
     log_level: str = typer.Option(None, "--log-level", help="debug, info, warning or error (default: info)."),
+    observe: bool = typer.Option(False, "--observe", help="Hold nothing; record what would have been held (to tune a policy)."),
+    tty: bool = typer.Option(False, "--tty", help="Also ask on the controlling terminal (/dev/tty) when a call is held."),
+    notify: list[str] = typer.Option(None, "--notify", help="Apprise URL to notify when a call is held (repeatable)."),
+    desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
 ) -> None:
     """Serve MCP to an AI client, wrapping one server (after `--`) or those in --config."""
     from signoff import runner
 
     try:
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
-                    timeout=timeout, log_level=log_level)
+                    timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop)
     except SignoffError as exc:
         typer.echo(f"signoff: {exc}", err=True)
         raise typer.Exit(2) from None

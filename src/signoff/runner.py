@@ -16,7 +16,7 @@ import anyio
 from signoff import logs
 from signoff.config import command_name, load_config, parse_duration, server_specs
 from signoff.errors import ConfigError
-from signoff.gate import Gate, OpenGate
+from signoff.gate import Gate
 from signoff.upstream import ServerSpec
 
 log = logging.getLogger("signoff.run")
@@ -41,18 +41,47 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
     return [ServerSpec(name=name or command_name(command), command=command[0], args=tuple(command[1:]))], policy
 
 
-def build_gate_factory(policy_source: str | None) -> Callable[[], Gate]:
-    """Load the policy now (a broken policy stops signoff before it serves anything)."""
-    if not policy_source:
-        return OpenGate
-    from signoff.gate import PolicyGate
-    from signoff.policy import load_policy
-    from signoff.reload import PolicyHolder
+ALLOW_EVERYTHING = "version: 1\nhitl_policies: []\n"
 
-    interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
-    holder = PolicyHolder(policy_source, load_policy, interval=interval)
-    log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
-    return lambda: PolicyGate(holder)
+
+def build_gate_factory(
+    policy_source: str | None,
+    *,
+    observe: bool = False,
+    tty: bool = False,
+    notify: list[str] | None = None,
+    desktop: bool = False,
+    link: str | None = None,
+) -> Callable[[], Gate]:
+    """Load the policy now (a broken policy stops signoff before it serves anything) and open
+    the shared store; every session's gate shares both."""
+    from signoff.approval import ApprovalGate
+    from signoff.broker import Broker
+    from signoff.notify import Notifier
+    from signoff.policy import Policy, load_policy
+    from signoff.reload import PolicyHolder
+    from signoff.store import open_store
+
+    if policy_source:
+        interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
+        holder = PolicyHolder(policy_source, load_policy, interval=interval)
+        log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
+    else:
+        holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
+        log.warning("no policy given: every call is allowed (and audited); use e.g. --policy balanced")
+    broker = Broker(open_store())
+    for call in broker.mark_abandoned():
+        log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
+    notifier = Notifier(notify or [], link=link, desktop=desktop)
+    prompt = None
+    if tty:
+        from signoff.approvers.tty import TtyPrompt
+
+        prompt = TtyPrompt.open(broker)
+    if observe:
+        log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
+    progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
+    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, prompt=prompt, progress_interval=progress)
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -71,6 +100,10 @@ def main(
     http: str | None = None,
     timeout: str | None = None,
     log_level: str | None = None,
+    observe: bool = False,
+    tty: bool = False,
+    notify: list[str] | None = None,
+    desktop: bool = False,
 ) -> None:
     logs.setup(log_level)
     specs, config_policy = resolve_servers(command, config_path, name)
@@ -80,7 +113,7 @@ def main(
         except ValueError as exc:
             raise ConfigError(str(exc), field="--timeout") from None
         specs = [replace(spec, timeout=seconds) for spec in specs]
-    gate_factory = build_gate_factory(policy or config_policy)
+    gate_factory = build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop)
     if http:
         host, port = parse_hostport(http)
         if host not in ("127.0.0.1", "localhost", "::1"):

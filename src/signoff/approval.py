@@ -1,0 +1,239 @@
+"""The full gate: kill switch → policy → remembered approvals → broker → audit.
+
+`check()` is the fast path (a cached kill-switch read and one policy evaluation); only `ask`
+goes to the broker, where the call waits in the shared queue for the first decision from any
+channel: `signoff approve/deny`, `signoff watch`, the terminal prompt, the web page, or the
+client's own dialog (elicitation). Every outcome becomes an audit row, and every refusal a
+message the model can act on.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
+
+from signoff.audit import AuditLog, entry
+from signoff.broker import Broker, Outcome, format_seconds
+from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
+from signoff.gate import Admission, ProgressFn, denial_text
+from signoff.model import Decision, ToolCall, Verdict
+from signoff.store import HeldCall
+
+log = logging.getLogger("signoff.approval")
+
+HISTORY = 20
+class _Slot:
+    """Where the broker's listener puts the queued call for the task that is holding it."""
+
+    def __init__(self) -> None:
+        self.held: HeldCall | None = None
+        self.known = anyio.Event()
+
+
+_slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("signoff_held_slot", default=None)
+
+
+class ApprovalGate:
+    """Decides every call; holds `ask` calls in the shared queue until a human answers."""
+
+    def __init__(
+        self,
+        holder: Any,
+        broker: Broker,
+        *,
+        observe: bool = False,
+        notifier: Any = None,
+        prompt: Any = None,
+        elicit: bool = True,
+        progress_interval: float = 10.0,
+    ):
+        self.holder = holder
+        self.broker = broker
+        self.audit = AuditLog(broker.store)
+        self.observe = observe
+        self.notifier = notifier
+        self.prompt = prompt
+        self.elicit = elicit
+        self.progress_interval = progress_interval
+        self.history: dict[str, collections.deque[dict[str, Any]]] = collections.defaultdict(
+            lambda: collections.deque(maxlen=HISTORY)
+        )
+        broker.listeners.append(self._on_held)
+
+    # ------------------------------------------------------------------ fast path
+
+    def check(self, call: ToolCall) -> Admission:
+        policy = self.holder.get()
+        try:
+            kill = self.broker.kill_state()
+        except StoreError as exc:  # fail closed: no store, no calls
+            log.error("cannot read the kill switch: %s", exc)
+            return Admission(False, denial_text("kill", f"signoff cannot read its store ({exc})"))
+        if kill.on:
+            self._record(call, "killed", reason=kill.reason or "kill switch on", channel="kill", by=kill.by or "signoff")
+            return Admission(False, denial_text("kill", kill.reason))
+        decision = policy.evaluate(call)
+        if decision.verdict is Verdict.ALLOW:
+            return Admission(True, decision=decision, ticket={"decision": "allowed", "policy": policy.hash})
+        if decision.verdict is Verdict.DENY:
+            self._record(call, "denied", reason=decision.reason, rule=decision.rule, policy_hash=policy.hash, by="policy")
+            return Admission(False, denial_text("rule", decision.reason), decision=decision)
+        remembered = self._remembered(call)
+        if remembered:
+            return Admission(True, decision=decision, ticket={
+                "decision": "allowed", "policy": policy.hash, "by": f"remembered:{remembered}",
+                "reason": f"remembered approval {remembered} ({decision.reason})"})
+        if self.observe:
+            self._record(call, "observed", reason=f"would be held: {decision.reason}", rule=decision.rule,
+                         policy_hash=policy.hash, by="policy")
+            return Admission(True, decision=decision, ticket={"decision": "allowed", "policy": policy.hash,
+                                                              "reason": "observe mode"})
+        if decision.hold == "retry":
+            return self._retry(call, decision, policy.hash)
+        return Admission(False, hold=True, decision=decision, ticket={"policy": policy.hash})
+
+    def _remembered(self, call: ToolCall) -> str | None:
+        try:
+            return self.broker.remembered_match(call)
+        except StoreError as exc:
+            log.error("cannot read remembered decisions: %s", exc)
+            return None
+
+    def _retry(self, call: ToolCall, decision: Decision, policy_hash: str) -> Admission:
+        """`hold: retry`: answer at once; the same call made again after approval goes through."""
+        try:
+            outcome = self.broker.consume_retry(call, policy_hash)
+            if outcome is None:
+                held_id = self.broker.issue_retry(call, decision, policy_hash, history=self._history(call))
+                outcome = Outcome("pending", held_id)
+        except StoreError as exc:
+            return Admission(False, denial_text("approval", f"signoff could not record the call ({exc})"))
+        if outcome.approved:
+            return Admission(True, decision=decision, arguments=outcome.arguments,
+                             ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+        if outcome.status == "pending":
+            text = (f"This tool call is held for the user's approval as {outcome.held_id}: {decision.reason}. "
+                    "Tell the user it is waiting; once they approve it, call again with exactly the same "
+                    f"arguments (it expires in {format_seconds(decision.timeout or 300)}).")
+            return Admission(False, text, decision=decision)
+        return self._refusal(outcome)
+
+    # ------------------------------------------------------------------ slow path
+
+    async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
+        decision = admission.decision
+        policy_hash = (admission.ticket or {}).get("policy", "")
+        slot = _Slot()
+        token = _slot.set(slot)
+
+        async def on_wait(waited: float) -> None:
+            if progress is not None:
+                await progress(waited, f"waiting for approval ({slot.held.id if slot.held else 'queued'})")
+
+        async def elicit_when_known() -> None:
+            await slot.known.wait()
+            assert slot.held is not None
+            await self._ask_in_client(client, call, slot.held, decision)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                if self.elicit and client is not None and _wants(decision, "elicit") and client.client_capability("elicitation") is not None:
+                    tg.start_soon(elicit_when_known)
+                outcome = await self.broker.hold(
+                    call, decision, history=self._history(call), on_wait=on_wait,
+                    wait_interval=self.progress_interval, policy_hash=policy_hash,
+                )
+                tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
+        finally:
+            _slot.reset(token)
+        self._remember(call, outcome.status)
+        if outcome.approved:
+            return Admission(True, decision=decision, arguments=outcome.arguments,
+                             ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+        return self._refusal(outcome)
+
+    def _on_held(self, held: HeldCall) -> None:
+        """Broker listener: runs in the holding task right after the call is queued."""
+        slot = _slot.get()
+        if slot is not None:
+            slot.held = held
+            slot.known.set()
+        log.info("held %s as %s: %s", held.qualified, held.id, held.reason)
+        if self.notifier:
+            self.notifier.held(ToolCall(held.server, held.tool, held.arguments), held.id, held.reason)
+        if self.prompt is not None:
+            self.prompt.offer(held)
+
+    async def _ask_in_client(self, client: Any, call: ToolCall, held: HeldCall, decision: Decision) -> None:
+        """The client's own dialog, as one more channel racing the others."""
+        from signoff.approvers.elicit import ask, to_decision
+
+        answer = await ask(client, call, held.id, decision.reason)
+        verdict = to_decision(answer)
+        if verdict is None:
+            return  # dismissed: the other channels still decide
+        approve, reason = verdict
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: self.broker.decide(held.id, approve, reason=reason, channel="elicit", by="client user")
+            )
+        except (AlreadyDecidedError, UnknownCallError, DecisionError, StoreError) as exc:
+            log.info("client dialog answer for %s not used: %s", held.id, exc)
+
+    def _refusal(self, outcome: Outcome) -> Admission:
+        reason = outcome.reason or ""
+        if outcome.status == "denied":
+            if outcome.channel in ("signoff",):
+                return Admission(False, denial_text("approval", reason))
+            by = f" ({outcome.decided_by} via {outcome.channel})" if outcome.decided_by else ""
+            return Admission(False, denial_text("human", (reason or "no reason given") + by))
+        if outcome.status == "timeout":
+            return Admission(False, denial_text("timeout", reason))
+        if outcome.status == "killed":
+            return Admission(False, denial_text("kill", reason))
+        return Admission(False, denial_text("approval", f"the held call ended as {outcome.status}: {reason}"))
+
+    # ------------------------------------------------------------------ after the upstream answered
+
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        ticket = admission.ticket or {}
+        duration = (time.monotonic() - admission.started) * 1000
+        kind = ticket.get("decision")
+        self._remember(call, "error" if error else kind or "allowed")
+        if kind == "allowed":
+            self._record(call, "upstream_error" if error else "allowed", reason=error or ticket.get("reason", admission.decision.reason),
+                         rule=admission.decision.rule, policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
+                         duration_ms=duration, arguments=admission.arguments)
+        elif kind == "approved" and error:
+            self._record(call, "upstream_error", reason=error, held_id=ticket.get("held"), policy_hash=ticket.get("policy", ""),
+                         by="signoff", duration_ms=duration, arguments=admission.arguments)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _record(self, call: ToolCall, decision: str, *, reason: str = "", rule: str | None = None, policy_hash: str = "",
+                by: str = "signoff", channel: str = "policy", held_id: str | None = None, duration_ms: float | None = None,
+                arguments: Any = None) -> None:
+        try:
+            self.audit.store.append_audit(entry(
+                call, decision, arguments=dict(arguments) if arguments is not None else None, channel=channel, by=by,
+                reason=reason, duration_ms=duration_ms, policy_hash=policy_hash, rule=rule, held_id=held_id))
+        except StoreError as exc:  # the call itself already happened or was refused; say so loudly
+            log.error("AUDIT ROW NOT WRITTEN for %s (%s): %s", call.qualified, decision, exc)
+
+    def _history(self, call: ToolCall) -> Iterable[dict[str, Any]]:
+        return list(self.history[call.session])
+
+    def _remember(self, call: ToolCall, outcome: str) -> None:
+        self.history[call.session].append({"time": time.time(), "tool": call.qualified,
+                                           "arguments": dict(call.arguments), "outcome": outcome})
+
+
+def _wants(decision: Decision, channel: str) -> bool:
+    """A rule's `channels:` limits where it is asked; none listed means every channel."""
+    return not decision.channels or channel in decision.channels
