@@ -57,6 +57,10 @@ from signoff.cli_policy import policy_app  # noqa: E402 - sub-apps register afte
 
 app.add_typer(policy_app, name="policy")
 
+from signoff.cli_queue import register as _register_queue  # noqa: E402
+
+_register_queue(app)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -1,0 +1,291 @@
+"""The approval queue on the command line: pending, approve, deny, watch, kill, resume, rules, audit.
+
+Each command is a thin shell over the broker and audit log. Tables are for people, `--json` for
+scripts. `approve`/`deny` exit 0 when recorded, 1 for an unknown id and 2 when another decision
+won first; any command exits 3 when the store cannot be used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, NoReturn
+
+import typer
+
+from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
+
+EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE = 1, 2, 3
+EXIT_USAGE = 2  # as typer's own usage errors
+
+
+class Remember(str, Enum):
+    session = "session"
+    args = "args"
+    tool = "tool"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"signoff: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _broker() -> Any:
+    from signoff.broker import Broker
+    from signoff.store import open_store
+
+    try:
+        return Broker(open_store())
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in cells:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _clock(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts.")) -> None:
+    """List held calls waiting for a decision, oldest first (from every proxy on this machine)."""
+    from signoff.approvers import ago
+
+    try:
+        calls = _broker().pending()
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    if as_json:
+        typer.echo(json.dumps([c.as_dict() for c in calls], indent=2, ensure_ascii=False))
+        return
+    if not calls:
+        typer.echo("no held calls")
+        return
+    now = time.time()
+    _table(("id", "tool", "held", "left", "client", "reason", "arguments"),
+           [(c.id, c.qualified, ago(now - c.created), ago(c.deadline - now), c.client or "-", _short(c.reason, 40),
+             _short(dict(c.arguments))) for c in calls])
+
+
+def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,
+            arguments: str | None = None) -> None:
+    edited = None
+    if arguments is not None:
+        try:
+            edited = json.loads(arguments)
+        except json.JSONDecodeError as exc:
+            _fail(f"--arguments must be a JSON object: {exc}", EXIT_USAGE)
+        if not isinstance(edited, dict):
+            _fail("--arguments must be a JSON object", EXIT_USAGE)
+    broker = _broker()
+    try:
+        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
+                             remember=remember.value if remember else None)
+    except UnknownCallError as exc:
+        _fail(f"{exc} (see `signoff pending`)", EXIT_UNKNOWN)
+    except AlreadyDecidedError as exc:
+        _fail(str(exc), EXIT_ALREADY)
+    except DecisionError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    extra = f" ({reason})" if reason else ""
+    typer.echo(f"{held.status} {held.id} {held.qualified}{extra}")
+    if remember:
+        typer.echo(f"remembered: {remember.value} (see `signoff rules`)")
+
+
+def approve(
+    held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
+    reason: str = typer.Option(None, "--reason", "-r", help="Why (recorded in the audit trail)."),
+    remember: Remember = typer.Option(None, "--remember", help="Also approve later calls: this tool in this "
+                                      "session, this tool with these arguments, or this tool always."),
+    arguments: str = typer.Option(None, "--arguments", help="Approve with these arguments instead (JSON object)."),
+) -> None:
+    """Approve a held call: the proxy forwards it. Exit 1 for an unknown id, 2 if already decided."""
+    _decide(held_id, True, reason, remember, arguments)
+
+
+def deny(
+    held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
+    reason: str = typer.Option(None, "--reason", "-r", help="Why: the model is told, so it can try another way."),
+) -> None:
+    """Deny a held call: the model gets your reason. Exit 1 for an unknown id, 2 if already decided."""
+    _decide(held_id, False, reason)
+
+
+def watch() -> None:
+    """An interactive console: held calls appear as they arrive; a approve, d deny, r deny with a reason."""
+    from signoff import watch as console
+
+    try:
+        console.main(_broker())
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+
+
+def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the model and in the audit trail.")) -> None:
+    """Stop every tool call of every proxy (held ones are denied) until `signoff resume`."""
+    try:
+        killed = _broker().kill(reason)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    typer.echo(f"kill switch ON: every tool call is denied until `signoff resume` ({len(killed)} held calls denied)")
+
+
+def resume() -> None:
+    """Switch the kill switch off: tool calls follow the policy again."""
+    try:
+        _broker().resume()
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    typer.echo("kill switch off: tool calls follow the policy again")
+
+
+rules_app = typer.Typer(help="Remembered approvals (from `approve --remember`): list and revoke.")
+
+
+@rules_app.callback(invoke_without_command=True)
+def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON, for scripts."),
+          policy: bool = typer.Option(False, "--policy", help="As `hitl_policies` YAML entries."),
+          revoked: bool = typer.Option(False, "--all", help="Include revoked ones.")) -> None:
+    """List remembered approvals."""
+    if ctx.invoked_subcommand is not None:
+        return
+    broker = _broker()
+    try:
+        found = broker.remembered(include_revoked=revoked)
+        policy_rules = broker.as_policy_rules() if policy else []
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    if policy:
+        import yaml
+
+        typer.echo(yaml.safe_dump({"hitl_policies": policy_rules}, sort_keys=False, allow_unicode=True).rstrip())
+    elif as_json:
+        typer.echo(json.dumps([r.as_dict() for r in found], indent=2, ensure_ascii=False))
+    elif not found:
+        typer.echo("no remembered approvals")
+    else:
+        kinds = {"session": "this tool in session", "args": "these arguments", "tool": "this tool, always"}
+        _table(("id", "tool", "approves", "detail", "by", "since", "revoked"),
+               [(r.id, f"{r.server}.{r.tool}", kinds[r.kind],
+                 r.session if r.kind == "session" else _short(dict(r.arguments or {}), 40) if r.kind == "args" else "",
+                 r.created_by, _clock(r.created), _clock(r.revoked_at) if r.revoked_at else "")
+                for r in found])
+
+
+@rules_app.command("revoke")
+def revoke(rule_id: str = typer.Argument(..., metavar="ID", help="The remembered approval's id, e.g. r-1a2b3c.")) -> None:
+    """Revoke a remembered approval: matching calls are held again. Exit 1 unknown, 2 already revoked."""
+    try:
+        found = _broker().revoke(rule_id)
+    except UnknownCallError as exc:
+        _fail(str(exc), EXIT_UNKNOWN)
+    except AlreadyDecidedError as exc:
+        _fail(str(exc), EXIT_ALREADY)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    typer.echo(f"revoked {found.id} ({found.kind} {found.server}.{found.tool})")
+
+
+audit_app = typer.Typer(help="The audit trail: list, verify the hash chain, export.")
+
+
+def _audit_log() -> Any:
+    from signoff.audit import AuditLog
+
+    return AuditLog(_broker().store)
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts."),
+    tool: str = typer.Option(None, "--tool", help="Glob over server.tool, e.g. 'fs.write_*'."),
+    decision: str = typer.Option(None, "--decision", help="allowed, held, approved, denied, timeout, killed, ..."),
+    since: str = typer.Option(None, "--since", help="ISO time or a span back from now: 30m, 1h, 7d."),
+    until: str = typer.Option(None, "--until", help="ISO time or a span back from now."),
+    limit: int = typer.Option(None, "--limit", "-n", help="Only the last N rows."),
+) -> None:
+    """List audit rows, oldest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from signoff.audit import DECISIONS, parse_since
+
+    if decision is not None and decision not in DECISIONS:
+        _fail(f"--decision must be one of {', '.join(DECISIONS)}", EXIT_USAGE)
+    try:
+        start = parse_since(since) if since else None
+        end = parse_since(until) if until else None
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    try:
+        rows = _audit_log().query(tool=tool, decision=decision, since=start, until=end, limit=limit)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no audit rows")
+        return
+    _table(("id", "time", "tool", "decision", "by", "channel", "ms", "reason", "arguments"),
+           [(r["id"], r["time"][:19].replace("T", " "), f"{r['server']}.{r['tool']}", r["decision"], r["decided_by"],
+             r["channel"], "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}", _short(r["reason"], 40),
+             _short(r["arguments"], 50)) for r in rows])
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Check the hash chain; exit 1 and name the first changed or missing row."""
+    try:
+        checked, problem = _audit_log().verify()
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    if problem is not None:
+        _fail(f"audit trail broken: {problem}", 1)
+    typer.echo(f"audit trail OK: {checked} rows, hash chain intact")
+
+
+@audit_app.command("export")
+def export(
+    jsonl: bool = typer.Option(False, "--jsonl", help="JSON lines, one row each (the only format so far)."),
+    file: str = typer.Argument(None, metavar="[FILE]", help="Write here instead of stdout."),
+) -> None:
+    """Export every audit row with its hashes (verifiable elsewhere)."""
+    if not jsonl:
+        _fail("say the format: --jsonl", EXIT_USAGE)
+    log = _audit_log()
+    try:
+        if file:
+            with open(file, "w", encoding="utf-8") as stream:
+                count = log.export_jsonl(stream)
+            typer.echo(f"exported {count} rows to {file}", err=True)
+        else:
+            log.export_jsonl(sys.stdout)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the queue commands to the root `signoff` app."""
+    for command in (pending, approve, deny, watch, kill, resume):
+        app.command()(command)
+    app.add_typer(rules_app, name="rules")
+    app.add_typer(audit_app, name="audit")
