@@ -33,8 +33,9 @@ def terminal(broker: Broker) -> Iterator[tuple[Keyboard, Screen, TtyApprover]]:
     keyboard.close()
 
 
-@pytest.mark.anyio
-async def test_a_held_call_is_approved_on_the_terminal(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover]) -> None:
+async def hold_and_type(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover],
+                        *steps: tuple[str, str]) -> Outcome:
+    """Hold CALL with the approver listening; for each (text on screen, keys) wait, then type."""
     keyboard, screen, approver = terminal
     broker.listeners.append(approver.offer)  # as attach() does
     results: list[Outcome] = []
@@ -44,28 +45,23 @@ async def test_a_held_call_is_approved_on_the_terminal(broker: Broker, terminal:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(hold)
-        await anyio.to_thread.run_sync(screen.wait_for, "a tool call needs your approval")
-        assert '"path": "/srv/data"' in screen.text and "fs.delete" in screen.text
-        keyboard.type("a")
-    assert results[0].status == "approved" and (results[0].channel, results[0].decided_by) == ("tty", "frank")
+        for needle, keys in steps:
+            await anyio.to_thread.run_sync(screen.wait_for, needle)
+            keyboard.type(keys)
+    return results[0]
+
+
+@pytest.mark.anyio
+async def test_a_held_call_is_approved_on_the_terminal(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover]) -> None:
+    outcome = await hold_and_type(broker, terminal, ("a tool call needs your approval", "a"))
+    assert '"path": "/srv/data"' in terminal[1].text and "fs.delete" in terminal[1].text
+    assert outcome.status == "approved" and (outcome.channel, outcome.decided_by) == ("tty", "frank")
 
 
 @pytest.mark.anyio
 async def test_deny_with_a_reason_on_the_terminal(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover]) -> None:
-    keyboard, screen, approver = terminal
-    broker.listeners.append(approver.offer)  # as attach() does
-    results: list[Outcome] = []
-
-    async def hold() -> None:
-        results.append(await broker.hold(CALL, ASK))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(hold)
-        await anyio.to_thread.run_sync(screen.wait_for, "› ")
-        keyboard.type("r")
-        await anyio.to_thread.run_sync(screen.wait_for, "reason: ")
-        keyboard.type("use the staging copy\n")
-    assert (results[0].status, results[0].reason, results[0].channel) == ("denied", "use the staging copy", "tty")
+    outcome = await hold_and_type(broker, terminal, ("› ", "r"), ("reason: ", "use the staging copy\n"))
+    assert (outcome.status, outcome.reason, outcome.channel) == ("denied", "use the staging copy", "tty")
 
 
 def test_a_call_decided_elsewhere_leaves_the_prompt(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -221,8 +222,6 @@ class Broker:
 
     def mark_abandoned(self) -> list[HeldCall]:
         """At proxy start: waiting calls of proxies on this host that have died become `abandoned`."""
-        import socket
-
         host = socket.gethostname()
         return self.store.resolve_many(
             lambda h: h.hold_mode == "wait" and h.proxy_host == host and h.proxy_pid is not None
