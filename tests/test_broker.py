@@ -318,3 +318,17 @@ async def test_retry_pending_past_its_deadline_times_out_on_consume(signoff_home
     await until(lambda: time.time() > broker.get(held_id).deadline)
     outcome = broker.consume_retry(CALL)
     assert outcome is not None and outcome.status == "timeout" and outcome.reason == "no decision within 0.001s"
+
+
+async def test_a_store_that_cannot_be_read_while_waiting_denies(broker: Broker) -> None:
+    real = broker.store
+
+    class FailingReads:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def get_held(self, held_id: str) -> Any:
+            raise StoreError("database disk image is malformed")
+
+    outcome = await Broker(FailingReads()).hold(CALL, ASK)  # type: ignore[arg-type]
+    assert outcome.status == "denied" and "malformed" in outcome.reason
