@@ -49,7 +49,6 @@ class ApprovalGate:
         *,
         observe: bool = False,
         notifier: Any = None,
-        prompt: Any = None,
         elicit: bool = True,
         progress_interval: float = 10.0,
     ):
@@ -58,7 +57,6 @@ class ApprovalGate:
         self.audit = AuditLog(broker.store)
         self.observe = observe
         self.notifier = notifier
-        self.prompt = prompt
         self.elicit = elicit
         self.progress_interval = progress_interval
         self.history: dict[str, collections.deque[dict[str, Any]]] = collections.defaultdict(
@@ -167,8 +165,6 @@ class ApprovalGate:
         log.info("held %s as %s: %s", held.qualified, held.id, held.reason)
         if self.notifier:
             self.notifier.held(ToolCall(held.server, held.tool, held.arguments), held.id, held.reason)
-        if self.prompt is not None:
-            self.prompt.offer(held)
 
     async def _ask_in_client(self, client: Any, call: ToolCall, held: HeldCall, decision: Decision) -> None:
         """The client's own dialog, as one more channel racing the others."""

@@ -35,13 +35,15 @@ def run(
     tty: bool = typer.Option(False, "--tty", help="Also ask on the controlling terminal (/dev/tty) when a call is held."),
     notify: list[str] = typer.Option(None, "--notify", help="Apprise URL to notify when a call is held (repeatable)."),
     desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
+    ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
 ) -> None:
     """Serve MCP to an AI client, wrapping one server (after `--`) or those in --config."""
     from signoff import runner
 
     try:
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
-                    timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop)
+                    timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
+                    ui=ui)
     except SignoffError as exc:
         typer.echo(f"signoff: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -60,6 +62,11 @@ app.add_typer(policy_app, name="policy")
 from signoff.cli_queue import register as _register_queue  # noqa: E402
 
 _register_queue(app)
+
+
+from signoff.cli_ui import register as _register_ui  # noqa: E402
+
+_register_ui(app)
 
 
 def main() -> None:

@@ -73,15 +73,16 @@ def build_gate_factory(
     for call in broker.mark_abandoned():
         log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
-    prompt = None
     if tty:
-        from signoff.approvers.tty import TtyPrompt
+        from signoff.approvers.tty import TtyApprover
 
-        prompt = TtyPrompt.open(broker)
+        approver = TtyApprover.open(broker)
+        if approver is not None:
+            approver.attach()  # prompts for the calls this process holds
     if observe:
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
-    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, prompt=prompt, progress_interval=progress)
+    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress)
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -104,6 +105,7 @@ def main(
     tty: bool = False,
     notify: list[str] | None = None,
     desktop: bool = False,
+    ui: bool = False,
 ) -> None:
     logs.setup(log_level)
     specs, config_policy = resolve_servers(command, config_path, name)
@@ -113,7 +115,14 @@ def main(
         except ValueError as exc:
             raise ConfigError(str(exc), field="--timeout") from None
         specs = [replace(spec, timeout=seconds) for spec in specs]
-    gate_factory = build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop)
+    link = None
+    if ui:
+        from signoff.web.server import ensure_running
+
+        link = ensure_running(policy=policy or config_policy)
+        log.warning("approval page: %s", link)
+    gate_factory = build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
+                                      link=link.split("?")[0] if link else None)
     if http:
         host, port = parse_hostport(http)
         if host not in ("127.0.0.1", "localhost", "::1"):

@@ -1,0 +1,29 @@
+"""`signoff ui`: the sidecar approval page."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ui(
+        port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Listen elsewhere than 127.0.0.1 (warns: reachable by others)."),
+        open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+        totp: bool = typer.Option(False, "--totp", help="Require a TOTP code for approvals and policy edits."),
+        totp_reset: bool = typer.Option(False, "--totp-reset", help="Make a new TOTP secret and show its QR code."),
+        policy: str = typer.Option(None, "--policy", help="The policy file to show and edit on the Policies page."),
+    ) -> None:
+        """Serve the approval page: live queue, decisions, history, policy, kill switch."""
+        from signoff import logs, paths
+        from signoff.web.server import serve
+
+        logs.setup(None)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"signoff: warning: listening on {host}: anyone who can reach it and has the token can approve calls", err=True)
+        if totp_reset:
+            (paths.home() / "ui-totp").unlink(missing_ok=True)
+        serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser, out=sys.stderr)

@@ -1,0 +1,1 @@
+"""The sidecar approval page (`signoff ui`): Starlette app, security, static files."""

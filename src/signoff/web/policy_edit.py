@@ -1,0 +1,90 @@
+"""Adding and removing policy rules from the web page, keeping the file's comments and layout.
+
+Edits are made to the text (a new rule is appended to `hitl_policies`, a removed rule's lines
+are cut), the result is validated as a whole policy before anything is written, and the file is
+replaced atomically; every running proxy picks the change up on its next call.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from signoff import yamlsrc
+from signoff.errors import PolicyError
+from signoff.policy import Policy, Rule
+
+
+def rules(text: str, source: str) -> list[dict[str, Any]]:
+    """Each rule with its index, line and a one-line summary."""
+    data, locator = yamlsrc.load_yaml(text, source=source, error=PolicyError)
+    out = []
+    for index, rule in enumerate((data or {}).get("hitl_policies") or []):
+        summary = ", ".join(f"{k}: {v}" for k, v in rule.items()) if isinstance(rule, dict) else str(rule)
+        out.append({"index": index, "line": locator.line_of(("hitl_policies", index)), "summary": summary})
+    return out
+
+
+def _item_lines(text: str, source: str) -> tuple[list[str], list[int], int]:
+    """(lines, 0-based start line of each rule, 0-based line after the list's last rule)."""
+    data, locator = yamlsrc.load_yaml(text, source=source, error=PolicyError)
+    lines = text.splitlines(keepends=True)
+    items = (data or {}).get("hitl_policies") or []
+    starts = [locator.line_of(("hitl_policies", i)) - 1 for i in range(len(items))]  # type: ignore[operator]
+    top_lines = sorted(line - 1 for path, line in locator.lines.items() if len(path) == 1)
+    head = locator.line_of(("hitl_policies",))
+    after = [line for line in top_lines if head is not None and line > head - 1]
+    end = after[0] if after else len(lines)
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1
+    return lines, starts, end
+
+
+def add_rule(path: str, rule: dict[str, Any]) -> str:
+    try:
+        Rule.model_validate(rule)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = yamlsrc.field_name([p for p in first["loc"] if isinstance(p, (str, int))]) or "rule"
+        raise PolicyError(f"the new rule is invalid: {field}: {first['msg']}", path=path) from None
+    text = Path(path).read_text(encoding="utf-8")
+    lines, starts, end = _item_lines(text, path)
+    body = yaml.safe_dump([rule], sort_keys=False, allow_unicode=True, default_flow_style=False)
+    if starts:
+        first = lines[starts[0]]
+        indent = first[: len(first) - len(first.lstrip())]
+        block = "".join(indent + line if line.strip() else line for line in body.splitlines(keepends=True))
+        new_text = "".join(lines[:end]) + ("" if lines[end - 1].endswith("\n") else "\n") + block + "".join(lines[end:])
+    else:
+        stripped = [line for line in lines if not line.startswith("hitl_policies:")]
+        block = "hitl_policies:\n" + "".join("  " + line for line in body.splitlines(keepends=True))
+        new_text = "".join(stripped).rstrip("\n") + ("\n" if stripped else "") + block
+    return _save(path, new_text)
+
+
+def remove_rule(path: str, index: int) -> str:
+    text = Path(path).read_text(encoding="utf-8")
+    lines, starts, end = _item_lines(text, path)
+    if not 0 <= index < len(starts):
+        raise PolicyError(f"there is no rule {index} (the file has {len(starts)})", path=path)
+    stop = starts[index + 1] if index + 1 < len(starts) else end
+    new_text = "".join(lines[: starts[index]] + lines[stop:])
+    if len(starts) == 1:
+        new_text = new_text.replace("hitl_policies:\n", "hitl_policies: []\n", 1)
+    return _save(path, new_text)
+
+
+def _save(path: str, text: str) -> str:
+    """Validate the whole policy, then replace the file atomically."""
+    Policy.from_text(text, source=path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".policy-", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return text
