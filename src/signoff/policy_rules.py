@@ -17,7 +17,7 @@ from signoff.model import ToolCall, Verdict
 if TYPE_CHECKING:
     from signoff.policy import Facts, Policy, PolicyFile, Rule
 
-BUILTIN_NAMES = {"args", "fields", "tool", "server", "annotations", "recipient_is_external", "url_is_external"}
+BUILTIN_NAMES = {"args", "fields", "tool", "server", "session", "annotations", "recipient_is_external", "url_is_external"}
 MAX_PREDICATE_DEPTH = 8
 
 
@@ -200,6 +200,8 @@ class CompiledRule:
                 context[name] = call.tool
             elif name == "server":
                 context[name] = call.server
+            elif name == "session":
+                context[name] = call.session
             elif name == "annotations":
                 context[name] = dict(call.annotations)
             elif name == "recipient_is_external":
