@@ -70,3 +70,40 @@ def explain(
     for result in results:
         mark = f"MATCH ({result.verdict.value})" if result.matched and result.verdict else "no"
         typer.echo(f"  {result.label}: {mark} - {result.why}")
+
+
+@policy_app.command()
+def replay(
+    file: str = typer.Argument(..., help="The policy to try (file or preset)."),
+    tool: str = typer.Option(None, "--tool", help="Only calls of tools matching this glob (server.tool)."),
+    since: str = typer.Option(None, "--since", help="Only calls since this time (ISO date/time, or 1h, 2d…)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON."),
+) -> None:
+    """Run a policy over the calls recorded in the audit trail and show what it would change."""
+    from signoff.audit import AuditLog, parse_since
+    from signoff.policy import load_policy
+    from signoff.replay import replay as run_replay
+    from signoff.store import open_store
+
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        typer.echo(f"signoff: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        start = parse_since(since) if since else None
+    except ValueError as exc:
+        typer.echo(f"signoff: --since: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rows = AuditLog(open_store()).query(tool=tool, since=start)
+    changes, counts = run_replay(policy, rows)
+    if as_json:
+        typer.echo(json.dumps({"changes": [c.__dict__ for c in changes], "counts": dict(counts)}, indent=2, default=str))
+        return
+    total = sum(counts.values())
+    for c in changes:
+        args = json.dumps(c.arguments, ensure_ascii=False)
+        typer.echo(f"#{c.row_id} {c.time} {c.tool}: {c.was} -> {c.now.upper()}  ({c.rule or 'default'}: {c.reason})  {args[:120]}")
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if k.split("→")[0] != k.split("→")[1])
+    typer.echo(f"{total} recorded calls replayed; {len(changes)} would change" + (f" ({summary})" if summary else "") + ".")
+    typer.echo("(tool annotations are not recorded: rules on annotations see the MCP defaults)")
