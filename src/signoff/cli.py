@@ -69,6 +69,11 @@ from signoff.cli_ui import register as _register_ui  # noqa: E402
 _register_ui(app)
 
 
+from signoff.cli_wrap import register as _register_wrap  # noqa: E402
+
+_register_wrap(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
