@@ -5,8 +5,9 @@ Three tables, one run, the same raw clients and the same minimal upstream for ev
    through signoff, the MCP SDK's naive low-level proxy (benchmarks/peers/sdk_proxy.py) and
    FastMCP's proxy; mean, p50, p99, ratio to direct, added ms.
 2. streamable HTTP throughput: 32 concurrent callers (each its own MCP session, raw httpx2
-   POSTs) against the echo upstream served directly over HTTP (benchmarks/peers/http_echo.py),
-   through `signoff run --http`, through mcp-proxy's server mode (it bridges HTTP to a stdio
+   POSTs) against the echo upstream served directly over HTTP (benchmarks/peers/http_echo.py,
+   the SDK's streamable HTTP server, with SSE answers as signoff gives and with JSON answers as
+   mcp-proxy gives), through `signoff run --http`, through mcp-proxy's server mode (it bridges HTTP to a stdio
    server; it cannot serve stdio in front of a stdio server) and FastMCP's proxy over HTTP.
 3. memory and start-up: peak RSS (VmHWM of the proxy process itself, not its child) when idle
    after the first `tools/list` and after the load; start-up = median time from spawn to the
@@ -68,6 +69,15 @@ def rss_peak_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (its own threads, not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -190,6 +200,7 @@ class Row:
     startup: float | None = None
     rss_idle: float | None = None
     rss_load: float | None = None
+    cpu_us: float | None = None  # the proxy process's own CPU per measured call
     error: str | None = None
 
 
@@ -200,6 +211,10 @@ def frame(request_id: int, method: str, params: dict | None) -> dict:
 
 def call_params(i: int) -> dict:
     return {"name": "echo", "arguments": {"n": i, "path": "/tmp/x"}}
+
+
+def per_call_us(before: float | None, after: float | None, calls: int) -> float | None:
+    return None if before is None or after is None or not calls else (after - before) / calls * 1e6
 
 
 def stdio_run(row: Row, env: dict[str, str], calls: int, startups: int) -> None:
@@ -223,12 +238,14 @@ def stdio_run(row: Row, env: dict[str, str], calls: int, startups: int) -> None:
         row.rss_idle = rss_peak_mb(client.proc.pid)
         for i in range(min(200, calls)):  # warm-up
             client.request("tools/call", call_params(i))
+        cpu = cpu_seconds(client.proc.pid)
         start = time.perf_counter()
         for i in range(calls):
             t0 = time.perf_counter()
             client.request("tools/call", call_params(i))
             row.samples.append((time.perf_counter() - t0) * 1000)
         row.wall = time.perf_counter() - start
+        row.cpu_us = per_call_us(cpu, cpu_seconds(client.proc.pid), calls)
         row.rss_load = rss_peak_mb(client.proc.pid)
     finally:
         client.close()
@@ -327,7 +344,8 @@ class HttpServer:
         stop(self.proc)
 
 
-async def http_load(url: str, callers: int, per_caller: int) -> tuple[list[float], float]:
+async def http_load(url: str, callers: int, per_caller: int, pid: int) -> tuple[list[float], float, float | None]:
+    """Latency samples, wall time and the server's CPU µs per call, over the timed calls only."""
     import httpx2
 
     limits = httpx2.Limits(max_connections=callers + 4, max_keepalive_connections=callers + 4)
@@ -349,9 +367,11 @@ async def http_load(url: str, callers: int, per_caller: int) -> tuple[list[float
                 await session.request("tools/call", call_params(i))
                 samples.append((time.perf_counter() - t0) * 1000)
 
+        cpu = cpu_seconds(pid)
         start = time.perf_counter()
         await asyncio.wait_for(asyncio.gather(*(work(s) for s in sessions)), 10 * WAIT)
-        return samples, time.perf_counter() - start
+        wall = time.perf_counter() - start
+        return samples, wall, per_call_us(cpu, cpu_seconds(pid), len(samples))
 
 
 async def http_first_list(url: str) -> None:
@@ -379,7 +399,7 @@ def http_run(row: Row, env: dict[str, str], callers: int, per_caller: int, start
         asyncio.run(asyncio.wait_for(http_first_list(server.url), 2 * WAIT))
         time.sleep(0.3)
         row.rss_idle = rss_peak_mb(server.proc.pid)
-        row.samples, row.wall = asyncio.run(http_load(server.url, callers, per_caller))
+        row.samples, row.wall, row.cpu_us = asyncio.run(http_load(server.url, callers, per_caller, server.proc.pid))
         row.rss_load = rss_peak_mb(server.proc.pid)
     finally:
         server.close()
@@ -410,6 +430,7 @@ def http_rows() -> list[Row]:
     has_mcp_proxy = venv_python("mcp-proxy") is not None and mcp_proxy.exists()
     return [
         Row("direct (SDK HTTP echo)", "http", [PY, str(PEERS / "http_echo.py")], ready=READY),
+        Row("direct (SDK, JSON answers)", "http", [PY, str(PEERS / "http_echo.py"), "--json"], ready=READY),
         Row("signoff run --http", "http", [PY, "-m", "signoff", "run", "--http", "127.0.0.1:0", "--", *ECHO],
             ready=READY, env={"SIGNOFF_LOG_LEVEL": "info"}),
         Row("mcp-proxy --port", "http",
@@ -438,9 +459,13 @@ def unmeasured(row: Row) -> bool:
     return row.command is None or row.error is not None
 
 
+def cpu(row: Row) -> str:
+    return "-" if row.cpu_us is None else f"{row.cpu_us:.0f}"
+
+
 def print_stdio(rows: list[Row], calls: int) -> None:
     print(f"\n== stdio latency: {calls} sequential un-held tools/call ==")
-    print(f"{'path':<26}{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio p50':>11}{'added p50':>11}{'added p99':>11}")
+    print(f"{'path':<26}{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio p50':>11}{'added p50':>11}{'added p99':>11}{'CPU µs/call':>13}")
     base = next((r for r in rows if r.label == "direct" and r.samples), None)
     for row in rows:
         if unmeasured(row):
@@ -450,20 +475,21 @@ def print_stdio(rows: list[Row], calls: int) -> None:
         ratio = f"{p50 / pct(base.samples, 0.5):.2f}x" if base else "-"
         added50 = f"{p50 - pct(base.samples, 0.5):.3f}" if base and row is not base else "-"
         added99 = f"{p99 - pct(base.samples, 0.99):.3f}" if base and row is not base else "-"
-        print(f"{row.label:<26}{statistics.fmean(row.samples):>9.3f}{p50:>9.3f}{p99:>9.3f}{ratio:>11}{added50:>11}{added99:>11}")
+        print(f"{row.label:<26}{statistics.fmean(row.samples):>9.3f}{p50:>9.3f}{p99:>9.3f}{ratio:>11}{added50:>11}{added99:>11}{cpu(row):>13}")
 
 
 def print_http(rows: list[Row], callers: int, per_caller: int) -> None:
     print(f"\n== streamable HTTP throughput: {callers} concurrent callers x {per_caller} tools/call (one MCP session each) ==")
-    print(f"{'path':<30}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs direct':>11}")
-    base = next((r for r in rows if r.label.startswith("direct") and r.samples), None)
+    print(f"{'path':<30}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs direct':>11}{'CPU µs/call':>13}")
+    base = next((r for r in rows if r.label.startswith("direct (SDK HTTP") and r.samples), None)
     for row in rows:
         if unmeasured(row):
             print(f"{row.label:<30}  {row.note}")
             continue
         rate = len(row.samples) / row.wall
         versus = f"{rate / (len(base.samples) / base.wall):.2f}x" if base else "-"
-        print(f"{row.label:<30}{rate:>9.0f}{pct(row.samples, 0.5):>9.2f}{pct(row.samples, 0.99):>9.2f}{versus:>11}")
+        print(f"{row.label:<30}{rate:>9.0f}{pct(row.samples, 0.5):>9.2f}{pct(row.samples, 0.99):>9.2f}{versus:>11}{cpu(row):>13}")
+    print("CPU µs/call: the server process's own user+system time over the timed calls (not its upstream's).")
 
 
 def print_memory(rows: list[Row], startups: int) -> None:
@@ -488,6 +514,7 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=32, help="concurrent HTTP callers (default 32)")
     parser.add_argument("--per-caller", type=int, default=100, help="calls per HTTP caller (default 100)")
     parser.add_argument("--startups", type=int, default=10, help="spawns per row for the start-up median (default 10)")
+    parser.add_argument("--only", choices=("stdio", "http"), help="run one transport's rows only")
     parser.add_argument("--smoke", action="store_true", help="a few iterations: checks that it runs (< 60 s without peers)")
     args = parser.parse_args()
     if args.smoke:
@@ -497,13 +524,19 @@ def main() -> None:
     env.setdefault("SIGNOFF_LOG_LEVEL", "warning")
     env.setdefault("PYTHONUNBUFFERED", "1")
     started = time.perf_counter()
-    srows, hrows = stdio_rows(), http_rows()
+    load_at_start = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    srows = stdio_rows() if args.only != "http" else []
+    hrows = http_rows() if args.only != "stdio" else []
     run_rows(srows, lambda row: stdio_run(row, env, args.calls, args.startups))
     run_rows(hrows, lambda row: http_run(row, env, args.callers, args.per_caller, args.startups))
-    print_stdio(srows, args.calls)
-    print_http(hrows, args.callers, args.per_caller)
+    if srows:
+        print_stdio(srows, args.calls)
+    if hrows:
+        print_http(hrows, args.callers, args.per_caller)
     print_memory(srows + hrows, args.startups)
-    print(f"\nPython {sys.version.split()[0]}, {os.cpu_count()} cores; {time.perf_counter() - started:.0f} s in all.")
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nPython {sys.version.split()[0]}, {os.cpu_count()} cores; {time.perf_counter() - started:.0f} s in all; "
+          f"load average at the start {load_at_start}, at the end {load} (other work on the machine skews p99).")
 
 
 if __name__ == "__main__":
