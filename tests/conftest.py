@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -32,6 +33,13 @@ def signoff_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "signoff-home"
     monkeypatch.setenv("SIGNOFF_HOME", str(home))
     return home
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (for servers that cannot be told to pick one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def npm_server(package: str, *args: str) -> list[str]:

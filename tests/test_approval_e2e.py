@@ -264,3 +264,59 @@ async def test_dialog_decline_denies_and_cancel_leaves_other_channels(tmp_path: 
 
             result = await call_while(client, "echo", {"text": "x"}, approve_elsewhere)
             assert not result.is_error
+
+
+@pytest.mark.parametrize("server", ["handshake-only", "2026-era"])
+@pytest.mark.parametrize(("choice", "approved"), [("approve", True), ("deny", False)])
+async def test_stateless_client_approves_in_its_own_dialog(tmp_path: Path, server: str, choice: str, approved: bool) -> None:
+    """A 2026-07-28 client gets the dialog as an InputRequiredResult round and retries with the answer."""
+    import os
+
+    from mcp import Client, StdioServerParameters
+
+    asked: list[str] = []
+
+    async def dialog(context, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"decision": choice, "reason": "my call"})
+
+    if server == "handshake-only":
+        upstream, tool, args = fake_server(), "echo", {"text": "stateless"}
+    else:
+        upstream, tool, args = [sys.executable, "-m", "mcp_server_time"], "get_current_time", {"timezone": "UTC"}
+    policy = policy_file(tmp_path, f"hitl_policies:\n  - tool: '*.{tool}'\n")
+    command = through_signoff(upstream, "--policy", policy)
+    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    async with Client(params, mode="2026-07-28", elicitation_callback=dialog) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool(tool, args)
+    assert asked and f"({'text=stateless' if tool == 'echo' else 'timezone=UTC'})?" in asked[0]
+    assert result.is_error is (not approved)
+    if approved:
+        assert "stateless" in result.content[0].text or "UTC" in result.content[0].text
+    else:
+        assert "my call" in result.content[0].text
+    [row] = AuditLog(open_store()).query(decision="approved" if approved else "denied")
+    assert row["channel"] == "elicit"
+
+
+async def test_stateless_client_retry_gets_a_decision_made_elsewhere(tmp_path: Path) -> None:
+    import os
+
+    from mcp import Client, StdioServerParameters
+
+    decided = anyio.Event()
+
+    async def dialog(context, params: types.ElicitRequestParams) -> types.ElicitResult:
+        held = (await next_pending())
+        Broker().decide(held.id, False, reason="decided on the web page", channel="web")
+        decided.set()
+        return types.ElicitResult(action="accept", content={"decision": "approve"})  # too late: first decision wins
+
+    policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.echo'\n")
+    command = through_signoff(fake_server(), "--policy", policy)
+    params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    async with Client(params, mode="2026-07-28", elicitation_callback=dialog) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool("echo", {"text": "x"})
+    assert decided.is_set() and result.is_error and "decided on the web page" in result.content[0].text

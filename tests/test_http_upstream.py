@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,18 +12,13 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from conftest import npm_server
+from conftest import free_port, npm_server
 from harness import running, text_of
 from signoff import jsonrpc
 from signoff.upstream import ServerSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from conftest import ROOT, connect, fake_server, through_signoff
+from conftest import ROOT, connect, fake_server, free_port, through_signoff
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -25,11 +24,6 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 POLICY = "hitl_policies:\n  - tool: '*.write_file'\n    reason: writing files needs approval\n"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @asynccontextmanager

@@ -139,10 +139,20 @@ class ApprovalGate:
             assert slot.held is not None
             await self._ask_in_client(client, call, slot.held, decision)
 
+        async def offer_when_known() -> None:  # a stateless client: the dialog as an input round
+            from signoff.approvers.elicit import params_for
+
+            await slot.known.wait()
+            assert slot.held is not None
+            await client.offer_input("elicitation/create", params_for(call, slot.held.id, decision.reason), slot.held.id)
+
         try:
             async with anyio.create_task_group() as tg:
-                if self.elicit and client is not None and _wants(decision, "elicit") and client.client_capability("elicitation") is not None:
-                    tg.start_soon(elicit_when_known)
+                if self.elicit and client is not None and _wants(decision, "elicit"):
+                    if client.client_capability("elicitation") is not None:
+                        tg.start_soon(elicit_when_known)
+                    elif getattr(client, "input_capability", None) and client.input_capability("elicitation") is not None:
+                        tg.start_soon(offer_when_known)
                 outcome = await self.broker.hold(
                     call, decision, history=self._history(call), on_wait=on_wait,
                     wait_interval=self.progress_interval, policy_hash=policy_hash,
@@ -168,19 +178,24 @@ class ApprovalGate:
 
     async def _ask_in_client(self, client: Any, call: ToolCall, held: HeldCall, decision: Decision) -> None:
         """The client's own dialog, as one more channel racing the others."""
-        from signoff.approvers.elicit import ask, to_decision
+        from signoff.approvers.elicit import ask
 
-        answer = await ask(client, call, held.id, decision.reason)
+        await self.client_answer(held.id, await ask(client, call, held.id, decision.reason))
+
+    async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
+        """Apply the answer to the client's dialog (unless another channel decided first)."""
+        from signoff.approvers.elicit import to_decision
+
         verdict = to_decision(answer)
         if verdict is None:
             return  # dismissed: the other channels still decide
         approve, reason = verdict
         try:
             await anyio.to_thread.run_sync(
-                lambda: self.broker.decide(held.id, approve, reason=reason, channel="elicit", by="client user")
+                lambda: self.broker.decide(held_id, approve, reason=reason, channel="elicit", by="client user")
             )
         except (AlreadyDecidedError, UnknownCallError, DecisionError, StoreError) as exc:
-            log.info("client dialog answer for %s not used: %s", held.id, exc)
+            log.info("client dialog answer for %s not used: %s", held_id, exc)
 
     def _refusal(self, outcome: Outcome) -> Admission:
         reason = outcome.reason or ""

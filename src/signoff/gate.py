@@ -51,6 +51,9 @@ class Gate(Protocol):
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
         """The upstream answered (or failed) an admitted call."""
 
+    async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
+        """The client answered an approval dialog (its result or error)."""
+
 
 def denial_text(cause: str, detail: str = "") -> str:
     """The message a refused call returns to the model: what happened, and what to do instead.
@@ -87,6 +90,9 @@ class OpenGate:
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
         return None
 
+    async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
+        return None
+
 
 class PolicyGate:
     """Applies a policy; without a broker an `ask` is refused as "approval required".
@@ -110,4 +116,7 @@ class PolicyGate:
         return self.check(call)
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        return None
+
+    async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         return None

@@ -26,11 +26,12 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from signoff import eras, jsonrpc
+from signoff import eras, jsonrpc, rounds
 from signoff.eras import EraBridge
 from signoff.errors import UpstreamError, UpstreamStartError, UpstreamTimeout
 from signoff.gate import Admission, Gate, OpenGate
 from signoff.model import ToolCall
+from signoff.rounds import Round
 from signoff.upstream import ServerSpec, Upstream, make_upstream
 
 log = logging.getLogger("signoff.proxy")
@@ -70,6 +71,8 @@ class SessionState:
     log_level: dict[str, Any] | None = None
     subscriptions: set[str] = field(default_factory=set)
     client_name: str = ""
+    modern_caps: dict[str, Any] | None = None
+    """A stateless (2026-07-28) client's capabilities, from its request envelope."""
 
 
 class Proxy:
@@ -90,6 +93,8 @@ class Proxy:
         """Per upstream, per tool: annotations as last listed (the policy may match on them)."""
         self._restart_locks = {up: anyio.Lock() for up in self.upstreams}
         self._own_requests: dict[str, tuple[anyio.Event, dict[str, Any]]] = {}
+        self.rounds: dict[str, Round] = {}
+        """Approval dialogs sent to stateless clients as input rounds, by requestState."""
         """signoff's own requests to the client (approval dialogs), by id, awaiting answers."""
         self._tg: anyio.abc.TaskGroup | None = None
         self.aggregator = None
@@ -143,6 +148,9 @@ class Proxy:
         method = msg["method"]
         if self.bridge is not None:
             env = eras.envelope(msg)
+            if env is not None:
+                caps = env.get(eras.PREFIX + "clientCapabilities")
+                self.session.modern_caps = caps if isinstance(caps, dict) else {}
             if env is not None and method != "server/discover":
                 try:
                     if await self.bridge.request(raw, msg, env):
@@ -212,7 +220,11 @@ class Proxy:
         self.session.client_name = str(info.get("name", "")) if isinstance(info, dict) else ""
 
     def client_capability(self, name: str) -> Any:
-        """A capability the client declared in its handshake (None if it did not)."""
+        """A capability the client declared in its handshake (None if it did not).
+
+        A stateless client has no back channel for requests: nothing is asked of it this way."""
+        if self.session.modern_caps is not None:
+            return None
         init = self.session.initialize
         caps = ((init or {}).get("params") or {}).get("capabilities")
         return caps.get(name) if isinstance(caps, dict) else None
@@ -262,6 +274,7 @@ class Proxy:
             return
         up, tool = target
         arguments = params.get("arguments")
+        state = rounds.owns(self, params)
         call = ToolCall(
             server=up.name,
             tool=tool,
@@ -270,6 +283,10 @@ class Proxy:
             session=self.session.id,
             client=self.session.client_name,
         )
+        if state is not None:  # a stateless client answering an approval dialog
+            assert self._tg is not None
+            self._tg.start_soon(rounds.resume, self, up, msg, call, state)
+            return
         admission = self.gate.check(call)
         if not admission.hold:
             await self._admitted(up, raw, msg, call, admission)
@@ -286,15 +303,19 @@ class Proxy:
                 params = {"progressToken": token, "progress": round(waited, 1), "message": message}
                 await self.send_client(jsonrpc.notification("notifications/progress", params))
 
+        link = rounds.ClientLink(self, msg)
         with anyio.CancelScope() as scope:
             self.held[request_id] = scope
             try:
-                admission = await self.gate.hold(call, pending, progress, self)
+                admission = await self.gate.hold(call, pending, progress, link)
             finally:
                 self.held.pop(request_id, None)
         if scope.cancelled_caught:
             log.info("call %s withdrawn by the client while held", call.qualified)
             return  # a cancelled request gets no answer (MCP cancellation semantics)
+        if link.round is not None:  # answered with an input round: the client's retry finishes it
+            link.round.finish(admission)
+            return
         await self._admitted(up, raw, msg, call, admission)
 
     async def _admitted(
@@ -302,7 +323,7 @@ class Proxy:
     ) -> None:
         request_id = msg["id"]
         if not admission.allowed:
-            await self.send_client(jsonrpc.tool_error(request_id, admission.text))
+            await self.send_client(self.tool_error(request_id, admission.text))
             return
         outgoing: bytes | dict[str, Any] | None = raw
         if admission.arguments is not None or self.namespaced or raw is None:
@@ -458,6 +479,13 @@ class Proxy:
 
     # ------------------------------------------------------------------ failures
 
+    def tool_error(self, request_id: Any, text: str) -> dict[str, Any]:
+        """signoff's own `isError` result, in the shape the client's protocol revision needs."""
+        answer = jsonrpc.tool_error(request_id, text)
+        if self.session.modern_caps is not None:
+            answer["result"]["resultType"] = "complete"
+        return answer
+
     async def _fail(
         self, client_id: Any, method: str, exc: UpstreamError, call: ToolCall | None, admission: Admission | None
     ) -> None:
@@ -468,7 +496,7 @@ class Proxy:
         if client_id is None:
             return
         if method == "tools/call":
-            await self.send_client(jsonrpc.tool_error(client_id, text))
+            await self.send_client(self.tool_error(client_id, text))
         else:
             await self.send_client(jsonrpc.error(client_id, jsonrpc.UPSTREAM_ERROR, text))
 

@@ -42,10 +42,14 @@ def question(call: ToolCall, held_id: str, reason: str) -> str:
             f"Held because: {reason}\n(held call {held_id}; you can also decide with `signoff approve {held_id}`)")
 
 
+def params_for(call: ToolCall, held_id: str, reason: str) -> dict[str, Any]:
+    """The `elicitation/create` parameters of the approval dialog."""
+    return {"message": question(call, held_id, reason), "requestedSchema": SCHEMA}
+
+
 async def ask(client: Any, call: ToolCall, held_id: str, reason: str) -> dict[str, Any]:
     """Send the dialog and wait for the answer (cancelled if another channel decides first)."""
-    params = {"message": question(call, held_id, reason), "requestedSchema": SCHEMA}
-    return await client.ask_client("elicitation/create", params)
+    return await client.ask_client("elicitation/create", params_for(call, held_id, reason))
 
 
 def to_decision(answer: Mapping[str, Any]) -> tuple[bool, str | None] | None:
