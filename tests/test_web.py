@@ -199,3 +199,18 @@ def test_events_stream_pushes_the_queue(broker: Broker) -> None:
             if line.startswith("data:"):
                 assert held_id in line
                 break
+
+
+def test_edited_arguments_are_checked_against_the_tools_input_schema(broker: Broker) -> None:
+    schema = {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+              "required": ["path", "content"]}
+    call = ToolCall("filesystem", "write_file", {"path": "/a", "content": "x"}, input_schema=schema)
+    held_id = broker.issue_retry(call, Decision(Verdict.ASK, "writes", None, 300), "hash")
+    client, csrf = logged_in(broker)
+    assert client.get("/api/queue").json()["pending"][0]["input_schema"] == schema
+    r = post(client, "/api/decide", {"id": held_id, "approve": True, "arguments": {"path": 7, "content": "x"}}, csrf)
+    assert r.status_code == 400 and "path: 7 is not of type 'string'" in r.json()["error"]
+    r = post(client, "/api/decide", {"id": held_id, "approve": True, "arguments": {"path": "/b"}}, r.json()["csrf"])
+    assert r.status_code == 400 and "'content' is a required property" in r.json()["error"]
+    r = post(client, "/api/decide", {"id": held_id, "approve": True, "arguments": {"path": "/b", "content": "y"}}, r.json()["csrf"])
+    assert r.status_code == 200 and broker.get(held_id).edited_arguments == {"path": "/b", "content": "y"}

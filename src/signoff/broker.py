@@ -110,6 +110,7 @@ class Broker:
             "session": call.session, "session_history": canonical_json(history_entries(history)),
             "client": call.client, "created": now, "deadline": now + timeout, "proxy_pid": os.getpid(),
             "hold_mode": hold_mode, "on_timeout": decision.on_timeout, "policy_hash": policy_hash,
+            "input_schema": canonical_json(dict(call.input_schema)) if call.input_schema else None,
         }
         audit = entry(call, "held", channel="policy", by="signoff", reason=decision.reason,
                       policy_hash=policy_hash, rule=decision.rule)

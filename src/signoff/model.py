@@ -48,6 +48,8 @@ class ToolCall:
     annotations: Mapping[str, Any] = field(default_factory=dict)
     session: str = ""
     client: str = ""
+    input_schema: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The tool's JSON Schema for its arguments, as listed (to check arguments a person edits)."""
 
     @property
     def qualified(self) -> str:

@@ -91,6 +91,8 @@ class Proxy:
         self.held: dict[Any, anyio.CancelScope] = {}
         self.tools: dict[str, dict[str, dict[str, Any]]] = {up.name: {} for up in self.upstreams}
         """Per upstream, per tool: annotations as last listed (the policy may match on them)."""
+        self.schemas: dict[str, dict[str, dict[str, Any]]] = {up.name: {} for up in self.upstreams}
+        """Per upstream, per tool: the input schema as last listed (to check edited arguments)."""
         self._restart_locks = {up: anyio.Lock() for up in self.upstreams}
         self._own_requests: dict[str, tuple[anyio.Event, dict[str, Any]]] = {}
         self.rounds: dict[str, Round] = {}
@@ -282,6 +284,7 @@ class Proxy:
             annotations=self.tools[up.name].get(tool, {}),
             session=self.session.id,
             client=self.session.client_name,
+            input_schema=self.schemas[up.name].get(tool),
         )
         if state is not None:  # a stateless client answering an approval dialog
             assert self._tg is not None
@@ -456,11 +459,13 @@ class Proxy:
     def learn_tools(self, up: Upstream, answer: dict[str, Any]) -> None:
         tools = (answer.get("result") or {}).get("tools")
         if isinstance(tools, list):
-            known = self.tools[up.name]
+            known, schemas = self.tools[up.name], self.schemas[up.name]
             for tool in tools:
                 if isinstance(tool, dict) and isinstance(tool.get("name"), str):
                     annotations = tool.get("annotations")
                     known[tool["name"]] = annotations if isinstance(annotations, dict) else {}
+                    if isinstance(tool.get("inputSchema"), dict):
+                        schemas[tool["name"]] = tool["inputSchema"]
 
     def _prefetch_tools(self) -> None:
         """List tools once after the handshake, so policies can use annotations from the first call."""

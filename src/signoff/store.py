@@ -56,6 +56,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             policy_hash TEXT NOT NULL, expires REAL NOT NULL, used_at REAL)""",
         "CREATE INDEX retry_call ON retry_tokens(server, tool, args_hash, policy_hash)",
     ),
+    (  # 2: the tool's input schema, to check arguments a person edits
+        "ALTER TABLE held ADD COLUMN input_schema TEXT",
+    ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
 
@@ -92,6 +95,7 @@ class HeldCall:
     decision_reason: str | None = None
     decided_at: float | None = None
     edited_arguments: Mapping[str, Any] | None = None
+    input_schema: Mapping[str, Any] | None = None
 
     @property
     def qualified(self) -> str:
@@ -176,6 +180,7 @@ def _held(row: sqlite3.Row) -> HeldCall:
     data["arguments"] = _loads(data["arguments"]) or {}
     data["session_history"] = tuple(_loads(data["session_history"]) or ())
     data["edited_arguments"] = _loads(data["edited_arguments"])
+    data["input_schema"] = _loads(data.get("input_schema"))
     for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
         data[text] = data[text] or ""
     return HeldCall(**data)

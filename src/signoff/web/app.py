@@ -90,6 +90,28 @@ class UI:
         return out
 
 
+def edited_arguments_problem(broker: Broker, held_id: str, arguments: Any) -> str | None:
+    """Why edited arguments cannot be sent to the tool (not an object, or against its schema)."""
+    if not isinstance(arguments, dict):
+        return "edited arguments must be a JSON object"
+    try:
+        schema = broker.get(held_id).input_schema
+    except UnknownCallError:
+        return None  # the decision itself reports the unknown id
+    if not schema:
+        return None
+    import jsonschema
+
+    try:
+        jsonschema.validate(arguments, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
+        return f"edited arguments do not fit the tool's input schema: {where}: {exc.message}"
+    except jsonschema.SchemaError:
+        return None  # the tool's own schema is broken: do not block the human on it
+    return None
+
+
 def create_app(ui: UI) -> Starlette:
     guard = ui.guard
 
@@ -225,8 +247,10 @@ def create_app(ui: UI) -> Starlette:
             return refusal
         assert body is not None
         arguments = body.get("arguments")
-        if arguments is not None and not isinstance(arguments, dict):
-            return with_csrf({"error": "edited arguments must be a JSON object"}, 400)
+        if arguments is not None:
+            problem = await anyio.to_thread.run_sync(lambda: edited_arguments_problem(ui.broker, str(body.get("id")), arguments))
+            if problem:
+                return with_csrf({"error": problem}, 400)
         try:
             held = await anyio.to_thread.run_sync(lambda: ui.broker.decide(
                 str(body.get("id")), bool(body.get("approve")), reason=(body.get("reason") or None), channel="web",
