@@ -15,7 +15,7 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from conftest import ROOT, connect, fake_server, free_port, through_signoff
+from conftest import connect, fake_server, free_port, through_signoff
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

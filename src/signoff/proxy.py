@@ -27,8 +27,9 @@ import anyio
 import anyio.abc
 
 from signoff import eras, jsonrpc, rounds
+from signoff.failures import FailureHandling
 from signoff.eras import EraBridge
-from signoff.errors import UpstreamError, UpstreamStartError, UpstreamTimeout
+from signoff.errors import UpstreamError, UpstreamStartError
 from signoff.gate import Admission, Gate, OpenGate
 from signoff.model import ToolCall
 from signoff.rounds import Round
@@ -40,7 +41,6 @@ SendFn = Callable[[bytes | dict[str, Any]], Awaitable[None]]
 ResponseHook = Callable[[dict[str, Any]], Awaitable[None]]
 
 _internal_ids = itertools.count(1)
-WATCHDOG_INTERVAL = 0.25
 
 
 def internal_id() -> str:
@@ -75,7 +75,7 @@ class SessionState:
     """A stateless (2026-07-28) client's capabilities, from its request envelope."""
 
 
-class Proxy:
+class Proxy(FailureHandling):
     """One client session relayed to its upstreams."""
 
     def __init__(self, specs: list[ServerSpec], send: SendFn, gate: Gate | None = None, *, namespaced: bool | None = None):
@@ -481,57 +481,3 @@ class Proxy:
         except UpstreamError:
             return
         self.learn_tools(up, answer)
-
-    # ------------------------------------------------------------------ failures
-
-    def tool_error(self, request_id: Any, text: str) -> dict[str, Any]:
-        """signoff's own `isError` result, in the shape the client's protocol revision needs."""
-        answer = jsonrpc.tool_error(request_id, text)
-        if self.session.modern_caps is not None:
-            answer["result"]["resultType"] = "complete"
-        return answer
-
-    async def _fail(
-        self, client_id: Any, method: str, exc: UpstreamError, call: ToolCall | None, admission: Admission | None
-    ) -> None:
-        """Answer a request that the upstream could not: a tool result for calls, else an error."""
-        text = str(exc)
-        if call is not None and admission is not None:
-            self.gate.finished(call, admission, is_error=True, error=text.splitlines()[0])
-        if client_id is None:
-            return
-        if method == "tools/call":
-            await self.send_client(self.tool_error(client_id, text))
-        else:
-            await self.send_client(jsonrpc.error(client_id, jsonrpc.UPSTREAM_ERROR, text))
-
-    async def _upstream_exited(self, up: Upstream, error: UpstreamError) -> None:
-        """Every request in flight to a dead upstream is answered now; the next one restarts it."""
-        pending, self.pending[up] = self.pending[up], {}
-        for entry in pending.values():
-            await self._settle(entry, error)
-
-    async def _settle(self, entry: Pending, error: UpstreamError) -> None:
-        if entry.on_response is not None and entry.call is None:
-            await entry.on_response(jsonrpc.error(entry.client_id, jsonrpc.UPSTREAM_ERROR, str(error)))
-        else:
-            await self._fail(entry.client_id, entry.method, error, entry.call, entry.admission)
-
-    async def _watchdog(self) -> None:
-        """Answer requests the upstream left unanswered past their bound, and cancel them upstream."""
-        while True:
-            await anyio.sleep(WATCHDOG_INTERVAL)
-            now = time.monotonic()
-            for up in self.upstreams:
-                expired = [(key, p) for key, p in self.pending[up].items() if p.deadline <= now]
-                for key, entry in expired:
-                    self.pending[up].pop(key, None)
-                    bound = up.spec.timeout if entry.client_id is not None else up.spec.startup_timeout
-                    error = up.failure(
-                        UpstreamTimeout, f"upstream {up.spec.label} did not answer {entry.method} within {bound:g}s"
-                    )
-                    log.warning("%s", str(error).splitlines()[0])
-                    await self._send_upstream_quietly(
-                        up, jsonrpc.notification("notifications/cancelled", {"requestId": key, "reason": "timed out"})
-                    )
-                    await self._settle(entry, error)
