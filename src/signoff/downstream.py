@@ -68,8 +68,13 @@ class _StdioPipes:
                 await anyio.to_thread.run_sync(os.write, self.out_fd, data)
 
 
-async def serve_stdio(specs: list[ServerSpec], gate: Gate, *, out_fd: int = 1, on_ready: Callable[[Proxy], Any] | None = None) -> None:
-    """Serve one client on stdin/stdout until stdin closes."""
+async def serve_stdio(specs: list[ServerSpec], gate: Gate | Callable[[], Gate], *, out_fd: int = 1,
+                      on_ready: Callable[[Proxy], Any] | None = None) -> None:
+    """Serve one client on stdin/stdout until stdin closes.
+
+    `gate` may be a factory: it is then called after the upstreams were started, so a slow
+    server boots while signoff loads its policy; nothing is read from the client before that.
+    """
     pipes = _StdioPipes(out_fd)
     await pipes.open()
 
@@ -79,9 +84,15 @@ async def serve_stdio(specs: list[ServerSpec], gate: Gate, *, out_fd: int = 1, o
         except (BrokenPipeError, ConnectionResetError):
             log.info("the client closed stdout")
 
-    proxy = Proxy(specs, send, gate)
+    proxy = Proxy(specs, send, gate if not callable(gate) or hasattr(gate, "check") else None)
     async with anyio.create_task_group() as tg:
         await proxy.start(tg)
+        if callable(gate) and not hasattr(gate, "check"):
+            try:
+                proxy.gate = gate()
+            except BaseException:
+                await proxy.close()
+                raise
         if on_ready is not None:
             on_ready(proxy)
         try:

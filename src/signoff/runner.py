@@ -15,7 +15,7 @@ import anyio
 
 from signoff import logs
 from signoff.config import command_name, load_config, parse_duration, server_specs
-from signoff.errors import ConfigError
+from signoff.errors import ConfigError, SignoffError
 from signoff.gate import Gate
 from signoff.upstream import ServerSpec
 
@@ -121,9 +121,13 @@ def main(
 
         link = ensure_running(policy=policy or config_policy)
         log.warning("approval page: %s", link)
-    gate_factory = build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                      link=link.split("?")[0] if link else None)
+
+    def make_factory() -> Callable[[], Gate]:
+        return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
+                                  link=link.split("?")[0] if link else None)
+
     if http:
+        gate_factory = make_factory()
         host, port = parse_hostport(http)
         if host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("serving on %s: reachable from other machines; MCP has no authentication here", host)
@@ -134,4 +138,15 @@ def main(
     from signoff.downstream import serve_stdio
 
     out_fd = logs.protect_stdout()
-    anyio.run(lambda: serve_stdio(specs, gate_factory(), out_fd=out_fd))
+    try:
+        anyio.run(lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd))
+    except BaseExceptionGroup as group:
+        raise _sole_signoff_error(group) from None
+
+
+def _sole_signoff_error(group: BaseExceptionGroup) -> BaseException:
+    """A task group wraps errors; a single SignoffError is reported as itself (one clean line)."""
+    errors = group
+    while isinstance(errors, BaseExceptionGroup) and len(errors.exceptions) == 1:
+        errors = errors.exceptions[0]
+    return errors if isinstance(errors, SignoffError) else group
