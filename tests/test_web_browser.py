@@ -132,3 +132,22 @@ async def test_deny_with_reason_and_approve_edited_arguments(tmp_path: Path) -> 
             await box.fill(f'{{"path": "{edited}", "content": "edited"}}')
             await item.locator("button.approve-edited").click()
         assert not results[1].is_error and edited.read_text() == "edited" and not (tmp_path / "a").exists()
+
+
+async def test_run_ui_starts_the_page_in_the_background_once(tmp_path: Path, signoff_home: Path) -> None:
+    import signal
+
+    from signoff.web.server import ensure_running, running
+
+    port = free_port()
+    url = ensure_running(port)
+    assert url.startswith(f"http://127.0.0.1:{port}/?token=")
+    pid = int((signoff_home / "ui.pid").read_text())
+    try:
+        with anyio.fail_after(30):
+            while not running(port):
+                await anyio.sleep(0.05)
+        assert ensure_running(port) == url  # already running: nothing new is started
+        assert int((signoff_home / "ui.pid").read_text()) == pid
+    finally:
+        os.kill(pid, signal.SIGTERM)

@@ -90,7 +90,9 @@ def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None) -> str:
         command = [sys.executable, "-m", "signoff", "ui", "--port", str(port)]
         if policy and os.path.isfile(policy):
             command += ["--policy", policy]
-        log_file = open(paths.home() / "ui.log", "ab")  # noqa: SIM115 - handed to the child
-        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True)
-        log.info("started the approval page in the background (port %d)", port)
+        with open(paths.home() / "ui.log", "ab") as log_file:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                     start_new_session=True)
+        (paths.home() / "ui.pid").write_text(f"{child.pid}\n", encoding="utf-8")
+        log.info("started the approval page in the background (port %d, pid %d)", port, child.pid)
     return url_for("127.0.0.1", port, token)
