@@ -2,90 +2,125 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
 from signoff.errors import ConfigError
+from signoff.wrap_clients import CLIENTS
 
-CLIENTS = "claude-desktop, claude-code, cursor, vscode, windsurf"
+_TARGET = f"A client ({', '.join(CLIENTS)}) or a config file PATH; none lists what would change."
+
+
+def signoff_command(explicit: str | None, absolute: bool) -> list[str]:
+    """How the client should start signoff. GUI clients often lack the shell's PATH, hence --absolute."""
+    if explicit:
+        return shlex.split(explicit)
+    if not absolute:
+        return ["signoff"]
+    found = shutil.which("signoff")
+    return [os.path.abspath(found)] if found else [sys.executable, "-m", "signoff"]
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def wrap(
-        target: str = typer.Argument(None, help=f"A client ({CLIENTS}) or a config file PATH; none lists what is found."),
+        target: str = typer.Argument(None, help=_TARGET),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing."),
         policy: str = typer.Option(None, "--policy", help="Add --policy POLICY to every wrapped server."),
         ui: bool = typer.Option(False, "--ui", help="Add --ui (start the approval page) to every wrapped server."),
-        absolute: bool = typer.Option(False, "--absolute", help="Use signoff's full path (GUI clients often lack your PATH)."),
-        force: bool = typer.Option(False, "--force", help="Rewrite a file with comments (they are lost)."),
+        absolute: bool = typer.Option(False, "--absolute", help="Write signoff's full path (GUI clients often lack your PATH)."),
+        command: str = typer.Option(None, "--signoff-command", help="The command that starts signoff, e.g. /opt/bin/signoff."),
+        force: bool = typer.Option(False, "--force", help="Wrap servers with comments inside them (unwrap restores them)."),
     ) -> None:
         """Rewrite a client's MCP config so every server runs through signoff (a backup is kept)."""
         from signoff import wrap as lib
+        from signoff.wrap_clients import resolve
 
         options = (["--policy", policy] if policy else []) + (["--ui"] if ui else [])
-        command = (shutil.which("signoff") or "signoff") if absolute else "signoff"
-        try:
-            files = lib.resolve_targets(target)
+        signoff = signoff_command(command, absolute)
+        with _errors():
             if target is None:
-                _list(files)
+                _overview(lambda path: lib.plan_wrap(path, options=options, signoff=signoff, force=True), "would wrap")
                 return
-            for path in files:
-                plan = lib.plan_wrap(path, options=options, signoff=command, force=force)
+            plans = [lib.plan_wrap(path, options=options, signoff=signoff, force=force) for path in resolve(target)]
+            for plan in plans:
                 _report(plan, dry_run, "wrapped")
                 if not dry_run:
-                    lib.apply_wrap(plan)
-        except ConfigError as exc:
-            typer.echo(f"signoff: {exc}", err=True)
-            raise typer.Exit(2) from None
-        if not absolute and not dry_run:
-            typer.echo("note: GUI clients (Claude Desktop) may not find `signoff` on their PATH; use --absolute if so.")
+                    lib.apply(plan)
+        if not dry_run and any(plan.changed for plan in plans):
+            typer.echo("Restart the client (or reload its MCP servers) to use the change.")
+            if signoff == ["signoff"]:
+                typer.echo("note: GUI clients such as Claude Desktop may not see your shell's PATH; if the servers "
+                           "fail to start, run this again with --absolute.")
 
     @app.command()
     def unwrap(
-        target: str = typer.Argument(..., help=f"A client ({CLIENTS}) or a config file PATH."),
+        target: str = typer.Argument(None, help=_TARGET),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing."),
-        force: bool = typer.Option(False, "--force", help="Rewrite a file with comments (they are lost)."),
     ) -> None:
-        """Restore a config that `signoff wrap` changed (exactly, if nobody edited it since)."""
+        """Restore a config `signoff wrap` changed (byte for byte if nobody edited it since)."""
         from signoff import wrap as lib
+        from signoff.wrap_clients import resolve
 
-        try:
-            for path in lib.resolve_targets(target):
-                plan = lib.plan_unwrap(path, force=force)
+        with _errors():
+            if target is None:
+                _overview(lib.plan_unwrap, "would restore", [Path(r["path"]) for r in lib.records()])
+                return
+            for path in resolve(target):
+                plan = lib.plan_unwrap(path)
                 _report(plan, dry_run, "restored")
                 if not dry_run:
-                    lib.apply_unwrap(plan)
-        except ConfigError as exc:
-            typer.echo(f"signoff: {exc}", err=True)
-            raise typer.Exit(2) from None
+                    lib.apply(plan)
 
 
-def _list(files) -> None:
-    from signoff import wrap as lib
+@contextmanager
+def _errors() -> Iterator[None]:
+    """A ConfigError becomes one line naming the file and what to do, and exit code 2."""
+    try:
+        yield
+    except ConfigError as exc:
+        typer.echo(f"signoff: {exc}", err=True)
+        raise typer.Exit(2) from None
 
-    if not files:
-        typer.echo("no MCP client config found; pass a client name or a PATH")
-    for path in files:
+
+def _overview(plan_for, verb: str, files: list[Path] | None = None) -> None:
+    """What each detected (or recorded) file holds, writing nothing."""
+    from signoff.wrap_clients import detected
+
+    found = detected() if files is None else [("", p) for p in files]
+    if not found:
+        typer.echo("nothing found" if files is not None else
+                   f"no MCP client config found ({', '.join(CLIENTS)}); pass a config file PATH")
+    for client, path in found:
+        typer.echo(f"{path}{f' ({client})' if client else ''}")
         try:
-            _, data = lib.load(path, force=True)
+            plan = plan_for(path)
         except ConfigError as exc:
-            typer.echo(f"{path}: {exc}")
+            typer.echo(f"  cannot read it: {exc.detail}")
             continue
-        entries = [(name, entry) for _, table in lib.sections(data) for name, entry in table.items() if isinstance(entry, dict)]
-        done = sum(1 for _, e in entries if lib.is_wrapped(e))
-        typer.echo(f"{path}: {len(entries)} servers, {done} already through signoff")
+        for name in plan.changed:
+            typer.echo(f"  {verb} {name}")
+        for reason in plan.skipped:
+            typer.echo(f"  {reason}")
+        if not plan.changed and not plan.skipped:
+            typer.echo("  no MCP servers")
 
 
 def _report(plan, dry_run: bool, verb: str) -> None:
-    from signoff import wrap as lib
+    from signoff.wrap_text import diff
 
-    for label in plan.changed:
-        typer.echo(f"{plan.path}: {verb} {label}")
-    for label in plan.skipped:
-        typer.echo(f"{plan.path}: skipped {label}")
+    for name in plan.changed:
+        typer.echo(f"{plan.path}: {'would be ' if dry_run else ''}{verb} {name}")
+    for reason in plan.skipped:
+        typer.echo(f"{plan.path}: skipped {reason}")
     if not plan.changed:
         typer.echo(f"{plan.path}: nothing to change")
     elif dry_run:
-        typer.echo(lib.diff(plan.path, plan.before, plan.after), nl=False)
+        typer.echo(diff(plan.path, plan.before, plan.after), nl=False)
