@@ -349,3 +349,14 @@ def test_any_config_round_trips_and_wraps_once(tmp_path: Path, signoff_home: Pat
     assert path.read_bytes() == once
     apply(plan_unwrap(path))
     assert path.read_text(encoding="utf-8") == text
+
+
+def test_a_record_whose_entries_are_all_gone_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "cursor_mcp.json"
+    shutil.copy(DATA / path.name, path)
+    apply(plan_wrap(path, options=[]))
+    path.write_text('{"mcpServers": {}}\n')
+    plan = plan_unwrap(path)
+    assert not plan.changed and plan.skipped == ["fetch: no longer in the file", "notes: no longer in the file"]
+    apply(plan)
+    assert not lib.records() and path.read_text() == '{"mcpServers": {}}\n'

@@ -81,6 +81,7 @@ class Plan:
     record: dict[str, Any] | None = None  # what to store under SIGNOFF_HOME/wrap (None: remove it)
     generated: dict[str, str] = field(default_factory=dict)  # signoff.yaml files to write (HTTP entries)
     stale: list[str] = field(default_factory=list)  # generated files no longer needed
+    forget: bool = False  # nothing of this file is left to unwrap: drop its record
 
 
 def _wrap_stdio(name: str, entry: dict[str, Any], options: list[str], signoff: list[str]) -> dict[str, Any]:
@@ -215,6 +216,7 @@ def plan_unwrap(path: Path) -> Plan:
         current = _get(source.data, (*section, name))
         if span is None:
             plan.skipped.append(f"{where}: no longer in the file")
+            plan.stale += [saved["generated"]] if saved.get("generated") else []
         elif current != saved["wrapped"]:
             plan.skipped.append(f"{where}: changed since it was wrapped; left as it is")
             if isinstance(current, dict) and is_wrapped(current):
@@ -226,6 +228,7 @@ def plan_unwrap(path: Path) -> Plan:
                 plan.stale.append(saved["generated"])
     plan.after = splice(source.text, replacements)
     plan.record = {**record, "entries": keep} if keep else None
+    plan.forget = not keep
     return plan
 
 
@@ -236,6 +239,10 @@ def _backup(path: Path) -> Path:
 def apply(plan: Plan) -> None:
     """Backup first (once), then generated configs and the record, then the file itself, atomically."""
     if not plan.changed:
+        if plan.forget:
+            _record_path(plan.path).unlink(missing_ok=True)
+            for name in plan.stale:
+                Path(name).unlink(missing_ok=True)
         return
     if plan.path.read_bytes().decode("utf-8") != plan.before:
         raise ConfigError("changed while signoff was rewriting it (is the client writing it?); run the command again",
