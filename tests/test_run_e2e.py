@@ -191,3 +191,15 @@ async def test_stateless_2026_client_over_http() -> None:
                 assert echoed.content[0].text == "stateless"
                 asked = await client.call_tool("ask_user", {"question": "?"})
                 assert "over http" in asked.content[0].text
+
+
+async def test_http_sessions_can_end_and_the_server_keeps_serving() -> None:
+    """A client ending its session (DELETE /mcp) must not stop the server for the next one."""
+    async with serving_http(fake_server()) as url:
+        for round_ in range(3):
+            async with streamable_http_client(url) as (read, write):  # terminates with DELETE on exit
+                async with ClientSession(read, write) as client:
+                    with anyio.fail_after(30):
+                        await client.initialize()
+                        echoed = await client.call_tool("echo", {"text": f"session {round_}"})
+                        assert echoed.content[0].text == f"session {round_}"

@@ -105,7 +105,17 @@ class HttpDownstream:
         await transport.handle_request(scope, receive, send)
 
     async def _run_session(self, transport: StreamableHTTPServerTransport, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """One client session; whatever ends it, the server and the other sessions keep running."""
         session_id = transport.mcp_session_id or ""
+        try:
+            await self._serve_session(transport, session_id, task_status)
+        except Exception:  # noqa: BLE001 - top level of one session: log it, keep serving the others
+            log.exception("session %s failed", session_id[:8])
+        finally:
+            self.sessions.pop(session_id, None)
+
+    async def _serve_session(self, transport: StreamableHTTPServerTransport, session_id: str,
+                             task_status: anyio.abc.TaskStatus[None]) -> None:
         async with transport.connect() as (read, write):
             task_status.started()
             tokens: dict[Any, Any] = {}
@@ -138,10 +148,11 @@ class HttpDownstream:
                         if token is not None and "id" in message:
                             tokens[token] = message["id"]
                         await proxy.from_client(None, message)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                    pass  # the client ended the session (DELETE) or the transport closed
                 finally:
                     await proxy.close()
                     tg.cancel_scope.cancel()
-        self.sessions.pop(session_id, None)
         log.info("session %s ended", session_id[:8])
 
     # ------------------------------------------------------------------ 2026-07-28: one POST, one exchange
