@@ -214,7 +214,7 @@ class Policy:
             spec.timeout or defaults.timeout,
             spec.hold,
             tuple(spec.channels or ()),
-            spec.on_timeout or defaults.on_timeout,
+            _on_timeout(spec.on_timeout or defaults.on_timeout, call),
         )
 
     def explain(self, call: ToolCall) -> tuple[Decision, list[RuleResult]]:
@@ -269,11 +269,21 @@ class Facts:
     def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
         return pm.any_external(self.recipients(fields), self.policy.internal)
 
+    def url_arguments(self) -> set[str]:
+        return self._once("url_arguments", lambda: pm.url_arguments(self.call.arguments))
+
     def url_is_external(self) -> bool:
         return pm.any_external(self.hosts(), self.policy.internal)
 
     def sql(self) -> pm.SqlTouch:
         return self._once("sql", lambda: pm.sql_touch(self.call.arguments))
+
+
+def _on_timeout(configured: str, call: ToolCall) -> str:
+    """A tool that declares itself destructive is never let through by a timeout, whatever the rule says."""
+    if configured == "allow" and call.annotations.get("destructiveHint") is True and not call.annotations.get("readOnlyHint"):
+        return "deny"
+    return configured
 
 
 def _hints_key(annotations: Mapping[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ class BuiltinAction:
     destructive_means: bool = False
     """A tool annotated destructive whose name has one of the objects also counts."""
     irreversible: bool = False
+    alone: frozenset[str] = frozenset()
+    """Verbs that name the action without an object (`rm`, `unlink`)."""
+    url_arg: bool = False
+    """A tool whose name does not say so still counts when an argument is a URL (checked per call)."""
 
 
 def _words(text: str) -> frozenset[str]:
@@ -49,6 +54,7 @@ BUILTIN_ACTIONS: dict[str, BuiltinAction] = {
         _words("file files dir directory folder path paths fs filesystem"),
         destructive_means=True,
         irreversible=True,
+        alone=_words("rm rmdir unlink"),
     ),
     "file_write": BuiltinAction(
         _words("write edit create save overwrite append move rename put upload patch mkdir copy"),
@@ -67,6 +73,7 @@ BUILTIN_ACTIONS: dict[str, BuiltinAction] = {
     "api_call": BuiltinAction(
         _words("fetch request call get post put patch delete http curl invoke webhook browse navigate"),
         _words("api url http https endpoint request webhook fetch web rest graphql"),
+        url_arg=True,
     ),
     "purchase": BuiltinAction(
         _words("buy purchase checkout pay order charge subscribe refund transfer"),
@@ -87,6 +94,10 @@ BUILTIN_ACTIONS: dict[str, BuiltinAction] = {
 }
 
 
+READ_VERBS = _words("get list read search find show view describe lookup count check preview estimate validate status")
+"""A tool named for looking (`get_order`, `list_payments`) does not perform the action its object names."""
+
+
 def builtin_match(action: str, server: str, tool: str, annotations: Mapping[str, Any]) -> str | None:
     """Why `server.tool` performs the built-in `action`, or None when it does not."""
     meaning = BUILTIN_ACTIONS.get(action)
@@ -96,12 +107,19 @@ def builtin_match(action: str, server: str, tool: str, annotations: Mapping[str,
     words = tool_words | name_tokens(server)
     verbs = tool_words & meaning.verbs
     objects = words & meaning.objects
-    if verbs and (objects or not meaning.objects):
+    looks = not meaning.url_arg and _first_token(tool) in READ_VERBS
+    if verbs and (objects or not meaning.objects or verbs & meaning.alone) and not looks:
         found = sorted(verbs | objects)
         return f"name has the words {', '.join(found)} of action {action}"
     if meaning.destructive_means and objects and annotations.get("destructiveHint") is True and not annotations.get("readOnlyHint"):
         return f"annotated destructiveHint and named {', '.join(sorted(objects))} ({action})"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_token(name: str) -> str:
+    parts = [t for t in _SPLIT.split(name) if t]
+    return parts[0].lower() if parts else ""
 
 
 ANNOTATION_DEFAULTS = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": True}
@@ -169,6 +187,25 @@ def hosts(arguments: Any) -> set[str]:
     return found
 
 
+_WHOLE_URL = re.compile(r"^(?:https?|wss?|ftp)://[^\s\"'<>]+$", re.IGNORECASE)
+
+
+def url_arguments(arguments: Any) -> set[str]:
+    """Hosts of argument values that *are* a URL (not text that mentions one), or a host under a url-like key."""
+    found: set[str] = set()
+    for key, text in strings(arguments):
+        value = text.strip()
+        if _WHOLE_URL.match(value):
+            host = _host_of(value)
+        elif key.lower() in _HOST_KEYS and _BARE_HOST.match(value):
+            host = _host_of("http://" + value)
+        else:
+            continue
+        if host:
+            found.add(host)
+    return found
+
+
 def _host_of(url: str) -> str | None:
     try:
         return (urlsplit(url).hostname or "").lower() or None
@@ -204,9 +241,13 @@ def host_matches(patterns: tuple[str, ...], found: set[str]) -> str | None:
 
 
 _SQL = re.compile(
-    r"^\s*(?:select|insert|update|delete|with|create|drop|alter|truncate|merge|replace|upsert|grant|revoke|copy)\b",
+    r"(?:^|;)\s*(?:select|insert|update|delete|with|create|drop|alter|truncate|merge|replace|upsert|grant|revoke|copy"
+    r"|call|exec|execute|explain|pragma|vacuum|lock|attach|detach|rename|reindex|analyze|values|load|begin)\b",
     re.IGNORECASE,
 )
+"""A statement keyword at the start, or after a `;` (`SET x = 1; DELETE FROM users`)."""
+_SQL_KEYS = re.compile(r"sql|^(?:statements?|stmts?)$", re.IGNORECASE)
+"""Any text under such a key is SQL, whatever its first word (`EXEC purge`, `(SELECT 1)`)."""
 ALL_TABLES = frozenset({"*"})
 
 
@@ -219,27 +260,43 @@ class SqlTouch:
     statements: int
 
 
+def sql_texts(arguments: Any) -> list[str]:
+    """Argument strings that are SQL: starting with a statement keyword, or under an `sql`-like key."""
+    return [text for key, text in strings(arguments) if text.strip() and (_SQL.search(text) or _SQL_KEYS.search(key))]
+
+
 def sql_touch(arguments: Any) -> SqlTouch:
-    texts = [text for _, text in strings(arguments) if _SQL.match(text)]
+    """Parse the call's SQL. Only statements known to read (queries without INTO, DESCRIBE,
+    transaction control) count as reads; any other statement writes. A statement sqlglot cannot
+    parse, or parses into something it does not understand, touches every table."""
+    texts = sql_texts(arguments)
     if not texts:
         return SqlTouch(frozenset(), False, 0)
     import sqlglot
     from sqlglot import exp
 
-    write_types = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Drop, exp.Alter, exp.Create, exp.TruncateTable, exp.Command)
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warning would log the SQL
+    reads = (exp.Query, exp.Describe, exp.Transaction, exp.Commit, exp.Rollback)
+    writes_ = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Drop, exp.Alter, exp.Create, exp.TruncateTable,
+               exp.Copy, exp.Grant, exp.Revoke)
     tables: set[str] = set()
     writes = False
     count = 0
     for text in texts:
         try:
             statements = [s for s in sqlglot.parse(text) if s is not None]
-        except sqlglot.errors.SqlglotError:
+        except (sqlglot.errors.SqlglotError, RecursionError):
             return SqlTouch(ALL_TABLES, True, count + 1)  # unreadable: every table, and a write
         for statement in statements:
             count += 1
-            if isinstance(statement, exp.Command):  # sqlglot's "I did not understand this"
+            if not isinstance(statement, reads + writes_):  # a Command ("not understood"), EXEC, PRAGMA, SET…
                 return SqlTouch(ALL_TABLES, True, count)
-            writes = writes or isinstance(statement, write_types) or any(statement.find_all(*write_types[:-1]))
+            writes = (
+                writes
+                or isinstance(statement, writes_)
+                or bool(statement.args.get("into"))  # SELECT … INTO new_table
+                or any(True for _ in statement.find_all(*writes_))  # a DELETE inside a CTE
+            )
             for table in statement.find_all(exp.Table):
                 if table.name:
                     tables.add(table.name.lower())
@@ -248,9 +305,20 @@ def sql_touch(arguments: Any) -> SqlTouch:
     return SqlTouch(frozenset(tables), writes, count)
 
 
+_TABLE_KEYS = {"table", "tables", "table_name", "collection", "collection_name"}
+
+
+def named_tables(arguments: Any) -> SqlTouch:
+    """Tables named by argument keys such as `table:` or `collection:`, for database tools without SQL."""
+    names = frozenset(text.strip().lower() for key, text in strings(arguments) if key.lower() in _TABLE_KEYS and text.strip())
+    return SqlTouch(names, bool(names), len(names))
+
+
 def tables_match(patterns: tuple[str, ...], touch: SqlTouch) -> str | None:
     if touch.tables == ALL_TABLES:
-        return "SQL could not be parsed: counts as touching every table"
+        if touch.statements:
+            return "SQL could not be parsed: counts as touching every table"
+        return "a database write with no SQL or table name in its arguments: counts as touching every table"
     for table in sorted(touch.tables):
         for pattern in patterns:
             if fnmatch.fnmatchcase(table, pattern.lower()):

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 BUILTIN_NAMES = {"args", "fields", "tool", "server", "session", "annotations", "recipient_is_external", "url_is_external"}
 MAX_PREDICATE_DEPTH = 8
+CEL_ERRORS = (RuntimeError, TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
+"""What `cel` raises at evaluation: undefined names (RuntimeError), a missing key or index
+(KeyError/IndexError), no such overload (TypeError), unconvertible values (ValueError), integer
+overflow and division by zero (ArithmeticError). Each one holds the call: fail closed."""
 
 
 def _compile_cel(text: str, *, source: str, line: int | None, field: str) -> Any:
@@ -57,15 +61,12 @@ def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: A
             f"`actions: {{{rule.action}: {{tools: [...]}}}}` (built-in: {', '.join(pm.BUILTIN_ACTIONS)})",
             path=source, line=where("action"), field=f"{field_prefix}.action",
         )
-    irreversible = (action_def.irreversible if action_def and action_def.irreversible is not None else None)
-    if irreversible is None:
-        irreversible = bool(builtin and builtin.irreversible)
-    if irreversible and (rule.on_timeout or spec.defaults.on_timeout) == "allow":
-        key = "on_timeout" if rule.on_timeout else "action"
+    what = _irreversible(rule, action_def, builtin)
+    if what and (rule.on_timeout or spec.defaults.on_timeout) == "allow":
+        line = where("on_timeout") if rule.on_timeout else locator.line_of(("defaults", "on_timeout")) if locator else None
         raise PolicyError(
-            f"on_timeout: allow is refused for the irreversible action {rule.action}; use on_timeout: deny",
-            path=source, line=where(key) if rule.on_timeout else locator.line_of(("defaults", "on_timeout")) if locator else None,
-            field=f"{field_prefix}.on_timeout" if rule.on_timeout else "defaults.on_timeout",
+            f"on_timeout: allow is refused for {what} (a timeout must not do what nobody approved); use on_timeout: deny",
+            path=source, line=line, field=f"{field_prefix}.on_timeout" if rule.on_timeout else "defaults.on_timeout",
         )
     program = None
     if rule.condition:
@@ -78,6 +79,16 @@ def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: A
     return CompiledRule(index, f"{label} ({detail})", rule, policy, action_def, program)
 
 
+def _irreversible(rule: Rule, action_def: Any, builtin: pm.BuiltinAction | None) -> str | None:
+    """What makes this rule's calls irreversible, or None: the action, or a destructiveHint it asks for."""
+    declared = action_def.irreversible if action_def is not None else None
+    if declared or (declared is None and builtin is not None and builtin.irreversible):
+        return f"the irreversible action {rule.action}"
+    if rule.annotations and rule.annotations.get("destructiveHint") is True:
+        return "tools annotated destructiveHint: true"
+    return None
+
+
 @dataclass
 class CompiledRule:
     index: int
@@ -86,6 +97,22 @@ class CompiledRule:
     policy: Policy
     action_def: Any
     program: Any
+    url_only: dict[str, bool] | None = None
+    """Per tool: does this built-in action (api_call) apply only through a URL argument? None: never."""
+
+    def __post_init__(self) -> None:
+        builtin = pm.BUILTIN_ACTIONS.get(self.spec.action or "")
+        if builtin and builtin.url_arg and not (self.action_def is not None and self.action_def.tools):
+            self.url_only = {}
+
+    def _only_by_url(self, call: ToolCall) -> bool:
+        assert self.url_only is not None
+        found = self.url_only.get(call.qualified)
+        if found is None:
+            if len(self.url_only) > 4096:
+                self.url_only.clear()
+            found = self.url_only[call.qualified] = self._by_url_argument(call)
+        return found
 
     # ------------------------------------------------------------------ per tool (cached by the policy)
 
@@ -111,16 +138,25 @@ class CompiledRule:
             if any(pm.glob_match(g, call.server, call.tool) for g in self.action_def.tools):
                 return None
             return f"{call.qualified} is not one of action {action}'s tools {self.action_def.tools}"
-        if pm.builtin_match(action, call.server, call.tool, call.annotations):
+        if pm.builtin_match(action, call.server, call.tool, call.annotations) or self._by_url_argument(call):
             return None
         return f"{call.qualified} does not look like action {action} (name or annotations)"
+
+    def _by_url_argument(self, call: ToolCall) -> bool:
+        """True when only a URL argument can make this call the rule's built-in action (checked per call)."""
+        action = self.spec.action
+        if not action or (self.action_def is not None and self.action_def.tools):
+            return False
+        builtin = pm.BUILTIN_ACTIONS.get(action)
+        return bool(builtin and builtin.url_arg) and pm.builtin_match(action, call.server, call.tool, call.annotations) is None
 
     def tool_reason(self, call: ToolCall) -> str:
         spec = self.spec
         if spec.action:
             if self.action_def is not None and self.action_def.tools:
                 return f"{call.qualified} is one of action {spec.action}'s tools"
-            return pm.builtin_match(spec.action, call.server, call.tool, call.annotations) or spec.action
+            by_name = pm.builtin_match(spec.action, call.server, call.tool, call.annotations)
+            return by_name or f"an argument is a URL, so {call.qualified} counts as action {spec.action}"
         if spec.tool:
             return f"tool {call.qualified} matches {spec.tool!r}"
         return f"annotations {spec.annotations}"
@@ -147,6 +183,8 @@ class CompiledRule:
         verdict = Verdict(spec.decision)
         reasons: list[str] = []  # the tool part of the reason is added by the caller, for the winner only
         fields = self.fields(call)
+        if self.url_only is not None and self._only_by_url(call) and not facts.url_arguments():
+            return False, f"{call.qualified} does not look like action {spec.action} and no argument is a URL", verdict
         if spec.scope in ("external", "internal"):
             recipients = facts.recipients(fields)
             found = recipients | facts.hosts()
@@ -167,7 +205,11 @@ class CompiledRule:
                 return False, "the SQL in the arguments only reads", verdict
             if spec.tables:
                 if not touch.statements:
-                    return False, "no SQL statement in the arguments", verdict
+                    touch = pm.named_tables(call.arguments)  # a `table:`/`collection:` argument (no SQL)
+                if not touch.statements and spec.action != "database_write":
+                    return False, "no SQL statement or table name in the arguments", verdict
+                if not touch.statements:  # a database write that names nothing: it may touch any table
+                    touch = pm.SqlTouch(pm.ALL_TABLES, True, 0)
                 hit = pm.tables_match(tuple(spec.tables), touch)
                 if hit is None:
                     return False, f"the SQL touches {sorted(touch.tables)}, none of {spec.tables}", verdict
@@ -175,9 +217,9 @@ class CompiledRule:
         if self.program is not None:
             try:
                 value = self._evaluate(self.program, call, facts, fields, 0)
-            except (RuntimeError, TypeError, ValueError, RecursionError) as exc:
+            except CEL_ERRORS as exc:
                 failed = Verdict.DENY if verdict is Verdict.DENY else Verdict.ASK
-                first = str(exc).splitlines()[0][:160]
+                first = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
                 return True, f"condition {spec.condition!r} could not be evaluated ({first}); held to fail closed", failed
             if value is not True:
                 if value is False:

@@ -7,6 +7,7 @@ first error into one such line.
 
 from __future__ import annotations
 
+import pathlib
 import types
 import typing
 from collections.abc import Sequence
@@ -36,8 +37,19 @@ class Locator:
         return self.lines.get((), None)
 
 
-def load_yaml(text: str, *, source: str, error: type[ConfigError] = ConfigError) -> tuple[Any, Locator]:
-    """Parse one YAML document (safe subset) and record where each key and item starts."""
+def load_yaml(text: str | pathlib.Path, *, source: str | None = None, error: type[ConfigError] = ConfigError) -> tuple[Any, Locator]:
+    """Parse one YAML document (safe subset) and record where each key and item starts.
+
+    `text` is the document, or a `pathlib.Path` to read it from (`source` then defaults to it).
+    A key given twice in one mapping is an error: YAML would silently keep only the last one.
+    """
+    if isinstance(text, pathlib.Path):
+        source = source or str(text)
+        try:
+            text = text.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise error(f"cannot read the file ({getattr(exc, 'strerror', None) or exc})", path=source) from None
+    source = source or "<yaml>"
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -52,23 +64,34 @@ def load_yaml(text: str, *, source: str, error: type[ConfigError] = ConfigError)
     finally:
         loader.dispose()
     lines: dict[Path, int] = {(): node.start_mark.line + 1}
-    _walk(loader, node, (), lines)
+    duplicate = _walk(loader, node, (), lines)
+    if duplicate:
+        path, line = duplicate
+        raise error(f"duplicate key {path[-1]!r} (also on line {lines[path]}); keep one", path=source, line=line,
+                    field=field_name(path))
     return data, Locator(lines)
 
 
-def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: dict[Path, int]) -> tuple[Path, int] | None:
+    """Record lines under `node`; return the first duplicated key's path and line, if any."""
+    duplicate = None
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             key = loader.construct_object(key_node)
             child = (*path, key if isinstance(key, (str, int)) else str(key))
-            lines[child] = key_node.start_mark.line + 1
-            _walk(loader, value_node, child, lines)
+            line = key_node.start_mark.line + 1
+            if child in lines and duplicate is None:
+                duplicate = (child, line)
+                continue
+            lines[child] = line
+            duplicate = _walk(loader, value_node, child, lines) or duplicate
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*path, index)] = item.start_mark.line + 1
-            _walk(loader, item, (*path, index), lines)
+            duplicate = _walk(loader, item, (*path, index), lines) or duplicate
+    return duplicate
 
 
 def field_name(loc: Sequence[str | int]) -> str:

@@ -1,0 +1,59 @@
+"""The shipped presets (three oversight levels) and the per-server examples decide as their comments say."""
+
+from __future__ import annotations
+
+import pytest
+
+from policy_helpers import ROOT, call, verdict
+from signoff.policy import PRESETS, load_policy
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_ship_in_configs_and_package_identically(preset: str) -> None:
+    shipped = (ROOT / "configs" / f"{preset}.yaml").read_text()
+    packaged = (ROOT / "src" / "signoff" / "presets" / f"{preset}.yaml").read_text()
+    assert shipped == packaged
+    assert load_policy(preset).hash == load_policy(str(ROOT / "configs" / f"{preset}.yaml")).hash
+
+
+READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
+WRITES = {"readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}
+DESTROYS = {"readOnlyHint": False, "destructiveHint": True, "openWorldHint": False}
+PRESET_CASES = [
+    # tool, args, annotations, conservative, balanced, permissive
+    ("git.git_status", {}, READ_ONLY, "allow", "allow", "allow"),
+    ("git.git_commit", {"message": "m"}, WRITES, "ask", "allow", "allow"),
+    ("filesystem.write_file", {"path": "/a"}, DESTROYS, "ask", "ask", "ask"),
+    ("filesystem.delete_file", {"path": "/a"}, {}, "ask", "ask", "ask"),
+    ("fetch.fetch", {"url": "https://example.org"}, {"readOnlyHint": True}, "ask", "allow", "allow"),
+    ("fetch.fetch", {"url": "https://production.api.x.com"}, {"readOnlyHint": True}, "ask", "ask", "allow"),
+    ("gmail.send_email", {"to": "a@b.com"}, {}, "ask", "ask", "allow"),
+    ("shop.checkout", {"amount": 20}, {"readOnlyHint": False, "destructiveHint": False}, "ask", "allow", "allow"),
+    ("db.query", {"sql": "SELECT 1 FROM users"}, READ_ONLY, "allow", "allow", "allow"),
+    ("db.query", {"sql": "DELETE FROM users"}, READ_ONLY, "ask", "ask", "ask"),
+    ("shell.run_command", {"cmd": "ls"}, {}, "ask", "ask", "allow"),
+]
+
+
+@pytest.mark.parametrize(("tool", "args", "hints", "conservative", "balanced", "permissive"), PRESET_CASES)
+def test_presets_oversight_levels(tool, args, hints, conservative, balanced, permissive) -> None:
+    c = call(tool, args, **hints)
+    assert verdict(load_policy("conservative"), c) == conservative
+    assert verdict(load_policy("balanced"), c) == balanced
+    assert verdict(load_policy("permissive"), c) == permissive
+
+
+@pytest.mark.parametrize("name", ["filesystem", "git", "fetch"])
+def test_per_server_examples(name: str) -> None:
+    policy = load_policy(str(ROOT / "configs" / f"{name}.yaml"))
+    cases = {
+        "filesystem": [("filesystem.read_text_file", {"path": "/w/a"}, "allow"), ("filesystem.write_file", {"path": "/w/a"}, "ask"),
+                       ("filesystem.write_file", {"path": "/home/u/.ssh/id_rsa"}, "deny"), ("filesystem.move_file", {"source": "a"}, "ask")],
+        "git": [("git.git_status", {}, "allow"), ("git.git_commit", {}, "ask"), ("git.git_add", {"files": ["src/a.py"]}, "allow"),
+                ("git.git_add", {"files": ["."]}, "ask")],
+        "fetch": [("fetch.fetch", {"url": "http://169.254.169.254/latest"}, "deny"), ("fetch.fetch", {"url": "https://wiki.company.com"}, "allow"),
+                  ("fetch.fetch", {"url": "https://example.org"}, "ask")],
+    }[name]
+    for tool, args, expected in cases:
+        assert verdict(policy, call(tool, args)) == expected, (tool, args)
+
