@@ -149,3 +149,20 @@ def test_change_token_moves_on_commits_from_anywhere(signoff_home: Path) -> None
     open_store().resolve(sys.argv[1], Resolution("denied", "x", "cli"))
     """, held_id).check_returncode()
     assert store.change_token() != after_own
+
+
+def test_background_checkpoints_keep_commits_from_checkpointing(tmp_path) -> None:
+    """The proxy's store never checkpoints inside a commit; a separate checkpoint folds the WAL back."""
+    from signoff.audit import entry
+    from signoff.model import ToolCall
+    from signoff.store import open_store
+
+    proxy_store = open_store(tmp_path / "db.sqlite", background_checkpoints=True)
+    plain = open_store(tmp_path / "db.sqlite")
+    assert proxy_store._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert plain._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] > 0
+    for _ in range(50):
+        proxy_store.append_audit(entry(ToolCall("s", "t", {"x": 1}), "allowed", by="policy"))
+    frames, copied = proxy_store.checkpoint()
+    assert frames > 0 and copied == frames
+    assert len(list(plain.audit_rows())) == 50

@@ -69,7 +69,7 @@ def build_gate_factory(
     else:
         holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
         log.warning("no policy given: every call is allowed (and audited); use e.g. --policy balanced")
-    broker = Broker(open_store())
+    broker = Broker(open_store(background_checkpoints=True))
     for call in broker.mark_abandoned():
         log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     notifier = Notifier(notify or [], link=link, desktop=desktop)

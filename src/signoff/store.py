@@ -202,8 +202,12 @@ def _already(held: HeldCall) -> str:
 class SQLiteStore:
     """The SQLite implementation of `Store`, at `paths.db_path()` unless told otherwise."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, *, background_checkpoints: bool = False):
+        """`background_checkpoints`: this process's commits never run a WAL checkpoint themselves
+        (a checkpoint can take milliseconds); a daemon thread does it every second instead. The
+        proxy uses this so an allowed call's durable audit commit never stalls its event loop."""
         self.path = Path(path) if path is not None else paths.db_path()
+        self.background_checkpoints = background_checkpoints
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -212,6 +216,23 @@ class SQLiteStore:
         self._writes = 0  # commits by this process: `data_version` does not count a connection's own
         with self._write("open") as conn:
             self._migrate(conn)
+        if background_checkpoints:
+            threading.Thread(target=self._checkpoints, name="signoff-checkpoint", daemon=True).start()
+
+    def _checkpoints(self, interval: float = 1.0) -> None:
+        """Fold the WAL back into the database regularly, off the threads that serve calls."""
+        stop = threading.Event()
+        while not stop.wait(interval):
+            try:
+                self.checkpoint()
+            except sqlite3.Error as exc:  # busy or closing: the next round tries again
+                if "closed" in str(exc):
+                    return
+
+    def checkpoint(self) -> tuple[int, int]:
+        """One passive WAL checkpoint: (frames in the log, frames copied into the database)."""
+        _, frames, copied = self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return frames, copied
 
     # ------------------------------------------------------------------ connections
 
@@ -223,6 +244,8 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # in WAL mode a commit still survives kill -9
+            if self.background_checkpoints:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the signoff store {self.path}: {exc}") from exc
         with self._lock:
@@ -495,6 +518,6 @@ def _killed(kill: KillState) -> Resolution:
     return Resolution("killed", kill.by or "signoff", "kill", kill.reason or "kill switch on")
 
 
-def open_store(path: str | Path | None = None) -> SQLiteStore:
+def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False) -> SQLiteStore:
     """The machine's shared store (under SIGNOFF_HOME unless `path` is given)."""
-    return SQLiteStore(path)
+    return SQLiteStore(path, background_checkpoints=background_checkpoints)
