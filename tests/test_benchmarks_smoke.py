@@ -35,3 +35,15 @@ def test_bench_peers_smoke(tmp_path: Path) -> None:
     for header in ("== stdio latency", "== streamable HTTP throughput", "== memory and start-up"):
         assert header in out
     assert "calls/s" in out and "start-up ms" in out
+
+
+@pytest.mark.timeout(150)
+def test_bench_policy_smoke(tmp_path: Path) -> None:
+    out = smoke("bench_policy.py", tmp_path)
+    assert "held call p50 µs" in out and "1000" in out
+
+
+@pytest.mark.timeout(150)
+def test_bench_decision_smoke(tmp_path: Path) -> None:
+    out = smoke("bench_decision.py", tmp_path)
+    assert "audit row append" in out and "`signoff approve` launched" in out
