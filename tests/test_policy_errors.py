@@ -29,6 +29,24 @@ CASES = [
     ("hitl_policies:\n  - tool: '*'\n    annotations: {dangerous: true}\n",
      "p.yaml:3: hitl_policies[0].annotations: unknown tool annotation 'dangerous'"),
     ("hitl_policies:\n  - tool: '*'\n    channels: [email]\n", "p.yaml:3: hitl_policies[0].channels[0]: Input should be"),
+    ("hitl_policies:\n  - tool: '*'\n    condition: a > 1\n    condition: b > 1\n",
+     "p.yaml:4: hitl_policies[0].condition: duplicate key 'condition' (also on line 3); keep one"),
+    ("defaults:\n  timeout: 5 minutes\nhitl_policies: []\n",
+     "p.yaml:2: defaults.timeout: '5 minutes' is not a duration; write e.g. 30s, 5m or 1h"),
+    ("defaults:\n  timeout: -3\nhitl_policies: []\n", "p.yaml:2: defaults.timeout: a duration must be positive"),
+    ("actions:\n  send_email:\n    tools:\n      - 'gmail.*'\n      - 'gmail.[send'\nhitl_policies: []\n",
+     "p.yaml:5: actions.send_email.tools[1]: bad glob 'gmail.[send'"),
+    ("hitl_policies:\n  - action: api_call\n    domains: ['prod.*', '']\n",
+     "p.yaml:3: hitl_policies[0].domains[1]: an empty pattern matches nothing; remove it or write *"),
+    ("hitl_policies:\n  - action: database_write\n    tables: ['users]']\n", "p.yaml:3: hitl_policies[0].tables[0]: bad glob"),
+    ("predicates:\n  url_is_external: 'true'\nhitl_policies: []\n",
+     "p.yaml:2: predicates.url_is_external: 'url_is_external' is a built-in name; rename the predicate"),
+    ("internal_domains: company.com\nhitl_policies: []\n",
+     "p.yaml:1: internal_domains: Input should be a valid list (got 'company.com'); write a YAML list, e.g. [a, b]"),
+    ("hitl_policies:\n  - tool: '*'\n    annotations: {destructiveHint: maybe}\n",
+     "p.yaml:3: hitl_policies[0].annotations.destructiveHint: Input should be a valid boolean"),
+    ("hitl_policies:\n  - tool: '*'\n\tdecision: deny\n", "p.yaml:3: invalid YAML: found character '\\t'"),
+    ("version: 2\nhitl_policies: []\n", "p.yaml:1: version: Input should be 1 (got 2)"),
     ("- just a list\n", "p.yaml:1: a policy must be a mapping with `hitl_policies:`"),
     ("", "p.yaml:1: the policy file is empty"),
 ]
@@ -46,3 +64,15 @@ def test_error_names_file_line_and_field(text: str, expected: str) -> None:
 def test_missing_file_names_the_presets(tmp_path) -> None:
     with pytest.raises(PolicyError, match="give a path or one of conservative, balanced, permissive"):
         load_policy(str(tmp_path / "nope.yaml"))
+
+
+def test_load_yaml_reads_a_path_and_names_it(tmp_path) -> None:
+    from signoff.yamlsrc import load_yaml
+
+    path = tmp_path / "signoff.yaml"
+    path.write_text("servers:\n  git:\n    command: uvx\n")
+    data, locator = load_yaml(path)
+    assert data == {"servers": {"git": {"command": "uvx"}}} and locator.line_of(("servers", "git", "command")) == 3
+    assert locator.line_of(("servers", "git", "command", "not", "there")) == 3  # nearest ancestor
+    with pytest.raises(PolicyError, match=r"nope\.yaml: cannot read the file"):
+        load_yaml(tmp_path / "nope.yaml", error=PolicyError)

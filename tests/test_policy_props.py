@@ -45,3 +45,60 @@ hitl_policies:
 def test_a_matching_deny_always_wins(tool: str, args: dict, danger) -> None:
     assert DENY_FIRST.evaluate(call(tool, {**args, "danger": danger})).verdict is Verdict.DENY
 
+
+
+CEL_HEAVY = Policy.from_text(
+    """
+internal_domains: [company.com]
+actions:
+  purchase: {fields: {amount: args.total, currency: args.currency}}
+predicates:
+  big: "amount > 100 && currency == 'USD'"
+hitl_policies:
+  - tool: "*"
+    condition: "args.amount > 100"
+  - tool: "*"
+    condition: "args.to.endsWith('@company.com') || size(args.items) > 2"
+    decision: allow
+  - tool: "*"
+    condition: "args.a / args.b > 1 && int(args.n) + 1 > 0"
+  - tool: "*"
+    condition: "args.name.matches('^adm') && args.tags[0] == 'x'"
+    decision: deny
+  - action: purchase
+    condition: big
+  - tool: "*"
+    scope: external
+    condition: url_is_external || recipient_is_external
+  - tool: "*"
+    domains: ["*.stripe.com"]
+    tables: ["pay*"]
+""",
+    source="props.yaml",
+)
+NAMES = st.from_regex(r"[A-Za-z0-9_\-]{1,12}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(server=NAMES, tool=NAMES, args=st.dictionaries(st.sampled_from(["amount", "to", "items", "a", "b", "n", "name", "tags",
+                                                                     "total", "currency", "url", "sql"]) | st.text(max_size=6),
+                                                    json_values, max_size=6),
+       hints=st.dictionaries(st.sampled_from(["readOnlyHint", "destructiveHint", "openWorldHint", "title"]), json_values, max_size=3))
+def test_cel_conditions_over_random_arguments_never_crash(server: str, tool: str, args: dict, hints: dict) -> None:
+    from signoff.model import ToolCall
+
+    c = ToolCall(server, tool, args, hints)
+    decision = CEL_HEAVY.evaluate(c)
+    assert decision.verdict in (Verdict.ALLOW, Verdict.ASK, Verdict.DENY)
+    assert CEL_HEAVY.evaluate(c) == decision  # deterministic
+    explained, results = CEL_HEAVY.explain(c)
+    assert explained == decision and len(results) == 7
+
+
+@settings(max_examples=200, deadline=None)
+@given(verdicts=st.lists(st.sampled_from(["allow", "ask", "deny"]), min_size=1, max_size=8), args=st.dictionaries(st.text(max_size=5), json_values, max_size=3))
+def test_the_strongest_matching_verdict_wins_and_the_first_of_equals_names_it(verdicts: list[str], args: dict) -> None:
+    text = "hitl_policies:\n" + "".join(f"  - tool: '*'\n    decision: {v}\n    reason: r{i}\n" for i, v in enumerate(verdicts))
+    decision = Policy.from_text(text, source="p.yaml").evaluate(call("x.y", args))
+    strongest = max(verdicts, key=["allow", "ask", "deny"].index)
+    assert decision.verdict.value == strongest and decision.reason == f"r{verdicts.index(strongest)}"

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signoff import policy_match as pm
 from signoff.config import parse_duration
@@ -30,6 +30,18 @@ CHANNELS = Literal["elicit", "web", "cli", "tty"]
 Duration = float
 
 
+def _check_glob(pattern: str) -> str:
+    if not pattern.strip():
+        raise ValueError("an empty pattern matches nothing; remove it or write *")
+    if pattern.count("[") != pattern.count("]"):
+        raise ValueError(f"bad glob {pattern!r}: unbalanced [ ]; use * and ? only, or escape with [[]")
+    return pattern
+
+
+Glob = Annotated[str, AfterValidator(_check_glob)]
+"""A `*`/`?` pattern, checked where it is written (so errors name the list item)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,15 +49,10 @@ class _Strict(BaseModel):
 class ActionDef(_Strict):
     """Maps an abstract action onto real tools, and names argument fields for conditions."""
 
-    tools: list[str] = Field(default_factory=list)
+    tools: list[Glob] = Field(default_factory=list)
     fields: dict[str, str] = Field(default_factory=dict)
     irreversible: bool | None = None
     description: str | None = None
-
-    @field_validator("tools")
-    @classmethod
-    def _globs(cls, tools: list[str]) -> list[str]:
-        return [_check_glob(t) for t in tools]
 
     @field_validator("fields")
     @classmethod
@@ -72,11 +79,11 @@ class Rule(_Strict):
 
     name: str | None = None
     action: str | None = None
-    tool: str | None = None
+    tool: Glob | None = None
     scope: Literal["all", "external", "internal"] | None = None
     condition: str | None = None
-    domains: list[str] | None = None
-    tables: list[str] | None = None
+    domains: list[Glob] | None = None
+    tables: list[Glob] | None = None
     annotations: dict[str, bool] | None = None
     decision: Literal["ask", "allow", "deny"] = "ask"
     reason: str | None = None
@@ -89,16 +96,6 @@ class Rule(_Strict):
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
-
-    @field_validator("tool")
-    @classmethod
-    def _glob(cls, tool: str | None) -> str | None:
-        return None if tool is None else _check_glob(tool)
-
-    @field_validator("domains", "tables")
-    @classmethod
-    def _globs(cls, values: list[str] | None) -> list[str] | None:
-        return None if values is None else [_check_glob(v) for v in values]
 
     @field_validator("annotations")
     @classmethod
@@ -127,14 +124,6 @@ class PolicyFile(_Strict):
     @classmethod
     def _domains(cls, domains: list[str]) -> list[str]:
         return [d.lower().strip().lstrip("*.").rstrip(".") for d in domains]
-
-
-def _check_glob(pattern: str) -> str:
-    if not pattern.strip():
-        raise ValueError("an empty pattern matches nothing; remove it or write *")
-    if pattern.count("[") != pattern.count("]"):
-        raise ValueError(f"bad glob {pattern!r}: unbalanced [ ]; use * and ? only, or escape with [[]")
-    return pattern
 
 
 @dataclass

@@ -113,8 +113,7 @@ def raise_validation_error(
     loc = tuple(p for p in first["loc"] if isinstance(p, (str, int)))
     kind = first["type"]
     message = str(first["msg"])
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+    message = message.removeprefix("Value error, ")
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1]) if model is not None else []
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else "; check the spelling"
@@ -123,7 +122,28 @@ def raise_validation_error(
         message = "this key is required; add it"
     elif kind in ("literal_error", "enum"):
         message = f"{message} (got {first.get('input')!r})"
+    elif kind in _TYPE_HINTS:
+        message = f"{message} (got {_short(first.get('input'))}); {_TYPE_HINTS[kind]}"
     raise error(message, path=source, line=locator.line_of(loc), field=field_name(loc) or None)
+
+
+_TYPE_HINTS = {
+    "list_type": "write a YAML list, e.g. [a, b]",
+    "dict_type": "write a mapping of key: value lines",
+    "model_type": "write a mapping of key: value lines",
+    "string_type": "write text (quote it if YAML reads it as something else)",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+    "int_type": "write a whole number",
+    "int_parsing": "write a whole number",
+    "float_type": "write a number",
+    "float_parsing": "write a number",
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
