@@ -247,25 +247,28 @@ class Facts:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def pairs(self) -> pm.Pairs:
+        return self._once("pairs", lambda: pm.pairs(self.call.arguments))
+
     def hosts(self) -> set[str]:
-        return self._once("hosts", lambda: pm.hosts(self.call.arguments))
+        return self._once("hosts", lambda: pm.hosts(self.pairs()))
 
     def recipients(self, fields: Mapping[str, Any] | None = None) -> set[str]:
         if fields and "recipient" in fields:
             return pm.email_domains(fields["recipient"])
-        return self._once("recipients", lambda: pm.email_domains(self.call.arguments))
+        return self._once("recipients", lambda: pm.email_domains(self.pairs()))
 
     def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
         return pm.any_external(self.recipients(fields), self.policy.internal)
 
     def url_arguments(self) -> set[str]:
-        return self._once("url_arguments", lambda: pm.url_arguments(self.call.arguments))
+        return self._once("url_arguments", lambda: pm.url_arguments(self.pairs()))
 
     def url_is_external(self) -> bool:
         return pm.any_external(self.hosts(), self.policy.internal)
 
     def sql(self) -> pm.SqlTouch:
-        return self._once("sql", lambda: pm.sql_touch(self.call.arguments))
+        return self._once("sql", lambda: pm.sql_touch(self.pairs()))
 
 
 def _on_timeout(configured: str, call: ToolCall) -> str:

@@ -100,6 +100,12 @@ READ_VERBS = _words("get list read search find show view describe lookup count c
 
 def builtin_match(action: str, server: str, tool: str, annotations: Mapping[str, Any]) -> str | None:
     """Why `server.tool` performs the built-in `action`, or None when it does not."""
+    destroys = annotations.get("destructiveHint") is True and not annotations.get("readOnlyHint")
+    return _builtin_match(action, server, tool, destroys)
+
+
+@functools.lru_cache(maxsize=4096)
+def _builtin_match(action: str, server: str, tool: str, destroys: bool) -> str | None:
     meaning = BUILTIN_ACTIONS.get(action)
     if meaning is None:
         return None
@@ -111,7 +117,7 @@ def builtin_match(action: str, server: str, tool: str, annotations: Mapping[str,
     if verbs and (objects or not meaning.objects or verbs & meaning.alone) and not looks:
         found = sorted(verbs | objects)
         return f"name has the words {', '.join(found)} of action {action}"
-    if meaning.destructive_means and objects and annotations.get("destructiveHint") is True and not annotations.get("readOnlyHint"):
+    if meaning.destructive_means and objects and destroys:
         return f"annotated destructiveHint and named {', '.join(sorted(objects))} ({action})"
     return None
 
@@ -166,6 +172,29 @@ def strings(value: Any, key: str = "", depth: int = 0) -> Iterator[tuple[str, st
             yield from strings(v, key, depth + 1)
 
 
+class Pairs(list):  # type: list[tuple[str, str]]
+    """The (key, string) pairs of one call's arguments, walked once and shared by every fact."""
+
+
+def pairs(arguments: Any) -> Pairs:
+    """`strings(arguments)` as a list, walked without generators (this runs on every call)."""
+    if isinstance(arguments, Pairs):
+        return arguments
+    out = Pairs()
+    stack: list[tuple[str, Any, int]] = [("", arguments, 0)]
+    while stack:
+        key, value, depth = stack.pop()
+        if isinstance(value, str):
+            out.append((key, value))
+        elif depth > MAX_DEPTH:
+            continue
+        elif isinstance(value, Mapping):
+            stack.extend((str(k), v, depth + 1) for k, v in reversed(value.items()))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((key, v, depth + 1) for v in reversed(value))
+    return out
+
+
 _URL = re.compile(r"\b(?:https?|wss?|ftp)://[^\s\"'<>]+", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})")
 _BARE_HOST = re.compile(r"^(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::\d+)?(?:/.*)?$")
@@ -175,8 +204,8 @@ _HOST_KEYS = {"url", "uri", "host", "hostname", "domain", "endpoint", "base_url"
 def hosts(arguments: Any) -> set[str]:
     """Hosts of URL-like values anywhere in the arguments (bare hostnames under url/host-like keys)."""
     found: set[str] = set()
-    for key, text in strings(arguments):
-        for url in _URL.findall(text):
+    for key, text in pairs(arguments):
+        for url in _URL.findall(text) if "://" in text else ():
             host = _host_of(url)
             if host:
                 found.add(host)
@@ -193,9 +222,9 @@ _WHOLE_URL = re.compile(r"^(?:https?|wss?|ftp)://[^\s\"'<>]+$", re.IGNORECASE)
 def url_arguments(arguments: Any) -> set[str]:
     """Hosts of argument values that *are* a URL (not text that mentions one), or a host under a url-like key."""
     found: set[str] = set()
-    for key, text in strings(arguments):
+    for key, text in pairs(arguments):
         value = text.strip()
-        if _WHOLE_URL.match(value):
+        if "://" in value and _WHOLE_URL.match(value):
             host = _host_of(value)
         elif key.lower() in _HOST_KEYS and _BARE_HOST.match(value):
             host = _host_of("http://" + value)
@@ -214,7 +243,7 @@ def _host_of(url: str) -> str | None:
 
 
 def email_domains(value: Any) -> set[str]:
-    return {m.lower() for _, text in strings(value) for m in _EMAIL.findall(text)}
+    return {m.lower() for _, text in pairs(value) if "@" in text for m in _EMAIL.findall(text)}
 
 
 def is_internal(domain: str, internal_domains: tuple[str, ...]) -> bool:
@@ -262,7 +291,7 @@ class SqlTouch:
 
 def sql_texts(arguments: Any) -> list[str]:
     """Argument strings that are SQL: starting with a statement keyword, or under an `sql`-like key."""
-    return [text for key, text in strings(arguments) if text.strip() and (_SQL.search(text) or _SQL_KEYS.search(key))]
+    return [text for key, text in pairs(arguments) if text.strip() and (_SQL.search(text) or _SQL_KEYS.search(key))]
 
 
 def sql_touch(arguments: Any) -> SqlTouch:
@@ -310,7 +339,7 @@ _TABLE_KEYS = {"table", "tables", "table_name", "collection", "collection_name"}
 
 def named_tables(arguments: Any) -> SqlTouch:
     """Tables named by argument keys such as `table:` or `collection:`, for database tools without SQL."""
-    names = frozenset(text.strip().lower() for key, text in strings(arguments) if key.lower() in _TABLE_KEYS and text.strip())
+    names = frozenset(text.strip().lower() for key, text in pairs(arguments) if key.lower() in _TABLE_KEYS and text.strip())
     return SqlTouch(names, bool(names), len(names))
 
 

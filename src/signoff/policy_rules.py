@@ -29,11 +29,20 @@ def _compile_cel(text: str, *, source: str, line: int | None, field: str) -> Any
     import cel  # imported with the first policy that has a condition (it costs ~0.1 s)
 
     try:
-        return cel.compile(text)
+        program = cel.compile(text)
+        return Condition(program, tuple(program.variables()))
     except ValueError as exc:
         detail = str(exc).splitlines()
         first = next((d for d in detail if "ERROR" in d or "error" in d), detail[0] if detail else "syntax error")
         raise PolicyError(f"invalid CEL expression {text!r}: {first.strip()}", path=source, line=line, field=field) from None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled CEL program and the names it reads (asked once, not per call)."""
+
+    program: Any
+    names: tuple[str, ...]
 
 
 def compile_predicates(spec: PolicyFile, source: str, locator: Any) -> dict[str, Any]:
@@ -101,6 +110,7 @@ class CompiledRule:
     """Per tool: does this built-in action (api_call) apply only through a URL argument? None: never."""
 
     def __post_init__(self) -> None:
+        self.verdict = Verdict(self.spec.decision)
         builtin = pm.BUILTIN_ACTIONS.get(self.spec.action or "")
         if builtin and builtin.url_arg and not (self.action_def is not None and self.action_def.tools):
             self.url_only = {}
@@ -180,11 +190,11 @@ class CompiledRule:
     def matches(self, call: ToolCall, facts: Facts) -> tuple[bool, str, Verdict]:
         """(matched, why or why not, verdict). Assumes `applies_to_tool` said yes."""
         spec = self.spec
-        verdict = Verdict(spec.decision)
+        verdict = self.verdict
         reasons: list[str] = []  # the tool part of the reason is added by the caller, for the winner only
-        fields = self.fields(call)
         if self.url_only is not None and self._only_by_url(call) and not facts.url_arguments():
             return False, f"{call.qualified} does not look like action {spec.action} and no argument is a URL", verdict
+        fields = self.fields(call)
         if spec.scope in ("external", "internal"):
             recipients = facts.recipients(fields)
             found = recipients | facts.hosts()
@@ -205,7 +215,7 @@ class CompiledRule:
                 return False, "the SQL in the arguments only reads", verdict
             if spec.tables:
                 if not touch.statements:
-                    touch = pm.named_tables(call.arguments)  # a `table:`/`collection:` argument (no SQL)
+                    touch = pm.named_tables(facts.pairs())  # a `table:`/`collection:` argument (no SQL)
                 if not touch.statements and spec.action != "database_write":
                     return False, "no SQL statement or table name in the arguments", verdict
                 if not touch.statements:  # a database write that names nothing: it may touch any table
@@ -229,11 +239,11 @@ class CompiledRule:
             reasons.append(f"condition {spec.condition!r} is true")
         return True, "; ".join(reasons), verdict
 
-    def _evaluate(self, program: Any, call: ToolCall, facts: Facts, fields: dict[str, Any], depth: int) -> Any:
+    def _evaluate(self, condition: Condition, call: ToolCall, facts: Facts, fields: dict[str, Any], depth: int) -> Any:
         if depth > MAX_PREDICATE_DEPTH:
             raise RecursionError("predicates refer to each other in a loop")
         context: dict[str, Any] = {}
-        for name in program.variables():
+        for name in condition.names:
             if name == "args":
                 context[name] = dict(call.arguments)
             elif name == "fields":
@@ -256,4 +266,4 @@ class CompiledRule:
                 context[name] = fields[name]
             elif name in call.arguments:
                 context[name] = call.arguments[name]
-        return program.execute(context)
+        return condition.program.execute(context)
