@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from signoff import __version__, jsonrpc
+from signoff.eras import KNOWN_VERSIONS
 from signoff.errors import UpstreamError
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("signoff.aggregate")
 
-KNOWN_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28")
 MAX_PAGES = 100
 
 # method → (capability that must be advertised, key of the list in the result, namespaced?)

@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from signoff.audit import AuditLog, entry
+from signoff.audit import AuditLog
 from signoff.broker import Broker, Outcome, format_seconds
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.gate import Admission, ProgressFn, denial_text
@@ -231,9 +231,9 @@ class ApprovalGate:
                 by: str = "signoff", channel: str = "policy", held_id: str | None = None, duration_ms: float | None = None,
                 arguments: Any = None) -> None:
         try:
-            self.audit.store.append_audit(entry(
-                call, decision, arguments=dict(arguments) if arguments is not None else None, channel=channel, by=by,
-                reason=reason, duration_ms=duration_ms, policy_hash=policy_hash, rule=rule, held_id=held_id))
+            self.audit.append(call, decision, arguments=dict(arguments) if arguments is not None else None,
+                              channel=channel, by=by, reason=reason, duration_ms=duration_ms, policy_hash=policy_hash,
+                              rule=rule, held_id=held_id)
         except StoreError as exc:  # the call itself already happened or was refused; say so loudly
             log.error("AUDIT ROW NOT WRITTEN for %s (%s): %s", call.qualified, decision, exc)
 

@@ -68,12 +68,11 @@ class _StdioPipes:
                 await anyio.to_thread.run_sync(os.write, self.out_fd, data)
 
 
-async def serve_stdio(specs: list[ServerSpec], gate: Gate | Callable[[], Gate], *, out_fd: int = 1,
-                      on_ready: Callable[[Proxy], Any] | None = None) -> None:
+async def serve_stdio(specs: list[ServerSpec], gate_factory: Callable[[], Gate], *, out_fd: int = 1) -> None:
     """Serve one client on stdin/stdout until stdin closes.
 
-    `gate` may be a factory: it is then called after the upstreams were started, so a slow
-    server boots while signoff loads its policy; nothing is read from the client before that.
+    The gate is made after the upstreams were started, so a slow server boots while signoff
+    loads its policy; nothing is read from the client before that.
     """
     pipes = _StdioPipes(out_fd)
     await pipes.open()
@@ -84,17 +83,14 @@ async def serve_stdio(specs: list[ServerSpec], gate: Gate | Callable[[], Gate], 
         except (BrokenPipeError, ConnectionResetError):
             log.info("the client closed stdout")
 
-    proxy = Proxy(specs, send, gate if not callable(gate) or hasattr(gate, "check") else None)
+    proxy = Proxy(specs, send)
     async with anyio.create_task_group() as tg:
         await proxy.start(tg)
-        if callable(gate) and not hasattr(gate, "check"):
-            try:
-                proxy.gate = gate()
-            except BaseException:
-                await proxy.close()
-                raise
-        if on_ready is not None:
-            on_ready(proxy)
+        try:
+            proxy.gate = gate_factory()
+        except BaseException:
+            await proxy.close()
+            raise
         try:
             while True:
                 try:

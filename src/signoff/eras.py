@@ -36,6 +36,9 @@ VERSION_KEY = PREFIX + "protocolVersion"
 ENVELOPE_KEYS = {VERSION_KEY, PREFIX + "clientInfo", PREFIX + "clientCapabilities", PREFIX + "logLevel"}
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 MODERN_VERSION = "2026-07-28"
+KNOWN_VERSIONS = (*HANDSHAKE_VERSIONS, MODERN_VERSION)
+"""Every protocol revision signoff knows, oldest first (mcp_types.version has the same list, but
+importing the SDK costs over a second, which stdio serving avoids)."""
 CACHEABLE = {"tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"}
 RESUMABLE = {"tools/call", "prompts/get", "resources/read"}
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from signoff.model import ALLOW_ALL, Decision, ToolCall, Verdict
+from signoff.model import ALLOW_ALL, Decision, ToolCall
 
 log = logging.getLogger("signoff.gate")
 
@@ -76,7 +76,7 @@ def denial_text(cause: str, detail: str = "") -> str:
 
 
 class OpenGate:
-    """Allows every call: the gate used when no policy is configured."""
+    """Allows every call: the relay's default until a gate is set (tests drive the relay with it)."""
 
     def __init__(self, decision: Decision = ALLOW_ALL):
         self.decision = decision
@@ -86,34 +86,6 @@ class OpenGate:
 
     async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
         return Admission(True, decision=self.decision)
-
-    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
-        return None
-
-    async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
-        return None
-
-
-class PolicyGate:
-    """Applies a policy; without a broker an `ask` is refused as "approval required".
-
-    `holder` has `get()` returning the policy in force (see reload.PolicyHolder), so an edited
-    policy file takes effect on the next call.
-    """
-
-    def __init__(self, holder: Any):
-        self.holder = holder
-
-    def check(self, call: ToolCall) -> Admission:
-        decision = self.holder.get().evaluate(call)
-        if decision.verdict is Verdict.ALLOW:
-            return Admission(True, decision=decision)
-        if decision.verdict is Verdict.DENY:
-            return Admission(False, denial_text("rule", decision.reason), decision=decision)
-        return Admission(False, denial_text("approval", f"approval required ({decision.reason})"), decision=decision)
-
-    async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
-        return self.check(call)
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
         return None

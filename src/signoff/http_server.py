@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.types import Receive, Scope, Send
 
 from signoff import jsonrpc
+from signoff.eras import HANDSHAKE_VERSIONS
 from signoff.gate import Gate
 from signoff.proxy import Proxy
 from signoff.upstream import ServerSpec
@@ -38,7 +39,6 @@ from signoff.upstream import ServerSpec
 log = logging.getLogger("signoff.http")
 
 MCP_PATH = "/mcp"
-HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 
 
 class HttpDownstream:
