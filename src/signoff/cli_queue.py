@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from typing import Any, NoReturn
@@ -34,14 +35,27 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+@contextmanager
+def _exits(unknown_hint: str = "") -> Iterator[None]:
+    """signoff's errors as the CLI's exit codes: 1 unknown id, 2 already decided, 3 store unusable."""
+    try:
+        yield
+    except UnknownCallError as exc:
+        _fail(f"{exc}{unknown_hint}", EXIT_UNKNOWN)
+    except AlreadyDecidedError as exc:
+        _fail(str(exc), EXIT_ALREADY)
+    except DecisionError as exc:  # the parent of the two above: a decision that makes no sense
+        _fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+
+
 def _broker() -> Any:
     from signoff.broker import Broker
     from signoff.store import open_store
 
-    try:
+    with _exits():
         return Broker(open_store())
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -66,10 +80,8 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
     """List held calls waiting for a decision, oldest first (from every proxy on this machine)."""
     from signoff.approvers import ago
 
-    try:
+    with _exits():
         calls = _broker().pending()
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in calls], indent=2, ensure_ascii=False))
         return
@@ -93,17 +105,9 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
         if not isinstance(edited, dict):
             _fail("--arguments must be a JSON object", EXIT_USAGE)
     broker = _broker()
-    try:
+    with _exits(unknown_hint=" (see `signoff pending`)"):
         held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
                              remember=remember.value if remember else None)
-    except UnknownCallError as exc:
-        _fail(f"{exc} (see `signoff pending`)", EXIT_UNKNOWN)
-    except AlreadyDecidedError as exc:
-        _fail(str(exc), EXIT_ALREADY)
-    except DecisionError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     extra = f" ({reason})" if reason else ""
     typer.echo(f"{held.status} {held.id} {held.qualified}{extra}")
     if remember:
@@ -133,27 +137,21 @@ def watch() -> None:
     """An interactive console: held calls appear as they arrive; a approve, d deny, r deny with a reason."""
     from signoff import watch as console
 
-    try:
+    with _exits():
         console.main(_broker())
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
 
 
 def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the model and in the audit trail.")) -> None:
     """Stop every tool call of every proxy (held ones are denied) until `signoff resume`."""
-    try:
+    with _exits():
         killed = _broker().kill(reason)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     typer.echo(f"kill switch ON: every tool call is denied until `signoff resume` ({len(killed)} held calls denied)")
 
 
 def resume() -> None:
     """Switch the kill switch off: tool calls follow the policy again."""
-    try:
+    with _exits():
         _broker().resume()
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     typer.echo("kill switch off: tool calls follow the policy again")
 
 
@@ -168,11 +166,9 @@ def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     if ctx.invoked_subcommand is not None:
         return
     broker = _broker()
-    try:
+    with _exits():
         found = broker.remembered(include_revoked=revoked)
         policy_rules = broker.as_policy_rules() if policy else []
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     if policy:
         import yaml
 
@@ -193,14 +189,8 @@ def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
 @rules_app.command("revoke")
 def revoke(rule_id: str = typer.Argument(..., metavar="ID", help="The remembered approval's id, e.g. r-1a2b3c.")) -> None:
     """Revoke a remembered approval: matching calls are held again. Exit 1 unknown, 2 already revoked."""
-    try:
+    with _exits():
         found = _broker().revoke(rule_id)
-    except UnknownCallError as exc:
-        _fail(str(exc), EXIT_UNKNOWN)
-    except AlreadyDecidedError as exc:
-        _fail(str(exc), EXIT_ALREADY)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     typer.echo(f"revoked {found.id} ({found.kind} {found.server}.{found.tool})")
 
 
@@ -235,10 +225,8 @@ def audit(
         end = parse_since(until) if until else None
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
-    try:
+    with _exits():
         rows = _audit_log().query(tool=tool, decision=decision, since=start, until=end, limit=limit)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -254,10 +242,8 @@ def audit(
 @audit_app.command("verify")
 def verify() -> None:
     """Check the hash chain; exit 1 and name the first changed or missing row."""
-    try:
+    with _exits():
         checked, problem = _audit_log().verify()
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
     if problem is not None:
         _fail(f"audit trail broken: {problem}", 1)
     typer.echo(f"audit trail OK: {checked} rows, hash chain intact")
@@ -272,15 +258,13 @@ def export(
     if not jsonl:
         _fail("say the format: --jsonl", EXIT_USAGE)
     log = _audit_log()
-    try:
+    with _exits():
         if file:
             with open(file, "w", encoding="utf-8") as stream:
                 count = log.export_jsonl(stream)
             typer.echo(f"exported {count} rows to {file}", err=True)
         else:
             log.export_jsonl(sys.stdout)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
 
 
 def register(app: typer.Typer) -> None:
