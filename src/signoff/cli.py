@@ -36,6 +36,12 @@ def run(
     notify: list[str] = typer.Option(None, "--notify", help="Apprise URL to notify when a call is held (repeatable)."),
     desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
     ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
+    share: str = typer.Option(None, "--share", help="--http: auto (default), session (an upstream per session) or shared."),
+    allow_host: list[str] = typer.Option(None, "--allow-host", help="--http: also accept requests naming this host (repeatable)."),
+    auth_token_file: str = typer.Option(None, "--auth-token-file", help="--http: require this bearer token (or set SIGNOFF_HTTP_TOKEN)."),
+    http_idle_timeout: str = typer.Option(None, "--http-idle-timeout", help="--http: close sessions idle this long (default 30m)."),
+    http_max_sessions: int = typer.Option(None, "--http-max-sessions", help="--http: most concurrent sessions (default 100)."),
+    http_max_body: int = typer.Option(None, "--http-max-body", help="--http: largest request body in bytes (default 16 MiB)."),
 ) -> None:
     """Serve MCP to an AI client, wrapping one server (after `--`) or those in --config."""
     from signoff import runner
@@ -43,7 +49,9 @@ def run(
     try:
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
                     timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
-                    ui=ui)
+                    ui=ui, http_options={"share": share, "allow_hosts": allow_host or [], "token_file": auth_token_file,
+                                         "idle_timeout": http_idle_timeout, "max_sessions": http_max_sessions,
+                                         "max_body": http_max_body})
     except SignoffError as exc:
         typer.echo(f"signoff: {exc}", err=True)
         raise typer.Exit(2) from None

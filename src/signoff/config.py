@@ -53,6 +53,7 @@ class ServerConfig(BaseModel):
     transport: Literal["stdio", "http", "streamable-http", "sse"] | None = Field(default=None, alias="type")
     timeout: float = 300.0
     startup_timeout: float = 60.0
+    share: Literal["auto", "session", "shared"] = "auto"
     disabled: bool = False
 
     @field_validator("timeout", "startup_timeout", mode="before")
@@ -149,6 +150,7 @@ def server_specs(config: SignoffConfig) -> list[ServerSpec]:
                 transport=transport,
                 timeout=server.timeout,
                 startup_timeout=server.startup_timeout,
+                share=server.share,
             )
         )
     return specs

@@ -1,235 +1,362 @@
-"""`signoff run --http HOST:PORT`: the same relay served over streamable HTTP.
+"""`signoff run --http HOST:PORT`: the relay served over streamable HTTP, at the frame level.
 
-Each MCP session (an `initialize` POST without a session id) gets its own SDK transport and its
-own `Proxy`, hence its own upstream processes: sessions never see each other's state. The SDK's
-transport does the HTTP work (SSE streams, session ids, DNS-rebinding checks); signoff only turns
-its typed messages into the dicts the relay speaks.
+A small ASGI app at /mcp (served by uvicorn; no MCP SDK on this path, so start-up and memory stay
+low). Each POST is checked (http_guard: Host, Origin, token, media types, size) and decoded once,
+then handed to the session's relay exactly as a stdio frame is. The answer goes back as a plain
+JSON body when it is the first thing to send, or as an SSE stream (with event ids, resumable by
+`Last-Event-ID`) when notifications or server→client requests come first.
 
-A 2026-07-28 client (its `MCP-Protocol-Version` header names a stateless revision) sends each
-request as a self-contained POST. Those requests share one `Proxy` (ids are remapped so clients
-cannot collide); each POST is answered with an SSE stream carrying its progress notifications
-and then its response, and closing that stream cancels the request.
+Sessions (revisions 2025-03-26 … 2025-11-25) start with a valid `initialize` POST: nothing is
+spawned before one. Their upstream is their own or a port on a shared one (share.py). A
+2026-07-28 client (its `MCP-Protocol-Version` names the stateless revision) sends self-contained
+POSTs; those share one relay (ids remapped), and closing a POST's stream cancels its request.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.abc
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from mcp.shared.message import ServerMessageMetadata, SessionMessage
-from mcp_types import jsonrpc_message_adapter
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from signoff import jsonrpc
-from signoff.eras import HANDSHAKE_VERSIONS
+from signoff.eras import HANDSHAKE_VERSIONS, KNOWN_VERSIONS
 from signoff.gate import Gate
+from signoff.http_guard import Guard, Refusal
+from signoff.http_sessions import AbandonHook, Session, cancel_abandoned
+from signoff.http_streams import EventStream, Lost, parse_event_id
 from signoff.proxy import Proxy
-from signoff.upstream import ServerSpec
+from signoff.share import Hub, Port
+from signoff.upstream import ServerSpec, Upstream, make_upstream
 
 log = logging.getLogger("signoff.http")
 
 MCP_PATH = "/mcp"
+SESSION_HEADER = "mcp-session-id"
+SERVER_ERROR = -32000
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class HttpOptions:
+    """Limits and access for the HTTP endpoint (CLI: --allow-host, --auth-token-file, --http-*)."""
+
+    allow_hosts: list[str] = field(default_factory=list)
+    token: bytes | None = None
+    idle_timeout: float = 1800.0
+    """A session with nothing in flight and no open stream for this long is closed."""
+    max_sessions: int = 100
+    max_body: int = 16 * 1024 * 1024
+    resume_window: float = field(default_factory=lambda: float(os.environ.get("SIGNOFF_HTTP_RESUME_WINDOW", "30")))
+    """How long a dropped stream waits for its client to resume before its requests are withdrawn."""
+
+
+class Disconnected(Exception):
+    """The client went away while its request was being read."""
+
+
+async def respond(send: Send, status: int, body: dict[str, Any] | bytes | None, headers: dict[str, str] | None = None) -> None:
+    data = b"" if body is None else body if isinstance(body, bytes) else jsonrpc.encode(body).rstrip(b"\n")
+    head = [(b"content-length", b"%d" % len(data))]
+    if data:
+        head.append((b"content-type", b"application/json"))
+    head += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refusal(413, f"Payload Too Large: the body limit is {limit} bytes", code=jsonrpc.INVALID_REQUEST)
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, f"Payload Too Large: the body limit is {limit} bytes", code=jsonrpc.INVALID_REQUEST)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def decode_client(body: bytes) -> tuple[dict[str, Any] | list[Any], bytes | None]:
+    """Decode a POST body as stdio decodes a line; the bytes the relay may forward (one line)."""
+    message = jsonrpc.decode(body)
+    if isinstance(message, list):
+        return message, None
+    return message, body + b"\n" if b"\n" not in body and b"\r" not in body else jsonrpc.encode(message)
+
+
+def _bad_request(message: str, request_id: Any = None, code: int = jsonrpc.INVALID_REQUEST) -> Refusal:
+    refusal = Refusal(400, message, code=code)
+    refusal.request_id = request_id  # type: ignore[attr-defined]
+    return refusal
 
 
 class HttpDownstream:
-    """An ASGI app serving MCP sessions at /mcp, each relayed to its own upstreams."""
+    """The ASGI app: sessions at /mcp, each relayed to its own (or a shared) upstream."""
 
-    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate]):
+    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate], options: HttpOptions | None = None):
         self.specs = specs
         self.gate_factory = gate_factory
-        self.security = TransportSecuritySettings()
-        self.sessions: dict[str, StreamableHTTPServerTransport] = {}
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._stateless: Proxy | None = None
+        self.options = options or HttpOptions()
+        self.guard = Guard("127.0.0.1", 0)
+        self.sessions: dict[str, Session] = {}
+        self.hubs: dict[str, Hub] = {s.name: Hub(s) for s in specs if s.share == "shared" or (s.share == "auto" and s.command)}
+        self.on_abandoned: AbandonHook = cancel_abandoned
+        """Called with the requests of a stream that dropped and was not resumed in time."""
+        self._stateless: Session | None = None
         self._stateless_lock = anyio.Lock()
-        self._routes: dict[str, tuple[Any, Any]] = {}
-        self._tokens: dict[Any, str] = {}
-        self._keys = itertools.count(1)
+        self._tg: anyio.abc.TaskGroup | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
             return
-        if scope["path"].rstrip("/") != MCP_PATH:
-            await PlainTextResponse("signoff: MCP is served at /mcp", status_code=404)(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+        headers: dict[str, str] = {}
+        try:
+            for key, value in scope["headers"]:
+                name = key.decode("latin-1").lower()
+                if name in headers and name in ("host", "authorization", "origin", SESSION_HEADER, "content-type"):
+                    raise Refusal(400, f"Bad Request: more than one {name} header", code=jsonrpc.INVALID_REQUEST)
+                headers[name] = value.decode("latin-1")
+            self.guard.check(method, headers)
+            if scope["path"].rstrip("/") != MCP_PATH:
+                raise Refusal(404, f"Not Found: MCP is served at {MCP_PATH}", code=jsonrpc.INVALID_REQUEST)
+            if method == "POST":
+                await self._post(headers, receive, send)
+            elif method == "GET":
+                await self._get(headers, receive, send)
+            elif method == "DELETE":
+                self._session(headers).close()
+                self.sessions.pop(headers[SESSION_HEADER], None)
+                await respond(send, 200, None)
+            else:
+                raise Refusal(405, "Method Not Allowed", code=jsonrpc.INVALID_REQUEST, headers={"allow": "GET, POST, DELETE"})
+        except Refusal as refusal:
+            if refusal.status >= 500 or refusal.status in (401, 403, 421):
+                log.warning("refused %s %s: %s", method, scope["path"][:100], refusal)
+            await respond(send, refusal.status, jsonrpc.error(getattr(refusal, "request_id", None), refusal.code, str(refusal)),
+                          refusal.headers)
+        except Disconnected:
+            pass
+
+    def _session(self, headers: dict[str, str]) -> Session:
+        session_id = headers.get(SESSION_HEADER)
+        if session_id is None:
+            raise _bad_request("Bad Request: no Mcp-Session-Id header; start a session with an initialize POST")
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise Refusal(404, "Session not found: start a new session with initialize", code=jsonrpc.INVALID_REQUEST)
+        session.touch()
+        return session
+
+    # ------------------------------------------------------------------ POST
+
+    async def _post(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        body = await read_body(receive, headers, self.options.max_body)
+        try:
+            message, raw = decode_client(body)
+        except jsonrpc.FrameError as exc:
+            raise _bad_request(f"Parse error: {exc}", code=jsonrpc.PARSE_ERROR) from None
+        messages = message if isinstance(message, list) else [message]
+        for item in messages:
+            if jsonrpc.kind(item) is None:
+                raise _bad_request("Invalid Request: not a JSON-RPC request, notification or response", item.get("id"))
         version = headers.get("mcp-protocol-version")
         if version is not None and version not in HANDSHAKE_VERSIONS:
-            await self._stateless_request(scope, receive, send)
+            if version not in KNOWN_VERSIONS:
+                raise _bad_request(f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r}; supported: {', '.join(KNOWN_VERSIONS)}")
+            await self._relay(await self._stateless_session(), messages, None, receive, send, {})
             return
-        session_id = headers.get(MCP_SESSION_ID_HEADER)
-        if session_id is not None:
-            transport = self.sessions.get(session_id)
-            if transport is None:
-                body = jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Session not found")
-                await JSONResponse(body, status_code=404)(scope, receive, send)
-                return
-            await transport.handle_request(scope, receive, send)
-            if transport.is_terminated:
-                self.sessions.pop(session_id, None)
-            return
-        if scope["method"] != "POST":
-            body = jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Bad Request: open a session with an initialize POST")
-            await JSONResponse(body, status_code=400)(scope, receive, send)
-            return
-        await self._open_session(scope, receive, send)
+        extra: dict[str, str] = {}
+        if SESSION_HEADER in headers:
+            session = self._session(headers)
+        else:
+            session = await self._open(messages)
+            extra[SESSION_HEADER] = session.id
+        await self._relay(session, messages, raw if len(messages) == 1 else None, receive, send, extra)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _open_session(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session_id = uuid.uuid4().hex
-        transport = StreamableHTTPServerTransport(mcp_session_id=session_id, security_settings=self.security)
-        self.sessions[session_id] = transport
+    async def _open(self, messages: list[dict[str, Any]]) -> Session:
+        """A new session for a valid initialize request: the only place that spawns upstreams."""
+        init = messages[0] if len(messages) == 1 else {}
+        if init.get("method") != "initialize" or "id" not in init:
+            raise _bad_request("Bad Request: no Mcp-Session-Id header; start a session with an initialize request")
+        params = init.get("params")
+        if (not isinstance(params, dict) or not isinstance(params.get("protocolVersion"), str)
+                or not isinstance(params.get("capabilities", {}), dict) or not isinstance(params.get("clientInfo", {}), dict)):
+            raise _bad_request("Invalid params: initialize needs protocolVersion, capabilities and clientInfo",
+                               init.get("id"), jsonrpc.INVALID_PARAMS)
+        if len(self.sessions) >= self.options.max_sessions:
+            raise Refusal(503, f"Service Unavailable: {self.options.max_sessions} sessions are open (the limit); "
+                          "end one with DELETE or retry later", headers={"retry-after": "5"})
+        session = Session(secrets.token_hex(16), priming=params["protocolVersion"] >= "2025-11-25")
+        upstreams = [await self._upstream_for(spec, init, session.id) for spec in self.specs]
+        proxy = Proxy(self.specs, session.send_client, self.gate_factory(), upstreams=upstreams)
+        proxy.session.id = session.id[:12]
+        self.sessions[session.id] = session
         assert self._tg is not None
-        await self._tg.start(self._run_session, transport)
-        await transport.handle_request(scope, receive, send)
+        await self._tg.start(self._run_session, session, proxy)
+        return session
 
-    async def _run_session(self, transport: StreamableHTTPServerTransport, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+    async def _upstream_for(self, spec: ServerSpec, init: dict[str, Any], session_id: str) -> Upstream:
+        hub = self.hubs.get(spec.name)
+        if hub is not None:
+            await hub.ready.wait()
+            if hub.error is None and (spec.share == "shared" or hub.fits(init)):
+                return Port(hub, session_id)
+        return make_upstream(spec)
+
+    async def _run_session(self, session: Session, proxy: Proxy, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """One client session; whatever ends it, the server and the other sessions keep running."""
-        session_id = transport.mcp_session_id or ""
         try:
-            await self._serve_session(transport, session_id, task_status)
+            await session.run(proxy, task_status=task_status)
         except Exception:  # noqa: BLE001 - top level of one session: log it, keep serving the others
-            log.exception("session %s failed", session_id[:8])
+            log.exception("session %s failed", session.id[:8])
         finally:
-            self.sessions.pop(session_id, None)
+            self.sessions.pop(session.id, None)
 
-    async def _serve_session(self, transport: StreamableHTTPServerTransport, session_id: str,
-                             task_status: anyio.abc.TaskStatus[None]) -> None:
-        async with transport.connect() as (read, write):
-            task_status.started()
-            tokens: dict[Any, Any] = {}
-
-            async def send_client(frame: bytes | dict[str, Any]) -> None:
-                message = jsonrpc.decode(frame) if isinstance(frame, bytes) else frame
-                assert isinstance(message, dict)
-                related = None
-                if message.get("method") == "notifications/progress":
-                    related = tokens.get((message.get("params") or {}).get("progressToken"))
-                elif "id" in message and "method" not in message:
-                    related = message["id"]
-                metadata = ServerMessageMetadata(related_request_id=related) if related is not None else None
-                try:
-                    await write.send(SessionMessage(jsonrpc_message_adapter.validate_python(message), metadata))
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    log.info("session %s closed; dropped a message", session_id[:8])
-
-            proxy = Proxy(self.specs, send_client, self.gate_factory())
-            proxy.session.id = session_id[:12]
-            async with anyio.create_task_group() as tg:
-                await proxy.start(tg)
-                try:
-                    async for item in read:
-                        if isinstance(item, Exception):
-                            log.warning("session %s: bad message: %s", session_id[:8], item)
-                            continue
-                        message = item.message.model_dump(by_alias=True, mode="json", exclude_none=True)
-                        token = ((message.get("params") or {}).get("_meta") or {}).get("progressToken")
-                        if token is not None and "id" in message:
-                            tokens[token] = message["id"]
-                        await proxy.from_client(None, message)
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
-                    pass  # the client ended the session (DELETE) or the transport closed
-                finally:
-                    await proxy.close()
-                    tg.cancel_scope.cancel()
-        log.info("session %s ended", session_id[:8])
-
-    # ------------------------------------------------------------------ 2026-07-28: one POST, one exchange
-
-    async def _stateless_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        refusal = await TransportSecurityMiddleware(self.security).validate_request(request, is_post=request.method == "POST")
-        if refusal is None and request.method != "POST":
-            refusal = Response(status_code=405, headers={"Allow": "POST"})
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        try:
-            message = jsonrpc.decode(await request.body())
-        except jsonrpc.FrameError as exc:
-            await JSONResponse(jsonrpc.error(None, jsonrpc.PARSE_ERROR, f"Parse error: {exc}"), status_code=400)(scope, receive, send)
-            return
-        if not isinstance(message, dict) or jsonrpc.kind(message) != jsonrpc.REQUEST:
-            await Response(status_code=202)(scope, receive, send)  # notifications have nothing to act on here
-            return
-        proxy = await self._stateless_proxy()
-        key = f"http-{next(self._keys)}"
-        inbox, outbox = anyio.create_memory_object_stream[dict[str, Any]](64)
-        self._routes[key] = (inbox, message["id"])
-        token = ((message.get("params") or {}).get("_meta") or {}).get("progressToken")
-        if token is not None:
-            self._tokens[token] = key
-        await proxy.from_client(None, {**message, "id": key})
-
-        async def events() -> AsyncIterator[bytes]:
-            answered = False
-            try:
-                async with outbox:
-                    async for item in outbox:
-                        yield b"event: message\ndata: " + json.dumps(item).encode() + b"\n\n"
-                        if "method" not in item:
-                            answered = True
-                            return
-            finally:
-                self._routes.pop(key, None)
-                self._tokens.pop(token, None)
-                if not answered:  # the client closed the stream: that is cancellation on this wire
-                    with anyio.CancelScope(shield=True):
-                        await proxy.from_client(None, jsonrpc.notification("notifications/cancelled", {"requestId": key}))
-
-        await StreamingResponse(events(), media_type="text/event-stream")(scope, receive, send)
-
-    async def _stateless_proxy(self) -> Proxy:
+    async def _stateless_session(self) -> Session:
         async with self._stateless_lock:
             if self._stateless is None:
-                proxy = Proxy(self.specs, self._stateless_send, self.gate_factory())
+                session = Session("stateless", priming=True, remap=True)
+                proxy = Proxy(self.specs, session.send_client, self.gate_factory())
                 assert self._tg is not None
-                await proxy.start(self._tg)
-                self._stateless = proxy
+                await self._tg.start(session.run, proxy)
+                self._stateless = session
             return self._stateless
 
-    async def _stateless_send(self, frame: bytes | dict[str, Any]) -> None:
-        message = jsonrpc.decode(frame) if isinstance(frame, bytes) else frame
-        assert isinstance(message, dict)
-        if "method" not in message:
-            key, out = message.get("id"), message
-        elif message["method"] == "notifications/progress":
-            key = self._tokens.get((message.get("params") or {}).get("progressToken"))
-            out = message
-        else:
-            log.debug("no stateless client can take %s", message["method"])
+    async def _relay(self, session: Session, messages: list[dict[str, Any]], raw: bytes | None,
+                     receive: Receive, send: Send, extra: dict[str, str]) -> None:
+        """Hand the frames to the relay (as stdio does) and answer the POST."""
+        requests = [m for m in messages if "method" in m and "id" in m]
+        ids = [m["id"] for m in requests]
+        if not session.remap and (len(set(map(repr, ids))) < len(ids) or any(session.in_flight(i) for i in ids)):
+            raise _bad_request("Invalid Request: a request with this id is already in flight", ids[0])
+        stream, relayed = session.open_post(requests) if requests else (None, [])
+        if session.remap:
+            raw = None
+        inner = iter(relayed)
+        for message in messages:
+            relay_as = next(inner) if "method" in message and "id" in message else message
+            await session.proxy.from_client(raw, relay_as)
+        if stream is None:
+            await respond(send, 202, None, extra)
             return
-        route = self._routes.get(key) if isinstance(key, str) else None
-        if route is None:
-            return
-        inbox, original = route
-        if "method" not in out:
-            out = {**out, "id": original}
+        await self._answer(session, stream, 0, receive, send, extra, json_ok=True)
+
+    # ------------------------------------------------------------------ answering: JSON or SSE
+
+    async def _answer(self, session: Session, stream: EventStream, seen: int, receive: Receive, send: Send,
+                      extra: dict[str, str], *, json_ok: bool, started: bool = False) -> None:
+        """Write `stream` from event `seen` on until it is done or the client goes away."""
+        gone = anyio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            stream.push_nothing()
+
+        stream.attached, stream.detached_at = True, None
         try:
-            await inbox.send(out)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                seen = await self._write(stream, seen, send, extra, gone, json_ok, started)
+                tg.cancel_scope.cancel()
+        finally:
+            stream.delivered = max(stream.delivered, seen)
+            stream.detach()
+            if stream.done and stream.delivered >= stream.seq:
+                session.forget(stream)
+            elif gone.is_set() and session.remap:  # a stateless client closing its stream cancels
+                session.forget(stream)
+                with anyio.CancelScope(shield=True):
+                    await self.on_abandoned(session, sorted(stream.waiting, key=str))
+
+    async def _write(self, stream: EventStream, seen: int, send: Send, extra: dict[str, str], gone: anyio.Event,
+                     json_ok: bool, started: bool) -> int:
+        while not gone.is_set():
+            pending = stream.after(seen)
+            if not started and pending:
+                if json_ok and stream.done and len(pending) == 1:
+                    await respond(send, 200, pending[0][1], extra)
+                    return pending[0][0]
+                head = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+                head += [(k.encode(), v.encode()) for k, v in extra.items()]
+                await send({"type": "http.response.start", "status": 200, "headers": head})
+                if stream.priming:
+                    await send({"type": "http.response.body", "body": stream.prime(seen), "more_body": True})
+                started = True
+            for n, frame in pending:
+                await send({"type": "http.response.body", "body": stream.event(n, frame), "more_body": True})
+                seen = n
+            if started and stream.done and seen >= stream.seq:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return seen
+            if stream.seq > seen:
+                continue
+            await stream.changed()
+        return seen
+
+    # ------------------------------------------------------------------ GET: the standalone stream, or a resumed one
+
+    async def _get(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        if headers.get("mcp-protocol-version") not in (None, *HANDSHAKE_VERSIONS):
+            raise Refusal(405, "Method Not Allowed: a stateless client has no GET stream", code=jsonrpc.INVALID_REQUEST,
+                          headers={"allow": "POST"})
+        session = self._session(headers)
+        last = headers.get("last-event-id")
+        if last is not None:
+            parsed = parse_event_id(last)
+            stream = session.streams.get(parsed[0]) if parsed else None
+            if stream is None or parsed is None:
+                raise Refusal(404, "Not Found: no stream to resume with this Last-Event-ID (it ended or expired)",
+                              code=jsonrpc.INVALID_REQUEST)
+            seen = parsed[1]
+            try:
+                stream.after(seen)
+            except Lost as exc:
+                raise Refusal(409, f"Conflict: {exc}", code=jsonrpc.INVALID_REQUEST) from None
+        else:
+            stream, seen = session.standalone, session.standalone.delivered
+        if stream.attached:
+            raise Refusal(409, "Conflict: this stream is already being read by another connection", code=jsonrpc.INVALID_REQUEST)
+        await self._answer_get(session, stream, seen, receive, send)
+
+    async def _answer_get(self, session: Session, stream: EventStream, seen: int, receive: Receive, send: Send) -> None:
+        """A GET always streams: start the response now, then write as for a POST."""
+        head = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": stream.prime(seen) if session.priming else b": stream\n\n", "more_body": True})
+        await self._answer(session, stream, seen, receive, send, {}, json_ok=False, started=True)
+
+    # ------------------------------------------------------------------ housekeeping and serving
+
+    async def _housekeeping(self) -> None:
+        """Expire dropped streams (the abandonment hook) and reap idle sessions."""
+        tick = max(0.05, min(1.0, self.options.resume_window / 4, self.options.idle_timeout / 4))
+        while True:
+            await anyio.sleep(tick)
+            now = time.monotonic()
+            for session in [*self.sessions.values(), *([self._stateless] if self._stateless else [])]:
+                await session.expire(self.options.resume_window, self.on_abandoned)
+                if not session.remap and not session.busy and now - session.last_active >= self.options.idle_timeout:
+                    log.info("session %s idle for %.0f s: closed", session.id[:8], now - session.last_active)
+                    self.sessions.pop(session.id, None)
+                    session.close()
 
     async def serve(self, host: str, port: int) -> None:
         """Bind first (port 0 picks a free one), log the URL, then serve until cancelled.
@@ -246,17 +373,25 @@ class HttpDownstream:
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(1024)
         port = sock.getsockname()[1]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
-        self.security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=[f"{shown}:{port}", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"],
-            allowed_origins=[f"http://{shown}:{port}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"],
-        )
-        server = uvicorn.Server(uvicorn.Config(self, log_level="warning", lifespan="on"))
+        self.guard = Guard(host, port, self.options.allow_hosts, self.options.token)
+        config = uvicorn.Config(self, log_level="warning", lifespan="off", http="h11", ws="none", access_log=False,
+                                server_header=False, date_header=False)
+        server = uvicorn.Server(config)
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            for hub in self.hubs.values():
+                tg.start_soon(hub.launch, tg)
+            tg.start_soon(self._housekeeping)
             log.info("serving MCP over streamable HTTP at http://%s:%d%s", shown, port, MCP_PATH)
-            await server.serve(sockets=[sock])
-            tg.cancel_scope.cancel()
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                for session in [*self.sessions.values(), *([self._stateless] if self._stateless else [])]:
+                    session.close()
+                for hub in self.hubs.values():
+                    with anyio.CancelScope(shield=True):
+                        await hub.up.stop()
+                tg.cancel_scope.cancel()

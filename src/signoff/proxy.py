@@ -78,10 +78,12 @@ class SessionState:
 class Proxy(FailureHandling):
     """One client session relayed to its upstreams."""
 
-    def __init__(self, specs: list[ServerSpec], send: SendFn, gate: Gate | None = None, *, namespaced: bool | None = None):
+    def __init__(self, specs: list[ServerSpec], send: SendFn, gate: Gate | None = None, *, namespaced: bool | None = None,
+                 upstreams: list[Upstream] | None = None):
         if not specs:
             raise ValueError("at least one upstream is required")
-        self.upstreams = [make_upstream(spec) for spec in specs]
+        self.upstreams = upstreams or [make_upstream(spec) for spec in specs]
+        """One per spec, in order; HTTP serving passes its own (e.g. ports on a shared upstream)."""
         self.by_name = {up.name: up for up in self.upstreams}
         self.send_client = send
         self.gate: Gate = gate or OpenGate()

@@ -54,6 +54,9 @@ class ServerSpec:
     """Longest wait for the answer to one forwarded request (a held call's wait is not counted)."""
     startup_timeout: float = 60.0
     """Longest wait for the process to start and answer `initialize`."""
+    share: str = "auto"
+    """HTTP serving: `session` (an upstream per client session), `shared` (one, started at launch)
+    or `auto` (shared for a stdio server when the client needs no back channel; see share.py)."""
 
     @property
     def label(self) -> str:
