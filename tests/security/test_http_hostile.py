@@ -1,0 +1,131 @@
+"""Hostile requests to `signoff run --http`: refused before anything is spawned, bounded, reaped.
+
+Each test counts the server's child processes (upstreams) from /proc before and after.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+from conftest import fake_server
+from http_helpers import HEADERS, INIT, body, initialize, serving
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+def _client():
+    import httpx2
+
+    return httpx2.AsyncClient(timeout=30, trust_env=False)
+
+
+def _error(response) -> dict:
+    payload = response.json()
+    assert payload["jsonrpc"] == "2.0" and "error" in payload, response.text
+    return payload["error"]
+
+
+async def test_refused_requests_spawn_nothing() -> None:
+    """Every refusal happens before a spawn; only a valid initialize starts an upstream."""
+    async with serving(fake_server(), "--share", "session") as server, _client() as http:
+        assert server.children() == []
+        init = body(INIT)
+        cases = [
+            ({"content-type": "text/plain", "accept": HEADERS["accept"]}, init, 415),  # a cross-origin "simple" POST
+            ({**HEADERS, "host": f"evil.example:{server.port}"}, init, 403),  # DNS rebinding
+            ({**HEADERS, "origin": "http://evil.example"}, init, 403),
+            ({**HEADERS, "origin": "null"}, init, 403),
+            ({"content-type": "application/json", "accept": "application/json"}, init, 406),
+            (HEADERS, "{not json", 400),
+            (HEADERS, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}), 400),  # no session
+            (HEADERS, json.dumps({**INIT, "params": {"capabilities": {}}}), 400),  # initialize without a version
+            (HEADERS, json.dumps([INIT, INIT]), 400),  # a batched initialize
+            ({**HEADERS, "mcp-session-id": "f" * 32}, init, 404),
+        ]
+        for headers, content, status in cases:
+            response = await http.post(server.url, content=content, headers=headers)
+            assert response.status_code == status, (headers, content, response.text)
+            _error(response)
+        assert server.children() == []
+        await initialize(http, server.url)
+        await server.wait_children(1)
+
+
+async def test_bad_host_is_403_with_a_json_rpc_error() -> None:
+    async with serving(fake_server()) as server, _client() as http:
+        response = await http.get(server.url, headers={"host": "attacker.example", "accept": "text/event-stream"})
+        assert response.status_code == 403
+        assert "attacker.example" in _error(response)["message"]
+
+
+async def test_session_cap_and_body_cap() -> None:
+    async with serving(fake_server(), "--share", "session", "--http-max-sessions", "2", "--http-max-body", "2000") as server, \
+            _client() as http:
+        first = await initialize(http, server.url)
+        await initialize(http, server.url)
+        third = await http.post(server.url, content=body(INIT), headers=HEADERS)
+        assert third.status_code == 503
+        assert "2 sessions" in _error(third)["message"]
+        assert len(server.children()) == 2
+        big = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                          "params": {"name": "echo", "arguments": {"text": "x" * 5000}}})
+        response = await http.post(server.url, content=big, headers={**HEADERS, "mcp-session-id": first})
+        assert response.status_code == 413
+        assert "2000 bytes" in _error(response)["message"]
+        deleted = await http.delete(server.url, headers={"mcp-session-id": first})
+        assert deleted.status_code == 200
+        await server.wait_children(1)
+        await initialize(http, server.url)  # room again
+
+
+async def test_idle_sessions_are_reaped() -> None:
+    async with serving(fake_server(), "--share", "session", "--http-idle-timeout", "1s") as server, _client() as http:
+        session = await initialize(http, server.url)
+        await server.wait_children(1)
+        await server.wait_children(0)  # reaped: its upstream is stopped
+        response = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+                                   headers={**HEADERS, "mcp-session-id": session})
+        assert response.status_code == 404
+
+
+async def test_wildcard_bind_serves_own_names_only() -> None:
+    async with serving(fake_server(), "--allow-host", "mcp.internal.example", bind="0.0.0.0:0") as server, _client() as http:
+        assert any("reachable from other machines" in line for line in server.log)
+        assert any("NO AUTHENTICATION" in line for line in server.log)
+        ok = await http.post(server.url, content=body(INIT), headers=HEADERS)  # Host: 127.0.0.1:port
+        assert ok.status_code == 200
+        foreign = await http.post(server.url, content=body(INIT), headers={**HEADERS, "host": f"evil.example:{server.port}"})
+        assert foreign.status_code == 421
+        _error(foreign)
+        allowed = await http.post(server.url, content=body(INIT),
+                                  headers={**HEADERS, "host": f"mcp.internal.example:{server.port}"})
+        assert allowed.status_code == 200
+
+
+async def test_bearer_token(tmp_path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    async with serving(fake_server(), "--share", "session", "--auth-token-file", str(token)) as server, _client() as http:
+        for given in (None, "Bearer wrong", "Basic s3cret-token", "Bearer s3cret-token-and-more"):
+            headers = HEADERS if given is None else {**HEADERS, "authorization": given}
+            response = await http.post(server.url, content=body(INIT), headers=headers)
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == "Bearer"
+        assert server.children() == []
+        good = await http.post(server.url, content=body(INIT), headers={**HEADERS, "authorization": "Bearer s3cret-token"})
+        assert good.status_code == 200
+
+
+async def test_shared_upstream_starts_once_and_refusals_add_none() -> None:
+    """share: auto starts one upstream at launch; sessions and refused requests add none."""
+    async with serving(fake_server()) as server, _client() as http:
+        await server.wait_children(1)
+        for _ in range(3):
+            await initialize(http, server.url)
+        await http.post(server.url, content=body(INIT), headers={"content-type": "text/plain", "accept": "*/*"})
+        with anyio.move_on_after(0.3):
+            await server.wait_children(2)
+        assert len(server.children()) == 1
