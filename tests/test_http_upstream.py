@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import pytest
@@ -67,3 +70,28 @@ async def test_unreachable_http_upstream_is_a_clear_error() -> None:
         answer = await client.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
         assert "error" in answer
         assert "remote" in answer["error"]["message"]
+
+
+async def test_http_upstream_gets_protocol_version_and_is_resumed() -> None:
+    """After initialize every request carries MCP-Protocol-Version; a stream the upstream closes
+    mid-call is resumed with Last-Event-ID, and the client sees every progress step and the answer once."""
+    port = free_port()
+    script = Path(__file__).parent / "data" / "closing_http_server.py"
+    async with await anyio.open_process([sys.executable, str(script), str(port)], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        try:
+            assert proc.stderr is not None
+            with anyio.fail_after(30):
+                await BufferedByteReceiveStream(proc.stderr).receive_until(b"\n", 1 << 16)
+                spec = ServerSpec(name="closing", url=f"http://127.0.0.1:{port}/mcp", transport="http")
+                async with running([spec]) as client:
+                    await client.initialize()
+                    await client.send(jsonrpc.request("c1", "tools/call", {"name": "slow", "arguments": {}, "_meta": {"progressToken": "pt"}}))
+                    answer = await client.wait_for(lambda m: m.get("id") == "c1")
+                    assert text_of(answer) == "resumed"
+                    steps = [m["params"]["progress"] for m in client.received if m.get("method") == "notifications/progress"]
+                    assert steps == [1, 2]
+                    versions = await client.call("versions", {})
+                    assert set(json.loads(text_of(versions))) == {"2025-11-25"}
+        finally:
+            proc.terminate()

@@ -161,7 +161,7 @@ class Hub:
         elif method == "notifications/message":
             level = _level(params.get("level"))
             for port in list(self.ports.values()):
-                if port.level is not None and level >= port.level:
+                if port.level is None or level >= port.level:  # None: the server's default, as direct
                     await port.deliver(msg)
         elif method == "notifications/resources/updated":
             for port in list(self.subscribers.get(str(params.get("uri")), ())):

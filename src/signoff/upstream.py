@@ -250,6 +250,10 @@ class HttpUpstream(Upstream):
         super().__init__(spec)
         self._write: Any = None
         self._scope: anyio.CancelScope | None = None
+        self._initialize_id: Any = None
+        self.protocol_version: str | None = None
+        """Negotiated in `initialize`; every later request carries it as MCP-Protocol-Version, so the
+        server treats signoff as the revision it negotiated (event ids, resumable streams)."""
 
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         self.generation += 1
@@ -284,6 +288,10 @@ class HttpUpstream(Upstream):
                             self._stderr.append(f"transport error: {item}")
                             continue
                         message = item.message.model_dump(by_alias=True, mode="json", exclude_none=True)
+                        if self._initialize_id is not None and message.get("id") == self._initialize_id and "method" not in message:
+                            version = (message.get("result") or {}).get("protocolVersion")
+                            self.protocol_version = version if isinstance(version, str) else None
+                            self._initialize_id = None
                         await self._deliver(None, message)
             except Exception as exc:  # noqa: BLE001 - top of this connection's task: report, never crash the proxy
                 detail = _first_error(exc)
@@ -295,15 +303,21 @@ class HttpUpstream(Upstream):
         await self._exited(generation, error)
 
     async def send(self, frame: bytes | dict[str, Any]) -> None:
-        from mcp.shared.message import SessionMessage
+        from mcp.shared.message import ClientMessageMetadata, SessionMessage
         from mcp_types import jsonrpc_message_adapter
 
         if not self.alive or self._write is None:
             raise self.failure(UpstreamCrashed, f"upstream {self.spec.label} is not connected")
         message = jsonrpc.decode(frame) if isinstance(frame, bytes) else frame
+        assert isinstance(message, dict)
+        if message.get("method") == "initialize" and "id" in message:
+            self._initialize_id, self.protocol_version = message["id"], None
+        metadata = None
+        if self.protocol_version is not None:
+            metadata = ClientMessageMetadata(headers={"mcp-protocol-version": self.protocol_version})
         try:
             typed = jsonrpc_message_adapter.validate_python(message)
-            await self._write.send(SessionMessage(typed))
+            await self._write.send(SessionMessage(typed, metadata))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise self.failure(UpstreamCrashed, f"upstream {self.spec.label} connection closed") from None
 
