@@ -56,9 +56,10 @@ class Served:
 @asynccontextmanager
 async def serving(command: list[str], *options: str, bind: str = "127.0.0.1:0", env: dict[str, str] | None = None,
                   python_options: tuple[str, ...] = ()) -> AsyncIterator[Served]:
-    """`signoff run --http BIND [options] -- command`; yields once it listens, stops it after."""
+    """`signoff run --http BIND [options] -- command` (no `--` for an empty command, e.g. with
+    --config); yields once it listens, stops it after."""
     proc = await anyio.open_process(
-        [sys.executable, *python_options, "-m", "signoff", "run", "--http", bind, *options, "--", *command],
+        [sys.executable, *python_options, "-m", "signoff", "run", "--http", bind, *options, *(["--", *command] if command else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
     )
     lines: list[str] = []
