@@ -108,9 +108,14 @@ def _bad_request(message: str, request_id: Any = None, code: int = jsonrpc.INVAL
 class HttpDownstream:
     """The ASGI app: sessions at /mcp, each relayed to its own (or a shared) upstream."""
 
-    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate], options: HttpOptions | None = None):
+    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate] | None = None, options: HttpOptions | None = None,
+                 *, load_gates: Callable[[], Callable[[], Gate]] | None = None):
+        """`load_gates` (loads the policy, opens the store) runs in `serve` once the shared upstreams
+        are spawned, so they boot meanwhile, as stdio serving does; a broken policy still stops
+        signoff before it serves anything."""
         self.specs = specs
-        self.gate_factory = gate_factory
+        self.gate_factory: Callable[[], Gate] = gate_factory  # type: ignore[assignment]
+        self.load_gates = load_gates
         self.options = options or HttpOptions()
         self.guard = Guard("127.0.0.1", 0)
         self.sessions: dict[str, Session] = {}
@@ -359,13 +364,15 @@ class HttpDownstream:
                     session.close()
 
     async def serve(self, host: str, port: int) -> None:
-        """Bind first (port 0 picks a free one), log the URL, then serve until cancelled.
+        """Bind first (port 0 picks a free one), log the URL, then serve until SIGINT/SIGTERM.
 
-        Binding before logging makes the "serving" log line a true readiness signal.
+        Binding before logging makes the "serving" log line a true readiness signal. On a signal,
+        every session's upstreams are stopped before signoff exits.
         """
+        import signal
         import socket
 
-        import uvicorn
+        from signoff import http_wire
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without it
@@ -377,22 +384,32 @@ class HttpDownstream:
         port = sock.getsockname()[1]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         self.guard = Guard(host, port, self.options.allow_hosts, self.options.token)
-        # httptools (C) parses HTTP/1.1 at about a third of h11's cost per request; h11 if it is missing
-        config = uvicorn.Config(self, log_level="warning", lifespan="off", http="auto", ws="none", access_log=False,
-                                server_header=False, date_header=False)
-        server = uvicorn.Server(config)
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for hub in self.hubs.values():
-                tg.start_soon(hub.launch, tg)
+                await tg.start(hub.launch, tg)
+            if self.load_gates is not None:
+                self.gate_factory = self.load_gates()
             tg.start_soon(self._housekeeping)
+            tg.start_soon(http_wire.serve, self, sock)
             log.info("serving MCP over streamable HTTP at http://%s:%d%s", shown, port, MCP_PATH)
             try:
-                await server.serve(sockets=[sock])
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        log.info("%s: stopping", signal.Signals(signum).name)
+                        break
             finally:
-                for session in [*self.sessions.values(), *([self._stateless] if self._stateless else [])]:
-                    session.close()
-                for hub in self.hubs.values():
-                    with anyio.CancelScope(shield=True):
-                        await hub.up.stop()
+                with anyio.CancelScope(shield=True):
+                    await self._stop_all()
                 tg.cancel_scope.cancel()
+
+    async def _stop_all(self) -> None:
+        """End every session (their upstreams stop) and the shared upstreams."""
+        sessions = [*self.sessions.values(), *([self._stateless] if self._stateless else [])]
+        for session in sessions:
+            session.close()
+        with anyio.move_on_after(10):
+            for session in sessions:
+                await session.ended.wait()
+            for hub in self.hubs.values():
+                await hub.up.stop()

@@ -58,6 +58,7 @@ class Session:
         self._keys = itertools.count(1)
         self.last_active = time.monotonic()
         self.closed = anyio.Event()
+        self.ended = anyio.Event()
 
     def touch(self) -> None:
         self.last_active = time.monotonic()
@@ -178,6 +179,7 @@ class Session:
                     answer = jsonrpc.error(self.original.get(request_id, request_id), jsonrpc.INTERNAL_ERROR, "the session ended")
                     stream.push(jsonrpc.encode(answer).rstrip(b"\n"), answers=request_id)
                 stream.close()
+            self.ended.set()
             log.info("session %s ended", self.id[:8])
 
     def close(self) -> None:

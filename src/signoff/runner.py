@@ -128,14 +128,16 @@ def main(
                                   link=link.split("?")[0] if link else None)
 
     if http:
-        gate_factory = make_factory()
         host, port = parse_hostport(http)
         options, share = http_settings(host, http_options or {})
         if share:
             specs = [replace(spec, share=share) for spec in specs]
         from signoff.http_server import HttpDownstream
 
-        anyio.run(HttpDownstream(specs, gate_factory, options).serve, host, port)
+        try:
+            anyio.run(HttpDownstream(specs, options=options, load_gates=make_factory).serve, host, port)
+        except BaseExceptionGroup as group:
+            raise _sole_signoff_error(group) from None
         return
     from signoff.downstream import serve_stdio
 

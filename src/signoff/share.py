@@ -78,11 +78,17 @@ class Hub:
             return False
         return self.init_result is not None and params.get("protocolVersion") in (HANDSHAKE_VERSIONS[-1], self.version)
 
-    async def launch(self, tg: anyio.abc.TaskGroup) -> None:
-        """Start at launch, in the background: sessions wait on `ready`."""
+    async def launch(self, tg: anyio.abc.TaskGroup, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start at launch: `started` once the process runs (it boots while signoff loads its
+        policy), `ready` once the handshake is done or failed; sessions wait on `ready`."""
         self._tg = tg
         try:
-            await self.ensure_started()
+            async with self._lock:
+                try:
+                    await self.up.start(tg)
+                finally:
+                    task_status.started()
+                await self._handshake()
         except UpstreamError as exc:
             self.error = exc
             log.error("shared upstream %s did not start: %s", self.spec.name, str(exc).splitlines()[0])
@@ -94,19 +100,23 @@ class Hub:
             if self.up.alive and self.init_result is not None:
                 return
             assert self._tg is not None
-            await self.up.start(self._tg)
-            params = {"protocolVersion": HANDSHAKE_VERSIONS[-1], "capabilities": {},
-                      "clientInfo": {"name": "signoff (shared)", "version": __version__}}
-            with anyio.fail_after(self.spec.startup_timeout):
-                answer = await self._request("initialize", params)
-            if not isinstance(answer.get("result"), dict):
-                await self.up.stop()
-                raise self.up.failure(UpstreamStartError, f"upstream {self.spec.label} refused initialize: {answer.get('error')}")
-            self.init_result = answer["result"]
-            self._upstream_level = None
-            await self.up.send(jsonrpc.notification("notifications/initialized"))
-            self.error = None
-            log.info("shared upstream %s ready (%s)", self.spec.label, self.version)
+            if not self.up.alive:
+                await self.up.start(self._tg)
+            await self._handshake()
+
+    async def _handshake(self) -> None:
+        params = {"protocolVersion": HANDSHAKE_VERSIONS[-1], "capabilities": {},
+                  "clientInfo": {"name": "signoff (shared)", "version": __version__}}
+        with anyio.fail_after(self.spec.startup_timeout):
+            answer = await self._request("initialize", params)
+        if not isinstance(answer.get("result"), dict):
+            await self.up.stop()
+            raise self.up.failure(UpstreamStartError, f"upstream {self.spec.label} refused initialize: {answer.get('error')}")
+        self.init_result = answer["result"]
+        self._upstream_level = None
+        await self.up.send(jsonrpc.notification("notifications/initialized"))
+        self.error = None
+        log.info("shared upstream %s ready (%s)", self.spec.label, self.version)
 
     async def _request(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         key = f"hub-{next(self.seq)}"
