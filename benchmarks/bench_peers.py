@@ -6,8 +6,9 @@ Three tables, one run, the same raw clients and the same minimal upstream for ev
    FastMCP's proxy; mean, p50, p99, ratio to direct, added ms.
 2. streamable HTTP throughput: 32 concurrent callers (each its own MCP session, raw httpx2
    POSTs) against the echo upstream served directly over HTTP (benchmarks/peers/http_echo.py,
-   the SDK's streamable HTTP server, with SSE answers as signoff gives and with JSON answers as
-   mcp-proxy gives), through `signoff run --http`, through mcp-proxy's server mode (it bridges HTTP to a stdio
+   the SDK's streamable HTTP server, with SSE answers and with JSON answers), through
+   `signoff run --http` (one upstream shared by the sessions, the default for a client without a
+   back channel, and `--share session`: one upstream per session), through mcp-proxy's server mode (it bridges HTTP to a stdio
    server; it cannot serve stdio in front of a stdio server) and FastMCP's proxy over HTTP.
 3. memory and start-up: peak RSS (VmHWM of the proxy process itself, not its child) when idle
    after the first `tools/list` and after the load; start-up = median time from spawn to the
@@ -298,9 +299,8 @@ class HttpCaller:
             raise RuntimeError(f"notifications/initialized: HTTP {response.status_code}")
 
     async def close(self) -> None:
-        """End the session with DELETE. Not used in the runs: on 2026-11-25 a DELETE made
-        `signoff run --http` exit (ClosedResourceError from http_server.py `_run_session`, raised
-        through its task group); every server is stopped right after its run instead."""
+        """End the session with DELETE. Not used in the runs: every server is stopped right after
+        its run instead (the same for every row)."""
         if "mcp-session-id" in self.headers:
             try:
                 await self.client.delete(self.url, headers=self.headers)
@@ -433,6 +433,9 @@ def http_rows() -> list[Row]:
         Row("direct (SDK, JSON answers)", "http", [PY, str(PEERS / "http_echo.py"), "--json"], ready=READY),
         Row("signoff run --http", "http", [PY, "-m", "signoff", "run", "--http", "127.0.0.1:0", "--", *ECHO],
             ready=READY, env={"SIGNOFF_LOG_LEVEL": "info"}),
+        Row("signoff --http --share session", "http",
+            [PY, "-m", "signoff", "run", "--http", "127.0.0.1:0", "--share", "session", "--", *ECHO],
+            ready=READY, env={"SIGNOFF_LOG_LEVEL": "info"}),
         Row("mcp-proxy --port", "http",
             [str(mcp_proxy), "--host", "127.0.0.1", "--port", "{port}", "--pass-environment", "--log-level", "WARNING", "--", *ECHO]
             if has_mcp_proxy else None, "" if has_mcp_proxy else f"skipped: {SETUP_HINT}", fixed_port=True),
@@ -480,15 +483,15 @@ def print_stdio(rows: list[Row], calls: int) -> None:
 
 def print_http(rows: list[Row], callers: int, per_caller: int) -> None:
     print(f"\n== streamable HTTP throughput: {callers} concurrent callers x {per_caller} tools/call (one MCP session each) ==")
-    print(f"{'path':<30}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs direct':>11}{'CPU µs/call':>13}")
+    print(f"{'path':<32}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs direct':>11}{'CPU µs/call':>13}")
     base = next((r for r in rows if r.label.startswith("direct (SDK HTTP") and r.samples), None)
     for row in rows:
         if unmeasured(row):
-            print(f"{row.label:<30}  {row.note}")
+            print(f"{row.label:<32}  {row.note}")
             continue
         rate = len(row.samples) / row.wall
         versus = f"{rate / (len(base.samples) / base.wall):.2f}x" if base else "-"
-        print(f"{row.label:<30}{rate:>9.0f}{pct(row.samples, 0.5):>9.2f}{pct(row.samples, 0.99):>9.2f}{versus:>11}{cpu(row):>13}")
+        print(f"{row.label:<32}{rate:>9.0f}{pct(row.samples, 0.5):>9.2f}{pct(row.samples, 0.99):>9.2f}{versus:>11}{cpu(row):>13}")
     print("CPU µs/call: the server process's own user+system time over the timed calls (not its upstream's).")
 
 
@@ -499,11 +502,11 @@ def print_memory(rows: list[Row], startups: int) -> None:
         if unmeasured(row):
             if row.transport == "stdio" and row.label == "mcp-proxy":
                 continue  # said once in the latency table; measured in its HTTP mode below
-            print(f"{row.label:<30}{row.transport:>10}  {row.note}")
+            print(f"{row.label:<32}{row.transport:>10}  {row.note}")
             continue
         idle = f"{row.rss_idle:.1f}" if row.rss_idle else "-"
         load = f"{row.rss_load:.1f}" if row.rss_load else "-"
-        print(f"{row.label:<30}{row.transport:>10}{row.startup:>13.0f}{idle:>13}{load:>19}")
+        print(f"{row.label:<32}{row.transport:>10}{row.startup:>13.0f}{idle:>13}{load:>19}")
     print("RSS = VmHWM (peak resident set) of the proxy process itself, not of the upstream it starts; "
           "'after load' = after the latency run (stdio) or the throughput run (http). 'direct' rows are the upstream itself.")
 

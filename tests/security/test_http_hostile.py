@@ -129,3 +129,42 @@ async def test_shared_upstream_starts_once_and_refusals_add_none() -> None:
         with anyio.move_on_after(0.3):
             await server.wait_children(2)
         assert len(server.children()) == 1
+
+
+async def _raw(port: int, data: bytes) -> bytes:
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(data)
+        received = b""
+        with anyio.fail_after(10):
+            try:
+                while True:
+                    received += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
+                pass
+        return received
+
+
+async def test_malformed_and_oversized_heads_are_refused_and_closed() -> None:
+    async with serving(fake_server(), "--share", "session") as server:
+        garbage = await _raw(server.port, b"NOT HTTP AT ALL\r\n\r\n")
+        assert garbage.startswith(b"HTTP/1.1 400")
+        huge = await _raw(server.port, b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+        assert huge.startswith(b"HTTP/1.1 400") or huge == b""
+        assert server.children() == []
+
+
+async def test_stopping_the_server_stops_every_upstream() -> None:
+    async with serving(fake_server(), "--share", "session") as server, _client() as http:
+        await initialize(http, server.url)
+        await server.wait_children(1)
+        upstream = server.children()[0]
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    with anyio.fail_after(20):  # SIGTERM: sessions closed, their upstreams stopped, not orphaned
+        while running(upstream):
+            await anyio.sleep(0.05)
