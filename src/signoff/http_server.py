@@ -180,6 +180,8 @@ class HttpDownstream:
         for item in messages:
             if jsonrpc.kind(item) is None:
                 raise _bad_request("Invalid Request: not a JSON-RPC request, notification or response", item.get("id"))
+            if "method" in item and "id" in item and (not isinstance(item["id"], (str, int)) or isinstance(item["id"], bool)):
+                raise _bad_request("Invalid Request: a request id must be a string or an integer")
         version = headers.get("mcp-protocol-version")
         if version is not None and version not in HANDSHAKE_VERSIONS:
             if version not in KNOWN_VERSIONS:

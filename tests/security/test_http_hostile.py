@@ -43,6 +43,8 @@ async def test_refused_requests_spawn_nothing() -> None:
             (HEADERS, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}), 400),  # no session
             (HEADERS, json.dumps({**INIT, "params": {"capabilities": {}}}), 400),  # initialize without a version
             (HEADERS, json.dumps([INIT, INIT]), 400),  # a batched initialize
+            (HEADERS, json.dumps({**INIT, "id": {"not": "hashable"}}), 400),
+            (HEADERS, json.dumps({**INIT, "id": None}), 400),
             ({**HEADERS, "mcp-session-id": "f" * 32}, init, 404),
         ]
         for headers, content, status in cases:
