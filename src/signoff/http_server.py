@@ -372,19 +372,12 @@ class HttpDownstream:
         every session's upstreams are stopped before signoff exits.
         """
         import signal
-        import socket
 
         from signoff import http_wire
 
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without it
-        # every streamed answer on a reused connection waited ~40 ms for the client's delayed ACK
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
+        sock = http_wire.listening_socket(host, port)
         port = sock.getsockname()[1]
-        shown = f"[{host}]" if family == socket.AF_INET6 else host
+        shown = f"[{host}]" if ":" in host else host
         self.guard = Guard(host, port, self.options.allow_hosts, self.options.token)
         async with anyio.create_task_group() as tg:
             self._tg = tg

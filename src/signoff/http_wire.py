@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -269,6 +270,18 @@ class _Connection(asyncio.Protocol):
     def _expire(self) -> None:
         if self.current is None and self.transport is not None:
             self.transport.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket. Created with IPPROTO_TCP: asyncio sets TCP_NODELAY only on
+    accepted sockets whose proto says TCP, and without it every streamed answer on a reused
+    connection waited ~40 ms for the client's delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
 
 
 async def serve(app: App, sock: Any) -> None:
