@@ -133,3 +133,18 @@ async def test_http_serving_never_imports_the_sdk() -> None:
         imported = [line.rsplit("|", 1)[-1].strip() for line in server.log if line.startswith("import time:")]
         assert "signoff.http_server" in imported
         assert not [m for m in imported if m.split(".")[0] in ("mcp", "mcp_types", "starlette")], sys.version
+
+
+async def test_batch_and_older_revision_without_priming() -> None:
+    """A 2025-03-26 client may batch; its streams carry ids but no priming event (new in 2025-11-25)."""
+    async with serving(fake_server()) as server, _client() as http:
+        session = await initialize(http, server.url, protocolVersion="2025-03-26")
+        headers = {**HEADERS, "mcp-session-id": session}
+        batch = "[" + call(1, "echo", {"text": "a"}) + "," + call(2, "echo", {"text": "b"}) + "]"
+        answer = await http.post(server.url, content=batch, headers=headers)
+        got = events(answer.text)
+        assert all(e.get("data") for e in got) and all(e.get("id") for e in got)
+        frames = sorted((json.loads(e["data"]) for e in got), key=lambda f: f["id"])
+        assert [f["result"]["content"][0]["text"] for f in frames] == ["a", "b"]
+        again = await http.post(server.url, content=call(1, "echo", {"text": "c"}), headers=headers)
+        assert again.json()["result"]["content"][0]["text"] == "c"  # ids may be reused once answered
