@@ -148,3 +148,21 @@ async def test_batch_and_older_revision_without_priming() -> None:
         assert [f["result"]["content"][0]["text"] for f in frames] == ["a", "b"]
         again = await http.post(server.url, content=call(1, "echo", {"text": "c"}), headers=headers)
         assert again.json()["result"]["content"][0]["text"] == "c"  # ids may be reused once answered
+
+
+async def test_shared_upstream_keeps_each_sessions_log_level() -> None:
+    async with serving(fake_server()) as server, _client() as http:
+        quiet, chatty = [await initialize(http, server.url) for _ in range(2)]
+        level = body({"jsonrpc": "2.0", "id": 5, "method": "logging/setLevel", "params": {"level": "error"}})
+        assert "result" in (await http.post(server.url, content=level, headers={**HEADERS, "mcp-session-id": quiet})).json()
+        answer = await http.post(server.url, content=call(6, "announce", {}), headers={**HEADERS, "mcp-session-id": quiet})
+        methods = [json.loads(e["data"]).get("method") for e in events(answer.text) if e.get("data")]
+        assert "notifications/tools/list_changed" in methods
+        assert "notifications/message" not in methods  # an info message, below this session's level
+        with anyio.fail_after(10):  # the other session (no level set) gets both on its GET stream
+            async with http.stream("GET", server.url, headers={"accept": "text/event-stream", "mcp-session-id": chatty}) as stream:
+                text = ""
+                async for chunk in stream.aiter_text():
+                    text += chunk
+                    if "notifications/message" in text and "list_changed" in text:
+                        break

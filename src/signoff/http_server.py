@@ -210,12 +210,16 @@ class HttpDownstream:
             raise Refusal(503, f"Service Unavailable: {self.options.max_sessions} sessions are open (the limit); "
                           "end one with DELETE or retry later", headers={"retry-after": "5"})
         session = Session(secrets.token_hex(16), priming=params["protocolVersion"] >= "2025-11-25")
-        upstreams = [await self._upstream_for(spec, init, session.id) for spec in self.specs]
-        proxy = Proxy(self.specs, session.send_client, self.gate_factory(), upstreams=upstreams)
-        proxy.session.id = session.id[:12]
-        self.sessions[session.id] = session
-        assert self._tg is not None
-        await self._tg.start(self._run_session, session, proxy)
+        self.sessions[session.id] = session  # counted against the cap from now on
+        try:
+            upstreams = [await self._upstream_for(spec, init, session.id) for spec in self.specs]
+            proxy = Proxy(self.specs, session.send_client, self.gate_factory(), upstreams=upstreams)
+            proxy.session.id = session.id[:12]
+            assert self._tg is not None
+            await self._tg.start(self._run_session, session, proxy)
+        except BaseException:
+            self.sessions.pop(session.id, None)
+            raise
         return session
 
     async def _upstream_for(self, spec: ServerSpec, init: dict[str, Any], session_id: str) -> Upstream:

@@ -170,3 +170,14 @@ async def test_stopping_the_server_stops_every_upstream() -> None:
     with anyio.fail_after(20):  # SIGTERM: sessions closed, their upstreams stopped, not orphaned
         while running(upstream):
             await anyio.sleep(0.05)
+
+
+async def test_a_session_cannot_resume_another_sessions_stream() -> None:
+    async with serving(fake_server()) as server, _client() as http:
+        owner, other = [await initialize(http, server.url) for _ in range(2)]
+        streamed = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "slow", "arguments": {"seconds": 0.1}, "_meta": {"progressToken": "x"}}}), headers={**HEADERS, "mcp-session-id": owner})
+        first_id = [line for line in streamed.text.splitlines() if line.startswith("id: ")][0][4:]
+        stolen = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": other, "last-event-id": first_id})
+        assert stolen.status_code == 404
+        _error(stolen)
