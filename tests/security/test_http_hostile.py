@@ -173,11 +173,24 @@ async def test_stopping_the_server_stops_every_upstream() -> None:
 
 
 async def test_a_session_cannot_resume_another_sessions_stream() -> None:
+    from http_helpers import events
+
     async with serving(fake_server()) as server, _client() as http:
         owner, other = [await initialize(http, server.url) for _ in range(2)]
-        streamed = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "slow", "arguments": {"seconds": 0.1}, "_meta": {"progressToken": "x"}}}), headers={**HEADERS, "mcp-session-id": owner})
-        first_id = [line for line in streamed.text.splitlines() if line.startswith("id: ")][0][4:]
-        stolen = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": other, "last-event-id": first_id})
+        request = body({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "slow", "arguments": {"seconds": 1.5}, "_meta": {"progressToken": "x"}}})
+        first: list[dict[str, str]] = []
+        async with http.stream("POST", server.url, content=request, headers={**HEADERS, "mcp-session-id": owner}) as response:
+            text = ""
+            async for chunk in response.aiter_text():
+                text += chunk
+                first = [e for e in events(text.rsplit("\n\n", 1)[0]) if e.get("data")]
+                if first:
+                    break  # dropped after the first progress event: resumable by its owner only
+        stolen = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": other,
+                                                     "last-event-id": first[0]["id"]})
         assert stolen.status_code == 404
         _error(stolen)
+        resumed = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": owner,
+                                                      "last-event-id": first[0]["id"]})
+        assert resumed.status_code == 200 and '"id":3' in resumed.text.replace(" ", "")
