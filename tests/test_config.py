@@ -70,3 +70,12 @@ def test_durations_and_names() -> None:
     assert command_name(["uvx", "mcp-server-git"]) == "git"
     assert command_name(["mcp-server-time"]) == "time"
     assert command_name(["node", "/x/server-everything/dist/index.js"]) == "server-everything".replace("server-", "")
+
+
+def test_share_mode_per_server(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "servers:\n  a:\n    command: x\n    share: session\n  b:\n    command: y\n"))
+    specs = {s.name: s for s in server_specs(config)}
+    assert specs["a"].share == "session" and specs["b"].share == "auto"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "servers:\n  a:\n    command: x\n    share: everyone\n"))
+    assert "share" in str(caught.value)
