@@ -166,3 +166,19 @@ async def test_shared_upstream_keeps_each_sessions_log_level() -> None:
                     text += chunk
                     if "notifications/message" in text and "list_changed" in text:
                         break
+
+
+async def test_several_servers_share_an_upstream_each(tmp_path: Path) -> None:
+    config = tmp_path / "signoff.yaml"
+    config.write_text("servers:\n" + "".join(
+        f"  {name}:\n    command: {sys.executable}\n    args: [-m, signoff.testing, --name, {name}]\n" for name in ("one", "two")))
+    async with serving([], "--config", str(config)) as server, _client() as http:
+        await server.wait_children(2)
+        session = await initialize(http, server.url)
+        headers = {**HEADERS, "mcp-session-id": session}
+        listed = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}), headers=headers)
+        names = {t["name"] for t in listed.json()["result"]["tools"]}
+        assert {"one.echo", "two.echo"} <= names
+        echoed = await http.post(server.url, content=call(3, "two.echo", {"text": "second"}), headers=headers)
+        assert echoed.json()["result"]["content"][0]["text"] == "second"
+        assert len(server.children()) == 2
