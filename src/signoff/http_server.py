@@ -39,7 +39,6 @@ log = logging.getLogger("signoff.http")
 
 MCP_PATH = "/mcp"
 SESSION_HEADER = "mcp-session-id"
-SERVER_ERROR = -32000
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
