@@ -28,11 +28,13 @@ import anyio.abc
 from signoff import jsonrpc
 from signoff.eras import HANDSHAKE_VERSIONS, KNOWN_VERSIONS
 from signoff.gate import Gate
-from signoff.http_guard import Guard, Refusal
+from signoff.config import parse_duration
+from signoff.errors import ConfigError
+from signoff.http_guard import Guard, Refusal, is_loopback, load_token
 from signoff.http_sessions import AbandonHook, Session, cancel_abandoned
 from signoff.http_streams import EventStream, Lost, parse_event_id
 from signoff.proxy import Proxy
-from signoff.share import Hub, Port
+from signoff.share import SHARE_MODES, Hub, Port
 from signoff.upstream import ServerSpec, Upstream, make_upstream
 
 log = logging.getLogger("signoff.http")
@@ -56,6 +58,37 @@ class HttpOptions:
     max_body: int = 16 * 1024 * 1024
     resume_window: float = field(default_factory=lambda: float(os.environ.get("SIGNOFF_HTTP_RESUME_WINDOW", "30")))
     """How long a dropped stream waits for its client to resume before its requests are withdrawn."""
+
+
+def options_from_cli(host: str, given: dict[str, Any]) -> tuple[HttpOptions, str | None]:
+    """--http options → HttpOptions (and the --share override); warns when reachable by others."""
+    share = given.get("share")
+    if share and share not in SHARE_MODES:
+        raise ConfigError(f"--share expects one of {', '.join(SHARE_MODES)}, got {share!r}")
+    try:
+        token = load_token(given.get("token_file"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the token file: {exc}", field="--auth-token-file") from None
+    if given.get("token_file") and token is None:
+        raise ConfigError("the token file is empty", field="--auth-token-file")
+    options = HttpOptions(allow_hosts=list(given.get("allow_hosts") or []), token=token)
+    if given.get("idle_timeout"):
+        try:
+            options.idle_timeout = parse_duration(given["idle_timeout"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="--http-idle-timeout") from None
+    for key in ("max_sessions", "max_body"):
+        if given.get(key) is not None:
+            if given[key] < 1:
+                raise ConfigError(f"must be at least 1, got {given[key]}", field="--http-" + key.replace("_", "-"))
+            setattr(options, key, given[key])
+    if not is_loopback(host):
+        log.warning("serving on %s: the MCP endpoint is reachable from other machines; only requests naming this "
+                    "machine's own addresses or names (or --allow-host entries) are served", host)
+        if token is None:
+            log.warning("NO AUTHENTICATION: anyone who can reach %s can call the wrapped tools; "
+                        "set --auth-token-file or SIGNOFF_HTTP_TOKEN", host)
+    return options, share
 
 
 class Disconnected(Exception):

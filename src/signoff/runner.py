@@ -129,10 +129,11 @@ def main(
 
     if http:
         host, port = parse_hostport(http)
-        options, share = http_settings(host, http_options or {})
+        from signoff.http_server import HttpDownstream, options_from_cli
+
+        options, share = options_from_cli(host, http_options or {})
         if share:
             specs = [replace(spec, share=share) for spec in specs]
-        from signoff.http_server import HttpDownstream
 
         try:
             anyio.run(HttpDownstream(specs, options=options, load_gates=make_factory).serve, host, port)
@@ -146,41 +147,6 @@ def main(
         anyio.run(lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd))
     except BaseExceptionGroup as group:
         raise _sole_signoff_error(group) from None
-
-
-def http_settings(host: str, given: dict):
-    """--http options → HttpOptions (and the --share override); warns when reachable by others."""
-    from signoff.http_guard import is_loopback, load_token
-    from signoff.http_server import HttpOptions
-    from signoff.share import SHARE_MODES
-
-    share = given.get("share")
-    if share and share not in SHARE_MODES:
-        raise ConfigError(f"--share expects one of {', '.join(SHARE_MODES)}, got {share!r}")
-    try:
-        token = load_token(given.get("token_file"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the token file: {exc}", field="--auth-token-file") from None
-    if given.get("token_file") and token is None:
-        raise ConfigError("the token file is empty", field="--auth-token-file")
-    options = HttpOptions(allow_hosts=list(given.get("allow_hosts") or []), token=token)
-    if given.get("idle_timeout"):
-        try:
-            options.idle_timeout = parse_duration(given["idle_timeout"])
-        except ValueError as exc:
-            raise ConfigError(str(exc), field="--http-idle-timeout") from None
-    for key in ("max_sessions", "max_body"):
-        if given.get(key) is not None:
-            if given[key] < 1:
-                raise ConfigError(f"must be at least 1, got {given[key]}", field="--http-" + key.replace("_", "-"))
-            setattr(options, key, given[key])
-    if not is_loopback(host):
-        log.warning("serving on %s: the MCP endpoint is reachable from other machines; only requests naming this "
-                    "machine's own addresses or names (or --allow-host entries) are served", host)
-        if token is None:
-            log.warning("NO AUTHENTICATION: anyone who can reach %s can call the wrapped tools; "
-                        "set --auth-token-file or SIGNOFF_HTTP_TOKEN", host)
-    return options, share
 
 
 def _sole_signoff_error(group: BaseExceptionGroup) -> BaseException:

@@ -194,3 +194,21 @@ async def test_a_session_cannot_resume_another_sessions_stream() -> None:
         resumed = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": owner,
                                                       "last-event-id": first[0]["id"]})
         assert resumed.status_code == 200 and '"id":3' in resumed.text.replace(" ", "")
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--share", "everyone"], "--share expects one of auto, session, shared"),
+    (["--auth-token-file", "EMPTY"], "the token file is empty"),
+    (["--http-max-sessions", "0"], "must be at least 1"),
+])
+def test_bad_http_options_stop_signoff_with_one_line(tmp_path, options: list[str], expected: str) -> None:
+    import subprocess
+    import sys
+
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    options = [str(empty) if o == "EMPTY" else o for o in options]
+    done = subprocess.run([sys.executable, "-m", "signoff", "run", "--http", "127.0.0.1:0", *options, "--", *fake_server()],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert expected in done.stderr and "Traceback" not in done.stderr
