@@ -56,6 +56,8 @@ class HttpOptions:
     """A session with nothing in flight and no open stream for this long is closed."""
     max_sessions: int = 100
     max_body: int = 16 * 1024 * 1024
+    max_in_flight: int = 256
+    """Requests one session may have unanswered at once (each keeps a stream and its events)."""
     resume_window: float = field(default_factory=lambda: float(os.environ.get("SIGNOFF_HTTP_RESUME_WINDOW", "30")))
     """How long a dropped stream waits for its client to resume before its requests are withdrawn."""
 
@@ -288,6 +290,9 @@ class HttpDownstream:
         ids = [m["id"] for m in requests]
         if not session.remap and (len(set(map(repr, ids))) < len(ids) or any(session.in_flight(i) for i in ids)):
             raise _bad_request("Invalid Request: a request with this id is already in flight", ids[0])
+        if len(session.by_request) + len(ids) > self.options.max_in_flight:
+            raise Refusal(429, f"Too Many Requests: {self.options.max_in_flight} requests of this session are unanswered",
+                          code=jsonrpc.INVALID_REQUEST, headers={"retry-after": "1"})
         stream, relayed = session.open_post(requests) if requests else (None, [])
         if session.remap:
             raw = None

@@ -212,3 +212,16 @@ def test_bad_http_options_stop_signoff_with_one_line(tmp_path, options: list[str
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_unanswered_requests_per_session_are_capped() -> None:
+    async with serving(fake_server()) as server, _client() as http:
+        session = await initialize(http, server.url)
+        flood = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "hang", "arguments": {}}} for i in range(257)]
+        response = await http.post(server.url, content=json.dumps(flood), headers={**HEADERS, "mcp-session-id": session})
+        assert response.status_code == 429
+        assert "256 requests" in _error(response)["message"]
+        ok = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                                       "params": {"name": "echo", "arguments": {"text": "still here"}}}),
+                             headers={**HEADERS, "mcp-session-id": session})
+        assert ok.json()["result"]["content"][0]["text"] == "still here"
