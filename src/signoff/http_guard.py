@@ -16,6 +16,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("signoff.http")
@@ -28,9 +29,10 @@ FORBIDDEN = -32000
 class Refusal(Exception):
     """A request refused before it reached the relay: an HTTP status and one line saying why."""
 
-    def __init__(self, status: int, message: str, *, code: int = FORBIDDEN, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, *, code: int = FORBIDDEN, headers: dict[str, str] | None = None,
+                 request_id: Any = None):
         super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers or {}
+        self.status, self.code, self.headers, self.request_id = status, code, headers or {}, request_id
 
 
 def is_loopback(host: str) -> bool:

@@ -134,9 +134,7 @@ def decode_client(body: bytes) -> tuple[dict[str, Any] | list[Any], bytes | None
 
 
 def _bad_request(message: str, request_id: Any = None, code: int = jsonrpc.INVALID_REQUEST) -> Refusal:
-    refusal = Refusal(400, message, code=code)
-    refusal.request_id = request_id  # type: ignore[attr-defined]
-    return refusal
+    return Refusal(400, message, code=code, request_id=request_id)
 
 
 class HttpDownstream:
@@ -187,7 +185,7 @@ class HttpDownstream:
         except Refusal as refusal:
             if refusal.status >= 500 or refusal.status in (401, 403, 421):
                 log.warning("refused %s %s: %s", method, scope["path"][:100], refusal)
-            await respond(send, refusal.status, jsonrpc.error(getattr(refusal, "request_id", None), refusal.code, str(refusal)),
+            await respond(send, refusal.status, jsonrpc.error(refusal.request_id, refusal.code, str(refusal)),
                           refusal.headers)
         except Disconnected:
             pass
