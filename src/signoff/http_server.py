@@ -126,11 +126,12 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
 
 
 def decode_client(body: bytes) -> tuple[dict[str, Any] | list[Any], bytes | None]:
-    """Decode a POST body as stdio decodes a line; the bytes the relay may forward (one line)."""
+    """Decode a POST body once; the bytes the relay may forward are signoff's own encoding of what
+    it parsed, never the client's (duplicate keys or odd whitespace could read differently upstream)."""
     message = jsonrpc.decode(body)
     if isinstance(message, list):
         return message, None
-    return message, body + b"\n" if b"\n" not in body and b"\r" not in body else jsonrpc.encode(message)
+    return message, jsonrpc.encode(message)
 
 
 def _bad_request(message: str, request_id: Any = None, code: int = jsonrpc.INVALID_REQUEST) -> Refusal:

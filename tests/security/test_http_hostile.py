@@ -225,3 +225,35 @@ async def test_unanswered_requests_per_session_are_capped() -> None:
                                                        "params": {"name": "echo", "arguments": {"text": "still here"}}}),
                              headers={**HEADERS, "mcp-session-id": session})
         assert ok.json()["result"]["content"][0]["text"] == "still here"
+
+
+RAW_LINES_SERVER = """
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    if msg.get("method") == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "raw", "version": "1"}}
+    elif msg.get("method") == "tools/list":
+        result = {"tools": []}
+    else:  # any other request: answer with the very line received
+        result = {"messages": [{"role": "user", "content": {"type": "text", "text": line.strip()}}]}
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+"""
+
+
+async def test_upstream_receives_what_signoff_parsed_not_the_raw_body(tmp_path) -> None:
+    """A duplicate key reads differently to different parsers (first wins in some, last in
+    others): the upstream must get the one reading signoff judged, never the client's bytes."""
+    import sys
+
+    script = tmp_path / "raw_server.py"
+    script.write_text(RAW_LINES_SERVER)
+    async with serving([sys.executable, str(script)], "--share", "session") as server, _client() as http:
+        session = await initialize(http, server.url)
+        sneaky = '{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"first","name":"second"}}'
+        answer = await http.post(server.url, content=sneaky, headers={**HEADERS, "mcp-session-id": session})
+        line = answer.json()["result"]["messages"][0]["content"]["text"]  # the line the upstream got
+        assert line.count('"name"') == 1 and json.loads(line)["params"]["name"] == "second"
