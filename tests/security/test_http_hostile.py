@@ -257,3 +257,18 @@ async def test_upstream_receives_what_signoff_parsed_not_the_raw_body(tmp_path) 
         answer = await http.post(server.url, content=sneaky, headers={**HEADERS, "mcp-session-id": session})
         line = answer.json()["result"]["messages"][0]["content"]["text"]  # the line the upstream got
         assert line.count('"name"') == 1 and json.loads(line)["params"]["name"] == "second"
+
+
+def test_approval_page_on_all_interfaces_answers_to_this_machines_addresses() -> None:
+    """`signoff ui --host 0.0.0.0` used to refuse (421) every request naming the machine's own IP."""
+    from signoff.http_guard import own_names
+    from signoff.web.security import Guard as PageGuard
+
+    guard = PageGuard("token", "0.0.0.0", 8765)
+    ours = sorted(n for n in own_names() if n not in ("127.0.0.1", "::1", "localhost"))
+    assert ours, "this machine has no address besides loopback"
+    for name in ours:
+        shown = f"[{name}]" if ":" in name else name
+        assert guard.host_refusal(f"{shown}:8765") is None, name
+    assert guard.host_refusal("evil.example:8765") is not None
+    assert guard.host_refusal(f"{ours[0]}:9999") is not None
