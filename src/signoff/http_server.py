@@ -311,18 +311,26 @@ class HttpDownstream:
         """Write `stream` from event `seen` on until it is done or the client goes away."""
         gone = anyio.Event()
 
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
+        def lost() -> None:
             gone.set()
             stream.push_nothing()
 
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            lost()
+
         stream.attached, stream.detached_at = True, None
+        on_disconnect = getattr(receive, "on_disconnect", None)  # http_wire tells us; other servers need a task
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(watch)
+            if on_disconnect is not None:
+                on_disconnect(lost)
                 seen = await self._write(stream, seen, send, extra, gone, json_ok, started)
-                tg.cancel_scope.cancel()
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch)
+                    seen = await self._write(stream, seen, send, extra, gone, json_ok, started)
+                    tg.cancel_scope.cancel()
         finally:
             stream.delivered = max(stream.delivered, seen)
             stream.detach()

@@ -47,7 +47,23 @@ class _Request:
         self.expect_continue = expect_continue
         self.keep_alive = True
         self.head = b""
+        self.lost_callbacks: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the client goes away (at once if it has): lets the app notice
+        a disconnect without a task blocked in `receive()` for every request."""
+        if self.disconnected:
+            callback()
+        else:
+            self.lost_callbacks.append(callback)
+
+    def lost(self) -> None:
+        self.disconnected = True
+        for callback in self.lost_callbacks:
+            callback()
+        self.lost_callbacks.clear()
+        self.wake()
 
     def wake(self) -> None:
         self._wake.set()
@@ -131,8 +147,7 @@ class _Connection(asyncio.Protocol):
         self._disarm()
         for request in [self.current, *self.queue]:
             if request is not None:
-                request.disconnected = True
-                request.wake()
+                request.lost()
         self._writable.set()
 
     def data_received(self, data: bytes) -> None:
@@ -201,8 +216,12 @@ class _Connection(asyncio.Protocol):
         task.add_done_callback(self.tasks.discard)
 
     async def _run(self, request: _Request) -> None:
+        async def receive() -> dict[str, Any]:
+            return await request.receive()
+
+        receive.on_disconnect = request.on_disconnect  # type: ignore[attr-defined]  # see http_server._answer
         try:
-            await self.app(request.scope, request.receive, request.send)
+            await self.app(request.scope, receive, request.send)
         except Exception:  # noqa: BLE001 - top level of one request: log it, answer 500, keep serving
             log.exception("HTTP request failed")
             if not request.response_started:
