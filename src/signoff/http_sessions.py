@@ -107,6 +107,8 @@ class Session:
         if isinstance(frame, bytes):
             data = frame.rstrip(b"\n")
             message = json.loads(data)
+            if b"\r" in data or b"\n" in data:  # JSON whitespace, but a line break to SSE: never pass it on
+                data = jsonrpc.encode(message).rstrip(b"\n")
         else:
             message, data = frame, jsonrpc.encode(frame).rstrip(b"\n")
         if not isinstance(message, dict):

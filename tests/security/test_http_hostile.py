@@ -272,3 +272,37 @@ def test_approval_page_on_all_interfaces_answers_to_this_machines_addresses() ->
         assert guard.host_refusal(f"{shown}:8765") is None, name
     assert guard.host_refusal("evil.example:8765") is not None
     assert guard.host_refusal(f"{ours[0]}:9999") is not None
+
+
+CR_SERVER = """
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    if msg.get("method") == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "cr", "version": "1"}}
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+        continue
+    # a notification first (so the answer goes out as SSE), whose JSON whitespace holds bare CRs:
+    # valid JSON, but each CR ends a line for an SSE parser and would cut the event's data apart
+    sys.stdout.write('{"jsonrpc":"2.0",\\r"method":"notifications/message",\\r"params":{"level":"info","data":"x"}}\\n')
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": []}}), flush=True)
+"""
+
+
+async def test_upstream_cannot_break_sse_framing(tmp_path) -> None:
+    import sys
+
+    from http_helpers import events
+
+    script = tmp_path / "cr_server.py"
+    script.write_text(CR_SERVER)
+    async with serving([sys.executable, str(script)], "--share", "session") as server, _client() as http:
+        session = await initialize(http, server.url)
+        answer = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+                                 headers={**HEADERS, "mcp-session-id": session})
+        assert "\r" not in answer.text
+        frames = [json.loads(e["data"]) for e in events(answer.text) if e.get("data")]
+        assert [f.get("method") for f in frames] == ["notifications/message", None]
