@@ -1,8 +1,9 @@
 """The relay between one MCP client session and the upstream server(s) it wraps.
 
-With one upstream, signoff is a frame relay: every message is decoded once, and forwarded as the
-original bytes unless signoff must act on it. The only message it acts on is `tools/call`, which
-goes through the gate (policy → broker) first. Server→client requests (sampling, elicitation,
+With one upstream, signoff is a frame relay: every message is decoded once, and forwarded as
+signoff's canonical re-serialisation of it (never the client's original bytes, see jsonrpc.py).
+The only message it acts on is `tools/call`, which goes through the gate (policy → broker) first;
+a `tools/call` in any other shape (a notification, a look-alike method name) is refused. Server→client requests (sampling, elicitation,
 roots), notifications (progress, logging, list_changed, cancellation) and everything signoff does
 not know pass on untouched, in both directions.
 
@@ -17,7 +18,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
+import secrets
 import time
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,11 +45,30 @@ SendFn = Callable[[bytes | dict[str, Any]], Awaitable[None]]
 ResponseHook = Callable[[dict[str, Any]], Awaitable[None]]
 
 _internal_ids = itertools.count(1)
+_ID_SALT = secrets.token_hex(6)
+
+CLIENT_METHODS = frozenset({
+    "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
+    "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
+    "completion/complete", "logging/setLevel", "server/discover", "tasks/get", "tasks/result", "tasks/list",
+    "tasks/cancel", "notifications/initialized", "notifications/cancelled", "notifications/progress",
+    "notifications/roots/list_changed", "notifications/tasks/status",
+})
+"""Methods a client sends; anything else is relayed unless it imitates `tools/call`."""
 
 
 def internal_id() -> str:
-    """An id for a request signoff itself sends upstream; never clashes with a client's."""
-    return f"signoff-{next(_internal_ids)}"
+    """An id for signoff's own requests; unguessable, so no peer can answer or shadow them."""
+    return f"signoff-{_ID_SALT}-{next(_internal_ids)}"
+
+
+def imitates_tools_call(method: str) -> bool:
+    """`Tools/Call`, ` tools/call`, `tools.call`, `tools/call\u200b`…: not the method, but a
+    lenient server might take it as one."""
+    if method in CLIENT_METHODS:
+        return False
+    folded = unicodedata.normalize("NFKC", method).casefold()
+    return re.sub(r"[\W_]+", "", folded) == "toolscall"
 
 
 @dataclass
@@ -133,11 +156,20 @@ class Proxy(FailureHandling):
     # ------------------------------------------------------------------ client → upstream
 
     async def from_client(self, raw: bytes | None, msg: dict[str, Any]) -> None:
-        """Handle one decoded frame from the client. Never raises for a bad message."""
+        """Handle one decoded frame from the client. Never raises for a bad message.
+
+        `raw` is the canonical encoding of `msg` (never the client's own bytes) or None."""
         k = jsonrpc.kind(msg)
         if k is None:
             log.warning("client sent an invalid JSON-RPC message: %.200s", msg)
-            await self.send_client(jsonrpc.error(msg.get("id"), jsonrpc.INVALID_REQUEST, "Invalid Request"))
+            request_id = msg.get("id")
+            answer_id = request_id if isinstance(request_id, (str, int)) and not isinstance(request_id, bool) else None
+            await self.send_client(jsonrpc.error(answer_id, jsonrpc.INVALID_REQUEST, "Invalid Request"))
+            return
+        if k != jsonrpc.RESPONSE and (
+            (k == jsonrpc.NOTIFICATION and msg["method"] == "tools/call") or imitates_tools_call(msg["method"])
+        ):
+            await self._refuse_odd_call(msg, k)
             return
         if k == jsonrpc.RESPONSE:
             await self._client_response(raw, msg)
@@ -253,6 +285,22 @@ class Proxy(FailureHandling):
 
     # ------------------------------------------------------------------ tools/call
 
+    async def _refuse_odd_call(self, msg: dict[str, Any], k: str) -> None:
+        """A tool call that is not a `tools/call` request: no gate could answer it, so it never runs."""
+        method = msg["method"]
+        why = ("a tools/call notification (no id) cannot be held or answered" if k == jsonrpc.NOTIFICATION
+               else f"method {method[:60]!r} imitates tools/call")
+        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
+        name = params.get("name") if isinstance(params.get("name"), str) else "?"
+        target = self.resolve_tool(name) or (self.upstreams[0], name)
+        arguments = params.get("arguments")
+        call = ToolCall(server=target[0].name, tool=target[1], arguments=arguments if isinstance(arguments, dict) else {},
+                        session=self.session.id, client=self.session.client_name)
+        log.warning("refused %s: %s", call.qualified, why)
+        self.gate.refused(call, f"refused by signoff: {why}")
+        if k == jsonrpc.REQUEST:
+            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {why}; use tools/call"))
+
     def resolve_tool(self, name: str) -> tuple[Upstream, str] | None:
         """Map the name the client used to (upstream, the upstream's own tool name)."""
         if not self.namespaced:
@@ -276,7 +324,7 @@ class Proxy(FailureHandling):
             return
         up, tool = target
         arguments = params.get("arguments")
-        state = rounds.owns(self, params)
+        presented = rounds.take(self, params)
         call = ToolCall(
             server=up.name,
             tool=tool,
@@ -286,9 +334,9 @@ class Proxy(FailureHandling):
             client=self.session.client_name,
             input_schema=self.schemas[up.name].get(tool),
         )
-        if state is not None:  # a stateless client answering an approval dialog
+        if presented is not None:  # a stateless client answering an approval dialog
             assert self._tg is not None
-            self._tg.start_soon(rounds.resume, self, up, msg, call, state)
+            self._tg.start_soon(rounds.resume, self, up, msg, call, presented)
             return
         admission = self.gate.check(call)
         if not admission.hold:
@@ -306,7 +354,7 @@ class Proxy(FailureHandling):
                 params = {"progressToken": token, "progress": round(waited, 1), "message": message}
                 await self.send_client(jsonrpc.notification("notifications/progress", params))
 
-        link = rounds.ClientLink(self, msg)
+        link = rounds.ClientLink(self, msg, call)
         with anyio.CancelScope() as scope:
             self.held[request_id] = scope
             try:
