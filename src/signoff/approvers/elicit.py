@@ -64,15 +64,15 @@ def question(call: ToolCall, held_id: str, reason: str) -> str:
         f"Held call {held_id}; you can also decide with `signoff approve {held_id}` or `signoff deny {held_id}`.",
         f"Arguments ({len(call.arguments)}, as JSON):",
     ]
+    used = sum(len(line) + 1 for line in lines)
     for index, (name, value) in enumerate(call.arguments.items()):
-        if index == MAX_ARGS:
-            lines.append(f"  … {len(call.arguments) - MAX_ARGS} more arguments not shown (see `signoff pending`)")
+        line = f"  {quoted(str(name), 80)}: {quoted(value)}"
+        if index == MAX_ARGS or used + len(line) > MAX_MESSAGE_CHARS:
+            lines.append(f"  … {len(call.arguments) - index} more arguments not shown (see `signoff pending`)")
             break
-        lines.append(f"  {quoted(str(name), 80)}: {quoted(value)}")
-    text = "\n".join(lines)
-    if len(text) > MAX_MESSAGE_CHARS:
-        text = text[:MAX_MESSAGE_CHARS] + "\n  … (cut; see `signoff pending` for the full call)"
-    return text
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
 
 
 def params_for(call: ToolCall, held_id: str, reason: str) -> dict[str, Any]:
