@@ -100,7 +100,7 @@ def decode_client(raw: bytes) -> tuple[dict[str, Any] | list[Any], bytes]:
     except orjson.JSONDecodeError as exc:
         raise FrameError(f"not valid JSON ({exc})") from None
     message = _shape(value)
-    request_id = _id_of(message)
+    request_id = request_id_of(message)
     try:
         check_values(message)
         canonical = orjson.dumps(message)
@@ -113,7 +113,8 @@ def decode_client(raw: bytes) -> tuple[dict[str, Any] | list[Any], bytes]:
     return message, _one_line(canonical) + b"\n"
 
 
-def _id_of(message: Any) -> Any:
+def request_id_of(message: Any) -> Any:
+    """The id to answer a refused message with: its own when it is a valid id, else None."""
     if isinstance(message, dict):
         request_id = message.get("id")
         if isinstance(request_id, (str, int)) and not isinstance(request_id, bool):

@@ -158,13 +158,21 @@ class Proxy(FailureHandling):
     async def from_client(self, raw: bytes | None, msg: dict[str, Any]) -> None:
         """Handle one decoded frame from the client. Never raises for a bad message.
 
-        `raw` is the canonical encoding of `msg` (never the client's own bytes) or None."""
+        `raw` is the canonical encoding of `msg` by `jsonrpc.decode_client` (never the client's
+        own bytes), or None for a message that another parser read (HTTP, the SDK, a batch
+        element): such a message gets the value checks here, and is re-encoded when forwarded."""
+        if raw is None:
+            try:
+                jsonrpc.check_values(msg)
+            except jsonrpc.FrameError as exc:
+                log.warning("client message refused (%s): %.200s", exc, msg)
+                answer = jsonrpc.error(jsonrpc.request_id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {exc}")
+                await self.send_client(answer)
+                return
         k = jsonrpc.kind(msg)
         if k is None:
             log.warning("client sent an invalid JSON-RPC message: %.200s", msg)
-            request_id = msg.get("id")
-            answer_id = request_id if isinstance(request_id, (str, int)) and not isinstance(request_id, bool) else None
-            await self.send_client(jsonrpc.error(answer_id, jsonrpc.INVALID_REQUEST, "Invalid Request"))
+            await self.send_client(jsonrpc.error(jsonrpc.request_id_of(msg), jsonrpc.INVALID_REQUEST, "Invalid Request"))
             return
         if k != jsonrpc.RESPONSE and (
             (k == jsonrpc.NOTIFICATION and msg["method"] == "tools/call") or imitates_tools_call(msg["method"])

@@ -173,3 +173,17 @@ async def test_cr_smuggled_call_against_mcp_server_time(tmp_path: Path, through:
                 await client.wait_for(lambda m: m.get("id") == "hidden")
     hidden_answers = [m for m in client.received if m.get("id") == "hidden"]
     assert bool(hidden_answers) is (not through)
+
+
+async def test_case_variant_keys_read_by_another_parser_are_refused_too(tmp_path: Path) -> None:
+    """HTTP sessions hand the relay messages the SDK parsed: the same value checks apply there."""
+    log = tmp_path / "naive.log"
+    gate = RecordingGate()
+    async with running([naive_spec(log)], gate) as client:
+        await client.initialize()
+        message = jsonrpc.request("sdk-1", "tools/call", {"name": "echo", "Name": "delete_file", "arguments": {}})
+        await client.proxy.from_client(None, message)
+        answer = await client.wait_for(lambda m: m.get("id") == "sdk-1")
+        await barrier(client)
+    assert answer["error"]["code"] == jsonrpc.INVALID_REQUEST and "differ only by case" in answer["error"]["message"]
+    assert gate.checked == [] and naive_ran(log) == []
