@@ -371,6 +371,8 @@ class Proxy(FailureHandling):
                 self.held.pop(request_id, None)
         if scope.cancelled_caught:
             log.info("call %s withdrawn by the client while held", call.qualified)
+            if link.round is not None:  # a retry presenting the round must not wait forever
+                link.round.finish(Admission(False, "This tool call was withdrawn: the client cancelled it while it was held."))
             return  # a cancelled request gets no answer (MCP cancellation semantics)
         if link.round is not None:  # answered with an input round: the client's retry finishes it
             link.round.finish(admission)

@@ -106,3 +106,14 @@ async def test_retry_after_the_policy_changed_is_refused(tmp_path: Path) -> None
                                                                inputResponses=APPROVE))
         assert answer["result"]["isError"] is True and "the policy changed" in text(answer)
     assert "echo" not in naive_ran(log)
+
+
+async def test_retry_after_the_client_cancelled_the_held_call_is_answered_not_hung(tmp_path: Path) -> None:
+    log = tmp_path / "naive.log"
+    async with raw_process(signoff(tmp_path, log)) as client:
+        state = await held_round(client)
+        await client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "c1"}})
+        answer = await client.request("c2", "tools/call", call("echo", {"text": "harmless"}, requestState=state,
+                                                               inputResponses=APPROVE))
+        assert answer["result"]["isError"] is True and "withdrawn" in text(answer)
+    assert naive_ran(log) == []
