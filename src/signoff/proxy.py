@@ -62,13 +62,28 @@ def internal_id() -> str:
     return f"signoff-{_ID_SALT}-{next(_internal_ids)}"
 
 
+def _folded(name: str) -> str:
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", name).casefold())
+
+
+def odd_tool_name(name: str, known: dict[str, Any]) -> str | None:
+    """Why a tool name may read as another tool to a lenient server (None if it is plain).
+
+    A policy matches `delete_file`; a server that trims or folds names would also run
+    `delete_file `, `Delete_File` or `delete\u200bfile` — which the policy never saw."""
+    if name in known:
+        return None
+    if not name or not name.isprintable() or " " in name:
+        return f"tool name {name[:60]!r} contains spaces, control or invisible characters"
+    folded = _folded(name)
+    twin = next((tool for tool in known if _folded(tool) == folded), None)
+    return None if twin is None else f"tool name {name[:60]!r} imitates the server's tool {twin!r}"
+
+
 def imitates_tools_call(method: str) -> bool:
     """`Tools/Call`, ` tools/call`, `tools.call`, `tools/call\u200b`…: not the method, but a
     lenient server might take it as one."""
-    if method in CLIENT_METHODS:
-        return False
-    folded = unicodedata.normalize("NFKC", method).casefold()
-    return re.sub(r"[\W_]+", "", folded) == "toolscall"
+    return method not in CLIENT_METHODS and _folded(method) == "toolscall"
 
 
 @dataclass
@@ -293,11 +308,12 @@ class Proxy(FailureHandling):
 
     # ------------------------------------------------------------------ tools/call
 
-    async def _refuse_odd_call(self, msg: dict[str, Any], k: str) -> None:
-        """A tool call that is not a `tools/call` request: no gate could answer it, so it never runs."""
+    async def _refuse_odd_call(self, msg: dict[str, Any], k: str, why: str | None = None) -> None:
+        """A tool call in a shape the policy cannot judge as the server will run it: never runs."""
         method = msg["method"]
-        why = ("a tools/call notification (no id) cannot be held or answered" if k == jsonrpc.NOTIFICATION
-               else f"method {method[:60]!r} imitates tools/call")
+        if why is None:
+            why = ("a tools/call notification (no id) cannot be held or answered" if k == jsonrpc.NOTIFICATION
+                   else f"method {method[:60]!r} imitates tools/call")
         params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
         name = params.get("name") if isinstance(params.get("name"), str) else "?"
         target = self.resolve_tool(name) or (self.upstreams[0], name)
@@ -306,8 +322,10 @@ class Proxy(FailureHandling):
                         session=self.session.id, client=self.session.client_name)
         log.warning("refused %s: %s", call.qualified, why)
         self.gate.refused(call, f"refused by signoff: {why}")
-        if k == jsonrpc.REQUEST:
+        if k == jsonrpc.REQUEST and method != "tools/call":
             await self.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {why}; use tools/call"))
+        elif k == jsonrpc.REQUEST:
+            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, f"Invalid params: {why}"))
 
     def resolve_tool(self, name: str) -> tuple[Upstream, str] | None:
         """Map the name the client used to (upstream, the upstream's own tool name)."""
@@ -332,6 +350,11 @@ class Proxy(FailureHandling):
             return
         up, tool = target
         arguments = params.get("arguments")
+        why = odd_tool_name(tool, self.tools[up.name]) or (
+            None if arguments is None or isinstance(arguments, dict) else "tools/call arguments must be an object")
+        if why is not None:
+            await self._refuse_odd_call(msg, jsonrpc.REQUEST, why)
+            return
         presented = rounds.take(self, params)
         call = ToolCall(
             server=up.name,

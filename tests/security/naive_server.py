@@ -7,7 +7,8 @@ through to any server:
 - decodes invalid UTF-8 with replacement characters and keeps the FIRST of duplicate keys (as
   some parsers do; signoff's own reader keeps the last);
 - looks keys up case-insensitively (as Go's encoding/json does), normalises method names
-  (`Tools/Call`, ` tools.call` → `tools/call`), and runs `tools/call` notifications too.
+  (`Tools/Call`, ` tools.call` → `tools/call`) and tool names (`Delete_File `, `delete\u200bfile`
+  → `delete_file`), and runs `tools/call` notifications too.
 
 Every message it parses is appended, one JSON line each, to the log file named by `--log`;
 every call it runs is logged as `{"ran": tool, "arguments": …}`. Tests read that log.
@@ -20,11 +21,25 @@ import io
 import json
 import re
 import sys
+import unicodedata
 
 TOOLS = [
     {"name": "echo", "description": "Echo text back.", "inputSchema": {"type": "object"}},
     {"name": "delete_file", "description": "Delete a file.", "inputSchema": {"type": "object"}},
 ]
+
+
+def folded(name: str) -> str:
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", name).casefold())
+
+
+def resolve(name: object) -> object:
+    """The tool a lenient server would run for `name`."""
+    if isinstance(name, str):
+        for tool in TOOLS:
+            if folded(name) == folded(tool["name"]):
+                return tool["name"]
+    return name
 
 
 def first_wins(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -78,7 +93,7 @@ class Server:
             result = {"tools": TOOLS}
         elif method == "tools/call":
             params = get(message, "params")
-            name, arguments = get(params, "name"), get(params, "arguments")
+            name, arguments = resolve(get(params, "name")), get(params, "arguments")
             self.record({"ran": name, "arguments": arguments})
             result = {"content": [{"type": "text", "text": f"ran {name}"}], "isError": False}
         elif method == "ping":

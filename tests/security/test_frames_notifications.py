@@ -1,8 +1,10 @@
 """Issue #10 item 2: a `tools/call` in any shape but a request goes through the gate or nowhere.
 
 A notification (no id) cannot be held or answered, so it is refused and audited; so is a method
-name that is not `tools/call` but that a lenient server would take for it. Batch elements go the
-same way as single messages. The naive server runs all of these when it gets them directly.
+name that is not `tools/call` but that a lenient server would take for it, a tool name that is
+not the server's but reads as one of its tools once trimmed or case-folded, and arguments that
+are not an object. Batch elements go the same way as single messages. The naive server runs
+all of these when it gets them directly.
 """
 
 from __future__ import annotations
@@ -102,3 +104,43 @@ async def test_tools_call_notification_is_audited_through_signoff_run(tmp_path: 
     rows = AuditLog(open_store()).query(decision="denied")
     assert len(rows) == 2 and all(r["tool"] == "delete_file" and r["channel"] == "signoff" for r in rows)
     assert "notification" in rows[0]["reason"] + rows[1]["reason"]
+
+
+TOOL_LOOK_ALIKES = ["Delete_File", "delete_file ", " delete_file", "delete\u200b_file", "DELETE-FILE", "delete_file\t"]
+
+
+@pytest.mark.parametrize("name", TOOL_LOOK_ALIKES)
+async def test_tool_name_look_alike_is_refused_not_waved_past_the_policy(tmp_path: Path, name: str) -> None:
+    """The gate refuses `delete_file`; a name the server would fold into it must not pass as another tool."""
+    log = tmp_path / "naive.log"
+    gate = RecordingGate()
+    async with running([naive_spec(log)], gate) as client:
+        await client.initialize()
+        await client.request("tools/list")  # signoff knows the server's tool names
+        answer = await client.call(name, {"path": "/important"})
+    assert answer["error"]["code"] == jsonrpc.INVALID_PARAMS and "tool name" in answer["error"]["message"]
+    assert naive_ran(log) == [] and gate.checked == []
+    [(call, reason)] = gate.refusals
+    assert call.tool == name
+
+
+@pytest.mark.parametrize("name", TOOL_LOOK_ALIKES)
+async def test_the_naive_server_runs_tool_look_alikes_directly(tmp_path: Path, name: str) -> None:
+    log = tmp_path / "naive.log"
+    async with raw_process(naive_command(log)) as server:
+        await server.request(1, "tools/call", {"name": name, "arguments": {}})
+    assert naive_ran(log) == ["delete_file"]
+
+
+@pytest.mark.parametrize("arguments", ['"{\\"path\\": \\"/important\\"}"', '["/important"]', "7"])
+async def test_arguments_that_are_not_an_object_are_refused(tmp_path: Path, arguments: str) -> None:
+    """The policy would judge `{}`; a lenient server might parse the string or list it was sent."""
+    log = tmp_path / "naive.log"
+    gate = RecordingGate()
+    frame = ('{"jsonrpc":"2.0","id":"odd-2","method":"tools/call","params":{"name":"echo","arguments":%s}}\n' % arguments)
+    async with running([naive_spec(log)], gate) as client:
+        await client.initialize()
+        await client.send_raw(frame.encode())
+        answer = await client.wait_for(lambda m: m.get("id") == "odd-2")
+    assert answer["error"]["code"] == jsonrpc.INVALID_PARAMS and "must be an object" in answer["error"]["message"]
+    assert naive_ran(log) == [] and gate.checked == []
