@@ -3,8 +3,8 @@
 With one upstream, signoff is a frame relay: every message is decoded once, and forwarded as
 signoff's canonical re-serialisation of it (never the client's original bytes, see jsonrpc.py).
 The only message it acts on is `tools/call`, which goes through the gate (policy → broker) first;
-a `tools/call` in any other shape (a notification, a look-alike method name) is refused. Server→client requests (sampling, elicitation,
-roots), notifications (progress, logging, list_changed, cancellation) and everything signoff does
+a tool call in any other shape (see shapes.py) is refused. Server→client requests (sampling,
+elicitation, roots), notifications (progress, logging, list_changed, cancellation) and everything signoff does
 not know pass on untouched, in both directions.
 
 With several upstreams, `aggregate.Aggregator` takes over the methods that need merging or
@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import secrets
 import time
-import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ import anyio
 import anyio.abc
 
 from signoff import eras, jsonrpc, rounds
+from signoff.shapes import imitates_tools_call, odd_tool_name
 from signoff.failures import FailureHandling
 from signoff.eras import EraBridge
 from signoff.errors import UpstreamError, UpstreamStartError
@@ -47,43 +46,9 @@ ResponseHook = Callable[[dict[str, Any]], Awaitable[None]]
 _internal_ids = itertools.count(1)
 _ID_SALT = secrets.token_hex(6)
 
-CLIENT_METHODS = frozenset({
-    "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
-    "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
-    "completion/complete", "logging/setLevel", "server/discover", "tasks/get", "tasks/result", "tasks/list",
-    "tasks/cancel", "notifications/initialized", "notifications/cancelled", "notifications/progress",
-    "notifications/roots/list_changed", "notifications/tasks/status",
-})
-"""Methods a client sends; anything else is relayed unless it imitates `tools/call`."""
-
-
 def internal_id() -> str:
     """An id for signoff's own requests; unguessable, so no peer can answer or shadow them."""
     return f"signoff-{_ID_SALT}-{next(_internal_ids)}"
-
-
-def _folded(name: str) -> str:
-    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", name).casefold())
-
-
-def odd_tool_name(name: str, known: dict[str, Any]) -> str | None:
-    """Why a tool name may read as another tool to a lenient server (None if it is plain).
-
-    A policy matches `delete_file`; a server that trims or folds names would also run
-    `delete_file `, `Delete_File` or `delete\u200bfile` — which the policy never saw."""
-    if name in known:
-        return None
-    if not name or not name.isprintable() or " " in name:
-        return f"tool name {name[:60]!r} contains spaces, control or invisible characters"
-    folded = _folded(name)
-    twin = next((tool for tool in known if _folded(tool) == folded), None)
-    return None if twin is None else f"tool name {name[:60]!r} imitates the server's tool {twin!r}"
-
-
-def imitates_tools_call(method: str) -> bool:
-    """`Tools/Call`, ` tools/call`, `tools.call`, `tools/call\u200b`…: not the method, but a
-    lenient server might take it as one."""
-    return method not in CLIENT_METHODS and _folded(method) == "toolscall"
 
 
 @dataclass
@@ -187,7 +152,8 @@ class Proxy(FailureHandling):
         k = jsonrpc.kind(msg)
         if k is None:
             log.warning("client sent an invalid JSON-RPC message: %.200s", msg)
-            await self.send_client(jsonrpc.error(jsonrpc.request_id_of(msg), jsonrpc.INVALID_REQUEST, "Invalid Request"))
+            answer = jsonrpc.error(jsonrpc.request_id_of(msg), jsonrpc.INVALID_REQUEST, "Invalid Request")
+            await self.send_client(answer)
             return
         if k != jsonrpc.RESPONSE and (
             (k == jsonrpc.NOTIFICATION and msg["method"] == "tools/call") or imitates_tools_call(msg["method"])
@@ -318,12 +284,12 @@ class Proxy(FailureHandling):
         name = params.get("name") if isinstance(params.get("name"), str) else "?"
         target = self.resolve_tool(name) or (self.upstreams[0], name)
         arguments = params.get("arguments")
-        call = ToolCall(server=target[0].name, tool=target[1], arguments=arguments if isinstance(arguments, dict) else {},
-                        session=self.session.id, client=self.session.client_name)
+        call = ToolCall(server=target[0].name, tool=target[1], session=self.session.id, client=self.session.client_name,
+                        arguments=arguments if isinstance(arguments, dict) else {})
         log.warning("refused %s: %s", call.qualified, why)
         self.gate.refused(call, f"refused by signoff: {why}")
         if k == jsonrpc.REQUEST and method != "tools/call":
-            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {why}; use tools/call"))
+            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {why}"))
         elif k == jsonrpc.REQUEST:
             await self.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, f"Invalid params: {why}"))
 
@@ -395,7 +361,7 @@ class Proxy(FailureHandling):
         if scope.cancelled_caught:
             log.info("call %s withdrawn by the client while held", call.qualified)
             if link.round is not None:  # a retry presenting the round must not wait forever
-                link.round.finish(Admission(False, "This tool call was withdrawn: the client cancelled it while it was held."))
+                link.round.finish(Admission(False, "This tool call was withdrawn: the client cancelled it while held."))
             return  # a cancelled request gets no answer (MCP cancellation semantics)
         if link.round is not None:  # answered with an input round: the client's retry finishes it
             link.round.finish(admission)
