@@ -80,7 +80,7 @@ async def serve_stdio(specs: list[ServerSpec], gate_factory: Callable[[], Gate],
     The gate is made after the upstreams were started, so a slow server boots while signoff
     loads its policy; nothing is read from the client before that.
     """
-    check_stdin()
+    check_stdio()
     pipes = _StdioPipes(out_fd)
     await pipes.open()
     received = 0
@@ -142,11 +142,12 @@ async def dispatch_client_frame(proxy: Proxy, line: bytes, send: Callable[[dict[
         await proxy.from_client(canonical, message)
 
 
-def check_stdin() -> None:
-    """Standard input must be open: an MCP client talks to signoff over it."""
-    if sys.stdin is None:
-        raise SignoffError("standard input is closed: `signoff run` serves an MCP client on stdin/stdout; "
-                           "start it from the client's configuration (or use --http)")
+def check_stdio() -> None:
+    """Standard input and output must be open: an MCP client talks to signoff over them."""
+    for name, stream in (("standard input", sys.stdin), ("standard output", sys.stdout)):
+        if stream is None:
+            raise SignoffError(f"{name} is closed: `signoff run` serves an MCP client on stdin/stdout; "
+                               "start it from the client's configuration (or use --http)")
 
 
 def _pollable(fd: int) -> bool:
