@@ -169,6 +169,11 @@ class Proxy(FailureHandling):
 
     async def _client_request(self, raw: bytes | None, msg: dict[str, Any]) -> None:
         method = msg["method"]
+        if msg["id"] in self.held or any(msg["id"] in waiting for waiting in self.pending.values()):
+            # a second request under an in-flight id would take over the first one's answer and record
+            log.warning("client reused request id %r while it was in flight", msg["id"])
+            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_REQUEST, "Invalid Request: id already in use"))
+            return
         if self.bridge is not None:
             env = eras.envelope(msg)
             if env is not None:
@@ -340,9 +345,11 @@ class Proxy(FailureHandling):
             await self._admitted(up, raw, msg, call, admission)
         else:
             assert self._tg is not None
-            self._tg.start_soon(self._hold, up, raw, msg, call, admission)
+            self.held[msg["id"]] = scope = anyio.CancelScope()  # now: a cancel or a reused id may follow at once
+            self._tg.start_soon(self._hold, up, raw, msg, call, admission, scope)
 
-    async def _hold(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, pending: Admission) -> None:
+    async def _hold(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, pending: Admission,
+                    scope: anyio.CancelScope) -> None:
         request_id = msg["id"]
         token = ((msg.get("params") or {}).get("_meta") or {}).get("progressToken")
 
@@ -352,8 +359,7 @@ class Proxy(FailureHandling):
                 await self.send_client(jsonrpc.notification("notifications/progress", params))
 
         link = rounds.ClientLink(self, msg, call)
-        with anyio.CancelScope() as scope:
-            self.held[request_id] = scope
+        with scope:
             try:
                 admission = await self.gate.hold(call, pending, progress, link)
             finally:

@@ -187,3 +187,21 @@ async def test_case_variant_keys_read_by_another_parser_are_refused_too(tmp_path
         await barrier(client)
     assert answer["error"]["code"] == jsonrpc.INVALID_REQUEST and "differ only by case" in answer["error"]["message"]
     assert gate.checked == [] and naive_ran(log) == []
+
+
+async def test_reused_in_flight_request_id_cannot_take_over_an_answer_or_its_audit_row(tmp_path: Path) -> None:
+    """Two calls under one id: the second would inherit the first's pending entry (answer, audit)."""
+    import sys as _sys
+
+    from signoff.upstream import ServerSpec
+
+    gate = RecordingGate()
+    fake = ServerSpec(name="fake", command=_sys.executable, args=("-m", "signoff.testing", "--name", "fake"))
+    async with running([fake], gate) as client:
+        await client.initialize()
+        await client.send(jsonrpc.request("dup", "tools/call", {"name": "hang", "arguments": {}}))
+        await client.send(jsonrpc.request("dup", "tools/call", {"name": "echo", "arguments": {"text": "x"}}))
+        answer = await client.wait_for(lambda m: m.get("id") == "dup")
+        assert answer["error"]["code"] == jsonrpc.INVALID_REQUEST and "already in use" in answer["error"]["message"]
+        assert [c.tool for c in gate.checked] == ["hang"]
+        assert "hang" in [p.call.tool for p in client.proxy.pending[client.proxy.upstreams[0]].values() if p.call]
