@@ -5,7 +5,8 @@ signoff's own canonical re-serialisation of what was parsed and checked: compact
 every line or paragraph separator escaped, so that no reader (Python's universal newlines, Node's
 `\\n` split, Go's scanner or stream decoder, `str.splitlines`) can find a second message in it.
 A frame is refused when readers could disagree about what it says: duplicate keys, keys that
-differ only by case (Go's encoding/json matches them case-insensitively), `__proto__` keys (Node
+differ only by case (Go's encoding/json matches them case-insensitively), a member that only
+looks like a JSON-RPC one (`METHOD` on a response), `__proto__` keys (Node
 prototype pollution), NUL in strings (C-string truncation), integers beyond 2**53 (JavaScript
 rounds them), non-finite numbers, invalid UTF-8, lone surrogates, a BOM, or very deep nesting.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from typing import Any
 
 import orjson
@@ -36,6 +38,7 @@ RESPONSE = "response"
 
 MAX_DEPTH = 100
 """Deepest nesting accepted from a client (MCP messages need a handful of levels)."""
+MEMBERS = frozenset({"jsonrpc", "id", "method", "params", "result", "error"})
 SAFE_INTEGER = 2**53 - 1
 """Largest integer every reader holds exactly (JavaScript numbers are IEEE doubles)."""
 
@@ -138,6 +141,11 @@ def check_values(value: Any, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise FrameError(f"nested deeper than {MAX_DEPTH} levels")
     kind_ = type(value)
+    if depth == 0 and kind_ is dict:
+        for key in value:
+            folded = unicodedata.normalize("NFKC", key).strip().casefold()
+            if key not in MEMBERS and folded in MEMBERS:
+                raise FrameError(f"member {key[:40]!r} is not {folded!r} but lenient readers take it for it")
     if kind_ is str:
         if "\x00" in value:
             raise FrameError("a string contains U+0000 (C-string readers truncate it there)")

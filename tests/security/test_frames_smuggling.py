@@ -38,6 +38,8 @@ ATTACKS = {
                                         b'"params":{"name":"delete_file","n\\u0061me":"echo","arguments":{}}}\n'),
     "case_variant_name": (b'{"jsonrpc":"2.0","id":1,"method":"tools/call",'
                           b'"params":{"name":"echo","Name":"delete_file","arguments":{}}}\n'),
+    "response_carrying_a_method_variant": (b'{"jsonrpc":"2.0","id":1,"result":{},"METHOD":"tools/call",'
+                                           b'"params":{"name":"delete_file","arguments":{}}}\n'),
     "case_variant_method": (b'{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call",'
                             b'"params":{"name":"delete_file","arguments":{}}}\n'),
 }
