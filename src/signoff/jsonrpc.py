@@ -6,13 +6,15 @@ every line or paragraph separator escaped, so that no reader (Python's universal
 `\\n` split, Go's scanner or stream decoder, `str.splitlines`) can find a second message in it.
 A frame is refused when readers could disagree about what it says: duplicate keys, keys that
 differ only by case (Go's encoding/json matches them case-insensitively), a member that only
-looks like a JSON-RPC one (`METHOD` on a response), `__proto__` keys (Node
-prototype pollution), NUL in strings (C-string truncation), integers beyond 2**53 (JavaScript
-rounds them), non-finite numbers, invalid UTF-8, lone surrogates, a BOM, or very deep nesting.
+looks like a JSON-RPC one (`METHOD` on a response), `__proto__` keys (Node prototype
+pollution), NUL in strings (C-string truncation), integers beyond 2**53 (JavaScript rounds
+them), non-finite numbers, invalid UTF-8, lone surrogates, a BOM, or very deep nesting.
 
-Frames from upstreams are parsed leniently (`decode`) and passed to the client as they came:
-the upstream is the tool itself, so a frame it smuggles to the client gains it nothing it could
-not say openly, and signoff never acts on bytes it did not parse.
+Frames from upstreams are parsed leniently (`decode`) and passed to the client as they came.
+That is safe: the upstream is the tool itself, so a message it smuggles to the client says
+nothing it could not send openly (signoff already relays its requests, notifications and even
+answers to unknown ids), and it cannot address signoff's own requests to the client, whose ids
+are unguessable (`proxy.internal_id`). signoff never acts on bytes it did not parse.
 """
 
 from __future__ import annotations
