@@ -33,14 +33,15 @@ class PolicyHolder:
         self.reloads = 0
         self.last_error: str | None = None
 
-    def _stat(self) -> tuple[float, int] | None:
+    def _stat(self) -> tuple[int, int, int, int] | None:
+        """What identifies one version of the file: a rewrite, a rename over it or a new inode."""
         if self.path is None:
             return None
         try:
             st = os.stat(self.path)
         except OSError:
             return None
-        return (st.st_mtime, st.st_size)
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
 
     def get(self) -> Any:
         if self.path is not None and self.clock() >= self._next_check:
@@ -59,12 +60,23 @@ class PolicyHolder:
         self._stamp = stamp
         try:
             policy = self.loader(self.path)  # type: ignore[arg-type]
-        except ConfigError as exc:
-            self.last_error = str(exc)
-            log.error("policy edit refused, keeping the last good policy (%s): %s", str(self.policy.hash)[:12], exc)
+        except Exception as exc:  # noqa: BLE001 - a fault boundary: any failure keeps the last good policy
+            # not only ConfigError: bytes that are not UTF-8, nesting deep enough for RecursionError,
+            # MemoryError, a file removed or replaced mid-read, a directory in its place, EACCES...
+            self.last_error = _describe(self.path, exc)  # type: ignore[arg-type]
+            log.error("policy edit refused, keeping the last good policy (%s): %s", str(self.policy.hash)[:12],
+                      self.last_error)
             return False
         self.policy = policy
         self.reloads += 1
         self.last_error = None
         log.info("policy %s reloaded (%s)", self.path, str(policy.hash)[:12])
         return True
+
+
+def _describe(path: str, exc: BaseException) -> str:
+    """One line for the log: a ConfigError already names the file; anything else gets it added."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{path}: cannot load the policy ({type(exc).__name__}{': ' + detail if detail else ''})"
