@@ -176,6 +176,9 @@ class ApprovalGate:
         finally:
             _slot.reset(token)
         self._remember(call, outcome.status)
+        if outcome.status == "denied" and outcome.channel == "signoff":  # the store failed the held call
+            self._record(call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
+                         held_id=outcome.held_id or None, policy_hash=policy_hash)
         if outcome.approved:
             return Admission(True, decision=decision, arguments=outcome.arguments,
                              ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
