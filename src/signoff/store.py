@@ -257,6 +257,7 @@ class SQLiteStore:
         self._generation = 0  # bumped when the file at `path` is found replaced: connections reopen
         self._held_generation: dict[str, int] = {}  # held calls this process inserted, by generation
         self._witness_fd: int | None = None
+        self.witness = witness_path(self.path)
         self._open_files()
         if background_checkpoints:
             threading.Thread(target=self._checkpoints, name="signoff-checkpoint", daemon=True).start()
@@ -264,7 +265,10 @@ class SQLiteStore:
     def _open_files(self) -> None:
         """Create or adopt the database (0600, also its -wal/-shm), migrate it, open the witness."""
         paths.secure_file(self.path)
-        self._identity = _identity(self.path)
+        try:
+            self._identity = _identity(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot open the signoff store {self.path}: {exc.strerror or exc}") from exc
         for suffix in ("-wal", "-shm"):
             paths.secure_file(Path(f"{self.path}{suffix}"), create=False)
         conn = self._conn()
