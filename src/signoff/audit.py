@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from signoff.model import ToolCall, canonical_json
+from signoff.redact import redact
 
 if TYPE_CHECKING:
     from signoff.store import Store
@@ -74,7 +75,7 @@ def entry(call: ToolCall | None = None, decision: str = "allowed", *, server: st
         arguments = dict(call.arguments) if arguments is None else arguments
         session, client = session or call.session, client or call.client
     return {
-        "server": server, "tool": tool, "arguments": canonical_json(arguments if arguments is not None else {}),
+        "server": server, "tool": tool, "arguments": canonical_json(redact(arguments) if arguments is not None else {}),
         "decision": decision, "decided_by": by or user(), "channel": channel, "reason": reason or "",
         "duration_ms": None if duration_ms is None else round(float(duration_ms), 3),
         "policy_hash": policy_hash or "", "rule": rule, "held_id": held_id, "session": session or "",

@@ -129,7 +129,7 @@ def main(
         from signoff.web.server import ensure_running
 
         link = ensure_running(policy=policy or config_policy)
-        log.warning("approval page: %s", link)
+        log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
 
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,

@@ -29,6 +29,7 @@ from signoff import paths
 from signoff.audit import GENESIS, now_iso, row_hash
 from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
 from signoff.model import canonical_json
+from signoff.redact import redact, restore
 
 log = logging.getLogger("signoff.store")
 
@@ -532,7 +533,8 @@ class SQLiteStore:
         return done  # type: ignore[return-value]
 
     def _transition(self, conn: sqlite3.Connection, held: HeldCall, res: Resolution) -> bool:
-        edited = None if res.arguments is None else canonical_json(dict(res.arguments))
+        # an edit made on a redacted view keeps the secrets it could not show (never sends the marker)
+        edited = None if res.arguments is None else canonical_json(restore(dict(res.arguments), dict(held.arguments)))
         now = time.time()
         cursor = conn.execute(
             "UPDATE held SET status = ?, decided_by = ?, channel = ?, decision_reason = ?, decided_at = ?,"
@@ -541,7 +543,8 @@ class SQLiteStore:
         if cursor.rowcount != 1:
             return False
         self._append(conn, {
-            "server": held.server, "tool": held.tool, "arguments": edited or canonical_json(dict(held.arguments)),
+            "server": held.server, "tool": held.tool,
+            "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
             "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
             "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
             "session": held.session, "client": held.client, "policy_hash": held.policy_hash, **res.audit})

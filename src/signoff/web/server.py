@@ -37,8 +37,10 @@ def totp_secret(*, enrol_out: IO[str] | None) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(secret + "\n")
-    if enrol_out is not None:
+    if enrol_out is not None and _terminal(enrol_out):
         show_enrolment(secret, enrol_out)
+    elif enrol_out is not None:  # not into a log file: enrol on a terminal
+        enrol_out.write("signoff: a TOTP secret was made; run `signoff ui --totp-reset` on a terminal to enrol\n")
     return secret
 
 
@@ -65,13 +67,23 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret)
     app = create_app(UI(Broker(), guard, policy_path=policy))
     url = url_for(host, port, token)
-    out.write(f"signoff approval page: {url}\n")
+    if _terminal(out):
+        out.write(f"signoff approval page: {url}\n")
+    else:  # a log file (the background page's ui.log): never the token
+        out.write(f"signoff approval page: {url.split('?')[0]} (its link with the secret token: `signoff ui --link`)\n")
     out.flush()
     if open_browser:
         import webbrowser
 
         webbrowser.open(url)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _terminal(out: IO[str]) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def running(port: int = DEFAULT_PORT) -> bool:
@@ -90,6 +102,7 @@ def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None) -> str:
         command = [sys.executable, "-m", "signoff", "ui", "--port", str(port)]
         if policy and os.path.isfile(policy):
             command += ["--policy", policy]
+        paths.secure_file(paths.home() / "ui.log")
         with open(paths.home() / "ui.log", "ab") as log_file:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                      start_new_session=True)
