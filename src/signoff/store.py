@@ -285,9 +285,6 @@ class SQLiteStore:
     def _open_witness(self) -> None:
         """The head witness is appended to after each commit that added audit rows. A new witness
         for a trail that already has rows starts with a `start` line, which `verify` reports."""
-        if self._witness_fd is not None:
-            os.close(self._witness_fd)
-            self._witness_fd = None
         path = witness_path(self.path)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
@@ -299,7 +296,11 @@ class SQLiteStore:
             log.error("cannot open the audit head witness %s: %s; truncation will not be detectable", path, exc)
             return
         paths.secure_file(path, create=False)
-        self._witness_fd = fd
+        if self._witness_fd is None:
+            self._witness_fd = fd
+        else:  # reopening: the same fd number now names the new file (a writer on another thread
+            os.dup2(fd, self._witness_fd)  # never writes into whatever reused a closed number)
+            os.close(fd)
         if new:
             head = self._last_row()
             self._witness_write(f"start {head[0]} {head[1]}\n")
