@@ -107,8 +107,7 @@ class ApprovalGate:
                               policy_hash=ticket.get("policy", ""))
         except StoreError as exc:
             log.error("refused %s: its audit row could not be written: %s", call.qualified, exc)
-            return Admission(False, denial_text("store", f"{exc}. Tell the user: free disk space, make the store "
-                                                "writable or end the program holding its lock, then try again"))
+            return Admission(False, store_refusal(str(exc)))
         return Admission(True, decision=decision, ticket=ticket)
 
     def _remembered(self, call: ToolCall) -> str | None:
@@ -263,6 +262,20 @@ class ApprovalGate:
                                            "arguments": dict(call.arguments), "outcome": outcome})
 
 
+def store_refusal(error: str) -> str:
+    """What a call refused for want of its audit row tells the model: what failed, what to fix."""
+    text = error.lower()
+    if "full" in text:
+        fix = "free disk space where the signoff store lives"
+    elif "locked" in text or "busy" in text:
+        fix = "end the program holding the signoff store's write lock"
+    elif "replaced" in text:
+        fix = "call again"
+    else:
+        fix = "make the signoff store writable (permissions, read-only disk)"
+    return denial_text("store", f"{error}. Tell the user to {fix}, then try again")
+
+
 def _wants(decision: Decision, channel: str) -> bool:
     """A rule's `channels:` limits where it is asked; none listed means every channel."""
     return not decision.channels or channel in decision.channels
@@ -294,8 +307,7 @@ class StoreDownGate:
         gate = self._current()
         if gate is not None:
             return gate.check(call)
-        return Admission(False, denial_text("store", f"{self.error}. Tell the user: make the signoff store "
-                                            "writable (disk space, permissions), then try again"))
+        return Admission(False, store_refusal(self.error))
 
     async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
         return await self.gate.hold(call, admission, progress, client)  # only a real gate's check holds

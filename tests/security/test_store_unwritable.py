@@ -50,7 +50,7 @@ async def test_disk_full_refuses_calls_whose_audit_row_cannot_be_written(tmpfs: 
             filler = fill(tmpfs)
             refused_at, text = await call_until_refused(client, out)
             assert "not run: signoff could not write its audit record" in text and "full" in text
-            assert "free disk space" in text
+            assert "Tell the user to free disk space" in text
             filler.unlink()
             again = await client.call_tool("write_file", {"path": str(out / "after"), "content": "x"})
             assert not again.is_error
@@ -74,7 +74,7 @@ async def test_read_only_store_refuses_calls_whose_audit_row_cannot_be_written(t
             result = await client.call_tool("write_file", {"path": str(target), "content": "x"})
             assert result.is_error and not target.exists()
             assert "could not write its audit record" in result.content[0].text
-            assert "make the signoff store writable" in result.content[0].text
+            assert "Tell the user to make the signoff store writable" in result.content[0].text
             assert mount("-o", "remount,rw", str(tmpfs)).returncode == 0
             for i in range(1000):  # the store is reopened within a second; refused calls never run
                 target = out / f"after{i}"
@@ -99,7 +99,7 @@ async def test_write_lock_held_by_another_process_refuses_within_the_bound(signo
                 elapsed = time.monotonic() - start
                 assert result.is_error and not target.exists()
                 assert "could not write its audit record" in result.content[0].text
-                assert "locked" in result.content[0].text
+                assert "end the program holding the signoff store's write lock" in result.content[0].text
                 assert elapsed < 2.5, f"the call waited {elapsed:.2f}s for the lock (bound: 0.3s)"
             finally:
                 holder.release()
