@@ -99,13 +99,16 @@ def test_rewrite_of_database_and_witness_is_found_only_with_the_key(signoff_home
     assert with_key.returncode == 1 and "no row is signed" in with_key.stderr
 
 
+def tamper(db: Path, sql: str, *params: object) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
 def test_forged_signatures_fail_with_the_right_key(signoff_home: Path) -> None:
     db = signoff_home / "signoff.db"
     make_trail(db, key="k1")
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE audit SET mac = ? WHERE id = 4", ("0" * 64,))
-    conn.commit()
-    conn.close()
+    tamper(db, "UPDATE audit SET mac = ? WHERE id = 4", "0" * 64)
     done = verify(key="k1")
     assert done.returncode == 1 and "row 4: its signature does not match" in done.stderr
     wrong = verify(key="other")
@@ -115,9 +118,6 @@ def test_forged_signatures_fail_with_the_right_key(signoff_home: Path) -> None:
 def test_stripping_signatures_from_the_tail_is_named(signoff_home: Path) -> None:
     db = signoff_home / "signoff.db"
     make_trail(db, key="k1")
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE audit SET mac = NULL WHERE id >= 6")
-    conn.commit()
-    conn.close()
+    tamper(db, "UPDATE audit SET mac = NULL WHERE id >= 6")
     done = verify(key="k1")
     assert done.returncode == 1 and "row 6 is unsigned after signed rows" in done.stderr
