@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -89,3 +92,28 @@ async def test_policy_corrupted_mid_session_does_not_kill_the_proxy(tmp_path: Pa
                 answer = await client.call_tool("echo", {"text": "x"})
                 assert answer.is_error and "echo is off" in answer.content[0].text, name
                 assert (await client.call_tool("write_file", {"path": str(tmp_path / "w"), "content": "1"})).is_error is False
+
+
+def test_deeply_nested_edit_is_refused_before_the_parser_stalls_the_proxy(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD)
+    clock = Clock()
+    holder = PolicyHolder(str(path), load_policy, interval=1.0, clock=clock)
+    good = holder.get()
+    path.write_bytes(b"hitl_policies: " + b"[" * 100_000 + b"]" * 100_000)  # ~4 s in the YAML parser
+    clock.now = 2.0
+    started = time.monotonic()
+    assert holder.get() is good
+    assert time.monotonic() - started < 0.5 and "nested deeper than 64" in (holder.last_error or "")
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe policy", b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000],
+                         ids=["non_utf8", "deep"])
+def test_corrupt_policy_at_start_is_one_clean_line(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server()],
+                          capture_output=True, text=True, timeout=60, input="")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].startswith(f"signoff: {path}")
+    assert "Traceback" not in done.stderr
