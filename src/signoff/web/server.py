@@ -37,10 +37,8 @@ def totp_secret(*, enrol_out: IO[str] | None) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(secret + "\n")
-    if enrol_out is not None and _terminal(enrol_out):
+    if enrol_out is not None:
         show_enrolment(secret, enrol_out)
-    elif enrol_out is not None:  # not into a log file: enrol on a terminal
-        enrol_out.write("signoff: a TOTP secret was made; run `signoff ui --totp-reset` on a terminal to enrol\n")
     return secret
 
 
@@ -55,7 +53,9 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
-          open_browser: bool = False, out: IO[str] = sys.stderr) -> None:
+          open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False) -> None:
+    """`logged`: `out` is a log file (the background page's ui.log), so the link is written
+    without its secret token and no TOTP secret is shown."""
     import uvicorn
 
     from signoff.broker import Broker
@@ -63,27 +63,18 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
 
     token = load_secret("ui-token")
     assert token is not None
-    secret = totp_secret(enrol_out=out) if totp else None
+    secret = totp_secret(enrol_out=None if logged else out) if totp else None
     guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret)
     app = create_app(UI(Broker(), guard, policy_path=policy))
     url = url_for(host, port, token)
-    if _terminal(out):
-        out.write(f"signoff approval page: {url}\n")
-    else:  # a log file (the background page's ui.log): never the token
-        out.write(f"signoff approval page: {url.split('?')[0]} (its link with the secret token: `signoff ui --link`)\n")
+    shown = f"{url.split('?')[0]} (its link with the secret token: `signoff ui --link`)" if logged else url
+    out.write(f"signoff approval page: {shown}\n")
     out.flush()
     if open_browser:
         import webbrowser
 
         webbrowser.open(url)
     uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-def _terminal(out: IO[str]) -> bool:
-    try:
-        return out.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def running(port: int = DEFAULT_PORT) -> bool:
@@ -99,7 +90,7 @@ def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None) -> str:
     token = load_secret("ui-token")
     assert token is not None
     if not running(port):
-        command = [sys.executable, "-m", "signoff", "ui", "--port", str(port)]
+        command = [sys.executable, "-m", "signoff", "ui", "--port", str(port), "--logged"]
         if policy and os.path.isfile(policy):
             command += ["--policy", policy]
         paths.secure_file(paths.home() / "ui.log")
