@@ -42,9 +42,15 @@ def run(
     http_idle_timeout: str = typer.Option(None, "--http-idle-timeout", help="--http: close sessions idle this long (default 30m)."),
     http_max_sessions: int = typer.Option(None, "--http-max-sessions", help="--http: most concurrent sessions (default 100)."),
     http_max_body: int = typer.Option(None, "--http-max-body", help="--http: largest request body in bytes (default 16 MiB)."),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Keep secret-looking argument values in the audit trail and notifications."),
 ) -> None:
     """Serve MCP to an AI client, wrapping one server (after `--`) or those in --config."""
+    import os
+
     from signoff import runner
+
+    if no_redact:
+        os.environ["SIGNOFF_REDACT"] = "off"
 
     try:
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,

@@ -126,12 +126,10 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
 
 
 def decode_client(body: bytes) -> tuple[dict[str, Any] | list[Any], bytes | None]:
-    """Decode a POST body once; the bytes the relay may forward are signoff's own encoding of what
-    it parsed, never the client's (duplicate keys or odd whitespace could read differently upstream)."""
-    message = jsonrpc.decode(body)
-    if isinstance(message, list):
-        return message, None
-    return message, jsonrpc.encode(message)
+    """Decode a POST body once, strictly, as stdio decodes a line (jsonrpc.decode_client); the
+    relay forwards the canonical encoding, never the client's bytes."""
+    message, canonical = jsonrpc.decode_client(body)
+    return message, None if isinstance(message, list) else canonical
 
 
 def _bad_request(message: str, request_id: Any = None, code: int = jsonrpc.INVALID_REQUEST) -> Refusal:
@@ -208,6 +206,8 @@ class HttpDownstream:
         try:
             message, raw = decode_client(body)
         except jsonrpc.FrameError as exc:
+            if exc.request_id is not None:  # readable, but readers could disagree on it: answer its id
+                raise _bad_request(f"Invalid Request: {exc}", exc.request_id) from None
             raise _bad_request(f"Parse error: {exc}", code=jsonrpc.PARSE_ERROR) from None
         messages = message if isinstance(message, list) else [message]
         for item in messages:

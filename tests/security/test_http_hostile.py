@@ -253,10 +253,14 @@ async def test_upstream_receives_what_signoff_parsed_not_the_raw_body(tmp_path) 
     script.write_text(RAW_LINES_SERVER)
     async with serving([sys.executable, str(script)], "--share", "session") as server, _client() as http:
         session = await initialize(http, server.url)
+        headers = {**HEADERS, "mcp-session-id": session}
         sneaky = '{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"first","name":"second"}}'
-        answer = await http.post(server.url, content=sneaky, headers={**HEADERS, "mcp-session-id": session})
+        refused = await http.post(server.url, content=sneaky, headers=headers)
+        assert refused.status_code == 400 and refused.json()["id"] == 4  # duplicate keys: refused, as over stdio
+        escaped = '{"jsonrpc":"2.0","id":5,"method":"prompts/get","params":{"name":"\\u0066irst"}}'
+        answer = await http.post(server.url, content=escaped, headers=headers)
         line = answer.json()["result"]["messages"][0]["content"]["text"]  # the line the upstream got
-        assert line.count('"name"') == 1 and json.loads(line)["params"]["name"] == "second"
+        assert "\\u0066" not in line and json.loads(line)["params"]["name"] == "first"
 
 
 def test_approval_page_on_all_interfaces_answers_to_this_machines_addresses() -> None:
