@@ -227,16 +227,20 @@ async def test_unanswered_requests_per_session_are_capped() -> None:
         assert ok.json()["result"]["content"][0]["text"] == "still here"
 
 
-RAW_LINES_SERVER = """
+SCRIPTED_SERVER = """
 import json, sys
+mode = sys.argv[1]
 for line in sys.stdin:
     msg = json.loads(line)
     if "id" not in msg:
         continue
     if msg.get("method") == "initialize":
         result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "raw", "version": "1"}}
+                  "serverInfo": {"name": mode, "version": "1"}}
     elif msg.get("method") == "tools/list":
+        if mode == "cr":  # a notification first (so the answer goes out as SSE) whose JSON whitespace
+            # holds bare CRs: valid JSON, but each CR ends a line for an SSE parser
+            sys.stdout.write('{"jsonrpc":"2.0",\\r"method":"notifications/message",\\r"params":{"level":"info","data":"x"}}\\n')
         result = {"tools": []}
     else:  # any other request: answer with the very line received
         result = {"messages": [{"role": "user", "content": {"type": "text", "text": line.strip()}}]}
@@ -244,14 +248,18 @@ for line in sys.stdin:
 """
 
 
+def scripted(tmp_path, mode: str) -> list[str]:
+    import sys
+
+    script = tmp_path / "scripted_server.py"
+    script.write_text(SCRIPTED_SERVER)
+    return [sys.executable, str(script), mode]
+
+
 async def test_upstream_receives_what_signoff_parsed_not_the_raw_body(tmp_path) -> None:
     """A duplicate key reads differently to different parsers (first wins in some, last in
     others): the upstream must get the one reading signoff judged, never the client's bytes."""
-    import sys
-
-    script = tmp_path / "raw_server.py"
-    script.write_text(RAW_LINES_SERVER)
-    async with serving([sys.executable, str(script)], "--share", "session") as server, _client() as http:
+    async with serving(scripted(tmp_path, "echo-line"), "--share", "session") as server, _client() as http:
         session = await initialize(http, server.url)
         headers = {**HEADERS, "mcp-session-id": session}
         sneaky = '{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"first","name":"second"}}'
@@ -278,32 +286,10 @@ def test_approval_page_on_all_interfaces_answers_to_this_machines_addresses() ->
     assert guard.host_refusal(f"{ours[0]}:9999") is not None
 
 
-CR_SERVER = """
-import json, sys
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
-        continue
-    if msg.get("method") == "initialize":
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "cr", "version": "1"}}
-        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
-        continue
-    # a notification first (so the answer goes out as SSE), whose JSON whitespace holds bare CRs:
-    # valid JSON, but each CR ends a line for an SSE parser and would cut the event's data apart
-    sys.stdout.write('{"jsonrpc":"2.0",\\r"method":"notifications/message",\\r"params":{"level":"info","data":"x"}}\\n')
-    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": []}}), flush=True)
-"""
-
-
 async def test_upstream_cannot_break_sse_framing(tmp_path) -> None:
-    import sys
-
     from http_helpers import events
 
-    script = tmp_path / "cr_server.py"
-    script.write_text(CR_SERVER)
-    async with serving([sys.executable, str(script)], "--share", "session") as server, _client() as http:
+    async with serving(scripted(tmp_path, "cr"), "--share", "session") as server, _client() as http:
         session = await initialize(http, server.url)
         answer = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
                                  headers={**HEADERS, "mcp-session-id": session})
