@@ -1,4 +1,4 @@
-"""Who may talk to `signoff run --http`: Host, Origin, bearer token and media-type checks.
+"""Who may talk to `signoff run --http`, and how much: Host, Origin, token, media types, limits.
 
 Every check runs on the request head, before the body is read and long before anything is
 spawned. A refusal is one HTTP status with a JSON-RPC error body, as the reference servers
@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from signoff.config import parse_duration
+from signoff.errors import ConfigError
 
 log = logging.getLogger("signoff.http")
 
@@ -158,3 +161,52 @@ def load_token(path: str | None) -> bytes | None:
     else:
         text = os.environ.get("SIGNOFF_HTTP_TOKEN", "").strip()
     return text.encode() if text else None
+
+
+@dataclass
+class HttpOptions:
+    """Limits and access for the HTTP endpoint (CLI: --allow-host, --auth-token-file, --http-*)."""
+
+    allow_hosts: list[str] = field(default_factory=list)
+    token: bytes | None = None
+    idle_timeout: float = 1800.0
+    """A session with nothing in flight and no open stream for this long is closed."""
+    max_sessions: int = 100
+    max_body: int = 16 * 1024 * 1024
+    max_in_flight: int = 256
+    """Requests one session may have unanswered at once (each keeps a stream and its events)."""
+    resume_window: float = field(default_factory=lambda: float(os.environ.get("SIGNOFF_HTTP_RESUME_WINDOW", "30")))
+    """How long a dropped stream waits for its client to resume before its requests are withdrawn."""
+
+
+def options_from_cli(host: str, given: dict[str, Any]) -> tuple[HttpOptions, str | None]:
+    """--http options → HttpOptions (and the --share override); warns when reachable by others."""
+    from signoff.share import SHARE_MODES
+
+    share = given.get("share")
+    if share and share not in SHARE_MODES:
+        raise ConfigError(f"--share expects one of {', '.join(SHARE_MODES)}, got {share!r}")
+    try:
+        token = load_token(given.get("token_file"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the token file: {exc}", field="--auth-token-file") from None
+    if given.get("token_file") and token is None:
+        raise ConfigError("the token file is empty", field="--auth-token-file")
+    options = HttpOptions(allow_hosts=list(given.get("allow_hosts") or []), token=token)
+    if given.get("idle_timeout"):
+        try:
+            options.idle_timeout = parse_duration(given["idle_timeout"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="--http-idle-timeout") from None
+    for key in ("max_sessions", "max_body"):
+        if given.get(key) is not None:
+            if given[key] < 1:
+                raise ConfigError(f"must be at least 1, got {given[key]}", field="--http-" + key.replace("_", "-"))
+            setattr(options, key, given[key])
+    if not is_loopback(host):
+        log.warning("serving on %s: the MCP endpoint is reachable from other machines; only requests naming this "
+                    "machine's own addresses or names (or --allow-host entries) are served", host)
+        if token is None:
+            log.warning("NO AUTHENTICATION: anyone who can reach %s can call the wrapped tools; "
+                        "set --auth-token-file or SIGNOFF_HTTP_TOKEN", host)
+    return options, share

@@ -15,11 +15,9 @@ POSTs; those share one relay (ids remapped), and closing a POST's stream cancels
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -28,13 +26,11 @@ import anyio.abc
 from signoff import jsonrpc
 from signoff.eras import HANDSHAKE_VERSIONS, KNOWN_VERSIONS
 from signoff.gate import Gate
-from signoff.config import parse_duration
-from signoff.errors import ConfigError
-from signoff.http_guard import Guard, Refusal, is_loopback, load_token
+from signoff.http_guard import Guard, HttpOptions, Refusal
 from signoff.http_sessions import AbandonHook, Session, cancel_abandoned
 from signoff.http_streams import EventStream, Lost, parse_event_id
 from signoff.proxy import Proxy
-from signoff.share import SHARE_MODES, Hub, Port
+from signoff.share import Hub, Port
 from signoff.upstream import ServerSpec, Upstream, make_upstream
 
 log = logging.getLogger("signoff.http")
@@ -44,53 +40,6 @@ SESSION_HEADER = "mcp-session-id"
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
-
-
-@dataclass
-class HttpOptions:
-    """Limits and access for the HTTP endpoint (CLI: --allow-host, --auth-token-file, --http-*)."""
-
-    allow_hosts: list[str] = field(default_factory=list)
-    token: bytes | None = None
-    idle_timeout: float = 1800.0
-    """A session with nothing in flight and no open stream for this long is closed."""
-    max_sessions: int = 100
-    max_body: int = 16 * 1024 * 1024
-    max_in_flight: int = 256
-    """Requests one session may have unanswered at once (each keeps a stream and its events)."""
-    resume_window: float = field(default_factory=lambda: float(os.environ.get("SIGNOFF_HTTP_RESUME_WINDOW", "30")))
-    """How long a dropped stream waits for its client to resume before its requests are withdrawn."""
-
-
-def options_from_cli(host: str, given: dict[str, Any]) -> tuple[HttpOptions, str | None]:
-    """--http options → HttpOptions (and the --share override); warns when reachable by others."""
-    share = given.get("share")
-    if share and share not in SHARE_MODES:
-        raise ConfigError(f"--share expects one of {', '.join(SHARE_MODES)}, got {share!r}")
-    try:
-        token = load_token(given.get("token_file"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the token file: {exc}", field="--auth-token-file") from None
-    if given.get("token_file") and token is None:
-        raise ConfigError("the token file is empty", field="--auth-token-file")
-    options = HttpOptions(allow_hosts=list(given.get("allow_hosts") or []), token=token)
-    if given.get("idle_timeout"):
-        try:
-            options.idle_timeout = parse_duration(given["idle_timeout"])
-        except ValueError as exc:
-            raise ConfigError(str(exc), field="--http-idle-timeout") from None
-    for key in ("max_sessions", "max_body"):
-        if given.get(key) is not None:
-            if given[key] < 1:
-                raise ConfigError(f"must be at least 1, got {given[key]}", field="--http-" + key.replace("_", "-"))
-            setattr(options, key, given[key])
-    if not is_loopback(host):
-        log.warning("serving on %s: the MCP endpoint is reachable from other machines; only requests naming this "
-                    "machine's own addresses or names (or --allow-host entries) are served", host)
-        if token is None:
-            log.warning("NO AUTHENTICATION: anyone who can reach %s can call the wrapped tools; "
-                        "set --auth-token-file or SIGNOFF_HTTP_TOKEN", host)
-    return options, share
 
 
 class Disconnected(Exception):

@@ -138,7 +138,8 @@ def main(
 
     if http:
         host, port = parse_hostport(http)
-        from signoff.http_server import HttpDownstream, options_from_cli
+        from signoff.http_guard import options_from_cli
+        from signoff.http_server import HttpDownstream
 
         options, share = options_from_cli(host, http_options or {})
         if share:
