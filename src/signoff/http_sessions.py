@@ -77,10 +77,15 @@ class Session:
         key = str(next(self._keys))
         seen: list[dict[str, Any]] = []
         for message in requests:
-            if self.remap:
+            if self.remap:  # different clients: ids and progress tokens may collide, so both are signoff's
                 inner = f"http-{key}-{len(seen)}"
                 self.original[inner] = message["id"]
                 message = {**message, "id": inner}
+                params = message.get("params")
+                meta = params.get("_meta") if isinstance(params, dict) else None
+                if isinstance(meta, dict) and "progressToken" in meta:
+                    self.original[inner + "-token"] = meta["progressToken"]
+                    message["params"] = {**params, "_meta": {**meta, "progressToken": inner + "-token"}}
             seen.append(message)
         stream = EventStream(key, {m["id"] for m in seen}, priming=self.priming)
         self.streams[key] = stream
@@ -99,6 +104,7 @@ class Session:
             self.original.pop(request_id, None)
         for token in [k for k, s in self.by_token.items() if s is stream]:
             del self.by_token[token]
+            self.original.pop(token, None)
 
     # ------------------------------------------------------------------ relay → client
 
@@ -126,17 +132,20 @@ class Session:
             if stream.done:
                 for token in [k for k, s in self.by_token.items() if s is stream]:
                     del self.by_token[token]
+                    self.original.pop(token, None)
             return
         stream = None
         if message["method"] == "notifications/progress":
-            stream = self.by_token.get((message.get("params") or {}).get("progressToken"))
+            token = (message.get("params") or {}).get("progressToken")
+            stream = self.by_token.get(token) if isinstance(token, (str, int)) else None
+            if stream is not None and self.remap:
+                message = {**message, "params": {**message["params"], "progressToken": self.original.get(token)}}
+                data = jsonrpc.encode(message).rstrip(b"\n")
+        if stream is None and self.remap:  # the stateless relay serves many clients: never guess one
+            log.debug("no stateless client can take %s", message["method"])
+            return
         if stream is None:
-            stream = self._latest_post()
-        if stream is None:
-            if self.remap:
-                log.debug("no stateless client can take %s", message["method"])
-                return
-            stream = self.standalone
+            stream = self._latest_post() or self.standalone
         stream.push(data)
 
     def _latest_post(self) -> EventStream | None:

@@ -297,3 +297,32 @@ async def test_upstream_cannot_break_sse_framing(tmp_path) -> None:
         frames = [json.loads(e["data"]) for e in events(answer.text) if e.get("data")]  # each event whole
         assert frames[-1]["id"] == 2  # (signoff's own tools/list prefetch may add a second log line)
         assert {f.get("method") for f in frames[:-1]} == {"notifications/message"}
+
+
+async def test_stateless_clients_never_see_each_others_progress() -> None:
+    """2026-07-28 requests from different clients share one relay: the same progress token in
+    two of them must still reach only its own client."""
+    from http_helpers import events
+
+    modern = {**HEADERS, "mcp-protocol-version": "2026-07-28"}
+    envelope = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}}
+    async with serving(fake_server()) as server, _client() as http:
+        results: dict[str, list] = {}
+
+        async def run(who: str) -> None:
+            request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "slow", "arguments": {"seconds": 0.6}, "_meta": {**envelope, "progressToken": "same"}}}
+            answer = await http.post(server.url, content=body(request), headers=modern)
+            results[who] = [json.loads(e["data"]) for e in events(answer.text) if e.get("data")]
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run, "a")
+                tg.start_soon(run, "b")
+        for who, frames in results.items():
+            progress = [f["params"] for f in frames if f.get("method") == "notifications/progress"]
+            assert [p["progress"] for p in progress] == [1, 2, 3], who
+            assert {p["progressToken"] for p in progress} == {"same"}
+            assert frames[-1]["id"] == 1 and "result" in frames[-1]
