@@ -152,20 +152,25 @@ async def test_batch_and_older_revision_without_priming() -> None:
 
 async def test_shared_upstream_keeps_each_sessions_log_level() -> None:
     async with serving(fake_server()) as server, _client() as http:
-        quiet, chatty = [await initialize(http, server.url) for _ in range(2)]
-        level = body({"jsonrpc": "2.0", "id": 5, "method": "logging/setLevel", "params": {"level": "error"}})
-        assert "result" in (await http.post(server.url, content=level, headers={**HEADERS, "mcp-session-id": quiet})).json()
+        quiet, chatty, silent = [await initialize(http, server.url) for _ in range(3)]
+        for session, wanted in ((quiet, "error"), (chatty, "debug")):
+            level = body({"jsonrpc": "2.0", "id": 5, "method": "logging/setLevel", "params": {"level": wanted}})
+            assert "result" in (await http.post(server.url, content=level, headers={**HEADERS, "mcp-session-id": session})).json()
         answer = await http.post(server.url, content=call(6, "announce", {}), headers={**HEADERS, "mcp-session-id": quiet})
         methods = [json.loads(e["data"]).get("method") for e in events(answer.text) if e.get("data")]
         assert "notifications/tools/list_changed" in methods
         assert "notifications/message" not in methods  # an info message, below this session's level
-        with anyio.fail_after(10):  # the other session (no level set) gets both on its GET stream
+        with anyio.fail_after(10):  # the debug-level session gets both on its GET stream
             async with http.stream("GET", server.url, headers={"accept": "text/event-stream", "mcp-session-id": chatty}) as stream:
                 text = ""
                 async for chunk in stream.aiter_text():
                     text += chunk
                     if "notifications/message" in text and "list_changed" in text:
                         break
+        # a session that never set a level gets the list_changed but none of the server-wide logs
+        own = await http.post(server.url, content=call(7, "announce", {}), headers={**HEADERS, "mcp-session-id": silent})
+        methods = [json.loads(e["data"]).get("method") for e in events(own.text) if e.get("data")]
+        assert "notifications/tools/list_changed" in methods and "notifications/message" not in methods
 
 
 async def test_several_servers_share_an_upstream_each(tmp_path: Path) -> None:

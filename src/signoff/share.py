@@ -9,7 +9,8 @@ elicitation or roots), and gives each session a `Port`, an `Upstream` its relay 
   answers or progress;
 - `initialize` is answered from the hub's handshake, `notifications/initialized` is dropped;
 - `logging/setLevel` is kept per session (the upstream is asked for the lowest level any session
-  wants; each session only gets messages at or above its own);
+  wants; each session only gets messages at or above its own, and none before it sets a level:
+  the server's logs are server-wide and may describe other sessions' calls);
 - `resources/subscribe` is counted per URI: `resources/updated` goes to subscribed sessions only;
 - list_changed notifications go to every session; server→client requests are refused (the hub
   declared no capability that allows them; `ping` is answered).
@@ -171,7 +172,9 @@ class Hub:
         elif method == "notifications/message":
             level = _level(params.get("level"))
             for port in list(self.ports.values()):
-                if port.level is None or level >= port.level:  # None: the server's default, as direct
+                # server-wide logs may describe another session's calls: only sessions that asked
+                # for logs (logging/setLevel) get them, at or above their own level
+                if port.level is not None and level >= port.level:
                     await port.deliver(msg)
         elif method == "notifications/resources/updated":
             for port in list(self.subscribers.get(str(params.get("uri")), ())):
