@@ -276,7 +276,7 @@ class SQLiteStore:
         except OSError as exc:
             raise StoreError(f"cannot open the signoff store {self.path}: {exc.strerror or exc}") from exc
         if magic and magic != b"SQLite format 3\0":
-            raise StoreError(f"{self.path} is not a SQLite database; restore it or move it aside")
+            raise StoreError(f"the signoff store {self.path} is not a SQLite database; restore it or move it aside")
         self._identity = identity
         for suffix in ("-wal", "-shm"):
             paths.secure_file(Path(f"{self.path}{suffix}"), create=False)
