@@ -227,6 +227,13 @@ class ApprovalGate:
             return Admission(False, denial_text("kill", reason))
         return Admission(False, denial_text("approval", f"the held call ended as {outcome.status}: {reason}"))
 
+    def refused(self, call: ToolCall, reason: str) -> None:
+        """The relay refused a call before the policy saw it (a notification, an unbound retry)."""
+        self._record(call, "denied", reason=reason, by="signoff", channel="signoff")
+
+    def policy_hash(self) -> str:
+        return self.holder.get().hash
+
     # ------------------------------------------------------------------ after the upstream answered
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:

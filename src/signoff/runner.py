@@ -144,8 +144,9 @@ def main(
 
         anyio.run(HttpDownstream(specs, gate_factory).serve, host, port)
         return
-    from signoff.downstream import serve_stdio
+    from signoff.downstream import check_stdio, serve_stdio
 
+    check_stdio()
     out_fd = logs.protect_stdout()
     try:
         anyio.run(lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd))
