@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from conftest import connect, fake_server, through_signoff
-from security.conftest import wait_for_pending
+from security.conftest import call_until_it_runs, wait_for_pending
 from signoff.audit import AuditLog
 from signoff.store import open_store
 
@@ -120,11 +120,4 @@ async def test_store_replaced_inconsistently_refuses_every_call_until_repaired(a
                 os.replace(f"{db}{suffix}", tmp_path / f"stale{suffix}")
             if attack is garbage_over_store:
                 os.replace(db, tmp_path / "garbage")
-            for i in range(200):
-                target = tmp_path / f"after{i}"
-                result = await client.call_tool("write_file", {"path": str(target), "content": "x"})
-                if not result.is_error:
-                    break
-                assert not target.exists()
-                await anyio.sleep(0.05)
-            assert not result.is_error and target.exists()
+            await call_until_it_runs(client, tmp_path)
