@@ -207,3 +207,17 @@ async def test_reused_in_flight_request_id_cannot_take_over_an_answer_or_its_aud
         assert answer["error"]["code"] == jsonrpc.INVALID_REQUEST and "already in use" in answer["error"]["message"]
         assert [c.tool for c in gate.checked] == ["hang"]
         assert "hang" in [p.call.tool for p in client.proxy.pending[client.proxy.upstreams[0]].values() if p.call]
+
+
+async def test_upstream_cannot_forge_the_result_of_a_call_it_never_received(tmp_path: Path) -> None:
+    """An answer to an id the upstream was never sent (a held or refused call) is dropped."""
+    log = tmp_path / "naive.log"
+    gate = RecordingGate()
+    async with running([naive_spec(log)], gate) as client:
+        await client.initialize()
+        refused = await client.call("delete_file", {"path": "/x"})
+        assert refused["result"]["isError"] is True
+        await client.send(jsonrpc.request("f", "tools/call", {"name": "forge", "arguments": {"id": refused["id"]}}))
+        await client.wait_for(lambda m: m.get("id") == "f")
+        await barrier(client)
+    assert [m for m in client.received if m.get("id") == refused["id"]] == [refused]
