@@ -221,3 +221,10 @@ async def test_upstream_cannot_forge_the_result_of_a_call_it_never_received(tmp_
         await client.wait_for(lambda m: m.get("id") == "f")
         await barrier(client)
     assert [m for m in client.received if m.get("id") == refused["id"]] == [refused]
+
+
+async def test_deeply_nested_upstream_frame_does_not_crash_the_relay(tmp_path: Path) -> None:
+    """json.loads raises RecursionError on very deep nesting: an upstream frame like that is logged."""
+    assert jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"result":{}}')["id"] == 1
+    with pytest.raises(jsonrpc.FrameError):
+        jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
