@@ -74,6 +74,7 @@ def denial_text(cause: str, detail: str = "") -> str:
         "kill": "All tool calls are stopped: the user switched on signoff's kill switch",
         "upstream": "This tool call failed in the tool's server",
         "approval": "This tool call needs the user's approval",
+        "store": "This tool call was not run: signoff could not write its audit record",
     }[cause]
     text = f"{what}" + (f": {detail}" if detail else "") + "."
     if cause == "upstream":
