@@ -326,3 +326,12 @@ class StoreDownGate:
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         if self.gate is not None:
             await self.gate.client_answer(held_id, answer)
+
+    def refused(self, call: ToolCall, reason: str) -> None:
+        if self.gate is not None:
+            self.gate.refused(call, reason)
+        else:  # no store, so no audit row: the log is all there is
+            log.warning("refused %s: %s (not audited: %s)", call.qualified, reason, self.error)
+
+    def policy_hash(self) -> str:
+        return self.gate.policy_hash() if self.gate is not None else ""
