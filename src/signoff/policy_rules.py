@@ -423,7 +423,8 @@ def _phrase(actions: set[str], facts: Facts, internal: tuple[str, ...]) -> str:
         return f"{verb} (no recipient could be read: counts as external)"
     if actions & {"payment", "purchase", "refund"}:
         amount = u.amount()
-        verb = "refunds" if "refund" in actions else "buys for" if actions == {"purchase"} else "charges"
+        own = u.actions()
+        verb = "refunds" if "refund" in own else "buys for" if "purchase" in own and "payment" not in own else "charges"
         if amount is not None:
             return f"{verb} {amount}"
         return f"{verb} an amount that could not be read"

@@ -91,7 +91,7 @@ NAME_RULES: dict[str, NameRule] = {
                         _w("pay")),
     "refund": NameRule(_w("refund create issue"), _w("refund refunds"), _w("refund")),
     "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run"),
-                               _w("db database sql table tables record records row rows postgres mysql sqlite mongo collection "
+                               _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase collection "
                                   "document documents item items key keys")),
     "database_delete": NameRule(_w("delete drop truncate purge remove flush flushall flushdb"),
                                 _w("db database table tables record records row rows collection documents document item items key keys "
@@ -480,8 +480,20 @@ class Understanding:
         return frozenset(found)
 
     def destructive(self) -> bool:
-        return self._once("destructive", lambda: self.profile.destructive and not self.dry_run() or any(a.destructive for a in self.commands())
-                          or self.sql().deletes)
+        """Declared (catalog or annotations) or recognised (rm -rf, DROP, git push --force); what the
+        arguments say wins for shell and SQL tools (`ls` through a destructive-declared shell is not)."""
+        return self._once("destructive", self._destructive)
+
+    def _destructive(self) -> bool:
+        if self.dry_run():
+            return False
+        commands = self.commands()
+        if commands:
+            return any(a.destructive for a in commands)
+        touch = self.sql()
+        if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
+            return touch.deletes
+        return self.profile.destructive
 
 
 def _nested_items(value: Any, depth: int = 0) -> Iterable[tuple[str, Any]]:

@@ -54,7 +54,7 @@ _CHANGE = re.compile(r"^(create|update|put|apply|deploy|run|start|restart|scale|
                      r"tag|label|annotate|expose|autoscale|reboot|restore|copy|associate|register|add|exec|login|"
                      r"reset|resize|move|assign|grant)", re.IGNORECASE)
 _ACCESS = re.compile(r"(iam|role|policy|policies|permission|acl|grant|collaborator|member|invite|access-key|accesskey|"
-                     r"api-key|apikey|service-account|serviceaccount|user|group|binding|token|ssh-key|sshkey|secret-access)",
+                     r"api-key|apikey|service-account|serviceaccount|user|binding|token|ssh-key|sshkey|secret-access)",
                      re.IGNORECASE)
 _SECRET = re.compile(r"(get-secret-value|secrets?|get-parameters?|decrypt|credentials|kms|vault|keyvault|get-password"
                      r"|access-token|print-access-token|get-login-password)", re.IGNORECASE)
