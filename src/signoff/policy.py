@@ -335,7 +335,7 @@ class Policy:
             return Decision(verdict, f"no rule matched; the default is {defaults.decision}", None, defaults.timeout,
                             actions=actions, facts=facts_out)
         spec = best.spec
-        reason = spec.reason or best.human_reason(call, facts, best_reason)
+        reason = spec.reason or one_line(best.human_reason(call, facts, best_reason))
         return Decision(
             best_verdict,
             reason,
@@ -470,12 +470,19 @@ class Facts:
         for role in ("subject", "repository", "branch"):
             for value in u.role(role)[:1] if self.profile.catalogued else ():
                 out.append(Fact(role, role, _short(value)))
-        return tuple(out[:12])
+        return tuple(Fact(f.kind, f.label, one_line(f.text, 200), f.risky) for f in out[:12])
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Model-supplied text made safe to show on one line: no newlines, control or bidi characters."""
+    cleaned = "".join(" " if (ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or 0x200B <= ord(c) <= 0x200F or 0x202A <= ord(c) <= 0x202E
+                              or 0x2066 <= ord(c) <= 0x2069) else c for c in text)
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = value if isinstance(value, str) else canonical_json(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(value if isinstance(value, str) else canonical_json(value), limit)
 
 
 _CATALOGS: dict[tuple[str, ...], Any] = {}

@@ -33,7 +33,10 @@ class Amount:
     currency: str | None
 
     def __str__(self) -> str:
-        text = f"{self.value:,.2f}" if self.value == self.value.quantize(Decimal("0.01")) else f"{self.value:,}"
+        try:
+            text = f"{self.value:,.2f}" if self.value == self.value.quantize(Decimal("0.01")) else f"{self.value:,}"
+        except InvalidOperation:  # beyond the decimal context's precision
+            text = f"{self.value:,}"
         return f"{text} {self.currency}" if self.currency else text
 
 
