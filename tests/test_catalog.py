@@ -191,6 +191,7 @@ async def test_entries_match_the_real_server(server_id: str, tmp_path: Path, git
     for name, tool in listed.items():
         entry = entries[name]
         keys = _schema_keys(tool.input_schema)
+        assert set(entry.arguments) == keys, f"{server_id}.{name}: argument names differ from the real tool"
         for paths in entry.fields.values():
             for p in paths:
                 top = p.split(".")[1].removesuffix("[*]")

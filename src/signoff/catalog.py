@@ -52,6 +52,8 @@ class ToolEntry:
     amount_unit: str = "major"
     currency: str | None = None
     annotations: Mapping[str, Any] = field(default_factory=dict)
+    arguments: tuple[str, ...] = ()
+    """The real tool's top-level argument names (its inputSchema properties), as listed."""
 
 
 def _norm_package(token: str) -> str:
@@ -158,7 +160,8 @@ def _build(servers: Sequence[Mapping[str, Any]]) -> Catalog:
                 destructive=t.get("destructive"),
                 fields=MappingProxyType({role: tuple(paths) for role, paths in t.get("fields", {}).items()}),
                 amount_unit=t.get("amount_unit") or unit, currency=t.get("currency", currency),
-                annotations=MappingProxyType(dict(t.get("annotations", {}))))
+                annotations=MappingProxyType(dict(t.get("annotations", {}))),
+                arguments=tuple(t.get("arguments", ())))
             for name, t in srv["tools"].items()}
         sources[sid] = srv["source"]
         match = srv.get("match", {})

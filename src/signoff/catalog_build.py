@@ -32,6 +32,7 @@ class _Tool(BaseModel):
     model_config = ConfigDict(extra="forbid")
     actions: list[Action] = []
     read_only: bool
+    arguments: list[str] = []
     destructive: bool | None = None
     fields: dict[Role, list[str]] = {}
     amount_unit: Literal["major", "minor"] | None = None
@@ -57,6 +58,12 @@ class _Tool(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> _Tool:
+        if self.arguments:
+            for role, paths in self.fields.items():
+                for p in paths:
+                    top = p.split(".")[1].removesuffix("[*]")
+                    if top not in self.arguments:
+                        raise ValueError(f"fields.{role}: {p!r} is not one of the tool's arguments {self.arguments}")
         if self.read_only and set(self.actions) - _READS:
             raise ValueError(f"a read-only tool cannot perform {sorted(set(self.actions) - _READS)}; set read_only: false")
         if self.read_only and self.destructive:
