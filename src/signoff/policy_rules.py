@@ -84,7 +84,8 @@ def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: A
             )
     action_defs = {name: spec.actions[name] for name in rule.actions if name in spec.actions}
     action_def = next(iter(action_defs.values()), None)
-    builtin = next((pm.BUILTIN_ACTIONS[a] for a in rule.actions if a in pm.BUILTIN_ACTIONS), None)
+    builtin = next((pm.BUILTIN_ACTIONS[a] for a in rule.actions if a in pm.BUILTIN_ACTIONS and pm.BUILTIN_ACTIONS[a].irreversible),
+                   pm.BuiltinAction(True) if set(rule.actions) & ANY_ACTION else None)
     what = _irreversible(rule, action_def, builtin)
     if what and (rule.on_timeout or spec.defaults.on_timeout) == "allow":
         line = where("on_timeout") if rule.on_timeout else locator.line_of(("defaults", "on_timeout")) if locator else None
