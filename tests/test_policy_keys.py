@@ -147,8 +147,8 @@ hitl_policies:
 """,
         source="p.yaml",
     )
-    missing = policy.evaluate(call("shop.buy", {"sku": "1"}))
-    assert missing.verdict is Verdict.ASK and "could not be evaluated" in missing.reason
+    missing = policy.evaluate(call("shop.buy", {"sku": "1"}))  # no amount at all: counts as over every limit
+    assert missing.verdict is Verdict.ASK and "amount that could not be read" in missing.reason
     wrong_type = policy.evaluate(call("bank.pay", {"amount": 5}))
     assert wrong_type.verdict is Verdict.ASK
 
@@ -164,7 +164,7 @@ hitl_policies:
         ("int(args.n) > 3", {"n": "three"}, "RuntimeError"),
         ("args.name.matches('[')", {"name": "x"}, "RuntimeError"),
         ("args.amount > 100", {"amount": "lots"}, "TypeError"),
-        ("amount > 100", {"amount": "\ud800"}, "ValueError"),  # a lone surrogate, as json.loads can produce
+        ("args.note == 'a'", {"note": "\ud800"}, "ValueError"),  # a lone surrogate, as json.loads can produce
     ],
 )
 def test_every_cel_evaluation_error_holds_the_call(condition: str, args: dict, error: str) -> None:
@@ -250,7 +250,8 @@ def test_builtin_actions_by_name_and_arguments(action: str, tool: str, args: dic
 def test_destructive_annotation_counts_as_file_delete() -> None:
     policy = Policy.from_text("hitl_policies:\n  - action: file_delete\n", source="p.yaml")
     reason = policy.evaluate(call("filesystem.purge_cache_dir", {}, destructiveHint=True)).reason
-    assert reason.startswith("name has the words")
+    assert reason == "deletes files"  # a person's words, not the matcher's (issue #11, item 4)
+    assert policy.evaluate(call("filesystem.purge_cache_dir", {}, destructiveHint=True)).actions == ("file_delete",)
     assert verdict(policy, call("filesystem.tidy_dir", {}, destructiveHint=True)) == "ask"
     assert verdict(policy, call("filesystem.tidy_dir", {}, destructiveHint=False)) == "allow"
 

@@ -1,0 +1,520 @@
+"""Which actions a call performs, and the facts behind that: the catalog first, names second.
+
+Per tool (cached by the policy): a `Profile` from the catalog entry of the wrapped server (its
+actions, whether it only reads, which argument paths carry recipients, amounts, SQL, URLs,
+commands...) or, for tools the catalog does not know, from the tool's name and annotations.
+Per call: an `Understanding` that reads the arguments those paths point at, lazily: shell
+commands (bashlex), SQL (sqlglot), URLs (ada-url), recipients and amounts. What cannot be read
+is answered the cautious way.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from signoff.understand import money, recipients, shell, urls
+from signoff.understand import sql as sqlmod
+
+VOCABULARY = ("send_email", "send_message", "api_call", "file_write", "file_delete", "database_write", "database_delete",
+              "purchase", "payment", "refund", "shell", "deploy", "access_change", "sensitive_read")
+UNKNOWN = "unknown"
+"""A tool nothing recognises as reading or as an action: `action: "*"` rules hold it."""
+ALL_ACTIONS = frozenset(VOCABULARY) | {UNKNOWN}
+IMPLIES = {
+    "database_delete": ("database_write",),
+    "file_delete": ("file_write",),
+    "refund": ("payment", "purchase"),
+    "payment": ("purchase",),
+    "purchase": ("payment",),
+}
+"""A rule on the right-hand action also covers the left: a DELETE is a database write, a refund a payment."""
+ROLE_KEYS: dict[str, frozenset[str]] = {
+    "recipient": recipients.RECIPIENT_KEYS,
+    "amount": frozenset({"amount", "total", "price", "amount_money", "unit_amount", "total_amount", "value_amount", "sum",
+                         "charge_amount", "payment_amount", "amount_cents", "amountcents", "cost"}),
+    "currency": frozenset({"currency", "currency_code", "currencycode"}),
+    "command": frozenset({"command", "cmd", "commandline", "command_line", "shell_command", "script", "bash", "sh"}),
+    "table": frozenset({"table", "tables", "table_name", "tablename", "collection", "collection_name", "collectionname"}),
+    "path": frozenset({"path", "paths", "file", "filename", "file_path", "filepath", "source", "destination", "target",
+                       "dir", "directory", "src", "dst", "dest", "old_path", "new_path"}),
+    "subject": frozenset({"subject", "title"}),
+}
+_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+READ_VERBS = frozenset("get list read search find show view describe lookup count check preview estimate validate status "
+                       "fetch_status query_status retrieve browse inspect summarize explain diff log logs history download "
+                       "export_status peek head tail ls cat stat info whoami ping".split())
+_SQL_TEXT = re.compile(
+    r"(?:^|;)\s*(?:select|insert|update|delete|with|create|drop|alter|truncate|merge|replace|upsert|grant|revoke|copy"
+    r"|call|exec|execute|explain|pragma|vacuum|lock|attach|detach|rename|reindex|analyze|values|load|begin|set|show)\b",
+    re.IGNORECASE,
+)
+_SQL_KEYS = re.compile(r"sql|^(?:statements?|stmts?|query)$", re.IGNORECASE)
+DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
+
+
+@functools.lru_cache(maxsize=4096)
+def name_tokens(name: str) -> tuple[str, ...]:
+    return tuple(t.lower() for t in _SPLIT.split(name) if t)
+
+
+# ---------------------------------------------------------------------------- names (tools the catalog does not know)
+
+
+@dataclass(frozen=True)
+class NameRule:
+    verbs: frozenset[str]
+    objects: frozenset[str]
+    alone: frozenset[str] = frozenset()
+    """Verbs that name the action without an object (`rm`, `refund`)."""
+
+
+def _w(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+FILES = _w("file files dir directory directories folder folders path paths fs filesystem document documents doc docs blob")
+NAME_RULES: dict[str, NameRule] = {
+    "file_delete": NameRule(_w("delete remove rm unlink erase trash destroy rmdir purge wipe shred"), FILES, _w("rm rmdir unlink")),
+    "file_write": NameRule(_w("write edit create save overwrite append move rename put upload patch mkdir copy update replace"), FILES),
+    "send_email": NameRule(_w("send reply forward"), _w("email emails mail mails gmail outlook smtp inbox")),
+    "send_message": NameRule(_w("send post reply forward publish"),
+                             _w("message messages chat slack teams discord sms text tweet channel whatsapp telegram dm")),
+    "api_call": NameRule(_w("fetch request call get post put patch delete http curl invoke webhook browse navigate"),
+                         _w("api url http https endpoint request webhook fetch web rest graphql"), _w("fetch curl navigate")),
+    "purchase": NameRule(_w("buy purchase checkout order subscribe"), _w("cart order orders item items product products subscription plan"),
+                         _w("buy purchase checkout")),
+    "payment": NameRule(_w("pay charge transfer payout capture send create"), _w("payment payments charge invoice payout transfer money funds"),
+                        _w("pay")),
+    "refund": NameRule(_w("refund create issue"), _w("refund refunds"), _w("refund")),
+    "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run"),
+                               _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase collection "
+                                  "document documents item items key keys")),
+    "database_delete": NameRule(_w("delete drop truncate purge remove flush flushall flushdb"),
+                                _w("db database table tables record records row rows collection documents document item items key keys "
+                                   "postgres mysql sqlite mongo mongodb redis dynamodb supabase"),
+                                _w("flushall flushdb")),
+    "shell": NameRule(_w("run exec execute spawn start"), _w("shell command cmd bash sh terminal process script powershell"),
+                      _w("bash shell terminal")),
+    "deploy": NameRule(_w("deploy release rollout apply provision terminate scale restart destroy publish"),
+                       _w("deployment deployments service services instance instances cluster stack infrastructure function "
+                          "functions app apps site sites release pod pods"), _w("deploy")),
+    "access_change": NameRule(_w("add invite grant revoke remove create update set assign delete rotate"),
+                              _w("collaborator collaborators member members permission permissions role roles user users iam "
+                                 "policy policies access acl key keys token tokens invite invitation invitations owner owners admin")),
+    "sensitive_read": NameRule(_w("get read show reveal retrieve export list fetch view decrypt"),
+                               _w("secret secrets credential credentials password passwords token tokens key keys vault env apikey")),
+}
+_STRONG = _w("delete remove drop destroy send pay charge refund transfer deploy purge erase terminate")
+
+
+@functools.lru_cache(maxsize=4096)
+def by_name(server: str, tool: str) -> tuple[frozenset[str], bool, str]:
+    """(actions, reads, why) from a tool's name alone."""
+    tokens = name_tokens(tool)
+    words = set(tokens) | set(name_tokens(server))
+    if any(t == "draft" or t == "drafts" for t in tokens):
+        return frozenset(), True, f"{tool} writes a draft (nothing leaves until it is sent)"
+    reads = bool(tokens) and (tokens[0] in READ_VERBS or tokens[-1] in READ_VERBS) and not (set(tokens) & _STRONG)
+    found = set()
+    for action, rule in NAME_RULES.items():
+        verbs = set(tokens) & rule.verbs
+        if not verbs:
+            continue
+        if action == "sensitive_read":
+            if words & rule.objects and not (set(tokens) & _STRONG - {"send"}):
+                found.add(action)
+            continue
+        if reads and action != "api_call":
+            continue
+        if (words & rule.objects) or (verbs & rule.alone) or (not rule.objects):
+            if action == "api_call" and reads and not (verbs & rule.alone):
+                continue
+            found.add(action)
+    if "access_change" in found and not (set(tokens) & NAME_RULES["access_change"].objects):
+        found.discard("access_change")
+    if "sensitive_read" in found and "key" in words and not (words & _w("api apikey secret ssh private access")):
+        found.discard("sensitive_read")
+    if "payment" in found and not (set(tokens) & NAME_RULES["payment"].objects):
+        found.discard("payment")
+    if "refund" in found and not (set(tokens) & NAME_RULES["refund"].objects):
+        found.discard("refund")
+    if "file_delete" in found and set(tokens) & NAME_RULES["file_write"].verbs - {"replace"}:
+        found.discard("file_delete")  # write_file / move_file are writes, not deletions
+    if "database_delete" in found:
+        found.add("database_write")
+    if "purchase" in found and words & _w("git branch repo repository svn commit"):
+        found.discard("purchase")
+    if {"database_delete", "file_delete"} <= found:
+        found.discard("file_delete" if words & _w("db database sql table tables collection record records") else "database_delete")
+    why = f"the name {tool} says {', '.join(sorted(found))}" if found else (f"the name {tool} says it only reads" if reads else "")
+    return frozenset(found), reads and not found - {"api_call", "sensitive_read"}, why
+
+
+# ---------------------------------------------------------------------------- per tool
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What is known about one tool before looking at a call's arguments."""
+
+    actions: frozenset[str]
+    reads: bool
+    destructive: bool
+    fields: Mapping[str, tuple[str, ...]]
+    catalogued: bool
+    source: str
+    """Where the knowledge comes from: "catalog github" or "the tool's name"."""
+    why: str
+    amount_unit: str = "major"
+    currency: str | None = None
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+    database: bool = False
+    """The name says database (`query`, `sql`, a database server): SQL in its arguments is read."""
+
+    @property
+    def possible(self) -> frozenset[str]:
+        """Every action a call of this tool may turn out to perform (arguments can add some)."""
+        found = set(self.actions)
+        if not self.catalogued:
+            found |= {"api_call", "sensitive_read"}
+            if self.database:
+                found |= {"database_write", "database_delete"}
+            if not self.actions and not self.reads:
+                found.add(UNKNOWN)
+        if "command" in self.fields or "shell" in found:
+            found |= shell.EVERY_ACTION
+        if "sql" in self.fields:
+            found |= {"database_write", "database_delete"}
+        if "url" in self.fields or "host" in self.fields:
+            found.add("api_call")
+        if "path" in self.fields:
+            found.add("sensitive_read")
+        return expand(found)
+
+
+def expand(actions: Iterable[str]) -> frozenset[str]:
+    out = set(actions)
+    for action in list(out):
+        out.update(IMPLIES.get(action, ()))
+    return frozenset(out)
+
+
+def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, catalog_id: str | None) -> Profile:
+    hints = dict(annotations)
+    if entry is not None:
+        hints = {**dict(entry.annotations or {}), **hints} if not hints else hints
+        destructive = bool(entry.destructive) or (entry.destructive is None and hints.get("destructiveHint") is True
+                                                 and not entry.read_only)
+        why = f"{catalog_id}.{tool} in signoff's catalog: " + (", ".join(entry.actions) if entry.actions else "only reads")
+        return Profile(frozenset(entry.actions), bool(entry.read_only), destructive,
+                       {k: tuple(v) for k, v in entry.fields.items()}, True, f"catalog {catalog_id}", why,
+                       entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}))
+    actions, reads, why = by_name(server, tool)
+    destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
+    if not actions and not reads and hints.get("readOnlyHint") is True:
+        reads, why = True, f"{tool} declares itself read-only (readOnlyHint)"
+    if destructive and not actions and not reads:
+        words = set(name_tokens(tool)) | set(name_tokens(server))
+        if words & FILES:
+            actions, why = frozenset({"file_delete"}), f"{tool} is annotated destructive and names files"
+    words = set(name_tokens(tool)) | set(name_tokens(server))
+    database = bool(words & _DB_WORDS or actions & {"database_write", "database_delete"})
+    return Profile(actions, reads, destructive, {}, False, "the tool's name", why, database=database)
+
+
+# ---------------------------------------------------------------------------- per call
+
+
+def values_at(arguments: Mapping[str, Any], path: str) -> list[Any]:
+    """`args.message.to`, `args.items[*].price` → the values there (none when absent)."""
+    current: list[Any] = [arguments]
+    for part in path.split(".")[1:]:
+        star = part.endswith("[*]")
+        key = part[:-3] if star else part
+        nxt: list[Any] = []
+        for value in current:
+            if isinstance(value, Mapping) and key in value:
+                inner = value[key]
+                if star:
+                    if isinstance(inner, (list, tuple)):
+                        nxt.extend(inner)
+                else:
+                    nxt.append(inner)
+        current = nxt
+    return current
+
+
+def pairs(arguments: Any, max_depth: int = 32) -> list[tuple[str, Any]]:
+    """Every (key, leaf value) in nested arguments; strings, numbers and the objects under keys."""
+    out: list[tuple[str, Any]] = []
+    stack: list[tuple[str, Any, int]] = [("", arguments, 0)]
+    while stack:
+        key, value, depth = stack.pop()
+        if isinstance(value, str):
+            out.append((key, value))
+        elif depth > max_depth:
+            out.append((key, "<too deeply nested>"))
+        elif isinstance(value, Mapping):
+            stack.extend((str(k), v, depth + 1) for k, v in reversed(value.items()))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((key, v, depth + 1) for v in reversed(value))
+        elif value is not None:
+            out.append((key, value))
+    return out
+
+
+def sql_texts(arguments: Any) -> list[str]:
+    return [t for k, t in pairs(arguments) if isinstance(t, str) and t.strip() and (_SQL_KEYS.search(k) or _SQL_TEXT.match(t))]
+
+
+_DB_WORDS = _w("db database databases sql query queries table tables postgres postgresql mysql sqlite mongo mongodb redis "
+               "dynamodb supabase bigquery snowflake clickhouse duckdb execute exec")
+
+
+class Understanding:
+    """One call, read through its tool's profile. Every property is computed at most once."""
+
+    def __init__(self, profile: Profile, server: str, tool: str, arguments: Mapping[str, Any], schema: Mapping[str, Any] | None = None):
+        self.profile = profile
+        self.server = server
+        self.tool = tool
+        self.arguments = arguments if isinstance(arguments, Mapping) else {}
+        self.schema = schema
+        self._cache: dict[str, Any] = {}
+        self.notes: list[str] = []
+        """Phrases for the reason: "rm -rf build/ deletes files"."""
+
+    def _once(self, key: str, compute: Any) -> Any:
+        found = self._cache.get(key, self)
+        if found is self:
+            found = self._cache[key] = compute()
+        return found
+
+    # ------------------------------------------------------------------ argument values by role
+
+    def role(self, name: str) -> list[Any]:
+        """Values of one role: the catalog's paths, or (for tools it does not know) arguments named for it."""
+        return self._once(f"role:{name}", lambda: self._role(name))
+
+    def _role(self, name: str) -> list[Any]:
+        paths = self.profile.fields.get(name)
+        if paths is not None:
+            return [v for p in paths for v in values_at(self.arguments, p)]
+        if self.profile.catalogued and name not in ("recipient", "amount", "currency"):
+            return []
+        keys = ROLE_KEYS.get(name)
+        if not keys:
+            return []
+        found = [v for k, v in self.arguments.items() if str(k).lower() in keys]
+        if not found and name in ("recipient", "amount", "currency"):
+            found = [v for k, v in _nested_items(self.arguments) if str(k).lower() in keys]
+        return found
+
+    def pairs(self) -> list[tuple[str, Any]]:
+        return self._once("pairs", lambda: pairs(self.arguments))
+
+    # ------------------------------------------------------------------ what the arguments say
+
+    def commands(self) -> list[shell.ShellAnalysis]:
+        return self._once("commands", self._commands)
+
+    def _commands(self) -> list[shell.ShellAnalysis]:
+        if not ("shell" in self.profile.actions or "command" in self.profile.fields):
+            return []
+        out = []
+        for value in self.role("command"):
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                import shlex
+
+                value = shlex.join(value)
+            if isinstance(value, str):
+                out.append(shell.analyze(value))
+            elif value is not None:
+                bad = shell.ShellAnalysis(unparseable="the command is not text")
+                bad.actions |= shell.EVERY_ACTION
+                out.append(bad)
+        return out
+
+    def sql(self) -> sqlmod.SqlTouch:
+        return self._once("sql", self._sql)
+
+    def _sql(self) -> sqlmod.SqlTouch:
+        texts: list[str] = []
+        if "sql" in self.profile.fields:
+            texts = [v for v in self.role("sql") if isinstance(v, str)]
+            bad = [v for v in self.role("sql") if not isinstance(v, str) and v is not None]
+            if bad:
+                return sqlmod.SqlTouch(sqlmod.ALL_TABLES, True, 1, True, "the SQL argument is not text")
+        elif not self.profile.catalogued and self._looks_like_database():
+            texts = sql_texts(self.arguments)
+        texts += [t for a in self.commands() for t in a.sql]
+        return sqlmod.analyze(texts)
+
+    def _looks_like_database(self) -> bool:
+        return self.profile.database
+
+    def tables(self) -> frozenset[str]:
+        """Tables/collections touched: SQL, shell database commands, table/collection arguments."""
+        return self._once("tables", self._tables)
+
+    def _tables(self) -> frozenset[str]:
+        touch = self.sql()
+        found = set(touch.tables)
+        for a in self.commands():
+            found |= a.tables
+        for role in ("table", "collection"):
+            for value in self.role(role):
+                if isinstance(value, str) and value.strip():
+                    found.add(value.strip().lower())
+                elif isinstance(value, (list, tuple)):
+                    found |= {v.strip().lower() for v in value if isinstance(v, str) and v.strip()}
+        return frozenset(found)
+
+    def hosts(self) -> frozenset[str]:
+        """Every host named by a URL in any argument, a url/host-like argument, or a shell command."""
+        return self._once("hosts", self._hosts)
+
+    def _hosts(self) -> frozenset[str]:
+        found: set[str] = set()
+        for key, text in self.pairs():
+            if not isinstance(text, str):
+                continue
+            found |= urls.hosts_in_text(text)
+            if key.lower() in urls.HOST_KEYS:
+                host = urls.host_of_value(text)
+                if host:
+                    found.add(host)
+        for role in ("url", "host"):
+            for value in self.role(role) if self.profile.catalogued else ():
+                if isinstance(value, str):
+                    host = urls.host_of_value(value)
+                    if host:
+                        found.add(host)
+                elif value is not None:
+                    found.add(urls.UNPARSEABLE)
+        for a in self.commands():
+            found |= a.hosts
+        return frozenset(found)
+
+    def url_arguments(self) -> frozenset[str]:
+        """Hosts of argument values that *are* a URL or a host (not text that mentions one)."""
+        return self._once("url_args", lambda: frozenset(
+            h for k, t in self.pairs() if isinstance(t, str) and (h := _whole_url_host(k, t))))
+
+    def recipients(self) -> list[recipients.Recipient]:
+        return self._once("recipients", self._recipients)
+
+    def _recipients(self) -> list[recipients.Recipient]:
+        values = self.role("recipient")
+        found = [r for v in values for r in recipients.collect(v)]
+        for a in self.commands():
+            found += [recipients.parse_address(t) for t in a.recipients]
+        if not found and not values:
+            found = recipients.in_text(t for _, t in self.pairs() if isinstance(t, str))
+        return found
+
+    def amount(self) -> money.Amount | None:
+        """The amount in major units, or None when there is none that can be read."""
+        return self._once("amount", self._amount)
+
+    def _amount(self) -> money.Amount | None:
+        values = self.role("amount")
+        currency = next((c for c in self.role("currency") if isinstance(c, str)), None) or self.profile.currency
+        if not values:
+            return None
+        if len(values) == 1:
+            return money.parse(values[0], unit=self.profile.amount_unit, currency=currency)
+        return money.total(values, unit=self.profile.amount_unit, currency=currency)
+
+    def sensitive_paths(self) -> list[str]:
+        return self._once("sensitive", lambda: [v for v in self.role("path") if isinstance(v, str) and shell.SENSITIVE_PATHS.search(v)])
+
+    def dry_run(self) -> bool:
+        """`dryRun: true` counts only when the tool's schema declares that argument (else the server may ignore it)."""
+        props = (self.schema or {}).get("properties") if isinstance(self.schema, Mapping) else None
+        if not isinstance(props, Mapping):
+            return False
+        return any(self.arguments.get(k) is True and k in props for k in DRY_RUN_KEYS)
+
+    # ------------------------------------------------------------------ the actions
+
+    def actions(self) -> frozenset[str]:
+        return self._once("actions", self._actions)
+
+    def _actions(self) -> frozenset[str]:
+        prof = self.profile
+        found = set(prof.actions)
+        if self.dry_run():
+            self.notes.append("a dry run: nothing changes")
+            return frozenset()
+        commands = self.commands()
+        if commands:
+            found.discard("shell")
+            for a in commands:
+                found |= a.actions
+                self.notes.extend(a.unparseable and [f"{a.unparseable}: counts as every action"] or a.what)
+        elif "shell" in found:
+            self.notes.append("runs a command signoff could not find in the arguments")
+        touch = self.sql()
+        if touch.statements:
+            if "sql" in prof.fields or not prof.catalogued:
+                found -= {"database_write", "database_delete"}
+            if touch.writes:
+                found.add("database_write")
+                if touch.deletes:
+                    found.add("database_delete")
+                self.notes.append(touch.why or (("deletes from " if touch.deletes else "writes to ") + (", ".join(sorted(touch.tables)) or "the database")))
+        if not prof.catalogued and not prof.reads and self.url_arguments():
+            found.add("api_call")
+        elif prof.catalogued and "api_call" in found and not (self.role("url") or self.role("host")) and ("url" in prof.fields):
+            pass
+        if self.sensitive_paths() and (prof.reads or not found - {"api_call"}):
+            found.add("sensitive_read")
+            self.notes.append(f"reads {self.sensitive_paths()[0]} (credentials)")
+        if not found and not prof.catalogued and not prof.reads and not commands and not touch.statements:
+            found.add(UNKNOWN)
+        return frozenset(found)
+
+    def destructive(self) -> bool:
+        """Declared (catalog or annotations) or recognised (rm -rf, DROP, git push --force); what the
+        arguments say wins for shell and SQL tools (`ls` through a destructive-declared shell is not)."""
+        return self._once("destructive", self._destructive)
+
+    def _destructive(self) -> bool:
+        if self.dry_run():
+            return False
+        commands = self.commands()
+        if commands:
+            return any(a.destructive for a in commands)
+        touch = self.sql()
+        if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
+            return touch.deletes
+        return self.profile.destructive
+
+
+def _nested_items(value: Any, depth: int = 0) -> Iterable[tuple[str, Any]]:
+    if depth > 8:
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield str(k), v
+            yield from _nested_items(v, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _nested_items(v, depth + 1)
+
+
+_WHOLE_URL = re.compile(r"^(?:https?|wss?|ftp)://\S+$", re.IGNORECASE)
+
+
+def _whole_url_host(key: str, text: str) -> str | None:
+    value = text.strip()
+    if "://" in value and _WHOLE_URL.match(value):
+        return urls.host_of(value) or None
+    if key.lower() in urls.HOST_KEYS:
+        return urls.host_of_value(value)
+    return None
