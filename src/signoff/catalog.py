@@ -54,6 +54,8 @@ class ToolEntry:
     annotations: Mapping[str, Any] = field(default_factory=dict)
     arguments: tuple[str, ...] = ()
     """The real tool's top-level argument names (its inputSchema properties), as listed."""
+    hosts: tuple[str, ...] = ()
+    """The API hosts the server's calls reach (e.g. api.stripe.com), for `domains:` rules."""
 
 
 def _norm_package(token: str) -> str:
@@ -154,6 +156,7 @@ def _build(servers: Sequence[Mapping[str, Any]]) -> Catalog:
     for srv in servers:
         sid = srv["id"]
         unit, currency = srv.get("amount_unit", "major"), srv.get("currency")
+        hosts = tuple(srv.get("hosts", ()))
         tables[sid] = {
             name: ToolEntry(
                 server=sid, tool=name, actions=tuple(t.get("actions", ())), read_only=bool(t["read_only"]),
@@ -161,7 +164,7 @@ def _build(servers: Sequence[Mapping[str, Any]]) -> Catalog:
                 fields=MappingProxyType({role: tuple(paths) for role, paths in t.get("fields", {}).items()}),
                 amount_unit=t.get("amount_unit") or unit, currency=t.get("currency", currency),
                 annotations=MappingProxyType(dict(t.get("annotations", {}))),
-                arguments=tuple(t.get("arguments", ())))
+                arguments=tuple(t.get("arguments", ())), hosts=hosts)
             for name, t in srv["tools"].items()}
         sources[sid] = srv["source"]
         match = srv.get("match", {})
