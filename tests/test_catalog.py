@@ -76,6 +76,7 @@ def test_every_entry_uses_the_built_in_vocabulary() -> None:
     ("x", None, "https://api.githubcopilot.com/mcp/", "github"),
     ("x", None, "https://API.GitHubCopilot.com./mcp", "github"),
     ("x", None, "https://mcp.notion.com/mcp", "notion"),
+    ("x", ["npx", "-y", "mcp-remote", "https://mcp.stripe.com"], None, "stripe"),
     ("GitHub", None, None, "github"),
     ("github_mcp", None, None, "github"),
     ("Slack MCP Server", None, None, "slack"),

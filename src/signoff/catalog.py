@@ -129,8 +129,11 @@ class Catalog:
             for candidate in _package_candidates(command):
                 if candidate in self._packages:
                     return self._packages[candidate]
-        if url:
-            norm = _norm_url(url)
+        # a remote server reached through a local bridge: `npx mcp-remote https://mcp.notion.com/mcp`
+        urls = [url] if url else []
+        urls += [t for t in command or () if isinstance(t, str) and "://" in t]
+        for u in urls:
+            norm = _norm_url(u)
             if norm:
                 for prefix, server_id in self._urls.items():
                     if norm == prefix or norm.startswith(prefix + "/"):
