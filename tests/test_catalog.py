@@ -33,15 +33,14 @@ def test_merged_json_is_in_sync_with_the_yaml_files() -> None:
 
 
 def test_loading_the_shipped_catalog_is_fast() -> None:
-    cat._shipped.cache_clear()
-    cat._load.cache_clear()
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):                                   # CPU time: the machine is shared
         cat._shipped.cache_clear()
         cat._load.cache_clear()
-        start = time.perf_counter()
+        start = time.process_time()
         catalog = load_catalog()
-        best = min(best, time.perf_counter() - start)
+        catalog.lookup("github", "delete_file")
+        best = min(best, time.process_time() - start)
     assert len(catalog) >= 30
     assert best < 0.030, f"loading took {best * 1000:.1f} ms"
     assert load_catalog() is load_catalog(), "loaded once, then cached"
