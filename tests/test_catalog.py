@@ -201,3 +201,20 @@ async def test_entries_match_the_real_server(server_id: str, tmp_path: Path, git
             assert entry.destructive == hints["destructiveHint"], f"{server_id}.{name}"
         if hints.get("readOnlyHint"):
             assert entry.read_only, f"{server_id}.{name} is read-only on the real server"
+
+
+def test_probe_tool_drafts_a_skeleton_from_a_real_server() -> None:
+    """tools/catalog_probe.py is how entries are drafted: it must still speak to real servers."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = subprocess.run([sys.executable, str(cat.SERVERS_DIR.parents[2] / "tools" / "catalog_probe.py"), "--id", "time",
+                          "--source", "mcp-server-time@test", "--", *time_server()],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    draft = yaml.safe_load(out)
+    assert draft["id"] == "time" and draft["verified"] == "tools/list"
+    assert set(draft["tools"]) == {"get_current_time", "convert_time"}
+    assert draft["tools"]["get_current_time"]["read_only"] is True
+    assert draft["tools"]["convert_time"]["arguments"] == ["source_timezone", "time", "target_timezone"]
