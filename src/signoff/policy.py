@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,6 +22,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signoff import policy_match as pm
+from signoff.understand import money, recipients, urls
+from signoff.understand.recognize import Understanding, expand
 from signoff.config import parse_duration
 from signoff.errors import ConfigError, PolicyError
 from signoff.model import Decision, Fact, ToolCall, Verdict, canonical_json
@@ -202,9 +205,7 @@ class PolicyFile(_Strict):
     @field_validator("internal_domains")
     @classmethod
     def _domains(cls, domains: list[str]) -> list[str]:
-        from signoff.understand.urls import normalize_domain
-
-        return [normalize_domain(d) for d in domains]
+        return [urls.normalize_domain(d) for d in domains]
 
     @field_validator("catalog", mode="before")
     @classmethod
@@ -282,9 +283,9 @@ class Policy:
             self._ids[server] = found
         return found
 
-    def profile(self, call: ToolCall) -> Any:
+    def profile(self, call: ToolCall, key: Any = None) -> Any:
         """What is known about the call's tool (catalog entry or name), cached per tool."""
-        key = (call.server, call.tool, _hints_key(call.annotations))
+        key = key or (call.server, call.tool, _hints_key(call.annotations))
         found = self._profiles.get(key)
         if found is None:
             from signoff.understand import recognize
@@ -304,12 +305,12 @@ class Policy:
 
     # ------------------------------------------------------------------ evaluation
 
-    def candidates(self, call: ToolCall) -> list[Any]:
+    def candidates(self, call: ToolCall, key: Any = None) -> list[Any]:
         """Rules whose tool/action/annotation part accepts this tool (cached per tool)."""
-        key = (call.server, call.tool, _hints_key(call.annotations))
+        key = key or (call.server, call.tool, _hints_key(call.annotations))
         found = self._candidates.get(key)
         if found is None:
-            profile = self.profile(call)
+            profile = self.profile(call, key)
             found = [rule for rule in self.rules if rule.applies_to_tool(call, profile) is None]
             if len(self._candidates) > 4096:
                 self._candidates.clear()
@@ -320,8 +321,9 @@ class Policy:
         best = None
         best_verdict = None
         best_reason = ""
-        facts = Facts(call, self)
-        for rule in self.candidates(call):
+        key = (call.server, call.tool, _hints_key(call.annotations))
+        facts = Facts(call, self, key)
+        for rule in self.candidates(call, key):
             matched, why, verdict = rule.matches(call, facts)
             if matched and (best_verdict is None or verdict.strength > best_verdict.strength):
                 best, best_verdict, best_reason = rule, verdict, why
@@ -381,19 +383,17 @@ class Policy:
 class Facts:
     """What rules ask about one call, each computed at most once and only if asked."""
 
-    def __init__(self, call: ToolCall, policy: Policy):
-        from signoff.understand.recognize import Understanding
-
+    def __init__(self, call: ToolCall, policy: Policy, key: Any = None):
         self.call = call
         self.policy = policy
-        self.profile = policy.profile(call)
+        self.profile = policy.profile(call, key)
         self.u = Understanding(self.profile, call.server, call.tool, call.arguments, call.input_schema)
+        self._expanded: frozenset[str] | None = None
+        self._labels: list[tuple[str, bool]] | None = None
 
     def actions(self) -> frozenset[str]:
         """The recognised actions with what they imply (a DELETE is also a database write)."""
-        from signoff.understand.recognize import expand
-
-        cached = getattr(self, "_expanded", None)
+        cached = self._expanded
         if cached is None:
             cached = self._expanded = expand(self.u.actions())
         return cached
@@ -409,19 +409,23 @@ class Facts:
 
     def recipients(self, fields: Mapping[str, Any] | None = None) -> list[Any]:
         if fields and "recipient" in fields:
-            from signoff.understand import recipients
-
             return recipients.collect(fields["recipient"])
         return self.u.recipients()
 
-    def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
-        from signoff.understand import recipients
+    def labelled_recipients(self) -> list[tuple[str, bool]]:
+        """(label, external) per recipient, computed once (the reason and the facts both show them)."""
+        if self._labels is None:
+            internal = self.policy.internal
+            self._labels = [(one_line(r.label(internal), 200), r.external(internal)) for r in self.recipients()]
+        return self._labels
 
+    def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
+        if not fields or "recipient" not in fields:
+            labels = self.labelled_recipients()
+            return not labels or any(external for _, external in labels)
         return recipients.any_external(self.recipients(fields), self.policy.internal)
 
     def url_is_external(self) -> bool:
-        from signoff.understand import urls
-
         hosts = self.hosts()
         return not hosts or any(not urls.is_internal(h, self.policy.internal) for h in hosts)
 
@@ -432,8 +436,6 @@ class Facts:
         return self.u.tables()
 
     def amount(self, fields: Mapping[str, Any] | None = None) -> Any:
-        from signoff.understand import money
-
         if fields and "amount" in fields:
             return money.parse(fields["amount"], currency=fields.get("currency") if isinstance(fields.get("currency"), str) else None)
         return self.u.amount()
@@ -444,40 +446,54 @@ class Facts:
 
         u = self.u
         internal = self.policy.internal
+        actions = u.actions()
+        fields = self.profile.fields
         out: list[Fact] = []
-        for r in self.recipients()[:6]:
-            out.append(Fact("recipient", "recipient", r.label(internal), r.external(internal)))
-        amount = u.amount()
-        if amount is not None:
-            out.append(Fact("amount", "amount", str(amount), True))
-        elif u.role("amount"):
-            out.append(Fact("amount", "amount", "unreadable (counts as over every limit)", True))
-        for value in u.role("command")[:2]:
+        if actions & {"send_email", "send_message"} or "recipient" in fields:
+            for label, external in self.labelled_recipients()[:6]:
+                out.append(Fact("recipient", "recipient", label, external))
+            for value in u.role("subject")[:1] if "send_email" in actions else ():
+                out.append(Fact("subject", "subject", _short(value)))
+        if actions & {"payment", "purchase", "refund"} or "amount" in fields:
+            amount = u.amount()
+            if amount is not None:
+                out.append(Fact("amount", "amount", str(amount), True))
+            else:
+                out.append(Fact("amount", "amount", "unreadable (counts as over every limit)", True))
+        commands = u.commands()
+        for value in u.role("command")[:2] if commands else ():
             out.append(Fact("command", "command", _short(value), True))
         for note in u.notes[:3]:
-            out.append(Fact("content", "effect", note, True))
-        touch = u.sql()
-        if touch.statements:
-            out.append(Fact("sql", "sql", touch.why or ("writes" if touch.writes else "reads only"), touch.writes))
-        tables = u.tables()
-        if tables:
-            out.append(Fact("table", "tables", ", ".join(sorted(tables))[:200], touch.writes or bool(u.actions() & {"database_write"})))
-        for host in sorted(u.hosts())[:4]:
-            external = not urls.is_internal(host, internal)
-            out.append(Fact("host", "host", f"{host} ({'external' if external else 'internal'})", external))
-        for path in u.sensitive_paths()[:2]:
-            out.append(Fact("path", "path", f"{path} (credentials)", True))
-        for role in ("subject", "repository", "branch"):
-            for value in u.role(role)[:1] if self.profile.catalogued else ():
-                out.append(Fact(role, role, _short(value)))
-        return tuple(Fact(f.kind, f.label, one_line(f.text, 200), f.risky) for f in out[:12])
+            out.append(Fact("content", "effect", one_line(note, 200), True))
+        if actions & {"database_write", "database_delete"} or "sql" in fields or commands:
+            touch = u.sql()
+            if touch.statements:
+                out.append(Fact("sql", "sql", one_line(touch.why) or ("writes" if touch.writes else "reads only"), touch.writes))
+            tables = u.tables()
+            if tables:
+                out.append(Fact("table", "tables", one_line(", ".join(sorted(tables)), 200), touch.writes or bool(actions & {"database_write"})))
+        if "api_call" in actions or "url" in fields or "host" in fields:
+            for host in sorted(u.hosts())[:4]:
+                external = not urls.is_internal(host, internal)
+                out.append(Fact("host", "host", one_line(f"{host} ({'external' if external else 'internal'})", 200), external))
+        if "sensitive_read" in actions:
+            for path in u.sensitive_paths()[:2]:
+                out.append(Fact("path", "path", one_line(f"{path} (credentials)", 200), True))
+        if self.profile.catalogued:
+            for role in ("repository", "branch"):
+                for value in u.role(role)[:1] if role in fields else ():
+                    out.append(Fact(role, role, _short(value)))
+        return tuple(out[:12])
+
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\\s\\s")
 
 
 def one_line(text: str, limit: int = 400) -> str:
     """Model-supplied text made safe to show on one line: no newlines, control or bidi characters."""
-    cleaned = "".join(" " if (ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or 0x200B <= ord(c) <= 0x200F or 0x202A <= ord(c) <= 0x202E
-                              or 0x2066 <= ord(c) <= 0x2069) else c for c in text)
-    cleaned = " ".join(cleaned.split())
+    if len(text) <= limit and not _UNSAFE.search(text):
+        return text
+    cleaned = " ".join(_UNSAFE.sub(" ", text).split())
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 

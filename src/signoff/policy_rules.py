@@ -37,7 +37,9 @@ def _compile_cel(text: str, *, source: str, line: int | None, field: str) -> Any
 
     try:
         program = cel.compile(text)
-        return Condition(program, tuple(program.variables()))
+        names = tuple(program.variables())
+        direct = text.strip() if text.strip() in ("recipient_is_external", "url_is_external", "destructive") else None
+        return Condition(program, names, direct)
     except ValueError as exc:
         detail = str(exc).splitlines()
         first = next((d for d in detail if "ERROR" in d or "error" in d), detail[0] if detail else "syntax error")
@@ -50,6 +52,8 @@ class Condition:
 
     program: Any
     names: tuple[str, ...]
+    direct: str | None = None
+    """A condition that is just a built-in predicate (`recipient_is_external`): answered without CEL."""
 
 
 def compile_predicates(spec: PolicyFile, source: str, locator: Any) -> dict[str, Any]:
@@ -80,7 +84,8 @@ def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: A
             )
     action_defs = {name: spec.actions[name] for name in rule.actions if name in spec.actions}
     action_def = next(iter(action_defs.values()), None)
-    builtin = next((pm.BUILTIN_ACTIONS[a] for a in rule.actions if a in pm.BUILTIN_ACTIONS), None)
+    builtin = next((pm.BUILTIN_ACTIONS[a] for a in rule.actions if a in pm.BUILTIN_ACTIONS and pm.BUILTIN_ACTIONS[a].irreversible),
+                   pm.BuiltinAction(True) if set(rule.actions) & ANY_ACTION else None)
     what = _irreversible(rule, action_def, builtin)
     if what and (rule.on_timeout or spec.defaults.on_timeout) == "allow":
         line = where("on_timeout") if rule.on_timeout else locator.line_of(("defaults", "on_timeout")) if locator else None
@@ -330,6 +335,12 @@ class CompiledRule:
     def _evaluate(self, condition: Condition, call: ToolCall, facts: Facts, fields: dict[str, Any], depth: int) -> Any:
         if depth > MAX_PREDICATE_DEPTH:
             raise RecursionError("predicates refer to each other in a loop")
+        if condition.direct == "recipient_is_external":
+            return facts.recipient_is_external(fields)
+        if condition.direct == "url_is_external":
+            return facts.url_is_external()
+        if condition.direct == "destructive":
+            return facts.u.destructive()
         context: dict[str, Any] = {}
         for name in condition.names:
             if name == "args":
@@ -415,10 +426,10 @@ def _phrase(actions: set[str], facts: Facts, internal: tuple[str, ...]) -> str:
     """"sends email to eve@evil.example (external)", "charges 2,500.00 USD", "rm -rf build/ deletes files"."""
     u = facts.u
     if actions & {"send_email", "send_message"}:
-        people = facts.recipients()
+        people = facts.labelled_recipients()
         verb = "sends email" if "send_email" in actions else "sends a message"
         if people:
-            shown = ", ".join(r.label(internal) for r in people[:3]) + (f" and {len(people) - 3} more" if len(people) > 3 else "")
+            shown = ", ".join(label for label, _ in people[:3]) + (f" and {len(people) - 3} more" if len(people) > 3 else "")
             return f"{verb} to {shown}"
         return f"{verb} (no recipient could be read: counts as external)"
     if actions & {"payment", "purchase", "refund"}:

@@ -8,6 +8,7 @@ Cyrillic о is not `company.com`), or a recipient field that is present but unre
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class Recipient:
     domain: str | None
 
     def external(self, internal: tuple[str, ...]) -> bool:
-        if self.domain is None or self.domain == "localhost" or urls.is_ip(self.domain.strip("[]")):
+        if self.domain is None or self.domain == "localhost" or _is_ip(self.domain):
             return True
         return not urls.is_internal(self.domain, internal)
 
@@ -68,12 +69,22 @@ def parse_address(text: str, address: str | None = None) -> Recipient:
     return Recipient(raw, f"{local}@{host}", host)
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_ip(domain: str) -> bool:
+    return domain.startswith("[") or urls.is_ip(domain)
+
+
 def split_addresses(text: str) -> list[Recipient]:
+    return list(_split(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(text: str) -> tuple[Recipient, ...]:
     """`"Bob, Jr." <b@x.com>, c@y.com; d@z.com` → the three recipients (quotes respected)."""
     parts = [p for p in getaddresses([text.replace(";", ",")]) if p != ("", "")]
     if not parts:
-        return [parse_address(text, "")]
-    return [parse_address(f"{name} <{addr}>" if name else addr or name, addr) for name, addr in parts]
+        return (parse_address(text, ""),)
+    return tuple(parse_address(f"{name} <{addr}>" if name else addr or name, addr) for name, addr in parts)
 
 
 def collect(value: Any, depth: int = 0) -> list[Recipient]:

@@ -175,6 +175,12 @@ class Profile:
     database: bool = False
     """The name says database (`query`, `sql`, a database server): SQL in its arguments is read."""
 
+    @functools.cached_property
+    def static(self) -> bool:
+        """Catalogued, and no argument can change its actions (no command, SQL or path to read)."""
+        return self.catalogued and not ({"command", "sql"} & set(self.fields)) and "shell" not in self.actions and (
+            "path" not in self.fields or bool(self.actions - {"api_call"}))
+
     @property
     def possible(self) -> frozenset[str]:
         """Every action a call of this tool may turn out to perform (arguments can add some)."""
@@ -229,12 +235,19 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
 # ---------------------------------------------------------------------------- per call
 
 
+@functools.lru_cache(maxsize=4096)
+def _path_parts(path: str) -> tuple[tuple[str, bool], ...]:
+    return tuple((part[:-3], True) if part.endswith("[*]") else (part, False) for part in path.split(".")[1:])
+
+
 def values_at(arguments: Mapping[str, Any], path: str) -> list[Any]:
     """`args.message.to`, `args.items[*].price` → the values there (none when absent)."""
+    parts = _path_parts(path)
+    if len(parts) == 1 and not parts[0][1]:  # the common case: args.to
+        key = parts[0][0]
+        return [arguments[key]] if isinstance(arguments, Mapping) and key in arguments else []
     current: list[Any] = [arguments]
-    for part in path.split(".")[1:]:
-        star = part.endswith("[*]")
-        key = part[:-3] if star else part
+    for key, star in parts:
         nxt: list[Any] = []
         for value in current:
             if isinstance(value, Mapping) and key in value:
@@ -285,6 +298,9 @@ class Understanding:
         self.arguments = arguments if isinstance(arguments, Mapping) else {}
         self.schema = schema
         self._cache: dict[str, Any] = {}
+        self._roles: dict[str, list[Any]] = {}
+        self._actions_found: frozenset[str] | None = None
+        self._recipients_found: list[recipients.Recipient] | None = None
         self.notes: list[str] = []
         """Phrases for the reason: "rm -rf build/ deletes files"."""
 
@@ -298,12 +314,24 @@ class Understanding:
 
     def role(self, name: str) -> list[Any]:
         """Values of one role: the catalog's paths, or (for tools it does not know) arguments named for it."""
-        return self._once(f"role:{name}", lambda: self._role(name))
+        found = self._roles.get(name)
+        if found is None:
+            found = self._roles[name] = self._role(name)
+        return found
 
     def _role(self, name: str) -> list[Any]:
         paths = self.profile.fields.get(name)
         if paths is not None:
-            return [v for p in paths for v in values_at(self.arguments, p)]
+            arguments = self.arguments
+            out: list[Any] = []
+            for path in paths:
+                parts = _path_parts(path)
+                if len(parts) == 1 and not parts[0][1]:
+                    if parts[0][0] in arguments:
+                        out.append(arguments[parts[0][0]])
+                else:
+                    out.extend(values_at(arguments, path))
+            return out
         if self.profile.catalogued and name not in ("recipient", "amount", "currency"):
             return []
         keys = ROLE_KEYS.get(name)
@@ -406,7 +434,9 @@ class Understanding:
             h for k, t in self.pairs() if isinstance(t, str) and (h := _whole_url_host(k, t))))
 
     def recipients(self) -> list[recipients.Recipient]:
-        return self._once("recipients", self._recipients)
+        if self._recipients_found is None:
+            self._recipients_found = self._recipients()
+        return self._recipients_found
 
     def _recipients(self) -> list[recipients.Recipient]:
         values = self.role("recipient")
@@ -443,10 +473,14 @@ class Understanding:
     # ------------------------------------------------------------------ the actions
 
     def actions(self) -> frozenset[str]:
-        return self._once("actions", self._actions)
+        if self._actions_found is None:
+            self._actions_found = self._actions()
+        return self._actions_found
 
     def _actions(self) -> frozenset[str]:
         prof = self.profile
+        if prof.static and self.schema is None:  # catalogued, nothing in the arguments can change it
+            return prof.actions
         found = set(prof.actions)
         if self.dry_run():
             self.notes.append("a dry run: nothing changes")
@@ -472,7 +506,7 @@ class Understanding:
             found.add("api_call")
         elif prof.catalogued and "api_call" in found and not (self.role("url") or self.role("host")) and ("url" in prof.fields):
             pass
-        if self.sensitive_paths() and (prof.reads or not found - {"api_call"}):
+        if (prof.reads or not found - {"api_call"}) and self.sensitive_paths():
             found.add("sensitive_read")
             self.notes.append(f"reads {self.sensitive_paths()[0]} (credentials)")
         if not found and not prof.catalogued and not prof.reads and not commands and not touch.statements:
