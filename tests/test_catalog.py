@@ -33,15 +33,14 @@ def test_merged_json_is_in_sync_with_the_yaml_files() -> None:
 
 
 def test_loading_the_shipped_catalog_is_fast() -> None:
-    cat._shipped.cache_clear()
-    cat._load.cache_clear()
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):                                   # CPU time: the machine is shared
         cat._shipped.cache_clear()
         cat._load.cache_clear()
-        start = time.perf_counter()
+        start = time.process_time()
         catalog = load_catalog()
-        best = min(best, time.perf_counter() - start)
+        catalog.lookup("github", "delete_file")
+        best = min(best, time.process_time() - start)
     assert len(catalog) >= 30
     assert best < 0.030, f"loading took {best * 1000:.1f} ms"
     assert load_catalog() is load_catalog(), "loaded once, then cached"
@@ -76,6 +75,7 @@ def test_every_entry_uses_the_built_in_vocabulary() -> None:
     ("x", None, "https://api.githubcopilot.com/mcp/", "github"),
     ("x", None, "https://API.GitHubCopilot.com./mcp", "github"),
     ("x", None, "https://mcp.notion.com/mcp", "notion"),
+    ("x", ["npx", "-y", "mcp-remote", "https://mcp.stripe.com"], None, "stripe"),
     ("GitHub", None, None, "github"),
     ("github_mcp", None, None, "github"),
     ("Slack MCP Server", None, None, "slack"),
@@ -201,3 +201,20 @@ async def test_entries_match_the_real_server(server_id: str, tmp_path: Path, git
             assert entry.destructive == hints["destructiveHint"], f"{server_id}.{name}"
         if hints.get("readOnlyHint"):
             assert entry.read_only, f"{server_id}.{name} is read-only on the real server"
+
+
+def test_probe_tool_drafts_a_skeleton_from_a_real_server() -> None:
+    """tools/catalog_probe.py is how entries are drafted: it must still speak to real servers."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = subprocess.run([sys.executable, str(cat.SERVERS_DIR.parents[2] / "tools" / "catalog_probe.py"), "--id", "time",
+                          "--source", "mcp-server-time@test", "--", *time_server()],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    draft = yaml.safe_load(out)
+    assert draft["id"] == "time" and draft["verified"] == "tools/list"
+    assert set(draft["tools"]) == {"get_current_time", "convert_time"}
+    assert draft["tools"]["get_current_time"]["read_only"] is True
+    assert draft["tools"]["convert_time"]["arguments"] == ["source_timezone", "time", "target_timezone"]

@@ -94,11 +94,13 @@ def skeleton(server_id: str, source: str, tools: list[dict[str, Any]]) -> str:
     for t in sorted(tools, key=lambda t: t["name"]):
         ann = t.get("annotations") or {}
         lines.append(f"  {t['name']}:")
-        lines.append("    actions: []")
+        lines.append("    actions: []           # fill in: send_email, file_delete, ... (none: a pure read)")
         lines.append(f"    read_only: {str(bool(ann.get('readOnlyHint', False))).lower()}")
         if "destructiveHint" in ann:
             lines.append(f"    destructive: {str(bool(ann['destructiveHint'])).lower()}")
-        lines.append(f"    # keys: {', '.join(_keys(t.get('inputSchema') or {}))}")
+        schema = t.get("inputSchema") or {}
+        lines.append(f"    arguments: {json.dumps(list(schema.get('properties') or {}))}")
+        lines.append(f"    # argument paths for fields: {', '.join(_keys(schema))}")
         hints = {k: v for k, v in ann.items() if k.endswith("Hint")}
         if hints:
             lines.append(f"    annotations: {json.dumps(hints)}")

@@ -54,6 +54,8 @@ class ToolEntry:
     annotations: Mapping[str, Any] = field(default_factory=dict)
     arguments: tuple[str, ...] = ()
     """The real tool's top-level argument names (its inputSchema properties), as listed."""
+    hosts: tuple[str, ...] = ()
+    """The API hosts the server's calls reach (e.g. api.stripe.com), for `domains:` rules."""
 
 
 def _norm_package(token: str) -> str:
@@ -127,8 +129,11 @@ class Catalog:
             for candidate in _package_candidates(command):
                 if candidate in self._packages:
                     return self._packages[candidate]
-        if url:
-            norm = _norm_url(url)
+        # a remote server reached through a local bridge: `npx mcp-remote https://mcp.notion.com/mcp`
+        urls = [url] if url else []
+        urls += [t for t in command or () if isinstance(t, str) and "://" in t]
+        for u in urls:
+            norm = _norm_url(u)
             if norm:
                 for prefix, server_id in self._urls.items():
                     if norm == prefix or norm.startswith(prefix + "/"):
@@ -141,28 +146,54 @@ class Catalog:
 
     def lookup(self, server_id: str, tool: str) -> ToolEntry | None:
         """The entry for `tool` of catalog server `server_id`, or None (unknown server or tool)."""
-        tools = self.servers.get(server_id)
-        return tools.get(tool) if tools is not None else None
+        if server_id not in self.servers:
+            return None
+        return self.servers[server_id].get(tool)
+
+
+def _entries(srv: Mapping[str, Any]) -> dict[str, ToolEntry]:
+    """One server's tool table (built on first use: most proxies wrap one or two servers)."""
+    sid = srv["id"]
+    unit, currency = srv.get("amount_unit", "major"), srv.get("currency")
+    hosts = tuple(srv.get("hosts", ()))
+    return {
+        name: ToolEntry(
+            server=sid, tool=name, actions=tuple(t.get("actions", ())), read_only=bool(t["read_only"]),
+            destructive=t.get("destructive"),
+            fields=MappingProxyType({role: tuple(paths) for role, paths in t.get("fields", {}).items()}),
+            amount_unit=t.get("amount_unit") or unit, currency=t.get("currency", currency),
+            annotations=MappingProxyType(dict(t.get("annotations", {}))),
+            arguments=tuple(t.get("arguments", ())), hosts=hosts)
+        for name, t in srv["tools"].items()}
+
+
+class _Servers(Mapping[str, Mapping[str, ToolEntry]]):
+    """server id -> tool name -> ToolEntry, each server's table built when first looked up."""
+
+    def __init__(self, raw: Mapping[str, Mapping[str, Any]]):
+        self._raw = raw
+        self._built: dict[str, dict[str, ToolEntry]] = {}
+
+    def __getitem__(self, sid: str) -> Mapping[str, ToolEntry]:
+        table = self._built.get(sid)
+        if table is None:
+            table = self._built[sid] = _entries(self._raw[sid])
+        return table
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def _build(servers: Sequence[Mapping[str, Any]]) -> Catalog:
-    tables: dict[str, dict[str, ToolEntry]] = {}
     sources: dict[str, str] = {}
     packages: dict[str, str] = {}
     urls: dict[str, str] = {}
     names: dict[str, str] = {}
     for srv in servers:
         sid = srv["id"]
-        unit, currency = srv.get("amount_unit", "major"), srv.get("currency")
-        tables[sid] = {
-            name: ToolEntry(
-                server=sid, tool=name, actions=tuple(t.get("actions", ())), read_only=bool(t["read_only"]),
-                destructive=t.get("destructive"),
-                fields=MappingProxyType({role: tuple(paths) for role, paths in t.get("fields", {}).items()}),
-                amount_unit=t.get("amount_unit") or unit, currency=t.get("currency", currency),
-                annotations=MappingProxyType(dict(t.get("annotations", {}))),
-                arguments=tuple(t.get("arguments", ())))
-            for name, t in srv["tools"].items()}
         sources[sid] = srv["source"]
         match = srv.get("match", {})
         for p in match.get("packages", ()):
@@ -173,7 +204,7 @@ def _build(servers: Sequence[Mapping[str, Any]]) -> Catalog:
                 urls[norm] = sid
         for n in (sid, *match.get("names", ())):
             names[_norm_name(n)] = sid
-    return Catalog(tables, sources, packages, urls, names)
+    return Catalog(_Servers({s["id"]: s for s in servers}), sources, packages, urls, names)
 
 
 def shipped_servers() -> list[dict[str, Any]]:

@@ -87,6 +87,7 @@ class _Server(BaseModel):
     match: _Match = _Match()
     amount_unit: Literal["major", "minor"] = "major"
     currency: str | None = None
+    hosts: list[str] = []      # the API hosts every call of this server reaches
     note: str | None = None
     tools: dict[str, _Tool]
 
