@@ -58,10 +58,6 @@ _SQL_ONLY_KEYS = re.compile(r"sql|^(?:statements?|stmts?)$", re.IGNORECASE)
 DELETE_VERBS = frozenset("delete remove destroy purge drop erase trash wipe terminate uninstall".split())
 API_READ_METHODS = frozenset("get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split())
 NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
-API_HOSTS = {"stripe": "api.stripe.com", "paypal": "api-m.paypal.com", "square": "connect.squareup.com",
-             "shopify": "shopify.com", "twilio": "api.twilio.com", "aws-api": "amazonaws.com"}
-"""Where a catalogued server's tools send their requests, for `domains:` rules on payment and
-cloud APIs (a tool such as stripe.create_customer names no URL in its arguments)."""
 CLI_NAMES = frozenset("kubectl helm terraform tofu aws gcloud az docker git gh npm psql mysql redis-cli".split())
 DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
 DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
@@ -121,7 +117,13 @@ NAME_RULES: dict[str, NameRule] = {
                                _w("secret secrets credential credentials password passwords token tokens key keys vault env apikey")),
 }
 _STRONG = _w("delete remove drop destroy send pay charge refund transfer deploy purge erase terminate")
-WRITE_VERBS = frozenset().union(*(r.verbs for a, r in NAME_RULES.items() if a != "sensitive_read")) - READ_VERBS
+WRITE_VERBS = _w(
+    "create update delete remove write edit modify change set add insert upsert replace move rename copy upload send pay "
+    "refund deploy apply run exec execute spawn start stop kill restart archive merge close reopen approve reject cancel "
+    "lock unlock ban kick assign submit publish schedule enable disable reset restore import sync install uninstall invite "
+    "share grant revoke rotate drop truncate purge erase destroy terminate commit push mark clear flush overwrite append "
+    "save mkdir unlink trash wipe shred provision scale rollback revert migrate alter")
+"""Verbs that change something: a name with one of them is not a read, whatever else it says (`update_status`)."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,8 +133,7 @@ def by_name(server: str, tool: str) -> tuple[frozenset[str], bool, str]:
     words = set(tokens) | set(name_tokens(server))
     if any(t == "draft" or t == "drafts" for t in tokens):
         return frozenset(), True, f"{tool} writes a draft (nothing leaves until it is sent)"
-    reads = bool(tokens) and bool(tokens[0] in READ_VERBS or tokens[-1] in READ_VERBS
-                              or (set(tokens) & READ_VERBS and not set(tokens) & WRITE_VERBS)) and not (set(tokens) & _STRONG)
+    reads = bool(set(tokens) & READ_VERBS) and not set(tokens) & (WRITE_VERBS | _STRONG)
     found = set()
     for action, rule in NAME_RULES.items():
         verbs = set(tokens) & rule.verbs
@@ -191,6 +192,8 @@ class Profile:
     arguments: frozenset[str] = frozenset()
     """The tool's real argument names, as the catalog recorded them."""
     server_id: str | None = None
+    hosts: tuple[str, ...] = ()
+    """The API hosts the catalogued server's calls reach (api.stripe.com), for `domains:` rules."""
 
     @functools.cached_property
     def static(self) -> bool:
@@ -240,7 +243,8 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
         return Profile(actions, bool(entry.read_only), destructive,
                        {k: tuple(v) for k, v in entry.fields.items()}, True, f"catalog {catalog_id}", why,
                        entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}),
-                       arguments=frozenset(getattr(entry, "arguments", ()) or ()), server_id=catalog_id)
+                       arguments=frozenset(getattr(entry, "arguments", ()) or ()), server_id=catalog_id,
+                       hosts=tuple(urls.normalize_domain(h) for h in getattr(entry, "hosts", ()) or ()))
     actions, reads, why = by_name(server, tool)
     destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
     if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & _STRONG:
@@ -467,9 +471,8 @@ class Understanding:
                     found.add(urls.UNPARSEABLE)
         for a in self.commands():
             found |= a.hosts
-        api_host = API_HOSTS.get(self.profile.server_id or "")
-        if api_host and "api_call" in self.actions() and not self.api_is_read():
-            found.add(api_host)  # the server's own API, for what it changes (its reads stay unremarkable)
+        if self.profile.hosts and "api_call" in self.actions() and not self.api_is_read():
+            found.update(self.profile.hosts)  # the server's own API, for what it changes (its reads stay unremarkable)
         return frozenset(found)
 
     def url_arguments(self) -> frozenset[str]:
@@ -579,7 +582,8 @@ class Understanding:
             if isinstance(value, str) and len(value) < 64:
                 words |= set(name_tokens(value))
         first = name_tokens(methods[0])[:1]
-        if first and first[0] in API_READ_METHODS and not words & DELETE_VERBS:
+        if first and first[0] in API_READ_METHODS and not words & DELETE_VERBS \
+                and not any(set(name_tokens(m)) & WRITE_VERBS - API_READ_METHODS for m in methods):
             self.api_read = True
             return {"api_call"} & found | {"api_call"}
         kept = {"api_call"} | {a for a in found if a not in ("payment", "refund", "purchase")}
