@@ -27,7 +27,7 @@ def run(
     command: list[str] = typer.Argument(None, help="The server to wrap, after `--`: COMMAND ARGS..."),
     config: str = typer.Option(None, "--config", "-c", help="signoff.yaml with a `servers:` section (and `policy:`)."),
     name: str = typer.Option(None, "--name", "-n", help="Name of the wrapped server (default: from the command)."),
-    policy: str = typer.Option(None, "--policy", "-p", help="Policy file, or a preset: conservative, balanced, permissive."),
+    policy: str = typer.Option(None, "--policy", "-p", help="Policy file, or a preset: conservative, balanced (the default), permissive; none holds nothing."),
     http: str = typer.Option(None, "--http", help="Serve streamable HTTP on HOST:PORT instead of stdio."),
     timeout: str = typer.Option(None, "--timeout", help="Longest wait for a wrapped server's answer (e.g. 60s, 5m)."),
     log_level: str = typer.Option(None, "--log-level", help="debug, info, warning or error (default: info)."),

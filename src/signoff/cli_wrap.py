@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
     def wrap(
         target: str = typer.Argument(None, help=_TARGET),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing."),
-        policy: str = typer.Option(None, "--policy", help="Add --policy POLICY to every wrapped server."),
+        policy: str = typer.Option(None, "--policy", help="Add --policy POLICY to every wrapped server (without it, signoff run uses balanced; none holds nothing)."),
         ui: bool = typer.Option(False, "--ui", help="Add --ui (start the approval page) to every wrapped server."),
         absolute: bool = typer.Option(False, "--absolute", help="Write signoff's full path (GUI clients often lack your PATH)."),
         command: str = typer.Option(None, "--signoff-command", help="The command that starts signoff, e.g. /opt/bin/signoff."),

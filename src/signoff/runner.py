@@ -42,6 +42,25 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
 
 
 ALLOW_EVERYTHING = "version: 1\nhitl_policies: []\n"
+DEFAULT_POLICY = "balanced"
+
+
+def catalog_ids(specs: list[ServerSpec]) -> dict[str, str]:
+    """Each wrapped server's catalog id, recognised from its command or URL (the policy matches tools by it)."""
+    try:
+        from signoff.catalog import load_catalog
+    except ModuleNotFoundError as exc:
+        if exc.name != "signoff.catalog":
+            raise
+        return {}
+    catalog = load_catalog()
+    ids = {}
+    for spec in specs:
+        command = [spec.command, *spec.args] if spec.command else None
+        found = catalog.identify(spec.name, command, spec.url)
+        if found:
+            ids[spec.name] = found
+    return ids
 
 
 def build_gate_factory(
@@ -52,35 +71,41 @@ def build_gate_factory(
     notify: list[str] | None = None,
     desktop: bool = False,
     link: str | None = None,
+    servers: dict[str, str] | None = None,
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
-    the shared store; every session's gate shares both."""
+    the shared store; every session's gate shares both. No policy means the balanced preset;
+    `none` is the explicit pass-through."""
     from signoff.approval import ApprovalGate
     from signoff.broker import Broker
     from signoff.notify import Notifier
-    from signoff.policy import Policy, load_policy
+    from signoff.policy import NO_POLICY, PolicyContext, load_policy
+    from signoff.policy_rate import AuditCounter
     from signoff.reload import PolicyHolder
     from signoff.store import open_store, proxy_busy_timeout_ms
 
-    if policy_source:
-        interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
-        holder = PolicyHolder(policy_source, load_policy, interval=interval)
-        log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
-    else:
-        holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
-        log.warning("no policy given: every call is allowed (and audited); use e.g. --policy balanced")
+    if not policy_source:
+        policy_source = DEFAULT_POLICY
+        log.warning("no --policy given: using the %s preset (--policy none holds nothing)", DEFAULT_POLICY)
+    if policy_source == NO_POLICY:
+        log.warning("--policy none: every call is allowed (and audited)")
+    interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
     try:
         broker = Broker(open_store(background_checkpoints=True, busy_timeout_ms=proxy_busy_timeout_ms()))
-        for call in broker.mark_abandoned():
-            log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
         from signoff.approval import StoreDownGate
 
+        load_policy(policy_source, context=PolicyContext(servers=dict(servers or {})))  # a broken policy still stops signoff
         log.error("%s; every call is refused until the store can be opened", exc)
         error = str(exc)
         again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
-                                           desktop=desktop, link=link)()
+                                           desktop=desktop, link=link, servers=servers)()
         return lambda: StoreDownGate(error, again)
+    context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
+    holder = PolicyHolder(policy_source, lambda source: load_policy(source, context=context), interval=interval)
+    log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
+    for call in broker.mark_abandoned():
+        log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -133,7 +158,7 @@ def main(
 
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                  link=link.split("?")[0] if link else None)
+                                  link=link.split("?")[0] if link else None, servers=catalog_ids(specs))
 
     if http:
         gate_factory = make_factory()

@@ -1,0 +1,674 @@
+"""Which actions a call performs, and the facts behind that: the catalog first, names second.
+
+Per tool (cached by the policy): a `Profile` from the catalog entry of the wrapped server (its
+actions, whether it only reads, which argument paths carry recipients, amounts, SQL, URLs,
+commands...) or, for tools the catalog does not know, from the tool's name and annotations.
+Per call: an `Understanding` that reads the arguments those paths point at, lazily: shell
+commands (bashlex), SQL (sqlglot), URLs (ada-url), recipients and amounts. What cannot be read
+is answered the cautious way.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from signoff.understand import money, recipients, shell, urls
+from signoff.understand import sql as sqlmod
+
+VOCABULARY = ("send_email", "send_message", "api_call", "file_write", "file_delete", "database_write", "database_delete",
+              "purchase", "payment", "refund", "shell", "deploy", "access_change", "sensitive_read")
+UNKNOWN = "unknown"
+"""A tool nothing recognises as reading or as an action: `action: "*"` rules hold it."""
+ALL_ACTIONS = frozenset(VOCABULARY) | {UNKNOWN}
+IMPLIES = {
+    "database_delete": ("database_write",),
+    "file_delete": ("file_write",),
+    "refund": ("payment",),
+}
+"""A rule on the right-hand action also covers the left: a DELETE is a database write, a refund a payment.
+A purchase (buying goods) and a payment (moving money) stay apart, as in the seed's presets."""
+ROLE_KEYS: dict[str, frozenset[str]] = {
+    "recipient": recipients.RECIPIENT_KEYS,
+    "amount": frozenset({"amount", "total", "price", "amount_money", "unit_amount", "total_amount", "value_amount", "sum",
+                         "charge_amount", "payment_amount", "amount_cents", "amountcents", "cost"}),
+    "currency": frozenset({"currency", "currency_code", "currencycode"}),
+    "command": frozenset({"command", "cmd", "commandline", "command_line", "shell_command", "script", "bash", "sh"}),
+    "table": frozenset({"table", "tables", "table_name", "tablename", "tableid", "table_id", "collection", "collection_name",
+                        "collectionname"}),
+    "path": frozenset({"path", "paths", "file", "filename", "file_path", "filepath", "source", "destination", "target",
+                       "dir", "directory", "src", "dst", "dest", "old_path", "new_path"}),
+    "subject": frozenset({"subject", "title"}),
+}
+_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+READ_VERBS = frozenset("get list read search find show view describe lookup count check preview estimate validate status "
+                       "fetch_status query_status retrieve browse inspect summarize explain diff log logs history download "
+                       "export_status peek head tail ls cat stat info whoami ping".split())
+_SQL_TEXT = re.compile(
+    r"(?:^|;)\s*(?:select|insert|update|delete|with|create|drop|alter|truncate|merge|replace|upsert|grant|revoke|copy"
+    r"|call|exec|execute|explain|pragma|vacuum|lock|attach|detach|rename|reindex|analyze|values|load|begin|set|show)\b",
+    re.IGNORECASE,
+)
+_SQL_KEYS = re.compile(r"sql|^(?:statements?|stmts?|query)$", re.IGNORECASE)
+_SQL_ONLY_KEYS = re.compile(r"sql|^(?:statements?|stmts?)$", re.IGNORECASE)
+"""Keys that hold SQL whatever the tool's name (`query` alone is often a search query)."""
+DELETE_VERBS = frozenset("delete remove destroy purge drop erase trash wipe terminate uninstall".split())
+API_READ_METHODS = frozenset("get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split())
+NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
+CLI_NAMES = frozenset("kubectl helm terraform tofu aws gcloud az docker git gh npm psql mysql redis-cli".split())
+DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
+DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
+
+
+@functools.lru_cache(maxsize=4096)
+def name_tokens(name: str) -> tuple[str, ...]:
+    return tuple(t.lower() for t in _SPLIT.split(name) if t)
+
+
+# ---------------------------------------------------------------------------- names (tools the catalog does not know)
+
+
+@dataclass(frozen=True)
+class NameRule:
+    verbs: frozenset[str]
+    objects: frozenset[str]
+    alone: frozenset[str] = frozenset()
+    """Verbs that name the action without an object (`rm`, `refund`)."""
+
+
+def _w(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+FILES = _w("file files dir directory directories folder folders path paths fs filesystem document documents doc docs blob")
+NAME_RULES: dict[str, NameRule] = {
+    "file_delete": NameRule(_w("delete remove rm unlink erase trash destroy rmdir purge wipe shred"), FILES, _w("rm rmdir unlink")),
+    "file_write": NameRule(_w("write edit create save overwrite append move rename put upload patch mkdir copy update replace"), FILES),
+    "send_email": NameRule(_w("send reply forward"), _w("email emails mail mails gmail outlook smtp inbox")),
+    "send_message": NameRule(_w("send post reply forward publish"),
+                             _w("message messages chat slack teams discord sms text tweet channel whatsapp telegram dm")),
+    "api_call": NameRule(_w("fetch request call get post put patch delete http curl invoke webhook browse navigate"),
+                         _w("api url http https endpoint request webhook fetch web rest graphql"), _w("fetch curl navigate")),
+    "purchase": NameRule(_w("buy purchase checkout order subscribe"), _w("cart order orders item items product products subscription plan"),
+                         _w("buy purchase checkout")),
+    "payment": NameRule(_w("pay charge transfer payout capture send create"), _w("payment payments charge invoice payout transfer money funds"),
+                        _w("pay")),
+    "refund": NameRule(_w("refund create issue"), _w("refund refunds"), _w("refund")),
+    "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run"),
+                               _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase "
+                                  "airtable baserow nocodb firestore collection "
+                                  "document documents item items key keys")),
+    "database_delete": NameRule(_w("delete drop truncate purge remove flush flushall flushdb"),
+                                _w("db database table tables record records row rows collection documents document item items key keys "
+                                   "postgres mysql sqlite mongo mongodb redis dynamodb supabase"),
+                                _w("flushall flushdb")),
+    "shell": NameRule(_w("run exec execute spawn start"), _w("shell command cmd bash sh terminal process script powershell"),
+                      _w("bash shell terminal")),
+    "deploy": NameRule(_w("deploy release rollout apply provision terminate scale restart destroy publish"),
+                       _w("deployment deployments service services instance instances cluster stack infrastructure function "
+                          "functions app apps site sites release pod pods"), _w("deploy")),
+    "access_change": NameRule(_w("add invite grant revoke remove create update set assign delete rotate"),
+                              _w("collaborator collaborators member members permission permissions role roles user users iam "
+                                 "policy policies access acl key keys token tokens invite invitation invitations owner owners admin")),
+    "sensitive_read": NameRule(_w("get read show reveal retrieve export list fetch view decrypt"),
+                               _w("secret secrets credential credentials password passwords token tokens key keys vault env apikey")),
+}
+_STRONG = _w("delete remove drop destroy send pay charge refund transfer deploy purge erase terminate")
+WRITE_VERBS = _w(
+    "create update delete remove write edit modify change set add insert upsert replace move rename copy upload send pay "
+    "refund deploy apply run exec execute spawn start stop kill restart archive merge close reopen approve reject cancel "
+    "lock unlock ban kick assign submit publish schedule enable disable reset restore import sync install uninstall invite "
+    "share grant revoke rotate drop truncate purge erase destroy terminate commit push mark clear flush overwrite append "
+    "save mkdir unlink trash wipe shred provision scale rollback revert migrate alter")
+"""Verbs that change something: a name with one of them is not a read, whatever else it says (`update_status`)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def by_name(server: str, tool: str) -> tuple[frozenset[str], bool, str]:
+    """(actions, reads, why) from a tool's name alone."""
+    tokens = name_tokens(tool)
+    words = set(tokens) | set(name_tokens(server))
+    if any(t == "draft" or t == "drafts" for t in tokens):
+        return frozenset(), True, f"{tool} writes a draft (nothing leaves until it is sent)"
+    reads = bool(set(tokens) & READ_VERBS) and not set(tokens) & (WRITE_VERBS | _STRONG)
+    found = set()
+    for action, rule in NAME_RULES.items():
+        verbs = set(tokens) & rule.verbs
+        if not verbs:
+            continue
+        if action == "sensitive_read":
+            if words & rule.objects and not (set(tokens) & _STRONG - {"send"}):
+                found.add(action)
+            continue
+        if reads and action != "api_call":
+            continue
+        if (words & rule.objects) or (verbs & rule.alone) or (not rule.objects):
+            if action == "api_call" and reads and not (verbs & rule.alone):
+                continue
+            found.add(action)
+    if "access_change" in found and not (set(tokens) & NAME_RULES["access_change"].objects):
+        found.discard("access_change")
+    if "sensitive_read" in found and "key" in words and not (words & _w("api apikey secret ssh private access")):
+        found.discard("sensitive_read")
+    if "payment" in found and not (set(tokens) & NAME_RULES["payment"].objects):
+        found.discard("payment")
+    if "refund" in found and not (set(tokens) & NAME_RULES["refund"].objects):
+        found.discard("refund")
+    if "file_delete" in found and set(tokens) & NAME_RULES["file_write"].verbs - {"replace"}:
+        found.discard("file_delete")  # write_file / move_file are writes, not deletions
+    if "database_delete" in found:
+        found.add("database_write")
+    if "purchase" in found and words & _w("git branch repo repository svn commit"):
+        found.discard("purchase")
+    if {"database_delete", "file_delete"} <= found:
+        found.discard("file_delete" if words & _w("db database sql table tables collection record records") else "database_delete")
+    why = f"the name {tool} says {', '.join(sorted(found))}" if found else (f"the name {tool} says it only reads" if reads else "")
+    return frozenset(found), reads and not found - {"api_call", "sensitive_read"}, why
+
+
+# ---------------------------------------------------------------------------- per tool
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What is known about one tool before looking at a call's arguments."""
+
+    actions: frozenset[str]
+    reads: bool
+    destructive: bool
+    fields: Mapping[str, tuple[str, ...]]
+    catalogued: bool
+    source: str
+    """Where the knowledge comes from: "catalog github" or "the tool's name"."""
+    why: str
+    amount_unit: str = "major"
+    currency: str | None = None
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+    database: bool = False
+    """The name says database (`query`, `sql`, a database server): SQL in its arguments is read."""
+    arguments: frozenset[str] = frozenset()
+    """The tool's real argument names, as the catalog recorded them."""
+    server_id: str | None = None
+    hosts: tuple[str, ...] = ()
+    """The API hosts the catalogued server's calls reach (api.stripe.com), for `domains:` rules."""
+
+    @functools.cached_property
+    def static(self) -> bool:
+        """Catalogued, and no argument can change its actions (no command, SQL or path to read)."""
+        return self.catalogued and not ({"command", "sql", "method"} & set(self.fields)) and "shell" not in self.actions and (
+            "path" not in self.fields or bool(self.actions - {"api_call"})) and (
+            "recipient" not in self.fields or bool(self.actions & {"send_email", "send_message"}) or self.reads)
+
+    @property
+    def possible(self) -> frozenset[str]:
+        """Every action a call of this tool may turn out to perform (arguments can add some)."""
+        found = set(self.actions)
+        if not self.catalogued:  # arguments can say anything: a `command`, `sql` or URL argument
+            return ALL_ACTIONS
+        if "command" in self.fields or "shell" in found:
+            found |= shell.EVERY_ACTION
+        if "sql" in self.fields:
+            found |= {"database_write", "database_delete", "sensitive_read"}
+        if "recipient" in self.fields and not self.reads:
+            found.add("send_email")
+        if "method" in self.fields:
+            found |= {"api_call", "file_delete"}
+        if "url" in self.fields or "host" in self.fields:
+            found.add("api_call")
+        if "path" in self.fields:
+            found.add("sensitive_read")
+        return expand(found)
+
+
+def expand(actions: Iterable[str]) -> frozenset[str]:
+    out = set(actions)
+    for action in list(out):
+        out.update(IMPLIES.get(action, ()))
+    return frozenset(out)
+
+
+def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, catalog_id: str | None) -> Profile:
+    hints = dict(annotations)
+    if entry is not None:
+        hints = {**dict(entry.annotations or {}), **hints} if not hints else hints
+        destructive = bool(entry.destructive) or (entry.destructive is None and hints.get("destructiveHint") is True
+                                                 and not entry.read_only)
+        actions = frozenset(entry.actions)
+        if destructive and not entry.read_only and set(name_tokens(tool)) & DELETE_VERBS and actions.isdisjoint(("file_delete", "database_delete")):
+            actions |= {"file_delete"}  # deleting a repository, a page, a key: a deletion the vocabulary has no word for
+        why = f"{catalog_id}.{tool} in signoff's catalog: " + (", ".join(sorted(actions)) if actions else "only reads")
+        return Profile(actions, bool(entry.read_only), destructive,
+                       {k: tuple(v) for k, v in entry.fields.items()}, True, f"catalog {catalog_id}", why,
+                       entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}),
+                       arguments=frozenset(getattr(entry, "arguments", ()) or ()), server_id=catalog_id,
+                       hosts=tuple(urls.normalize_domain(h) for h in getattr(entry, "hosts", ()) or ()))
+    actions, reads, why = by_name(server, tool)
+    destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
+    if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & _STRONG:
+        reads, why = True, f"{tool} declares itself read-only (readOnlyHint)"
+    if destructive and not actions and not reads:
+        words = set(name_tokens(tool)) | set(name_tokens(server))
+        if words & FILES:
+            actions, why = frozenset({"file_delete"}), f"{tool} is annotated destructive and names files"
+    words = set(name_tokens(tool)) | set(name_tokens(server))
+    database = bool(words & _DB_WORDS or actions & {"database_write", "database_delete"})
+    return Profile(actions, reads, destructive, {}, False, "the tool's name", why, database=database)
+
+
+# ---------------------------------------------------------------------------- per call
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_parts(path: str) -> tuple[tuple[str, bool], ...]:
+    return tuple((part[:-3], True) if part.endswith("[*]") else (part, False) for part in path.split(".")[1:])
+
+
+def values_at(arguments: Mapping[str, Any], path: str) -> list[Any]:
+    """`args.message.to`, `args.items[*].price` → the values there (none when absent)."""
+    parts = _path_parts(path)
+    if len(parts) == 1 and not parts[0][1]:  # the common case: args.to
+        key = parts[0][0]
+        return [arguments[key]] if isinstance(arguments, Mapping) and key in arguments else []
+    current: list[Any] = [arguments]
+    for key, star in parts:
+        nxt: list[Any] = []
+        for value in current:
+            if isinstance(value, Mapping) and key in value:
+                inner = value[key]
+                if star:
+                    if isinstance(inner, (list, tuple)):
+                        nxt.extend(inner)
+                else:
+                    nxt.append(inner)
+        current = nxt
+    return current
+
+
+def pairs(arguments: Any, max_depth: int = 32) -> list[tuple[str, Any]]:
+    """Every (key, leaf value) in nested arguments; strings, numbers and the objects under keys."""
+    out: list[tuple[str, Any]] = []
+    stack: list[tuple[str, Any, int]] = [("", arguments, 0)]
+    while stack:
+        key, value, depth = stack.pop()
+        if isinstance(value, str):
+            out.append((key, value))
+        elif depth > max_depth:
+            out.append((key, "<too deeply nested>"))
+        elif isinstance(value, Mapping):
+            stack.extend((str(k), v, depth + 1) for k, v in reversed(value.items()))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((key, v, depth + 1) for v in reversed(value))
+        elif value is not None:
+            out.append((key, value))
+    return out
+
+
+_SQL_SHAPE = re.compile(r"\b(?:from|into|table|set|where|values|join|database|index|view|schema|procedure|function|grant|to)\b|;",
+                        re.IGNORECASE)
+
+
+def sql_texts(arguments: Any) -> list[str]:
+    """Strings that are SQL: under an sql-like key, or shaped like a statement (`DELETE FROM …`, not "Call back")."""
+    return [t for k, t in pairs(arguments) if isinstance(t, str) and t.strip()
+            and (_SQL_KEYS.search(k) or (_SQL_TEXT.match(t) and _SQL_SHAPE.search(t)))]
+
+
+_DB_WORDS = _w("db database databases sql query queries table tables postgres postgresql mysql sqlite mongo mongodb redis "
+               "dynamodb supabase bigquery snowflake clickhouse duckdb execute exec airtable baserow nocodb firestore")
+
+
+class Understanding:
+    """One call, read through its tool's profile. Every property is computed at most once."""
+
+    def __init__(self, profile: Profile, server: str, tool: str, arguments: Mapping[str, Any], schema: Mapping[str, Any] | None = None):
+        self.profile = profile
+        self.server = server
+        self.tool = tool
+        self.arguments = arguments if isinstance(arguments, Mapping) else {}
+        self.schema = schema
+        self._cache: dict[str, Any] = {}
+        self._roles: dict[str, list[Any]] = {}
+        self._actions_found: frozenset[str] | None = None
+        self._recipients_found: list[recipients.Recipient] | None = None
+        self.api_read = False
+        self._api_read: bool | None = None
+        self.notes: list[str] = []
+        """Phrases for the reason: "rm -rf build/ deletes files"."""
+
+    def _once(self, key: str, compute: Any) -> Any:
+        found = self._cache.get(key, self)
+        if found is self:
+            found = self._cache[key] = compute()
+        return found
+
+    # ------------------------------------------------------------------ argument values by role
+
+    def role(self, name: str) -> list[Any]:
+        """Values of one role: the catalog's paths, or (for tools it does not know) arguments named for it."""
+        found = self._roles.get(name)
+        if found is None:
+            found = self._roles[name] = self._role(name)
+        return found
+
+    def _role(self, name: str) -> list[Any]:
+        paths = self.profile.fields.get(name)
+        if paths is not None:
+            arguments = self.arguments
+            out: list[Any] = []
+            for path in paths:
+                parts = _path_parts(path)
+                if len(parts) == 1 and not parts[0][1]:
+                    if parts[0][0] in arguments:
+                        out.append(arguments[parts[0][0]])
+                else:
+                    out.extend(values_at(arguments, path))
+            return out
+        if self.profile.catalogued and name not in ("recipient", "amount", "currency"):
+            return []
+        keys = ROLE_KEYS.get(name)
+        if not keys:
+            return []
+        found = [v for k, v in self.arguments.items() if str(k).lower() in keys]
+        if not found and name in ("recipient", "amount", "currency"):
+            found = [v for k, v in _nested_items(self.arguments) if str(k).lower() in keys]
+        return found
+
+    def pairs(self) -> list[tuple[str, Any]]:
+        return self._once("pairs", lambda: pairs(self.arguments))
+
+    # ------------------------------------------------------------------ what the arguments say
+
+    def commands(self) -> list[shell.ShellAnalysis]:
+        return self._once("commands", self._commands)
+
+    def _commands(self) -> list[shell.ShellAnalysis]:
+        prof = self.profile
+        if not ("shell" in prof.actions or "command" in prof.fields
+                or (not prof.catalogued and any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments))):
+            return []
+        out = []
+        cli = next((t for t in name_tokens(self.tool) + name_tokens(self.server) if t in CLI_NAMES), None)
+        for value in self.role("command"):
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                if any(" " in v.strip() for v in value):  # a list of command lines
+                    out.extend(shell.analyze(v) for v in value)
+                    continue
+                import shlex
+
+                value = shlex.join(value)  # an argv list
+            if isinstance(value, str) and cli and value.strip() and " " not in value.strip() and not prof.catalogued:
+                # `kubectl_generic(command="delete", resourceType="secret", name="x")`: the CLI's own words
+                words = [cli, value.strip()] + [v for k, v in self.arguments.items()
+                                                if isinstance(v, str) and str(k).lower() not in ROLE_KEYS["command"] and " " not in v]
+                out.append(shell.analyze(" ".join(words)))
+            elif isinstance(value, str):
+                out.append(shell.analyze(value))
+            elif value is not None:
+                bad = shell.ShellAnalysis(unparseable="the command is not text")
+                bad.actions |= shell.EVERY_ACTION
+                out.append(bad)
+        return out
+
+    def sql(self) -> sqlmod.SqlTouch:
+        return self._once("sql", self._sql)
+
+    def _sql(self) -> sqlmod.SqlTouch:
+        texts: list[str] = []
+        if "sql" in self.profile.fields:
+            texts = [v for v in self.role("sql") if isinstance(v, str)]
+            bad = [v for v in self.role("sql") if not isinstance(v, str) and v is not None]
+            if bad:
+                return sqlmod.SqlTouch(sqlmod.ALL_TABLES, True, 1, True, "the SQL argument is not text")
+        elif not self.profile.catalogued and self._looks_like_database():
+            texts = sql_texts(self.arguments)
+        texts += [t for a in self.commands() for t in a.sql]
+        return sqlmod.analyze(texts)
+
+    def _looks_like_database(self) -> bool:
+        return self.profile.database or any(_SQL_ONLY_KEYS.search(str(k)) for k in self.arguments)
+
+    def tables(self) -> frozenset[str]:
+        """Tables/collections touched: SQL, shell database commands, table/collection arguments."""
+        return self._once("tables", self._tables)
+
+    def _tables(self) -> frozenset[str]:
+        touch = self.sql()
+        found = set(touch.tables)
+        for a in self.commands():
+            found |= a.tables
+        for role in ("table", "collection"):
+            for value in self.role(role):
+                if isinstance(value, str) and value.strip():
+                    found.add(value.strip().lower())
+                elif isinstance(value, (list, tuple)):
+                    found |= {v.strip().lower() for v in value if isinstance(v, str) and v.strip()}
+        return frozenset(found)
+
+    def hosts(self) -> frozenset[str]:
+        """Every host named by a URL in any argument, a url/host-like argument, or a shell command."""
+        return self._once("hosts", self._hosts)
+
+    def _hosts(self) -> frozenset[str]:
+        found: set[str] = set()
+        for key, text in self.pairs():
+            if not isinstance(text, str):
+                continue
+            found |= urls.hosts_in_text(text)
+            if key.lower() in urls.HOST_KEYS:
+                host = urls.host_of_value(text)
+                if host:
+                    found.add(host)
+        for role in ("url", "host"):
+            for value in self.role(role) if self.profile.catalogued else ():
+                if isinstance(value, str):
+                    host = urls.host_of_value(value)
+                    if host:
+                        found.add(host)
+                elif value is not None:
+                    found.add(urls.UNPARSEABLE)
+        for a in self.commands():
+            found |= a.hosts
+        if self.profile.hosts and "api_call" in self.actions() and not self.api_is_read():
+            found.update(self.profile.hosts)  # the server's own API, for what it changes (its reads stay unremarkable)
+        return frozenset(found)
+
+    def url_arguments(self) -> frozenset[str]:
+        """Hosts of argument values that *are* a URL or a host (not text that mentions one)."""
+        return self._once("url_args", lambda: frozenset(
+            h for k, t in self.pairs() if isinstance(t, str) and (h := _whole_url_host(k, t))))
+
+    def recipients(self) -> list[recipients.Recipient]:
+        if self._recipients_found is None:
+            self._recipients_found = self._recipients()
+        return self._recipients_found
+
+    def _recipients(self) -> list[recipients.Recipient]:
+        values = self.role("recipient")
+        found = [r for v in values for r in recipients.collect(v)]
+        for a in self.commands():
+            found += [recipients.parse_address(t) for t in a.recipients]
+        if not found and not values and not self.profile.catalogued:
+            found = recipients.in_text(t for _, t in self.pairs() if isinstance(t, str))
+        return found
+
+    def amount(self) -> money.Amount | None:
+        """The amount in major units, or None when there is none that can be read."""
+        return self._once("amount", self._amount)
+
+    def _amount(self) -> money.Amount | None:
+        values = self.role("amount")
+        currency = next((c for c in self.role("currency") if isinstance(c, str)), None) or self.profile.currency
+        if not values:
+            return None
+        if len(values) == 1:
+            return money.parse(values[0], unit=self.profile.amount_unit, currency=currency)
+        return money.total(values, unit=self.profile.amount_unit, currency=currency)
+
+    def sensitive_paths(self) -> list[str]:
+        return self._once("sensitive", lambda: [v for v in _flat(self.role("path")) if shell.SENSITIVE_PATHS.search(v)])
+
+    def dry_run(self) -> bool:
+        """`dryRun: true` counts only when the tool declares that argument (its schema, or the
+        catalog's record of its arguments); otherwise the server may ignore it."""
+        props = (self.schema or {}).get("properties") if isinstance(self.schema, Mapping) else None
+        declared = set(props) if isinstance(props, Mapping) else set()
+        declared |= self.profile.arguments
+        return any(self.arguments.get(k) is True and k in declared for k in DRY_RUN_KEYS)
+
+    # ------------------------------------------------------------------ the actions
+
+    def actions(self) -> frozenset[str]:
+        if self._actions_found is None:
+            self._actions_found = self._actions()
+        return self._actions_found
+
+    def _actions(self) -> frozenset[str]:
+        prof = self.profile
+        if prof.static and self.schema is None and not prof.arguments & DRY_RUN_SET:  # nothing in the arguments can change it
+            return prof.actions
+        found = set(prof.actions)
+        if self.dry_run():
+            self.notes.append("a dry run: nothing changes")
+            return frozenset()
+        commands = self.commands()
+        if commands:  # what the command line does replaces what the tool may do
+            found = set()
+            for a in commands:
+                found |= a.actions
+                self.notes.extend(a.unparseable and [f"{a.unparseable}: counts as every action"] or a.what)
+        elif "shell" in found:
+            self.notes.append("runs a command signoff could not find in the arguments")
+        touch = self.sql()
+        if touch.statements:
+            if "sql" in prof.fields or not prof.catalogued:
+                found -= {"database_write", "database_delete"}
+            if touch.writes:
+                found.add("database_write")
+                if touch.deletes:
+                    found.add("database_delete")
+                self.notes.append(touch.why or (("deletes from " if touch.deletes else "writes to ") + (", ".join(sorted(touch.tables)) or "the database")))
+            if touch.pii:
+                found.add("sensitive_read")
+                self.notes.append(f"reads personal data ({', '.join(sorted(touch.pii))})")
+        if "method" in prof.fields and prof.catalogued and not commands:
+            found = self._by_method(found)
+        if not prof.catalogued and not prof.reads and self.url_arguments():
+            found.add("api_call")
+        if (prof.reads or not found - {"api_call"}) and self.sensitive_paths():
+            found.add("sensitive_read")
+            self.notes.append(f"reads {self.sensitive_paths()[0]} (credentials)")
+        if prof.catalogued and not found & {"send_email", "send_message"} and not prof.reads \
+                and "draft" not in name_tokens(self.tool) and any(r.address for r in self.recipients()):
+            found.add("send_email")  # a filter that forwards, an invite: mail goes to these addresses
+        if found.isdisjoint(("file_delete", "database_delete")) and not commands and not touch.statements \
+                and set(name_tokens(self.tool)) & DELETE_VERBS and (prof.destructive or not prof.catalogued) and not prof.reads:
+            found.add("file_delete")  # a deletion of something the vocabulary has no word for (a repository, a monitor)
+        if not found and not prof.catalogued and not prof.reads and not commands and not touch.statements:
+            found.add(UNKNOWN)
+        return frozenset(found)
+
+    def _by_method(self, found: set[str]) -> set[str]:
+        """A generic API tool (`make_api_request(service, method, request)`): the method decides."""
+        methods = [m for m in self.role("method") if isinstance(m, str)]
+        if not methods:
+            return found
+        words = set()
+        for m in methods:
+            words |= set(name_tokens(m))
+        for value in self.arguments.values():
+            if isinstance(value, str) and len(value) < 64:
+                words |= set(name_tokens(value))
+        first = name_tokens(methods[0])[:1]
+        if first and first[0] in API_READ_METHODS and not words & DELETE_VERBS \
+                and not any(set(name_tokens(m)) & WRITE_VERBS - API_READ_METHODS for m in methods):
+            self.api_read = True
+            return {"api_call"} & found | {"api_call"}
+        kept = {"api_call"} | {a for a in found if a not in ("payment", "refund", "purchase")}
+        if "refund" in found and words & {"refund", "refunds"}:
+            kept.add("refund")
+        elif "payment" in found and words & {"payment", "payments", "charge", "charges", "pay"}:
+            kept.add("payment")
+        elif "purchase" in found and words & {"order", "orders", "checkout", "purchase"}:
+            kept.add("purchase")
+        if words & DELETE_VERBS:
+            kept.add("file_delete")
+        return kept
+
+    def api_is_read(self) -> bool:
+        """An HTTP call that only reads: a GET-like method, a read-only tool, or navigating to a page."""
+        if self._api_read is None:
+            self.actions()
+            prof = self.profile
+            if self.api_read:
+                self._api_read = True
+            elif any(a.hosts and a.actions == {"api_call"} for a in self.commands()):
+                self._api_read = all(a.method in ("GET", "HEAD") for a in self.commands() if "api_call" in a.actions)
+            elif prof.reads:
+                self._api_read = True
+            elif "method" in prof.fields:
+                self._api_read = False
+            else:
+                self._api_read = bool(set(name_tokens(self.tool)) & NAVIGATE_WORDS) and not set(name_tokens(self.tool)) & _STRONG
+        return self._api_read
+
+    def external_actions(self) -> frozenset[str]:
+        """The actions that count as acting on the world: an API call that only reads does not."""
+        actions = self.actions()
+        if "api_call" in actions and self.api_is_read():
+            return actions - {"api_call"}
+        return actions
+
+    def destructive(self) -> bool:
+        """Declared (catalog or annotations) or recognised (rm -rf, DROP, git push --force); what the
+        arguments say wins for shell and SQL tools (`ls` through a destructive-declared shell is not)."""
+        return self._once("destructive", self._destructive)
+
+    def _destructive(self) -> bool:
+        if self.dry_run():
+            return False
+        commands = self.commands()
+        if commands:
+            return any(a.destructive for a in commands)
+        touch = self.sql()
+        if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
+            return touch.deletes or touch.overwrites
+        if "method" in self.profile.fields and self.profile.catalogued:
+            return "file_delete" in self.actions()
+        return self.profile.destructive
+
+
+def _flat(values: list[Any]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(x for x in v if isinstance(x, str))
+    return out
+
+
+def _nested_items(value: Any, depth: int = 0) -> Iterable[tuple[str, Any]]:
+    if depth > 8:
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield str(k), v
+            yield from _nested_items(v, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _nested_items(v, depth + 1)
+
+
+_WHOLE_URL = re.compile(r"^(?:https?|wss?|ftp)://\S+$", re.IGNORECASE)
+
+
+def _whole_url_host(key: str, text: str) -> str | None:
+    value = text.strip()
+    if "://" in value and _WHOLE_URL.match(value):
+        return urls.host_of(value) or None
+    if key.lower() in urls.HOST_KEYS:
+        return urls.host_of_value(value)
+    return None

@@ -1,0 +1,74 @@
+"""SQL that databases read differently from sqlglot counts as a write to every table."""
+
+from __future__ import annotations
+
+import pytest
+
+from policy_helpers import call, verdict
+from signoff.policy import Policy
+from signoff.understand.sql import ALL_TABLES, analyze, mongo_ops, redis_op
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 /* outer /* inner */ DELETE FROM users; -- */",  # nested comments (PostgreSQL nests)
+        "SELECT /*! 1; DELETE FROM users */ 1",  # MySQL executable comment
+        "SELECT 1 # ; DELETE FROM users",  # '#' is a comment in MySQL only
+        "SELECT 1 --x\nDELETE FROM users",
+        "SELECT $$; DELETE FROM users; $$",  # dollar quoting
+        "SELECT 'a\\'; DELETE FROM users; --'",  # backslash escapes differ
+        "SELECT dblink_exec('conn', 'DROP TABLE users')",  # functions not known read-only
+        "SELECT pg_terminate_backend(42)",
+        "SELECT lo_export(1, '/tmp/x')",
+        "PRAGMA writable_schema = 1",
+        "DROP TABL users (((",
+    ],
+)
+def test_disagreements_and_unknown_functions_touch_every_table(sql: str) -> None:
+    touch = analyze([sql])
+    assert touch.tables == ALL_TABLES and touch.writes and touch.deletes and touch.why
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables", "writes", "deletes"),
+    [
+        ("SELECT * FROM users WHERE note = '#1'", {"users"}, False, False),  # '#' inside a string is fine
+        ("SELECT count(*), lower(name) FROM users", {"users"}, False, False),
+        ("SELECT 1; DELETE FROM users", {"users"}, True, True),  # multiple statements
+        ("INSERT INTO orders VALUES (1)", {"orders"}, True, False),
+        ("WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d", {"users", "d"}, True, True),
+        ("TRUNCATE payments", {"payments"}, True, True),
+    ],
+)
+def test_readable_sql(sql: str, tables: set[str], writes: bool, deletes: bool) -> None:
+    touch = analyze([sql])
+    assert touch.tables >= tables and touch.writes is writes and touch.deletes is deletes
+
+
+def test_nosql_operations() -> None:
+    assert mongo_ops("db.users.deleteMany({})") == [("delete", "users")]
+    assert mongo_ops('db.getCollection("orders").updateOne({}, {})') == [("write", "orders")]
+    assert mongo_ops("db.logs.find({})") == [("read", "logs")]
+    assert mongo_ops("db.dropDatabase()") == [("delete", "*")]
+    assert redis_op(["FLUSHALL"]) == "delete" and redis_op(["SET", "k", "v"]) == "write" and redis_op(["GET", "k"]) == "read"
+
+
+PERMISSIVE = Policy.from_text("hitl_policies:\n  - action: database_delete\n  - action: database_write\n    tables: [users]\n",
+                              source="p.yaml")
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "expected"),
+    [
+        ("postgres.query", {"sql": "SELECT * FROM users"}, "allow"),
+        ("postgres.query", {"sql": "SELECT 1 /* a /* b */ DELETE FROM users */"}, "ask"),
+        ("postgres.query", {"sql": "SELECT dblink_exec('c', 'DELETE FROM users')"}, "ask"),
+        ("mongodb.delete-many", {"collection": "logs", "filter": {}}, "ask"),
+        ("mongodb.insert-many", {"collection": "logs", "documents": []}, "allow"),
+        ("mongodb.insert-many", {"collection": "users", "documents": []}, "ask"),
+        ("redis.flushall", {}, "ask"),
+    ],
+)
+def test_database_rules(tool: str, args: dict, expected: str) -> None:
+    assert verdict(PERMISSIVE, call(tool, args)) == expected
