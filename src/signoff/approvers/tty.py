@@ -1,35 +1,117 @@
 """Approval on the controlling terminal (`signoff run --tty`): prompts on /dev/tty, never stdout.
 
-A stdio proxy's stdout is the MCP channel, so the prompt opens `/dev/tty` itself. It runs on its
-own daemon thread, fed by the broker's listeners with the calls this process holds; a call
-decided elsewhere meanwhile is dropped from the prompt. Without a terminal it logs and does
-nothing (the other channels still work).
+A stdio proxy's stdout is the MCP channel, so the prompt opens `/dev/tty` itself. The terminal
+belongs to the person and their AI client, so signoff touches it only while a call is asked
+about: it opens /dev/tty, saves its modes, switches to line input with echo, discards anything
+typed before the question (keys meant for the client must not decide a call), and reads a whole
+answer (`a` then Enter; a single stray key decides nothing). Afterwards — also on an exception,
+SIGTERM/SIGHUP or exit — the saved modes are put back exactly. Between questions nothing reads
+the terminal. Prompts run on a daemon thread fed by the broker's listeners; a call decided
+elsewhere meanwhile is dropped from the prompt. Without a terminal (an MCP Python SDK client
+starts servers in a new session, without one) it says so once and the other channels decide.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import queue
+import signal
 import threading
-from typing import IO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
-from signoff.approvers import KeyReader, prompt, render_held
+from signoff.approvers import LineReader, prompt, render_held
 from signoff.broker import Broker
 from signoff.errors import SignoffError
 from signoff.store import HeldCall
 
 log = logging.getLogger("signoff.tty")
 TTY_PATH = "/dev/tty"
+TTY_HELP = "type a (approve), d (deny), r (deny with a reason) or s (skip), then Enter"
+NO_TTY = ("no terminal for --tty approvals ({path}: {why}): the client started this server without a "
+          "controlling terminal (the MCP Python SDK does). Held calls are not asked here: approve them with `signoff watch`, "
+          "`signoff approve ID` or the page (`signoff ui`)")
+
+_saved_modes: dict[int, list[Any]] = {}
+"""Terminal modes to put back, by descriptor, while a prompt has changed them."""
+
+
+def _restore_all() -> None:
+    import termios
+
+    for fd, saved in list(_saved_modes.items()):
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        except (termios.error, OSError):
+            pass  # the terminal is gone: nothing left to restore
+        _saved_modes.pop(fd, None)
+
+
+def _restore_on_signals() -> None:
+    """Put the terminal back before SIGTERM/SIGHUP end the process (chaining any handler)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.getsignal(signum)
+        if previous is signal.SIG_IGN or getattr(previous, "_signoff_tty", False):
+            continue
+
+        def handler(num: int, frame: Any, previous: Any = previous) -> None:
+            _restore_all()
+            if callable(previous):
+                previous(num, frame)
+                return
+            signal.signal(num, signal.SIG_DFL)
+            os.kill(os.getpid(), num)
+
+        handler._signoff_tty = True  # type: ignore[attr-defined]
+        try:
+            signal.signal(signum, handler)
+        except ValueError:  # not the main thread: exit and exceptions still restore
+            return
+
+
+atexit.register(_restore_all)
+
+
+@contextmanager
+def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str]]]:
+    """/dev/tty in line mode with echo, input typed so far discarded; modes restored exactly after."""
+    import termios
+
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        saved = termios.tcgetattr(fd)
+        _saved_modes[fd] = saved
+        mode = [list(part) if isinstance(part, list) else part for part in saved]
+        mode[0] |= termios.ICRNL  # Enter ends the answer
+        mode[1] |= termios.OPOST | termios.ONLCR
+        mode[3] |= termios.ICANON | termios.ECHO | termios.ECHOE | termios.ECHOK
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
+        termios.tcflush(fd, termios.TCIFLUSH)
+        reader = LineReader(fd)
+        reader.drain()
+        with open(os.dup(fd), "w", encoding="utf-8", errors="replace") as out:
+            yield reader, out
+    finally:
+        if fd in _saved_modes:
+            termios.tcsetattr(fd, termios.TCSANOW, _saved_modes.pop(fd))
+        os.close(fd)
 
 
 class TtyApprover:
-    """Prompts for each offered held call, one at a time, on the given terminal streams."""
+    """Prompts for each offered held call, one at a time, on the terminal at `path`.
 
-    def __init__(self, broker: Broker, tty_in: IO[str], tty_out: IO[str], *, by: str | None = None,
-                 poll_interval: float = 0.1):
+    Tests pass `tty_in`/`tty_out` streams (a pipe and a captured screen) instead of a path.
+    """
+
+    def __init__(self, broker: Broker, tty_in: IO[str] | None = None, tty_out: IO[str] | None = None, *,
+                 path: str | None = None, by: str | None = None, poll_interval: float = 0.1):
         self.broker = broker
+        self.tty_in = tty_in
         self.out = tty_out
-        self.keys = KeyReader(tty_in)
+        self.path = path
         self.by = by
         self.poll_interval = poll_interval
         self._calls: queue.Queue[HeldCall | None] = queue.Queue()
@@ -37,16 +119,14 @@ class TtyApprover:
         self._stop = threading.Event()
 
     @classmethod
-    def open(cls, broker: Broker, path: str = TTY_PATH, **options: object) -> TtyApprover | None:
-        """An approver on the controlling terminal, or None (logged) if there is none."""
+    def open(cls, broker: Broker, path: str = TTY_PATH, **options: Any) -> TtyApprover | None:
+        """An approver on the controlling terminal, or None (said once, on stderr and in the log)."""
         try:
-            tty_in = open(path, encoding="utf-8")  # noqa: SIM115 - lives as long as the approver
-            tty_out = open(path, "w", encoding="utf-8")  # noqa: SIM115
+            os.close(os.open(path, os.O_RDWR | os.O_NOCTTY))
         except OSError as exc:
-            log.warning("no terminal for --tty approvals (%s: %s); use `signoff watch` or `signoff approve`",
-                        path, exc.strerror or exc)
+            log.warning(NO_TTY.format(path=path, why=exc.strerror or exc))
             return None
-        return cls(broker, tty_in, tty_out, **options)  # type: ignore[arg-type]
+        return cls(broker, path=path, **options)
 
     def offer(self, held: HeldCall) -> None:
         """Queue a held call for the prompt (a broker listener: cheap, never blocks)."""
@@ -55,6 +135,8 @@ class TtyApprover:
     def attach(self) -> TtyApprover:
         """Listen to the broker's new holds and start the prompt thread."""
         self.broker.listeners.append(self.offer)
+        if self.path is not None and threading.current_thread() is threading.main_thread():
+            _restore_on_signals()
         return self.start()
 
     def start(self) -> TtyApprover:
@@ -70,7 +152,17 @@ class TtyApprover:
             self._thread.join(timeout)
         if self.offer in self.broker.listeners:
             self.broker.listeners.remove(self.offer)
-        self.keys.close()
+
+    @contextmanager
+    def _session(self) -> Iterator[tuple[LineReader, IO[str]]]:
+        if self.path is not None:
+            with terminal_session(self.path) as session:
+                yield session
+            return
+        assert self.tty_in is not None and self.out is not None
+        reader = LineReader(self.tty_in.fileno())
+        reader.drain()
+        yield reader, self.out
 
     def _run(self) -> None:
         while True:
@@ -80,14 +172,20 @@ class TtyApprover:
             try:
                 if self.broker.get(held.id).status != "pending":
                     continue
-                self.out.write("\nsignoff: a tool call needs your approval\n" + render_held(held))
-                answer = prompt(self.broker, held, self.keys, self.out, channel="tty", by=self.by,
-                                poll_interval=self.poll_interval, on_idle=self._stopping)
+                with self._session() as (reader, out):
+                    out.write("\nsignoff: a tool call needs your approval\n" + render_held(held))
+                    answer = prompt(self.broker, held, reader, out, channel="tty", by=self.by,
+                                    poll_interval=self.poll_interval, on_idle=lambda: self._stopping(out),
+                                    keys_help=TTY_HELP)
             except _Stopped:
                 return
             except EOFError:
                 log.warning("the terminal closed; tty approvals stop (other channels still work)")
                 return
+            except OSError as exc:
+                log.warning("cannot ask on the terminal about %s (%s); it stays held for the other channels",
+                            held.id, exc.strerror or exc)
+                continue
             except SignoffError as exc:  # a store error: the call stays held, other channels can decide
                 log.error("tty approval of %s failed: %s", held.id, exc)
                 continue
@@ -95,9 +193,10 @@ class TtyApprover:
                 log.info("tty approvals switched off from the terminal")
                 return
 
-    def _stopping(self) -> None:
+    def _stopping(self, out: IO[str]) -> None:
         if self._stop.is_set():
-            self.out.write("\n(signoff stopped asking here)\n")
+            out.write("\n(signoff stopped asking here)\n")
+            out.flush()
             raise _Stopped
 
 
