@@ -11,7 +11,7 @@ JSON, with the same characters as `\\uXXXX` escapes).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import IO, Any
 
 
 def _unsafe(char: str) -> bool:
@@ -54,7 +54,21 @@ def json_text(value: Any, **options: Any) -> str:
     The output is valid JSON meaning the same value; such characters only occur inside strings,
     where a \\u escape is legal. Whitespace that `indent` adds is left alone.
     """
-    text = json.dumps(value, ensure_ascii=False, **options)
+    return escape_json(json.dumps(value, ensure_ascii=False, **options))
+
+
+def escape_json(text: str) -> str:
+    """Already serialised JSON (or JSON lines) with control and invisible characters as \\u escapes."""
     if text.isprintable():
         return text
-    return "".join(_json_escape(c) if _unsafe(c) and c not in "\n" else c for c in text)
+    return "".join(_json_escape(c) if _unsafe(c) and c != "\n" else c for c in text)
+
+
+class SafeJsonLines:
+    """A text stream that escapes what `escape_json` does on its way to `stream` (JSON lines export)."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(escape_json(text))

@@ -112,11 +112,13 @@ class KeyReader:
                 return
 
     def drain(self) -> None:
-        """Forget keys typed before now: they were not about the call about to be shown."""
-        if self._saved is not None:
-            import termios
+        """On a terminal, forget keys typed before now: they were not about the call about to be
+        shown. (Piped input is a script written for the calls it expects, so it is kept.)"""
+        if self._saved is None:
+            return
+        import termios
 
-            termios.tcflush(self.stream.fileno(), termios.TCIFLUSH)
+        termios.tcflush(self.stream.fileno(), termios.TCIFLUSH)
         while True:
             try:
                 key = self._keys.get_nowait()
