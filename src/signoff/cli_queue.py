@@ -78,7 +78,7 @@ def _clock(at: float | None) -> str:
 
 
 def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts.")) -> None:
-    """List held calls waiting for a decision, oldest first (from every proxy on this machine)."""
+    """List the held calls of every proxy here, oldest first."""
     from signoff.approvers import ago
 
     with _exits():
@@ -119,10 +119,10 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
 
 def approve(
     held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
-    reason: str = typer.Option(None, "--reason", "-r", help="Why (recorded in the audit trail)."),
+    reason: str = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (recorded in the audit trail)."),
     remember: Remember = typer.Option(None, "--remember", help="Also approve later calls: this tool in this "
                                       "session, this tool with these arguments, or this tool always."),
-    arguments: str = typer.Option(None, "--arguments", help="Approve with these arguments instead (JSON object)."),
+    arguments: str = typer.Option(None, "--arguments", metavar="JSON", help="Approve with these arguments instead (JSON object)."),
 ) -> None:
     """Approve a held call: the proxy forwards it. Exit 1 for an unknown id, 2 if already decided."""
     _decide(held_id, True, reason, remember, arguments)
@@ -137,7 +137,10 @@ def deny(
 
 
 def watch() -> None:
-    """An interactive console: held calls appear as they arrive; a approve, d deny, r deny with a reason."""
+    """Decide held calls as they arrive, in an interactive console.
+
+    Each question shows its call right above the prompt: a approve, d deny, r deny with a
+    reason, s skip, q quit. The answer names the id it decided."""
     from signoff import watch as console
 
     with _exits():
@@ -145,7 +148,9 @@ def watch() -> None:
 
 
 def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the model and in the audit trail.")) -> None:
-    """Stop every tool call of every proxy (held ones are denied) until `signoff resume`."""
+    """Stop every tool call of every proxy until `signoff resume`.
+
+    Held calls are denied; new ones are refused."""
     with _exits():
         killed = _broker().kill(reason)
     typer.echo(f"kill switch ON: every tool call is denied until `signoff resume` ({len(killed)} held calls denied)")
@@ -158,7 +163,7 @@ def resume() -> None:
     typer.echo("kill switch off: tool calls follow the policy again")
 
 
-rules_app = typer.Typer(help="Remembered approvals (from `approve --remember`): list and revoke.")
+rules_app = typer.Typer(help="Remembered approvals (`approve --remember`): list, revoke.")
 
 
 @rules_app.callback(invoke_without_command=True)
@@ -211,11 +216,11 @@ def _audit_log() -> Any:
 def audit(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts."),
-    tool: str = typer.Option(None, "--tool", help="Glob over server.tool, e.g. 'fs.write_*'."),
-    decision: str = typer.Option(None, "--decision", help="allowed, held, approved, denied, timeout, killed, ..."),
-    since: str = typer.Option(None, "--since", help="ISO time or a span back from now: 30m, 1h, 7d."),
-    until: str = typer.Option(None, "--until", help="ISO time or a span back from now."),
-    limit: int = typer.Option(None, "--limit", "-n", help="Only the last N rows."),
+    tool: str = typer.Option(None, "--tool", metavar="GLOB", help="Glob over server.tool, e.g. 'fs.write_*'."),
+    decision: str = typer.Option(None, "--decision", metavar="DECISION", help="allowed, held, approved, denied, timeout, killed, ..."),
+    since: str = typer.Option(None, "--since", metavar="TIME", help="ISO time or a span back from now: 30m, 1h, 7d."),
+    until: str = typer.Option(None, "--until", metavar="TIME", help="ISO time or a span back from now."),
+    limit: int = typer.Option(None, "--limit", "-n", metavar="N", help="Only the last N rows."),
 ) -> None:
     """List audit rows, oldest first."""
     if ctx.invoked_subcommand is not None:

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         totp_reset: bool = typer.Option(False, "--totp-reset", help="Make a new TOTP secret and show its QR code."),
         policy: str = typer.Option(None, "--policy", help="The policy file to show and edit on the Policies page."),
     ) -> None:
-        """Serve the approval page: live queue, decisions, history, policy, kill switch."""
+        """Serve the approval page (queue, history, policy, kill switch)."""
         from signoff import logs, paths
         from signoff.web.server import serve
 

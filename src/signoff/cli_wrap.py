@@ -33,13 +33,15 @@ def register(app: typer.Typer) -> None:
     def wrap(
         target: str = typer.Argument(None, help=_TARGET),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing."),
-        policy: str = typer.Option(None, "--policy", help="Add --policy POLICY to every wrapped server."),
+        policy: str = typer.Option(None, "--policy", metavar="FILE|PRESET", help="Add --policy POLICY to every wrapped server."),
         ui: bool = typer.Option(False, "--ui", help="Add --ui (start the approval page) to every wrapped server."),
         absolute: bool = typer.Option(False, "--absolute", help="Write signoff's full path (GUI clients often lack your PATH)."),
-        command: str = typer.Option(None, "--signoff-command", help="The command that starts signoff, e.g. /opt/bin/signoff."),
+        command: str = typer.Option(None, "--signoff-command", metavar="COMMAND", help="The command that starts signoff, e.g. /opt/bin/signoff."),
         force: bool = typer.Option(False, "--force", help="Wrap servers with comments inside them (unwrap restores them)."),
     ) -> None:
-        """Rewrite a client's MCP config so every server runs through signoff (a backup is kept)."""
+        """Route a client's MCP servers through signoff (keeps a backup).
+
+        Without a target, lists the configs found and what would change."""
         from signoff import wrap as lib
         from signoff.wrap_clients import resolve
 
@@ -65,7 +67,9 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument(None, help=_TARGET),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing."),
     ) -> None:
-        """Restore a config `signoff wrap` changed (byte for byte if nobody edited it since)."""
+        """Restore a config that `signoff wrap` changed.
+
+        Byte for byte, if nobody edited it since."""
         from signoff import wrap as lib
         from signoff.wrap_clients import resolve
 
