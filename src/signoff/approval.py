@@ -160,7 +160,8 @@ class ApprovalGate:
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
         finally:
             _slot.reset(token)
-        self._remember(call, outcome.status)
+        if not outcome.approved:  # an approved call enters the history once it ran (finished())
+            self._remember(call, outcome.status)
         if outcome.approved:
             return Admission(True, decision=decision, arguments=outcome.arguments,
                              ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
