@@ -24,7 +24,9 @@ def setup(level: str | None = None, *, to_file: bool = True) -> None:
     root.propagate = False
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter = logging.Formatter(FORMAT)
+    from signoff.termsafe import SafeFormatter
+
+    formatter = SafeFormatter(FORMAT)  # model-supplied names in messages are escaped
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(formatter)
     root.addHandler(stderr)

@@ -11,6 +11,7 @@ JSON, with the same characters as `\\uXXXX` escapes).
 from __future__ import annotations
 
 import json
+import logging
 from typing import IO, Any
 
 
@@ -72,3 +73,12 @@ class SafeJsonLines:
 
     def write(self, text: str) -> int:
         return self.stream.write(escape_json(text))
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines with the message escaped: a tool name logged by a proxy whose stderr is a
+    terminal cannot paint on it, and a newline in it cannot forge a second log line.
+    (Tracebacks, which signoff writes itself, keep their lines.)"""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return clean(super().formatMessage(record))
