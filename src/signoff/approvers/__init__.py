@@ -189,8 +189,16 @@ class LineReader:
 
         self._buffer = b""
         while select.select([self.fd], [], [], 0)[0]:
-            if not os.read(self.fd, 4096):
+            if not self._read():
                 return
+
+    def _read(self) -> bytes | None:
+        """What is there to read: b'' at the end, None when another reader of the terminal took it
+        first (the descriptor is non-blocking then, so the prompt never hangs in read)."""
+        try:
+            return os.read(self.fd, 4096)
+        except BlockingIOError:
+            return None
 
     def get(self, timeout: float | None) -> str | None:
         """The next typed line without its newline, None when `timeout` passes; EOFError at the end."""
@@ -201,10 +209,10 @@ class LineReader:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not select.select([self.fd], [], [], left)[0]:
                 return None
-            chunk = os.read(self.fd, 4096)
-            if not chunk:
+            chunk = self._read()
+            if chunk == b"":
                 raise EOFError
-            self._buffer += chunk
+            self._buffer += chunk or b""
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode("utf-8", "replace").rstrip("\r")
 

@@ -80,7 +80,7 @@ def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str]]]:
     """/dev/tty in line mode with echo, input typed so far discarded; modes restored exactly after."""
     import termios
 
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # the client may read the same terminal
     try:
         saved = termios.tcgetattr(fd)
         _saved_modes[fd] = saved
@@ -92,7 +92,7 @@ def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str]]]:
         termios.tcflush(fd, termios.TCIFLUSH)
         reader = LineReader(fd)
         reader.drain()
-        with open(os.dup(fd), "w", encoding="utf-8", errors="replace") as out:
+        with open(path, "w", encoding="utf-8", errors="replace") as out:  # blocking writes
             yield reader, out
     finally:
         if fd in _saved_modes:
