@@ -233,11 +233,12 @@ ANSWERS = {"a": "a", "approve": "a", "d": "d", "deny": "d", "r": "r", "s": "s", 
 
 def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO[str], *, channel: str,
            by: str | None = None, poll_interval: float = 0.2, on_idle: Callable[[], None] | None = None,
-           keys_help: str = KEYS_HELP) -> str:
+           keys_help: str = KEYS_HELP, on_answer: Callable[[], None] | None = None) -> str:
     """Ask about one held call (the one just shown above) until it is settled.
 
     `keys` gives single keys (watch) or whole lines (the tty prompt); either way the answer
-    decides `held` and the line printed names its id. Returns approved | denied | gone (decided
+    decides `held` and the line printed names its id. `on_answer` runs once the answer is
+    known, before it takes effect (the tty prompt gives the terminal back there). Returns approved | denied | gone (decided
     elsewhere meanwhile) | skipped | quit; raises EOFError when the keys run out.
     """
     ask = f"{held.id} › {keys_help} › "
@@ -274,6 +275,8 @@ def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO
             out.flush()
             reason = keys.line(out) or None
         approve = answer == "a"
+        if on_answer is not None:
+            on_answer()
         try:
             broker.decide(held.id, approve, reason=reason, channel=channel, by=by)
         except DecisionError as exc:

@@ -6,9 +6,10 @@ about: it opens /dev/tty, saves its modes, switches to line input with echo, dis
 typed before the question (keys meant for the client must not decide a call), and reads a whole
 answer (`a` then Enter; a single stray key decides nothing). Afterwards — also on an exception,
 SIGTERM/SIGHUP or exit — the saved modes are put back exactly. Between questions nothing reads
-the terminal. Prompts run on a daemon thread fed by the broker's listeners; a call decided
-elsewhere meanwhile is dropped from the prompt. Without a terminal (an MCP Python SDK client
-starts servers in a new session, without one) it says so once and the other channels decide.
+the terminal, and proxies sharing a terminal take turns (one question on it at a time). Prompts
+run on a daemon thread fed by the broker's listeners; a call decided elsewhere meanwhile is
+dropped from the prompt. Without a terminal (an MCP Python SDK client starts servers in a new
+session, without one) it says so once and the other channels decide.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -39,15 +41,21 @@ _saved_modes: dict[int, list[Any]] = {}
 """Terminal modes to put back, by descriptor, while a prompt has changed them."""
 
 
-def _restore_all() -> None:
+def restore(fd: int) -> None:
+    """Put the terminal's saved modes back now (once; later calls do nothing)."""
     import termios
 
-    for fd, saved in list(_saved_modes.items()):
+    saved = _saved_modes.pop(fd, None)
+    if saved is not None:
         try:
             termios.tcsetattr(fd, termios.TCSANOW, saved)
         except (termios.error, OSError):
             pass  # the terminal is gone: nothing left to restore
-        _saved_modes.pop(fd, None)
+
+
+def _restore_all() -> None:
+    for fd in list(_saved_modes):
+        restore(fd)
 
 
 def _restore_on_signals() -> None:
@@ -75,9 +83,50 @@ def _restore_on_signals() -> None:
 atexit.register(_restore_all)
 
 
+def _terminal_id(path: str) -> str:
+    """Which terminal `path` is: /dev/tty names this process's controlling one (tty_nr on Linux)."""
+    if path != TTY_PATH:
+        return str(os.stat(path).st_rdev)
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[4]
+    except (OSError, IndexError):
+        return "tty"
+
+
 @contextmanager
-def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str]]]:
-    """/dev/tty in line mode with echo, input typed so far discarded; modes restored exactly after."""
+def terminal_turn(path: str, still_wanted: Callable[[], bool], poll_interval: float) -> Iterator[bool]:
+    """Wait for this terminal's turn: one prompt at a time across every proxy on it.
+
+    An AI client starts one proxy per server, all on the same terminal; two questions at once
+    would let an answer typed under one reach the other. An flock per terminal (released by the
+    kernel if a proxy dies) orders them. Yields False if the call stopped being wanted first.
+    """
+    import fcntl
+
+    from signoff import paths
+
+    lock = paths.home() / f"tty-{_terminal_id(path)}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not still_wanted():
+                    yield False
+                    return
+                time.sleep(poll_interval)
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextmanager
+def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str], Callable[[], None]]]:
+    """/dev/tty in line mode with echo, input typed so far discarded; modes restored exactly after
+    (or earlier, by the third item: once the answer is known, before the call runs)."""
     import termios
 
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # the client may read the same terminal
@@ -92,11 +141,10 @@ def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str]]]:
         termios.tcflush(fd, termios.TCIFLUSH)
         reader = LineReader(fd)
         reader.drain()
-        with open(path, "w", encoding="utf-8", errors="replace") as out:  # blocking writes
-            yield reader, out
+        with open(os.open(path, os.O_WRONLY | os.O_NOCTTY), "w", encoding="utf-8", errors="replace") as out:
+            yield reader, out, lambda: restore(fd)
     finally:
-        if fd in _saved_modes:
-            termios.tcsetattr(fd, termios.TCSANOW, _saved_modes.pop(fd))
+        restore(fd)
         os.close(fd)
 
 
@@ -153,16 +201,24 @@ class TtyApprover:
         if self.offer in self.broker.listeners:
             self.broker.listeners.remove(self.offer)
 
+    def _wanted(self, held: HeldCall) -> bool:
+        return not self._stop.is_set() and self.broker.get(held.id).status == "pending"
+
     @contextmanager
-    def _session(self) -> Iterator[tuple[LineReader, IO[str]]]:
+    def _session(self, held: HeldCall) -> Iterator[tuple[LineReader, IO[str], Callable[[], None]] | None]:
+        """The terminal for one question (None if the call was settled while waiting for a turn)."""
         if self.path is not None:
-            with terminal_session(self.path) as session:
-                yield session
+            with terminal_turn(self.path, lambda: self._wanted(held), self.poll_interval) as turn:
+                if not turn or not self._wanted(held):
+                    yield None
+                    return
+                with terminal_session(self.path) as session:
+                    yield session
             return
         assert self.tty_in is not None and self.out is not None
         reader = LineReader(self.tty_in.fileno())
         reader.drain()
-        yield reader, self.out
+        yield reader, self.out, lambda: None
 
     def _run(self) -> None:
         while True:
@@ -172,11 +228,14 @@ class TtyApprover:
             try:
                 if self.broker.get(held.id).status != "pending":
                     continue
-                with self._session() as (reader, out):
+                with self._session(held) as session:
+                    if session is None:
+                        continue
+                    reader, out, give_back = session
                     out.write("\nsignoff: a tool call needs your approval\n" + render_held(held))
                     answer = prompt(self.broker, held, reader, out, channel="tty", by=self.by,
                                     poll_interval=self.poll_interval, on_idle=lambda: self._stopping(out),
-                                    keys_help=TTY_HELP)
+                                    keys_help=TTY_HELP, on_answer=give_back)
             except _Stopped:
                 return
             except EOFError:
