@@ -4,7 +4,8 @@ Started by pexpect in a pty (its controlling terminal), it starts the proxy give
 with pipes for stdin/stdout (as AI clients do, same session, so the proxy shares the terminal),
 and reports what the terminal looked like at each step:
 
-  MODES start|started|called <stty -g>   terminal modes before the proxy, after start-up, after the call
+  MODES start|tui|started|called <stty>  terminal modes at first, in the client's own (non-canonical)
+                                         mode, after the proxy started, after the call
   client> / CLIENT GOT: <line>           a line typed into the client's own prompt reaches the client
   WAITING <file>                         it waits for that file before making the call (keys typed
                                          meanwhile sit in the terminal's input buffer)
@@ -31,6 +32,13 @@ def main() -> None:
     call, go, client_name = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
     command = sys.argv[sys.argv.index("--") + 1:]
     print("MODES start", modes(), flush=True)
+    import termios
+
+    original = termios.tcgetattr(0)
+    tui = termios.tcgetattr(0)
+    tui[3] &= ~termios.ICANON  # keys without Enter, as an interactive client's own UI reads them
+    termios.tcsetattr(0, termios.TCSANOW, tui)
+    print("MODES tui", modes(), flush=True)
     proxy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(go + ".log", "w"))
     assert proxy.stdin is not None and proxy.stdout is not None
 
@@ -65,6 +73,7 @@ def main() -> None:
     proxy.stdin.close()
     proxy.wait(30)
     print("EXIT", proxy.returncode, flush=True)
+    termios.tcsetattr(0, termios.TCSANOW, original)
     print("DONE", flush=True)
 
 
