@@ -65,3 +65,19 @@ def test_watch_key_decides_the_call_shown_above_the_prompt(signoff_home: object)
     child.expect(pexpect.EOF)
     assert broker.get(third).status == "pending"
     assert re.search(r"\x1b", screen) is None
+
+
+def test_watch_a_double_press_decides_only_the_call_it_was_shown(signoff_home: object) -> None:
+    broker = Broker(open_store())
+    first = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/srv/first"}), ASK)
+    second = broker.issue_retry(ToolCall("fs", "delete_file", {"path": "/srv/second"}), ASK)
+    child = spawn_watch()
+    child.expect_exact(PROMPT.format(first).encode())
+    child.send(b"aa")  # the second key was typed before the second call was on screen
+    child.expect_exact(f"✔ approved {first} (fs.write_file)".encode())
+    child.expect_exact(PROMPT.format(second).encode())
+    assert broker.get(second).status == "pending"
+    child.send(b"d")
+    child.expect_exact(f"✘ denied {second} (fs.delete_file)".encode())
+    child.send(b"q")
+    child.expect(pexpect.EOF)

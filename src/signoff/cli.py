@@ -8,6 +8,7 @@ import typer
 
 from signoff import __version__
 from signoff.errors import SignoffError
+from signoff.termsafe import clean
 
 
 def _plain_help_types() -> None:
@@ -105,7 +106,7 @@ def run(
                     timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
                     ui=ui)
     except SignoffError as exc:
-        typer.echo(f"signoff: {exc}", err=True)
+        typer.echo(f"signoff: {clean(exc)}", err=True)
         raise typer.Exit(2) from None
 
 
