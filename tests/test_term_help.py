@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import click  # noqa: F401 - the command tree is click's
 import typer
 from typer.testing import CliRunner
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import connect, through_signoff, time_server
 from signoff.broker import Broker
-from test_approval_e2e import call_while, next_pending, policy_file
+from test_approval_e2e import call_while, policy_file
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -1,8 +1,10 @@
 """Human approvers: the pieces `signoff watch` and the `/dev/tty` prompt share.
 
 `render_held` shows a held call the way a human should judge it (full arguments, pretty-printed,
-long values folded); `KeyReader` turns a terminal or any text stream into keys with a timeout, so
-a prompt can notice a call decided elsewhere while it waits; `prompt` asks about one call.
+long values folded, every untrusted character escaped by `termsafe`); `KeyReader` (single keys,
+for `watch`) and `LineReader` (whole lines, for the tty prompt) wait with a timeout, so a prompt
+can notice a call decided elsewhere while it waits; `prompt` asks about one call and names the
+id its answer decided.
 """
 
 from __future__ import annotations
@@ -238,8 +240,9 @@ def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO
 
     `keys` gives single keys (watch) or whole lines (the tty prompt); either way the answer
     decides `held` and the line printed names its id. `on_answer` runs once the answer is
-    known, before it takes effect (the tty prompt gives the terminal back there). Returns approved | denied | gone (decided
-    elsewhere meanwhile) | skipped | quit; raises EOFError when the keys run out.
+    known, before it takes effect (the tty prompt gives the terminal back there). Returns
+    approved | denied | gone (decided elsewhere meanwhile) | skipped | quit; raises EOFError
+    when the keys run out.
     """
     ask = f"{held.id} › {keys_help} › "
     out.write(ask)
