@@ -12,6 +12,7 @@ and reports what the terminal looked like at each step:
   RESULT <json>                          the call's result
 
 Usage: term_client.py CALL_JSON GO_FILE CLIENT_NAME -- PROXY COMMAND...
+(TERM_CLIENT_BACKGROUND=1 starts the proxy in its own process group: the terminal's background.)
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def main() -> None:
     tui[3] &= ~termios.ICANON  # keys without Enter, as an interactive client's own UI reads them
     termios.tcsetattr(0, termios.TCSANOW, tui)
     print("MODES tui", modes(), flush=True)
-    proxy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(go + ".log", "w"))
+    background = {"process_group": 0} if os.environ.get("TERM_CLIENT_BACKGROUND") else {}  # a job not in the foreground
+    proxy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(go + ".log", "w"),
+                             **background)
     assert proxy.stdin is not None and proxy.stdout is not None
 
     def send(message: dict) -> None:

@@ -8,12 +8,14 @@ decides a call; the terminal is left in signoff's modes (after start-up, a call,
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -29,13 +31,14 @@ TIME_CALL = {"name": "get_current_time", "arguments": {"timezone": "UTC"}}
 PROMPT = r"(h-[0-9a-f]+) › type a \(approve\), d \(deny\), r \(deny with a reason\) or s \(skip\), then Enter › ".encode()
 
 
-def spawn_client(tmp_path: Path, call: dict, *, client_name: str = "pty-client", name: str = "time") -> tuple[pexpect.spawn, Path]:
+def spawn_client(tmp_path: Path, call: dict, *, client_name: str = "pty-client", name: str = "time",
+                 env: dict[str, str] | None = None) -> tuple[pexpect.spawn, Path]:
     policy = tmp_path / "hold-all.yaml"
     policy.write_text(HOLD_ALL)
     go = tmp_path / "go"
     proxy = through_signoff(time_server(), "--tty", "--policy", str(policy), "--name", name)
     child = pexpect.spawn(sys.executable, [CLIENT, json.dumps(call), str(go), client_name, "--", *proxy],
-                          env=dict(os.environ), timeout=60, dimensions=(50, 220))
+                          env={**os.environ, **(env or {})}, timeout=60, dimensions=(50, 220))
     return child, go
 
 
@@ -102,3 +105,29 @@ def test_tty_without_a_controlling_terminal_says_so_once(tmp_path: Path) -> None
     err = proc.stderr.decode()
     assert err.count("no terminal for --tty approvals") == 1, err
     assert "signoff watch" in err and "signoff ui" in err
+
+
+def test_tty_a_proxy_in_the_background_never_touches_the_terminal(tmp_path: Path) -> None:
+    """Changing a terminal's modes from its background stops the process (SIGTTOU): the client
+    would hang. Such a proxy leaves the call to the other channels."""
+    child, go = spawn_client(tmp_path, TIME_CALL, env={"TERM_CLIENT_BACKGROUND": "1"})
+    child.logfile_read = screen = io.BytesIO()
+    modes(child, "start")
+    start = modes(child, "tui")
+    child.expect_exact(b"client> ")
+    child.send(b"hi\n")
+    child.expect(rb"WAITING \S+\r\n")
+    go.touch()
+    broker = Broker(open_store())
+    log = Path(f"{go}.log")
+    deadline = time.monotonic() + 30
+    while "this proxy is in its background" not in log.read_text():  # bounded poll of the proxy's log
+        assert time.monotonic() < deadline, f"the proxy never said it waits for the foreground:\n{log.read_text()}"
+        time.sleep(0.02)
+    (held,) = broker.pending()
+    broker.decide(held.id, True, channel="cli")  # another channel decides; the proxy was not stopped
+    child.expect(rb"RESULT ([^\r\n]*)")
+    assert "UTC" in child.match.group(1).decode()
+    assert modes(child, "called") == start
+    child.expect(pexpect.EOF)
+    assert b"needs your approval" not in screen.getvalue()

@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import signal
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,8 +44,6 @@ _saved_modes: dict[int, list[Any]] = {}
 
 def restore(fd: int) -> None:
     """Put the terminal's saved modes back now (once; later calls do nothing)."""
-    import termios
-
     saved = _saved_modes.pop(fd, None)
     if saved is not None:
         try:
@@ -100,35 +99,60 @@ def terminal_turn(path: str, still_wanted: Callable[[], bool], poll_interval: fl
 
     An AI client starts one proxy per server, all on the same terminal; two questions at once
     would let an answer typed under one reach the other. An flock per terminal (released by the
-    kernel if a proxy dies) orders them. Yields False if the call stopped being wanted first.
+    kernel if a proxy dies) orders them; a proxy in the terminal's background waits for the
+    foreground. Yields False if the call stopped being wanted first.
     """
-    import fcntl
-
     from signoff import paths
 
     lock = paths.home() / f"tty-{_terminal_id(path)}.lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not still_wanted():
-                    yield False
-                    return
-                time.sleep(poll_interval)
+        said = False
+        while not (_in_foreground(path) and _try_lock(fd)):
+            if not said and not _in_foreground(path):
+                log.info("not asking on the terminal yet: this proxy is in its background (a question there would "
+                         "stop it); waiting for the foreground, the other channels can decide meanwhile")
+                said = True
+            if not still_wanted():
+                yield False
+                return
+            time.sleep(poll_interval)
         yield True
     finally:
         os.close(fd)  # releases the lock
+
+
+def _try_lock(fd: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _in_foreground(path: str) -> bool:
+    """Whether this process may use its controlling terminal now: a background process that
+    changed its modes or read it would be stopped (SIGTTOU/SIGTTIN), and its client would hang."""
+    if path != TTY_PATH:
+        return True  # a terminal given by path (tests): not our controlling one
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str], Callable[[], None]]]:
     """/dev/tty in line mode with echo, input typed so far discarded; modes restored exactly after
     (or earlier, by the third item: once the answer is known, before the call runs)."""
-    import termios
-
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # the client may read the same terminal
     try:
         saved = termios.tcgetattr(fd)
@@ -241,9 +265,9 @@ class TtyApprover:
             except EOFError:
                 log.warning("the terminal closed; tty approvals stop (other channels still work)")
                 return
-            except OSError as exc:
+            except (OSError, termios.error) as exc:
                 log.warning("cannot ask on the terminal about %s (%s); it stays held for the other channels",
-                            held.id, exc.strerror or exc)
+                            held.id, getattr(exc, "strerror", None) or exc)
                 continue
             except SignoffError as exc:  # a store error: the call stays held, other channels can decide
                 log.error("tty approval of %s failed: %s", held.id, exc)
