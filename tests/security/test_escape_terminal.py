@@ -1,10 +1,11 @@
 """Hostile tool names, client names, URL hosts and arguments never reach a terminal raw.
 
-A real held call is made through the real proxy by a client whose name, tool name and arguments
-carry an OSC 52 clipboard write, a line-erase plus a fake "✔ approved" line, a C1 CSI (\\x9b),
+A real held call is made through the real proxy by a client whose name and arguments (values,
+keys, a URL host) carry an OSC 52 clipboard write, a line-erase plus a fake "✔ approved" line, a C1 CSI (\\x9b),
 DEL, a bidi override and a zero-width space. Every printer that shows it — the --tty prompt and
 `signoff watch` (each in a pseudo-terminal), `pending`, `audit` (tables, --json, export) — must
-show those characters escaped; JSON output must stay valid and mean the same values.
+show those characters escaped; JSON output must stay valid and mean the same values. (The relay
+refuses such tool names; a held row naming them is still printed escaped.)
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from pathlib import Path
 
 import pexpect
 
+from signoff.broker import Broker
+from signoff.model import Decision, ToolCall, Verdict
+from signoff.store import open_store
 from test_tty_pty import spawn_client, until_held
 
 EVIL = "\x1b]52;c;ZXZpbA==\x07\x1b[2K\r✔ approved h-000000 (fs.read_file)\n\x9b31m\u202elive\u200b\x7f"
-CALL = {"name": "get_current_time" + EVIL, "arguments": {"timezone": EVIL, "url": f"https://ex{EVIL}ample.com/",
-                                                          "k" + EVIL: ["x" + EVIL]}}
+CALL = {"name": "get_current_time", "arguments": {"timezone": EVIL, "url": f"https://ex{EVIL}ample.com/",
+                                                 "k" + EVIL: ["x" + EVIL]}}
+ASK = Decision(Verdict.ASK, "held" + EVIL)
 RAW = [b"\x1b", b"\x07", b"\xc2\x9b", "\u202e".encode(), "\u200b".encode(), b"\x7f"]
 
 
@@ -45,6 +50,9 @@ def test_escape_hostile_names_and_arguments_on_every_terminal_printer(tmp_path: 
     tty_screen = io.BytesIO()
     child.logfile_read = tty_screen
     held_id = until_held(child, go)
+    # the relay refuses such tool names now; a row in the shared store may still carry them
+    # (older proxies, other front ends): the printers must not trust the store either
+    named = Broker(open_store()).issue_retry(ToolCall("srv" + EVIL, "tool" + EVIL, {"a": EVIL}, client=EVIL), ASK)
 
     watch = pexpect.spawn(sys.executable, ["-m", "signoff", "watch"], env=dict(os.environ), timeout=30,
                           dimensions=(50, 200))
@@ -61,8 +69,10 @@ def test_escape_hostile_names_and_arguments_on_every_terminal_printer(tmp_path: 
     assert held_id.encode() in table and b"\\u202e" in table
     as_json = signoff("pending", "--json")
     assert_no_raw(as_json, "pending --json")
-    (item,) = json.loads(as_json)
+    items = {item["id"]: item for item in json.loads(as_json)}
+    item = items[held_id]
     assert (item["tool"], item["client"], item["arguments"]) == (CALL["name"], "agent" + EVIL, CALL["arguments"])
+    assert (items[named]["server"], items[named]["tool"], items[named]["reason"]) == ("srv" + EVIL, "tool" + EVIL, ASK.reason)
 
     child.send(b"d\n")
     child.expect_exact(f"✘ denied {held_id}".encode())
@@ -73,10 +83,10 @@ def test_escape_hostile_names_and_arguments_on_every_terminal_printer(tmp_path: 
 
     audit = signoff("audit")
     assert_no_raw(audit, "audit")
-    assert b"get_current_time\\x1b]52" in audit
+    assert b"srv\\x1b]52;c;ZXZpbA==\\x07" in audit
     rows = signoff("audit", "--json")
     assert_no_raw(rows, "audit --json")
-    assert CALL["name"] in {row["tool"] for row in json.loads(rows)}
+    assert "tool" + EVIL in {row["tool"] for row in json.loads(rows)}
     export = signoff("audit", "export", "--jsonl")
     assert_no_raw(export, "audit export")
-    assert CALL["name"] in {json.loads(line)["tool"] for line in export.splitlines()}
+    assert "tool" + EVIL in {json.loads(line)["tool"] for line in export.splitlines()}
