@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+from pathlib import Path
 
 import pexpect
 
@@ -81,3 +83,16 @@ def test_watch_a_double_press_decides_only_the_call_it_was_shown(signoff_home: o
     child.expect_exact(f"✘ denied {second} (fs.delete_file)".encode())
     child.send(b"q")
     child.expect(pexpect.EOF)
+
+
+def test_watch_gives_the_terminal_back_when_terminated(signoff_home: object) -> None:
+    shell = pexpect.spawn("sh", ["-c", f"stty -g; {sys.executable} -m signoff watch; stty -g"], env=dict(os.environ),
+                          timeout=30)
+    shell.expect(rb"(\S+)\r\n")
+    before = shell.match.group(1)
+    shell.expect_exact(b"waiting for held calls")
+    (watch_pid,) = (int(p) for p in Path(f"/proc/{shell.pid}/task/{shell.pid}/children").read_text().split())
+    os.kill(watch_pid, signal.SIGTERM)  # while watch has the terminal in cbreak mode
+    shell.expect(rb"([0-9a-f:]{20,})\r\n")
+    assert shell.match.group(1) == before
+    shell.expect(pexpect.EOF)

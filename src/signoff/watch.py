@@ -10,7 +10,9 @@ it. Input and output are injectable streams, so tests drive it with a script.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import IO
 
 from signoff.approvers import KEYS_HELP, KeyReader, ago, prompt, render_held
@@ -83,9 +85,16 @@ class Watch:
 
 
 def main(broker: Broker | None = None, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> None:
-    """Run the console on the terminal (or the given streams)."""
+    """Run the console on the terminal (or the given streams); the terminal's modes come back
+    however it ends (q, end of input, Ctrl-C, SIGTERM/SIGHUP)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, lambda num, _frame: sys.exit(128 + num))
     keys = KeyReader(stdin or sys.stdin)
     try:
         Watch(broker or Broker(), keys, stdout or sys.stdout).run()
     finally:
         keys.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
