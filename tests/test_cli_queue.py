@@ -181,3 +181,11 @@ def test_watch_command_reads_the_keyboard(broker: Broker) -> None:
     assert result.exit_code == 0, result.output
     assert f"✔ approved {held_id}" in result.stdout
     assert broker.get(held_id).channel == "watch"
+
+
+def test_approve_echoes_the_edited_arguments_it_applied(broker: Broker) -> None:
+    held_id = broker.issue_retry(CALL, ASK)
+    code, out, _ = signoff("approve", held_id, "--arguments", '{"path": "/tmp/b", "content": "hi\\u001b]52;c;x\\u0007"}')
+    assert code == 0
+    assert out.splitlines()[1] == 'with edited arguments: {"content": "hi\\u001b]52;c;x\\u0007", "path": "/tmp/b"}'
+    assert broker.get(held_id).edited_arguments == {"path": "/tmp/b", "content": "hi\x1b]52;c;x\x07"}

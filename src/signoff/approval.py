@@ -174,7 +174,8 @@ class ApprovalGate:
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
         finally:
             _slot.reset(token)
-        self._remember(call, outcome.status)
+        if not outcome.approved:  # an approved call enters the history once it ran (finished())
+            self._remember(call, outcome.status)
         if outcome.status == "denied" and outcome.channel == "signoff":  # the store failed the held call
             self._record(call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
                          held_id=outcome.held_id or None, policy_hash=policy_hash)

@@ -7,6 +7,7 @@ import json
 import typer
 
 from signoff.errors import PolicyError
+from signoff.termsafe import clean
 
 policy_app = typer.Typer(help="Check a policy file, and explain its decision for a call.", no_args_is_help=True)
 
@@ -115,7 +116,8 @@ def replay(
     total = sum(counts.values())
     for c in changes:
         args = json.dumps(c.arguments, ensure_ascii=False)
-        typer.echo(f"#{c.row_id} {c.time} {c.tool}: {c.was} -> {c.now.upper()}  ({c.rule or 'default'}: {c.reason})  {args[:120]}")
+        typer.echo(clean(f"#{c.row_id} {c.time} {c.tool}: {c.was} -> {c.now.upper()}  ({c.rule or 'default'}: {c.reason})  "
+                         f"{args[:120]}"))  # recorded calls carry the model's text: escaped
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if k.split("→")[0] != k.split("→")[1])
     typer.echo(f"{total} recorded calls replayed; {len(changes)} would change" + (f" ({summary})" if summary else "") + ".")
     typer.echo("(tool annotations are not recorded: rules on annotations see the MCP defaults)")

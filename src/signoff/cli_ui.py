@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         link: bool = typer.Option(False, "--link", help="Print the page's link with its secret token, and exit."),
         logged: bool = typer.Option(False, "--logged", hidden=True, help="stderr is a log file: no token in it."),
     ) -> None:
-        """Serve the approval page: live queue, decisions, history, policy, kill switch."""
+        """Serve the approval page (queue, history, policy, kill switch)."""
         from signoff import logs, paths
         from signoff.web.server import serve
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -141,8 +142,13 @@ def create_app(ui: UI) -> Starlette:
             return None, refuse(400, "the request body must be JSON")
         if not isinstance(body, dict) or not guard.use_csrf(request.headers.get("x-csrf-token") or body.get("csrf")):
             return None, refuse(403, "missing, used or expired CSRF token: reload the page")
-        if totp and not guard.totp_ok(str(body.get("totp") or "")):
-            return None, refuse(403, "wrong or reused TOTP code")
+        if totp:
+            problem, wait = guard.totp_refusal(str(body.get("totp") or ""), request.client.host if request.client else "-")
+            if problem and wait:
+                return None, JSONResponse({"error": problem}, status_code=429,
+                                          headers={"Retry-After": str(math.ceil(wait))})
+            if problem:
+                return None, refuse(403, problem)
         return body, None
 
     def with_csrf(payload: dict[str, Any], status: int = 200) -> JSONResponse:
