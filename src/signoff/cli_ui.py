@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         totp: bool = typer.Option(False, "--totp", help="Require a TOTP code for approvals and policy edits."),
         totp_reset: bool = typer.Option(False, "--totp-reset", help="Make a new TOTP secret and show its QR code."),
         policy: str = typer.Option(None, "--policy", help="The policy file to show and edit on the Policies page."),
+        public_url: str = typer.Option(None, "--public-url", help="The address phones use to reach this page "
+                                       "(e.g. http://laptop.tailnet.ts.net:8765); accepted as a Host/Origin."),
     ) -> None:
         """Serve the approval page: live queue, decisions, history, policy, kill switch."""
         from signoff import logs, paths
@@ -26,4 +28,5 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"signoff: warning: listening on {host}: anyone who can reach it and has the token can approve calls", err=True)
         if totp_reset:
             (paths.home() / "ui-totp").unlink(missing_ok=True)
-        serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser, out=sys.stderr)
+        serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser, out=sys.stderr,
+              public_url=public_url)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import replace
 
 import anyio
 
 from signoff import logs
 from signoff.config import command_name, load_config, parse_duration, server_specs
-from signoff.errors import ConfigError, SignoffError
+from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
 from signoff.upstream import ServerSpec
 
@@ -52,6 +54,7 @@ def build_gate_factory(
     notify: list[str] | None = None,
     desktop: bool = False,
     link: str | None = None,
+    servers: tuple[str, ...] = (),
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both."""
@@ -72,6 +75,7 @@ def build_gate_factory(
     broker = Broker(open_store(background_checkpoints=True))
     for call in broker.mark_abandoned():
         log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
+    note_proxy(broker, policy_source, holder.policy.hash, servers)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -83,6 +87,23 @@ def build_gate_factory(
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
     return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress)
+
+
+def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...]) -> None:
+    """Tell the approval page which policy this proxy runs (file path or preset, and its hash)."""
+    import socket
+
+    from signoff.broker import pid_alive
+    from signoff.policy import PRESETS
+
+    kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
+    label = os.path.abspath(source) if kind == "file" else (source or "")
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
+            "servers": list(servers), "started": time.time()}
+    try:
+        broker.store.note_proxy(info, pid_alive)
+    except StoreError as exc:  # only the Policies page misses it
+        log.warning("cannot record this proxy's policy for the approval page: %s", exc)
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -106,6 +127,7 @@ def main(
     notify: list[str] | None = None,
     desktop: bool = False,
     ui: bool = False,
+    public_url: str | None = None,
 ) -> None:
     logs.setup(log_level)
     specs, config_policy = resolve_servers(command, config_path, name)
@@ -119,12 +141,13 @@ def main(
     if ui:
         from signoff.web.server import ensure_running
 
-        link = ensure_running(policy=policy or config_policy)
+        link = ensure_running(policy=policy or config_policy, public_url=public_url)
         log.warning("approval page: %s", link)
+    review_base = public_url or (link.split("?")[0] if link else None)
 
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                  link=link.split("?")[0] if link else None)
+                                  link=review_base, servers=tuple(spec.name for spec in specs))
 
     if http:
         gate_factory = make_factory()

@@ -59,6 +59,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2: the tool's input schema, to check arguments a person edits
         "ALTER TABLE held ADD COLUMN input_schema TEXT",
     ),
+    (  # 3: the tool's annotations (destructiveHint, openWorldHint…), so the page's risk is the tool's own
+        "ALTER TABLE held ADD COLUMN annotations TEXT",
+    ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
 
@@ -96,6 +99,7 @@ class HeldCall:
     decided_at: float | None = None
     edited_arguments: Mapping[str, Any] | None = None
     input_schema: Mapping[str, Any] | None = None
+    annotations: Mapping[str, Any] | None = None
 
     @property
     def qualified(self) -> str:
@@ -158,6 +162,9 @@ class Store(Protocol):
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall: ...
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
     def change_token(self) -> int: ...
+    def queue_signature(self) -> str: ...
+    def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None: ...
+    def proxies(self) -> list[dict[str, Any]]: ...
     def get_kill(self) -> KillState: ...
     def set_kill(self, state: KillState, resolution: Callable[[HeldCall], Resolution] | None) -> list[HeldCall]: ...
     def remembered(self, *, include_revoked: bool = False) -> list[Remembered]: ...
@@ -181,6 +188,7 @@ def _held(row: sqlite3.Row) -> HeldCall:
     data["session_history"] = tuple(_loads(data["session_history"]) or ())
     data["edited_arguments"] = _loads(data["edited_arguments"])
     data["input_schema"] = _loads(data.get("input_schema"))
+    data["annotations"] = _loads(data.get("annotations")) or {}
     for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
         data[text] = data[text] or ""
     return HeldCall(**data)
@@ -316,6 +324,31 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
         return (version << 32) + self._writes
+
+    def queue_signature(self) -> str:
+        """What the page's queue shows, in a few bytes: pending ids (with deadlines) and the kill switch.
+
+        Read-only and index-only, so an idle page can compare it often and push only on change."""
+        rows = self._read("SELECT id, deadline FROM held WHERE status = 'pending' ORDER BY created")
+        kill = self._read("SELECT value FROM state WHERE key = 'kill'")
+        return canonical_json([[r[0], r[1]] for r in rows] + [kill[0][0] if kill else None])
+
+    # ------------------------------------------------------------------ running proxies
+
+    def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None:
+        """Record which policy this proxy runs (`proxy:<host>:<pid>`), dropping dead proxies' entries."""
+        host, pid = info["host"], info["pid"]
+        with self._write() as conn:
+            for (key,) in conn.execute("SELECT key FROM state WHERE substr(key, 1, ?) = ?",
+                                     (len(f"proxy:{host}:"), f"proxy:{host}:")).fetchall():
+                other = key.rsplit(":", 1)[1]
+                if other.isdigit() and int(other) != pid and not alive(int(other)):
+                    conn.execute("DELETE FROM state WHERE key = ?", (key,))
+            conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                         (f"proxy:{host}:{pid}", canonical_json(info)))
+
+    def proxies(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._read("SELECT value FROM state WHERE substr(key, 1, 6) = 'proxy:' ORDER BY key")]
 
     # ------------------------------------------------------------------ held calls
 

@@ -8,6 +8,7 @@ replaced atomically; every running proxy picks the change up on its next call.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,44 @@ from signoff.policy import Policy, Rule
 
 
 def rules(text: str, source: str) -> list[dict[str, Any]]:
-    """Each rule with its index, line and a one-line summary."""
+    """Each rule with its index, line, a one-line summary and the rule as YAML (lists as YAML lists)."""
     data, locator = yamlsrc.load_yaml(text, source=source, error=PolicyError)
     out = []
     for index, rule in enumerate((data or {}).get("hitl_policies") or []):
         summary = ", ".join(f"{k}: {v}" for k, v in rule.items()) if isinstance(rule, dict) else str(rule)
-        out.append({"index": index, "line": locator.line_of(("hitl_policies", index)), "summary": summary})
+        block = yaml.safe_dump(rule, sort_keys=False, allow_unicode=True, default_flow_style=False).rstrip("\n")
+        out.append({"index": index, "line": locator.line_of(("hitl_policies", index)), "summary": summary,
+                     "yaml": block})
     return out
+
+
+_CEL = re.compile(r"(?P<prefix>.*?)invalid CEL expression '(?P<expr>.*?)': .*?<input>:\d+:(?P<col>\d+): Syntax error: (?P<what>.*)", re.S)
+
+
+def plain_error(message: str) -> str:
+    """A policy error in plain words: CEL parser jargon becomes what is wrong and where."""
+    match = _CEL.search(message)
+    if not match:
+        if "undeclared reference" in message:
+            name = re.search(r"undeclared reference to '([^']+)'", message)
+            return (f"the condition uses an unknown name{f' ({name.group(1)!r})' if name else ''}: conditions can use "
+                    "args (the call's arguments, e.g. args.path), tool, server and annotations")
+        return message
+    expr, col, what = match.group("expr"), int(match.group("col")), match.group("what").strip()
+    where = f"in the condition {expr!r} at character {col}"
+    if "input '<EOF>'" in what:
+        plain = f"the condition {expr!r} ends too early: something is missing at the end (a value after an operator?)"
+    elif (found := re.search(r"token recognition error at: '(.*?)'", what)):
+        token = found.group(1).strip()
+        hint = " (to compare, use ==)" if token == "=" else ""
+        plain = f"{token!r} is not understood {where}{hint}"
+    elif (found := re.search(r"(?:mismatched|extraneous) input '(.*?)'", what)):
+        plain = f"{found.group(1)!r} is not expected {where}"
+    elif (found := re.search(r"no viable alternative at input '(.*?)'", what)):
+        plain = f"{found.group(1)!r} does not make sense {where}"
+    else:
+        plain = f"the condition {expr!r} is not valid CEL ({what.split(' expecting ')[0]})"
+    return match.group("prefix") + plain + ". Conditions are CEL, e.g. args.amount > 100 && args.currency == \"EUR\""
 
 
 def _item_lines(text: str, source: str) -> tuple[list[str], list[int], int]:

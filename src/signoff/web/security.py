@@ -39,15 +39,28 @@ def load_secret(name: str, *, create: bool = True) -> str | None:
     return value
 
 
+def home_id() -> str:
+    """Names this SIGNOFF_HOME without revealing its path: `run --ui` adopts only its own page."""
+    import hashlib
+
+    return hashlib.sha256(str(paths.home().resolve()).encode()).hexdigest()[:16]
+
+
 class Guard:
     """Checks every request against the token, the Host header, the origin and CSRF/TOTP."""
 
-    def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None):
+    def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None,
+                 public_url: str | None = None):
         self.token = token
         self.port = port
         names = {host, "127.0.0.1", "localhost", "[::1]"}
         self.allowed_hosts = {f"{name}:{port}" for name in names}
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
+        if public_url:  # the address a phone uses (e.g. over Tailscale, perhaps behind an HTTPS proxy)
+            parts = urlsplit(public_url)
+            self.allowed_hosts.add(parts.netloc.lower())
+            self.origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+        self.home_id = home_id()
         self.totp_secret = totp_secret
         self._csrf: OrderedDict[str, float] = OrderedDict()
         self._used_totp: OrderedDict[str, float] = OrderedDict()
