@@ -271,10 +271,10 @@ def create_app(ui: UI) -> Starlette:
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
     async def static(request: Request) -> Response:
-        _, refusal = who(request)
-        if refusal:
-            return refusal
         name = request.path_params["name"]
+        _, refusal = who(request)
+        if refusal and not (name == "app.css" and refusal.status_code == 401):  # the review landing page's style
+            return refusal
         types = {"app.js": "text/javascript", "app.css": "text/css", "form.js": "text/javascript"}
         if name not in types:
             return PlainTextResponse("not found", status_code=404)

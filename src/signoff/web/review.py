@@ -44,7 +44,8 @@ def routes(ui: Any, guard: Guard, cookie: str) -> list[Route]:
             return page(403, str(exc))
         return HTMLResponse(LANDING.format(held_id=escape(held_id)), headers={
             "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
-            "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+            # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the form's POST
+            "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
 
     async def redeem(request: Request) -> Response:
         problem = guard.host_refusal(request.headers.get("host"))
