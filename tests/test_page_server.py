@@ -4,6 +4,7 @@ nothing, held rows stay small whatever the session did, and risk is the tool's o
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -201,3 +202,15 @@ def test_healthz_names_the_home_without_revealing_it(broker: Broker, signoff_hom
     client, _ = logged_in(broker)
     answer = client.get("/healthz").text
     assert answer == f"signoff ui home={home_id()}" and str(signoff_home) not in answer
+
+
+def test_the_idle_page_benchmark_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "SIGNOFF_HOME": str(tmp_path / "bench")}
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_page_idle.py"), "--smoke"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sent while idle" in done.stdout and "page process CPU" in done.stdout
