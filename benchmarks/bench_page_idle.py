@@ -19,14 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def clock_ticks(pid: int) -> float | None:
-    """CPU seconds (user + system) the process has used, or None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_peers import cpu_seconds  # noqa: E402 - a sibling script, not a package
 
 
 def free_port() -> int:
@@ -77,7 +71,7 @@ def measure(port: int, token: str, seconds: float, pid: int) -> tuple[int, int, 
             raise SystemExit("the page closed the stream")
         buffer += chunk
     first = len(buffer)
-    cpu_start, start = clock_ticks(pid), time.monotonic()
+    cpu_start, start = cpu_seconds(pid), time.monotonic()
     later = 0
     sock.settimeout(0.5)
     while time.monotonic() - start < seconds:
@@ -88,7 +82,7 @@ def measure(port: int, token: str, seconds: float, pid: int) -> tuple[int, int, 
         if not chunk:
             break
         later += len(chunk)
-    cpu_end = clock_ticks(pid)
+    cpu_end = cpu_seconds(pid)
     sock.close()
     cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
     return first, later, cpu

@@ -36,6 +36,14 @@ def held(broker: Broker, tool: str = "write_file", arguments: dict | None = None
                               Decision(Verdict.ASK, reason, "hitl_policies[0]", timeout), "hash")
 
 
+async def card_of(page, url: str, held_id: str):
+    """Open the page and wait for one held call's card."""
+    await page.goto(url)
+    card = page.locator(f"#call-{held_id}")
+    await card.wait_for(timeout=15000)
+    return card
+
+
 async def until(check, timeout: float = 15) -> None:
     with anyio.fail_after(timeout):
         while not await check():
@@ -74,9 +82,7 @@ async def test_a_decision_is_confirmed_as_final(policy: Path) -> None:
     broker = Broker()
     approve_id, deny_id = held(broker), held(broker, arguments={"path": "/etc/passwd", "content": "x"})
     async with approval_page(policy) as url, browser_page() as page:
-        await page.goto(url)
-        card = page.locator(f"#call-{approve_id}")
-        await card.wait_for(timeout=15000)
+        card = await card_of(page, url, approve_id)
         await card.locator("button.approve").click()
         done = page.locator("#decided li.approved")
         await done.wait_for(timeout=15000)
@@ -113,9 +119,7 @@ async def test_arguments_are_edited_in_a_form_built_from_the_schema(policy: Path
     broker = Broker()
     held_id = held(broker, "copy_file", {"path": "/a", "count": 2, "mode": "fast", "tags": ["x"]}, input_schema=SCHEMA)
     async with approval_page(policy) as url, browser_page() as page:
-        await page.goto(url)
-        card = page.locator(f"#call-{held_id}")
-        await card.wait_for(timeout=15000)
+        card = await card_of(page, url, held_id)
         await card.locator("button.edit").click()
         form = card.locator(".schema-form")
         await form.wait_for(state="visible", timeout=5000)
@@ -196,9 +200,7 @@ async def test_phone_shows_one_whole_call_and_tables_scroll(policy: Path) -> Non
                                       "mode": "overwrite", "create_dirs": True, "encoding": "utf-8"},
                    annotations={"destructiveHint": True, "openWorldHint": False})
     async with approval_page(policy) as url, browser_page(viewport={"width": 390, "height": 844}) as page:
-        await page.goto(url)
-        card = page.locator(f"#call-{held_id}")
-        await card.wait_for(timeout=15000)
+        card = await card_of(page, url, held_id)
         box = await card.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
         assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box  # the whole call, buttons included

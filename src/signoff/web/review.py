@@ -34,33 +34,36 @@ def routes(ui: Any, guard: Guard, cookie: str) -> list[Route]:
         return PlainTextResponse(text, status_code=status, headers={"Cache-Control": "no-store",
                                                                     "Referrer-Policy": "no-referrer"})
 
-    async def landing(request: Request) -> Response:
+    def check(request: Request, *, spend: bool) -> tuple[str, Response | None]:
+        """The link's call, or the refusal: wrong Host, (to spend) not same-origin, bad, expired or spent."""
         problem = guard.host_refusal(request.headers.get("host"))
         if problem:
-            return page(421, problem)
+            return "", page(421, problem)
+        problem = spend and guard.origin_refusal(request.headers.get("origin"), request.headers.get("referer"))
+        if problem:
+            return "", page(403, problem)
         try:
-            held_id, _, _ = links.check_review(ui.link_key, request.path_params["token"])
+            held_id, nonce, expires = links.check_review(ui.link_key, request.path_params["token"])
         except links.LinkProblem as exc:
-            return page(403, str(exc))
+            return "", page(403, str(exc))
+        if spend and not ui.spent.spend(nonce, expires):
+            return "", page(403, "this review link was already used: links work once. Open the page with its full "
+                                 "URL, or ask for a new notification")
+        return held_id, None
+
+    async def landing(request: Request) -> Response:
+        held_id, refusal = check(request, spend=False)
+        if refusal:
+            return refusal
         return HTMLResponse(LANDING.format(held_id=escape(held_id)), headers={
             "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
             # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the form's POST
             "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
 
     async def redeem(request: Request) -> Response:
-        problem = guard.host_refusal(request.headers.get("host"))
-        if problem:
-            return page(421, problem)
-        problem = guard.origin_refusal(request.headers.get("origin"), request.headers.get("referer"))
-        if problem:
-            return page(403, problem)
-        try:
-            held_id, nonce, expires = links.check_review(ui.link_key, request.path_params["token"])
-        except links.LinkProblem as exc:
-            return page(403, str(exc))
-        if not ui.spent.spend(nonce, expires):
-            return page(403, "this review link was already used: links work once. Open the page with its full URL, "
-                             "or ask for a new notification")
+        held_id, refusal = check(request, spend=True)
+        if refusal:
+            return refusal
         response = Response(status_code=303, headers={"Location": f"/#{held_id}", "Cache-Control": "no-store"})
         # Lax, not Strict: the person arrives from a notification app (another site); the cookie
         # only reaches this one call, and every change still needs the same-origin + CSRF checks.
