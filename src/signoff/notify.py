@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from signoff.model import ToolCall, canonical_json
-from signoff.web.links import review_link
+from signoff.web.links import link_key, review_link
 
 log = logging.getLogger("signoff.notify")
 
@@ -69,6 +69,7 @@ class Notifier:
         self.link = link
         self.timeout = timeout
         self._apprise: Any = None
+        self._key: bytes | None = None
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -78,11 +79,23 @@ class Notifier:
         """Notify in the background; returns the worker thread (tests join it)."""
         if not self.urls:
             return None
-        link = review_link(self.link, held_id) if self.link else None
+        link = self._review_link(held_id)
         title, body = message_for(call, held_id, reason, link)
         worker = threading.Thread(target=self._send, args=(title, body), name=f"notify-{held_id}", daemon=True)
         worker.start()
         return worker
+
+    def _review_link(self, held_id: str) -> str | None:
+        """A per-call review link (never the page's master token); none if the key cannot be read."""
+        if not self.link:
+            return None
+        try:
+            if self._key is None:
+                self._key = link_key()
+            return review_link(self.link, held_id, key=self._key)
+        except OSError as exc:
+            log.warning("cannot make a review link (%s); the notification goes without one", exc)
+            return None
 
     def _clients(self) -> list[tuple[str, Any]]:
         """One apprise client per URL, so a failure names the notifier that failed."""

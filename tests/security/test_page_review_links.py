@@ -168,3 +168,17 @@ def test_run_ui_does_not_adopt_a_page_serving_another_home(tmp_path: Path, monke
     finally:
         foreign.shutdown()
     assert f":{port}/" not in url and started and started[0][started[0].index("--port") + 1] != str(port)
+
+
+def test_the_link_key_is_one_private_file_even_when_processes_race(signoff_home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "from signoff.web.links import link_key; print(link_key().decode())"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and keys == {links.link_key().decode()}
+    key_file = signoff_home / links.KEY_FILE
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    assert sorted(os.listdir(signoff_home)) == [links.KEY_FILE]  # no temporary files left behind
