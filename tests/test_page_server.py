@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from signoff import paths
+from signoff import paths, risk
 from signoff.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
 from signoff.web import app as web_app
@@ -214,3 +214,19 @@ def test_the_idle_page_benchmark_runs(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sent while idle" in done.stdout and "page process CPU" in done.stdout
+
+
+@pytest.mark.anyio
+async def test_a_held_call_through_the_real_proxy_carries_the_tools_annotations(tmp_path: Path) -> None:
+    from conftest import connect, fake_server, through_signoff
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("hitl_policies:\n  - tool: '*.write_file'\n    hold: retry\n")
+    async with connect(through_signoff(fake_server(), "--policy", str(policy))) as client:
+        await client.list_tools()  # as clients do before calling (the proxy's own prefetch may still be running)
+        result = await client.call_tool("write_file", {"path": str(tmp_path / "x"), "content": "y"})
+    assert result.is_error and "held for the user's approval" in result.content[0].text
+    [held] = Broker().store.list_held("pending")
+    assert held.annotations == {"readOnlyHint": False, "destructiveHint": True}
+    level, why = risk.assess(held.rule, held.annotations, held.arguments)
+    assert level == "critical" and "irreversible" in why and "declares no hints" not in why
