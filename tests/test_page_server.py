@@ -230,3 +230,21 @@ async def test_a_held_call_through_the_real_proxy_carries_the_tools_annotations(
     assert held.annotations == {"readOnlyHint": False, "destructiveHint": True}
     level, why = risk.assess(held.rule, held.annotations, held.arguments)
     assert level == "critical" and "irreversible" in why and "declares no hints" not in why
+
+
+@pytest.mark.anyio
+async def test_the_policies_page_follows_a_running_proxys_reload(tmp_path: Path, broker: Broker) -> None:
+    from conftest import connect, fake_server, through_signoff
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("hitl_policies:\n  - tool: '*.write_file'\n")
+    client, _ = logged_in(broker, policy=str(policy))
+    async with connect(through_signoff(fake_server(), "--policy", str(policy)),
+                       env={"SIGNOFF_POLICY_RELOAD_INTERVAL": "0"}) as session:
+        await session.call_tool("echo", {"text": "hi"})
+        [before] = client.get("/api/policy").json()["running"]
+        assert before["source"] == str(policy) and before["kind"] == "file" and before["same_as_shown"] is True
+        policy.write_text("hitl_policies:\n  - tool: '*.write_file'\n  - tool: '*.delete_file'\n")
+        await session.call_tool("echo", {"text": "again"})  # the proxy reloads on its call path
+        [after] = client.get("/api/policy").json()["running"]
+    assert after["hash"] != before["hash"] and after["same_as_shown"] is True

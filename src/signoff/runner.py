@@ -65,9 +65,17 @@ def build_gate_factory(
     from signoff.reload import PolicyHolder
     from signoff.store import open_store
 
+    noted: list[Broker] = []  # once the store is open, every policy (re)load is recorded for the page
+
+    def load_and_note(source: str) -> Policy:
+        policy = load_policy(source)
+        if noted:
+            note_proxy(noted[0], policy_source, policy.hash, servers)
+        return policy
+
     if policy_source:
         interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
-        holder = PolicyHolder(policy_source, load_policy, interval=interval)
+        holder = PolicyHolder(policy_source, load_and_note, interval=interval)
         log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
     else:
         holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
@@ -76,6 +84,7 @@ def build_gate_factory(
     for call in broker.mark_abandoned():
         log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     note_proxy(broker, policy_source, holder.policy.hash, servers)
+    noted.append(broker)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -99,7 +108,7 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
     kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
     label = os.path.abspath(source) if kind == "file" else (source or "")
     info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
-            "servers": list(servers), "started": time.time()}
+            "servers": list(servers), "noted_at": time.time()}
     try:
         broker.store.note_proxy(info, pid_alive)
     except StoreError as exc:  # only the Policies page misses it
