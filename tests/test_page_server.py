@@ -248,3 +248,24 @@ async def test_the_policies_page_follows_a_running_proxys_reload(tmp_path: Path,
         await session.call_tool("echo", {"text": "again"})  # the proxy reloads on its call path
         [after] = client.get("/api/policy").json()["running"]
     assert after["hash"] != before["hash"] and after["same_as_shown"] is True
+
+
+def test_a_flooded_queue_is_pushed_at_a_bounded_rate(broker: Broker, monkeypatch) -> None:
+    """A model making held calls as fast as it can: pushes are spaced by their size."""
+    import time
+
+    monkeypatch.setattr(web_app, "PUSH_BYTES_PER_SECOND", 20_000)
+    for i in range(5):
+        hold(broker, path=f"/p{i}", content="x" * 2000)
+    client, _ = logged_in(broker)
+    sizes, times = [], []
+    with client.stream("GET", "/events") as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                sizes.append(len(line))
+                times.append(time.monotonic())
+                if len(sizes) == 2:
+                    break
+                for i in range(20):  # the flood, right after the first push
+                    hold(broker, path=f"/flood{i}")
+    assert times[1] - times[0] >= sizes[0] / 20_000 * 0.9  # at most ~20 KB/s here

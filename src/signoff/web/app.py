@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from html import escape as html_escape
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -41,6 +42,8 @@ EVENT_POLL = 0.1
 """How often an open page's stream checks the store's change counter (one cheap PRAGMA)."""
 HEARTBEAT = 15.0
 """An idle stream sends only an SSE comment this often, so proxies and browsers keep it open."""
+PUSH_BYTES_PER_SECOND = 1_000_000
+"""Pushes are spaced so that one page receives at most ~1 MB/s however fast the queue changes."""
 PAGE_VALUE_CHARS = 2000
 PAGE_ARGS_CHARS = 20000
 """The queue carries each call's arguments folded to this size; the call's own view has them all."""
@@ -267,7 +270,7 @@ def create_app(ui: UI) -> Starlette:
         assert access is not None
         html = STATIC.joinpath("index.html").read_text(encoding="utf-8")
         html = (html.replace("{{csrf}}", guard.new_csrf()).replace("{{totp}}", "1" if guard.totp_required else "")
-                .replace("{{scope}}", access.call or ""))
+                .replace("{{scope}}", html_escape(access.call or "")))
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
     async def static(request: Request) -> Response:
@@ -330,7 +333,11 @@ def create_app(ui: UI) -> Starlette:
             token: int | None = None
             signature: str | None = None
             next_deadline = 0.0
+            quiet_until = 0.0  # a model flooding the queue cannot make the page stream without pause
             while True:
+                if time.monotonic() < quiet_until:
+                    await anyio.sleep(min(EVENT_POLL, quiet_until - time.monotonic()))
+                    continue
                 current = await anyio.to_thread.run_sync(ui.store.change_token)
                 due = bool(next_deadline) and time.time() >= next_deadline
                 if current != token or due:
@@ -341,7 +348,9 @@ def create_app(ui: UI) -> Starlette:
                         signature = await anyio.to_thread.run_sync(ui.queue_signature, access)
                         retry = [h["deadline"] for h in queue["pending"] if h.get("hold_mode") == "retry"]
                         next_deadline = min(retry) if retry else 0.0
-                        yield {"event": "queue", "data": json.dumps(queue)}
+                        data = json.dumps(queue)
+                        quiet_until = time.monotonic() + len(data) / PUSH_BYTES_PER_SECOND
+                        yield {"event": "queue", "data": data}
                 await anyio.sleep(EVENT_POLL)
 
         return EventSourceResponse(stream(), ping=int(HEARTBEAT))

@@ -109,8 +109,11 @@ function showFacts(node, held) {
   // What the call does, first: the facts the policy recognised when there are any, else the
   // first arguments (keys in the tool's order), each on one short line.
   const dl = $(".facts", node);
-  const facts = Array.isArray(held.facts) && held.facts.length ? held.facts
-    : ordered(held.arguments).slice(0, FACTS).map(([k, v]) => ({ label: k, value: v }));
+  // held.facts (from the policy, when it recognises the action): [{label, value}] or {label: value}
+  const given = Array.isArray(held.facts) ? held.facts
+    : held.facts && typeof held.facts === "object" ? Object.entries(held.facts).map(([label, value]) => ({ label, value })) : [];
+  held.facts = given;
+  const facts = given.length ? given : ordered(held.arguments).slice(0, FACTS).map(([k, v]) => ({ label: k, value: v }));
   for (const fact of facts) {
     const dt = document.createElement("dt");
     dt.textContent = String(fact.label ?? fact.name ?? "");
