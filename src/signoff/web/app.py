@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 from html import escape as html_escape
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from signoff import risk
-from signoff.broker import Broker, compact_arguments, pid_alive
+from signoff.broker import Broker, compact_arguments
 from signoff.errors import AlreadyDecidedError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.model import canonical_json
 from signoff.web import links, policy_edit
@@ -145,39 +144,8 @@ class UI:
             out.append({"tool": tool, **c, "suggestion": suggestion})
         return out
 
-    def running_policies(self) -> list[dict[str, Any]]:
-        """The policies the running proxies recorded at start, grouped (dead proxies left out)."""
-        host = socket.gethostname()
-        groups: dict[tuple[str, str], dict[str, Any]] = {}
-        for proxy in self.store.proxies():
-            if proxy.get("host") == host and not pid_alive(int(proxy.get("pid") or 0)):
-                continue
-            key = (proxy.get("source") or "", proxy.get("hash") or "")
-            group = groups.setdefault(key, {"source": key[0], "kind": proxy.get("kind") or "file",
-                                            "hash": key[1][:12], "proxies": 0, "servers": []})
-            group["proxies"] += 1
-            group["servers"].extend(s for s in proxy.get("servers") or [] if s not in group["servers"])
-        return list(groups.values())
-
     def policy_view(self) -> dict[str, Any]:
-        from signoff.policy import Policy, resolve_policy_source
-
-        running = self.running_policies()
-        source, editable = self.policy_path, bool(self.policy_path)
-        if not source and running and running[0]["source"]:
-            source = running[0]["source"]  # shown read-only: what the proxies actually run
-        if not source:
-            return {"path": None, "text": None, "rules": [], "running": running, "editable": False}
-        try:
-            text, label = resolve_policy_source(source.removeprefix("preset:"))
-            current = Policy.from_text(text, source=label).hash[:12]
-            problem = None
-        except PolicyError as exc:
-            text, label, current, problem = "", source, None, policy_edit.plain_error(str(exc))
-        for group in running:
-            group["same_as_shown"] = group["source"] in (source, label) and group["hash"] == current
-        return {"path": label, "text": text, "rules": policy_edit.rules(text, label) if text else [],
-                "running": running, "editable": editable, "hash": current, "problem": problem}
+        return policy_edit.page(self.store, self.policy_path)
 
 
 def edited_arguments_problem(broker: Broker, held_id: str, arguments: Any) -> str | None:

@@ -1,4 +1,5 @@
-"""Adding and removing policy rules from the web page, keeping the file's comments and layout.
+"""The Policies page: the policy the running proxies use, and adding and removing rules from the
+web page, keeping the file's comments and layout.
 
 Edits are made to the text (a new rule is appended to `hitl_policies`, a removed rule's lines
 are cut), the result is validated as a whole policy before anything is written, and the file is
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from signoff import yamlsrc
+from signoff.broker import pid_alive
 from signoff.errors import PolicyError
 from signoff.policy import Policy, Rule
 
@@ -120,3 +123,42 @@ def _save(path: str, text: str) -> str:
         fh.write(text)
     os.replace(tmp, path)
     return text
+
+
+def running_policies(store: Any) -> list[dict[str, Any]]:
+    """The policies the running proxies recorded (at start and on each reload), grouped; dead
+    proxies on this host are left out."""
+    host = socket.gethostname()
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for proxy in store.proxies():
+        if proxy.get("host") == host and not pid_alive(int(proxy.get("pid") or 0)):
+            continue
+        key = (proxy.get("source") or "", proxy.get("hash") or "")
+        group = groups.setdefault(key, {"source": key[0], "kind": proxy.get("kind") or "file",
+                                        "hash": key[1][:12], "proxies": 0, "servers": []})
+        group["proxies"] += 1
+        group["servers"].extend(s for s in proxy.get("servers") or [] if s not in group["servers"])
+    return list(groups.values())
+
+
+def page(store: Any, policy_path: str | None) -> dict[str, Any]:
+    """What the Policies page shows: the editable file given to `signoff ui --policy`, or else
+    (read-only) the policy the running proxies use, preset included."""
+    from signoff.policy import resolve_policy_source
+
+    running = running_policies(store)
+    source, editable = policy_path, bool(policy_path)
+    if not source and running and running[0]["source"]:
+        source = running[0]["source"]
+    if not source:
+        return {"path": None, "text": None, "rules": [], "running": running, "editable": False}
+    try:
+        text, label = resolve_policy_source(source.removeprefix("preset:"))
+        current: str | None = Policy.from_text(text, source=label).hash[:12]
+        problem = None
+    except PolicyError as exc:
+        text, label, current, problem = "", source, None, plain_error(str(exc))
+    for group in running:
+        group["same_as_shown"] = group["source"] in (source, label, os.path.abspath(source)) and group["hash"] == current
+    return {"path": label, "text": text, "rules": rules(text, label) if text else [],
+            "running": running, "editable": editable, "hash": current, "problem": problem}
