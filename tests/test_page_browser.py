@@ -158,6 +158,8 @@ async def test_removing_a_rule_asks_first(policy: Path) -> None:
         await rules.first.wait_for(timeout=15000)
         assert await rules.count() == 2
         assert "tables:\n- users\n- orders" in await rules.nth(1).locator("pre").inner_text()  # lists as YAML
+        if SHOTS:
+            await page.screenshot(path=f"{SHOTS}/page-policies.png", full_page=True)
         answers = iter([False, True])
         asked = []
 
@@ -217,6 +219,9 @@ async def test_phone_shows_one_whole_call_and_tables_scroll(policy: Path) -> Non
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390  # the page does not widen…
         wide = await page.evaluate("(() => { const s = document.querySelector('.scroll'); return [s.scrollWidth, s.clientWidth]; })()")
         assert wide[0] > wide[1]  # …the table scrolls inside its box
+        await page.locator("#stats tbody tr").first.wait_for(timeout=15000)
+        if SHOTS:
+            await page.screenshot(path=f"{SHOTS}/page-history-phone.png")
         when = await page.locator("#audit tbody tr td.when").first.inner_text()
         assert "T" not in when and re.search(r"\d\d:\d\d", when)  # a readable time, not ISO
 

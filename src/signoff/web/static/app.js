@@ -362,11 +362,12 @@ async function loadHistory(form) {
     const tr = document.createElement("tr");
     cell(tr, readableTime(row.time), "when").title = row.time;
     cell(tr, `${row.server}.${row.tool}`);
-    cell(tr, row.decision, `decision ${row.decision}`);
+    cell(tr, row.decision, `decision decision-${row.decision}`);
     cell(tr, `${row.decided_by || ""}${row.channel ? ` (${row.channel})` : ""}`);
     cell(tr, row.reason);
     const args = typeof row.arguments === "string" ? row.arguments : JSON.stringify(row.arguments);
-    cell(tr, args && args.length > 2000 ? `${args.slice(0, 2000)}…` : args, "args");
+    const td = cell(tr, args && args.length > 240 ? `${args.slice(0, 240)}… (click for all)` : args, "args");
+    if (args && args.length > 240) td.addEventListener("click", () => { td.textContent = args; }, { once: true });
     cell(tr, row.id, "num");
     body.appendChild(tr);
   }
