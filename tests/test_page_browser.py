@@ -80,7 +80,7 @@ async def test_countdown_is_visible_and_decreasing(policy: Path) -> None:
 
 async def test_a_decision_is_confirmed_as_final(policy: Path) -> None:
     broker = Broker()
-    approve_id, deny_id = held(broker), held(broker, arguments={"path": "/etc/passwd", "content": "x"})
+    approve_id, deny_id = held(broker), held(broker, arguments={"path": "/tmp/\u202etxt.exe", "content": "x"})
     async with approval_page(policy) as url, browser_page() as page:
         card = await card_of(page, url, approve_id)
         await card.locator("button.approve").click()
@@ -90,6 +90,8 @@ async def test_a_decision_is_confirmed_as_final(policy: Path) -> None:
         assert f"Approved: filesystem.write_file ({approve_id})" in text and "final" in text
         assert broker.get(approve_id).status == "approved"
         other = page.locator(f"#call-{deny_id}")
+        shown = await other.locator(".facts").inner_text()
+        assert "/tmp/\\u202etxt.exe" in shown and "\u202e" not in shown  # no right-to-left override at work
         await other.locator("input.deny-reason").fill("not that file")
         await other.locator("button.deny").click()
         await page.locator("#decided li.denied").wait_for(timeout=15000)

@@ -59,11 +59,18 @@ function readableTime(iso) {
   return rel ? `${text} (${rel})` : text;
 }
 
-function pretty(value) { return JSON.stringify(value, null, 2); }
+// Invisible and direction-changing characters (RLO, zero-width, BOM, C1 controls…) could make a
+// tool call read as something else; they are shown as visible escapes instead.
+const INVISIBLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+function visible(text) {
+  return String(text).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+function pretty(value) { return visible(JSON.stringify(value, null, 2)); }
 
 function oneLine(value, limit = 160) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
-  const flat = String(text).replace(/\s+/g, " ").trim();
+  const flat = visible(String(text).replace(/\s+/g, " ").trim());
   return flat.length > limit ? `${flat.slice(0, limit - 1)}…` : flat;
 }
 
@@ -116,7 +123,7 @@ function showFacts(node, held) {
   const facts = given.length ? given : ordered(held.arguments).slice(0, FACTS).map(([k, v]) => ({ label: k, value: v }));
   for (const fact of facts) {
     const dt = document.createElement("dt");
-    dt.textContent = String(fact.label ?? fact.name ?? "");
+    dt.textContent = visible(fact.label ?? fact.name ?? "");
     const dd = document.createElement("dd");
     dd.textContent = oneLine(fact.value ?? "");
     dl.append(dt, dd);
@@ -200,7 +207,7 @@ function renderHeld(held) {
   node.id = `call-${held.id}`;
   node.dataset.deadline = String(held.deadline);
   node.dataset.onTimeout = held.on_timeout || "deny";
-  $(".tool", node).textContent = held.qualified;
+  $(".tool", node).textContent = visible(held.qualified);
   const risk = $(".risk", node);
   risk.textContent = `risk: ${held.risk}`;
   risk.title = held.risk_why;
@@ -253,7 +260,7 @@ function confirmDecision(held, result) {
   li.className = `decided ${result.status}`;
   const head = document.createElement("strong");
   const what = result.status === "approved" ? "Approved" : result.status === "denied" ? "Denied" : `Closed (${result.status})`;
-  head.textContent = `${what}: ${held.qualified} (${held.id}) at ${clock(result.decided_at || now())}.`;
+  head.textContent = `${what}: ${visible(held.qualified)} (${held.id}) at ${clock(result.decided_at || now())}.`;
   const body = document.createElement("span");
   body.textContent = result.status === "approved"
     ? " This is final: the call is sent to the tool now and cannot be undone."
@@ -361,7 +368,7 @@ async function loadHistory(form) {
   for (const row of audit.rows) {
     const tr = document.createElement("tr");
     cell(tr, readableTime(row.time), "when").title = row.time;
-    cell(tr, `${row.server}.${row.tool}`);
+    cell(tr, visible(`${row.server}.${row.tool}`));
     cell(tr, row.decision, `decision decision-${row.decision}`);
     cell(tr, `${row.decided_by || ""}${row.channel ? ` (${row.channel})` : ""}`);
     cell(tr, row.reason);
