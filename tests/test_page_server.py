@@ -269,3 +269,16 @@ def test_a_flooded_queue_is_pushed_at_a_bounded_rate(broker: Broker, monkeypatch
                 for i in range(20):  # the flood, right after the first push
                     hold(broker, path=f"/flood{i}")
     assert times[1] - times[0] >= sizes[0] / 20_000 * 0.9  # at most ~20 KB/s here
+
+
+def test_similar_past_calls_and_statistics_are_counted_by_the_store(broker: Broker) -> None:
+    client, csrf = logged_in(broker)
+    for path, approve in (("/same", True), ("/other", False), ("/same", True)):
+        r = post(client, "/api/decide", {"id": hold(broker, path=path), "approve": approve}, csrf)
+        csrf = r.json()["csrf"]
+    held_id = hold(broker, path="/same")
+    similar = client.get(f"/api/held/{held_id}").json()["similar"]
+    assert [(s["decision"], s["same_arguments"]) for s in similar] == [("approved", True), ("denied", False),
+                                                                       ("approved", True)]
+    [stats] = client.get("/api/stats").json()["tools"]
+    assert (stats["held"], stats["approved"], stats["denied"]) == (4, 2, 1)

@@ -175,6 +175,9 @@ class Store(Protocol):
     def append_audit(self, content: dict[str, Any]) -> int: ...
     def audit_rows(self, *, decision: str | None = None, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]: ...
     def audit_head(self) -> tuple[int, str] | None: ...
+    def audit_counts(self) -> list[tuple[str, str, str, int]]: ...
+    def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
+                      limit: int) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -530,6 +533,20 @@ class SQLiteStore:
             return self._head(self._conn())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
+
+    def audit_counts(self) -> list[tuple[str, str, str, int]]:
+        """(server, tool, decision, rows) for the page's per-tool statistics, counted by SQLite."""
+        return [tuple(r) for r in self._read(  # type: ignore[misc]
+            "SELECT server, tool, decision, count(*) FROM audit GROUP BY server, tool, decision")]
+
+    def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
+                      limit: int) -> list[dict[str, Any]]:
+        """The latest decisions on one tool, newest first (the page's "similar past calls")."""
+        marks = ", ".join("?" * len(decisions))
+        return [dict(r) for r in self._read(
+            f"SELECT time, decision, decided_by, reason, arguments FROM audit WHERE server = ? AND tool = ?"
+            f" AND decision IN ({marks}) AND (held_id IS NULL OR held_id != ?) ORDER BY id DESC LIMIT ?",
+            (server, tool, *decisions, exclude_held, limit))]
 
     def audit_rows(self, *, decision: str | None = None, since: str | None = None,
                    until: str | None = None) -> Iterator[dict[str, Any]]:

@@ -121,9 +121,7 @@ class UI:
 
     def similar(self, held: Any, limit: int = 8) -> list[dict[str, Any]]:
         """Earlier decisions on the same tool, newest first (same arguments marked)."""
-        rows = [r for r in self.store.audit_rows() if r["server"] == held.server and r["tool"] == held.tool
-                and r["decision"] in ("approved", "denied", "timeout") and r.get("held_id") != held.id]
-        rows = rows[-limit:][::-1]
+        rows = self.store.audit_similar(held.server, held.tool, ("approved", "denied", "timeout"), held.id, limit)
         mine = canonical_json(dict(held.arguments))
         return [{"time": r["time"], "decision": r["decision"], "by": r["decided_by"], "reason": r["reason"],
                  "same_arguments": r["arguments"] == mine} for r in rows]
@@ -131,11 +129,11 @@ class UI:
     def stats(self) -> list[dict[str, Any]]:
         """Per tool: how often held, approved, denied — and a suggestion when it is always approved."""
         counts: dict[str, dict[str, int]] = {}
-        for row in self.store.audit_rows():
-            key = f"{row['server']}.{row['tool']}"
-            c = counts.setdefault(key, {"held": 0, "approved": 0, "denied": 0, "timeout": 0, "allowed": 0})
-            if row["decision"] in c:
-                c[row["decision"]] += 1
+        for server, tool, decision, rows in self.store.audit_counts():
+            c = counts.setdefault(f"{server}.{tool}", {"held": 0, "approved": 0, "denied": 0, "timeout": 0,
+                                                        "allowed": 0})
+            if decision in c:
+                c[decision] += rows
         out = []
         for tool, c in sorted(counts.items()):
             suggestion = None
