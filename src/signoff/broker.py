@@ -64,14 +64,45 @@ def outcome_of(held: HeldCall) -> Outcome:
                    held.edited_arguments)
 
 
+HISTORY_ITEMS = 20
+HISTORY_VALUE_CHARS = 120
+HISTORY_ENTRY_CHARS = 600
+"""A held row carries a compact summary of the session's earlier calls, never their full arguments:
+each call is stored once (its own audit row); the summary only has to help a person judge."""
+
+
+def compact_arguments(arguments: Any, value_chars: int = HISTORY_VALUE_CHARS,
+                      budget: int = HISTORY_ENTRY_CHARS) -> dict[str, Any]:
+    """Arguments with long values folded; if still over `budget` characters, the first keys only."""
+    from signoff.approvers import fold
+
+    folded = fold(dict(arguments) if isinstance(arguments, Mapping) else {}, value_chars)
+    if len(canonical_json(folded)) <= budget:
+        return folded
+    kept: dict[str, Any] = {}
+    used = 2
+    for key, value in folded.items():
+        text = canonical_json(value)
+        if len(text) > value_chars:
+            value = text = f"{text[:value_chars]}… (cut)"
+        if used + len(key) + len(text) > budget:
+            kept["…"] = f"{len(folded) - len(kept)} more arguments left out"
+            break
+        kept[str(key)[:60]] = value
+        used += len(key) + len(text) + 4
+    return kept
+
+
 def history_entries(history: Iterable[ToolCall | Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A session's earlier calls as stored with a held call: tool and arguments (and outcome if given)."""
+    """A session's last calls as a held row keeps them: tool, folded arguments, outcome and time."""
     out = []
-    for item in history:
+    for item in list(history)[-HISTORY_ITEMS:]:
         if isinstance(item, ToolCall):
-            out.append({"tool": item.qualified, "arguments": dict(item.arguments)})
-        else:
-            out.append(dict(item))
+            out.append({"tool": item.qualified, "arguments": compact_arguments(item.arguments)})
+            continue
+        entry_ = {k: item[k] for k in ("tool", "outcome", "time") if k in item}
+        entry_["arguments"] = compact_arguments(item.get("arguments"))
+        out.append(entry_)
     return out
 
 
@@ -111,6 +142,7 @@ class Broker:
             "client": call.client, "created": now, "deadline": now + timeout, "proxy_pid": os.getpid(),
             "hold_mode": hold_mode, "on_timeout": decision.on_timeout, "policy_hash": policy_hash,
             "input_schema": canonical_json(dict(call.input_schema)) if call.input_schema else None,
+            "annotations": canonical_json(dict(call.annotations)) if call.annotations else None,
         }
         audit = entry(call, "held", channel="policy", by="signoff", reason=decision.reason,
                       policy_hash=policy_hash, rule=decision.rule)
@@ -207,8 +239,14 @@ class Broker:
         return self.store.resolve(held_id, res)
 
     def pending(self) -> list[HeldCall]:
-        """Pending calls, oldest first; retry-mode calls past their deadline are timed out first."""
+        """Pending calls, oldest first; retry-mode calls past their deadline are timed out first.
+
+        A read writes nothing unless such a call exists: an idle page must not commit (each
+        commit wakes every waiting proxy and every open page)."""
         now = time.time()
+        held = self.store.list_held("pending")
+        if not any(h.hold_mode == "retry" and h.deadline <= now for h in held):
+            return held
         self.store.resolve_many(
             lambda h: h.hold_mode == "retry" and h.deadline <= now,
             lambda h: Resolution("timeout", "signoff", "timeout",

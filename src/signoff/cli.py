@@ -95,6 +95,8 @@ def run(
     desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
     ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep secret-looking argument values in the audit trail and notifications."),
+    public_url: str = typer.Option(None, "--public-url", help="Base URL of the approval page as your phone reaches it "
+                                   "(private network only); notifications link each held call there."),
 ) -> None:
     """Serve one wrapped MCP server (after --) or those in --config.
 
@@ -110,7 +112,7 @@ def run(
     try:
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
                     timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
-                    ui=ui)
+                    ui=ui, public_url=public_url)
     except SignoffError as exc:
         typer.echo(f"signoff: {clean(exc)}", err=True)
         raise typer.Exit(2) from None

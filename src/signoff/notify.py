@@ -14,6 +14,7 @@ from typing import Any
 
 from signoff.model import ToolCall, canonical_json
 from signoff.redact import redact
+from signoff.web.links import link_key, review_link
 
 log = logging.getLogger("signoff.notify")
 
@@ -70,6 +71,7 @@ class Notifier:
         self.link = link
         self.timeout = timeout
         self._apprise: Any = None
+        self._key: bytes | None = None
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -79,34 +81,64 @@ class Notifier:
         """Notify in the background; returns the worker thread (tests join it)."""
         if not self.urls:
             return None
-        link = f"{self.link.rstrip('/')}/#{held_id}" if self.link else None
+        link = self._review_link(held_id)
         title, body = message_for(call, held_id, reason, link)
         worker = threading.Thread(target=self._send, args=(title, body), name=f"notify-{held_id}", daemon=True)
         worker.start()
         return worker
 
-    def _client(self) -> Any:
+    def _review_link(self, held_id: str) -> str | None:
+        """A per-call review link (never the page's master token); none if the key cannot be read."""
+        if not self.link:
+            return None
+        try:
+            if self._key is None:
+                self._key = link_key()
+            return review_link(self.link, held_id, key=self._key)
+        except OSError as exc:
+            log.warning("cannot make a review link (%s); the notification goes without one", exc)
+            return None
+
+    def _clients(self) -> list[tuple[str, Any]]:
+        """One apprise client per URL, so a failure names the notifier that failed."""
         with self._lock:
             if self._apprise is None:
                 import apprise
 
-                client = apprise.Apprise()
+                self._apprise = []
                 for url in self.urls:
-                    if not client.add(url):
-                        log.error("notification URL not understood by apprise: %s", _redact(url))
-                self._apprise = client
+                    client = apprise.Apprise()
+                    if client.add(url):
+                        self._apprise.append((url, client))
+                    else:
+                        log.error("notification URL not understood by apprise: %s", redact_url(url))
             return self._apprise
 
     def _send(self, title: str, body: str) -> None:
-        try:
-            client = self._client()
-            if not client.notify(title=title, body=body):
-                log.warning("a notification could not be delivered (see apprise's log above)")
-        except Exception as exc:  # noqa: BLE001 - top of the worker thread: a notifier must never break a call
-            log.warning("notification failed: %s", exc)
+        for url, client in self._clients():
+            try:
+                if not client.notify(title=title, body=body):
+                    log.warning("notification to %s could not be delivered (see apprise's log above)", redact_url(url))
+            except Exception as exc:  # noqa: BLE001 - top of the worker thread: a notifier must never break a call
+                log.warning("notification to %s failed: %s", redact_url(url), exc)
 
 
-def _redact(url: str) -> str:
-    """Enough of a URL to recognise it, without its secrets."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest[:4]}…" if rest else url
+def redact_url(url: str) -> str:
+    """Enough of a notifier URL to recognise it, without its secrets: the scheme and a host-like
+    host stay; user, password, tokens (apprise often puts them in the host or path) and query go."""
+    from urllib.parse import urlsplit
+
+    scheme, sep, _ = url.partition("://")
+    try:
+        parts = urlsplit(url)
+        host, number = parts.hostname or "", parts.port
+    except ValueError:
+        return f"{scheme}://…" if sep else "…"
+    if not sep:
+        return "…"
+    hostlike = "." in host or host == "localhost"
+    shown = host if hostlike else ("…" if host else "")
+    port = f":{number}" if hostlike and number else ""
+    user = "…@" if parts.username or parts.password else ""
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{user}{shown}{port}{rest}"

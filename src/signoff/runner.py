@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import replace
 
 import anyio
@@ -72,6 +74,7 @@ def build_gate_factory(
     desktop: bool = False,
     link: str | None = None,
     servers: dict[str, str] | None = None,
+    names: tuple[str, ...] = (),
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both. No policy means the balanced preset;
@@ -99,13 +102,23 @@ def build_gate_factory(
         log.error("%s; every call is refused until the store can be opened", exc)
         error = str(exc)
         again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
-                                           desktop=desktop, link=link, servers=servers)()
+                                           desktop=desktop, link=link, servers=servers, names=names)()
         return lambda: StoreDownGate(error, again)
     context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
-    holder = PolicyHolder(policy_source, lambda source: load_policy(source, context=context), interval=interval)
+    noted: list[Broker] = []  # once the store is open, every policy (re)load is recorded for the page
+
+    def load_and_note(source: str) -> Any:
+        policy = load_policy(source, context=context)
+        if noted:
+            note_proxy(noted[0], policy_source, policy.hash, names)
+        return policy
+
+    holder = PolicyHolder(policy_source, load_and_note, interval=interval)
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
     for call in broker.mark_abandoned():
         log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
+    note_proxy(broker, policy_source, holder.policy.hash, servers)
+    noted.append(broker)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -117,6 +130,23 @@ def build_gate_factory(
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
     return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress)
+
+
+def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...]) -> None:
+    """Tell the approval page which policy this proxy runs (file path or preset, and its hash)."""
+    import socket
+
+    from signoff.broker import pid_alive
+    from signoff.policy import PRESETS
+
+    kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
+    label = os.path.abspath(source) if kind == "file" else (source or "")
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
+            "servers": list(servers), "noted_at": time.time()}
+    try:
+        broker.store.note_proxy(info, pid_alive)
+    except StoreError as exc:  # only the Policies page misses it
+        log.warning("cannot record this proxy's policy for the approval page: %s", exc)
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -140,6 +170,7 @@ def main(
     notify: list[str] | None = None,
     desktop: bool = False,
     ui: bool = False,
+    public_url: str | None = None,
 ) -> None:
     logs.setup(log_level)
     specs, config_policy = resolve_servers(command, config_path, name)
@@ -153,12 +184,13 @@ def main(
     if ui:
         from signoff.web.server import ensure_running
 
-        link = ensure_running(policy=policy or config_policy)
+        link = ensure_running(policy=policy or config_policy, public_url=public_url)
         log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
+    review_base = public_url or (link.split("?")[0] if link else None)
 
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                  link=link.split("?")[0] if link else None, servers=catalog_ids(specs))
+                                  link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs))
 
     if http:
         gate_factory = make_factory()

@@ -39,9 +39,16 @@ def load_secret(name: str, *, create: bool = True) -> str | None:
     if not create:
         return None
     value = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(value + "\n")
+    try:  # link(2) fails if another process made the secret first: then theirs is the one
+        os.link(tmp, path)
+    except FileExistsError:
+        value = path.read_text(encoding="utf-8").strip()
+    finally:
+        os.unlink(tmp)
     return value
 
 
@@ -106,15 +113,28 @@ class TotpThrottle:
         self._clients.pop(client, None)
 
 
+def home_id() -> str:
+    """Names this SIGNOFF_HOME without revealing its path: `run --ui` adopts only its own page."""
+    import hashlib
+
+    return hashlib.sha256(str(paths.home().resolve()).encode()).hexdigest()[:16]
+
+
 class Guard:
     """Checks every request against the token, the Host header, the origin and CSRF/TOTP."""
 
-    def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None):
+    def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None,
+                 public_url: str | None = None):
         self.token = token
         self.port = port
         names = {host, "127.0.0.1", "localhost", "[::1]"}
         self.allowed_hosts = {f"{name}:{port}" for name in names}
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
+        if public_url:  # the address a phone uses (e.g. over Tailscale, perhaps behind an HTTPS proxy)
+            parts = urlsplit(public_url)
+            self.allowed_hosts.add(parts.netloc.lower())
+            self.origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+        self.home_id = home_id()
         self.totp_secret = totp_secret
         self._csrf: OrderedDict[str, float] = OrderedDict()
         self._used_totp: OrderedDict[str, float] = OrderedDict()
