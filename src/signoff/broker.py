@@ -132,7 +132,7 @@ class Broker:
     # ------------------------------------------------------------------ holding
 
     def _row(self, call: ToolCall, decision: Decision, history: Iterable[Any], hold_mode: str,
-             policy_hash: str) -> tuple[dict[str, Any], dict[str, Any]]:
+             policy_hash: str, shown: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         now = time.time()
         timeout = decision.timeout or self.default_timeout
         row = {
@@ -143,6 +143,7 @@ class Broker:
             "hold_mode": hold_mode, "on_timeout": decision.on_timeout, "policy_hash": policy_hash,
             "input_schema": canonical_json(dict(call.input_schema)) if call.input_schema else None,
             "annotations": canonical_json(dict(call.annotations)) if call.annotations else None,
+            **{k: v for k, v in (shown or {}).items() if k in ("actions", "facts", "presentation")},  # present.prepare
         }
         audit = entry(call, "held", channel="policy", by="signoff", reason=decision.reason,
                       policy_hash=policy_hash, rule=decision.rule)
@@ -150,9 +151,10 @@ class Broker:
 
     async def hold(self, call: ToolCall, decision: Decision, *, history: Iterable[ToolCall | Mapping[str, Any]] = (),
                    on_wait: Callable[[float], Awaitable[None]] | None = None, wait_interval: float = 10.0,
-                   policy_hash: str = "") -> Outcome:
-        """Hold `call` until it is decided, times out or is killed; cancelling withdraws it."""
-        row, audit = self._row(call, decision, history, "wait", policy_hash)
+                   policy_hash: str = "", shown: Mapping[str, Any] | None = None) -> Outcome:
+        """Hold `call` until it is decided, times out or is killed; cancelling withdraws it.
+        `shown`: what the channels show of it (present.prepare), stored with the row."""
+        row, audit = self._row(call, decision, history, "wait", policy_hash, shown)
         try:
             with anyio.CancelScope(shield=True):  # a cancel now must still find the row to withdraw
                 held = await anyio.to_thread.run_sync(self.store.insert_held, row, audit)
@@ -335,9 +337,9 @@ class Broker:
     # ------------------------------------------------------------------ hold: retry
 
     def issue_retry(self, call: ToolCall, decision: Decision, policy_hash: str = "", *,
-                    history: Iterable[ToolCall | Mapping[str, Any]] = ()) -> str:
+                    history: Iterable[ToolCall | Mapping[str, Any]] = (), shown: Mapping[str, Any] | None = None) -> str:
         """Hold `call` without waiting; the same call, made again after approval, spends the token."""
-        row, audit = self._row(call, decision, history, "retry", policy_hash)
+        row, audit = self._row(call, decision, history, "retry", policy_hash, shown)
         token = {"policy_hash": policy_hash, "expires": row["deadline"] + self.retry_ttl}
         held = self.store.insert_held(row, audit, token)
         for listener in self.listeners:

@@ -8,6 +8,7 @@ won first; any command exits 3 when the store cannot be used.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -83,16 +84,20 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
 
     with _exits():
         calls = _broker().pending()
-    if as_json:
-        typer.echo(json_text([c.as_dict() for c in calls], indent=2))
+    from signoff.present import for_held
+
+    if as_json:  # `presentation`: what the call does (headline, facts, preview), as the page shows it
+        typer.echo(json_text([{**c.as_dict(), "presentation": for_held(c).as_dict()} for c in calls], indent=2))
         return
     if not calls:
         typer.echo("no held calls")
         return
     now = time.time()
-    _table(("id", "tool", "held", "left", "client", "reason", "arguments"),
-           [(c.id, c.qualified, ago(now - c.created), ago(c.deadline - now), c.client or "-", _short(c.reason, 40),
-             _short(dict(c.arguments))) for c in calls])
+    width = max(60, shutil.get_terminal_size((120, 24)).columns)
+    for c in calls:  # each call: who and when, then what it does (headline, facts, preview), why, arguments
+        typer.echo(f"{c.id}  {clean(c.qualified)}  held {ago(now - c.created)}, {ago(c.deadline - now)} left"
+                   + (f", client {clean(c.client)}" if c.client else ""))
+        typer.echo(for_held(c).as_text(width, indent="  "))
 
 
 def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from signoff.model import ToolCall, canonical_json
-from signoff.redact import redact
+from signoff.redact import redact, redact_text
 from signoff.web.links import link_key, review_link
 
 log = logging.getLogger("signoff.notify")
@@ -37,17 +37,29 @@ def key_arguments(arguments: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def message_for(call: ToolCall, held_id: str, reason: str, link: str | None) -> tuple[str, str]:
-    """(title, body) of the notification for one held call."""
-    title = f"signoff: approve {call.qualified}?"
-    body = [f"{call.qualified} is waiting for approval ({held_id})."]
-    if reason:
-        body.append(f"Why: {reason}")
-    body.extend(key_arguments(call.arguments))
+def message_for(call: ToolCall, held_id: str, reason: str, link: str | None, shown: Any = None) -> tuple[str, str]:
+    """(title, body) of the notification for one held call: with a presentation (signoff.present),
+    the title says what the call does and the body starts with its facts."""
+    if shown is not None:
+        title, body = shown.summary()
+        title = _one_line(title)
+        body = [_one_line(line) for line in body] + [f"{call.qualified} is waiting for approval ({held_id})."]
+    else:
+        title = f"signoff: approve {call.qualified}?"
+        body = [f"{call.qualified} is waiting for approval ({held_id})."]
+        if reason:
+            body.append(f"Why: {reason}")
+        body.extend(key_arguments(call.arguments))
     if link:
         body.append(f"Review: {link}")
     body.append(f"Or run: signoff approve {held_id}   /   signoff deny {held_id}")
     return title, "\n".join(body)
+
+
+def _one_line(text: str) -> str:
+    """Model text on one short line (a notification line cannot be split or faked by a newline)."""
+    text = " ".join(redact_text(str(text)).split())
+    return text if len(text) <= MAX_VALUE_CHARS * 2 else text[: MAX_VALUE_CHARS * 2 - 1] + "…"
 
 
 def desktop_url() -> str | None:
@@ -77,12 +89,12 @@ class Notifier:
     def __bool__(self) -> bool:
         return bool(self.urls)
 
-    def held(self, call: ToolCall, held_id: str, reason: str) -> threading.Thread | None:
+    def held(self, call: ToolCall, held_id: str, reason: str, *, shown: Any = None) -> threading.Thread | None:
         """Notify in the background; returns the worker thread (tests join it)."""
         if not self.urls:
             return None
         link = self._review_link(held_id)
-        title, body = message_for(call, held_id, reason, link)
+        title, body = message_for(call, held_id, reason, link, shown)
         worker = threading.Thread(target=self._send, args=(title, body), name=f"notify-{held_id}", daemon=True)
         worker.start()
         return worker

@@ -180,6 +180,11 @@ def main(
         except ValueError as exc:
             raise ConfigError(str(exc), field="--timeout") from None
         specs = [replace(spec, timeout=seconds) for spec in specs]
+    from signoff import filediff
+
+    for spec in specs:  # where each server may touch files: the diff a held write would make is read there
+        if spec.command:
+            filediff.know_server(spec.name, [spec.command, *spec.args], spec.cwd)
     link = None
     if ui:
         from signoff.web.server import ensure_running

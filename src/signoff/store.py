@@ -75,6 +75,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 4: the tool's annotations (destructiveHint, openWorldHint…), so the page's risk is the tool's own
         "ALTER TABLE held ADD COLUMN annotations TEXT",
     ),
+    (  # 5: what the call does, as the proxy saw it when holding it (present.prepare): the policy's
+       # recognised actions and facts, and the presentation every channel shows (file diff included)
+        "ALTER TABLE held ADD COLUMN actions TEXT",
+        "ALTER TABLE held ADD COLUMN facts TEXT",
+        "ALTER TABLE held ADD COLUMN presentation TEXT",
+    ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
 
@@ -136,6 +142,12 @@ class HeldCall:
     edited_arguments: Mapping[str, Any] | None = None
     input_schema: Mapping[str, Any] | None = None
     annotations: Mapping[str, Any] | None = None
+    actions: tuple[str, ...] = ()
+    """The actions the policy recognised (send_email, file_write…), as the proxy saw the call."""
+    facts: tuple[Mapping[str, Any], ...] = ()
+    """The policy's facts ({kind, label, text, risky}) about the call."""
+    presentation: Mapping[str, Any] | None = None
+    """What every channel shows first (signoff.present): headline, ordered facts, preview (file diff)."""
 
     @property
     def qualified(self) -> str:
@@ -227,6 +239,9 @@ def _held(row: sqlite3.Row) -> HeldCall:
     data["session_history"] = tuple(_loads(data["session_history"]) or ())
     data["edited_arguments"] = _loads(data["edited_arguments"])
     data["input_schema"] = _loads(data.get("input_schema"))
+    data["actions"] = tuple(_loads(data.get("actions")) or ())
+    data["facts"] = tuple(_loads(data.get("facts")) or ())
+    data["presentation"] = _loads(data.get("presentation"))
     data["annotations"] = _loads(data.get("annotations")) or {}
     for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
         data[text] = data[text] or ""

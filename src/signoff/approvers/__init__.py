@@ -53,18 +53,22 @@ def ago(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def render_held(held: HeldCall, *, now: float | None = None, history: int = 5) -> str:
+def render_held(held: HeldCall, *, now: float | None = None, history: int = 5, width: int = 120) -> str:
     """A held call as a human reads it before deciding (every untrusted field escaped)."""
     now = time.time() if now is None else now
+    from signoff.present import for_held
+
+    shown = for_held(held)  # what the call does, first (headline, facts, diff/SQL/body preview)
     lines = [f"── {held.id}  {clean(held.qualified)}  (held {ago(now - held.created)} ago, "
              f"{ago(held.deadline - now)} left)"]
+    lines.append(shown.as_text(width, arguments=False, reason=False, indent="   ").rstrip("\n"))
     lines.append(f"   why: {clean(held.reason or '-')}" + (f"  [{clean(held.rule)}]" if held.rule else ""))
     who = ", ".join(p for p in (f"client {clean(held.client)}" if held.client else "",
                                 f"session {clean(held.session)}" if held.session else "",
                                 f"pid {held.proxy_pid}" if held.proxy_pid else "") if p)
     if who:
         lines.append(f"   from: {who}")
-    text = json_text(fold(dict(held.arguments)), indent=2)
+    text = json_text(fold(dict(shown.arguments)), indent=2)  # redacted, recipient/path/command before bodies
     lines.append("   arguments:")
     lines.extend(f"     {line}" for line in text.splitlines())
     earlier = list(held.session_history)[-history:]

@@ -33,6 +33,7 @@ from signoff import risk
 from signoff.broker import Broker, compact_arguments
 from signoff.errors import AlreadyDecidedError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.model import canonical_json
+from signoff.present import for_held
 from signoff.redact import redact_held
 from signoff.web import links, policy_edit
 from signoff.web.security import COOKIE, Guard
@@ -108,6 +109,9 @@ class UI:
         level, why = risk.assess(held.rule, held.annotations, held.arguments,
                                  actions=getattr(held, "actions", None) or ())
         view.update(qualified=held.qualified, risk=level, risk_why=why)
+        shown = for_held(held).as_dict()  # what the call does, first: headline, facts, preview (redacted)
+        del shown["arguments"]  # the view has them already
+        view.update(presentation=shown, facts=shown["facts"])
         if brief:
             view["history_count"] = len(held.session_history)
             del view["session_history"]

@@ -137,6 +137,49 @@ function showFacts(node, held) {
   }
 }
 
+// What the call does, as signoff.present built it (held.presentation): the headline, the facts
+// (risky ones marked, signoff's notes such as "external" apart from the call's own values) and the
+// preview (a file diff with added/removed lines coloured, formatted SQL, an email body). Text only:
+// every piece of tool data goes in through textContent.
+function showPresentation(node, held) {
+  const shown = held.presentation;
+  if (!shown || typeof shown.headline !== "string") return false;
+  $(".headline", node).textContent = visible(shown.headline);
+  const dl = $(".facts", node);
+  for (const fact of shown.facts || []) {
+    const dt = document.createElement("dt");
+    dt.textContent = visible(fact.label || "");
+    const dd = document.createElement("dd");
+    dd.textContent = oneLine(fact.value ?? "", 400);
+    if (fact.note) {
+      const note = document.createElement("span");
+      note.className = "note";
+      note.textContent = ` (${visible(fact.note)})`;
+      dd.appendChild(note);
+    }
+    if (fact.risky) { dt.classList.add("risky"); dd.classList.add("risky"); dt.title = "this is what the rule is about"; }
+    dl.append(dt, dd);
+  }
+  const preview = shown.preview;
+  if (preview && (preview.text || preview.note)) {
+    const box = $(".preview", node);
+    box.hidden = false;
+    box.classList.add(`preview-${preview.kind || "text"}`);
+    $(".preview-title", node).textContent = visible(preview.title || "");
+    const pre = $(".preview-text", node);
+    for (const line of String(preview.text || "").split("\n")) {
+      const span = document.createElement("span");
+      if (preview.kind === "diff") {
+        span.className = line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "ctx";
+      }
+      span.textContent = visible(line);
+      pre.appendChild(span);
+    }
+    $(".preview-note", node).textContent = preview.note ? visible(preview.note) : "";
+  }
+  return true;
+}
+
 async function fullCall(held) {
   const response = await fetch(`/api/held/${encodeURIComponent(held.id)}`, { credentials: "same-origin" });
   return response.ok ? response.json() : null;
@@ -213,7 +256,7 @@ function renderHeld(held) {
   risk.title = held.risk_why;
   risk.classList.add(held.risk);
   tickCountdown(node);
-  showFacts(node, held);
+  if (!showPresentation(node, held)) showFacts(node, held);
   $(".reason", node).textContent = `Held because: ${held.reason}`;
   $(".meta", node).textContent = `id ${held.id} · client ${held.client || "?"} · session ${held.session || "?"} · ` +
     `held at ${clock(held.created)}` + (held.rule ? ` · rule ${held.rule}` : "") + ` · risk: ${held.risk_why}`;
@@ -313,7 +356,7 @@ function renderQueue(state) {
     if (!seen.has(held.id)) {
       seen.add(held.id);
       if (window.Notification && Notification.permission === "granted" && document.hidden)
-        new Notification(`signoff: approve ${held.qualified}?`, { body: held.reason, tag: held.id });
+        new Notification(held.presentation ? visible(held.presentation.headline) : `signoff: approve ${held.qualified}?`, { body: held.reason, tag: held.id });
     }
   }
   updateCount(state.pending.length);
