@@ -113,7 +113,7 @@ def unified(old: str, new: str, label: str, *, new_file: bool = False) -> dict[s
         lines = lines[:MAX_LINES]
     if not lines:
         note = "no change: the file already has this content"
-    return {"kind": "diff", "title": label, "text": "\n".join(lines), "note": note, "added": added,
+    return {"kind": "diff", "title": "Changes" if lines else label, "text": "\n".join(lines), "note": note, "added": added,
             "removed": removed, "new_file": new_file}
 
 

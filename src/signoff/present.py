@@ -93,10 +93,14 @@ class Presentation:
         del out["reason"], out["arguments"]
         return out
 
-    def preview_lines(self, limit: int = PREVIEW_LINES) -> list[str]:
+    def preview_lines(self, limit: int = PREVIEW_LINES, *, compact: bool = True) -> list[str]:
+        """The preview's lines for a terminal or a dialog. `compact`: a diff keeps one line of
+        context around each change (the stored diff has three), so the changes come first."""
         if not self.preview:
             return []
         lines = str(self.preview.get("text") or "").splitlines()
+        if compact and self.preview.get("kind") == "diff":
+            lines = _compact_diff(lines)
         extra = len(lines) - limit
         lines = lines[:limit]
         if extra > 0:
@@ -115,6 +119,8 @@ class Presentation:
         out = [esc(self.headline)]
         pad = max([len(f.label) for f in self.facts] + [4])
         for fact in self.facts:
+            if fact.label in ("Path", "Command") and not fact.note and fact.value in self.headline:
+                continue  # the headline names it whole: the diff or the next fact follows at once
             mark = "!" if fact.risky else " "
             out.append(f"{mark} {fact.label.ljust(pad)}  {esc(fact.text)}")
         for line in self.preview_lines():
@@ -128,11 +134,30 @@ class Presentation:
     def summary(self, facts: int = 6) -> tuple[str, list[str]]:
         """(title, lines) for a notification: the headline, then the key facts and the reason."""
         lines = [("! " if f.risky else "") + f"{f.label}: {f.text}" for f in self.facts[:facts]]
-        if self.preview and self.preview.get("kind") == "diff":
-            lines.append(f"change: +{self.preview.get('added', 0)} −{self.preview.get('removed', 0)} lines")
+        kind = (self.preview or {}).get("kind")
+        if kind == "diff":
+            changed = [line for line in self.preview_lines() if line[:1] in "+-"]
+            lines.append(f"change: +{self.preview.get('added', 0)} −{self.preview.get('removed', 0)} lines")  # type: ignore[union-attr]
+            lines.extend(changed[:6])
+        elif kind in ("sql", "command"):
+            lines.extend(self.preview_lines(4))
         if self.reason:
             lines.append(f"why: {self.reason}")
         return self.headline, lines
+
+
+def _compact_diff(lines: list[str]) -> list[str]:
+    """Changed lines with one line of context each side; `⋯` where lines are left out (no @@ headers)."""
+    changed = [i for i, line in enumerate(lines) if line[:1] in "+-"]
+    keep = {j for i in changed for j in (i - 1, i, i + 1) if 0 <= j < len(lines) and not lines[j].startswith("@@")}
+    out: list[str] = []
+    last = None
+    for i in sorted(keep):
+        if last is not None and i != last + 1:
+            out.append("⋯")
+        out.append(lines[i])
+        last = i
+    return out
 
 
 def _cut(line: str, width: int) -> str:
@@ -197,10 +222,19 @@ def _role_order(key: str, fields: Mapping[str, Sequence[str]] | None) -> tuple[i
     return (len(ORDER) + 1, "")
 
 
+_WITHIN = ("from", "to", "cc", "bcc", "source", "destination")
+
+
 def ordered(arguments: Mapping[str, Any], fields: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
-    """The arguments with recipients, paths, commands, URLs, SQL and amounts first, bodies last."""
+    """The arguments with recipients, paths, commands, URLs, SQL and amounts first, bodies last
+    (From, To, Cc, Bcc in that order)."""
     keys = list(arguments)
-    return {k: arguments[k] for k in sorted(keys, key=lambda k: (_role_order(k, fields)[0], keys.index(k)))}
+
+    def rank(k: str) -> tuple[int, int, int]:
+        low = str(k).lower()
+        return _role_order(k, fields)[0], _WITHIN.index(low) if low in _WITHIN else len(_WITHIN), keys.index(k)
+
+    return {k: arguments[k] for k in sorted(keys, key=rank)}
 
 
 # ---------------------------------------------------------------------------- building

@@ -70,8 +70,9 @@ def question(call: ToolCall, held_id: str, reason: str, shown: Any = None) -> st
         f"Held call {held_id}; you can also decide with `signoff approve {held_id}` or `signoff deny {held_id}`.",
         f"Arguments ({len(call.arguments)}, as JSON):",
     ]
+    arguments = shown.arguments if shown is not None else call.arguments  # redacted, in a sensible order
     used = sum(len(line) + 1 for line in lines)
-    for index, (name, value) in enumerate(call.arguments.items()):
+    for index, (name, value) in enumerate(arguments.items()):
         line = f"  {quoted(str(name), 80)}: {quoted(value)}"
         if index == MAX_ARGS or used + len(line) > MAX_MESSAGE_CHARS:
             lines.append(f"  … {len(call.arguments) - index} more arguments not shown (see `signoff pending`)")
@@ -90,7 +91,9 @@ def _what_it_does(shown: Any) -> list[str]:
         lines.append(f"  {'!' if fact.risky else ' '} {safe(fact.label)}: {quoted(fact.value, 200)}{note}")
     preview = shown.preview_lines(MAX_PREVIEW_LINES)
     if preview:
-        lines.append(f"  {safe(str((shown.preview or {}).get('title') or 'preview'))}:")
+        kind = (shown.preview or {}).get("kind")
+        title = {"diff": "Change", "sql": "SQL", "command": "Command"}.get(kind) or str(shown.preview.get("title") or "Preview")
+        lines.append(f"  {safe(title)}:")  # signoff's word: a diff's title is the model's path
         lines.extend(f"  │ {safe(line[:200])}" for line in preview)
     return lines
 

@@ -164,7 +164,7 @@ function showPresentation(node, held) {
   if (preview && (preview.text || preview.note)) {
     const box = $(".preview", node);
     box.hidden = false;
-    box.classList.add(`preview-${preview.kind || "text"}`);
+    box.classList.add(`kind-${preview.kind || "text"}`);
     $(".preview-title", node).textContent = visible(preview.title || "");
     const pre = $(".preview-text", node);
     for (const line of String(preview.text || "").split("\n")) {
