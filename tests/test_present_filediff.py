@@ -105,3 +105,8 @@ def test_long_diffs_are_cut_and_say_so(root) -> None:
 def test_hostile_paths_give_a_note_not_an_error(root, path) -> None:
     shown = filediff.preview("fs", path, content="x")
     assert shown["text"] == "" and shown["note"]
+
+
+def test_huge_new_content_is_not_compared(root) -> None:
+    shown = filediff.preview("fs", str(root / "notes.txt"), content="x\n" * (filediff.MAX_COMPARED + 1))
+    assert shown["text"] == "" and "too large to compare" in shown["note"]

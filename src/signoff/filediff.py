@@ -21,6 +21,8 @@ from typing import Any
 MAX_BYTES = 1 << 20
 MAX_LINES = 200
 """Diff lines kept; the rest is counted in the note ("diff cut")."""
+MAX_COMPARED = 20000
+"""Longest file (in lines, either side) compared: difflib's time grows faster than the size."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def current_text(real: str) -> str | None:
 
 def unified(old: str, new: str, label: str, *, new_file: bool = False) -> dict[str, Any]:
     """The preview of one change: diff text (cut at MAX_LINES), counts and a note."""
+    if len(new) > MAX_BYTES or max(old.count("\n"), new.count("\n")) > MAX_COMPARED:
+        return {"kind": "diff", "title": label, "text": "", "note": f"too large to compare (over {MAX_COMPARED} lines "
+                f"or {MAX_BYTES // 1024} KiB): no diff", "added": 0, "removed": 0, "new_file": new_file}
     lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), "/dev/null" if new_file else f"a/{label}",
                                       f"b/{label}", n=3, lineterm=""))[2:]  # the ---/+++ header says nothing new
     added = sum(1 for line in lines if line.startswith("+"))
