@@ -344,6 +344,11 @@ class StoreDownGate:
 
 
 def _shown_of(held: HeldCall) -> Any:
+    """The held call's presentation for the dialog and notifications (None: they show the arguments)."""
     from signoff.present import for_held
 
-    return for_held(held)
+    try:
+        return for_held(held)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        log.warning("cannot show %s as its presentation: %s", held.id, exc)
+        return None
