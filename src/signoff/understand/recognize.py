@@ -11,13 +11,15 @@ is answered the cautious way.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from signoff.understand import money, recipients, shell, urls
 from signoff.understand import sql as sqlmod
+from signoff.understand.arguments import (ROLE_KEYS, SQL_ONLY_KEYS, flat, nested_items, pairs, path_parts, sql_texts,
+                                          values_at, whole_url_host)
+from signoff.understand.names import DB_WORDS, DELETE_VERBS, FILES, STRONG, WRITE_VERBS, by_name, name_tokens
 
 VOCABULARY = ("send_email", "send_message", "api_call", "file_write", "file_delete", "database_write", "database_delete",
               "purchase", "payment", "refund", "shell", "deploy", "access_change", "sensitive_read")
@@ -31,142 +33,11 @@ IMPLIES = {
 }
 """A rule on the right-hand action also covers the left: a DELETE is a database write, a refund a payment.
 A purchase (buying goods) and a payment (moving money) stay apart, as in the seed's presets."""
-ROLE_KEYS: dict[str, frozenset[str]] = {
-    "recipient": recipients.RECIPIENT_KEYS,
-    "amount": frozenset({"amount", "total", "price", "amount_money", "unit_amount", "total_amount", "value_amount", "sum",
-                         "charge_amount", "payment_amount", "amount_cents", "amountcents", "cost"}),
-    "currency": frozenset({"currency", "currency_code", "currencycode"}),
-    "command": frozenset({"command", "cmd", "commandline", "command_line", "shell_command", "script", "bash", "sh"}),
-    "table": frozenset({"table", "tables", "table_name", "tablename", "tableid", "table_id", "collection", "collection_name",
-                        "collectionname"}),
-    "path": frozenset({"path", "paths", "file", "filename", "file_path", "filepath", "source", "destination", "target",
-                       "dir", "directory", "src", "dst", "dest", "old_path", "new_path"}),
-    "subject": frozenset({"subject", "title"}),
-}
-_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-READ_VERBS = frozenset("get list read search find show view describe lookup count check preview estimate validate status "
-                       "fetch_status query_status retrieve browse inspect summarize explain diff log logs history download "
-                       "export_status peek head tail ls cat stat info whoami ping".split())
-_SQL_TEXT = re.compile(
-    r"(?:^|;)\s*(?:select|insert|update|delete|with|create|drop|alter|truncate|merge|replace|upsert|grant|revoke|copy"
-    r"|call|exec|execute|explain|pragma|vacuum|lock|attach|detach|rename|reindex|analyze|values|load|begin|set|show)\b",
-    re.IGNORECASE,
-)
-_SQL_KEYS = re.compile(r"sql|^(?:statements?|stmts?|query)$", re.IGNORECASE)
-_SQL_ONLY_KEYS = re.compile(r"sql|^(?:statements?|stmts?)$", re.IGNORECASE)
-"""Keys that hold SQL whatever the tool's name (`query` alone is often a search query)."""
-DELETE_VERBS = frozenset("delete remove destroy purge drop erase trash wipe terminate uninstall".split())
 API_READ_METHODS = frozenset("get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split())
 NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
 CLI_NAMES = frozenset("kubectl helm terraform tofu aws gcloud az docker git gh npm psql mysql redis-cli".split())
 DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
 DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
-
-
-@functools.lru_cache(maxsize=4096)
-def name_tokens(name: str) -> tuple[str, ...]:
-    return tuple(t.lower() for t in _SPLIT.split(name) if t)
-
-
-# ---------------------------------------------------------------------------- names (tools the catalog does not know)
-
-
-@dataclass(frozen=True)
-class NameRule:
-    verbs: frozenset[str]
-    objects: frozenset[str]
-    alone: frozenset[str] = frozenset()
-    """Verbs that name the action without an object (`rm`, `refund`)."""
-
-
-def _w(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-FILES = _w("file files dir directory directories folder folders path paths fs filesystem document documents doc docs blob")
-NAME_RULES: dict[str, NameRule] = {
-    "file_delete": NameRule(_w("delete remove rm unlink erase trash destroy rmdir purge wipe shred"), FILES, _w("rm rmdir unlink")),
-    "file_write": NameRule(_w("write edit create save overwrite append move rename put upload patch mkdir copy update replace"), FILES),
-    "send_email": NameRule(_w("send reply forward"), _w("email emails mail mails gmail outlook smtp inbox")),
-    "send_message": NameRule(_w("send post reply forward publish"),
-                             _w("message messages chat slack teams discord sms text tweet channel whatsapp telegram dm")),
-    "api_call": NameRule(_w("fetch request call get post put patch delete http curl invoke webhook browse navigate"),
-                         _w("api url http https endpoint request webhook fetch web rest graphql"), _w("fetch curl navigate")),
-    "purchase": NameRule(_w("buy purchase checkout order subscribe"), _w("cart order orders item items product products subscription plan"),
-                         _w("buy purchase checkout")),
-    "payment": NameRule(_w("pay charge transfer payout capture send create"), _w("payment payments charge invoice payout transfer money funds"),
-                        _w("pay")),
-    "refund": NameRule(_w("refund create issue"), _w("refund refunds"), _w("refund")),
-    "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run"),
-                               _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase "
-                                  "airtable baserow nocodb firestore collection "
-                                  "document documents item items key keys")),
-    "database_delete": NameRule(_w("delete drop truncate purge remove flush flushall flushdb"),
-                                _w("db database table tables record records row rows collection documents document item items key keys "
-                                   "postgres mysql sqlite mongo mongodb redis dynamodb supabase"),
-                                _w("flushall flushdb")),
-    "shell": NameRule(_w("run exec execute spawn start"), _w("shell command cmd bash sh terminal process script powershell"),
-                      _w("bash shell terminal")),
-    "deploy": NameRule(_w("deploy release rollout apply provision terminate scale restart destroy publish"),
-                       _w("deployment deployments service services instance instances cluster stack infrastructure function "
-                          "functions app apps site sites release pod pods"), _w("deploy")),
-    "access_change": NameRule(_w("add invite grant revoke remove create update set assign delete rotate"),
-                              _w("collaborator collaborators member members permission permissions role roles user users iam "
-                                 "policy policies access acl key keys token tokens invite invitation invitations owner owners admin")),
-    "sensitive_read": NameRule(_w("get read show reveal retrieve export list fetch view decrypt"),
-                               _w("secret secrets credential credentials password passwords token tokens key keys vault env apikey")),
-}
-_STRONG = _w("delete remove drop destroy send pay charge refund transfer deploy purge erase terminate")
-WRITE_VERBS = _w(
-    "create update delete remove write edit modify change set add insert upsert replace move rename copy upload send pay "
-    "refund deploy apply run exec execute spawn start stop kill restart archive merge close reopen approve reject cancel "
-    "lock unlock ban kick assign submit publish schedule enable disable reset restore import sync install uninstall invite "
-    "share grant revoke rotate drop truncate purge erase destroy terminate commit push mark clear flush overwrite append "
-    "save mkdir unlink trash wipe shred provision scale rollback revert migrate alter")
-"""Verbs that change something: a name with one of them is not a read, whatever else it says (`update_status`)."""
-
-
-@functools.lru_cache(maxsize=4096)
-def by_name(server: str, tool: str) -> tuple[frozenset[str], bool, str]:
-    """(actions, reads, why) from a tool's name alone."""
-    tokens = name_tokens(tool)
-    words = set(tokens) | set(name_tokens(server))
-    if any(t == "draft" or t == "drafts" for t in tokens):
-        return frozenset(), True, f"{tool} writes a draft (nothing leaves until it is sent)"
-    reads = bool(set(tokens) & READ_VERBS) and not set(tokens) & (WRITE_VERBS | _STRONG)
-    found = set()
-    for action, rule in NAME_RULES.items():
-        verbs = set(tokens) & rule.verbs
-        if not verbs:
-            continue
-        if action == "sensitive_read":
-            if words & rule.objects and not (set(tokens) & _STRONG - {"send"}):
-                found.add(action)
-            continue
-        if reads and action != "api_call":
-            continue
-        if (words & rule.objects) or (verbs & rule.alone) or (not rule.objects):
-            if action == "api_call" and reads and not (verbs & rule.alone):
-                continue
-            found.add(action)
-    if "access_change" in found and not (set(tokens) & NAME_RULES["access_change"].objects):
-        found.discard("access_change")
-    if "sensitive_read" in found and "key" in words and not (words & _w("api apikey secret ssh private access")):
-        found.discard("sensitive_read")
-    if "payment" in found and not (set(tokens) & NAME_RULES["payment"].objects):
-        found.discard("payment")
-    if "refund" in found and not (set(tokens) & NAME_RULES["refund"].objects):
-        found.discard("refund")
-    if "file_delete" in found and set(tokens) & NAME_RULES["file_write"].verbs - {"replace"}:
-        found.discard("file_delete")  # write_file / move_file are writes, not deletions
-    if "database_delete" in found:
-        found.add("database_write")
-    if "purchase" in found and words & _w("git branch repo repository svn commit"):
-        found.discard("purchase")
-    if {"database_delete", "file_delete"} <= found:
-        found.discard("file_delete" if words & _w("db database sql table tables collection record records") else "database_delete")
-    why = f"the name {tool} says {', '.join(sorted(found))}" if found else (f"the name {tool} says it only reads" if reads else "")
-    return frozenset(found), reads and not found - {"api_call", "sensitive_read"}, why
 
 
 # ---------------------------------------------------------------------------- per tool
@@ -247,77 +118,18 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
                        hosts=tuple(urls.normalize_domain(h) for h in getattr(entry, "hosts", ()) or ()))
     actions, reads, why = by_name(server, tool)
     destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
-    if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & _STRONG:
+    if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & STRONG:
         reads, why = True, f"{tool} declares itself read-only (readOnlyHint)"
     if destructive and not actions and not reads:
         words = set(name_tokens(tool)) | set(name_tokens(server))
         if words & FILES:
             actions, why = frozenset({"file_delete"}), f"{tool} is annotated destructive and names files"
     words = set(name_tokens(tool)) | set(name_tokens(server))
-    database = bool(words & _DB_WORDS or actions & {"database_write", "database_delete"})
+    database = bool(words & DB_WORDS or actions & {"database_write", "database_delete"})
     return Profile(actions, reads, destructive, {}, False, "the tool's name", why, database=database)
 
 
 # ---------------------------------------------------------------------------- per call
-
-
-@functools.lru_cache(maxsize=4096)
-def _path_parts(path: str) -> tuple[tuple[str, bool], ...]:
-    return tuple((part[:-3], True) if part.endswith("[*]") else (part, False) for part in path.split(".")[1:])
-
-
-def values_at(arguments: Mapping[str, Any], path: str) -> list[Any]:
-    """`args.message.to`, `args.items[*].price` → the values there (none when absent)."""
-    parts = _path_parts(path)
-    if len(parts) == 1 and not parts[0][1]:  # the common case: args.to
-        key = parts[0][0]
-        return [arguments[key]] if isinstance(arguments, Mapping) and key in arguments else []
-    current: list[Any] = [arguments]
-    for key, star in parts:
-        nxt: list[Any] = []
-        for value in current:
-            if isinstance(value, Mapping) and key in value:
-                inner = value[key]
-                if star:
-                    if isinstance(inner, (list, tuple)):
-                        nxt.extend(inner)
-                else:
-                    nxt.append(inner)
-        current = nxt
-    return current
-
-
-def pairs(arguments: Any, max_depth: int = 32) -> list[tuple[str, Any]]:
-    """Every (key, leaf value) in nested arguments; strings, numbers and the objects under keys."""
-    out: list[tuple[str, Any]] = []
-    stack: list[tuple[str, Any, int]] = [("", arguments, 0)]
-    while stack:
-        key, value, depth = stack.pop()
-        if isinstance(value, str):
-            out.append((key, value))
-        elif depth > max_depth:
-            out.append((key, "<too deeply nested>"))
-        elif isinstance(value, Mapping):
-            stack.extend((str(k), v, depth + 1) for k, v in reversed(value.items()))
-        elif isinstance(value, (list, tuple)):
-            stack.extend((key, v, depth + 1) for v in reversed(value))
-        elif value is not None:
-            out.append((key, value))
-    return out
-
-
-_SQL_SHAPE = re.compile(r"\b(?:from|into|table|set|where|values|join|database|index|view|schema|procedure|function|grant|to)\b|;",
-                        re.IGNORECASE)
-
-
-def sql_texts(arguments: Any) -> list[str]:
-    """Strings that are SQL: under an sql-like key, or shaped like a statement (`DELETE FROM …`, not "Call back")."""
-    return [t for k, t in pairs(arguments) if isinstance(t, str) and t.strip()
-            and (_SQL_KEYS.search(k) or (_SQL_TEXT.match(t) and _SQL_SHAPE.search(t)))]
-
-
-_DB_WORDS = _w("db database databases sql query queries table tables postgres postgresql mysql sqlite mongo mongodb redis "
-               "dynamodb supabase bigquery snowflake clickhouse duckdb execute exec airtable baserow nocodb firestore")
 
 
 class Understanding:
@@ -359,7 +171,7 @@ class Understanding:
             arguments = self.arguments
             out: list[Any] = []
             for path in paths:
-                parts = _path_parts(path)
+                parts = path_parts(path)
                 if len(parts) == 1 and not parts[0][1]:
                     if parts[0][0] in arguments:
                         out.append(arguments[parts[0][0]])
@@ -373,7 +185,7 @@ class Understanding:
             return []
         found = [v for k, v in self.arguments.items() if str(k).lower() in keys]
         if not found and name in ("recipient", "amount", "currency"):
-            found = [v for k, v in _nested_items(self.arguments) if str(k).lower() in keys]
+            found = [v for k, v in nested_items(self.arguments) if str(k).lower() in keys]
         return found
 
     def pairs(self) -> list[tuple[str, Any]]:
@@ -428,7 +240,7 @@ class Understanding:
         return sqlmod.analyze(texts)
 
     def _looks_like_database(self) -> bool:
-        return self.profile.database or any(_SQL_ONLY_KEYS.search(str(k)) for k in self.arguments)
+        return self.profile.database or any(SQL_ONLY_KEYS.search(str(k)) for k in self.arguments)
 
     def tables(self) -> frozenset[str]:
         """Tables/collections touched: SQL, shell database commands, table/collection arguments."""
@@ -478,7 +290,7 @@ class Understanding:
     def url_arguments(self) -> frozenset[str]:
         """Hosts of argument values that *are* a URL or a host (not text that mentions one)."""
         return self._once("url_args", lambda: frozenset(
-            h for k, t in self.pairs() if isinstance(t, str) and (h := _whole_url_host(k, t))))
+            h for k, t in self.pairs() if isinstance(t, str) and (h := whole_url_host(k, t))))
 
     def recipients(self) -> list[recipients.Recipient]:
         if self._recipients_found is None:
@@ -508,7 +320,7 @@ class Understanding:
         return money.total(values, unit=self.profile.amount_unit, currency=currency)
 
     def sensitive_paths(self) -> list[str]:
-        return self._once("sensitive", lambda: [v for v in _flat(self.role("path")) if shell.SENSITIVE_PATHS.search(v)])
+        return self._once("sensitive", lambda: [v for v in flat(self.role("path")) if shell.SENSITIVE_PATHS.search(v)])
 
     def dry_run(self) -> bool:
         """`dryRun: true` counts only when the tool declares that argument (its schema, or the
@@ -611,7 +423,7 @@ class Understanding:
             elif "method" in prof.fields:
                 self._api_read = False
             else:
-                self._api_read = bool(set(name_tokens(self.tool)) & NAVIGATE_WORDS) and not set(name_tokens(self.tool)) & _STRONG
+                self._api_read = bool(set(name_tokens(self.tool)) & NAVIGATE_WORDS) and not set(name_tokens(self.tool)) & STRONG
         return self._api_read
 
     def external_actions(self) -> frozenset[str]:
@@ -640,35 +452,3 @@ class Understanding:
         return self.profile.destructive
 
 
-def _flat(values: list[Any]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, (list, tuple)):
-            out.extend(x for x in v if isinstance(x, str))
-    return out
-
-
-def _nested_items(value: Any, depth: int = 0) -> Iterable[tuple[str, Any]]:
-    if depth > 8:
-        return
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            yield str(k), v
-            yield from _nested_items(v, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _nested_items(v, depth + 1)
-
-
-_WHOLE_URL = re.compile(r"^(?:https?|wss?|ftp)://\S+$", re.IGNORECASE)
-
-
-def _whole_url_host(key: str, text: str) -> str | None:
-    value = text.strip()
-    if "://" in value and _WHOLE_URL.match(value):
-        return urls.host_of(value) or None
-    if key.lower() in urls.HOST_KEYS:
-        return urls.host_of_value(value)
-    return None
