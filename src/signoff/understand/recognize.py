@@ -365,7 +365,7 @@ class Understanding:
             if touch.pii:
                 found.add("sensitive_read")
                 self.notes.append(f"reads personal data ({', '.join(sorted(touch.pii))})")
-        if "method" in prof.fields and prof.catalogued and not commands:
+        if "method" in prof.fields and prof.catalogued and not commands and not prof.reads:
             found = self._by_method(found)
         if not prof.catalogued and not prof.reads and self.url_arguments():
             found.add("api_call")
@@ -397,7 +397,7 @@ class Understanding:
         if first and first[0] in API_READ_METHODS and not words & DELETE_VERBS \
                 and not any(set(name_tokens(m)) & WRITE_VERBS - API_READ_METHODS for m in methods):
             self.api_read = True
-            return {"api_call"} & found | {"api_call"}
+            return found & {"api_call"}
         kept = {"api_call"} | {a for a in found if a not in ("payment", "refund", "purchase")}
         if "refund" in found and words & {"refund", "refunds"}:
             kept.add("refund")
