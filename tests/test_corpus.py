@@ -114,6 +114,13 @@ def test_corpus_size_and_spread() -> None:
     assert allows >= 80, "plenty of harmless reads, so false holds are measured"
 
 
+def test_every_catalogued_server_has_calls_in_the_corpus() -> None:
+    from signoff.catalog import load_catalog
+
+    covered = {c.server for c in load_corpus() if not c.held_out}
+    assert set(load_catalog().servers) <= covered, sorted(set(load_catalog().servers) - covered)
+
+
 def test_corpus_uses_real_tool_names_and_argument_keys() -> None:
     from signoff.catalog import load_catalog
 
