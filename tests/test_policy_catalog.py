@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
+from signoff.catalog import ToolEntry as Entry
 from signoff.model import ToolCall
 from signoff.policy import Policy, PolicyContext, load_policy
-
-
-@dataclass(frozen=True)
-class Entry:
-    server: str
-    tool: str
-    actions: tuple[str, ...]
-    read_only: bool
-    destructive: bool | None
-    fields: dict[str, tuple[str, ...]]
-    amount_unit: str = "major"
-    currency: str | None = None
-    annotations: dict[str, Any] = field(default_factory=dict)
 
 
 class StubCatalog:

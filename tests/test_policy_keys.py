@@ -285,3 +285,21 @@ def test_evaluation_is_deterministic_and_does_not_mutate_the_call() -> None:
     first = policy.evaluate(c)
     assert all(policy.evaluate(c) == first for _ in range(3))
     assert args == {"to": ["a@b.com"], "nested": {"url": "https://payments.stripe.com"}}
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "hints"),
+    [
+        ("tasks.execute", {"command": "rm -rf /"}, {}),  # a command argument is read whatever the tool's name
+        ("jobs.submit", {"cmd": ["rm", "-rf", "/"]}, {}),  # argv lists too
+        ("x.run", {"sql": "DROP TABLE users"}, {}),  # an sql argument is read whatever the tool's name
+        ("x.delete_everything", {}, {"readOnlyHint": True}),  # a destructive name beats a read-only claim
+    ],
+)
+def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: dict, hints: dict) -> None:
+    permissive = Policy.from_text("hitl_policies:\n  - action: [file_delete, database_delete]\n  - action: '*'\n"
+                                  "    condition: destructive\n", source="p.yaml")
+    conservative = Policy.from_text("hitl_policies:\n  - action: '*'\n", source="p.yaml")
+    assert verdict(conservative, call(tool, args, **hints)) == "ask"
+    if "delete_everything" not in tool:
+        assert verdict(permissive, call(tool, args, **hints)) == "ask"

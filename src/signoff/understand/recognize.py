@@ -185,12 +185,8 @@ class Profile:
     def possible(self) -> frozenset[str]:
         """Every action a call of this tool may turn out to perform (arguments can add some)."""
         found = set(self.actions)
-        if not self.catalogued:
-            found |= {"api_call", "sensitive_read"}
-            if self.database:
-                found |= {"database_write", "database_delete"}
-            if not self.actions and not self.reads:
-                found.add(UNKNOWN)
+        if not self.catalogued:  # arguments can say anything: a `command`, `sql` or URL argument
+            return ALL_ACTIONS
         if "command" in self.fields or "shell" in found:
             found |= shell.EVERY_ACTION
         if "sql" in self.fields:
@@ -221,7 +217,7 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
                        entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}))
     actions, reads, why = by_name(server, tool)
     destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
-    if not actions and not reads and hints.get("readOnlyHint") is True:
+    if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & _STRONG:
         reads, why = True, f"{tool} declares itself read-only (readOnlyHint)"
     if destructive and not actions and not reads:
         words = set(name_tokens(tool)) | set(name_tokens(server))
@@ -351,7 +347,9 @@ class Understanding:
         return self._once("commands", self._commands)
 
     def _commands(self) -> list[shell.ShellAnalysis]:
-        if not ("shell" in self.profile.actions or "command" in self.profile.fields):
+        prof = self.profile
+        if not ("shell" in prof.actions or "command" in prof.fields
+                or (not prof.catalogued and any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments))):
             return []
         out = []
         for value in self.role("command"):
@@ -383,7 +381,7 @@ class Understanding:
         return sqlmod.analyze(texts)
 
     def _looks_like_database(self) -> bool:
-        return self.profile.database
+        return self.profile.database or any(_SQL_KEYS.search(str(k)) for k in self.arguments)
 
     def tables(self) -> frozenset[str]:
         """Tables/collections touched: SQL, shell database commands, table/collection arguments."""
