@@ -32,7 +32,7 @@ CATALOG = StubCatalog([
     Entry("git", "git_reset", ("file_write",), False, True, {}, annotations={"destructiveHint": True}),
     Entry("stripe", "create_refund", ("refund",), False, False, {"amount": ("args.amount",), "currency": ("args.currency",)},
           amount_unit="minor", currency="USD"),
-    Entry("stripe", "create_payment_link", ("payment",), False, False, {"amount": ("args.line_items[*].price",)},
+    Entry("shop", "checkout", ("purchase",), False, False, {"amount": ("args.line_items[*].price",)},
           amount_unit="minor", currency="USD"),
     Entry("gmail", "send_email", ("send_email",), False, False, {"recipient": ("args.to", "args.cc", "args.bcc")}),
     Entry("gmail", "draft_email", (), False, False, {"recipient": ("args.to",)}),
@@ -57,8 +57,8 @@ def decide(preset: str, server: str, tool: str, args: dict, **hints) -> str:
         ("github", "delete_repository", {"repo": "a/b"}, "ask", "ask", "ask"),
         ("github", "add_collaborator", {"user": "eve"}, "ask", "ask", "allow"),
         ("stripe", "create_refund", {"amount": 500}, "ask", "ask", "ask"),
-        ("stripe", "create_payment_link", {"line_items": [{"price": 6000}, {"price": 6000}]}, "ask", "ask", "allow"),  # $120
-        ("stripe", "create_payment_link", {"line_items": [{"price": 5000}]}, "ask", "allow", "allow"),  # $50 (cents)
+        ("shop", "checkout", {"line_items": [{"price": 6000}, {"price": 6000}]}, "ask", "ask", "ask"),  # $120 in cents
+        ("shop", "checkout", {"line_items": [{"price": 5000}]}, "ask", "allow", "allow"),  # $50
         ("gmail", "send_email", {"to": "a@b.com"}, "ask", "ask", "allow"),
         ("gmail", "draft_email", {"to": "eve@evil.example"}, "allow", "allow", "allow"),
         ("desktop", "start_process", {"command": "ls -la"}, "allow", "allow", "allow"),

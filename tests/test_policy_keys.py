@@ -303,3 +303,21 @@ def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: d
     assert verdict(conservative, call(tool, args, **hints)) == "ask"
     if "delete_everything" not in tool:
         assert verdict(permissive, call(tool, args, **hints)) == "ask"
+
+
+@pytest.mark.parametrize(
+    ("tool", "actions"),
+    [  # the name-word misfires issue #11 names, and a few that would open the gate
+        ("git.git_checkout", ("unknown",)),  # not a purchase (by name alone: unknown, so conservative holds it)
+        ("github.pull_request_read", ()),  # not an API call
+        ("notion.API-post-search", ()),  # not a message
+        ("x.update_status", ("unknown",)),  # a read word does not make a write a read
+        ("x.get_or_create_user", ("access_change",)),
+        ("fs.write_file", ("file_write",)),  # not a deletion
+        ("fs.move_file", ("file_write",)),
+        ("mail.create_draft", ()),  # drafts send nothing
+    ],
+)
+def test_tool_names_read_without_misfires(tool: str, actions: tuple[str, ...]) -> None:
+    policy = Policy.from_text("catalog: off\nhitl_policies: []\n", source="p.yaml")
+    assert policy.evaluate(call(tool, {})).actions == actions

@@ -25,7 +25,7 @@ PRESET_CASES = [
     ("git.git_commit", {"message": "m"}, WRITES, "ask", "allow", "allow"),
     ("filesystem.write_file", {"path": "/a"}, DESTROYS, "ask", "ask", "ask"),
     ("filesystem.delete_file", {"path": "/a"}, {}, "ask", "ask", "ask"),
-    ("fetch.fetch", {"url": "https://example.org"}, {"readOnlyHint": True}, "ask", "allow", "allow"),
+    ("fetch.fetch", {"url": "https://example.org"}, {"readOnlyHint": True}, "allow", "allow", "allow"),  # a GET is a read (#11)
     ("fetch.fetch", {"url": "https://production.api.x.com"}, {"readOnlyHint": True}, "ask", "ask", "allow"),
     ("gmail.send_email", {"to": "a@b.com"}, {}, "ask", "ask", "allow"),
     ("shop.checkout", {"amount": 20}, {"readOnlyHint": False, "destructiveHint": False}, "ask", "allow", "allow"),
@@ -42,7 +42,7 @@ PRESET_CASES = [
     ("gmail.create_draft", {"to": "eve@evil.example"}, {}, "allow", "allow", "allow"),
     ("stripe.create_refund", {"amount": 500}, {}, "ask", "ask", "ask"),
     ("stripe.create_payment_intent", {"amount": "$2,500.00"}, {}, "ask", "ask", "ask"),
-    ("stripe.create_payment_intent", {"amount": "$50"}, {}, "ask", "allow", "allow"),
+    ("stripe.create_payment_intent", {"amount": "$50"}, {}, "ask", "ask", "ask"),  # every payment: money leaving
     ("vault.get_secret", {"name": "db"}, {}, "ask", "ask", "allow"),
     ("github.add_collaborator", {"user": "eve"}, {}, "ask", "ask", "allow"),
     ("mongo.delete-many", {"collection": "logs", "filter": {}}, {}, "ask", "ask", "ask"),

@@ -90,8 +90,9 @@ CASES = [
     ("postgres.execute_sql", {"sql": "SELECT * FROM users"}, "allow", "allow", "allow"),
     ("shop.checkout", {"amount": 150}, "ask", "ask", "allow"),
     ("shop.checkout", {"amount": 50}, "ask", "allow", "allow"),
-    ("stripe.create_payment_intent", {"amount": "$1,500.00"}, "ask", "ask", "ask"),
-    ("stripe.create_payment_intent", {"amount": "$500"}, "ask", "ask", "allow"),  # balanced: payment is a purchase
+    # the balanced block speaks of purchases only; a payment is not a purchase (tests/corpus/README.md)
+    ("stripe.create_payment_intent", {"amount": "$1,500.00"}, "ask", "allow", "ask"),
+    ("stripe.create_payment_intent", {"amount": "$500"}, "ask", "allow", "allow"),
     ("stripe.create_refund", {"amount": 5}, "ask", "allow", "ask"),
     ("aws.deploy_stack", {"stack": "prod"}, "allow", "ask", "allow"),
     ("shell.run_command", {"command": "rm -rf build/"}, "ask", "ask", "ask"),

@@ -398,6 +398,10 @@ class Facts:
             cached = self._expanded = expand(self.u.actions())
         return cached
 
+    def external_actions(self) -> frozenset[str]:
+        """Actions that act on the world (an HTTP GET does not), with what they imply."""
+        return expand(self.u.external_actions())
+
     def action_names(self) -> tuple[str, ...]:
         return tuple(sorted(self.u.actions()))
 
@@ -420,9 +424,17 @@ class Facts:
         return self._labels
 
     def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
+        """Any recipient outside `internal_domains`. With none at all, an email counts as external;
+        a chat message with no address (a channel post) stays inside the workspace."""
         if not fields or "recipient" not in fields:
             labels = self.labelled_recipients()
-            return not labels or any(external for _, external in labels)
+            actions = self.u.actions()
+            chat = "send_message" in actions and "send_email" not in actions
+            if not labels:
+                return not chat
+            if chat:  # a channel id is inside the workspace; phone numbers and addresses are judged as such
+                return any(external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels))
+            return any(external for _, external in labels)
         return recipients.any_external(self.recipients(fields), self.policy.internal)
 
     def url_is_external(self) -> bool:

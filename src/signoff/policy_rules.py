@@ -191,9 +191,9 @@ class CompiledRule:
 
     def _hit(self, facts: Facts) -> set[str]:
         """The rule's actions this call performs."""
-        actions = facts.actions()
         if self.any_action:
-            return set(actions)
+            return set(facts.external_actions())
+        actions = facts.actions()
         wanted = self.builtin_actions | (set(self.action_defs) - set(self.by_tools))
         return set(actions & wanted)
 
@@ -381,7 +381,7 @@ class CompiledRule:
             elif name == "destructive":
                 context[name] = facts.u.destructive()
             elif name == "read_only":
-                context[name] = not facts.u.actions()
+                context[name] = not facts.u.external_actions()
             elif name in call.arguments:
                 context[name] = call.arguments[name]
         return condition.program.execute(context)

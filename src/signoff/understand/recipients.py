@@ -114,6 +114,15 @@ def in_text(texts: Iterable[str]) -> list[Recipient]:
     return [parse_address(m) for text in texts if "@" in text for m in _EMAIL_IN_TEXT.findall(text)]
 
 
+_CHANNEL = re.compile(r"^[#@]?[A-Za-z][A-Za-z0-9_.-]{0,79}$")
+
+
+def is_channel(recipient: Recipient) -> bool:
+    """A chat channel or user id (`C024BE91L`, `#general`, `@ann`): inside the workspace, not an address.
+    Phone numbers and WhatsApp ids (digits) are outside."""
+    return recipient.address is None and bool(_CHANNEL.match(recipient.text.strip()))
+
+
 def any_external(recipients: list[Recipient], internal: tuple[str, ...]) -> bool:
     """True unless there is at least one recipient and every one is internal."""
     return not recipients or any(r.external(internal) for r in recipients)

@@ -27,18 +27,18 @@ ALL_ACTIONS = frozenset(VOCABULARY) | {UNKNOWN}
 IMPLIES = {
     "database_delete": ("database_write",),
     "file_delete": ("file_write",),
-    "refund": ("payment", "purchase"),
-    "payment": ("purchase",),
-    "purchase": ("payment",),
+    "refund": ("payment",),
 }
-"""A rule on the right-hand action also covers the left: a DELETE is a database write, a refund a payment."""
+"""A rule on the right-hand action also covers the left: a DELETE is a database write, a refund a payment.
+A purchase (buying goods) and a payment (moving money) stay apart, as in the seed's presets."""
 ROLE_KEYS: dict[str, frozenset[str]] = {
     "recipient": recipients.RECIPIENT_KEYS,
     "amount": frozenset({"amount", "total", "price", "amount_money", "unit_amount", "total_amount", "value_amount", "sum",
                          "charge_amount", "payment_amount", "amount_cents", "amountcents", "cost"}),
     "currency": frozenset({"currency", "currency_code", "currencycode"}),
     "command": frozenset({"command", "cmd", "commandline", "command_line", "shell_command", "script", "bash", "sh"}),
-    "table": frozenset({"table", "tables", "table_name", "tablename", "collection", "collection_name", "collectionname"}),
+    "table": frozenset({"table", "tables", "table_name", "tablename", "tableid", "table_id", "collection", "collection_name",
+                        "collectionname"}),
     "path": frozenset({"path", "paths", "file", "filename", "file_path", "filepath", "source", "destination", "target",
                        "dir", "directory", "src", "dst", "dest", "old_path", "new_path"}),
     "subject": frozenset({"subject", "title"}),
@@ -53,7 +53,14 @@ _SQL_TEXT = re.compile(
     re.IGNORECASE,
 )
 _SQL_KEYS = re.compile(r"sql|^(?:statements?|stmts?|query)$", re.IGNORECASE)
+_SQL_ONLY_KEYS = re.compile(r"sql|^(?:statements?|stmts?)$", re.IGNORECASE)
+"""Keys that hold SQL whatever the tool's name (`query` alone is often a search query)."""
+DELETE_VERBS = frozenset("delete remove destroy purge drop erase trash wipe terminate uninstall".split())
+API_READ_METHODS = frozenset("get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split())
+NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
+CLI_NAMES = frozenset("kubectl helm terraform tofu aws gcloud az docker git gh npm psql mysql redis-cli".split())
 DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
+DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -91,7 +98,8 @@ NAME_RULES: dict[str, NameRule] = {
                         _w("pay")),
     "refund": NameRule(_w("refund create issue"), _w("refund refunds"), _w("refund")),
     "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run"),
-                               _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase collection "
+                               _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase "
+                                  "airtable baserow nocodb firestore collection "
                                   "document documents item items key keys")),
     "database_delete": NameRule(_w("delete drop truncate purge remove flush flushall flushdb"),
                                 _w("db database table tables record records row rows collection documents document item items key keys "
@@ -109,6 +117,13 @@ NAME_RULES: dict[str, NameRule] = {
                                _w("secret secrets credential credentials password passwords token tokens key keys vault env apikey")),
 }
 _STRONG = _w("delete remove drop destroy send pay charge refund transfer deploy purge erase terminate")
+WRITE_VERBS = _w(
+    "create update delete remove write edit modify change set add insert upsert replace move rename copy upload send pay "
+    "refund deploy apply run exec execute spawn start stop kill restart archive merge close reopen approve reject cancel "
+    "lock unlock ban kick assign submit publish schedule enable disable reset restore import sync install uninstall invite "
+    "share grant revoke rotate drop truncate purge erase destroy terminate commit push mark clear flush overwrite append "
+    "save mkdir unlink trash wipe shred provision scale rollback revert migrate alter")
+"""Verbs that change something: a name with one of them is not a read, whatever else it says (`update_status`)."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,7 +133,7 @@ def by_name(server: str, tool: str) -> tuple[frozenset[str], bool, str]:
     words = set(tokens) | set(name_tokens(server))
     if any(t == "draft" or t == "drafts" for t in tokens):
         return frozenset(), True, f"{tool} writes a draft (nothing leaves until it is sent)"
-    reads = bool(tokens) and (tokens[0] in READ_VERBS or tokens[-1] in READ_VERBS) and not (set(tokens) & _STRONG)
+    reads = bool(set(tokens) & READ_VERBS) and not set(tokens) & (WRITE_VERBS | _STRONG)
     found = set()
     for action, rule in NAME_RULES.items():
         verbs = set(tokens) & rule.verbs
@@ -174,12 +189,18 @@ class Profile:
     annotations: Mapping[str, Any] = field(default_factory=dict)
     database: bool = False
     """The name says database (`query`, `sql`, a database server): SQL in its arguments is read."""
+    arguments: frozenset[str] = frozenset()
+    """The tool's real argument names, as the catalog recorded them."""
+    server_id: str | None = None
+    hosts: tuple[str, ...] = ()
+    """The API hosts the catalogued server's calls reach (api.stripe.com), for `domains:` rules."""
 
     @functools.cached_property
     def static(self) -> bool:
         """Catalogued, and no argument can change its actions (no command, SQL or path to read)."""
-        return self.catalogued and not ({"command", "sql"} & set(self.fields)) and "shell" not in self.actions and (
-            "path" not in self.fields or bool(self.actions - {"api_call"}))
+        return self.catalogued and not ({"command", "sql", "method"} & set(self.fields)) and "shell" not in self.actions and (
+            "path" not in self.fields or bool(self.actions - {"api_call"})) and (
+            "recipient" not in self.fields or bool(self.actions & {"send_email", "send_message"}) or self.reads)
 
     @property
     def possible(self) -> frozenset[str]:
@@ -190,7 +211,11 @@ class Profile:
         if "command" in self.fields or "shell" in found:
             found |= shell.EVERY_ACTION
         if "sql" in self.fields:
-            found |= {"database_write", "database_delete"}
+            found |= {"database_write", "database_delete", "sensitive_read"}
+        if "recipient" in self.fields and not self.reads:
+            found.add("send_email")
+        if "method" in self.fields:
+            found |= {"api_call", "file_delete"}
         if "url" in self.fields or "host" in self.fields:
             found.add("api_call")
         if "path" in self.fields:
@@ -211,10 +236,15 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
         hints = {**dict(entry.annotations or {}), **hints} if not hints else hints
         destructive = bool(entry.destructive) or (entry.destructive is None and hints.get("destructiveHint") is True
                                                  and not entry.read_only)
-        why = f"{catalog_id}.{tool} in signoff's catalog: " + (", ".join(entry.actions) if entry.actions else "only reads")
-        return Profile(frozenset(entry.actions), bool(entry.read_only), destructive,
+        actions = frozenset(entry.actions)
+        if destructive and not entry.read_only and set(name_tokens(tool)) & DELETE_VERBS and actions.isdisjoint(("file_delete", "database_delete")):
+            actions |= {"file_delete"}  # deleting a repository, a page, a key: a deletion the vocabulary has no word for
+        why = f"{catalog_id}.{tool} in signoff's catalog: " + (", ".join(sorted(actions)) if actions else "only reads")
+        return Profile(actions, bool(entry.read_only), destructive,
                        {k: tuple(v) for k, v in entry.fields.items()}, True, f"catalog {catalog_id}", why,
-                       entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}))
+                       entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}),
+                       arguments=frozenset(getattr(entry, "arguments", ()) or ()), server_id=catalog_id,
+                       hosts=tuple(urls.normalize_domain(h) for h in getattr(entry, "hosts", ()) or ()))
     actions, reads, why = by_name(server, tool)
     destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
     if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & _STRONG:
@@ -276,12 +306,18 @@ def pairs(arguments: Any, max_depth: int = 32) -> list[tuple[str, Any]]:
     return out
 
 
+_SQL_SHAPE = re.compile(r"\b(?:from|into|table|set|where|values|join|database|index|view|schema|procedure|function|grant|to)\b|;",
+                        re.IGNORECASE)
+
+
 def sql_texts(arguments: Any) -> list[str]:
-    return [t for k, t in pairs(arguments) if isinstance(t, str) and t.strip() and (_SQL_KEYS.search(k) or _SQL_TEXT.match(t))]
+    """Strings that are SQL: under an sql-like key, or shaped like a statement (`DELETE FROM …`, not "Call back")."""
+    return [t for k, t in pairs(arguments) if isinstance(t, str) and t.strip()
+            and (_SQL_KEYS.search(k) or (_SQL_TEXT.match(t) and _SQL_SHAPE.search(t)))]
 
 
 _DB_WORDS = _w("db database databases sql query queries table tables postgres postgresql mysql sqlite mongo mongodb redis "
-               "dynamodb supabase bigquery snowflake clickhouse duckdb execute exec")
+               "dynamodb supabase bigquery snowflake clickhouse duckdb execute exec airtable baserow nocodb firestore")
 
 
 class Understanding:
@@ -297,6 +333,8 @@ class Understanding:
         self._roles: dict[str, list[Any]] = {}
         self._actions_found: frozenset[str] | None = None
         self._recipients_found: list[recipients.Recipient] | None = None
+        self.api_read = False
+        self._api_read: bool | None = None
         self.notes: list[str] = []
         """Phrases for the reason: "rm -rf build/ deletes files"."""
 
@@ -352,12 +390,21 @@ class Understanding:
                 or (not prof.catalogued and any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments))):
             return []
         out = []
+        cli = next((t for t in name_tokens(self.tool) + name_tokens(self.server) if t in CLI_NAMES), None)
         for value in self.role("command"):
             if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                if any(" " in v.strip() for v in value):  # a list of command lines
+                    out.extend(shell.analyze(v) for v in value)
+                    continue
                 import shlex
 
-                value = shlex.join(value)
-            if isinstance(value, str):
+                value = shlex.join(value)  # an argv list
+            if isinstance(value, str) and cli and value.strip() and " " not in value.strip() and not prof.catalogued:
+                # `kubectl_generic(command="delete", resourceType="secret", name="x")`: the CLI's own words
+                words = [cli, value.strip()] + [v for k, v in self.arguments.items()
+                                                if isinstance(v, str) and str(k).lower() not in ROLE_KEYS["command"] and " " not in v]
+                out.append(shell.analyze(" ".join(words)))
+            elif isinstance(value, str):
                 out.append(shell.analyze(value))
             elif value is not None:
                 bad = shell.ShellAnalysis(unparseable="the command is not text")
@@ -381,7 +428,7 @@ class Understanding:
         return sqlmod.analyze(texts)
 
     def _looks_like_database(self) -> bool:
-        return self.profile.database or any(_SQL_KEYS.search(str(k)) for k in self.arguments)
+        return self.profile.database or any(_SQL_ONLY_KEYS.search(str(k)) for k in self.arguments)
 
     def tables(self) -> frozenset[str]:
         """Tables/collections touched: SQL, shell database commands, table/collection arguments."""
@@ -424,6 +471,8 @@ class Understanding:
                     found.add(urls.UNPARSEABLE)
         for a in self.commands():
             found |= a.hosts
+        if self.profile.hosts and "api_call" in self.actions() and not self.api_is_read():
+            found.update(self.profile.hosts)  # the server's own API, for what it changes (its reads stay unremarkable)
         return frozenset(found)
 
     def url_arguments(self) -> frozenset[str]:
@@ -441,7 +490,7 @@ class Understanding:
         found = [r for v in values for r in recipients.collect(v)]
         for a in self.commands():
             found += [recipients.parse_address(t) for t in a.recipients]
-        if not found and not values:
+        if not found and not values and not self.profile.catalogued:
             found = recipients.in_text(t for _, t in self.pairs() if isinstance(t, str))
         return found
 
@@ -459,14 +508,15 @@ class Understanding:
         return money.total(values, unit=self.profile.amount_unit, currency=currency)
 
     def sensitive_paths(self) -> list[str]:
-        return self._once("sensitive", lambda: [v for v in self.role("path") if isinstance(v, str) and shell.SENSITIVE_PATHS.search(v)])
+        return self._once("sensitive", lambda: [v for v in _flat(self.role("path")) if shell.SENSITIVE_PATHS.search(v)])
 
     def dry_run(self) -> bool:
-        """`dryRun: true` counts only when the tool's schema declares that argument (else the server may ignore it)."""
+        """`dryRun: true` counts only when the tool declares that argument (its schema, or the
+        catalog's record of its arguments); otherwise the server may ignore it."""
         props = (self.schema or {}).get("properties") if isinstance(self.schema, Mapping) else None
-        if not isinstance(props, Mapping):
-            return False
-        return any(self.arguments.get(k) is True and k in props for k in DRY_RUN_KEYS)
+        declared = set(props) if isinstance(props, Mapping) else set()
+        declared |= self.profile.arguments
+        return any(self.arguments.get(k) is True and k in declared for k in DRY_RUN_KEYS)
 
     # ------------------------------------------------------------------ the actions
 
@@ -477,15 +527,15 @@ class Understanding:
 
     def _actions(self) -> frozenset[str]:
         prof = self.profile
-        if prof.static and self.schema is None:  # catalogued, nothing in the arguments can change it
+        if prof.static and self.schema is None and not prof.arguments & DRY_RUN_SET:  # nothing in the arguments can change it
             return prof.actions
         found = set(prof.actions)
         if self.dry_run():
             self.notes.append("a dry run: nothing changes")
             return frozenset()
         commands = self.commands()
-        if commands:
-            found.discard("shell")
+        if commands:  # what the command line does replaces what the tool may do
+            found = set()
             for a in commands:
                 found |= a.actions
                 self.notes.extend(a.unparseable and [f"{a.unparseable}: counts as every action"] or a.what)
@@ -500,16 +550,76 @@ class Understanding:
                 if touch.deletes:
                     found.add("database_delete")
                 self.notes.append(touch.why or (("deletes from " if touch.deletes else "writes to ") + (", ".join(sorted(touch.tables)) or "the database")))
+            if touch.pii:
+                found.add("sensitive_read")
+                self.notes.append(f"reads personal data ({', '.join(sorted(touch.pii))})")
+        if "method" in prof.fields and prof.catalogued and not commands:
+            found = self._by_method(found)
         if not prof.catalogued and not prof.reads and self.url_arguments():
             found.add("api_call")
-        elif prof.catalogued and "api_call" in found and not (self.role("url") or self.role("host")) and ("url" in prof.fields):
-            pass
         if (prof.reads or not found - {"api_call"}) and self.sensitive_paths():
             found.add("sensitive_read")
             self.notes.append(f"reads {self.sensitive_paths()[0]} (credentials)")
+        if prof.catalogued and not found & {"send_email", "send_message"} and not prof.reads \
+                and "draft" not in name_tokens(self.tool) and any(r.address for r in self.recipients()):
+            found.add("send_email")  # a filter that forwards, an invite: mail goes to these addresses
+        if found.isdisjoint(("file_delete", "database_delete")) and not commands and not touch.statements \
+                and set(name_tokens(self.tool)) & DELETE_VERBS and (prof.destructive or not prof.catalogued) and not prof.reads:
+            found.add("file_delete")  # a deletion of something the vocabulary has no word for (a repository, a monitor)
         if not found and not prof.catalogued and not prof.reads and not commands and not touch.statements:
             found.add(UNKNOWN)
         return frozenset(found)
+
+    def _by_method(self, found: set[str]) -> set[str]:
+        """A generic API tool (`make_api_request(service, method, request)`): the method decides."""
+        methods = [m for m in self.role("method") if isinstance(m, str)]
+        if not methods:
+            return found
+        words = set()
+        for m in methods:
+            words |= set(name_tokens(m))
+        for value in self.arguments.values():
+            if isinstance(value, str) and len(value) < 64:
+                words |= set(name_tokens(value))
+        first = name_tokens(methods[0])[:1]
+        if first and first[0] in API_READ_METHODS and not words & DELETE_VERBS \
+                and not any(set(name_tokens(m)) & WRITE_VERBS - API_READ_METHODS for m in methods):
+            self.api_read = True
+            return {"api_call"} & found | {"api_call"}
+        kept = {"api_call"} | {a for a in found if a not in ("payment", "refund", "purchase")}
+        if "refund" in found and words & {"refund", "refunds"}:
+            kept.add("refund")
+        elif "payment" in found and words & {"payment", "payments", "charge", "charges", "pay"}:
+            kept.add("payment")
+        elif "purchase" in found and words & {"order", "orders", "checkout", "purchase"}:
+            kept.add("purchase")
+        if words & DELETE_VERBS:
+            kept.add("file_delete")
+        return kept
+
+    def api_is_read(self) -> bool:
+        """An HTTP call that only reads: a GET-like method, a read-only tool, or navigating to a page."""
+        if self._api_read is None:
+            self.actions()
+            prof = self.profile
+            if self.api_read:
+                self._api_read = True
+            elif any(a.hosts and a.actions == {"api_call"} for a in self.commands()):
+                self._api_read = all(a.method in ("GET", "HEAD") for a in self.commands() if "api_call" in a.actions)
+            elif prof.reads:
+                self._api_read = True
+            elif "method" in prof.fields:
+                self._api_read = False
+            else:
+                self._api_read = bool(set(name_tokens(self.tool)) & NAVIGATE_WORDS) and not set(name_tokens(self.tool)) & _STRONG
+        return self._api_read
+
+    def external_actions(self) -> frozenset[str]:
+        """The actions that count as acting on the world: an API call that only reads does not."""
+        actions = self.actions()
+        if "api_call" in actions and self.api_is_read():
+            return actions - {"api_call"}
+        return actions
 
     def destructive(self) -> bool:
         """Declared (catalog or annotations) or recognised (rm -rf, DROP, git push --force); what the
@@ -524,8 +634,20 @@ class Understanding:
             return any(a.destructive for a in commands)
         touch = self.sql()
         if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
-            return touch.deletes
+            return touch.deletes or touch.overwrites
+        if "method" in self.profile.fields and self.profile.catalogued:
+            return "file_delete" in self.actions()
         return self.profile.destructive
+
+
+def _flat(values: list[Any]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(x for x in v if isinstance(x, str))
+    return out
 
 
 def _nested_items(value: Any, depth: int = 0) -> Iterable[tuple[str, Any]]:

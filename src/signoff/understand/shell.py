@@ -60,6 +60,8 @@ _SECRET = re.compile(r"(get-secret-value|secrets?|get-parameters?|decrypt|creden
                      r"|access-token|print-access-token|get-login-password)", re.IGNORECASE)
 _READ_VERB = re.compile(r"^(describe|list|get|show|ls|status|logs?|view|top|explain|version|plan|validate|output|info|"
                         r"inspect|search|whoami|help|diff|history|check|wait|config|auth|print|lookup|query|fmt)", re.IGNORECASE)
+SQL_WORDS = {"SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "TRUNCATE", "CREATE", "GRANT", "REVOKE", "MERGE",
+             "REPLACE", "WITH", "COPY", "VACUUM", "ATTACH", "PRAGMA", "EXPLAIN", "SHOW", "CALL", "EXEC", "EXECUTE"}
 MAILERS = {"sendmail", "mail", "mailx", "mutt", "msmtp", "swaks", "ssmtp", "neomutt", "s-nail"}
 NETWORK = {"ssh", "scp", "sftp", "rsync", "nc", "ncat", "netcat", "telnet", "ftp", "socat", "rclone"}
 HTTP = {"curl", "wget", "http", "https", "xh", "xhs", "httpie", "curlie", "aria2c", "lynx", "w3m"}
@@ -75,6 +77,8 @@ class ShellAnalysis:
     tables: set[str] = field(default_factory=set)
     recipients: list[str] = field(default_factory=list)
     destructive: bool = False
+    method: str = ""
+    """The HTTP method of curl/wget/httpie requests (the last one)."""
     unparseable: str = ""
     """Why the command line could not be read (it then counts as every action)."""
     what: list[str] = field(default_factory=list)
@@ -208,8 +212,13 @@ def _program(words: list[str], stdin: str, result: ShellAnalysis, depth: int) ->
     if name in ("source", "."):
         result.add({"shell"}, f"runs the script {args[0] if args else '?'}")
         return
-    if name in INTERPRETERS:
-        result.unparseable = f"{name} runs code signoff cannot read"
+    if name in INTERPRETERS or re.match(r"^(python|pypy|node|ruby|perl|php)[\d.]*$", name):
+        inline = {"-c", "-e", "--eval", "-E", "-r", "--command", "-Command", "-p", "--print"}
+        files = [a for a in args if not a.startswith("-")]
+        if any(a in inline for a in args) or not files or (files and files[0] == "-"):
+            result.unparseable = f"{name} runs code signoff cannot read"
+        else:
+            result.add({"shell"}, f"runs {name} {files[0]}")
         return
     if name in ("rm", "rmdir", "unlink", "shred", "srm", "wipe", "truncate") or name.startswith("mkfs") or name in ("wipefs", "fdisk", "parted"):
         result.add({"file_delete", "file_write"}, f"{line} deletes files", destructive=True)
@@ -273,6 +282,9 @@ def _program(words: list[str], stdin: str, result: ShellAnalysis, depth: int) ->
                 return
     if name in READ_ONLY:
         return
+    if name.upper() in SQL_WORDS:  # input to a database prompt (`DROP TABLE payments;`)
+        _database("psql", ["-c", " ".join(words)], "", line, result)
+        return
     result.add({"shell"}, f"runs {name}")
 
 
@@ -322,8 +334,15 @@ def _http(name: str, args: list[str], line: str, result: ShellAnalysis) -> None:
         hosts.add(urls.UNPARSEABLE)
     method = method or ("POST" if body else "GET")
     result.hosts |= hosts
+    if result.method not in ("", "GET", "HEAD") and method in ("GET", "HEAD"):
+        method_kept = result.method  # the riskiest request of the line decides
+    else:
+        method_kept = method
+    result.method = method_kept
     shown = ", ".join(sorted(h for h in hosts))
-    result.add({"api_call"}, f"{method} request to {shown}", destructive=method == "DELETE")
+    deleting = method == "DELETE"
+    result.add({"api_call"} | ({"database_delete", "database_write"} if deleting else set()), f"{method} request to {shown}",
+               destructive=deleting)
     if writes_file:
         result.add({"file_write"}, f"{line} writes the response to a file")
 
@@ -377,8 +396,9 @@ def _database(name: str, args: list[str], stdin: str, line: str, result: ShellAn
         return
     result.tables |= set(touch.tables)
     actions = {"database_write"} | ({"database_delete"} if touch.deletes else set())
-    what = touch.why or ("deletes rows or tables" if touch.deletes else "writes")
-    result.add(actions, f"{name}: {what} ({', '.join(sorted(touch.tables)) or 'no table named'})", destructive=touch.deletes)
+    what = touch.why or ("deletes rows or tables" if touch.deletes else "overwrites rows" if touch.overwrites else "writes")
+    result.add(actions, f"{name}: {what} ({', '.join(sorted(touch.tables)) or 'no table named'})",
+               destructive=touch.deletes or touch.overwrites)
 
 
 def _git(args: list[str], line: str, result: ShellAnalysis) -> None:
@@ -422,16 +442,19 @@ def _cloud(name: str, args: list[str], line: str, result: ShellAnalysis) -> None
             result.add({"database_write"} | ({"database_delete"} if deleting else set()), f"{line} changes DynamoDB table {table}", destructive=deleting)
             result.tables.add(table.lower())
             return
-    if _SECRET.search(text) and not any(_DESTROY.match(v) or _CHANGE.match(v) for v in verbs[1:] if not _SECRET.search(v)):
+    if _SECRET.search(text) and not any(_DESTROY.match(v) or _CHANGE.match(v) for v in verbs if not _SECRET.search(v)):
         if any(re.match(r"^(get|describe|access|read|print|show|view|list|decrypt|export)", v, re.IGNORECASE) or _SECRET.search(v) for v in verbs):
             result.add({"sensitive_read"}, f"{line} reads secrets")
             return
     if name == "aws" and words[:1] == ["s3"] and len(words) > 1 and words[1] in ("rm", "rb", "mv"):
         result.add({"deploy", "file_delete"}, f"{line} deletes cloud storage", destructive=True)
         return
-    destroy = any(_DESTROY.match(v) for v in verbs)
+    destroy = any(_DESTROY.match(v) for v in verbs) or (name in ("terraform", "tofu") and verbs[:1] == ["apply"]) \
+        or (name == "pulumi" and verbs[:1] == ["up"])  # an apply can destroy what the plan replaces
     change = any(_CHANGE.match(v) for v in verbs)
-    if destroy:
+    if destroy and verbs[:1] in (["apply"], ["up"]):
+        result.add({"deploy"}, f"{line} changes infrastructure (and may destroy some)", destructive=True)
+    elif destroy:
         result.add({"deploy", "file_delete"}, f"{line} deletes or stops infrastructure", destructive=True)
     elif change:
         result.add({"deploy"}, f"{line} changes infrastructure")

@@ -27,6 +27,10 @@ class SqlTouch:
     statements: int
     deletes: bool = False
     why: str = ""
+    overwrites: bool = False
+    """UPDATE, MERGE, ALTER, REPLACE: existing data changes (destructive, unlike an INSERT)."""
+    pii: frozenset[str] = frozenset()
+    """Columns read that hold personal data or secrets (ssn, password...)."""
     """Why the SQL counts as touching every table (empty when it was read)."""
 
     @property
@@ -57,7 +61,14 @@ SAFE_FUNCTIONS = frozenset(
 
 
 def _unreadable(count: int, why: str) -> SqlTouch:
-    return SqlTouch(ALL_TABLES, True, max(count, 1), True, why)
+    return SqlTouch(ALL_TABLES, True, max(count, 1), True, why, True)
+
+
+PII = re.compile(r"^(ssn|social_security(_number)?|sin|password(_hash)?|passwd|pwd|secret|api_?key|access_token|refresh_token"
+                 r"|token|credit_card(_number)?|card_number|cc_number|cvv|cvc|iban|passport(_number)?|tax_id|national_id"
+                 r"|date_of_birth|dob|private_key)$", re.IGNORECASE)
+_SHOW = re.compile(r"^\s*(SHOW|DESCRIBE|DESC)\s+[\w\s.`\"]*;?\s*$", re.IGNORECASE)
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?!ANALY[SZ]E\b)(?:\((?:[^)]*)\)\s*|QUERY\s+PLAN\s+|VERBOSE\s+)?", re.IGNORECASE)
 
 
 def analyze(texts: Iterable[str]) -> SqlTouch:
@@ -73,9 +84,17 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
     deletes_ = (exp.Delete, exp.Drop, exp.TruncateTable)
     writes_ = (exp.Insert, exp.Update, exp.Merge, exp.Alter, exp.Create, exp.Copy, exp.Grant, exp.Revoke) + deletes_
     tables: set[str] = set()
-    writes = deletes = False
+    writes = deletes = overwrites = False
+    pii: set[str] = set()
     count = 0
+    expanded = []
     for text in texts:
+        if _SHOW.match(text):  # SHOW TABLES, DESCRIBE users: reads
+            count += 1
+            continue
+        match = _EXPLAIN.match(text)
+        expanded.append(text[match.end():] if match else text)  # EXPLAIN (not ANALYZE) runs nothing: read what it explains
+    for text in expanded:
         stripped = _without_strings(text)
         for pattern, what in _DISAGREE:
             if pattern.search(stripped):
@@ -94,6 +113,9 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
                     return _unreadable(count, f"the SQL calls {name}(), not known to be read-only")
             deleting = isinstance(statement, deletes_) or any(True for _ in statement.find_all(*deletes_))
             deletes = deletes or deleting
+            overwrites = overwrites or isinstance(statement, (exp.Update, exp.Merge, exp.Alter)) or any(
+                True for _ in statement.find_all(exp.Update, exp.Merge, exp.Alter))
+            pii |= {c.name.lower() for c in statement.find_all(exp.Column) if PII.match(c.name or "")}
             writes = (
                 writes
                 or deleting
@@ -106,7 +128,7 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
                     tables.add(table.name.lower())
                     if table.db:
                         tables.add(f"{table.db}.{table.name}".lower())
-    return SqlTouch(frozenset(tables), writes, count, deletes)
+    return SqlTouch(frozenset(tables), writes, count, deletes, "", overwrites, frozenset(pii))
 
 
 _STRING = re.compile(r"'(?:[^']|'')*'")
