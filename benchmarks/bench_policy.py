@@ -58,8 +58,9 @@ def main() -> None:
     matching = ToolCall("gmail", "send_email", {"to": "bob@elsewhere.org", "subject": "invoice 42"}, {"readOnlyHint": False})
     unmatched = ToolCall("time", "get_current_time", {"timezone": "UTC"}, {"readOnlyHint": True})
     by_name = ToolCall("mail", "send_email", {"to": "bob@elsewhere.org", "subject": "invoice 42"}, {"readOnlyHint": False})
-    print(f"{'rules':>6}{'load ms':>10}{'held (catalog) p50 µs':>24}{'p99':>8}{'allowed (catalog) p50 µs':>27}{'p99':>8}"
-          f"{'held (names) p50 µs':>22}{'p99':>8}")
+    print("catalogued: gmail.send_email (held) and time.get_current_time (allowed); by name: mail.send_email (held)")
+    print(f"{'rules':>6}{'load ms':>10}{'held call p50 µs':>19}{'p99':>8}{'allowed call p50 µs':>22}{'p99':>8}"
+          f"{'held by name p50 µs':>22}{'p99':>8}")
     for rules in (10, 100, 1000):
         start = time.perf_counter()
         policy = Policy.from_text(policy_text(rules), source=f"<{rules} rules>")
@@ -69,7 +70,7 @@ def main() -> None:
         allowed = measure(policy, unmatched, iterations)
         named = measure(policy, by_name, iterations)
         assert policy.evaluate(matching).verdict.value == "ask" and policy.evaluate(unmatched).verdict.value == "allow"
-        print(f"{rules:>6}{load:>10.1f}{held[0]:>24.1f}{held[1]:>8.1f}{allowed[0]:>27.1f}{allowed[1]:>8.1f}{named[0]:>22.1f}{named[1]:>8.1f}")
+        print(f"{rules:>6}{load:>10.1f}{held[0]:>19.1f}{held[1]:>8.1f}{allowed[0]:>22.1f}{allowed[1]:>8.1f}{named[0]:>22.1f}{named[1]:>8.1f}")
     print(f"\n{iterations} evaluations per cell, after the tool's first call (which builds its index entry).\n")
     shell_table(200 if args.smoke else 5000)
 

@@ -268,14 +268,12 @@ class CompiledRule:
         return True, "; ".join(reasons), verdict
 
     def _external(self, facts: Facts, fields: dict[str, Any]) -> tuple[bool, bool]:
-        from signoff.understand import recipients, urls
-
+        """(any address found, any address outside): with none found, the call counts as external."""
         found = facts.recipients(fields)
         hosts = facts.hosts()
         internal = self.policy.internal
         external = any(r.external(internal) for r in found) or any(not urls.is_internal(h, internal) for h in hosts)
-        any_found = bool(found or hosts)
-        return any_found, external or not any_found or (not found and not hosts and recipients.any_external([], internal))
+        return bool(found or hosts), external or not (found or hosts)
 
     def _rate(self, call: ToolCall, facts: Facts) -> tuple[bool, str]:
         from signoff.understand.recognize import expand
