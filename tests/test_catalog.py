@@ -4,7 +4,6 @@ servers we can start here match what those servers really list."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
