@@ -15,7 +15,7 @@ import anyio
 
 from signoff import logs
 from signoff.config import command_name, load_config, parse_duration, server_specs
-from signoff.errors import ConfigError, SignoffError
+from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
 from signoff.upstream import ServerSpec
 
@@ -82,20 +82,30 @@ def build_gate_factory(
     from signoff.policy import NO_POLICY, PolicyContext, load_policy
     from signoff.policy_rate import AuditCounter
     from signoff.reload import PolicyHolder
-    from signoff.store import open_store
+    from signoff.store import open_store, proxy_busy_timeout_ms
 
-    broker = Broker(open_store(background_checkpoints=True))
-    context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
     if not policy_source:
         policy_source = DEFAULT_POLICY
         log.warning("no --policy given: using the %s preset (--policy none holds nothing)", DEFAULT_POLICY)
     if policy_source == NO_POLICY:
         log.warning("--policy none: every call is allowed (and audited)")
+    try:
+        broker = Broker(open_store(background_checkpoints=True, busy_timeout_ms=proxy_busy_timeout_ms()))
+        for call in broker.mark_abandoned():
+            log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
+    except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
+        from signoff.approval import StoreDownGate
+
+        load_policy(policy_source, context=PolicyContext(servers=dict(servers or {})))  # a broken policy still stops us
+        log.error("%s; every call is refused until the store can be opened", exc)
+        error = str(exc)
+        again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
+                                           desktop=desktop, link=link, servers=servers)()
+        return lambda: StoreDownGate(error, again)
+    context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
     interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
     holder = PolicyHolder(policy_source, lambda source: load_policy(source, context=context), interval=interval)
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
-    for call in broker.mark_abandoned():
-        log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -144,7 +154,7 @@ def main(
         from signoff.web.server import ensure_running
 
         link = ensure_running(policy=policy or config_policy)
-        log.warning("approval page: %s", link)
+        log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
 
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
@@ -159,8 +169,9 @@ def main(
 
         anyio.run(HttpDownstream(specs, gate_factory).serve, host, port)
         return
-    from signoff.downstream import serve_stdio
+    from signoff.downstream import check_stdio, serve_stdio
 
+    check_stdio()
     out_fd = logs.protect_stdout()
     try:
         anyio.run(lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd))
