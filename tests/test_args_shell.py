@@ -76,6 +76,9 @@ from signoff.understand.shell import EVERY_ACTION, analyze
         ("cat ~/.aws/credentials", {"sensitive_read"}),
         ("cat .env", {"sensitive_read"}),
         ("printenv", {"sensitive_read"}),
+        ("env | grep -i key", {"sensitive_read"}),  # `env` alone is not a prefix: it prints the environment
+        ("python3 scripts/cleanup.py", {"shell"}),  # a script file: a program signoff does not know, not unreadable code
+        ("DROP TABLE payments;", {"database_write", "database_delete"}),  # input to a database prompt
         ("chmod 777 /etc/passwd", {"access_change", "file_write"}),
         ("make deploy", {"shell"}),
         ("./run.sh", {"shell"}),

@@ -49,7 +49,7 @@ def test_cli_explain_uses_the_catalog_and_shows_actions_and_facts() -> None:
     shell = runner.invoke(app, ["policy", "explain", "balanced", "--tool", "desktop-commander.start_process",
                                 "--args", json.dumps({"command": "cd /w && rm -rf build/"})])
     assert "reason: rm -rf build/ deletes files" in shell.output
-    assert "actions: file_delete, file_write" in shell.output
+    assert "actions: file_delete, file_write, shell" in shell.output
     assert "command: cd /w && rm -rf build/  <-" in shell.output
     read = runner.invoke(app, ["policy", "explain", "conservative", "--tool", "github.pull_request_read",
                                "--args", json.dumps({"owner": "a", "repo": "b", "pullNumber": 1, "method": "get"})])

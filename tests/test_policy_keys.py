@@ -308,7 +308,7 @@ def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: d
 @pytest.mark.parametrize(
     ("tool", "actions"),
     [  # the name-word misfires issue #11 names, and a few that would open the gate
-        ("git.git_checkout", ("unknown",)),  # not a purchase (by name alone: unknown, so conservative holds it)
+        ("git.git_checkout", ("file_write",)),  # not a purchase: read as `git checkout`, which writes the working tree
         ("github.pull_request_read", ()),  # not an API call
         ("notion.API-post-search", ()),  # not a message
         ("x.update_status", ("unknown",)),  # a read word does not make a write a read

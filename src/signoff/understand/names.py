@@ -16,7 +16,8 @@ _SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 READ_VERBS = frozenset("get list read search find show view describe lookup count check preview estimate validate status "
                        "fetch_status query_status retrieve browse inspect summarize explain diff log logs history download "
                        "export_status peek head tail ls cat stat info whoami ping".split())
-DELETE_VERBS = frozenset("delete remove destroy purge drop erase trash wipe terminate uninstall".split())
+DELETE_VERBS = frozenset("delete destroy purge drop erase trash wipe terminate uninstall".split())
+"""Verbs that destroy (`remove` often only unlinks: a label, a sub-issue, a member)."""
 @functools.lru_cache(maxsize=4096)
 def name_tokens(name: str) -> tuple[str, ...]:
     return tuple(t.lower() for t in _SPLIT.split(name) if t)
@@ -48,7 +49,7 @@ NAME_RULES: dict[str, NameRule] = {
     "payment": NameRule(_w("pay charge transfer payout capture send create"), _w("payment payments charge invoice payout transfer money funds"),
                         _w("pay")),
     "refund": NameRule(_w("refund create issue"), _w("refund refunds"), _w("refund")),
-    "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run"),
+    "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run upload"),
                                _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase "
                                   "airtable baserow nocodb firestore collection "
                                   "document documents item items key keys")),
@@ -63,7 +64,8 @@ NAME_RULES: dict[str, NameRule] = {
                           "functions app apps site sites release pod pods"), _w("deploy")),
     "access_change": NameRule(_w("add invite grant revoke remove create update set assign delete rotate"),
                               _w("collaborator collaborators member members permission permissions role roles user users iam "
-                                 "policy policies access acl key keys token tokens invite invitation invitations owner owners admin")),
+                                 "policy policies access acl key keys token tokens invite invitation invitations owner owners admin dsn "
+                                 "credential credentials secret secrets")),
     "sensitive_read": NameRule(_w("get read show reveal retrieve export list fetch view decrypt"),
                                _w("secret secrets credential credentials password passwords token tokens key keys vault env apikey")),
 }

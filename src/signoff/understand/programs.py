@@ -24,18 +24,18 @@ CLOUD = {"aws", "gcloud", "gsutil", "az", "kubectl", "oc", "terraform", "tofu", 
          "heroku", "vercel", "netlify", "firebase", "wrangler", "serverless", "sls", "eksctl", "ansible-playbook", "cdk",
          "docker", "podman", "systemctl", "service", "launchctl", "gh", "glab"}
 _DESTROY = re.compile(r"^(delete|destroy|terminate|remove|rm|rb|purge|drain|uninstall|deregister|disable|kill|prune|"
-                      r"stop|down|cordon|taint|revoke|detach|release|rmi|force-unlock)", re.IGNORECASE)
+                      r"stop|down|cordon|taint|revoke|detach|release|rmi|force-unlock)(?:[-_]|$)", re.IGNORECASE)
 _CHANGE = re.compile(r"^(create|update|put|apply|deploy|run|start|restart|scale|patch|replace|set|edit|modify|attach|"
                      r"install|upgrade|rollback|rollout|push|import|sync|cp|mv|up|enable|invoke|publish|promote|release|"
                      r"tag|label|annotate|expose|autoscale|reboot|restore|copy|associate|register|add|exec|login|"
-                     r"reset|resize|move|assign|grant)", re.IGNORECASE)
+                     r"reset|resize|move|assign|grant)(?:[-_]|$)", re.IGNORECASE)
 _ACCESS = re.compile(r"(iam|role|policy|policies|permission|acl|grant|collaborator|member|invite|access-key|accesskey|"
                      r"api-key|apikey|service-account|serviceaccount|user|binding|token|ssh-key|sshkey|secret-access)",
                      re.IGNORECASE)
 _SECRET = re.compile(r"(get-secret-value|secrets?|get-parameters?|decrypt|credentials|kms|vault|keyvault|get-password"
                      r"|access-token|print-access-token|get-login-password)", re.IGNORECASE)
 _READ_VERB = re.compile(r"^(describe|list|get|show|ls|status|logs?|view|top|explain|version|plan|validate|output|info|"
-                        r"inspect|search|whoami|help|diff|history|check|wait|config|auth|print|lookup|query|fmt)", re.IGNORECASE)
+                        r"inspect|search|whoami|help|diff|history|check|wait|config|auth|print|lookup|query|fmt)(?:[-_]|$)", re.IGNORECASE)
 HTTP = {"curl", "wget", "http", "https", "xh", "xhs", "httpie", "curlie", "aria2c", "lynx", "w3m"}
 DATABASES = {"psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb", "sqlcmd", "clickhouse-client", "cockroach", "pgcli",
              "mycli", "litecli", "usql", "mongosh", "mongo", "redis-cli", "valkey-cli", "cqlsh"}

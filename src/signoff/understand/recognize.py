@@ -35,6 +35,8 @@ IMPLIES = {
 A purchase (buying goods) and a payment (moving money) stay apart, as in the seed's presets."""
 API_READ_METHODS = frozenset("get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split())
 NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
+METADATA_WORDS = frozenset("info stat stats metadata exists size list tree directory directories search".split())
+FIELD_LIST_KEYS = frozenset("projection fields columns select attributes attributestoget include".split())
 CLI_NAMES = frozenset("kubectl helm terraform tofu aws gcloud az docker git gh npm psql mysql redis-cli".split())
 DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
 DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
@@ -65,11 +67,14 @@ class Profile:
     server_id: str | None = None
     hosts: tuple[str, ...] = ()
     """The API hosts the catalogued server's calls reach (api.stripe.com), for `domains:` rules."""
+    open_world: bool = False
+    """The tool declares that it reaches outside (openWorldHint: true)."""
 
     @functools.cached_property
     def static(self) -> bool:
         """Catalogued, and no argument can change its actions (no command, SQL or path to read)."""
-        return self.catalogued and not ({"command", "sql", "method"} & set(self.fields)) and "shell" not in self.actions and (
+        return self.catalogued and not ({"command", "sql", "method", "collection", "table"} & set(self.fields)) \
+            and "shell" not in self.actions and (
             "path" not in self.fields or bool(self.actions - {"api_call"})) and (
             "recipient" not in self.fields or bool(self.actions & {"send_email", "send_message"}) or self.reads)
 
@@ -89,7 +94,7 @@ class Profile:
             found |= {"api_call", "file_delete"}
         if "url" in self.fields or "host" in self.fields:
             found.add("api_call")
-        if "path" in self.fields:
+        if {"path", "collection", "table"} & set(self.fields):
             found.add("sensitive_read")
         return expand(found)
 
@@ -126,7 +131,8 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
             actions, why = frozenset({"file_delete"}), f"{tool} is annotated destructive and names files"
     words = set(name_tokens(tool)) | set(name_tokens(server))
     database = bool(words & DB_WORDS or actions & {"database_write", "database_delete"})
-    return Profile(actions, reads, destructive, {}, False, "the tool's name", why, database=database)
+    return Profile(actions, reads, destructive, {}, False, "the tool's name", why, database=database,
+                   open_world=hints.get("openWorldHint") is True)
 
 
 # ---------------------------------------------------------------------------- per call
@@ -198,11 +204,12 @@ class Understanding:
 
     def _commands(self) -> list[shell.ShellAnalysis]:
         prof = self.profile
-        if not ("shell" in prof.actions or "command" in prof.fields
-                or (not prof.catalogued and any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments))):
+        tokens = name_tokens(self.tool)
+        cli = next((t for t in tokens + name_tokens(self.server) if t in CLI_NAMES), None)
+        has_command = any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments)
+        if not ("shell" in prof.actions or "command" in prof.fields or (not prof.catalogued and has_command)):
             return []
         out = []
-        cli = next((t for t in name_tokens(self.tool) + name_tokens(self.server) if t in CLI_NAMES), None)
         for value in self.role("command"):
             if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
                 if any(" " in v.strip() for v in value):  # a list of command lines
@@ -223,6 +230,18 @@ class Understanding:
                 bad.actions |= shell.EVERY_ACTION
                 out.append(bad)
         return out
+
+    def cli_commands(self) -> list[shell.ShellAnalysis]:
+        """A tool named for a CLI (`kubectl_get(resourceType="secrets", name="db")`), read as the command
+        line it stands for. It adds to what the name says; it never clears it."""
+        prof = self.profile
+        tokens = name_tokens(self.tool)
+        cli = next((t for t in tokens if t in CLI_NAMES), None)
+        if prof.catalogued or cli is None or any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments):
+            return []
+        verb = list(tokens[tokens.index(cli) + 1:]) or [t for t in tokens if t != cli][:1]
+        words = [cli, *verb] + [v for v in self.arguments.values() if isinstance(v, str) and v.strip() and " " not in v]
+        return [shell.analyze(" ".join(words))] if verb else []
 
     def sql(self) -> sqlmod.SqlTouch:
         return self._once("sql", self._sql)
@@ -320,7 +339,23 @@ class Understanding:
         return money.total(values, unit=self.profile.amount_unit, currency=currency)
 
     def sensitive_paths(self) -> list[str]:
+        """Credential files among the paths, when the tool reads contents (not `get_file_info`, `list_directory`)."""
+        if set(name_tokens(self.tool)) & METADATA_WORDS:
+            return []
         return self._once("sensitive", lambda: [v for v in flat(self.role("path")) if shell.SENSITIVE_PATHS.search(v)])
+
+    def pii_fields(self) -> list[str]:
+        """Columns or fields holding personal data or secrets that a database read asks for (a projection)."""
+        prof = self.profile
+        if not (prof.database or {"collection", "table", "sql"} & set(prof.fields)):
+            return []
+        found = [str(k) for k, v in nested_items(self.arguments) if sqlmod.PII.match(str(k)) and v not in (0, False, None)]
+        found += [v for k, v in nested_items(self.arguments) if isinstance(v, str) and str(k).lower() in FIELD_LIST_KEYS
+                  and sqlmod.PII.match(v)]
+        for k, v in nested_items(self.arguments):
+            if str(k).lower() in FIELD_LIST_KEYS and isinstance(v, (list, tuple)):
+                found += [x for x in v if isinstance(x, str) and sqlmod.PII.match(x)]
+        return found
 
     def dry_run(self) -> bool:
         """`dryRun: true` counts only when the tool declares that argument (its schema, or the
@@ -351,8 +386,13 @@ class Understanding:
             for a in commands:
                 found |= a.actions
                 self.notes.extend(a.unparseable and [f"{a.unparseable}: counts as every action"] or a.what)
+                if a.actions - {"api_call", "sensitive_read"} or (a.method not in ("", "GET", "HEAD")):
+                    found.add("shell")  # a command line that changes something is a shell action too
         elif "shell" in found:
             self.notes.append("runs a command signoff could not find in the arguments")
+        for a in self.cli_commands():
+            found |= a.actions - {"shell"}
+            self.notes.extend(a.what[:1])
         touch = self.sql()
         if touch.statements:
             if "sql" in prof.fields or not prof.catalogued:
@@ -369,6 +409,9 @@ class Understanding:
             found = self._by_method(found)
         if not prof.catalogued and not prof.reads and self.url_arguments():
             found.add("api_call")
+        if self.pii_fields() and (prof.reads or not found - {"api_call"}):
+            found.add("sensitive_read")
+            self.notes.append(f"reads personal data or secrets ({', '.join(sorted(set(self.pii_fields()))[:3])})")
         if (prof.reads or not found - {"api_call"}) and self.sensitive_paths():
             found.add("sensitive_read")
             self.notes.append(f"reads {self.sensitive_paths()[0]} (credentials)")
@@ -379,7 +422,10 @@ class Understanding:
                 and set(name_tokens(self.tool)) & DELETE_VERBS and (prof.destructive or not prof.catalogued) and not prof.reads:
             found.add("file_delete")  # a deletion of something the vocabulary has no word for (a repository, a monitor)
         if not found and not prof.catalogued and not prof.reads and not commands and not touch.statements:
-            found.add(UNKNOWN)
+            if set(name_tokens(self.tool)) & WRITE_VERBS and prof.open_world:
+                found.add("api_call")  # `create_team`, `update_issue` on a remote service: a request that changes something
+            else:
+                found.add(UNKNOWN)
         return frozenset(found)
 
     def _by_method(self, found: set[str]) -> set[str]:
@@ -444,6 +490,8 @@ class Understanding:
         commands = self.commands()
         if commands:
             return any(a.destructive for a in commands)
+        if any(a.destructive for a in self.cli_commands()):
+            return True
         touch = self.sql()
         if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
             return touch.deletes or touch.overwrites

@@ -141,8 +141,12 @@ def _strip_prefixes(words: list[str]) -> list[str]:
 
 
 def _program(words: list[str], stdin: str, result: ShellAnalysis, depth: int) -> None:
-    if words and words[0] in PREFIXES or (words and os.path.basename(words[0]) in PREFIXES):
+    if words and os.path.basename(words[0]) in PREFIXES:
+        first = os.path.basename(words[0])
         words = _strip_prefixes(words)
+        if not words and first == "env":  # `env` alone prints the environment, secrets included
+            result.add({"sensitive_read"}, "env prints the environment (secrets)")
+            return
     while words and "=" in words[0] and not words[0].startswith("="):  # A=1 B=2 cmd
         words = words[1:]
     if not words:

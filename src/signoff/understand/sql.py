@@ -100,7 +100,7 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
             if pattern.search(stripped):
                 return _unreadable(count + 1, f"the SQL has {what}, which databases read differently")
         try:
-            statements = [s for s in sqlglot.parse(text) if s is not None]
+            statements = [s for s in sqlglot.parse(text) if s is not None and not isinstance(s, exp.Semicolon)]
         except (sqlglot.errors.SqlglotError, RecursionError, ValueError):
             return _unreadable(count + 1, "the SQL could not be parsed")
         for statement in statements:
