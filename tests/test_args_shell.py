@@ -116,3 +116,13 @@ def test_curl_hosts_are_parsed_like_a_client() -> None:
 def test_what_the_command_does_is_said_in_words() -> None:
     assert analyze("rm -rf build/").what == ["rm -rf build/ deletes files"]
     assert "POST request to production.api.company.com" in analyze("curl -d x https://production.api.company.com").what
+
+
+def test_huge_command_lines_are_not_parsed_but_held() -> None:
+    """Parsing is superlinear: a 1 MB command must not stall the proxy; it counts as every action instead."""
+    import time
+
+    start = time.perf_counter()
+    found = analyze("echo " + "a" * 1_000_000)
+    assert time.perf_counter() - start < 0.5
+    assert found.unparseable and found.actions >= EVERY_ACTION

@@ -72,3 +72,12 @@ PERMISSIVE = Policy.from_text("hitl_policies:\n  - action: database_delete\n  - 
 )
 def test_database_rules(tool: str, args: dict, expected: str) -> None:
     assert verdict(PERMISSIVE, call(tool, args)) == expected
+
+
+def test_huge_sql_is_not_parsed_but_touches_every_table() -> None:
+    import time
+
+    start = time.perf_counter()
+    touch = analyze(["SELECT 1 FROM t WHERE a IN (" + ",".join(["1"] * 200_000) + ")"])
+    assert time.perf_counter() - start < 0.5
+    assert touch.tables == ALL_TABLES and touch.writes

@@ -19,6 +19,8 @@ from signoff.understand.programs import (CLOUD, DATABASES, EVERY_ACTION, HTTP, S
                                          http, remote_host)
 
 MAX_NESTING = 8
+MAX_LENGTH = 16_384
+"""Longer command lines are not parsed (parsing is superlinear): they count as every action."""
 __all__ = ["EVERY_ACTION", "SENSITIVE_PATHS", "ShellAnalysis", "analyze"]
 SQL_WORDS = {"SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "TRUNCATE", "CREATE", "GRANT", "REVOKE", "MERGE",
              "REPLACE", "WITH", "COPY", "VACUUM", "ATTACH", "PRAGMA", "EXPLAIN", "SHOW", "CALL", "EXEC", "EXECUTE"}
@@ -61,6 +63,9 @@ def _parse_into(command: str, result: ShellAnalysis, depth: int) -> None:
         result.unparseable = "sh -c nested too deeply"
         return
     if not command.strip():
+        return
+    if len(command) > MAX_LENGTH:
+        result.unparseable = f"the command line is too long to read ({len(command):,} characters)"
         return
     try:
         trees = bashlex.parse(command)

@@ -39,6 +39,8 @@ class SqlTouch:
 
 
 NONE = SqlTouch(frozenset(), False, 0)
+MAX_LENGTH = 65_536
+"""Longer SQL is not parsed (it would stall the proxy): it touches every table."""
 _DISAGREE = (
     (re.compile(r"/\*!"), "a MySQL executable comment /*! */"),
     (re.compile(r"/\*(?:(?!\*/).)*/\*", re.DOTALL), "a nested /* */ comment"),
@@ -88,6 +90,8 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
     pii: set[str] = set()
     count = 0
     expanded = []
+    if sum(len(t) for t in texts) > MAX_LENGTH:
+        return _unreadable(len(texts), "the SQL is too long to read")
     for text in texts:
         if _SHOW.match(text):  # SHOW TABLES, DESCRIBE users: reads
             count += 1
