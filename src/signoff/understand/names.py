@@ -124,5 +124,5 @@ def by_name(server: str, tool: str) -> tuple[frozenset[str], bool, str]:
 
 DB_WORDS = _w("db database databases sql query queries table tables postgres postgresql mysql sqlite mongo mongodb redis "
                "dynamodb supabase bigquery snowflake clickhouse duckdb execute exec airtable baserow nocodb firestore")
-
-
+CLI_NAMES = frozenset("kubectl helm terraform tofu aws gcloud az docker git gh npm psql mysql redis-cli".split())
+"""Programs whose name a tool may carry (`kubectl_get`): the tool is read as that command line."""
