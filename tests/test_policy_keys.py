@@ -321,3 +321,9 @@ def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: d
 def test_tool_names_read_without_misfires(tool: str, actions: tuple[str, ...]) -> None:
     policy = Policy.from_text("catalog: off\nhitl_policies: []\n", source="p.yaml")
     assert policy.evaluate(call(tool, {})).actions == actions
+
+
+def test_a_navigation_that_also_writes_is_not_a_read() -> None:
+    conservative = Policy.from_text("catalog: off\nhitl_policies:\n  - action: '*'\n", source="p.yaml")
+    assert verdict(conservative, call("web.open_page", {"url": "https://docs.python.org"})) == "allow"
+    assert verdict(conservative, call("web.open_and_submit_form", {"url": "https://docs.python.org"})) == "ask"

@@ -361,7 +361,8 @@ class Understanding:
             elif "method" in prof.fields:
                 self._api_read = False
             else:
-                self._api_read = bool(set(name_tokens(self.tool)) & NAVIGATE_WORDS) and not set(name_tokens(self.tool)) & STRONG
+                words = set(name_tokens(self.tool))
+                self._api_read = bool(words & NAVIGATE_WORDS) and not words & (STRONG | WRITE_VERBS)
         return self._api_read
 
     def external_actions(self) -> frozenset[str]:
