@@ -66,6 +66,8 @@ from signoff.understand.shell import EVERY_ACTION, analyze
         ("aws iam attach-user-policy --user-name x --policy-arn y", {"deploy", "access_change"}),
         ("kubectl delete namespace prod", {"deploy", "file_delete"}),
         ("kubectl get pods", set()),
+        ("kubectl describe deployment web", set()),  # "deployment" is not the verb "deploy"
+        ("docker ps", set()),
         ("terraform destroy -auto-approve", {"deploy", "file_delete"}),
         ("terraform plan", set()),
         ("helm upgrade app chart/", {"deploy"}),

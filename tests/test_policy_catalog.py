@@ -117,6 +117,8 @@ def test_decisions_explain_themselves() -> None:
         ("kubernetes", "uninstall_helm_chart", {"name": "redis", "namespace": "prod"}, {}, "ask"),
         ("sentry", "create_dsn", {"organizationSlug": "acme", "projectSlug": "web", "name": "ci"}, {"openWorldHint": True}, "ask"),
         ("files", "get_file_info", {"path": "/w/.env"}, {}, "allow"),  # metadata, not the secret
+        ("git", "git_show", {"repo_path": "/w", "revision": "HEAD:config/secrets.yml"}, {"readOnlyHint": True}, "ask"),
+        ("search", "web_search", {"query": "how do .env files work"}, {"readOnlyHint": True}, "allow"),  # words, not a path
         ("files", "read_file", {"path": "/w/.env"}, {}, "ask"),
         ("mongo", "find", {"collection": "users", "projection": {"email": 1, "password_hash": 1}}, {}, "ask"),
         ("mongo", "find", {"collection": "users", "projection": {"email": 1}}, {}, "allow"),

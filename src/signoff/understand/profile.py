@@ -80,6 +80,8 @@ class Profile:
             found.add("api_call")
         if {"path", "collection", "table"} & set(self.fields):
             found.add("sensitive_read")
+        if {"collection", "table"} & set(self.fields):
+            found.add("database_write")  # an aggregation's $out writes, whatever the tool claims
         return expand(found)
 
 

@@ -35,7 +35,8 @@ _ACCESS = re.compile(r"(iam|role|policy|policies|permission|acl|grant|collaborat
 _SECRET = re.compile(r"(get-secret-value|secrets?|get-parameters?|decrypt|credentials|kms|vault|keyvault|get-password"
                      r"|access-token|print-access-token|get-login-password)", re.IGNORECASE)
 _READ_VERB = re.compile(r"^(describe|list|get|show|ls|status|logs?|view|top|explain|version|plan|validate|output|info|"
-                        r"inspect|search|whoami|help|diff|history|check|wait|config|auth|print|lookup|query|fmt)(?:[-_]|$)", re.IGNORECASE)
+                        r"inspect|search|whoami|help|diff|history|check|wait|config|auth|print|lookup|query|fmt|ps|images|stats|events|port"
+                        r"|top)(?:[-_]|$)", re.IGNORECASE)
 HTTP = {"curl", "wget", "http", "https", "xh", "xhs", "httpie", "curlie", "aria2c", "lynx", "w3m"}
 DATABASES = {"psql", "mysql", "mariadb", "sqlite3", "sqlite", "duckdb", "sqlcmd", "clickhouse-client", "cockroach", "pgcli",
              "mycli", "litecli", "usql", "mongosh", "mongo", "redis-cli", "valkey-cli", "cqlsh"}

@@ -10,6 +10,7 @@ is answered the cautious way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,9 @@ API_READ_METHODS = frozenset("get head options list retrieve search read find de
 NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
 METADATA_WORDS = frozenset("info stat stats metadata exists size list tree directory directories search".split())
 FIELD_LIST_KEYS = frozenset("projection fields columns select attributes attributestoget include".split())
+PATH_LIKE = re.compile(r"^[^\s]*[/~][^\s]*$|^\.[^\s/]+$")
+"""A value that looks like a path (no spaces; a slash, a tilde, or a dotfile): `config/secrets.yml`, `.env`."""
+NOSQL_WRITE_STAGES = frozenset({"$out", "$merge"})
 DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
 DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
 
@@ -234,7 +238,20 @@ class Understanding:
         """Credential files among the paths, when the tool reads contents (not `get_file_info`, `list_directory`)."""
         if set(name_tokens(self.tool)) & METADATA_WORDS:
             return []
-        return self._once("sensitive", lambda: [v for v in flat(self.role("path")) if shell.SENSITIVE_PATHS.search(v)])
+        return self._once("sensitive", self._sensitive_paths)
+
+    def _sensitive_paths(self) -> list[str]:
+        values = flat(self.role("path"))
+        if self.profile.reads or self.profile.catalogued and not self.profile.actions:
+            values += [v for v in self.arguments.values() if isinstance(v, str) and PATH_LIKE.match(v)]  # `HEAD:config/secrets.yml`
+        return [v for v in values if shell.SENSITIVE_PATHS.search(v)]
+
+    def nosql_writes(self) -> list[str]:
+        """Aggregation stages that write (`$out`, `$merge`) even in a tool its server calls read-only."""
+        prof = self.profile
+        if not (prof.database or {"collection", "table"} & set(prof.fields)):
+            return []
+        return self._once("nosql", lambda: sorted({str(k) for k, _ in nested_items(self.arguments) if str(k) in NOSQL_WRITE_STAGES}))
 
     def pii_fields(self) -> list[str]:
         """Columns or fields holding personal data or secrets that a database read asks for (a projection)."""
@@ -301,6 +318,9 @@ class Understanding:
             found = self._by_method(found)
         if not prof.catalogued and not prof.reads and self.url_arguments():
             found.add("api_call")
+        if self.nosql_writes():
+            found |= {"database_write"}
+            self.notes.append(f"writes a collection ({', '.join(self.nosql_writes())})")
         if self.pii_fields() and (prof.reads or not found - {"api_call"}):
             found.add("sensitive_read")
             self.notes.append(f"reads personal data or secrets ({', '.join(sorted(set(self.pii_fields()))[:3])})")
@@ -383,7 +403,7 @@ class Understanding:
         commands = self.commands()
         if commands:
             return any(a.destructive for a in commands)
-        if any(a.destructive for a in self.cli_commands()):
+        if any(a.destructive for a in self.cli_commands()) or self.nosql_writes():
             return True
         touch = self.sql()
         if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
