@@ -66,6 +66,8 @@ from signoff.understand.shell import EVERY_ACTION, analyze
         ("aws iam attach-user-policy --user-name x --policy-arn y", {"deploy", "access_change"}),
         ("kubectl delete namespace prod", {"deploy", "file_delete"}),
         ("kubectl get pods", set()),
+        ("kubectl describe deployment web", set()),  # "deployment" is not the verb "deploy"
+        ("docker ps", set()),
         ("terraform destroy -auto-approve", {"deploy", "file_delete"}),
         ("terraform plan", set()),
         ("helm upgrade app chart/", {"deploy"}),
@@ -76,6 +78,9 @@ from signoff.understand.shell import EVERY_ACTION, analyze
         ("cat ~/.aws/credentials", {"sensitive_read"}),
         ("cat .env", {"sensitive_read"}),
         ("printenv", {"sensitive_read"}),
+        ("env | grep -i key", {"sensitive_read"}),  # `env` alone is not a prefix: it prints the environment
+        ("python3 scripts/cleanup.py", {"shell"}),  # a script file: a program signoff does not know, not unreadable code
+        ("DROP TABLE payments;", {"database_write", "database_delete"}),  # input to a database prompt
         ("chmod 777 /etc/passwd", {"access_change", "file_write"}),
         ("make deploy", {"shell"}),
         ("./run.sh", {"shell"}),
@@ -113,3 +118,13 @@ def test_curl_hosts_are_parsed_like_a_client() -> None:
 def test_what_the_command_does_is_said_in_words() -> None:
     assert analyze("rm -rf build/").what == ["rm -rf build/ deletes files"]
     assert "POST request to production.api.company.com" in analyze("curl -d x https://production.api.company.com").what
+
+
+def test_huge_command_lines_are_not_parsed_but_held() -> None:
+    """Parsing is superlinear: a 1 MB command must not stall the proxy; it counts as every action instead."""
+    import time
+
+    start = time.perf_counter()
+    found = analyze("echo " + "a" * 1_000_000)
+    assert time.perf_counter() - start < 0.5
+    assert found.unparseable and found.actions >= EVERY_ACTION

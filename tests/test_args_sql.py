@@ -72,3 +72,36 @@ PERMISSIVE = Policy.from_text("hitl_policies:\n  - action: database_delete\n  - 
 )
 def test_database_rules(tool: str, args: dict, expected: str) -> None:
     assert verdict(PERMISSIVE, call(tool, args)) == expected
+
+
+def test_huge_sql_is_not_parsed_but_touches_every_table() -> None:
+    import time
+
+    start = time.perf_counter()
+    touch = analyze(["SELECT 1 FROM t WHERE a IN (" + ",".join(["1"] * 200_000) + ")"])
+    assert time.perf_counter() - start < 0.5
+    assert touch.tables == ALL_TABLES and touch.writes
+
+
+@pytest.mark.parametrize(
+    ("sql", "writes", "destructive"),
+    [
+        ("PRAGMA table_info(users)", False, False),  # describes
+        ("PRAGMA writable_schema = 1", True, True),  # changes the database: unreadable, every table
+        ("ALTER TABLE users ADD COLUMN nickname text", True, False),  # additive DDL
+        ("ALTER TABLE users DROP COLUMN email", True, True),
+        ("ALTER TABLE users RENAME TO old_users", True, True),
+        ("UPDATE users SET role = 'admin'", True, True),  # overwrites existing rows
+        ("INSERT INTO notes VALUES (1)", True, False),
+    ],
+)
+def test_what_overwrites_or_deletes(sql: str, writes: bool, destructive: bool) -> None:
+    touch = analyze([sql])
+    assert touch.writes is writes and (touch.deletes or touch.overwrites) is destructive
+
+
+def test_an_aggregation_that_writes_is_a_database_write() -> None:
+    policy = Policy.from_text("catalog: off\nhitl_policies:\n  - action: database_write\n", source="p.yaml")
+    stages = {"collection": "orders", "pipeline": [{"$match": {"status": "paid"}}, {"$out": "orders_archive"}]}
+    assert verdict(policy, call("mongodb.aggregate", stages)) == "ask"
+    assert verdict(policy, call("mongodb.aggregate", {"collection": "orders", "pipeline": [{"$match": {}}]})) == "allow"

@@ -4,7 +4,6 @@ servers we can start here match what those servers really list."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -218,3 +217,15 @@ def test_probe_tool_drafts_a_skeleton_from_a_real_server() -> None:
     assert set(draft["tools"]) == {"get_current_time", "convert_time"}
     assert draft["tools"]["get_current_time"]["read_only"] is True
     assert draft["tools"]["convert_time"]["arguments"] == ["source_timezone", "time", "target_timezone"]
+
+
+def test_two_shipped_files_may_not_claim_the_same_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signoff.catalog_build as build
+
+    for sid in ("one", "two"):
+        _write(tmp_path / f"{sid}.yaml", f'id: {sid}\ntitle: t\nsource: "x@1"\nverified: source\n'
+                                         f'match: {{packages: ["@acme/Shared_Server"]}}\ntools: {{}}\n')
+    _write(tmp_path / "two.yaml", (tmp_path / "two.yaml").read_text().replace("@acme/Shared_Server", "@acme/shared-server"))
+    monkeypatch.setattr(build, "SERVERS_DIR", tmp_path)
+    with pytest.raises(CatalogError, match=r"two\.yaml: match: package '@acme/shared-server' is also claimed by one\.yaml"):
+        build.build_merged()

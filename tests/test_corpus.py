@@ -42,6 +42,7 @@ class Case:
     expect: dict[str, str]                  # policy name ("conservative", "seed:balanced", ...) -> allow | ask
     held_out: bool
     annotations: dict[str, Any] = field(default_factory=dict)
+    arguments: tuple[str, ...] = ()          # the real tool's argument names (the proxy has its schema)
     why: str = ""
 
     @property
@@ -89,12 +90,14 @@ def load_corpus() -> list[Case]:
             expect = dict(zip(PRESETS, raw["expect"].split(), strict=True))
             expect.update(_seed_expectations(raw))
             if held_out:
-                annotations = dict(tools[raw["tool"]]["annotations"]) if raw["tool"] in tools else {}
+                real = tools.get(raw["tool"], {})
+                annotations, arguments = dict(real.get("annotations", {})), tuple(real.get("arguments", ()))
             else:
                 entry = catalog.lookup(doc["catalog"], raw["tool"])
                 annotations = dict(entry.annotations) if entry else {}
+                arguments = entry.arguments if entry else ()
             cases.append(Case(path.name, doc["server"], raw["tool"], raw.get("args") or {}, expect, held_out,
-                              annotations, raw.get("why", "")))
+                              annotations, arguments, raw.get("why", "")))
     return cases
 
 
@@ -109,6 +112,13 @@ def test_corpus_size_and_spread() -> None:
     assert len(held_out) >= 5, sorted(held_out)
     allows = sum(c.expect["conservative"] == "allow" for c in cases)
     assert allows >= 80, "plenty of harmless reads, so false holds are measured"
+
+
+def test_every_catalogued_server_has_calls_in_the_corpus() -> None:
+    from signoff.catalog import load_catalog
+
+    covered = {c.server for c in load_corpus() if not c.held_out}
+    assert set(load_catalog().servers) <= covered, sorted(set(load_catalog().servers) - covered)
 
 
 def test_corpus_uses_real_tool_names_and_argument_keys() -> None:
@@ -201,7 +211,9 @@ def evaluate(name: str, cases: Iterable[Case]) -> Score:
                 score.misses.append(load_error)
             continue
         try:
-            verdict = policy.evaluate(ToolCall(c.server, c.tool, c.args, c.annotations)).verdict.value
+            schema = {"type": "object", "properties": {name: {} for name in c.arguments}}
+            call = ToolCall(c.server, c.tool, c.args, c.annotations, input_schema=schema)
+            verdict = policy.evaluate(call).verdict.value
         except Exception as exc:  # noqa: BLE001 - a crash is a finding to report, not to hide
             verdict = f"error: {type(exc).__name__}: {exc}"[:80]
         held = verdict in ("ask", "deny")

@@ -308,7 +308,7 @@ def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: d
 @pytest.mark.parametrize(
     ("tool", "actions"),
     [  # the name-word misfires issue #11 names, and a few that would open the gate
-        ("git.git_checkout", ("unknown",)),  # not a purchase (by name alone: unknown, so conservative holds it)
+        ("git.git_checkout", ("file_write",)),  # not a purchase: read as `git checkout`, which writes the working tree
         ("github.pull_request_read", ()),  # not an API call
         ("notion.API-post-search", ()),  # not a message
         ("x.update_status", ("unknown",)),  # a read word does not make a write a read
@@ -321,3 +321,9 @@ def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: d
 def test_tool_names_read_without_misfires(tool: str, actions: tuple[str, ...]) -> None:
     policy = Policy.from_text("catalog: off\nhitl_policies: []\n", source="p.yaml")
     assert policy.evaluate(call(tool, {})).actions == actions
+
+
+def test_a_navigation_that_also_writes_is_not_a_read() -> None:
+    conservative = Policy.from_text("catalog: off\nhitl_policies:\n  - action: '*'\n", source="p.yaml")
+    assert verdict(conservative, call("web.open_page", {"url": "https://docs.python.org"})) == "allow"
+    assert verdict(conservative, call("web.open_and_submit_form", {"url": "https://docs.python.org"})) == "ask"

@@ -159,7 +159,7 @@ def test_an_unreadable_amount_is_held(amount: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(name=st.from_regex(r"[a-z]{3,10}_[a-z]{3,10}", fullmatch=True))
 def test_an_unknown_tool_is_held_by_conservative(name: str) -> None:
-    from signoff.understand.recognize import by_name
+    from signoff.understand.names import by_name
 
     actions, reads, _ = by_name("srv", name)
     decision = PRESETS_LOADED[0].evaluate(call(f"srv.{name}", {}))

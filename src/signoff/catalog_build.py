@@ -126,9 +126,28 @@ def read_server_file(path: Path) -> dict[str, Any]:
         "id": data["id"], "title": data["title"], "source": data["source"], "verified": data["verified"]}
 
 
+def _no_shared_matches(servers: Sequence[dict[str, Any]], paths: Sequence[Path]) -> None:
+    """Two shipped files may not claim the same package, URL or name: one would silently win."""
+    from signoff.catalog import _norm_name, _norm_package, _norm_url
+
+    seen: dict[tuple[str, str], Path] = {}
+    for srv, path in zip(servers, paths, strict=True):
+        match = srv.get("match", {})
+        keys = [("package", _norm_package(p)) for p in match.get("packages", ())]
+        keys += [("url", _norm_url(u) or u) for u in match.get("urls", ())]
+        keys += [("name", _norm_name(n)) for n in (srv["id"], *match.get("names", ()))]
+        for key in dict.fromkeys(keys):
+            if key in seen:
+                raise CatalogError(f"{key[0]} {key[1]!r} is also claimed by {seen[key].name}; keep it in one file",
+                                   path=str(path), field="match")
+            seen[key] = path
+
+
 def build_merged() -> str:
     """The text of `catalog.json` for the YAML files as they are now."""
-    servers = [read_server_file(p) for p in sorted(SERVERS_DIR.glob("*.yaml"))]
+    paths = sorted(SERVERS_DIR.glob("*.yaml"))
+    servers = [read_server_file(p) for p in paths]
+    _no_shared_matches(servers, paths)
     return json.dumps({"generated_by": "python -m signoff.catalog_build", "servers": servers},
                       sort_keys=True, separators=(",", ":")) + "\n"
 

@@ -29,6 +29,7 @@ def check(file: str = typer.Argument(..., help="Policy file, or a preset: conser
     d = info["defaults"]
     typer.echo(f"  defaults: decision {d['decision']}, timeout {d['timeout']:g}s, on_timeout {d['on_timeout']}")
     typer.echo(f"  internal domains: {', '.join(info['internal_domains']) or '- (every address counts as external)'}")
+    typer.echo(f"  catalog of real servers: {info['catalog']}")
     typer.echo(f"  hash: {info['hash']}")
 
 

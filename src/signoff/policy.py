@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,11 +21,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signoff import policy_match as pm
-from signoff.understand import money, recipients, urls
-from signoff.understand.recognize import Understanding, expand
+from signoff.policy_facts import Facts, one_line
+from signoff.understand import urls
 from signoff.config import parse_duration
 from signoff.errors import ConfigError, PolicyError
-from signoff.model import Decision, Fact, ToolCall, Verdict, canonical_json
+from signoff.model import Decision, ToolCall, Verdict, canonical_json
 
 PRESETS = ("conservative", "balanced", "permissive")
 NO_POLICY = "none"
@@ -378,139 +377,6 @@ class Policy:
             "internal_domains": spec.internal_domains,
             "catalog": "off" if self.catalog is None else f"{len(self.catalog)} servers",
         }
-
-
-class Facts:
-    """What rules ask about one call, each computed at most once and only if asked."""
-
-    def __init__(self, call: ToolCall, policy: Policy, key: Any = None):
-        self.call = call
-        self.policy = policy
-        self.profile = policy.profile(call, key)
-        self.u = Understanding(self.profile, call.server, call.tool, call.arguments, call.input_schema)
-        self._expanded: frozenset[str] | None = None
-        self._labels: list[tuple[str, bool]] | None = None
-
-    def actions(self) -> frozenset[str]:
-        """The recognised actions with what they imply (a DELETE is also a database write)."""
-        cached = self._expanded
-        if cached is None:
-            cached = self._expanded = expand(self.u.actions())
-        return cached
-
-    def external_actions(self) -> frozenset[str]:
-        """Actions that act on the world (an HTTP GET does not), with what they imply."""
-        return expand(self.u.external_actions())
-
-    def action_names(self) -> tuple[str, ...]:
-        return tuple(sorted(self.u.actions()))
-
-    def hosts(self) -> frozenset[str]:
-        return self.u.hosts()
-
-    def url_arguments(self) -> frozenset[str]:
-        return self.u.url_arguments()
-
-    def recipients(self, fields: Mapping[str, Any] | None = None) -> list[Any]:
-        if fields and "recipient" in fields:
-            return recipients.collect(fields["recipient"])
-        return self.u.recipients()
-
-    def labelled_recipients(self) -> list[tuple[str, bool]]:
-        """(label, external) per recipient, computed once (the reason and the facts both show them)."""
-        if self._labels is None:
-            internal = self.policy.internal
-            self._labels = [(one_line(r.label(internal), 200), r.external(internal)) for r in self.recipients()]
-        return self._labels
-
-    def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
-        """Any recipient outside `internal_domains`. With none at all, an email counts as external;
-        a chat message with no address (a channel post) stays inside the workspace."""
-        if not fields or "recipient" not in fields:
-            labels = self.labelled_recipients()
-            actions = self.u.actions()
-            chat = "send_message" in actions and "send_email" not in actions
-            if not labels:
-                return not chat
-            if chat:  # a channel id is inside the workspace; phone numbers and addresses are judged as such
-                return any(external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels))
-            return any(external for _, external in labels)
-        return recipients.any_external(self.recipients(fields), self.policy.internal)
-
-    def url_is_external(self) -> bool:
-        hosts = self.hosts()
-        return not hosts or any(not urls.is_internal(h, self.policy.internal) for h in hosts)
-
-    def sql(self) -> Any:
-        return self.u.sql()
-
-    def tables(self) -> frozenset[str]:
-        return self.u.tables()
-
-    def amount(self, fields: Mapping[str, Any] | None = None) -> Any:
-        if fields and "amount" in fields:
-            return money.parse(fields["amount"], currency=fields.get("currency") if isinstance(fields.get("currency"), str) else None)
-        return self.u.amount()
-
-    def facts(self) -> tuple[Fact, ...]:
-        """What was read from the arguments, for the person deciding (at most a dozen lines)."""
-        from signoff.understand import urls
-
-        u = self.u
-        internal = self.policy.internal
-        actions = u.actions()
-        fields = self.profile.fields
-        out: list[Fact] = []
-        if actions & {"send_email", "send_message"} or "recipient" in fields:
-            for label, external in self.labelled_recipients()[:6]:
-                out.append(Fact("recipient", "recipient", label, external))
-            for value in u.role("subject")[:1] if "send_email" in actions else ():
-                out.append(Fact("subject", "subject", _short(value)))
-        if actions & {"payment", "purchase", "refund"} or "amount" in fields:
-            amount = u.amount()
-            if amount is not None:
-                out.append(Fact("amount", "amount", str(amount), True))
-            else:
-                out.append(Fact("amount", "amount", "unreadable (counts as over every limit)", True))
-        commands = u.commands()
-        for value in u.role("command")[:2] if commands else ():
-            out.append(Fact("command", "command", _short(value), True))
-        for note in u.notes[:3]:
-            out.append(Fact("content", "effect", one_line(note, 200), True))
-        if actions & {"database_write", "database_delete"} or "sql" in fields or commands:
-            touch = u.sql()
-            if touch.statements:
-                out.append(Fact("sql", "sql", one_line(touch.why) or ("writes" if touch.writes else "reads only"), touch.writes))
-            tables = u.tables()
-            if tables:
-                out.append(Fact("table", "tables", one_line(", ".join(sorted(tables)), 200), touch.writes or bool(actions & {"database_write"})))
-        if "api_call" in actions or "url" in fields or "host" in fields:
-            for host in sorted(u.hosts())[:4]:
-                external = not urls.is_internal(host, internal)
-                out.append(Fact("host", "host", one_line(f"{host} ({'external' if external else 'internal'})", 200), external))
-        if "sensitive_read" in actions:
-            for path in u.sensitive_paths()[:2]:
-                out.append(Fact("path", "path", one_line(f"{path} (credentials)", 200), True))
-        if self.profile.catalogued:
-            for role in ("repository", "branch"):
-                for value in u.role(role)[:1] if role in fields else ():
-                    out.append(Fact(role, role, _short(value)))
-        return tuple(out[:12])
-
-
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\\s\\s")
-
-
-def one_line(text: str, limit: int = 400) -> str:
-    """Model-supplied text made safe to show on one line: no newlines, control or bidi characters."""
-    if len(text) <= limit and not _UNSAFE.search(text):
-        return text
-    cleaned = " ".join(_UNSAFE.sub(" ", text).split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
-def _short(value: Any, limit: int = 160) -> str:
-    return one_line(value if isinstance(value, str) else canonical_json(value), limit)
 
 
 _CATALOGS: dict[tuple[str, ...], Any] = {}

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.understand import recipients, urls
-from signoff.understand.recognize import VOCABULARY, pairs
+from signoff.understand.arguments import pairs
+from signoff.understand.recognize import VOCABULARY
 from signoff.understand.sql import ALL_TABLES
 
 __all__ = ["ALL_TABLES", "BUILTIN_ACTIONS", "ANNOTATION_DEFAULTS", "annotations_match", "any_external", "effective_hint",

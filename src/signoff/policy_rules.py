@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from signoff import policy_match as pm
 from signoff.errors import PolicyError
 from signoff.model import ToolCall, Verdict
+from signoff.policy_facts import phrase
+from signoff.understand import urls
 
 if TYPE_CHECKING:
     from signoff.policy import Facts, Policy, PolicyFile, Rule
@@ -312,15 +314,15 @@ class CompiledRule:
         u = facts.u
         internal = self.policy.internal
         hit = self._hit(facts) if self.spec.actions else set(u.actions())
-        phrase = _phrase(hit, facts, internal)
+        said = phrase(hit, facts, internal)
         lead = ""
         if "could not be evaluated" in why or "not true/false" in why:
             lead = next(p for p in why.split("; condition") if "could not be evaluated" in p or "not true/false" in p)
             lead = lead if lead.startswith("condition") else "condition" + lead
-        elif why.startswith("the amount could not") and "could not be read" not in phrase:
+        elif why.startswith("the amount could not") and "could not be read" not in said:
             lead = why
         rate = next((p for p in why.split("; ") if " in the last " in p or p.startswith("rate:")), "")
-        parts = [p for p in (phrase, lead, rate) if p]
+        parts = [p for p in (said, lead, rate) if p]
         if not parts:
             if self.spec.actions:
                 parts.append(f"{call.qualified} performs {', '.join(sorted(hit)) or ', '.join(self.spec.actions)}")
@@ -396,7 +398,6 @@ def _host_match(patterns: tuple[str, ...], hosts: frozenset[str]) -> str | None:
     """A host matching one of the globs; an unparseable host matches every list."""
     import fnmatch
 
-    from signoff.understand import urls
 
     if urls.UNPARSEABLE in hosts:
         return "a URL host could not be read: it counts as matching every domain"
@@ -418,40 +419,3 @@ def _table_match(patterns: tuple[str, ...], tables: frozenset[str], facts: Facts
             if fnmatch.fnmatchcase(table, pattern.lower()):
                 return f"touches table {table}"
     return None
-
-
-def _phrase(actions: set[str], facts: Facts, internal: tuple[str, ...]) -> str:
-    """"sends email to eve@evil.example (external)", "charges 2,500.00 USD", "rm -rf build/ deletes files"."""
-    u = facts.u
-    if actions & {"send_email", "send_message"}:
-        people = facts.labelled_recipients()
-        verb = "sends email" if "send_email" in actions else "sends a message"
-        if people:
-            shown = ", ".join(label for label, _ in people[:3]) + (f" and {len(people) - 3} more" if len(people) > 3 else "")
-            return f"{verb} to {shown}"
-        return f"{verb} (no recipient could be read: counts as external)"
-    if actions & {"payment", "purchase", "refund"}:
-        amount = u.amount()
-        own = u.actions()
-        verb = "refunds" if "refund" in own else "buys for" if "purchase" in own and "payment" not in own else "charges"
-        if amount is not None:
-            return f"{verb} {amount}"
-        return f"{verb} an amount that could not be read"
-    if u.notes:
-        return "; ".join(u.notes[:2])
-    if actions & {"api_call"}:
-        hosts = sorted(u.hosts())
-        return f"calls {', '.join(hosts[:3])}" if hosts else "calls an API"
-    if actions & {"database_write", "database_delete"}:
-        tables = sorted(u.tables())
-        verb = "deletes from" if "database_delete" in actions else "writes to"
-        return f"{verb} {', '.join(tables[:4]) if tables else 'the database'}"
-    if actions & {"file_delete"}:
-        paths = [p for p in u.role("path") if isinstance(p, str)]
-        return f"deletes {', '.join(paths[:2])}" if paths else "deletes files"
-    if actions & {"file_write"}:
-        paths = [p for p in u.role("path") if isinstance(p, str)]
-        return f"writes {', '.join(paths[:2])}" if paths else "writes files"
-    names = {"deploy": "changes infrastructure", "access_change": "changes who has access", "sensitive_read": "reads secrets or credentials",
-             "shell": "runs a command", "unknown": "a tool signoff does not recognise (it may change things)"}
-    return "; ".join(names[a] for a in sorted(actions) if a in names)

@@ -95,6 +95,8 @@ def build_gate_factory(
     interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
     try:
         broker = Broker(open_store(background_checkpoints=True, busy_timeout_ms=proxy_busy_timeout_ms()))
+        for call in broker.mark_abandoned():
+            log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
         from signoff.approval import StoreDownGate
 
@@ -115,9 +117,7 @@ def build_gate_factory(
 
     holder = PolicyHolder(policy_source, load_and_note, interval=interval)
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
-    for call in broker.mark_abandoned():
-        log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
-    note_proxy(broker, policy_source, holder.policy.hash, servers)
+    note_proxy(broker, policy_source, holder.policy.hash, names)
     noted.append(broker)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:

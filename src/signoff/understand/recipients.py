@@ -74,7 +74,12 @@ def _is_ip(domain: str) -> bool:
     return domain.startswith("[") or urls.is_ip(domain)
 
 
+MAX_LENGTH = 16_384
+
+
 def split_addresses(text: str) -> list[Recipient]:
+    if len(text) > MAX_LENGTH:  # not parsed (cost): one unreadable recipient, so the message counts as external
+        return [Recipient(text[:80], None, None)]
     return list(_split(text))
 
 

@@ -10,314 +10,28 @@ is answered the cautious way.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from signoff.understand import money, recipients, shell, urls
 from signoff.understand import sql as sqlmod
+from signoff.understand.arguments import (ROLE_KEYS, SQL_ONLY_KEYS, flat, nested_items, pairs, path_parts, sql_texts,
+                                          values_at, whole_url_host)
+from signoff.understand.names import CLI_NAMES, DELETE_VERBS, STRONG, WRITE_VERBS, name_tokens
+from signoff.understand.profile import ALL_ACTIONS, IMPLIES, UNKNOWN, VOCABULARY, Profile, expand, profile
 
-VOCABULARY = ("send_email", "send_message", "api_call", "file_write", "file_delete", "database_write", "database_delete",
-              "purchase", "payment", "refund", "shell", "deploy", "access_change", "sensitive_read")
-UNKNOWN = "unknown"
-"""A tool nothing recognises as reading or as an action: `action: "*"` rules hold it."""
-ALL_ACTIONS = frozenset(VOCABULARY) | {UNKNOWN}
-IMPLIES = {
-    "database_delete": ("database_write",),
-    "file_delete": ("file_write",),
-    "refund": ("payment",),
-}
-"""A rule on the right-hand action also covers the left: a DELETE is a database write, a refund a payment.
-A purchase (buying goods) and a payment (moving money) stay apart, as in the seed's presets."""
-ROLE_KEYS: dict[str, frozenset[str]] = {
-    "recipient": recipients.RECIPIENT_KEYS,
-    "amount": frozenset({"amount", "total", "price", "amount_money", "unit_amount", "total_amount", "value_amount", "sum",
-                         "charge_amount", "payment_amount", "amount_cents", "amountcents", "cost"}),
-    "currency": frozenset({"currency", "currency_code", "currencycode"}),
-    "command": frozenset({"command", "cmd", "commandline", "command_line", "shell_command", "script", "bash", "sh"}),
-    "table": frozenset({"table", "tables", "table_name", "tablename", "tableid", "table_id", "collection", "collection_name",
-                        "collectionname"}),
-    "path": frozenset({"path", "paths", "file", "filename", "file_path", "filepath", "source", "destination", "target",
-                       "dir", "directory", "src", "dst", "dest", "old_path", "new_path"}),
-    "subject": frozenset({"subject", "title"}),
-}
-_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-READ_VERBS = frozenset("get list read search find show view describe lookup count check preview estimate validate status "
-                       "fetch_status query_status retrieve browse inspect summarize explain diff log logs history download "
-                       "export_status peek head tail ls cat stat info whoami ping".split())
-_SQL_TEXT = re.compile(
-    r"(?:^|;)\s*(?:select|insert|update|delete|with|create|drop|alter|truncate|merge|replace|upsert|grant|revoke|copy"
-    r"|call|exec|execute|explain|pragma|vacuum|lock|attach|detach|rename|reindex|analyze|values|load|begin|set|show)\b",
-    re.IGNORECASE,
-)
-_SQL_KEYS = re.compile(r"sql|^(?:statements?|stmts?|query)$", re.IGNORECASE)
-_SQL_ONLY_KEYS = re.compile(r"sql|^(?:statements?|stmts?)$", re.IGNORECASE)
-"""Keys that hold SQL whatever the tool's name (`query` alone is often a search query)."""
-DELETE_VERBS = frozenset("delete remove destroy purge drop erase trash wipe terminate uninstall".split())
+__all__ = ["ALL_ACTIONS", "IMPLIES", "UNKNOWN", "VOCABULARY", "Profile", "Understanding", "expand", "profile"]
+
 API_READ_METHODS = frozenset("get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split())
 NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
-CLI_NAMES = frozenset("kubectl helm terraform tofu aws gcloud az docker git gh npm psql mysql redis-cli".split())
+METADATA_WORDS = frozenset("info stat stats metadata exists size list tree directory directories search".split())
+FIELD_LIST_KEYS = frozenset("projection fields columns select attributes attributestoget include".split())
+PATH_LIKE = re.compile(r"^[^\s]*[/~][^\s]*$|^\.[^\s/]+$")
+"""A value that looks like a path (no spaces; a slash, a tilde, or a dotfile): `config/secrets.yml`, `.env`."""
+NOSQL_WRITE_STAGES = frozenset({"$out", "$merge"})
 DRY_RUN_KEYS = ("dryRun", "dry_run", "dryrun", "validate_only", "validateOnly", "preview")
 DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
-
-
-@functools.lru_cache(maxsize=4096)
-def name_tokens(name: str) -> tuple[str, ...]:
-    return tuple(t.lower() for t in _SPLIT.split(name) if t)
-
-
-# ---------------------------------------------------------------------------- names (tools the catalog does not know)
-
-
-@dataclass(frozen=True)
-class NameRule:
-    verbs: frozenset[str]
-    objects: frozenset[str]
-    alone: frozenset[str] = frozenset()
-    """Verbs that name the action without an object (`rm`, `refund`)."""
-
-
-def _w(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-FILES = _w("file files dir directory directories folder folders path paths fs filesystem document documents doc docs blob")
-NAME_RULES: dict[str, NameRule] = {
-    "file_delete": NameRule(_w("delete remove rm unlink erase trash destroy rmdir purge wipe shred"), FILES, _w("rm rmdir unlink")),
-    "file_write": NameRule(_w("write edit create save overwrite append move rename put upload patch mkdir copy update replace"), FILES),
-    "send_email": NameRule(_w("send reply forward"), _w("email emails mail mails gmail outlook smtp inbox")),
-    "send_message": NameRule(_w("send post reply forward publish"),
-                             _w("message messages chat slack teams discord sms text tweet channel whatsapp telegram dm")),
-    "api_call": NameRule(_w("fetch request call get post put patch delete http curl invoke webhook browse navigate"),
-                         _w("api url http https endpoint request webhook fetch web rest graphql"), _w("fetch curl navigate")),
-    "purchase": NameRule(_w("buy purchase checkout order subscribe"), _w("cart order orders item items product products subscription plan"),
-                         _w("buy purchase checkout")),
-    "payment": NameRule(_w("pay charge transfer payout capture send create"), _w("payment payments charge invoice payout transfer money funds"),
-                        _w("pay")),
-    "refund": NameRule(_w("refund create issue"), _w("refund refunds"), _w("refund")),
-    "database_write": NameRule(_w("insert update delete drop alter truncate write execute exec upsert create merge migrate run"),
-                               _w("db database sql table tables record records row rows postgres postgresql mysql sqlite mongo mongodb redis dynamodb supabase "
-                                  "airtable baserow nocodb firestore collection "
-                                  "document documents item items key keys")),
-    "database_delete": NameRule(_w("delete drop truncate purge remove flush flushall flushdb"),
-                                _w("db database table tables record records row rows collection documents document item items key keys "
-                                   "postgres mysql sqlite mongo mongodb redis dynamodb supabase"),
-                                _w("flushall flushdb")),
-    "shell": NameRule(_w("run exec execute spawn start"), _w("shell command cmd bash sh terminal process script powershell"),
-                      _w("bash shell terminal")),
-    "deploy": NameRule(_w("deploy release rollout apply provision terminate scale restart destroy publish"),
-                       _w("deployment deployments service services instance instances cluster stack infrastructure function "
-                          "functions app apps site sites release pod pods"), _w("deploy")),
-    "access_change": NameRule(_w("add invite grant revoke remove create update set assign delete rotate"),
-                              _w("collaborator collaborators member members permission permissions role roles user users iam "
-                                 "policy policies access acl key keys token tokens invite invitation invitations owner owners admin")),
-    "sensitive_read": NameRule(_w("get read show reveal retrieve export list fetch view decrypt"),
-                               _w("secret secrets credential credentials password passwords token tokens key keys vault env apikey")),
-}
-_STRONG = _w("delete remove drop destroy send pay charge refund transfer deploy purge erase terminate")
-WRITE_VERBS = _w(
-    "create update delete remove write edit modify change set add insert upsert replace move rename copy upload send pay "
-    "refund deploy apply run exec execute spawn start stop kill restart archive merge close reopen approve reject cancel "
-    "lock unlock ban kick assign submit publish schedule enable disable reset restore import sync install uninstall invite "
-    "share grant revoke rotate drop truncate purge erase destroy terminate commit push mark clear flush overwrite append "
-    "save mkdir unlink trash wipe shred provision scale rollback revert migrate alter")
-"""Verbs that change something: a name with one of them is not a read, whatever else it says (`update_status`)."""
-
-
-@functools.lru_cache(maxsize=4096)
-def by_name(server: str, tool: str) -> tuple[frozenset[str], bool, str]:
-    """(actions, reads, why) from a tool's name alone."""
-    tokens = name_tokens(tool)
-    words = set(tokens) | set(name_tokens(server))
-    if any(t == "draft" or t == "drafts" for t in tokens):
-        return frozenset(), True, f"{tool} writes a draft (nothing leaves until it is sent)"
-    reads = bool(set(tokens) & READ_VERBS) and not set(tokens) & (WRITE_VERBS | _STRONG)
-    found = set()
-    for action, rule in NAME_RULES.items():
-        verbs = set(tokens) & rule.verbs
-        if not verbs:
-            continue
-        if action == "sensitive_read":
-            if words & rule.objects and not (set(tokens) & _STRONG - {"send"}):
-                found.add(action)
-            continue
-        if reads and action != "api_call":
-            continue
-        if (words & rule.objects) or (verbs & rule.alone) or (not rule.objects):
-            if action == "api_call" and reads and not (verbs & rule.alone):
-                continue
-            found.add(action)
-    if "access_change" in found and not (set(tokens) & NAME_RULES["access_change"].objects):
-        found.discard("access_change")
-    if "sensitive_read" in found and "key" in words and not (words & _w("api apikey secret ssh private access")):
-        found.discard("sensitive_read")
-    if "payment" in found and not (set(tokens) & NAME_RULES["payment"].objects):
-        found.discard("payment")
-    if "refund" in found and not (set(tokens) & NAME_RULES["refund"].objects):
-        found.discard("refund")
-    if "file_delete" in found and set(tokens) & NAME_RULES["file_write"].verbs - {"replace"}:
-        found.discard("file_delete")  # write_file / move_file are writes, not deletions
-    if "database_delete" in found:
-        found.add("database_write")
-    if "purchase" in found and words & _w("git branch repo repository svn commit"):
-        found.discard("purchase")
-    if {"database_delete", "file_delete"} <= found:
-        found.discard("file_delete" if words & _w("db database sql table tables collection record records") else "database_delete")
-    why = f"the name {tool} says {', '.join(sorted(found))}" if found else (f"the name {tool} says it only reads" if reads else "")
-    return frozenset(found), reads and not found - {"api_call", "sensitive_read"}, why
-
-
-# ---------------------------------------------------------------------------- per tool
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What is known about one tool before looking at a call's arguments."""
-
-    actions: frozenset[str]
-    reads: bool
-    destructive: bool
-    fields: Mapping[str, tuple[str, ...]]
-    catalogued: bool
-    source: str
-    """Where the knowledge comes from: "catalog github" or "the tool's name"."""
-    why: str
-    amount_unit: str = "major"
-    currency: str | None = None
-    annotations: Mapping[str, Any] = field(default_factory=dict)
-    database: bool = False
-    """The name says database (`query`, `sql`, a database server): SQL in its arguments is read."""
-    arguments: frozenset[str] = frozenset()
-    """The tool's real argument names, as the catalog recorded them."""
-    server_id: str | None = None
-    hosts: tuple[str, ...] = ()
-    """The API hosts the catalogued server's calls reach (api.stripe.com), for `domains:` rules."""
-
-    @functools.cached_property
-    def static(self) -> bool:
-        """Catalogued, and no argument can change its actions (no command, SQL or path to read)."""
-        return self.catalogued and not ({"command", "sql", "method"} & set(self.fields)) and "shell" not in self.actions and (
-            "path" not in self.fields or bool(self.actions - {"api_call"})) and (
-            "recipient" not in self.fields or bool(self.actions & {"send_email", "send_message"}) or self.reads)
-
-    @property
-    def possible(self) -> frozenset[str]:
-        """Every action a call of this tool may turn out to perform (arguments can add some)."""
-        found = set(self.actions)
-        if not self.catalogued:  # arguments can say anything: a `command`, `sql` or URL argument
-            return ALL_ACTIONS
-        if "command" in self.fields or "shell" in found:
-            found |= shell.EVERY_ACTION
-        if "sql" in self.fields:
-            found |= {"database_write", "database_delete", "sensitive_read"}
-        if "recipient" in self.fields and not self.reads:
-            found.add("send_email")
-        if "method" in self.fields:
-            found |= {"api_call", "file_delete"}
-        if "url" in self.fields or "host" in self.fields:
-            found.add("api_call")
-        if "path" in self.fields:
-            found.add("sensitive_read")
-        return expand(found)
-
-
-def expand(actions: Iterable[str]) -> frozenset[str]:
-    out = set(actions)
-    for action in list(out):
-        out.update(IMPLIES.get(action, ()))
-    return frozenset(out)
-
-
-def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, catalog_id: str | None) -> Profile:
-    hints = dict(annotations)
-    if entry is not None:
-        hints = {**dict(entry.annotations or {}), **hints} if not hints else hints
-        destructive = bool(entry.destructive) or (entry.destructive is None and hints.get("destructiveHint") is True
-                                                 and not entry.read_only)
-        actions = frozenset(entry.actions)
-        if destructive and not entry.read_only and set(name_tokens(tool)) & DELETE_VERBS and actions.isdisjoint(("file_delete", "database_delete")):
-            actions |= {"file_delete"}  # deleting a repository, a page, a key: a deletion the vocabulary has no word for
-        why = f"{catalog_id}.{tool} in signoff's catalog: " + (", ".join(sorted(actions)) if actions else "only reads")
-        return Profile(actions, bool(entry.read_only), destructive,
-                       {k: tuple(v) for k, v in entry.fields.items()}, True, f"catalog {catalog_id}", why,
-                       entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}),
-                       arguments=frozenset(getattr(entry, "arguments", ()) or ()), server_id=catalog_id,
-                       hosts=tuple(urls.normalize_domain(h) for h in getattr(entry, "hosts", ()) or ()))
-    actions, reads, why = by_name(server, tool)
-    destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
-    if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & _STRONG:
-        reads, why = True, f"{tool} declares itself read-only (readOnlyHint)"
-    if destructive and not actions and not reads:
-        words = set(name_tokens(tool)) | set(name_tokens(server))
-        if words & FILES:
-            actions, why = frozenset({"file_delete"}), f"{tool} is annotated destructive and names files"
-    words = set(name_tokens(tool)) | set(name_tokens(server))
-    database = bool(words & _DB_WORDS or actions & {"database_write", "database_delete"})
-    return Profile(actions, reads, destructive, {}, False, "the tool's name", why, database=database)
-
-
-# ---------------------------------------------------------------------------- per call
-
-
-@functools.lru_cache(maxsize=4096)
-def _path_parts(path: str) -> tuple[tuple[str, bool], ...]:
-    return tuple((part[:-3], True) if part.endswith("[*]") else (part, False) for part in path.split(".")[1:])
-
-
-def values_at(arguments: Mapping[str, Any], path: str) -> list[Any]:
-    """`args.message.to`, `args.items[*].price` → the values there (none when absent)."""
-    parts = _path_parts(path)
-    if len(parts) == 1 and not parts[0][1]:  # the common case: args.to
-        key = parts[0][0]
-        return [arguments[key]] if isinstance(arguments, Mapping) and key in arguments else []
-    current: list[Any] = [arguments]
-    for key, star in parts:
-        nxt: list[Any] = []
-        for value in current:
-            if isinstance(value, Mapping) and key in value:
-                inner = value[key]
-                if star:
-                    if isinstance(inner, (list, tuple)):
-                        nxt.extend(inner)
-                else:
-                    nxt.append(inner)
-        current = nxt
-    return current
-
-
-def pairs(arguments: Any, max_depth: int = 32) -> list[tuple[str, Any]]:
-    """Every (key, leaf value) in nested arguments; strings, numbers and the objects under keys."""
-    out: list[tuple[str, Any]] = []
-    stack: list[tuple[str, Any, int]] = [("", arguments, 0)]
-    while stack:
-        key, value, depth = stack.pop()
-        if isinstance(value, str):
-            out.append((key, value))
-        elif depth > max_depth:
-            out.append((key, "<too deeply nested>"))
-        elif isinstance(value, Mapping):
-            stack.extend((str(k), v, depth + 1) for k, v in reversed(value.items()))
-        elif isinstance(value, (list, tuple)):
-            stack.extend((key, v, depth + 1) for v in reversed(value))
-        elif value is not None:
-            out.append((key, value))
-    return out
-
-
-_SQL_SHAPE = re.compile(r"\b(?:from|into|table|set|where|values|join|database|index|view|schema|procedure|function|grant|to)\b|;",
-                        re.IGNORECASE)
-
-
-def sql_texts(arguments: Any) -> list[str]:
-    """Strings that are SQL: under an sql-like key, or shaped like a statement (`DELETE FROM …`, not "Call back")."""
-    return [t for k, t in pairs(arguments) if isinstance(t, str) and t.strip()
-            and (_SQL_KEYS.search(k) or (_SQL_TEXT.match(t) and _SQL_SHAPE.search(t)))]
-
-
-_DB_WORDS = _w("db database databases sql query queries table tables postgres postgresql mysql sqlite mongo mongodb redis "
-               "dynamodb supabase bigquery snowflake clickhouse duckdb execute exec airtable baserow nocodb firestore")
 
 
 class Understanding:
@@ -359,7 +73,7 @@ class Understanding:
             arguments = self.arguments
             out: list[Any] = []
             for path in paths:
-                parts = _path_parts(path)
+                parts = path_parts(path)
                 if len(parts) == 1 and not parts[0][1]:
                     if parts[0][0] in arguments:
                         out.append(arguments[parts[0][0]])
@@ -373,7 +87,7 @@ class Understanding:
             return []
         found = [v for k, v in self.arguments.items() if str(k).lower() in keys]
         if not found and name in ("recipient", "amount", "currency"):
-            found = [v for k, v in _nested_items(self.arguments) if str(k).lower() in keys]
+            found = [v for k, v in nested_items(self.arguments) if str(k).lower() in keys]
         return found
 
     def pairs(self) -> list[tuple[str, Any]]:
@@ -386,11 +100,12 @@ class Understanding:
 
     def _commands(self) -> list[shell.ShellAnalysis]:
         prof = self.profile
-        if not ("shell" in prof.actions or "command" in prof.fields
-                or (not prof.catalogued and any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments))):
+        tokens = name_tokens(self.tool)
+        cli = next((t for t in tokens + name_tokens(self.server) if t in CLI_NAMES), None)
+        has_command = any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments)
+        if not ("shell" in prof.actions or "command" in prof.fields or (not prof.catalogued and has_command)):
             return []
         out = []
-        cli = next((t for t in name_tokens(self.tool) + name_tokens(self.server) if t in CLI_NAMES), None)
         for value in self.role("command"):
             if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
                 if any(" " in v.strip() for v in value):  # a list of command lines
@@ -412,6 +127,18 @@ class Understanding:
                 out.append(bad)
         return out
 
+    def cli_commands(self) -> list[shell.ShellAnalysis]:
+        """A tool named for a CLI (`kubectl_get(resourceType="secrets", name="db")`), read as the command
+        line it stands for. It adds to what the name says; it never clears it."""
+        prof = self.profile
+        tokens = name_tokens(self.tool)
+        cli = next((t for t in tokens if t in CLI_NAMES), None)
+        if prof.catalogued or cli is None or any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments):
+            return []
+        verb = list(tokens[tokens.index(cli) + 1:]) or [t for t in tokens if t != cli][:1]
+        words = [cli, *verb] + [v for v in self.arguments.values() if isinstance(v, str) and v.strip() and " " not in v]
+        return [shell.analyze(" ".join(words))] if verb else []
+
     def sql(self) -> sqlmod.SqlTouch:
         return self._once("sql", self._sql)
 
@@ -428,7 +155,7 @@ class Understanding:
         return sqlmod.analyze(texts)
 
     def _looks_like_database(self) -> bool:
-        return self.profile.database or any(_SQL_ONLY_KEYS.search(str(k)) for k in self.arguments)
+        return self.profile.database or any(SQL_ONLY_KEYS.search(str(k)) for k in self.arguments)
 
     def tables(self) -> frozenset[str]:
         """Tables/collections touched: SQL, shell database commands, table/collection arguments."""
@@ -478,7 +205,7 @@ class Understanding:
     def url_arguments(self) -> frozenset[str]:
         """Hosts of argument values that *are* a URL or a host (not text that mentions one)."""
         return self._once("url_args", lambda: frozenset(
-            h for k, t in self.pairs() if isinstance(t, str) and (h := _whole_url_host(k, t))))
+            h for k, t in self.pairs() if isinstance(t, str) and (h := whole_url_host(k, t))))
 
     def recipients(self) -> list[recipients.Recipient]:
         if self._recipients_found is None:
@@ -508,7 +235,36 @@ class Understanding:
         return money.total(values, unit=self.profile.amount_unit, currency=currency)
 
     def sensitive_paths(self) -> list[str]:
-        return self._once("sensitive", lambda: [v for v in _flat(self.role("path")) if shell.SENSITIVE_PATHS.search(v)])
+        """Credential files among the paths, when the tool reads contents (not `get_file_info`, `list_directory`)."""
+        if set(name_tokens(self.tool)) & METADATA_WORDS:
+            return []
+        return self._once("sensitive", self._sensitive_paths)
+
+    def _sensitive_paths(self) -> list[str]:
+        values = flat(self.role("path"))
+        if self.profile.reads or self.profile.catalogued and not self.profile.actions:
+            values += [v for v in self.arguments.values() if isinstance(v, str) and PATH_LIKE.match(v)]  # `HEAD:config/secrets.yml`
+        return [v for v in values if shell.SENSITIVE_PATHS.search(v)]
+
+    def nosql_writes(self) -> list[str]:
+        """Aggregation stages that write (`$out`, `$merge`) even in a tool its server calls read-only."""
+        prof = self.profile
+        if not (prof.database or {"collection", "table"} & set(prof.fields)):
+            return []
+        return self._once("nosql", lambda: sorted({str(k) for k, _ in nested_items(self.arguments) if str(k) in NOSQL_WRITE_STAGES}))
+
+    def pii_fields(self) -> list[str]:
+        """Columns or fields holding personal data or secrets that a database read asks for (a projection)."""
+        prof = self.profile
+        if not (prof.database or {"collection", "table", "sql"} & set(prof.fields)):
+            return []
+        found = [str(k) for k, v in nested_items(self.arguments) if sqlmod.PII.match(str(k)) and v not in (0, False, None)]
+        found += [v for k, v in nested_items(self.arguments) if isinstance(v, str) and str(k).lower() in FIELD_LIST_KEYS
+                  and sqlmod.PII.match(v)]
+        for k, v in nested_items(self.arguments):
+            if str(k).lower() in FIELD_LIST_KEYS and isinstance(v, (list, tuple)):
+                found += [x for x in v if isinstance(x, str) and sqlmod.PII.match(x)]
+        return found
 
     def dry_run(self) -> bool:
         """`dryRun: true` counts only when the tool declares that argument (its schema, or the
@@ -539,8 +295,13 @@ class Understanding:
             for a in commands:
                 found |= a.actions
                 self.notes.extend(a.unparseable and [f"{a.unparseable}: counts as every action"] or a.what)
+                if a.actions - {"api_call", "sensitive_read"} or (a.method not in ("", "GET", "HEAD")):
+                    found.add("shell")  # a command line that changes something is a shell action too
         elif "shell" in found:
             self.notes.append("runs a command signoff could not find in the arguments")
+        for a in self.cli_commands():
+            found |= a.actions - {"shell"}
+            self.notes.extend(a.what[:1])
         touch = self.sql()
         if touch.statements:
             if "sql" in prof.fields or not prof.catalogued:
@@ -553,10 +314,16 @@ class Understanding:
             if touch.pii:
                 found.add("sensitive_read")
                 self.notes.append(f"reads personal data ({', '.join(sorted(touch.pii))})")
-        if "method" in prof.fields and prof.catalogued and not commands:
+        if "method" in prof.fields and prof.catalogued and not commands and not prof.reads:
             found = self._by_method(found)
         if not prof.catalogued and not prof.reads and self.url_arguments():
             found.add("api_call")
+        if self.nosql_writes():
+            found |= {"database_write"}
+            self.notes.append(f"writes a collection ({', '.join(self.nosql_writes())})")
+        if self.pii_fields() and (prof.reads or not found - {"api_call"}):
+            found.add("sensitive_read")
+            self.notes.append(f"reads personal data or secrets ({', '.join(sorted(set(self.pii_fields()))[:3])})")
         if (prof.reads or not found - {"api_call"}) and self.sensitive_paths():
             found.add("sensitive_read")
             self.notes.append(f"reads {self.sensitive_paths()[0]} (credentials)")
@@ -567,7 +334,10 @@ class Understanding:
                 and set(name_tokens(self.tool)) & DELETE_VERBS and (prof.destructive or not prof.catalogued) and not prof.reads:
             found.add("file_delete")  # a deletion of something the vocabulary has no word for (a repository, a monitor)
         if not found and not prof.catalogued and not prof.reads and not commands and not touch.statements:
-            found.add(UNKNOWN)
+            if set(name_tokens(self.tool)) & WRITE_VERBS and prof.open_world:
+                found.add("api_call")  # `create_team`, `update_issue` on a remote service: a request that changes something
+            else:
+                found.add(UNKNOWN)
         return frozenset(found)
 
     def _by_method(self, found: set[str]) -> set[str]:
@@ -585,7 +355,7 @@ class Understanding:
         if first and first[0] in API_READ_METHODS and not words & DELETE_VERBS \
                 and not any(set(name_tokens(m)) & WRITE_VERBS - API_READ_METHODS for m in methods):
             self.api_read = True
-            return {"api_call"} & found | {"api_call"}
+            return found & {"api_call"}
         kept = {"api_call"} | {a for a in found if a not in ("payment", "refund", "purchase")}
         if "refund" in found and words & {"refund", "refunds"}:
             kept.add("refund")
@@ -611,7 +381,8 @@ class Understanding:
             elif "method" in prof.fields:
                 self._api_read = False
             else:
-                self._api_read = bool(set(name_tokens(self.tool)) & NAVIGATE_WORDS) and not set(name_tokens(self.tool)) & _STRONG
+                words = set(name_tokens(self.tool))
+                self._api_read = bool(words & NAVIGATE_WORDS) and not words & (STRONG | WRITE_VERBS)
         return self._api_read
 
     def external_actions(self) -> frozenset[str]:
@@ -632,6 +403,8 @@ class Understanding:
         commands = self.commands()
         if commands:
             return any(a.destructive for a in commands)
+        if any(a.destructive for a in self.cli_commands()) or self.nosql_writes():
+            return True
         touch = self.sql()
         if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
             return touch.deletes or touch.overwrites
@@ -640,35 +413,3 @@ class Understanding:
         return self.profile.destructive
 
 
-def _flat(values: list[Any]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, (list, tuple)):
-            out.extend(x for x in v if isinstance(x, str))
-    return out
-
-
-def _nested_items(value: Any, depth: int = 0) -> Iterable[tuple[str, Any]]:
-    if depth > 8:
-        return
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            yield str(k), v
-            yield from _nested_items(v, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _nested_items(v, depth + 1)
-
-
-_WHOLE_URL = re.compile(r"^(?:https?|wss?|ftp)://\S+$", re.IGNORECASE)
-
-
-def _whole_url_host(key: str, text: str) -> str | None:
-    value = text.strip()
-    if "://" in value and _WHOLE_URL.match(value):
-        return urls.host_of(value) or None
-    if key.lower() in urls.HOST_KEYS:
-        return urls.host_of_value(value)
-    return None

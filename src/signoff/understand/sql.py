@@ -39,6 +39,8 @@ class SqlTouch:
 
 
 NONE = SqlTouch(frozenset(), False, 0)
+MAX_LENGTH = 65_536
+"""Longer SQL is not parsed (it would stall the proxy): it touches every table."""
 _DISAGREE = (
     (re.compile(r"/\*!"), "a MySQL executable comment /*! */"),
     (re.compile(r"/\*(?:(?!\*/).)*/\*", re.DOTALL), "a nested /* */ comment"),
@@ -88,6 +90,8 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
     pii: set[str] = set()
     count = 0
     expanded = []
+    if sum(len(t) for t in texts) > MAX_LENGTH:
+        return _unreadable(len(texts), "the SQL is too long to read")
     for text in texts:
         if _SHOW.match(text):  # SHOW TABLES, DESCRIBE users: reads
             count += 1
@@ -100,11 +104,13 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
             if pattern.search(stripped):
                 return _unreadable(count + 1, f"the SQL has {what}, which databases read differently")
         try:
-            statements = [s for s in sqlglot.parse(text) if s is not None]
+            statements = [s for s in sqlglot.parse(text) if s is not None and not isinstance(s, exp.Semicolon)]
         except (sqlglot.errors.SqlglotError, RecursionError, ValueError):
             return _unreadable(count + 1, "the SQL could not be parsed")
         for statement in statements:
             count += 1
+            if isinstance(statement, exp.Pragma) and _read_pragma(statement, exp):
+                continue
             if not isinstance(statement, reads + writes_):  # a Command ("not understood"), EXEC, PRAGMA, SET…
                 return _unreadable(count, f"the statement {statement.key.upper()} is not one signoff understands")
             for func in statement.find_all(exp.Anonymous):
@@ -113,8 +119,9 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
                     return _unreadable(count, f"the SQL calls {name}(), not known to be read-only")
             deleting = isinstance(statement, deletes_) or any(True for _ in statement.find_all(*deletes_))
             deletes = deletes or deleting
-            overwrites = overwrites or isinstance(statement, (exp.Update, exp.Merge, exp.Alter)) or any(
-                True for _ in statement.find_all(exp.Update, exp.Merge, exp.Alter))
+            overwrites = overwrites or any(True for _ in statement.find_all(exp.Update, exp.Merge)) or any(
+                not isinstance(action, exp.ColumnDef)  # ADD COLUMN is additive; DROP, RENAME, ALTER TYPE are not
+                for alter in statement.find_all(exp.Alter) for action in (alter.args.get("actions") or [None]))
             pii |= {c.name.lower() for c in statement.find_all(exp.Column) if PII.match(c.name or "")}
             writes = (
                 writes
@@ -129,6 +136,17 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
                     if table.db:
                         tables.add(f"{table.db}.{table.name}".lower())
     return SqlTouch(frozenset(tables), writes, count, deletes, "", overwrites, frozenset(pii))
+
+
+READ_PRAGMAS = frozenset("table_info table_xinfo index_list index_info index_xinfo foreign_key_list table_list database_list "
+                         "collation_list compile_options function_list module_list pragma_list".split())
+
+
+def _read_pragma(statement, exp) -> bool:
+    """`PRAGMA table_info(users)` only describes; `PRAGMA writable_schema = 1` changes the database."""
+    target = statement.this
+    name = target.name if isinstance(target, (exp.Anonymous, exp.Column, exp.Identifier)) else ""
+    return str(name).lower() in READ_PRAGMAS
 
 
 _STRING = re.compile(r"'(?:[^']|'')*'")
