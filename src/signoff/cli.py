@@ -38,9 +38,15 @@ def run(
     ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
     public_url: str = typer.Option(None, "--public-url", help="Base URL of the approval page as your phone reaches it "
                                    "(private network only); notifications link each held call there."),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Keep secret-looking argument values in the audit trail and notifications."),
 ) -> None:
     """Serve MCP to an AI client, wrapping one server (after `--`) or those in --config."""
+    import os
+
     from signoff import runner
+
+    if no_redact:
+        os.environ["SIGNOFF_REDACT"] = "off"
 
     try:
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,

@@ -241,12 +241,14 @@ def audit(
 
 @audit_app.command("verify")
 def verify() -> None:
-    """Check the hash chain; exit 1 and name the first changed or missing row."""
+    """Check the hash chain, the head witness and signatures; exit 1 and name the first bad row."""
     with _exits():
-        checked, problem = _audit_log().verify()
-    if problem is not None:
-        _fail(f"audit trail broken: {problem}", 1)
-    typer.echo(f"audit trail OK: {checked} rows, hash chain intact")
+        report = _audit_log().check()
+    for warning in report.warnings or ():
+        typer.echo(f"signoff: warning: {warning}", err=True)
+    if report.problem is not None:
+        _fail(f"audit trail broken: {report.problem} ({report.summary()})", 1)
+    typer.echo(f"audit trail OK: {report.checked} rows, hash chain intact; {report.summary()}")
 
 
 @audit_app.command("export")

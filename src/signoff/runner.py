@@ -63,7 +63,7 @@ def build_gate_factory(
     from signoff.notify import Notifier
     from signoff.policy import Policy, load_policy
     from signoff.reload import PolicyHolder
-    from signoff.store import open_store
+    from signoff.store import open_store, proxy_busy_timeout_ms
 
     noted: list[Broker] = []  # once the store is open, every policy (re)load is recorded for the page
 
@@ -80,9 +80,18 @@ def build_gate_factory(
     else:
         holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
         log.warning("no policy given: every call is allowed (and audited); use e.g. --policy balanced")
-    broker = Broker(open_store(background_checkpoints=True))
-    for call in broker.mark_abandoned():
-        log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
+    try:
+        broker = Broker(open_store(background_checkpoints=True, busy_timeout_ms=proxy_busy_timeout_ms()))
+        for call in broker.mark_abandoned():
+            log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
+    except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
+        from signoff.approval import StoreDownGate
+
+        log.error("%s; every call is refused until the store can be opened", exc)
+        error = str(exc)
+        again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
+                                           desktop=desktop, link=link, servers=servers)()
+        return lambda: StoreDownGate(error, again)
     note_proxy(broker, policy_source, holder.policy.hash, servers)
     noted.append(broker)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
@@ -151,7 +160,7 @@ def main(
         from signoff.web.server import ensure_running
 
         link = ensure_running(policy=policy or config_policy, public_url=public_url)
-        log.warning("approval page: %s", link)
+        log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
     review_base = public_url or (link.split("?")[0] if link else None)
 
     def make_factory() -> Callable[[], Gate]:
@@ -167,8 +176,9 @@ def main(
 
         anyio.run(HttpDownstream(specs, gate_factory).serve, host, port)
         return
-    from signoff.downstream import serve_stdio
+    from signoff.downstream import check_stdio, serve_stdio
 
+    check_stdio()
     out_fd = logs.protect_stdout()
     try:
         anyio.run(lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd))

@@ -32,6 +32,7 @@ from signoff import risk
 from signoff.broker import Broker, compact_arguments
 from signoff.errors import AlreadyDecidedError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.model import canonical_json
+from signoff.redact import redact_held
 from signoff.web import links, policy_edit
 from signoff.web.security import COOKIE, Guard
 
@@ -101,16 +102,16 @@ class UI:
         return self.store.queue_signature() + (access.call or "")
 
     def held_view(self, held: Any, *, brief: bool = False, access: Access = Access()) -> dict[str, Any]:
-        """One held call as the page shows it. (Argument redaction belongs right here.)"""
-        view = held.as_dict()
+        """One held call as the page shows it."""
+        view = redact_held(held.as_dict())  # secrets never reach the page (the tool still gets them)
         level, why = risk.assess(held.rule, held.annotations, held.arguments,
                                  actions=getattr(held, "actions", None) or ())
         view.update(qualified=held.qualified, risk=level, risk_why=why)
         if brief:
             view["history_count"] = len(held.session_history)
             del view["session_history"]
-            shown = compact_arguments(held.arguments, PAGE_VALUE_CHARS, PAGE_ARGS_CHARS)
-            view["arguments_folded"] = shown != dict(held.arguments)
+            shown = compact_arguments(view["arguments"], PAGE_VALUE_CHARS, PAGE_ARGS_CHARS)
+            view["arguments_folded"] = shown != view["arguments"]
             view["arguments"] = shown
             if held.input_schema and len(canonical_json(dict(held.input_schema))) > PAGE_SCHEMA_CHARS:
                 view["input_schema"] = None

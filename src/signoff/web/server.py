@@ -56,7 +56,10 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
-          open_browser: bool = False, out: IO[str] = sys.stderr, public_url: str | None = None) -> None:
+          open_browser: bool = False, out: IO[str] = sys.stderr, public_url: str | None = None,
+          logged: bool = False) -> None:
+    """`logged`: `out` is a log file (the background page's ui.log), so the link is written
+    without its secret token and no TOTP secret is shown."""
     import uvicorn
 
     from signoff.broker import Broker
@@ -64,11 +67,12 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
 
     token = load_secret("ui-token")
     assert token is not None
-    secret = totp_secret(enrol_out=out) if totp else None
+    secret = totp_secret(enrol_out=None if logged else out) if totp else None
     guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret, public_url=public_url)
     app = create_app(UI(Broker(), guard, policy_path=policy))
     url = url_for(host, port, token)
-    out.write(f"signoff approval page: {url}\n")
+    shown = f"{url.split('?')[0]} (its link with the secret token: `signoff ui --link`)" if logged else url
+    out.write(f"signoff approval page: {shown}\n")
     if public_url:
         out.write(f"review links in notifications open {public_url.rstrip('/')}/r/… (one call each, once)\n")
     out.flush()
@@ -113,11 +117,12 @@ def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None, public_u
     else:
         raise ConfigError(f"ports {port}-{port + PORTS_TRIED - 1} are all taken by other pages; "
                           "start one with `signoff ui --port N`")
-    command = [sys.executable, "-m", "signoff", "ui", "--port", str(candidate)]
+    command = [sys.executable, "-m", "signoff", "ui", "--port", str(candidate), "--logged"]
     if policy and os.path.isfile(policy):
         command += ["--policy", policy]
     if public_url:
         command += ["--public-url", public_url]
+    paths.secure_file(paths.home() / "ui.log")
     with open(paths.home() / "ui.log", "ab") as log_file:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                  start_new_session=True)
