@@ -198,3 +198,14 @@ def test_a_row_without_a_presentation_still_shows_first_what_it_does(root: Path)
     shown = present.for_held(broker.get(held_id))
     assert shown.headline == "Send email to eve@evil.example"
     assert list(shown.arguments) == ["to", "body"]
+
+
+def test_edit_block_edits_show_as_a_diff(root: Path) -> None:
+    """desktop-commander's edit_block (file_path, old_string, new_string) is shown as the change it makes."""
+    filediff.know_server("commander", ["npx", "@wonderwhy-er/desktop-commander"], str(root))
+    call = ToolCall("commander", "edit_block", {"file_path": str(root / "notes.md"), "old_string": "Monday",
+                                                "new_string": "Tuesday", "expected_replacements": 1})
+    broker, held_id = hold(Case("edit_block", call, ()))
+    shown = present.for_held(broker.get(held_id))
+    assert shown.headline == f"Edit {root / 'notes.md'} (+1 −1 lines)"
+    assert "-deploy on Monday" in shown.preview["text"] and "+deploy on Tuesday" in shown.preview["text"]

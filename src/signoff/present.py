@@ -458,8 +458,13 @@ def prepare(call: ToolCall, decision: Decision, policy: Any = None) -> dict[str,
     if "file_write" in decision.actions and roles["path"] and "shell" not in decision.actions:
         edits = arguments.get("edits")
         content = next((v for _, v in roles["content"] if isinstance(v, str)), None)
+        old, new = arguments.get("old_string"), arguments.get("new_string")
         if isinstance(edits, list):
             diff = filediff.preview(call.server, roles["path"][0][1], edits=edits)
+        elif isinstance(old, str) and isinstance(new, str):  # desktop-commander's edit_block
+            count = arguments.get("expected_replacements")
+            count = count if isinstance(count, int) and 1 <= count <= 100 else 1
+            diff = filediff.preview(call.server, roles["path"][0][1], edits=[{"oldText": old, "newText": new}] * count)
         elif content is not None and not any(str(k).lower() in ("old_string", "mode") for k in arguments):
             diff = filediff.preview(call.server, roles["path"][0][1], content=content)
             if diff is not None and not diff.get("text") and diff.get("note"):  # not read: the new content as text
