@@ -105,3 +105,20 @@ def test_an_aggregation_that_writes_is_a_database_write() -> None:
     stages = {"collection": "orders", "pipeline": [{"$match": {"status": "paid"}}, {"$out": "orders_archive"}]}
     assert verdict(policy, call("mongodb.aggregate", stages)) == "ask"
     assert verdict(policy, call("mongodb.aggregate", {"collection": "orders", "pipeline": [{"$match": {}}]})) == "allow"
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "write", "delete"),
+    [
+        ("dynamodb.execute", {"operation": "DeleteItem", "TableName": "orders", "Key": {"id": {"S": "1"}}}, True, True),
+        ("dynamodb.execute", {"operation": "PutItem", "TableName": "orders", "Item": {}}, True, False),
+        ("dynamodb.execute", {"operation": "GetItem", "TableName": "orders"}, False, False),
+        ("redis.run", {"command": "FLUSHALL"}, True, True),
+        ("redis.run", {"command": "SET session:1 x"}, True, False),
+        ("redis.run", {"command": "GET session:1"}, False, False),
+    ],
+)
+def test_nosql_operations_in_unknown_database_tools(tool: str, args: dict, write: bool, delete: bool) -> None:
+    policy = Policy.from_text("catalog: off\nhitl_policies: []\n", source="p.yaml")
+    actions = set(policy.evaluate(call(tool, args)).actions)
+    assert ("database_write" in actions) is write and ("database_delete" in actions) is delete

@@ -103,8 +103,9 @@ class Understanding:
         tokens = name_tokens(self.tool)
         cli = next((t for t in tokens + name_tokens(self.server) if t in CLI_NAMES), None)
         has_command = any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments)
-        if not ("shell" in prof.actions or "command" in prof.fields or (not prof.catalogued and has_command)):
-            return []
+        if not ("shell" in prof.actions or "command" in prof.fields or (not prof.catalogued and has_command
+                                                                        and not self._redis_command())):
+            return []  # a database tool's `command: FLUSHALL` is a Redis command, read by nosql_ops
         out = []
         for value in self.role("command"):
             if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -253,6 +254,30 @@ class Understanding:
             return []
         return self._once("nosql", lambda: sorted({str(k) for k, _ in nested_items(self.arguments) if str(k) in NOSQL_WRITE_STAGES}))
 
+    def nosql_ops(self) -> list[tuple[str, str]]:
+        """DynamoDB operations (`PutItem`, `DeleteItem`) and Redis commands (`SET`, `DEL`, `FLUSHALL`) named
+        in the arguments of a database tool the catalog does not know: (write|delete, what)."""
+        prof = self.profile
+        if prof.catalogued or not prof.database:
+            return []
+        found = []
+        for key, value in self.arguments.items():
+            if not isinstance(value, str) or not value.strip():
+                continue
+            op = value.strip().lower()
+            if op in sqlmod.DYNAMO_DELETES or op in sqlmod.DYNAMO_WRITES:
+                found.append(("delete" if op in sqlmod.DYNAMO_DELETES else "write", value.strip()))
+            elif op in sqlmod.DYNAMO_READS:
+                found.append(("read", value.strip()))
+            elif str(key).lower() in ROLE_KEYS["command"] | {"operation", "op"} and value.split()[0].upper() in sqlmod.REDIS_COMMANDS:
+                found.append((sqlmod.redis_op(value.split()), value.split()[0]))
+        return found
+
+    def _redis_command(self) -> bool:
+        return self.profile.database and any(
+            isinstance(v, str) and v.split() and v.split()[0].upper() in sqlmod.REDIS_COMMANDS
+            for k, v in self.arguments.items() if str(k).lower() in ROLE_KEYS["command"])
+
     def pii_fields(self) -> list[str]:
         """Columns or fields holding personal data or secrets that a database read asks for (a projection)."""
         prof = self.profile
@@ -318,6 +343,16 @@ class Understanding:
             found = self._by_method(found)
         if not prof.catalogued and not prof.reads and self.url_arguments():
             found.add("api_call")
+        ops = self.nosql_ops()
+        if ops:  # what the operation does replaces what the tool's name suggests
+            found -= {"database_write", "database_delete"}
+        for kind, what in ops:
+            if kind == "read":
+                continue
+            found.add("database_write")
+            if kind == "delete":
+                found.add("database_delete")
+            self.notes.append(f"{what} {'deletes' if kind == 'delete' else 'writes'} data")
         if self.nosql_writes():
             found |= {"database_write"}
             self.notes.append(f"writes a collection ({', '.join(self.nosql_writes())})")
@@ -403,7 +438,8 @@ class Understanding:
         commands = self.commands()
         if commands:
             return any(a.destructive for a in commands)
-        if any(a.destructive for a in self.cli_commands()) or self.nosql_writes():
+        if any(a.destructive for a in self.cli_commands()) or self.nosql_writes() \
+                or any(kind == "delete" for kind, _ in self.nosql_ops()):
             return True
         touch = self.sql()
         if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):

@@ -174,6 +174,12 @@ REDIS_READS = frozenset(
     "GET MGET EXISTS KEYS SCAN TTL PTTL TYPE STRLEN HGET HGETALL HKEYS HVALS HLEN HEXISTS LRANGE LLEN LINDEX SMEMBERS "
     "SISMEMBER SCARD ZRANGE ZSCORE ZCARD XRANGE XLEN PING INFO DBSIZE".split()
 )
+REDIS_WRITES = frozenset(
+    "SET SETEX SETNX PSETEX MSET MSETNX APPEND INCR INCRBY DECR DECRBY HSET HMSET HSETNX HINCRBY LPUSH RPUSH LSET LINSERT "
+    "SADD SMOVE ZADD ZINCRBY RENAME RENAMENX COPY RESTORE XADD PUBLISH EVAL EVALSHA CONFIG SCRIPT".split())
+REDIS_COMMANDS = REDIS_WRITES | REDIS_DELETES | REDIS_READS
+DYNAMO_READS = frozenset("getitem get-item query scan batchgetitem batch-get-item describetable describe-table "
+                          "listtables list-tables".split())
 DYNAMO_DELETES = frozenset("deleteitem delete-item deletetable delete-table batchwriteitem batch-write-item".split())
 DYNAMO_WRITES = frozenset("putitem put-item updateitem update-item createtable create-table updatetable update-table "
                           "transactwriteitems transact-write-items executestatement execute-statement".split())
