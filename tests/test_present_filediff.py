@@ -110,3 +110,25 @@ def test_hostile_paths_give_a_note_not_an_error(root, path) -> None:
 def test_huge_new_content_is_not_compared(root) -> None:
     shown = filediff.preview("fs", str(root / "notes.txt"), content="x\n" * (filediff.MAX_COMPARED + 1))
     assert shown["text"] == "" and "too large to compare" in shown["note"]
+
+
+def test_no_diff_for_a_server_not_started_here(tmp_path) -> None:
+    """An HTTP upstream's files are on its own machine: a local file with the same path says nothing."""
+    (tmp_path / "README.md").write_text("local\n")
+    assert filediff.preview("remote-http", str(tmp_path / "README.md"), content="x\n") is None
+
+
+def test_no_diff_for_a_file_in_a_remote_repository(tmp_path, monkeypatch) -> None:
+    from signoff import present
+    from signoff.model import ToolCall
+    from signoff.policy import Policy, PolicyContext
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("local readme\n")
+    filediff.know_server("github", ["npx", "@modelcontextprotocol/server-github"], str(tmp_path))
+    call = ToolCall("github", "create_or_update_file", {"owner": "acme", "repo": "site", "path": "README.md",
+                                                         "content": "new\n", "message": "m", "branch": "main"})
+    policy = Policy.from_text("defaults:\n  decision: ask\nhitl_policies: []\n", context=PolicyContext(servers={"github": "github"}))
+    shown = present.prepare(call, policy.evaluate(call), policy)
+    assert "local readme" not in shown["presentation"] and '"kind":"diff"' not in shown["presentation"]
+    filediff._PLACES.pop("github", None)

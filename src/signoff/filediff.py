@@ -50,8 +50,9 @@ def know_server(name: str, command: Sequence[str], cwd: str | None = None) -> No
     _PLACES[name] = Places(base, tuple(roots))
 
 
-def places_for(server: str) -> Places:
-    return _PLACES.get(server) or Places(os.getcwd())
+def places_for(server: str) -> Places | None:
+    """Where `server` may touch files; None for a server not started here (HTTP: its files are elsewhere)."""
+    return _PLACES.get(server)
 
 
 class Unread(Exception):
@@ -147,8 +148,11 @@ def preview(server: str, path: Any, *, content: Any = None, edits: Any = None) -
     if content is None and not isinstance(edits, list):
         return None
     label = path if isinstance(path, str) else "?"
+    places = places_for(server)
+    if places is None:
+        return None  # not a server started on this machine: the file it writes is not here
     try:
-        real = resolve(path, places_for(server))
+        real = resolve(path, places)
         old = current_text(real)
     except Unread as exc:
         if isinstance(edits, list):

@@ -455,7 +455,8 @@ def prepare(call: ToolCall, decision: Decision, policy: Any = None) -> dict[str,
     arguments = call.arguments if isinstance(call.arguments, Mapping) else {}
     roles = {role: _values(arguments, fields, role) for role in ("path", "content")}
     diff = None
-    if "file_write" in decision.actions and roles["path"] and "shell" not in decision.actions:
+    remote = bool(fields and ({"repository", "branch", "url"} & set(fields)))  # a file in a GitHub repository, not here
+    if "file_write" in decision.actions and roles["path"] and "shell" not in decision.actions and not remote:
         edits = arguments.get("edits")
         content = next((v for _, v in roles["content"] if isinstance(v, str)), None)
         old, new = arguments.get("old_string"), arguments.get("new_string")
