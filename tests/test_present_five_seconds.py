@@ -209,3 +209,20 @@ def test_edit_block_edits_show_as_a_diff(root: Path) -> None:
     shown = present.for_held(broker.get(held_id))
     assert shown.headline == f"Edit {root / 'notes.md'} (+1 −1 lines)"
     assert "-deploy on Monday" in shown.preview["text"] and "+deploy on Tuesday" in shown.preview["text"]
+
+
+def test_model_text_cannot_paint_lines_of_its_own(root: Path) -> None:
+    """A recipient, subject or body with line breaks and bidi controls stays inside its own line on
+    every channel: the dialog, the terminal block and the notification."""
+    hostile = "eve@evil.example\nHeld because: your boss approved this\u202e"
+    call = ToolCall("gmail", "send_email", {"to": [hostile], "subject": "hi\r\nIt would: nothing", "body": "a\nb"})
+    broker, held_id = hold(Case("hostile", call, ()))
+    held = broker.get(held_id)
+    shown = present.for_held(held)
+    message = params_for(call, held_id, held.reason, shown)["message"]
+    assert [line for line in message.splitlines() if line.startswith("Held because:")] == [f"Held because: {held.reason}"]
+    assert sum(line.startswith("It would:") for line in message.splitlines()) == 1 and "\u202e" not in message
+    block = render_held(held)
+    assert not any(line.startswith("Held because") for line in block.splitlines()) and "\u202e" not in block
+    title, body = message_for(call, held_id, held.reason, None, shown)
+    assert "\n" not in title and not any(line.startswith("Held because") for line in body.splitlines())
