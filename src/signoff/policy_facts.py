@@ -61,7 +61,11 @@ class Facts:
         """(label, external) per recipient, computed once (the reason and the facts both show them)."""
         if self._labels is None:
             internal = self.policy.internal
-            self._labels = [(one_line(r.label(internal), 200), r.external(internal)) for r in self.recipients()]
+            labels = []
+            for r in self.recipients():
+                external = r.external(internal)
+                labels.append((one_line(r.label(internal, external), 200), external))
+            self._labels = labels
         return self._labels
 
     def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:

@@ -136,7 +136,8 @@ class CompiledRule:
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.spec.decision)
-        self.any_action = bool(set(self.spec.actions) & ANY_ACTION)
+        self.actions: tuple[str, ...] = self.spec.actions  # the rule's action names, computed once
+        self.any_action = bool(set(self.actions) & ANY_ACTION)
         self.builtin_actions = frozenset(a for a in self.spec.actions if a not in self.action_defs and a not in ANY_ACTION)
         self.by_tools = {a: d for a, d in self.action_defs.items() if d.tools}
         self.action_fields = next((d for d in self.action_defs.values()), None)
@@ -217,11 +218,12 @@ class CompiledRule:
         spec = self.spec
         verdict = self.verdict
         reasons: list[str] = []  # the tool part of the reason is added by the caller, for the winner only
-        if spec.actions and not any(any(pm.glob_match(g, call.server, call.tool) for g in d.tools) for d in self.by_tools.values()):
+        if self.actions and not (self.by_tools and any(any(pm.glob_match(g, call.server, call.tool) for g in d.tools)
+                                                       for d in self.by_tools.values())):
             hit = self._hit(facts)
             if not hit:
                 found = ", ".join(sorted(facts.u.actions())) or "only reads"
-                return False, f"this call does not perform {', '.join(spec.actions)} (recognised: {found})", verdict
+                return False, f"this call does not perform {', '.join(self.actions)} (recognised: {found})", verdict
         fields = self.fields(call)
         if spec.scope in ("external", "internal"):
             found_any, external = self._external(facts, fields)
@@ -313,7 +315,7 @@ class CompiledRule:
         """One line a person understands: what the call does, from the facts that matched."""
         u = facts.u
         internal = self.policy.internal
-        hit = self._hit(facts) if self.spec.actions else set(u.actions())
+        hit = self._hit(facts) if self.actions else set(u.actions())
         said = phrase(hit, facts, internal)
         lead = ""
         if "could not be evaluated" in why or "not true/false" in why:
@@ -324,8 +326,8 @@ class CompiledRule:
         rate = next((p for p in why.split("; ") if " in the last " in p or p.startswith("rate:")), "")
         parts = [p for p in (said, lead, rate) if p]
         if not parts:
-            if self.spec.actions:
-                parts.append(f"{call.qualified} performs {', '.join(sorted(hit)) or ', '.join(self.spec.actions)}")
+            if self.actions:
+                parts.append(f"{call.qualified} performs {', '.join(sorted(hit)) or ', '.join(self.actions)}")
             elif self.spec.tool:
                 parts.append(f"{call.qualified} matches the rule for {self.spec.tool}")
             else:

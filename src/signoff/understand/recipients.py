@@ -41,11 +41,12 @@ class Recipient:
             return True
         return not urls.is_internal(self.domain, internal)
 
-    def label(self, internal: tuple[str, ...]) -> str:
+    def label(self, internal: tuple[str, ...], external: bool | None = None) -> str:
         shown = self.address or self.text[:80]
         if self.address is None:
             return f"{shown} (unreadable: counts as external)"
-        return f"{shown} ({'external' if self.external(internal) else 'internal'})"
+        outside = self.external(internal) if external is None else external
+        return f"{shown} ({'external' if outside else 'internal'})"
 
 
 def parse_address(text: str, address: str | None = None) -> Recipient:

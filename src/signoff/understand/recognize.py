@@ -100,6 +100,8 @@ class Understanding:
 
     def _commands(self) -> list[shell.ShellAnalysis]:
         prof = self.profile
+        if prof.catalogued and "shell" not in prof.actions and "command" not in prof.fields:
+            return []
         tokens = name_tokens(self.tool)
         cli = next((t for t in tokens + name_tokens(self.server) if t in CLI_NAMES), None)
         has_command = any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments)
@@ -132,6 +134,8 @@ class Understanding:
         """A tool named for a CLI (`kubectl_get(resourceType="secrets", name="db")`), read as the command
         line it stands for. It adds to what the name says; it never clears it."""
         prof = self.profile
+        if prof.catalogued:
+            return []
         tokens = name_tokens(self.tool)
         cli = next((t for t in tokens if t in CLI_NAMES), None)
         if prof.catalogued or cli is None or any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments):
