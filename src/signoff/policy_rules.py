@@ -296,10 +296,10 @@ class CompiledRule:
             policy = self.policy
 
             def same(server: str, tool: str, arguments: Mapping[str, Any]) -> bool:
-                from signoff.model import ToolCall as _Call
-
-                other = policy.understand(_Call(server, tool, arguments))
-                return bool(expand(other.u.actions()) & wanted)
+                other = ToolCall(server, tool, arguments)
+                if not policy.profile(other).possible & wanted:  # cached per tool: most rows stop here
+                    return False
+                return bool(expand(policy.understand(other).u.actions()) & wanted)
         else:
             def same(server: str, tool: str, arguments: Mapping[str, Any]) -> bool:
                 return server == call.server and tool == call.tool
