@@ -251,3 +251,17 @@ def test_an_approved_call_whose_proxy_died_gets_a_not_run_outcome() -> None:
     assert decisions(held.id) == ["held", "approved", "not_run"]
     outcome = Broker().get(held.id).outcome or ""
     assert outcome.startswith("not_run: ") and "gone" in outcome
+
+
+def test_stale_leases_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    from signoff.liveness import remove_stale_leases
+
+    live, dead = ProxyLease(tmp_path), ProxyLease(tmp_path)
+    assert dead._fd is not None
+    os.close(dead._fd)  # what the kernel does at kill -9: the lock goes, the file stays
+    dead._fd = None
+
+    assert remove_stale_leases(tmp_path) == 1
+    assert sorted(tmp_path.iterdir()) == [live.path]
+    live.release()
+    assert list(tmp_path.iterdir()) == []

@@ -26,7 +26,7 @@ import anyio
 
 from signoff.audit import entry, user
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
-from signoff.liveness import ProxyLease, lease_dir, proxy_gone
+from signoff.liveness import ProxyLease, lease_dir, proxy_gone, remove_stale_leases
 from signoff.model import Decision, ToolCall, canonical_json
 from signoff.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 
@@ -261,7 +261,12 @@ class Broker:
 
     def mark_abandoned(self) -> list[HeldCall]:
         """At proxy start: close what dead proxies left, approved calls' missing outcomes included."""
-        return self.sweep(outcomes=True)
+        closed = self.sweep(outcomes=True)
+        try:
+            remove_stale_leases(lease_dir(self.store))  # after the sweep: it still needed them
+        except OSError as exc:
+            log.info("cannot tidy the proxy leases: %s", exc)
+        return closed
 
     def sweep(self, *, outcomes: bool = False) -> list[HeldCall]:
         """Close what dead proxies left: pending calls become `abandoned`; with `outcomes`, approved

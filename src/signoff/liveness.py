@@ -45,11 +45,14 @@ class ProxyLease:
     def __init__(self, directory: Path):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = directory / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.lock"
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        building = self.path.with_suffix(".new")  # locked before it gets its name: `*.lock` is never unlocked while its owner lives
+        fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(building, self.path)
         except OSError:
             os.close(fd)
+            building.unlink(missing_ok=True)
             raise
         self._fd: int | None = fd
 
@@ -62,6 +65,16 @@ class ProxyLease:
         finally:
             os.close(self._fd)  # closing drops the lock
             self._fd = None
+
+
+def remove_stale_leases(directory: Path) -> int:
+    """Delete the lease files of dead proxies (kill -9 leaves them); returns how many."""
+    removed = 0
+    for path in directory.glob("*.lock"):
+        if not _locked(path):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def lease_dir(store: Any) -> Path:
