@@ -237,3 +237,24 @@ async def test_an_http_session_that_ends_expires_its_held_call(tmp_path: Path) -
         proc.terminate()
         with anyio.fail_after(10):
             await proc.wait()
+
+
+async def test_an_approval_the_client_left_before_gets_a_not_run_row() -> None:
+    """Approved while the proxy was between two looks at the store, then the client left: the
+    approval stands in the trail, followed by `not_run` (and nothing was forwarded)."""
+    from signoff.model import Decision, ToolCall, Verdict
+
+    broker = Broker(poll_interval=3600)  # the holder will not look again by itself
+    call = ToolCall("fs", "delete_file", {"path": "/tmp/x"}, session="s1", client="agent")
+    outcome: list[object] = []
+    async with anyio.create_task_group() as tg:
+        async def hold() -> None:
+            outcome.append(await broker.hold(call, Decision(Verdict.ASK, "deletes"), client_timeout=None))
+
+        tg.start_soon(hold)
+        held = await anyio.to_thread.run_sync(held_call)
+        await anyio.to_thread.run_sync(lambda: Broker().decide(held.id, True, by="alice"))
+        tg.cancel_scope.cancel()  # the client disconnected
+    assert outcome == []
+    assert decisions(held.id) == ["held", "approved", "not_run"]
+    assert Broker().get(held.id).outcome == "not_run: the client stopped waiting before it could run"
