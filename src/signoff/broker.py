@@ -95,9 +95,9 @@ class Broker:
         self._kill_cache: tuple[float, KillState] | None = None
         self._lease: ProxyLease | None = None
         self.stopping: str | None = None
+        """Set when this process is shutting down (a signal): why its calls end."""
         self.holding: set[str] = set()
         """Ids of the calls this process is waiting on right now."""
-        """Set when this process is shutting down (a signal): why its calls end."""
 
     # ------------------------------------------------------------------ holding
 
@@ -168,9 +168,12 @@ class Broker:
                     ended = await self._end(held.id, Resolution("withdrawn", call.client or "client", "client",
                                                                 "the client cancelled the call"))
                     if ended.approved:  # approved just before the client left: it never ran
-                        await anyio.to_thread.run_sync(
-                            self.record_outcome, held.id, "not_run",
-                            self.stopping or "the client stopped waiting before it could run")
+                        try:
+                            await anyio.to_thread.run_sync(
+                                self.record_outcome, held.id, "not_run",
+                                self.stopping or "the client stopped waiting before it could run")
+                        except StoreError as exc:
+                            log.error("AUDIT ROW NOT WRITTEN: %s approved but not run: %s", held.id, exc)
             self.holding.discard(held.id)
 
     async def _wait(self, held: HeldCall, timeout: float, decision: Decision, started: float,

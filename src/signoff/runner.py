@@ -141,6 +141,7 @@ def main(
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
                                   link=link.split("?")[0] if link else None, brokers=brokers)
 
+    serve: Callable[[], Awaitable[None]]
     if http:
         gate_factory = make_factory()
         host, port = parse_hostport(http)
@@ -148,16 +149,16 @@ def main(
             log.warning("serving on %s: reachable from other machines; MCP has no authentication here", host)
         from signoff.http_server import HttpDownstream
 
-        stopped = anyio.run(serve_until_signal, lambda: HttpDownstream(specs, gate_factory).serve(host, port), brokers)
+        serve = lambda: HttpDownstream(specs, gate_factory).serve(host, port)  # noqa: E731
     else:
         from signoff.downstream import serve_stdio
 
         out_fd = logs.protect_stdout()
-        try:
-            stopped = anyio.run(serve_until_signal,
-                                lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd), brokers)
-        except BaseExceptionGroup as group:
-            raise _sole_signoff_error(group) from None
+        serve = lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd)  # noqa: E731
+    try:
+        stopped = anyio.run(serve_until_signal, serve, brokers)
+    except BaseExceptionGroup as group:
+        raise _sole_signoff_error(group) from None
     if stopped is not None:
         raise SystemExit(128 + stopped)
 
