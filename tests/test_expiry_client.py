@@ -258,3 +258,14 @@ async def test_an_approval_the_client_left_before_gets_a_not_run_row() -> None:
     assert outcome == []
     assert decisions(held.id) == ["held", "approved", "not_run"]
     assert Broker().get(held.id).outcome == "not_run: the client stopped waiting before it could run"
+
+
+def test_client_timeouts_in_the_policy_file() -> None:
+    from signoff.errors import PolicyError
+    from signoff.policy import Policy
+
+    policy = Policy.from_text("defaults:\n  client_timeouts: {claude-ai: 4m, claude-code: none, my-agent: 90}\n"
+                              "hitl_policies: []\n")
+    assert policy.spec.defaults.client_timeouts == {"claude-ai": 240.0, "claude-code": None, "my-agent": 90.0}
+    with pytest.raises(PolicyError, match="client_timeouts"):
+        Policy.from_text("defaults:\n  client_timeouts: {claude-ai: soon}\nhitl_policies: []\n")
