@@ -269,3 +269,19 @@ def test_client_timeouts_in_the_policy_file() -> None:
     assert policy.spec.defaults.client_timeouts == {"claude-ai": 240.0, "claude-code": None, "my-agent": 90.0}
     with pytest.raises(PolicyError, match="client_timeouts"):
         Policy.from_text("defaults:\n  client_timeouts: {claude-ai: soon}\nhitl_policies: []\n")
+
+
+def test_an_allowed_call_in_flight_when_the_client_leaves_gets_one_outcome_row(tmp_path: Path) -> None:
+    client = RawClient(tmp_path, policy_text(client="someone-else"))
+    try:
+        client.call(1, "hang", {})  # allowed; the server never answers
+        client.call(2, "echo", {"text": "x"})  # held, so we know call 1 went through the gate
+        held_call()
+        assert client.proc.stdin is not None
+        client.proc.stdin.close()
+        assert client.proc.wait(WAIT) == 0
+    finally:
+        client.close()
+    rows = [row for row in json.loads(signoff("audit", "--json").stdout) if row["tool"] == "hang"]
+    assert [(row["decision"], row["outcome"]) for row in rows] == [("upstream_error", "no answer")]
+    assert rows[0]["reason"].startswith("no answer: the client disconnected")

@@ -248,17 +248,17 @@ def audit(
              _short(r["reason"], 40), _short(r["arguments"], 50)) for r in rows])
 
 
-OUTCOMES = {"allowed": "ran", "upstream_error": "ran: error", "forwarded": "ran", "not_run": "never ran",
-            "denied": "never ran", "timeout": "never ran", "killed": "never ran", "withdrawn": "never ran",
-            "abandoned": "never ran", "expired": "never ran"}
+NEVER_RAN = ("not_run", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
 
 
 def outcome_of_row(row: dict[str, Any]) -> str:
-    """What an audit row says about whether the call ran: `ran`, `ran: error`, `never ran`, or ``."""
-    what = OUTCOMES.get(row["decision"], "")
-    if row["decision"] == "forwarded" and str(row.get("reason", "")).startswith(("error", "no answer")):
-        return "ran: error" if str(row["reason"]).startswith("error") else "ran: no answer"
-    return what
+    """Whether the call of an audit row ran: `ran`, `ran: error`, `no answer`, `never ran`, or ``."""
+    decision, reason = row["decision"], str(row.get("reason") or "")
+    if decision in ("allowed", "upstream_error", "forwarded"):
+        if reason.startswith("no answer"):
+            return "no answer"
+        return "ran: error" if decision == "upstream_error" or reason.startswith("error") else "ran"
+    return "never ran" if decision in NEVER_RAN else ""
 
 
 @audit_app.command("verify")
