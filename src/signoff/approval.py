@@ -258,7 +258,8 @@ class ApprovalGate:
                          rule=admission.decision.rule, policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
                          duration_ms=duration, arguments=admission.arguments)
         elif kind == "approved":
-            result = f"error: {error}" if error else "error: the tool reported an error" if is_error else "ok"
+            result = ("ok" if not is_error else error if error and error.startswith("no answer")
+                      else f"error: {error or 'the tool reported an error'}")
             try:
                 self.broker.record_outcome(ticket["held"], "forwarded", result, duration_ms=duration)
             except StoreError as exc:
