@@ -285,3 +285,17 @@ def test_an_allowed_call_in_flight_when_the_client_leaves_gets_one_outcome_row(t
     rows = [row for row in json.loads(signoff("audit", "--json").stdout) if row["tool"] == "hang"]
     assert [(row["decision"], row["outcome"]) for row in rows] == [("upstream_error", "no answer")]
     assert rows[0]["reason"].startswith("no answer: the client disconnected")
+
+
+def test_an_approved_call_whose_server_cannot_start_is_recorded_as_not_run(tmp_path: Path) -> None:
+    client = RawClient(tmp_path, policy_text(client="someone-else"), server=("--fail-start",))
+    try:
+        client.call(1, "echo", {"text": "x"})
+        held = held_call()
+        assert signoff("approve", held.id).returncode == 0
+        answer = client.answer(1)
+    finally:
+        client.close()
+    assert answer["result"]["isError"] and "simulated start failure" in answer["result"]["content"][0]["text"]
+    assert decisions(held.id) == ["held", "approved", "not_run"]
+    assert (Broker().get(held.id).outcome or "").startswith("not_run: upstream down: upstream signoff-testing")

@@ -41,11 +41,12 @@ WAIT = 30.0
 class RawClient:
     """A minimal MCP client over a `signoff run` subprocess's stdin/stdout."""
 
-    def __init__(self, tmp_path: Path, policy: str = POLICY, *, client: str = "raw-test-client"):
+    def __init__(self, tmp_path: Path, policy: str = POLICY, *, client: str = "raw-test-client",
+                 server: tuple[str, ...] = ()):
         path = tmp_path / "policy.yaml"
         path.write_text(policy)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server()],
+            [sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server(*server)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[dict[str, Any]] = []
         self._got = threading.Condition()

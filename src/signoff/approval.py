@@ -35,6 +35,8 @@ from signoff.store import HeldCall
 log = logging.getLogger("signoff.approval")
 
 HISTORY = 20
+UPSTREAM_DOWN = ("could not start upstream", "could not connect to upstream")
+"""How upstream errors raised before a call is sent begin (upstream.py): such a call never ran."""
 class _Slot:
     """Where the broker's listener puts the queued call for the task that is holding it."""
 
@@ -258,10 +260,12 @@ class ApprovalGate:
                          rule=admission.decision.rule, policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
                          duration_ms=duration, arguments=admission.arguments)
         elif kind == "approved":
-            result = ("ok" if not is_error else error if error and error.startswith("no answer")
-                      else f"error: {error or 'the tool reported an error'}")
+            kind, result = "forwarded", ("ok" if not is_error else error if error and error.startswith("no answer")
+                                         else f"error: {error or 'the tool reported an error'}")
+            if error and (error.startswith(UPSTREAM_DOWN) or "refused initialize" in error):
+                kind, result = "not_run", f"upstream down: {error}"
             try:
-                self.broker.record_outcome(ticket["held"], "forwarded", result, duration_ms=duration)
+                self.broker.record_outcome(ticket["held"], kind, result, duration_ms=duration)
             except StoreError as exc:
                 log.error("AUDIT ROW NOT WRITTEN for %s (forwarded %s): %s", call.qualified, result, exc)
 
