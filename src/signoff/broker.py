@@ -247,14 +247,18 @@ class Broker:
 
     def pending(self) -> list[HeldCall]:
         """Pending calls, oldest first; retry-mode calls past their deadline are timed out first,
-        and calls whose proxy is gone are marked `abandoned`."""
-        self.sweep()
+        and calls whose proxy is gone are marked `abandoned`. Reads only, unless one of those
+        needs closing."""
+        calls = self.store.list_held("pending")
         now = time.time()
-        self.store.resolve_many(
-            lambda h: h.hold_mode == "retry" and h.deadline <= now,
-            lambda h: Resolution("timeout", "signoff", "timeout",
-                                 f"no decision within {format_seconds(h.deadline - h.created)}"))
-        return self.store.list_held("pending")
+        swept = self.sweep(calls)
+        if any(h.hold_mode == "retry" and h.deadline <= now for h in calls):
+            swept.extend(self.store.resolve_many(
+                lambda h: h.hold_mode == "retry" and h.deadline <= now,
+                lambda h: Resolution("timeout", "signoff", "timeout",
+                                     f"no decision within {format_seconds(h.deadline - h.created)}")))
+        closed = {h.id for h in swept}
+        return [h for h in calls if h.id not in closed]
 
     def get(self, held_id: str) -> HeldCall:
         held = self.store.get_held(held_id)
@@ -271,7 +275,7 @@ class Broker:
             log.info("cannot tidy the proxy leases: %s", exc)
         return closed
 
-    def sweep(self, *, outcomes: bool = False) -> list[HeldCall]:
+    def sweep(self, pending: list[HeldCall] | None = None, *, outcomes: bool = False) -> list[HeldCall]:
         """Close what dead proxies left: pending calls become `abandoned`; with `outcomes`, approved
         calls that never got an outcome get a `not_run` row. Writes only when there is something
         to close; each proxy's lease is checked once."""
@@ -286,7 +290,7 @@ class Broker:
             return checked[key]
 
         abandoned: list[HeldCall] = []
-        if any(gone(h) for h in self.store.list_held("pending")):
+        if any(gone(h) for h in (self.store.list_held("pending") if pending is None else pending)):
             abandoned = self.store.resolve_many(  # re-checked inside the transaction
                 lambda h: h.hold_mode == "wait" and proxy_gone(h) is not None,
                 lambda h: Resolution("abandoned", "signoff", "signoff", proxy_gone(h) or "its proxy is gone"))
