@@ -241,7 +241,8 @@ async def test_the_clients_own_dialog_is_one_more_channel(tmp_path: Path) -> Non
         with anyio.fail_after(30):
             result = await client.call_tool("echo", {"text": "approved in the client"})
     assert not result.is_error and result.content[0].text == "approved in the client"
-    assert asked and "approve signoff-testing.echo(text=approved in the client)?" in asked[0]
+    assert asked and asked[0].startswith('signoff: approve the call "signoff-testing.echo"?')
+    assert asked[0].splitlines()[-1] == '  "text": "approved in the client"'
     rows = AuditLog(open_store()).query(decision="approved")
     assert rows[0]["channel"] == "elicit"
 
@@ -289,7 +290,7 @@ async def test_stateless_client_approves_in_its_own_dialog(tmp_path: Path, serve
     async with Client(params, mode="2026-07-28", elicitation_callback=dialog) as client:
         with anyio.fail_after(30):
             result = await client.call_tool(tool, args)
-    assert asked and f"({'text=stateless' if tool == 'echo' else 'timezone=UTC'})?" in asked[0]
+    assert asked and (f'"text": "stateless"' if tool == "echo" else '"timezone": "UTC"') in asked[0].splitlines()[-1]
     assert result.is_error is (not approved)
     if approved:
         assert "stateless" in result.content[0].text or "UTC" in result.content[0].text

@@ -271,7 +271,7 @@ def test_client_timeouts_in_the_policy_file() -> None:
         Policy.from_text("defaults:\n  client_timeouts: {claude-ai: soon}\nhitl_policies: []\n")
 
 
-def test_an_allowed_call_in_flight_when_the_client_leaves_gets_one_outcome_row(tmp_path: Path) -> None:
+def test_an_allowed_call_in_flight_when_the_client_leaves_is_recorded_as_unanswered(tmp_path: Path) -> None:
     client = RawClient(tmp_path, policy_text(client="someone-else"))
     try:
         client.call(1, "hang", {})  # allowed; the server never answers
@@ -283,8 +283,9 @@ def test_an_allowed_call_in_flight_when_the_client_leaves_gets_one_outcome_row(t
     finally:
         client.close()
     rows = [row for row in json.loads(signoff("audit", "--json").stdout) if row["tool"] == "hang"]
-    assert [(row["decision"], row["outcome"]) for row in rows] == [("upstream_error", "no answer")]
-    assert rows[0]["reason"].startswith("no answer: the client disconnected")
+    assert [(row["decision"], row["outcome"]) for row in rows] == [("allowed", "forwarded"),
+                                                                   ("upstream_error", "no answer")]
+    assert rows[1]["reason"].startswith("no answer: the client disconnected")
 
 
 def test_an_approved_call_whose_server_cannot_start_is_recorded_as_not_run(tmp_path: Path) -> None:

@@ -95,25 +95,39 @@ class ApprovalGate:
             return Admission(False, denial_text("kill", kill.reason))
         decision = policy.evaluate(call)
         if decision.verdict is Verdict.ALLOW:
-            return Admission(True, decision=decision, ticket={"decision": "allowed", "policy": policy.hash})
+            return self._admit(call, decision, {"decision": "allowed", "policy": policy.hash})
         if decision.verdict is Verdict.DENY:
             self._record(call, "denied", reason=decision.reason, rule=decision.rule, policy_hash=policy.hash, by="policy")
             return Admission(False, denial_text("rule", decision.reason), decision=decision)
         remembered = self._remembered(call)
         if remembered:
-            return Admission(True, decision=decision, ticket={
+            return self._admit(call, decision, {
                 "decision": "allowed", "policy": policy.hash, "by": f"remembered:{remembered}",
                 "reason": f"remembered approval {remembered} ({decision.reason})"})
         if self.observe:
-            self._record(call, "observed", reason=f"would be held: {decision.reason}", rule=decision.rule,
-                         policy_hash=policy.hash, by="policy")
-            return Admission(True, decision=decision, ticket={"decision": "allowed", "policy": policy.hash,
-                                                              "reason": "observe mode"})
+            return self._admit(call, decision, {"decision": "allowed", "policy": policy.hash, "reason": "observe mode"},
+                               row="observed", reason=f"would be held: {decision.reason}")
         patience = client_timeout(call.client, policy.spec.defaults.client_timeouts)
         if decision.hold == "retry" or (decision.hold == "auto" and patience is not None
                                         and (decision.timeout or self.broker.default_timeout) > patience):
             return self._retry(call, decision, policy.hash)
         return Admission(False, hold=True, decision=decision, ticket={"policy": policy.hash, "client_timeout": patience})
+
+    def _admit(self, call: ToolCall, decision: Decision, ticket: dict[str, Any], *, row: str = "allowed",
+               reason: str | None = None) -> Admission:
+        """Admit a call only once its audit row is committed: no call runs without its record.
+
+        The row is written before forwarding (one commit, as before, only earlier); the upstream's
+        failure adds an `upstream_error` row in `finished()`. A store that is full, read-only or
+        locked past the proxy's short wait refuses the call with a message saying what to fix."""
+        try:
+            self.audit.append(call, row, channel="policy", by=ticket.get("by", "policy"),
+                              reason=reason or ticket.get("reason", decision.reason), rule=decision.rule,
+                              policy_hash=ticket.get("policy", ""))
+        except StoreError as exc:
+            log.error("refused %s: its audit row could not be written: %s", call.qualified, exc)
+            return Admission(False, store_refusal(str(exc)))
+        return Admission(True, decision=decision, ticket=ticket)
 
     def _remembered(self, call: ToolCall) -> str | None:
         try:
@@ -181,6 +195,9 @@ class ApprovalGate:
         finally:
             _slot.reset(token)
         self._remember(call, outcome.status)
+        if outcome.status == "denied" and outcome.channel == "signoff":  # the store failed the held call
+            self._record(call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
+                         held_id=outcome.held_id or None, policy_hash=policy_hash)
         if outcome.approved:
             approved = Admission(True, decision=decision, arguments=outcome.arguments,
                                  ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
@@ -246,6 +263,13 @@ class ApprovalGate:
                                                             f"because {reason}; it did not run"))
         return Admission(False, denial_text("approval", f"the held call ended as {outcome.status}: {reason}"))
 
+    def refused(self, call: ToolCall, reason: str) -> None:
+        """The relay refused a call before the policy saw it (a notification, an unbound retry)."""
+        self._record(call, "denied", reason=reason, by="signoff", channel="signoff")
+
+    def policy_hash(self) -> str:
+        return self.holder.get().hash
+
     # ------------------------------------------------------------------ after the upstream answered
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
@@ -255,9 +279,9 @@ class ApprovalGate:
         duration = (time.monotonic() - admission.started) * 1000
         kind = ticket.get("decision")
         self._remember(call, "error" if error else kind or "allowed")
-        if kind == "allowed":
-            self._record(call, "upstream_error" if error else "allowed", reason=error or ticket.get("reason", admission.decision.reason),
-                         rule=admission.decision.rule, policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
+        if kind == "allowed" and error:  # its `allowed` row was written before it ran (`_admit`)
+            self._record(call, "upstream_error", reason=error, rule=admission.decision.rule,
+                         policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
                          duration_ms=duration, arguments=admission.arguments)
         elif kind == "approved":
             kind, result = "forwarded", ("ok" if not is_error else error if error and error.startswith("no answer")
@@ -289,6 +313,64 @@ class ApprovalGate:
                                            "arguments": dict(call.arguments), "outcome": outcome})
 
 
+def store_refusal(error: str) -> str:
+    """What a call refused for want of its audit row tells the model: what failed, what to fix."""
+    text = error.lower()
+    if "full" in text:
+        fix = "free disk space where the signoff store lives"
+    elif "locked" in text or "busy" in text:
+        fix = "end the program holding the signoff store's write lock"
+    elif "replaced" in text:
+        fix = "call again"
+    else:
+        fix = "make the signoff store writable (permissions, read-only disk)"
+    return denial_text("store", f"{error}. Tell the user to {fix}, then try again")
+
+
 def _wants(decision: Decision, channel: str) -> bool:
     """A rule's `channels:` limits where it is asked; none listed means every channel."""
     return not decision.channels or channel in decision.channels
+
+
+class StoreDownGate:
+    """Stands in for the gate while the store cannot be opened (read-only, full, missing directory):
+    the proxy still serves, and every call is refused with the reason and what to fix, instead of
+    the process exiting with no answer. Opening is retried at most once per `retry_every` seconds;
+    once it works, the real gate takes over."""
+
+    def __init__(self, error: str, reopen: Any, *, retry_every: float = 1.0):
+        self.error = error
+        self.reopen = reopen
+        self.retry_every = retry_every
+        self.gate: Any = None
+        self._next = time.monotonic() + retry_every
+
+    def _current(self) -> Any:
+        if self.gate is None and time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.retry_every
+            try:
+                self.gate = self.reopen()
+            except StoreError as exc:
+                self.error = str(exc)
+        return self.gate
+
+    def check(self, call: ToolCall) -> Admission:
+        gate = self._current()
+        if gate is not None:
+            return gate.check(call)
+        return Admission(False, store_refusal(self.error))
+
+    async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
+        return await self.gate.hold(call, admission, progress, client)  # only a real gate's check holds
+
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        if self.gate is not None:
+            self.gate.finished(call, admission, is_error=is_error, error=error)
+
+    async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
+        if self.gate is not None:
+            await self.gate.client_answer(held_id, answer)
+
+    async def session_ended(self, session: str, why: str) -> None:
+        if self.gate is not None:
+            await self.gate.session_ended(session, why)

@@ -36,9 +36,15 @@ def run(
     notify: list[str] = typer.Option(None, "--notify", help="Apprise URL to notify when a call is held (repeatable)."),
     desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
     ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Keep secret-looking argument values in the audit trail and notifications."),
 ) -> None:
     """Serve MCP to an AI client, wrapping one server (after `--`) or those in --config."""
+    import os
+
     from signoff import runner
+
+    if no_redact:
+        os.environ["SIGNOFF_REDACT"] = "off"
 
     try:
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,

@@ -252,9 +252,11 @@ NEVER_RAN = ("not_run", "denied", "timeout", "killed", "withdrawn", "abandoned",
 
 
 def outcome_of_row(row: dict[str, Any]) -> str:
-    """Whether the call of an audit row ran: `ran`, `ran: error`, `no answer`, `never ran`, or ``."""
+    """Whether the call of an audit row ran: `forwarded`, `ran`, `ran: error`, `no answer`, `never ran`, or ``."""
     decision, reason = row["decision"], str(row.get("reason") or "")
-    if decision in ("allowed", "upstream_error", "forwarded"):
+    if decision == "allowed":
+        return "forwarded"  # written before it is sent; a failure adds an `upstream_error` row
+    if decision in ("upstream_error", "forwarded"):
         if reason.startswith("no answer"):
             return "no answer"
         return "ran: error" if decision == "upstream_error" or reason.startswith("error") else "ran"
@@ -263,12 +265,14 @@ def outcome_of_row(row: dict[str, Any]) -> str:
 
 @audit_app.command("verify")
 def verify() -> None:
-    """Check the hash chain; exit 1 and name the first changed or missing row."""
+    """Check the hash chain, the head witness and signatures; exit 1 and name the first bad row."""
     with _exits():
-        checked, problem = _audit_log().verify()
-    if problem is not None:
-        _fail(f"audit trail broken: {problem}", 1)
-    typer.echo(f"audit trail OK: {checked} rows, hash chain intact")
+        report = _audit_log().check()
+    for warning in report.warnings or ():
+        typer.echo(f"signoff: warning: {warning}", err=True)
+    if report.problem is not None:
+        _fail(f"audit trail broken: {report.problem} ({report.summary()})", 1)
+    typer.echo(f"audit trail OK: {report.checked} rows, hash chain intact; {report.summary()}")
 
 
 @audit_app.command("export")

@@ -16,14 +16,24 @@ def register(app: typer.Typer) -> None:
         totp: bool = typer.Option(False, "--totp", help="Require a TOTP code for approvals and policy edits."),
         totp_reset: bool = typer.Option(False, "--totp-reset", help="Make a new TOTP secret and show its QR code."),
         policy: str = typer.Option(None, "--policy", help="The policy file to show and edit on the Policies page."),
+        link: bool = typer.Option(False, "--link", help="Print the page's link with its secret token, and exit."),
+        logged: bool = typer.Option(False, "--logged", hidden=True, help="stderr is a log file: no token in it."),
     ) -> None:
         """Serve the approval page: live queue, decisions, history, policy, kill switch."""
         from signoff import logs, paths
         from signoff.web.server import serve
+
+        if link:  # the token is never logged; this is how a person gets the link
+            from signoff.web.security import load_secret
+            from signoff.web.server import url_for
+
+            typer.echo(url_for(host, port, load_secret("ui-token") or ""))
+            return
 
         logs.setup(None)
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"signoff: warning: listening on {host}: anyone who can reach it and has the token can approve calls", err=True)
         if totp_reset:
             (paths.home() / "ui-totp").unlink(missing_ok=True)
-        serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser, out=sys.stderr)
+        serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser, out=sys.stderr,
+              logged=logged)

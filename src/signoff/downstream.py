@@ -1,8 +1,10 @@
 """The client side of the proxy: MCP over stdio (raw frames) or streamable HTTP (via the SDK).
 
-stdio is the hot path and stays at the byte level: a line from stdin is decoded once and handed
-to the relay, and frames to the client are written as they are. Malformed input is answered
-with a JSON-RPC parse error and the proxy keeps serving.
+stdio is the hot path and stays at the byte level: a line from stdin is decoded once, strictly,
+and handed to the relay with its canonical re-serialisation (never the original bytes, see
+jsonrpc.py); frames to the client are written as they are. Malformed or ambiguous input is
+answered with a JSON-RPC error and the proxy keeps serving. A missing or unusable standard input
+ends signoff with one line on stderr, never a traceback or a hang.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import anyio
 
 from signoff import jsonrpc
+from signoff.errors import SignoffError
 from signoff.gate import Gate
 from signoff.proxy import Proxy
 from signoff.upstream import MAX_FRAME, ServerSpec
@@ -35,12 +39,14 @@ class _StdioPipes:
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_FRAME)
-        try:
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-            self.reader = reader
-        except (ValueError, OSError):
-            self.reader = None  # stdin is a regular file: read it in a thread
+        if _pollable(sys.stdin.fileno()):
+            reader = asyncio.StreamReader(limit=MAX_FRAME)
+            try:
+                await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+                self.reader = reader
+            except (ValueError, OSError):
+                self.reader = None
+        # else: a regular file or a device such as /dev/null, which epoll refuses: read in a thread
         try:
             transport, protocol = await loop.connect_write_pipe(
                 asyncio.streams.FlowControlMixin, os.fdopen(self.out_fd, "wb", buffering=0)
@@ -74,8 +80,10 @@ async def serve_stdio(specs: list[ServerSpec], gate_factory: Callable[[], Gate],
     The gate is made after the upstreams were started, so a slow server boots while signoff
     loads its policy; nothing is read from the client before that.
     """
+    check_stdio()
     pipes = _StdioPipes(out_fd)
     await pipes.open()
+    received = 0
 
     async def send(frame: bytes | dict[str, Any]) -> None:
         try:
@@ -103,23 +111,49 @@ async def serve_stdio(specs: list[ServerSpec], gate_factory: Callable[[], Gate],
                     break
                 if not line.strip():
                     continue
+                received += 1
                 await dispatch_client_frame(proxy, line, send)
         finally:
-            log.info("client disconnected; stopping upstreams")
+            if received:
+                log.info("client disconnected; stopping upstreams")
+            else:
+                log.warning("standard input ended before any message: no MCP client to serve; exiting")
             await proxy.close()
             tg.cancel_scope.cancel()
 
 
 async def dispatch_client_frame(proxy: Proxy, line: bytes, send: Callable[[dict[str, Any]], Any]) -> None:
-    """Decode one client frame and hand it to the relay; answer garbage with a parse error."""
+    """Decode one client frame strictly and hand it to the relay with its canonical bytes.
+
+    Garbage gets a parse error; a frame readers could disagree on gets an error answering its id."""
     try:
-        message = jsonrpc.decode(line)
+        message, canonical = jsonrpc.decode_client(line)
     except jsonrpc.FrameError as exc:
-        log.warning("client sent a malformed frame (%s): %.200r", exc, line)
-        await send(jsonrpc.error(None, jsonrpc.PARSE_ERROR, f"Parse error: {exc}"))
+        log.warning("client frame refused (%s): %.200r", exc, line)
+        if exc.request_id is None:
+            await send(jsonrpc.error(None, jsonrpc.PARSE_ERROR, f"Parse error: {exc}"))
+        else:
+            await send(jsonrpc.error(exc.request_id, jsonrpc.INVALID_REQUEST, f"Invalid Request: {exc}"))
         return
     if isinstance(message, list):
-        for item in message:
+        for item in message:  # each element alone, re-encoded: never the batch's bytes
             await proxy.from_client(None, item)
     else:
-        await proxy.from_client(line if line.endswith(b"\n") else line + b"\n", message)
+        await proxy.from_client(canonical, message)
+
+
+def check_stdio() -> None:
+    """Standard input and output must be open: an MCP client talks to signoff over them."""
+    for name, stream in (("standard input", sys.stdin), ("standard output", sys.stdout)):
+        if stream is None:
+            raise SignoffError(f"{name} is closed: `signoff run` serves an MCP client on stdin/stdout; "
+                               "start it from the client's configuration (or use --http)")
+
+
+def _pollable(fd: int) -> bool:
+    """A pipe, socket or terminal can go on the event loop; files and /dev/null cannot."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)

@@ -57,6 +57,12 @@ class Gate(Protocol):
     async def session_ended(self, session: str, why: str) -> None:
         """The client stopped waiting (disconnected, session closed): nothing it waits for may run."""
 
+    def refused(self, call: ToolCall, reason: str) -> None:
+        """The relay refused a call before the policy saw it (wrong shape, unbound retry): record it."""
+
+    def policy_hash(self) -> str:
+        """The hash of the policy in force (an approval round is bound to it)."""
+
 
 def denial_text(cause: str, detail: str = "") -> str:
     """The message a refused call returns to the model: what happened, and what to do instead.
@@ -71,6 +77,7 @@ def denial_text(cause: str, detail: str = "") -> str:
         "kill": "All tool calls are stopped: the user switched on signoff's kill switch",
         "upstream": "This tool call failed in the tool's server",
         "approval": "This tool call needs the user's approval",
+        "store": "This tool call was not run: signoff could not write its audit record",
     }[cause]
     text = f"{what}" + (f": {detail}" if detail else "") + "."
     if cause == "upstream":
@@ -98,3 +105,9 @@ class OpenGate:
 
     async def session_ended(self, session: str, why: str) -> None:
         return None
+
+    def refused(self, call: ToolCall, reason: str) -> None:
+        log.warning("refused %s: %s", call.qualified, reason)
+
+    def policy_hash(self) -> str:
+        return ""

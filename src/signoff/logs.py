@@ -14,6 +14,29 @@ import sys
 FORMAT = "%(asctime)s signoff[%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
+class SecretsOut(logging.Formatter):
+    """Every log line passes through redaction: no page token, bearer credential or key in a log,
+    whichever module wrote it (always on: a log is not where a person approves anything)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from signoff.redact import redact_text
+
+        return redact_text(super().format(record))
+
+
+class OwnerOnlyFileHandler(logging.handlers.RotatingFileHandler):
+    """The log file (and each rotated one) is created 0600 whatever the umask, and tightened if older."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        from pathlib import Path
+
+        from signoff import paths
+
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        paths.secure_file(Path(self.baseFilename), create=False)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def setup(level: str | None = None, *, to_file: bool = True) -> None:
     """Configure the `signoff` logger once per process."""
     from signoff import paths
@@ -24,13 +47,13 @@ def setup(level: str | None = None, *, to_file: bool = True) -> None:
     root.propagate = False
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter = logging.Formatter(FORMAT)
+    formatter = SecretsOut(FORMAT)
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(formatter)
     root.addHandler(stderr)
     if to_file:
         try:
-            handler = logging.handlers.RotatingFileHandler(paths.log_path(), maxBytes=5_000_000, backupCount=3)
+            handler = OwnerOnlyFileHandler(paths.log_path(), maxBytes=5_000_000, backupCount=3)
         except OSError as exc:
             root.warning("cannot write the log file (%s); logging to stderr only", exc)
         else:

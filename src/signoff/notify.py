@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from signoff.model import ToolCall, canonical_json
+from signoff.redact import redact
 
 log = logging.getLogger("signoff.notify")
 
@@ -21,7 +22,8 @@ MAX_VALUE_CHARS = 120
 
 
 def key_arguments(arguments: Mapping[str, Any]) -> list[str]:
-    """The first few arguments, each folded to one short line."""
+    """The first few arguments, each folded to one short line (secret-looking values redacted)."""
+    arguments = redact(dict(arguments))
     lines = []
     for name, value in list(arguments.items())[:MAX_ARGS_SHOWN]:
         text = value if isinstance(value, str) else canonical_json(value)

@@ -1,9 +1,10 @@
 """The relay between one MCP client session and the upstream server(s) it wraps.
 
-With one upstream, signoff is a frame relay: every message is decoded once, and forwarded as the
-original bytes unless signoff must act on it. The only message it acts on is `tools/call`, which
-goes through the gate (policy → broker) first. Server→client requests (sampling, elicitation,
-roots), notifications (progress, logging, list_changed, cancellation) and everything signoff does
+With one upstream, signoff is a frame relay: every message is decoded once, and forwarded as
+signoff's canonical re-serialisation of it (never the client's original bytes, see jsonrpc.py).
+The only message it acts on is `tools/call`, which goes through the gate (policy → broker) first;
+a tool call in any other shape (see shapes.py) is refused. Server→client requests (sampling,
+elicitation, roots), notifications (progress, logging, list_changed, cancellation) and everything signoff does
 not know pass on untouched, in both directions.
 
 With several upstreams, `aggregate.Aggregator` takes over the methods that need merging or
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +29,7 @@ import anyio
 import anyio.abc
 
 from signoff import eras, jsonrpc, rounds
+from signoff.shapes import imitates_tools_call, odd_tool_name
 from signoff.failures import FailureHandling
 from signoff.eras import EraBridge
 from signoff.errors import UpstreamError, UpstreamStartError
@@ -41,11 +44,11 @@ SendFn = Callable[[bytes | dict[str, Any]], Awaitable[None]]
 ResponseHook = Callable[[dict[str, Any]], Awaitable[None]]
 
 _internal_ids = itertools.count(1)
-
+_ID_SALT = secrets.token_hex(6)
 
 def internal_id() -> str:
-    """An id for a request signoff itself sends upstream; never clashes with a client's."""
-    return f"signoff-{next(_internal_ids)}"
+    """An id for signoff's own requests; unguessable, so no peer can answer or shadow them."""
+    return f"signoff-{_ID_SALT}-{next(_internal_ids)}"
 
 
 @dataclass
@@ -138,11 +141,29 @@ class Proxy(FailureHandling):
     # ------------------------------------------------------------------ client → upstream
 
     async def from_client(self, raw: bytes | None, msg: dict[str, Any]) -> None:
-        """Handle one decoded frame from the client. Never raises for a bad message."""
+        """Handle one decoded frame from the client. Never raises for a bad message.
+
+        `raw` is the canonical encoding of `msg` by `jsonrpc.decode_client` (never the client's
+        own bytes), or None for a message that another parser read (HTTP, the SDK, a batch
+        element): such a message gets the value checks here, and is re-encoded when forwarded."""
+        if raw is None:
+            try:
+                jsonrpc.check_values(msg)
+            except jsonrpc.FrameError as exc:
+                log.warning("client message refused (%s): %.200s", exc, msg)
+                answer = jsonrpc.error(jsonrpc.request_id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {exc}")
+                await self.send_client(answer)
+                return
         k = jsonrpc.kind(msg)
         if k is None:
             log.warning("client sent an invalid JSON-RPC message: %.200s", msg)
-            await self.send_client(jsonrpc.error(msg.get("id"), jsonrpc.INVALID_REQUEST, "Invalid Request"))
+            answer = jsonrpc.error(jsonrpc.request_id_of(msg), jsonrpc.INVALID_REQUEST, "Invalid Request")
+            await self.send_client(answer)
+            return
+        if k != jsonrpc.RESPONSE and (
+            (k == jsonrpc.NOTIFICATION and msg["method"] == "tools/call") or imitates_tools_call(msg["method"])
+        ):
+            await self._refuse_odd_call(msg, k)
             return
         if k == jsonrpc.RESPONSE:
             await self._client_response(raw, msg)
@@ -153,6 +174,11 @@ class Proxy(FailureHandling):
 
     async def _client_request(self, raw: bytes | None, msg: dict[str, Any]) -> None:
         method = msg["method"]
+        if msg["id"] in self.held or any(msg["id"] in waiting for waiting in self.pending.values()):
+            # a second request under an in-flight id would take over the first one's answer and record
+            log.warning("client reused request id %r while it was in flight", msg["id"])
+            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_REQUEST, "Invalid Request: id already in use"))
+            return
         if self.bridge is not None:
             env = eras.envelope(msg)
             if env is not None:
@@ -258,6 +284,25 @@ class Proxy(FailureHandling):
 
     # ------------------------------------------------------------------ tools/call
 
+    async def _refuse_odd_call(self, msg: dict[str, Any], k: str, why: str | None = None) -> None:
+        """A tool call in a shape the policy cannot judge as the server will run it: never runs."""
+        method = msg["method"]
+        if why is None:
+            why = ("a tools/call notification (no id) cannot be held or answered" if k == jsonrpc.NOTIFICATION
+                   else f"method {method[:60]!r} imitates tools/call")
+        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
+        name = params.get("name") if isinstance(params.get("name"), str) else "?"
+        target = self.resolve_tool(name) or (self.upstreams[0], name)
+        arguments = params.get("arguments")
+        call = ToolCall(server=target[0].name, tool=target[1], session=self.session.id, client=self.session.client_name,
+                        arguments=arguments if isinstance(arguments, dict) else {})
+        log.warning("refused %s: %s", call.qualified, why)
+        self.gate.refused(call, f"refused by signoff: {why}")
+        if k == jsonrpc.REQUEST and method != "tools/call":
+            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {why}"))
+        elif k == jsonrpc.REQUEST:
+            await self.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, f"Invalid params: {why}"))
+
     def resolve_tool(self, name: str) -> tuple[Upstream, str] | None:
         """Map the name the client used to (upstream, the upstream's own tool name)."""
         if not self.namespaced:
@@ -281,7 +326,12 @@ class Proxy(FailureHandling):
             return
         up, tool = target
         arguments = params.get("arguments")
-        state = rounds.owns(self, params)
+        why = odd_tool_name(tool, self.tools[up.name]) or (
+            None if arguments is None or isinstance(arguments, dict) else "tools/call arguments must be an object")
+        if why is not None:
+            await self._refuse_odd_call(msg, jsonrpc.REQUEST, why)
+            return
+        presented = rounds.take(self, params)
         call = ToolCall(
             server=up.name,
             tool=tool,
@@ -291,18 +341,20 @@ class Proxy(FailureHandling):
             client=self.session.client_name,
             input_schema=self.schemas[up.name].get(tool),
         )
-        if state is not None:  # a stateless client answering an approval dialog
+        if presented is not None:  # a stateless client answering an approval dialog
             assert self._tg is not None
-            self._tg.start_soon(rounds.resume, self, up, msg, call, state)
+            self._tg.start_soon(rounds.resume, self, up, msg, call, presented)
             return
         admission = self.gate.check(call)
         if not admission.hold:
             await self._admitted(up, raw, msg, call, admission)
         else:
             assert self._tg is not None
-            self._tg.start_soon(self._hold, up, raw, msg, call, admission)
+            self.held[msg["id"]] = scope = anyio.CancelScope()  # now: a cancel or a reused id may follow at once
+            self._tg.start_soon(self._hold, up, raw, msg, call, admission, scope)
 
-    async def _hold(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, pending: Admission) -> None:
+    async def _hold(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, pending: Admission,
+                    scope: anyio.CancelScope) -> None:
         request_id = msg["id"]
         token = ((msg.get("params") or {}).get("_meta") or {}).get("progressToken")
 
@@ -311,15 +363,16 @@ class Proxy(FailureHandling):
                 params = {"progressToken": token, "progress": round(waited, 1), "message": message}
                 await self.send_client(jsonrpc.notification("notifications/progress", params))
 
-        link = rounds.ClientLink(self, msg)
-        with anyio.CancelScope() as scope:
-            self.held[request_id] = scope
+        link = rounds.ClientLink(self, msg, call)
+        with scope:
             try:
                 admission = await self.gate.hold(call, pending, progress, link)
             finally:
                 self.held.pop(request_id, None)
         if scope.cancelled_caught:
             log.info("call %s withdrawn by the client while held", call.qualified)
+            if link.round is not None:  # a retry presenting the round must not wait forever
+                link.round.finish(Admission(False, "This tool call was withdrawn: the client cancelled it while held."))
             return  # a cancelled request gets no answer (MCP cancellation semantics)
         if link.round is not None:  # answered with an input round: the client's retry finishes it
             link.round.finish(admission)

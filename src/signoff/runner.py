@@ -21,7 +21,7 @@ import anyio
 
 from signoff import logs
 from signoff.config import command_name, load_config, parse_duration, server_specs
-from signoff.errors import ConfigError, SignoffError
+from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
 from signoff.upstream import ServerSpec
 
@@ -71,7 +71,7 @@ def build_gate_factory(
     from signoff.notify import Notifier
     from signoff.policy import Policy, load_policy
     from signoff.reload import PolicyHolder
-    from signoff.store import open_store
+    from signoff.store import open_store, proxy_busy_timeout_ms
 
     if policy_source:
         interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
@@ -80,11 +80,20 @@ def build_gate_factory(
     else:
         holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
         log.warning("no policy given: every call is allowed (and audited); use e.g. --policy balanced")
-    broker = Broker(open_store(background_checkpoints=True))
+    try:
+        broker = Broker(open_store(background_checkpoints=True, busy_timeout_ms=proxy_busy_timeout_ms()))
+        for call in broker.mark_abandoned():
+            log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
+    except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
+        from signoff.approval import StoreDownGate
+
+        log.error("%s; every call is refused until the store can be opened", exc)
+        error = str(exc)
+        again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
+                                           desktop=desktop, link=link, brokers=brokers)()
+        return lambda: StoreDownGate(error, again)
     if brokers is not None:
         brokers.append(broker)  # the signal handler closes its held calls
-    for call in broker.mark_abandoned():
-        log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -133,7 +142,7 @@ def main(
         from signoff.web.server import ensure_running
 
         link = ensure_running(policy=policy or config_policy)
-        log.warning("approval page: %s", link)
+        log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
 
     brokers: list[Any] = []
 
@@ -151,8 +160,9 @@ def main(
 
         serve = lambda: HttpDownstream(specs, gate_factory).serve(host, port)  # noqa: E731
     else:
-        from signoff.downstream import serve_stdio
+        from signoff.downstream import check_stdio, serve_stdio
 
+        check_stdio()
         out_fd = logs.protect_stdout()
         serve = lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd)  # noqa: E731
     try:

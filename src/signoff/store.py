@@ -9,7 +9,11 @@ and the first decision wins across processes (`... WHERE status = 'pending'` + r
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
+import os
 import secrets
 import socket
 import sqlite3
@@ -26,8 +30,14 @@ from signoff.audit import GENESIS, now_iso, row_hash
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
 from signoff.liveness import proxy_gone
 from signoff.model import canonical_json
+from signoff.redact import redact, restore
+
+log = logging.getLogger("signoff.store")
 
 BUSY_TIMEOUT_MS = 5000
+"""How long the CLI and the page wait for another process's write lock."""
+PROXY_BUSY_TIMEOUT_MS = 400
+"""How long a proxy waits for the write lock per call before refusing it (SIGNOFF_STORE_WAIT_MS)."""
 STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
 GONE = ("withdrawn", "abandoned", "expired")
 """Statuses of a call nobody waits for any more: the client cancelled or stopped waiting, or its proxy died."""
@@ -62,12 +72,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2: the tool's input schema, to check arguments a person edits
         "ALTER TABLE held ADD COLUMN input_schema TEXT",
     ),
-    (  # 3: liveness (the proxy's lease file) and what became of an approved call (one outcome row)
+    (  # 3: HMAC-SHA256 of each audit row's hash under SIGNOFF_AUDIT_KEY (NULL when no key is set)
+        "ALTER TABLE audit ADD COLUMN mac TEXT",
+    ),
+    (  # 4: liveness (the proxy's lease file) and what became of an approved call (one outcome row)
         "ALTER TABLE held ADD COLUMN proxy_lease TEXT",
         "ALTER TABLE held ADD COLUMN outcome TEXT",
     ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
+
+
+def proxy_busy_timeout_ms() -> int:
+    """The proxy's bound on waiting for the write lock (SIGNOFF_STORE_WAIT_MS, default 400 ms)."""
+    try:
+        return max(1, int(os.environ.get("SIGNOFF_STORE_WAIT_MS", PROXY_BUSY_TIMEOUT_MS)))
+    except ValueError:
+        return PROXY_BUSY_TIMEOUT_MS
+
+
+def audit_key() -> bytes | None:
+    """The optional audit signing key (SIGNOFF_AUDIT_KEY); None when unset."""
+    key = os.environ.get("SIGNOFF_AUDIT_KEY")
+    return key.encode() if key else None
+
+
+def audit_mac(key: bytes, row_hash_hex: str) -> str:
+    return hmac.new(key, row_hash_hex.encode(), hashlib.sha256).hexdigest()
+
+
+def witness_path(db: Path) -> Path:
+    """The append-only witness of the audit head, beside the database (`signoff.audit-head`)."""
+    return db.with_name(f"{db.stem}.audit-head")
 
 
 def new_id(prefix: str) -> str:
@@ -218,22 +254,107 @@ def _already(held: HeldCall) -> AlreadyDecidedError:
 class SQLiteStore:
     """The SQLite implementation of `Store`, at `paths.db_path()` unless told otherwise."""
 
-    def __init__(self, path: str | Path | None = None, *, background_checkpoints: bool = False):
+    def __init__(self, path: str | Path | None = None, *, background_checkpoints: bool = False,
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         """`background_checkpoints`: this process's commits never run a WAL checkpoint themselves
         (a checkpoint can take milliseconds); a daemon thread does it every second instead. The
-        proxy uses this so an allowed call's durable audit commit never stalls its event loop."""
+        proxy uses this so an allowed call's durable audit commit never stalls its event loop.
+        `busy_timeout_ms`: the longest wait for another process's write lock (the proxy's is short,
+        so a locked store refuses a call quickly instead of stalling the session)."""
         self.path = Path(path) if path is not None else paths.db_path()
         self.background_checkpoints = background_checkpoints
+        self.busy_timeout_ms = busy_timeout_ms
+        self.key = audit_key()
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reopening (under it) connects (which takes it too)
         self._connections: list[sqlite3.Connection] = []
         self._watch_lock = threading.Lock()
         self._watch: sqlite3.Connection | None = None
         self._writes = 0  # commits by this process: `data_version` does not count a connection's own
-        with self._write("open") as conn:
-            self._migrate(conn)
+        self._generation = 0  # bumped when the file at `path` is found replaced: connections reopen
+        self._held_generation: dict[str, int] = {}  # held calls this process inserted, by generation
+        self._witness_fd: int | None = None
+        self.witness = witness_path(self.path)
+        self._open_files()
         if background_checkpoints:
             threading.Thread(target=self._checkpoints, name="signoff-checkpoint", daemon=True).start()
+
+    def _open_files(self) -> None:
+        """Create or adopt the database (0600, also its -wal/-shm), migrate it, open the witness."""
+        paths.secure_file(self.path)
+        try:
+            self._identity = _identity(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot open the signoff store {self.path}: {exc.strerror or exc}") from exc
+        for suffix in ("-wal", "-shm"):
+            paths.secure_file(Path(f"{self.path}{suffix}"), create=False)
+        conn = self._conn()
+        try:
+            current = conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the signoff store {self.path}: {exc}") from exc
+        if not current:  # only a migration needs the write lock: a locked store still opens
+            with self._write("open") as conn:
+                self._migrate(conn)
+        self._open_witness()
+
+    def _open_witness(self) -> None:
+        """The head witness is appended to after each commit that added audit rows. A new witness
+        for a trail that already has rows starts with a `start` line, which `verify` reports."""
+        path = witness_path(self.path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+            new = True
+        except FileExistsError:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            new = False
+        except OSError as exc:
+            log.error("cannot open the audit head witness %s: %s; truncation will not be detectable", path, exc)
+            return
+        paths.secure_file(path, create=False)
+        if self._witness_fd is None:
+            self._witness_fd = fd
+        else:  # reopening: the same fd number now names the new file (a writer on another thread
+            os.dup2(fd, self._witness_fd)  # never writes into whatever reused a closed number)
+            os.close(fd)
+        if new:
+            head = self._last_row()
+            self._witness_write(f"start {head[0]} {head[1]}\n")
+
+    def _witness_write(self, line: str) -> None:
+        if self._witness_fd is None:
+            return
+        try:
+            os.write(self._witness_fd, line.encode())  # O_APPEND: one short write, atomic among processes
+        except OSError as exc:
+            log.error("cannot append to the audit head witness: %s", exc)
+
+    def _check_identity(self) -> None:
+        """Reopen if the file at `path` is no longer the one we opened (replaced, or deleted).
+
+        One `stat` (about a microsecond): done on every write and on the kill-switch and change
+        polls, so `signoff kill` on a replaced store reaches this process within one poll."""
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            now = None
+        if now == self._identity:
+            return
+        with self._lock:
+            try:
+                if _identity(self.path) == self._identity:  # another thread reopened meanwhile
+                    return
+            except FileNotFoundError:
+                pass
+            log.error("the signoff store %s was %s while this process used it; reopening it (held calls "
+                      "of this process are denied)", self.path, "deleted" if now is None else "replaced")
+            self._generation += 1
+            with self._watch_lock:
+                self._watch = None
+            try:
+                self._open_files()
+            except OSError as exc:
+                raise StoreError(f"cannot reopen the signoff store {self.path}: {exc}") from exc
 
     def _checkpoints(self, interval: float = 1.0) -> None:
         """Fold the WAL back into the database regularly, off the threads that serve calls."""
@@ -254,10 +375,10 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
                                    check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # in WAL mode a commit still survives kill -9
             if self.background_checkpoints:
@@ -270,8 +391,15 @@ class SQLiteStore:
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation != self._generation:  # the file was replaced
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            conn.close()
+            conn = None
         if conn is None:
             conn = self._local.conn = self._connect()
+            self._local.generation = self._generation
         return conn
 
     @contextmanager
@@ -280,7 +408,9 @@ class SQLiteStore:
 
         Any sqlite3 error inside becomes a StoreError; signoff's own errors pass through.
         """
+        self._check_identity()
         conn = self._conn()
+        self._local.appended = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -296,6 +426,9 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise StoreError(f"cannot {what} the signoff store {self.path}: {exc}") from exc
         self._writes += 1
+        appended = self._local.appended
+        if appended is not None:  # after the durable commit: the witness never runs ahead of the db
+            self._witness_write(" ".join(appended) + "\n")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -321,9 +454,13 @@ class SQLiteStore:
             conn.close()
         self._watch = None
         self._local = threading.local()
+        if self._witness_fd is not None:
+            os.close(self._witness_fd)
+            self._witness_fd = None
 
     def change_token(self) -> int:
         """Differs whenever anyone committed: `PRAGMA data_version` (other connections) + ours."""
+        self._check_identity()
         with self._watch_lock:
             if self._watch is None:
                 self._watch = self._connect()
@@ -354,6 +491,7 @@ class SQLiteStore:
                                      " VALUES (?, ?, ?, ?, ?, ?)", (held_id, values["server"], values["tool"],
                                                                    values["args_hash"], token["policy_hash"],
                                                                    token["expires"]))
+                self._held_generation[held_id] = self._generation
                 held = self.get_held(held_id)
                 assert held is not None
                 return held
@@ -366,7 +504,16 @@ class SQLiteStore:
         row = conn.execute("SELECT * FROM held WHERE id = ?", (held_id,)).fetchone()
         return None if row is None else _held(row)
 
+    def _not_replaced(self, held_id: str) -> None:
+        """A call this process held in a store that has since been replaced is not looked up in the
+        new one (a row with its id there was not decided by the approvers who saw it): it fails."""
+        generation = self._held_generation.get(held_id)
+        if generation is not None and generation != self._generation:
+            raise StoreError(f"the store was replaced while {held_id} was held; it was not run (call again "
+                             "so that it is held in the current store)")
+
     def get_held(self, held_id: str) -> HeldCall | None:
+        self._not_replaced(held_id)
         rows = self._read("SELECT * FROM held WHERE id = ?", (held_id,))
         return _held(rows[0]) if rows else None
 
@@ -384,6 +531,7 @@ class SQLiteStore:
         that the proxy holding a waiting call is alive; if it is gone the call becomes `abandoned`
         in that commit and CallGoneError is raised: nothing can decide it between check and mark.
         """
+        self._not_replaced(held_id)
         with self._write() as conn:
             held = self._get(conn, held_id)
             if held is None:
@@ -422,7 +570,8 @@ class SQLiteStore:
         return done  # type: ignore[return-value]
 
     def _transition(self, conn: sqlite3.Connection, held: HeldCall, res: Resolution) -> bool:
-        edited = None if res.arguments is None else canonical_json(dict(res.arguments))
+        # an edit made on a redacted view keeps the secrets it could not show (never sends the marker)
+        edited = None if res.arguments is None else canonical_json(restore(dict(res.arguments), dict(held.arguments)))
         now = time.time()
         cursor = conn.execute(
             "UPDATE held SET status = ?, decided_by = ?, channel = ?, decision_reason = ?, decided_at = ?,"
@@ -431,7 +580,8 @@ class SQLiteStore:
         if cursor.rowcount != 1:
             return False
         self._append(conn, {
-            "server": held.server, "tool": held.tool, "arguments": edited or canonical_json(dict(held.arguments)),
+            "server": held.server, "tool": held.tool,
+            "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
             "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
             "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
             "session": held.session, "client": held.client, "policy_hash": held.policy_hash, **res.audit})
@@ -454,6 +604,7 @@ class SQLiteStore:
 
     def get_kill(self) -> KillState:
         try:
+            self._check_identity()
             return self._kill(self._conn())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
@@ -518,6 +669,9 @@ class SQLiteStore:
             head = (last[0], last[1]) if last else (0, GENESIS)
         row = {**content, "id": head[0] + 1, "time": now_iso(), "prev_hash": head[1]}
         row["hash"] = row_hash(row)
+        if self.key is not None:
+            row["mac"] = audit_mac(self.key, row["hash"])
+        self._local.appended = (str(row["id"]), row["hash"], row.get("mac") or "-")
         conn.execute(f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('audit_head', ?)",
                      (json.dumps([row["id"], row["hash"]]),))
@@ -527,6 +681,10 @@ class SQLiteStore:
         """Append one audit row in its own transaction (the head is read inside it)."""
         with self._write("append to") as conn:
             return self._append(conn, content)
+
+    def _last_row(self) -> tuple[int, str]:
+        rows = self._read("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+        return (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
 
     def audit_head(self) -> tuple[int, str] | None:
         try:
@@ -554,6 +712,12 @@ def _killed(kill: KillState) -> Resolution:
     return Resolution("killed", kill.by or "signoff", "kill", kill.reason or "kill switch on")
 
 
-def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False) -> SQLiteStore:
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False,
+               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SQLiteStore:
     """The machine's shared store (under SIGNOFF_HOME unless `path` is given)."""
-    return SQLiteStore(path, background_checkpoints=background_checkpoints)
+    return SQLiteStore(path, background_checkpoints=background_checkpoints, busy_timeout_ms=busy_timeout_ms)

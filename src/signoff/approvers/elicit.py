@@ -9,12 +9,15 @@ capability is simply not asked.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from signoff.model import ToolCall
 
 MAX_ARG_CHARS = 300
+MAX_ARGS = 12
+MAX_MESSAGE_CHARS = 4000
 
 SCHEMA = {
     "type": "object",
@@ -29,17 +32,47 @@ SCHEMA = {
     "required": ["decision"],
 }
 
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Control and format characters (line breaks, bidirectional overrides and isolates, zero-width
+characters, the BOM), line/paragraph separators, surrogates, private and unassigned code points:
+anything that could break a dialog line or hide or reorder text."""
+
+
+def safe(text: str) -> str:
+    """Text with every character that could fake the dialog's layout shown as a \\uXXXX escape."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
+
+
+def quoted(value: Any, limit: int = MAX_ARG_CHARS) -> str:
+    """A value as a JSON literal on one line, escaped, cut at `limit` characters with a note."""
+    text = safe(json.dumps(value, ensure_ascii=False, default=str))
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text) - limit} more characters not shown)"
+    return text
+
 
 def question(call: ToolCall, held_id: str, reason: str) -> str:
-    """`Approve filesystem.write_file(path=…, content=…)?` with why it was held."""
-    parts = []
-    for name, value in call.arguments.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        if len(text) > MAX_ARG_CHARS:
-            text = text[: MAX_ARG_CHARS - 1] + "…"
-        parts.append(f"{name}={text}")
-    return (f"signoff: approve {call.qualified}({', '.join(parts)})?\n"
-            f"Held because: {reason}\n(held call {held_id}; you can also decide with `signoff approve {held_id}`)")
+    """What was held and why first (from signoff and the policy), the model's arguments last.
+
+    Every argument is a quoted JSON literal on its own indented line, so argument text cannot
+    paint a line that looks like the dialog's own (a fake "Held because:", a fake tool name)."""
+    lines = [
+        f"signoff: approve the call {quoted(call.qualified, 200)}?",
+        f"Held because: {safe(reason)}",
+        f"Held call {held_id}; you can also decide with `signoff approve {held_id}` or `signoff deny {held_id}`.",
+        f"Arguments ({len(call.arguments)}, as JSON):",
+    ]
+    used = sum(len(line) + 1 for line in lines)
+    for index, (name, value) in enumerate(call.arguments.items()):
+        line = f"  {quoted(str(name), 80)}: {quoted(value)}"
+        if index == MAX_ARGS or used + len(line) > MAX_MESSAGE_CHARS:
+            lines.append(f"  … {len(call.arguments) - index} more arguments not shown (see `signoff pending`)")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
 
 
 def params_for(call: ToolCall, held_id: str, reason: str) -> dict[str, Any]:

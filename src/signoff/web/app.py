@@ -26,6 +26,7 @@ from signoff import risk
 from signoff.broker import Broker
 from signoff.errors import AlreadyDecidedError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.model import canonical_json
+from signoff.redact import redact_held
 from signoff.web import policy_edit
 from signoff.web.security import COOKIE, Guard
 
@@ -57,7 +58,7 @@ class UI:
         }
 
     def held_view(self, held: Any, *, brief: bool = False) -> dict[str, Any]:
-        view = held.as_dict()
+        view = redact_held(held.as_dict())  # secrets never reach the page (the tool still gets them)
         level, why = risk.assess(held.rule, {}, held.arguments)
         view.update(qualified=held.qualified, risk=level, risk_why=why)
         if not brief:

@@ -29,6 +29,7 @@ def load_secret(name: str, *, create: bool = True) -> str | None:
     """A secret kept in SIGNOFF_HOME (mode 0600), made on first use, so restarts keep links valid."""
     path: Path = paths.home() / name
     if path.exists():
+        paths.secure_file(path, create=False)  # an older, looser copy is tightened to 0600
         return path.read_text(encoding="utf-8").strip()
     if not create:
         return None

@@ -53,7 +53,9 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
-          open_browser: bool = False, out: IO[str] = sys.stderr) -> None:
+          open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False) -> None:
+    """`logged`: `out` is a log file (the background page's ui.log), so the link is written
+    without its secret token and no TOTP secret is shown."""
     import uvicorn
 
     from signoff.broker import Broker
@@ -61,11 +63,12 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
 
     token = load_secret("ui-token")
     assert token is not None
-    secret = totp_secret(enrol_out=out) if totp else None
+    secret = totp_secret(enrol_out=None if logged else out) if totp else None
     guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret)
     app = create_app(UI(Broker(), guard, policy_path=policy))
     url = url_for(host, port, token)
-    out.write(f"signoff approval page: {url}\n")
+    shown = f"{url.split('?')[0]} (its link with the secret token: `signoff ui --link`)" if logged else url
+    out.write(f"signoff approval page: {shown}\n")
     out.flush()
     if open_browser:
         import webbrowser
@@ -87,9 +90,10 @@ def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None) -> str:
     token = load_secret("ui-token")
     assert token is not None
     if not running(port):
-        command = [sys.executable, "-m", "signoff", "ui", "--port", str(port)]
+        command = [sys.executable, "-m", "signoff", "ui", "--port", str(port), "--logged"]
         if policy and os.path.isfile(policy):
             command += ["--policy", policy]
+        paths.secure_file(paths.home() / "ui.log")
         with open(paths.home() / "ui.log", "ab") as log_file:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                      start_new_session=True)
