@@ -23,7 +23,7 @@ from mcp import MCPError
 from conftest import NODE_MODULES, ROOT, connect, fake_server, through_signoff
 from signoff.broker import Broker
 from signoff.client_timeouts import client_timeout
-from test_liveness_proxy import WAIT, RawClient, decisions, held_call, signoff, wait_for
+from held_calls import WAIT, RawClient, decisions, held_call, signoff, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
