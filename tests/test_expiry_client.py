@@ -300,3 +300,23 @@ def test_an_approved_call_whose_server_cannot_start_is_recorded_as_not_run(tmp_p
     assert answer["result"]["isError"] and "simulated start failure" in answer["result"]["content"][0]["text"]
     assert decisions(held.id) == ["held", "approved", "not_run"]
     assert (Broker().get(held.id).outcome or "").startswith("not_run: upstream down: upstream signoff-testing")
+
+
+async def test_sdk_session_that_times_out_without_cancelling_expires_the_call(tmp_path: Path) -> None:
+    """The SDK's own request machinery with its read timeout but without the courtesy cancel (as
+    SDK 1.x and many clients behave): the session stays open, the client no longer waits. With
+    the client's timeout known (the SDK's default name `mcp`, 1 s here), the call expires then."""
+    command = through_signoff(fake_server(), "--policy", policy(tmp_path, client="mcp"))
+    async with connect(command) as client:  # clientInfo.name is the SDK default, "mcp"
+        params = {"name": "echo", "arguments": {"text": "pay invoice 42"}}
+        with pytest.raises(MCPError, match="[Tt]imed out"), anyio.fail_after(WAIT):
+            await client._dispatcher.send_raw_request(  # noqa: SLF001 - the SDK path, minus the cancel
+                "tools/call", params, {"timeout": 0.5, "cancel_on_abandon": False})
+        row = await anyio.to_thread.run_sync(
+            lambda: wait_for(lambda: next(iter(Broker().store.list_held("expired")), None), "expiry"))
+        assert Broker().store.list_held("withdrawn") == []  # nothing told signoff: it knew the client
+        refused = await anyio.to_thread.run_sync(signoff, "approve", row.id)
+        assert refused.returncode == 4 and "expired" in refused.stderr and "mcp" in refused.stderr
+        echoed = await client.call_tool("echo", {"text": "still usable"}, read_timeout_seconds=WAIT)
+    assert echoed.is_error  # the next call is held again and expires the same way: never run unseen
+    assert decisions(row.id) == ["held", "expired"]
