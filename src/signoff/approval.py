@@ -320,8 +320,8 @@ def store_refusal(error: str) -> str:
         fix = "free disk space where the signoff store lives"
     elif "locked" in text or "busy" in text:
         fix = "end the program holding the signoff store's write lock"
-    elif "replaced" in text:
-        fix = "call again"
+    elif "not a sqlite database" in text or "move them aside" in text:
+        fix = "repair the signoff store as this message says"
     else:
         fix = "make the signoff store writable (permissions, read-only disk)"
     return denial_text("store", f"{error}. Tell the user to {fix}, then try again")

@@ -272,9 +272,12 @@ class SQLiteStore:
         self._watch: sqlite3.Connection | None = None
         self._writes = 0  # commits by this process: `data_version` does not count a connection's own
         self._generation = 0  # bumped when the file at `path` is found replaced: connections reopen
+        self._replaced_by: Any = ()  # the identity (None: deleted) whose appearance was last handled
         self._held_generation: dict[str, int] = {}  # held calls this process inserted, by generation
         self._witness_fd: int | None = None
         self.witness = witness_path(self.path)
+        self._wal_path = Path(f"{self.path}-wal")
+        self._wal: tuple[int, int] | None = None
         self._open_files()
         if background_checkpoints:
             threading.Thread(target=self._checkpoints, name="signoff-checkpoint", daemon=True).start()
@@ -283,9 +286,14 @@ class SQLiteStore:
         """Create or adopt the database (0600, also its -wal/-shm), migrate it, open the witness."""
         paths.secure_file(self.path)
         try:
-            self._identity = _identity(self.path)
+            identity = _identity(self.path)
+            with open(self.path, "rb") as fh:
+                magic = fh.read(16)
         except OSError as exc:
             raise StoreError(f"cannot open the signoff store {self.path}: {exc.strerror or exc}") from exc
+        if magic and magic != b"SQLite format 3\0":
+            raise StoreError(f"the signoff store {self.path} is not a SQLite database; restore it or move it aside")
+        self._identity = identity
         for suffix in ("-wal", "-shm"):
             paths.secure_file(Path(f"{self.path}{suffix}"), create=False)
         conn = self._conn()
@@ -296,6 +304,7 @@ class SQLiteStore:
         if not current:  # only a migration needs the write lock: a locked store still opens
             with self._write("open") as conn:
                 self._migrate(conn)
+        self._wal = _identity_or_none(self._wal_path)
         self._open_witness()
 
     def _open_witness(self) -> None:
@@ -334,27 +343,29 @@ class SQLiteStore:
 
         One `stat` (about a microsecond): done on every write and on the kill-switch and change
         polls, so `signoff kill` on a replaced store reaches this process within one poll."""
-        try:
-            now = _identity(self.path)
-        except FileNotFoundError:
-            now = None
+        now = _identity_or_none(self.path)
         if now == self._identity:
+            self._wal = _identity_or_none(self._wal_path)  # the -wal that belongs to this database
             return
         with self._lock:
-            try:
-                if _identity(self.path) == self._identity:  # another thread reopened meanwhile
-                    return
-            except FileNotFoundError:
-                pass
-            log.error("the signoff store %s was %s while this process used it; reopening it (held calls "
-                      "of this process are denied)", self.path, "deleted" if now is None else "replaced")
-            self._generation += 1
+            if _identity_or_none(self.path) == self._identity:  # another thread reopened meanwhile
+                return
+            if now != self._replaced_by:  # once per replacement, however long reopening keeps failing
+                self._replaced_by = now
+                self._generation += 1  # this process's held calls are denied, not looked up in the new file
+                log.error("the signoff store %s was %s while this process used it; reopening it (held calls "
+                          "of this process are denied)", self.path, "deleted" if now is None else "replaced")
             with self._watch_lock:
                 self._watch = None
+            if self._wal is not None and _identity_or_none(self._wal_path) == self._wal:
+                # the new file would be read through the old database's WAL: a mix of both
+                raise StoreError(f"{self.path} was replaced but the old {self._wal_path.name} and -shm remain; move "
+                                 "them aside (or restore the previous database) so the store can be reopened")
             try:
                 self._open_files()
             except OSError as exc:
                 raise StoreError(f"cannot reopen the signoff store {self.path}: {exc}") from exc
+            self._replaced_by = ()  # reopened: the next replacement (even another deletion) is new
 
     def _checkpoints(self, interval: float = 1.0) -> None:
         """Fold the WAL back into the database regularly, off the threads that serve calls."""
@@ -715,6 +726,13 @@ def _killed(kill: KillState) -> Resolution:
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
+
+
+def _identity_or_none(path: Path) -> tuple[int, int] | None:
+    try:
+        return _identity(path)
+    except FileNotFoundError:
+        return None
 
 
 def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False,

@@ -88,3 +88,16 @@ class LockHolder:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+
+async def call_until_it_runs(client, out: Path, *, attempts: int = 200) -> Path:
+    """write_file calls until one runs (the store recovered); each refused one must not have run."""
+    for i in range(attempts):
+        target = out / f"after{i}"
+        result = await client.call_tool("write_file", {"path": str(target), "content": "x"})
+        if not result.is_error:
+            assert target.exists()
+            return target
+        assert not target.exists(), "a refused call ran"
+        await anyio.sleep(0.05)  # bounded: `attempts` polls of a recovering store
+    raise AssertionError(f"no call ran in {attempts} attempts")

@@ -121,3 +121,14 @@ def test_stripping_signatures_from_the_tail_is_named(signoff_home: Path) -> None
     tamper(db, "UPDATE audit SET mac = NULL WHERE id >= 6")
     done = verify(key="k1")
     assert done.returncode == 1 and "row 6 is unsigned after signed rows" in done.stderr
+
+
+def test_deleting_the_witness_with_the_rows_is_reported(signoff_home: Path) -> None:
+    """The documented limit: with the witness deleted too, a cut is not proven, but `verify` warns
+    that the witness restarted (at the row the attacker left)."""
+    db = signoff_home / "signoff.db"
+    make_trail(db)
+    cut_last_rows(db, keep=7)
+    (signoff_home / "signoff.audit-head").unlink()
+    done = verify()
+    assert "the witness" in done.stderr and "(re)started at row 7" in done.stderr

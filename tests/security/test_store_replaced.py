@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from conftest import connect, fake_server, through_signoff
-from security.conftest import wait_for_pending
+from security.conftest import call_until_it_runs, wait_for_pending
 from signoff.audit import AuditLog
 from signoff.store import open_store
 
@@ -87,3 +87,37 @@ async def test_store_swapped_under_a_running_proxy(attack, signoff_home: Path, t
         store.close()
     assert ("denied", old.id) in decisions  # the old call's end is on the record approvers see
     assert ("approved", new.id) in decisions
+
+
+def garbage_over_store(db: Path) -> None:
+    garbage = db.with_name("garbage")
+    garbage.write_bytes(b"this is not a database" * 400)
+    os.replace(garbage, db)
+
+
+def new_db_over_store_keeping_its_wal(db: Path) -> None:
+    fresh = db.with_name("fresh.db")
+    sqlite3.connect(fresh).execute("CREATE TABLE x (y)").connection.close()
+    os.replace(fresh, db)
+
+
+@pytest.mark.parametrize("attack", [garbage_over_store, new_db_over_store_keeping_its_wal],
+                         ids=["garbage", "new_file_old_wal"])
+async def test_store_replaced_inconsistently_refuses_every_call_until_repaired(attack, signoff_home: Path,
+                                                                              tmp_path: Path) -> None:
+    """Not a database any more, or a new file that SQLite would read through the old one's WAL:
+    no call runs (the kill switch cannot be read, so it counts as on) until the files are sorted out."""
+    db = signoff_home / "signoff.db"
+    async with connect(through_signoff(fake_server())) as client:
+        with anyio.fail_after(60):
+            assert not (await client.call_tool("echo", {"text": "store is open"})).is_error
+            attack(db)
+            target = tmp_path / "refused"
+            result = await client.call_tool("write_file", {"path": str(target), "content": "x"})
+            assert result.is_error and not target.exists()
+            assert "not a SQLite database" in result.content[0].text or "move them aside" in result.content[0].text
+            for suffix in ("-wal", "-shm"):  # the person moves the stale files aside
+                os.replace(f"{db}{suffix}", tmp_path / f"stale{suffix}")
+            if attack is garbage_over_store:
+                os.replace(db, tmp_path / "garbage")
+            await call_until_it_runs(client, tmp_path)
