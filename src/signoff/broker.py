@@ -26,11 +26,14 @@ import anyio
 
 from signoff.audit import entry, user
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
-from signoff.liveness import ProxyLease, lease_dir, proxy_gone, remove_stale_leases
+from signoff.liveness import ProxyLease, lease_dir, pid_alive, proxy_gone, remove_stale_leases
 from signoff.model import Decision, ToolCall, canonical_json
 from signoff.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 
 log = logging.getLogger("signoff.broker")
+
+__all__ = ["Broker", "Outcome", "format_seconds", "outcome_of", "history_entries", "pid_alive"]
+"""`pid_alive` lives in liveness.py; it stays importable from here for the page and the runner."""
 
 DEFAULT_TIMEOUT = 300.0
 KILL_CACHE_SECONDS = 0.1
