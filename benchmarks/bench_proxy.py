@@ -1,6 +1,6 @@
 """Added latency of signoff per un-held tools/call over stdio, and start-up time.
 
-Prints a table: direct to a minimal upstream vs through `signoff run` (no policy, and with a
+Prints a table: direct to a minimal upstream vs through `signoff run` (`--policy none`, and with a
 policy preset when one is available). A raw JSON-RPC client is used so that the client's own
 cost does not hide the proxy's. Usage: python benchmarks/bench_proxy.py [--calls N] [--smoke]
 """
@@ -96,7 +96,7 @@ def main() -> None:
     calls, runs = (50, 2) if args.smoke else (args.calls, 10)
     os.environ.setdefault("SIGNOFF_HOME", tempfile.mkdtemp(prefix="signoff-bench-"))
     os.environ.setdefault("SIGNOFF_LOG_LEVEL", "warning")
-    rows = [("direct", UPSTREAM), ("signoff (no policy)", through_signoff())]
+    rows = [("direct", UPSTREAM), ("signoff --policy none", through_signoff("--policy", "none"))]
     try:
         import signoff.policy  # noqa: F401
 

@@ -69,7 +69,12 @@ def fake_server(*args: str) -> list[str]:
 
 
 def through_signoff(command: list[str], *options: str) -> list[str]:
-    """The same server, wrapped: `python -m signoff run [options] -- command`."""
+    """The same server, wrapped: `python -m signoff run [options] -- command`.
+
+    Without a `--policy` option the proxy is a pass-through (`--policy none`), as these tests
+    were written for; `signoff run` itself defaults to the balanced preset."""
+    if "--policy" not in options and "--config" not in options:
+        options = ("--policy", "none", *options)
     return [sys.executable, "-m", "signoff", "run", *options, "--", *command]
 
 

@@ -41,9 +41,10 @@ def test_pending_table_and_json(broker: Broker) -> None:
     held_id = broker.issue_retry(CALL, ASK)
     code, out, _ = signoff("pending")
     assert code == 0
-    header, row = out.splitlines()
-    assert header.split() == ["ID", "TOOL", "HELD", "LEFT", "CLIENT", "REASON", "ARGUMENTS"]
-    assert row.startswith(held_id) and "fs.write_file" in row and "claude-code" in row and '"path": "/tmp/a"' in row
+    first, headline, *rest = out.splitlines()  # who and when, then what the call does, then why and the arguments
+    assert first.startswith(held_id) and "fs.write_file" in first and "claude-code" in first and " left" in first
+    assert "/tmp/a" in headline
+    assert any('"path": "/tmp/a"' in line for line in rest) and any(ASK.reason in line for line in rest)
     code, out, _ = signoff("pending", "--json")
     (item,) = json.loads(out)
     assert (item["id"], item["tool"], item["arguments"], item["status"]) == (held_id, "write_file", dict(CALL.arguments),
@@ -181,3 +182,11 @@ def test_watch_command_reads_the_keyboard(broker: Broker) -> None:
     assert result.exit_code == 0, result.output
     assert f"✔ approved {held_id}" in result.stdout
     assert broker.get(held_id).channel == "watch"
+
+
+def test_approve_echoes_the_edited_arguments_it_applied(broker: Broker) -> None:
+    held_id = broker.issue_retry(CALL, ASK)
+    code, out, _ = signoff("approve", held_id, "--arguments", '{"path": "/tmp/b", "content": "hi\\u001b]52;c;x\\u0007"}')
+    assert code == 0
+    assert out.splitlines()[1] == 'with edited arguments: {"content": "hi\\u001b]52;c;x\\u0007", "path": "/tmp/b"}'
+    assert broker.get(held_id).edited_arguments == {"path": "/tmp/b", "content": "hi\x1b]52;c;x\x07"}

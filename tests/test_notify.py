@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from signoff.model import ToolCall
 from signoff.notify import Notifier, key_arguments, message_for
+from signoff.web.links import check_review, link_key
 
 CALL = ToolCall("filesystem", "write_file", {"path": "/srv/app/config.yaml", "content": "x" * 500, "mode": 420})
 
@@ -61,7 +62,8 @@ def test_notification_reaches_a_local_webhook() -> None:
         payload = hook.received[0]
         assert payload["title"] == "signoff: approve filesystem.write_file?"
         assert "h-abc123" in payload["message"]
-        assert "http://127.0.0.1:8765/#h-abc123" in payload["message"]
+        [link] = [w for w in payload["message"].split() if w.startswith("http://127.0.0.1:8765/r/")]
+        assert check_review(link_key(), link.rsplit("/", 1)[1])[0] == "h-abc123"  # a per-call review link
     finally:
         hook.close()
 
@@ -73,6 +75,16 @@ def test_failing_notifier_is_logged_and_never_raises(caplog) -> None:
     worker.join(30)
     assert not worker.is_alive()
     assert any("not understood" in r.message or "could not be delivered" in r.message for r in caplog.records)
+
+
+def test_failing_notifier_is_named_with_its_secrets_masked(caplog) -> None:
+    notifier = Notifier(["json://user:hunter2@127.0.0.1:9/secret-path", "tgram://123456:BOTTOKEN/42"])
+    worker = notifier.held(CALL, "h-1", "")
+    assert worker is not None
+    worker.join(30)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "json://…@127.0.0.1:9/…" in text
+    assert "hunter2" not in text and "secret-path" not in text and "BOTTOKEN" not in text
 
 
 def test_no_urls_means_no_thread() -> None:

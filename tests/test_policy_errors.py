@@ -41,8 +41,8 @@ CASES = [
     ("hitl_policies:\n  - action: database_write\n    tables: ['users]']\n", "p.yaml:3: hitl_policies[0].tables[0]: bad glob"),
     ("predicates:\n  url_is_external: 'true'\nhitl_policies: []\n",
      "p.yaml:2: predicates.url_is_external: 'url_is_external' is a built-in name; rename the predicate"),
-    ("internal_domains: company.com\nhitl_policies: []\n",
-     "p.yaml:1: internal_domains: Input should be a valid list (got 'company.com'); write a YAML list, e.g. [a, b]"),
+    ("internal_domains: {company.com: 1}\nhitl_policies: []\n",  # one domain as a string is accepted (seed style)
+     "p.yaml:1: internal_domains: Input should be a valid list (got {'company.com': 1}); write a YAML list, e.g. [a, b]"),
     ("hitl_policies:\n  - tool: '*'\n    annotations: {destructiveHint: maybe}\n",
      "p.yaml:3: hitl_policies[0].annotations.destructiveHint: Input should be a valid boolean"),
     ("hitl_policies:\n  - tool: '*'\n\tdecision: deny\n", "p.yaml:3: invalid YAML: found character '\\t'"),

@@ -147,8 +147,8 @@ hitl_policies:
 """,
         source="p.yaml",
     )
-    missing = policy.evaluate(call("shop.buy", {"sku": "1"}))
-    assert missing.verdict is Verdict.ASK and "could not be evaluated" in missing.reason
+    missing = policy.evaluate(call("shop.buy", {"sku": "1"}))  # no amount at all: counts as over every limit
+    assert missing.verdict is Verdict.ASK and "amount that could not be read" in missing.reason
     wrong_type = policy.evaluate(call("bank.pay", {"amount": 5}))
     assert wrong_type.verdict is Verdict.ASK
 
@@ -164,7 +164,7 @@ hitl_policies:
         ("int(args.n) > 3", {"n": "three"}, "RuntimeError"),
         ("args.name.matches('[')", {"name": "x"}, "RuntimeError"),
         ("args.amount > 100", {"amount": "lots"}, "TypeError"),
-        ("amount > 100", {"amount": "\ud800"}, "ValueError"),  # a lone surrogate, as json.loads can produce
+        ("args.note == 'a'", {"note": "\ud800"}, "ValueError"),  # a lone surrogate, as json.loads can produce
     ],
 )
 def test_every_cel_evaluation_error_holds_the_call(condition: str, args: dict, error: str) -> None:
@@ -250,7 +250,8 @@ def test_builtin_actions_by_name_and_arguments(action: str, tool: str, args: dic
 def test_destructive_annotation_counts_as_file_delete() -> None:
     policy = Policy.from_text("hitl_policies:\n  - action: file_delete\n", source="p.yaml")
     reason = policy.evaluate(call("filesystem.purge_cache_dir", {}, destructiveHint=True)).reason
-    assert reason.startswith("name has the words")
+    assert reason == "deletes files"  # a person's words, not the matcher's (issue #11, item 4)
+    assert policy.evaluate(call("filesystem.purge_cache_dir", {}, destructiveHint=True)).actions == ("file_delete",)
     assert verdict(policy, call("filesystem.tidy_dir", {}, destructiveHint=True)) == "ask"
     assert verdict(policy, call("filesystem.tidy_dir", {}, destructiveHint=False)) == "allow"
 
@@ -284,3 +285,45 @@ def test_evaluation_is_deterministic_and_does_not_mutate_the_call() -> None:
     first = policy.evaluate(c)
     assert all(policy.evaluate(c) == first for _ in range(3))
     assert args == {"to": ["a@b.com"], "nested": {"url": "https://payments.stripe.com"}}
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "hints"),
+    [
+        ("tasks.execute", {"command": "rm -rf /"}, {}),  # a command argument is read whatever the tool's name
+        ("jobs.submit", {"cmd": ["rm", "-rf", "/"]}, {}),  # argv lists too
+        ("x.run", {"sql": "DROP TABLE users"}, {}),  # an sql argument is read whatever the tool's name
+        ("x.delete_everything", {}, {"readOnlyHint": True}),  # a destructive name beats a read-only claim
+    ],
+)
+def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: dict, hints: dict) -> None:
+    permissive = Policy.from_text("hitl_policies:\n  - action: [file_delete, database_delete]\n  - action: '*'\n"
+                                  "    condition: destructive\n", source="p.yaml")
+    conservative = Policy.from_text("hitl_policies:\n  - action: '*'\n", source="p.yaml")
+    assert verdict(conservative, call(tool, args, **hints)) == "ask"
+    if "delete_everything" not in tool:
+        assert verdict(permissive, call(tool, args, **hints)) == "ask"
+
+
+@pytest.mark.parametrize(
+    ("tool", "actions"),
+    [  # the name-word misfires issue #11 names, and a few that would open the gate
+        ("git.git_checkout", ("file_write",)),  # not a purchase: read as `git checkout`, which writes the working tree
+        ("github.pull_request_read", ()),  # not an API call
+        ("notion.API-post-search", ()),  # not a message
+        ("x.update_status", ("unknown",)),  # a read word does not make a write a read
+        ("x.get_or_create_user", ("access_change",)),
+        ("fs.write_file", ("file_write",)),  # not a deletion
+        ("fs.move_file", ("file_write",)),
+        ("mail.create_draft", ()),  # drafts send nothing
+    ],
+)
+def test_tool_names_read_without_misfires(tool: str, actions: tuple[str, ...]) -> None:
+    policy = Policy.from_text("catalog: off\nhitl_policies: []\n", source="p.yaml")
+    assert policy.evaluate(call(tool, {})).actions == actions
+
+
+def test_a_navigation_that_also_writes_is_not_a_read() -> None:
+    conservative = Policy.from_text("catalog: off\nhitl_policies:\n  - action: '*'\n", source="p.yaml")
+    assert verdict(conservative, call("web.open_page", {"url": "https://docs.python.org"})) == "allow"
+    assert verdict(conservative, call("web.open_and_submit_form", {"url": "https://docs.python.org"})) == "ask"

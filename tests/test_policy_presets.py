@@ -25,13 +25,28 @@ PRESET_CASES = [
     ("git.git_commit", {"message": "m"}, WRITES, "ask", "allow", "allow"),
     ("filesystem.write_file", {"path": "/a"}, DESTROYS, "ask", "ask", "ask"),
     ("filesystem.delete_file", {"path": "/a"}, {}, "ask", "ask", "ask"),
-    ("fetch.fetch", {"url": "https://example.org"}, {"readOnlyHint": True}, "ask", "allow", "allow"),
+    ("fetch.fetch", {"url": "https://example.org"}, {"readOnlyHint": True}, "allow", "allow", "allow"),  # a GET is a read (#11)
     ("fetch.fetch", {"url": "https://production.api.x.com"}, {"readOnlyHint": True}, "ask", "ask", "allow"),
     ("gmail.send_email", {"to": "a@b.com"}, {}, "ask", "ask", "allow"),
     ("shop.checkout", {"amount": 20}, {"readOnlyHint": False, "destructiveHint": False}, "ask", "allow", "allow"),
     ("db.query", {"sql": "SELECT 1 FROM users"}, READ_ONLY, "allow", "allow", "allow"),
     ("db.query", {"sql": "DELETE FROM users"}, READ_ONLY, "ask", "ask", "ask"),
-    ("shell.run_command", {"cmd": "ls"}, {}, "ask", "ask", "allow"),
+    # issue #11: shell commands are read with a parser; known read-only programs are reads
+    ("shell.run_command", {"cmd": "ls -la | grep x"}, {}, "allow", "allow", "allow"),
+    ("shell.run_command", {"cmd": "make build"}, {}, "ask", "ask", "allow"),
+    ("shell.run_command", {"cmd": "cd /w && rm -rf build/"}, {}, "ask", "ask", "ask"),
+    ("shell.run_command", {"cmd": "curl -X POST https://production.api.x.com/v1 -d a=1"}, {}, "ask", "ask", "allow"),
+    ("shell.run_command", {"cmd": "psql -c 'DELETE FROM users'"}, {}, "ask", "ask", "ask"),
+    ("shell.run_command", {"cmd": "if then fi ((("}, {}, "ask", "ask", "ask"),  # unparseable: every action
+    ("github.list_issues", {"repo": "a/b"}, {}, "allow", "allow", "allow"),  # reads are not held, even without hints
+    ("gmail.create_draft", {"to": "eve@evil.example"}, {}, "allow", "allow", "allow"),
+    ("stripe.create_refund", {"amount": 500}, {}, "ask", "ask", "ask"),
+    ("stripe.create_payment_intent", {"amount": "$2,500.00"}, {}, "ask", "ask", "ask"),
+    ("stripe.create_payment_intent", {"amount": "$50"}, {}, "ask", "ask", "ask"),  # every payment: money leaving
+    ("vault.get_secret", {"name": "db"}, {}, "ask", "ask", "allow"),
+    ("github.add_collaborator", {"user": "eve"}, {}, "ask", "ask", "allow"),
+    ("mongo.delete-many", {"collection": "logs", "filter": {}}, {}, "ask", "ask", "ask"),
+    ("x.do_thing", {}, {}, "ask", "allow", "allow"),  # nothing recognises it: conservative holds it
 ]
 
 

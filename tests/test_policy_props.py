@@ -102,3 +102,65 @@ def test_the_strongest_matching_verdict_wins_and_the_first_of_equals_names_it(ve
     decision = Policy.from_text(text, source="p.yaml").evaluate(call("x.y", args))
     strongest = max(verdicts, key=["allow", "ask", "deny"].index)
     assert decision.verdict.value == strongest and decision.reason == f"r{verdicts.index(strongest)}"
+
+
+# ---------------------------------------------------------------------------- issue #11: argument understanding
+
+from signoff.understand import money, recipients, shell, urls  # noqa: E402
+from signoff.understand.sql import analyze as analyze_sql  # noqa: E402
+
+SHELLISH = st.lists(st.sampled_from(list("abcrm -|&;$()`'\"\\<>{}*/.=\n") + ["rm ", "sh -c ", "curl ", "psql -c ", "sudo ", "$(", "<<EOF\n"]),
+                    max_size=30).map("".join)
+REAL_TOOLS = st.sampled_from(["shell.run_command", "desktop.start_process", "gmail.send_email", "stripe.create_payment_intent",
+                              "postgres.query", "fetch.fetch", "mongodb.delete-many", "github.create_issue", "x.y"])
+PRESETS_LOADED = [load_policy(p) for p in ("conservative", "balanced", "permissive")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(tool=REAL_TOOLS, args=st.dictionaries(st.sampled_from(["command", "cmd", "to", "cc", "amount", "sql", "url", "host", "path",
+                                                              "collection", "currency", "dryRun"]) | st.text(max_size=6),
+                                             json_values | SHELLISH, max_size=6))
+def test_random_arguments_never_crash_any_preset_and_decisions_explain_themselves(tool: str, args: dict) -> None:
+    for policy in PRESETS_LOADED:
+        decision = policy.evaluate(call(tool, args))
+        assert decision.verdict in (Verdict.ALLOW, Verdict.ASK, Verdict.DENY)
+        assert isinstance(decision.reason, str) and "\n" not in decision.reason
+        if decision.verdict is not Verdict.ALLOW:
+            assert decision.reason and "Traceback" not in decision.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(command=SHELLISH)
+def test_shell_analysis_never_crashes_and_unreadable_means_every_action(command: str) -> None:
+    found = shell.analyze(command)
+    if found.unparseable:
+        assert found.actions >= shell.EVERY_ACTION
+        for policy in PRESETS_LOADED:  # every preset holds a command it cannot read
+            assert policy.evaluate(call("shell.run_command", {"command": command})).verdict is Verdict.ASK
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=40))
+def test_other_readers_never_crash(text: str) -> None:
+    urls.host_of_value(text)
+    urls.hosts_in_text("see http://" + text)
+    recipients.any_external(recipients.collect(text), ("company.com",))
+    money.parse(text)
+    analyze_sql([text])
+
+
+@settings(max_examples=200, deadline=None)
+@given(amount=st.text(max_size=12).filter(lambda t: money.parse(t) is None))
+def test_an_unreadable_amount_is_held(amount: str) -> None:
+    for policy in PRESETS_LOADED[:2]:
+        assert policy.evaluate(call("stripe.create_payment_intent", {"amount": amount})).verdict is Verdict.ASK
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.from_regex(r"[a-z]{3,10}_[a-z]{3,10}", fullmatch=True))
+def test_an_unknown_tool_is_held_by_conservative(name: str) -> None:
+    from signoff.understand.names import by_name
+
+    actions, reads, _ = by_name("srv", name)
+    decision = PRESETS_LOADED[0].evaluate(call(f"srv.{name}", {}))
+    assert (decision.verdict is Verdict.ALLOW) is (reads and not actions - {"sensitive_read"} and "sensitive_read" not in actions)

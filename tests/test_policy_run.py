@@ -117,3 +117,27 @@ def test_policy_named_in_the_config_file_is_applied(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "signoff", "run", "--config", str(config)],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "policy.yaml:3" in done.stderr
+
+
+def test_no_policy_means_balanced_and_says_so_once(caplog) -> None:
+    from signoff.model import ToolCall
+    from signoff.runner import build_gate_factory
+
+    caplog.set_level(logging.WARNING, logger="signoff.run")
+    factory = build_gate_factory(None)
+    gate = factory()
+    assert [r.getMessage() for r in caplog.records if "preset" in r.getMessage()] == [
+        "no --policy given: using the balanced preset (--policy none holds nothing)"]
+    assert gate.check(ToolCall("fs", "delete_file", {"path": "/w/a"})).hold
+    assert gate.check(ToolCall("shell", "run_command", {"command": "rm -rf /"})).hold
+    assert gate.check(ToolCall("time", "get_current_time", {})).allowed
+
+
+def test_policy_none_is_the_explicit_pass_through(caplog) -> None:
+    from signoff.model import ToolCall
+    from signoff.runner import build_gate_factory
+
+    caplog.set_level(logging.WARNING, logger="signoff.run")
+    gate = build_gate_factory("none")()
+    assert "--policy none: every call is allowed (and audited)" in caplog.text
+    assert gate.check(ToolCall("fs", "delete_file", {"path": "/w/a"})).allowed

@@ -53,3 +53,17 @@ def test_replay_cli_summary_and_json(tmp_path: Path) -> None:
     assert [c["tool"] for c in data["changes"]] == ["mail.send_email"] and data["counts"] == {"ask→allow": 1}
     bad = runner.invoke(app, ["policy", "replay", str(loose), "--since", "yesterday-ish"])
     assert bad.exit_code == 2
+
+
+def test_observed_calls_compare_like_with_like() -> None:
+    """In observe mode a call the policy would hold is recorded as `observed` then `allowed` (it ran):
+    replaying the same policy must report no change, not "allow -> ASK"."""
+    store = open_store()
+    c = ToolCall("fs", "delete_file", {"path": "/tmp/x"})
+    store.append_audit(entry(c, "observed", by="policy", reason="would be held: deletes files"))
+    store.append_audit(entry(c, "allowed", by="policy", reason="observe mode"))
+    remembered = ToolCall("mail", "send_email", {"to": "a@b.com"})
+    store.append_audit(entry(remembered, "allowed", by="remembered:r-1", reason="remembered approval r-1"))
+    same = Policy.from_text("hitl_policies:\n  - action: file_delete\n  - action: send_email\n", source="p.yaml")
+    changes, counts = replay(same, AuditLog(open_store()).query())
+    assert changes == [] and counts == {"ask→ask": 2}

@@ -53,14 +53,14 @@ async def hold_and_type(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApp
 
 @pytest.mark.anyio
 async def test_a_held_call_is_approved_on_the_terminal(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover]) -> None:
-    outcome = await hold_and_type(broker, terminal, ("a tool call needs your approval", "a"))
+    outcome = await hold_and_type(broker, terminal, ("a tool call needs your approval", "a\n"))
     assert '"path": "/srv/data"' in terminal[1].text and "fs.delete" in terminal[1].text
     assert outcome.status == "approved" and (outcome.channel, outcome.decided_by) == ("tty", "frank")
 
 
 @pytest.mark.anyio
 async def test_deny_with_a_reason_on_the_terminal(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover]) -> None:
-    outcome = await hold_and_type(broker, terminal, ("› ", "r"), ("reason: ", "use the staging copy\n"))
+    outcome = await hold_and_type(broker, terminal, ("› ", "r\n"), ("reason: ", "use the staging copy\n"))
     assert (outcome.status, outcome.reason, outcome.channel) == ("denied", "use the staging copy", "tty")
 
 
@@ -74,7 +74,7 @@ def test_a_call_decided_elsewhere_leaves_the_prompt(broker: Broker, terminal: tu
     second = broker.get(broker.issue_retry(ToolCall("fs", "delete", {"path": "/2"}), ASK))
     approver.offer(second)  # the prompt goes on with the next call
     screen.wait_for(f"{second.id} › ")
-    keyboard.type("a")
+    keyboard.type("a\n")
     screen.wait_for(f"✔ approved {second.id}")
 
 

@@ -33,9 +33,10 @@ class Screen(io.TextIOBase):
             self._changed.notify_all()
         return len(text)
 
-    def wait_for(self, needle: str, timeout: float = 10.0) -> None:
+    def wait_for(self, needle: str, timeout: float = 10.0, *, since: int = 0) -> None:
+        """Wait until `needle` is on screen (written after position `since`)."""
         with self._changed:
-            found = self._changed.wait_for(lambda: needle in self.text, timeout)
+            found = self._changed.wait_for(lambda: needle in self.text[since:], timeout)
         assert found, f"{needle!r} never appeared on screen:\n{self.text}"
 
     def after(self, mark: int) -> str:
@@ -100,7 +101,7 @@ def test_watch_denies_with_a_reason_and_shows_new_arrivals(broker: Broker,
     keyboard.type("r")
     screen.wait_for("reason: ")
     keyboard.type("not the whole server\n")
-    screen.wait_for(f"✘ denied {first} (not the whole server)")
+    screen.wait_for(f"✘ denied {first} (fs.delete): not the whole server")
     assert broker.get(first).decision_reason == "not the whole server"
     screen.wait_for(f"{second} › ")  # then the next one
     keyboard.type("d")
@@ -125,9 +126,10 @@ def test_watch_skip_moves_to_the_next_call_and_q_quits(broker: Broker,
     screen.wait_for(f"── {second}")
     keyboard.type("s")
     screen.wait_for(f"{second} › ")
+    mark = len(screen.text)
     keyboard.type("a")
     screen.wait_for(f"✔ approved {second}")
-    screen.wait_for(f"{first} › ")  # the skipped one comes back
+    screen.wait_for(f"{first} › ", since=mark)  # the skipped one comes back
     keyboard.type("q")
     thread.join(10)
     assert not thread.is_alive()

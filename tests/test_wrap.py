@@ -312,7 +312,8 @@ def test_listing_wrapping_and_unwrapping_a_detected_client(tmp_path: Path, monke
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.chdir(tmp_path)
     result = cli.invoke(app, ["wrap"])
-    assert result.exit_code == 0 and result.output == f"{config} (cursor)\n  would wrap fetch\n  would wrap notes\n"
+    nothing = "nothing will be held (no --policy: every call is allowed and audited; try --policy balanced)"
+    assert result.exit_code == 0 and result.output == f"{config} (cursor)\n  would wrap fetch: {nothing}\n  would wrap notes: {nothing}\n"
     result = cli.invoke(app, ["wrap", "cursor"])
     assert result.exit_code == 0 and f"{config}: wrapped fetch" in result.output and "--absolute" in result.output
     assert "already through signoff" in cli.invoke(app, ["wrap"]).output

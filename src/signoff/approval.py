@@ -141,7 +141,8 @@ class ApprovalGate:
         try:
             outcome = self.broker.consume_retry(call, policy_hash)
             if outcome is None:
-                held_id = self.broker.issue_retry(call, decision, policy_hash, history=self._history(call))
+                held_id = self.broker.issue_retry(call, decision, policy_hash, history=self._history(call),
+                                                  shown=self._shown(call, decision))
                 outcome = Outcome("pending", held_id)
         except StoreError as exc:
             return Admission(False, denial_text("approval", f"signoff could not record the call ({exc})"))
@@ -177,8 +178,10 @@ class ApprovalGate:
 
             await slot.known.wait()
             assert slot.held is not None
-            await client.offer_input("elicitation/create", params_for(call, slot.held.id, decision.reason), slot.held.id)
+            await client.offer_input("elicitation/create", params_for(call, slot.held.id, decision.reason, _shown_of(slot.held)),
+                                     slot.held.id)
 
+        shown = await anyio.to_thread.run_sync(self._shown, call, decision)  # reads the file a write would change
         try:
             async with anyio.create_task_group() as tg:
                 if self.elicit and client is not None and _wants(decision, "elicit"):
@@ -188,13 +191,14 @@ class ApprovalGate:
                         tg.start_soon(offer_when_known)
                 outcome = await self.broker.hold(
                     call, decision, history=self._history(call), on_wait=on_wait,
-                    wait_interval=self.progress_interval, policy_hash=policy_hash,
+                    wait_interval=self.progress_interval, policy_hash=policy_hash, shown=shown,
                     client_timeout=(admission.ticket or {}).get("client_timeout"),
                 )
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
         finally:
             _slot.reset(token)
-        self._remember(call, outcome.status)
+        if not outcome.approved:  # an approved call enters the history once it ran (finished())
+            self._remember(call, outcome.status)
         if outcome.status == "denied" and outcome.channel == "signoff":  # the store failed the held call
             self._record(call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
                          held_id=outcome.held_id or None, policy_hash=policy_hash)
@@ -216,6 +220,16 @@ class ApprovalGate:
             self.finished(call, admission, is_error=True,
                           error=f"no answer: {why} before the server answered (the call may have run)")
 
+    def _shown(self, call: ToolCall, decision: Decision) -> dict[str, Any] | None:
+        """What every channel shows first (signoff.present), computed once, here, on the server's machine."""
+        from signoff.present import prepare
+
+        try:
+            return prepare(call, decision, self.holder.get())
+        except (ValueError, TypeError, OSError, RecursionError) as exc:  # the channels fall back to the arguments
+            log.warning("cannot prepare how %s is shown: %s", call.qualified, exc)
+            return None
+
     def _on_held(self, held: HeldCall) -> None:
         """Broker listener: runs in the holding task right after the call is queued."""
         slot = _slot.get()
@@ -224,13 +238,14 @@ class ApprovalGate:
             slot.known.set()
         log.info("held %s as %s: %s", held.qualified, held.id, held.reason)
         if self.notifier:
-            self.notifier.held(ToolCall(held.server, held.tool, held.arguments), held.id, held.reason)
+            self.notifier.held(ToolCall(held.server, held.tool, held.arguments), held.id, held.reason,
+                               shown=_shown_of(held))
 
     async def _ask_in_client(self, client: Any, call: ToolCall, held: HeldCall, decision: Decision) -> None:
         """The client's own dialog, as one more channel racing the others."""
         from signoff.approvers.elicit import ask
 
-        await self.client_answer(held.id, await ask(client, call, held.id, decision.reason))
+        await self.client_answer(held.id, await ask(client, call, held.id, decision.reason, _shown_of(held)))
 
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         """Apply the answer to the client's dialog (unless another channel decided first)."""
@@ -374,3 +389,23 @@ class StoreDownGate:
     async def session_ended(self, session: str, why: str) -> None:
         if self.gate is not None:
             await self.gate.session_ended(session, why)
+
+    def refused(self, call: ToolCall, reason: str) -> None:
+        if self.gate is not None:
+            self.gate.refused(call, reason)
+        else:  # no store, so no audit row: the log is all there is
+            log.warning("refused %s: %s (not audited: %s)", call.qualified, reason, self.error)
+
+    def policy_hash(self) -> str:
+        return self.gate.policy_hash() if self.gate is not None else ""
+
+
+def _shown_of(held: HeldCall) -> Any:
+    """The held call's presentation for the dialog and notifications (None: they show the arguments)."""
+    from signoff.present import for_held
+
+    try:
+        return for_held(held)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        log.warning("cannot show %s as its presentation: %s", held.id, exc)
+        return None

@@ -73,14 +73,45 @@ def outcome_of(held: HeldCall) -> Outcome:
                    held.edited_arguments)
 
 
+HISTORY_ITEMS = 20
+HISTORY_VALUE_CHARS = 120
+HISTORY_ENTRY_CHARS = 600
+"""A held row carries a compact summary of the session's earlier calls, never their full arguments:
+each call is stored once (its own audit row); the summary only has to help a person judge."""
+
+
+def compact_arguments(arguments: Any, value_chars: int = HISTORY_VALUE_CHARS,
+                      budget: int = HISTORY_ENTRY_CHARS) -> dict[str, Any]:
+    """Arguments with long values folded; if still over `budget` characters, the first keys only."""
+    from signoff.approvers import fold
+
+    folded = fold(dict(arguments) if isinstance(arguments, Mapping) else {}, value_chars)
+    if len(canonical_json(folded)) <= budget:
+        return folded
+    kept: dict[str, Any] = {}
+    used = 2
+    for key, value in folded.items():
+        text = canonical_json(value)
+        if len(text) > value_chars:
+            value = text = f"{text[:value_chars]}… (cut)"
+        if used + len(key) + len(text) > budget:
+            kept["…"] = f"{len(folded) - len(kept)} more arguments left out"
+            break
+        kept[str(key)[:60]] = value
+        used += len(key) + len(text) + 4
+    return kept
+
+
 def history_entries(history: Iterable[ToolCall | Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A session's earlier calls as stored with a held call: tool and arguments (and outcome if given)."""
+    """A session's last calls as a held row keeps them: tool, folded arguments, outcome and time."""
     out = []
-    for item in history:
+    for item in list(history)[-HISTORY_ITEMS:]:
         if isinstance(item, ToolCall):
-            out.append({"tool": item.qualified, "arguments": dict(item.arguments)})
-        else:
-            out.append(dict(item))
+            out.append({"tool": item.qualified, "arguments": compact_arguments(item.arguments)})
+            continue
+        entry_ = {k: item[k] for k in ("tool", "outcome", "time") if k in item}
+        entry_["arguments"] = compact_arguments(item.get("arguments"))
+        out.append(entry_)
     return out
 
 
@@ -105,7 +136,7 @@ class Broker:
     # ------------------------------------------------------------------ holding
 
     def _row(self, call: ToolCall, decision: Decision, history: Iterable[Any], hold_mode: str,
-             policy_hash: str) -> tuple[dict[str, Any], dict[str, Any]]:
+             policy_hash: str, shown: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         now = time.time()
         timeout = decision.timeout or self.default_timeout
         row = {
@@ -116,6 +147,8 @@ class Broker:
             "hold_mode": hold_mode, "on_timeout": decision.on_timeout, "policy_hash": policy_hash,
             "input_schema": canonical_json(dict(call.input_schema)) if call.input_schema else None,
             "proxy_lease": self.lease_path() if hold_mode == "wait" else None,
+            "annotations": canonical_json(dict(call.annotations)) if call.annotations else None,
+            **{k: v for k, v in (shown or {}).items() if k in ("actions", "facts", "presentation")},  # present.prepare
         }
         audit = entry(call, "held", channel="policy", by="signoff", reason=decision.reason,
                       policy_hash=policy_hash, rule=decision.rule)
@@ -139,13 +172,15 @@ class Broker:
 
     async def hold(self, call: ToolCall, decision: Decision, *, history: Iterable[ToolCall | Mapping[str, Any]] = (),
                    on_wait: Callable[[float], Awaitable[None]] | None = None, wait_interval: float = 10.0,
-                   policy_hash: str = "", client_timeout: float | None = None) -> Outcome:
+                   policy_hash: str = "", client_timeout: float | None = None,
+                   shown: Mapping[str, Any] | None = None) -> Outcome:
         """Hold `call` until it is decided, times out or is killed; cancelling withdraws it.
 
         `client_timeout`: the client is known to stop waiting after this many seconds; then the
-        call expires (nobody could receive its result).
+        call expires (nobody could receive its result). `shown`: what the channels show of it
+        (present.prepare), stored with the row.
         """
-        row, audit = self._row(call, decision, history, "wait", policy_hash)
+        row, audit = self._row(call, decision, history, "wait", policy_hash, shown)
         try:
             with anyio.CancelScope(shield=True):  # a cancel now must still find the row to withdraw
                 held = await anyio.to_thread.run_sync(self.store.insert_held, row, audit)
@@ -250,8 +285,10 @@ class Broker:
 
     def pending(self) -> list[HeldCall]:
         """Pending calls, oldest first; retry-mode calls past their deadline are timed out first,
-        and calls whose proxy is gone are marked `abandoned`. Reads only, unless one of those
-        needs closing."""
+        and calls whose proxy is gone are marked `abandoned`.
+
+        A read writes nothing unless such a call exists: an idle page must not commit (each
+        commit wakes every waiting proxy and every open page)."""
         calls = self.store.list_held("pending")
         now = time.time()
         swept = self.sweep(calls)
@@ -397,9 +434,9 @@ class Broker:
     # ------------------------------------------------------------------ hold: retry
 
     def issue_retry(self, call: ToolCall, decision: Decision, policy_hash: str = "", *,
-                    history: Iterable[ToolCall | Mapping[str, Any]] = ()) -> str:
+                    history: Iterable[ToolCall | Mapping[str, Any]] = (), shown: Mapping[str, Any] | None = None) -> str:
         """Hold `call` without waiting; the same call, made again after approval, spends the token."""
-        row, audit = self._row(call, decision, history, "retry", policy_hash)
+        row, audit = self._row(call, decision, history, "retry", policy_hash, shown)
         token = {"policy_hash": policy_hash, "expires": row["deadline"] + self.retry_ttl}
         held = self.store.insert_held(row, audit, token)
         for listener in self.listeners:

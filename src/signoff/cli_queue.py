@@ -9,6 +9,7 @@ or `withdrawn`; its proxy is gone: `abandoned`); any command exits 3 when the st
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from typing import Any, NoReturn
 import typer
 
 from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, StoreError, UnknownCallError
+from signoff.termsafe import SafeJsonLines, clean, json_text
 
 EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE, EXIT_GONE = 1, 2, 3, 4
 EXIT_USAGE = 2  # as typer's own usage errors
@@ -32,7 +34,7 @@ class Remember(str, Enum):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"signoff: {message}", err=True)
+    typer.echo(f"signoff: {clean(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -63,7 +65,7 @@ def _broker() -> Any:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
+    cells = [[clean(c) if c is not None else "-" for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
     for row in cells:
@@ -71,8 +73,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def _short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = " ".join(text.split())
+    text = value if isinstance(value, str) else json_text(value, sort_keys=True)
+    text = clean(text)  # a newline shows as \n: a value never starts a line of its own
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -81,24 +83,28 @@ def _clock(at: float | None) -> str:
 
 
 def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts.")) -> None:
-    """List held calls waiting for a decision, oldest first (from every proxy on this machine)."""
+    """List the held calls of every proxy here, oldest first."""
     from signoff.approvers import ago
 
     with _exits():
         broker = _broker()
         for gone in broker.sweep():
-            typer.echo(f"{gone.id} ({gone.qualified}) abandoned: {gone.decision_reason}", err=True)
+            typer.echo(clean(f"{gone.id} ({gone.qualified}) abandoned: {gone.decision_reason}"), err=True)
         calls = broker.pending()
-    if as_json:
-        typer.echo(json.dumps([c.as_dict() for c in calls], indent=2, ensure_ascii=False))
+    from signoff.present import for_held
+
+    if as_json:  # `presentation`: what the call does (headline, facts, preview), as the page shows it
+        typer.echo(json_text([{**c.as_dict(), "presentation": for_held(c).as_dict()} for c in calls], indent=2))
         return
     if not calls:
         typer.echo("no held calls")
         return
     now = time.time()
-    _table(("id", "tool", "held", "left", "client", "reason", "arguments"),
-           [(c.id, c.qualified, ago(now - c.created), ago(c.deadline - now), c.client or "-", _short(c.reason, 40),
-             _short(dict(c.arguments))) for c in calls])
+    width = max(60, shutil.get_terminal_size((120, 24)).columns)
+    for c in calls:  # each call: who and when, then what it does (headline, facts, preview), why, arguments
+        typer.echo(f"{c.id}  {clean(c.qualified)}  held {ago(now - c.created)}, {ago(c.deadline - now)} left"
+                   + (f", client {clean(c.client)}" if c.client else ""))
+        typer.echo(for_held(c).as_text(width, indent="  "))
 
 
 def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,
@@ -115,18 +121,20 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
     with _exits(unknown_hint=" (see `signoff pending`)"):
         held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
                              remember=remember.value if remember else None)
-    extra = f" ({reason})" if reason else ""
-    typer.echo(f"{held.status} {held.id} {held.qualified}{extra}")
+    extra = f" ({clean(reason)})" if reason else ""
+    typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}")
+    if edited is not None:
+        typer.echo(f"with edited arguments: {json_text(held.edited_arguments or edited, sort_keys=True)}")
     if remember:
         typer.echo(f"remembered: {remember.value} (see `signoff rules`)")
 
 
 def approve(
     held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
-    reason: str = typer.Option(None, "--reason", "-r", help="Why (recorded in the audit trail)."),
+    reason: str = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (recorded in the audit trail)."),
     remember: Remember = typer.Option(None, "--remember", help="Also approve later calls: this tool in this "
                                       "session, this tool with these arguments, or this tool always."),
-    arguments: str = typer.Option(None, "--arguments", help="Approve with these arguments instead (JSON object)."),
+    arguments: str = typer.Option(None, "--arguments", metavar="JSON", help="Approve with these arguments instead (JSON object)."),
 ) -> None:
     """Approve a held call: the proxy forwards it. Exit 1 unknown id, 2 already decided, 4 nobody waits for it."""
     _decide(held_id, True, reason, remember, arguments)
@@ -141,7 +149,10 @@ def deny(
 
 
 def watch() -> None:
-    """An interactive console: held calls appear as they arrive; a approve, d deny, r deny with a reason."""
+    """Decide held calls as they arrive, in an interactive console.
+
+    Each question shows its call right above the prompt: a approve, d deny, r deny with a
+    reason, s skip, q quit. The answer names the id it decided."""
     from signoff import watch as console
 
     with _exits():
@@ -149,7 +160,9 @@ def watch() -> None:
 
 
 def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the model and in the audit trail.")) -> None:
-    """Stop every tool call of every proxy (held ones are denied) until `signoff resume`."""
+    """Stop every tool call of every proxy until `signoff resume`.
+
+    Held calls are denied; new ones are refused."""
     with _exits():
         killed = _broker().kill(reason)
     typer.echo(f"kill switch ON: every tool call is denied until `signoff resume` ({len(killed)} held calls denied)")
@@ -162,7 +175,7 @@ def resume() -> None:
     typer.echo("kill switch off: tool calls follow the policy again")
 
 
-rules_app = typer.Typer(help="Remembered approvals (from `approve --remember`): list and revoke.")
+rules_app = typer.Typer(help="Remembered approvals (`approve --remember`): list, revoke.")
 
 
 @rules_app.callback(invoke_without_command=True)
@@ -179,9 +192,10 @@ def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     if policy:
         import yaml
 
-        typer.echo(yaml.safe_dump({"hitl_policies": policy_rules}, sort_keys=False, allow_unicode=True).rstrip())
+        # allow_unicode=False: YAML then escapes every non-ASCII character, control ones included
+        typer.echo(yaml.safe_dump({"hitl_policies": policy_rules}, sort_keys=False, allow_unicode=False).rstrip())
     elif as_json:
-        typer.echo(json.dumps([r.as_dict() for r in found], indent=2, ensure_ascii=False))
+        typer.echo(json_text([r.as_dict() for r in found], indent=2))
     elif not found:
         typer.echo("no remembered approvals")
     else:
@@ -198,7 +212,7 @@ def revoke(rule_id: str = typer.Argument(..., metavar="ID", help="The remembered
     """Revoke a remembered approval: matching calls are held again. Exit 1 unknown, 2 already revoked."""
     with _exits():
         found = _broker().revoke(rule_id)
-    typer.echo(f"revoked {found.id} ({found.kind} {found.server}.{found.tool})")
+    typer.echo(f"revoked {found.id} ({found.kind} {clean(found.server)}.{clean(found.tool)})")
 
 
 audit_app = typer.Typer(help="The audit trail: list, verify the hash chain, export.")
@@ -214,11 +228,11 @@ def _audit_log() -> Any:
 def audit(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts."),
-    tool: str = typer.Option(None, "--tool", help="Glob over server.tool, e.g. 'fs.write_*'."),
-    decision: str = typer.Option(None, "--decision", help="allowed, held, approved, denied, timeout, killed, ..."),
-    since: str = typer.Option(None, "--since", help="ISO time or a span back from now: 30m, 1h, 7d."),
-    until: str = typer.Option(None, "--until", help="ISO time or a span back from now."),
-    limit: int = typer.Option(None, "--limit", "-n", help="Only the last N rows."),
+    tool: str = typer.Option(None, "--tool", metavar="GLOB", help="Glob over server.tool, e.g. 'fs.write_*'."),
+    decision: str = typer.Option(None, "--decision", metavar="DECISION", help="allowed, held, approved, denied, timeout, killed, ..."),
+    since: str = typer.Option(None, "--since", metavar="TIME", help="ISO time or a span back from now: 30m, 1h, 7d."),
+    until: str = typer.Option(None, "--until", metavar="TIME", help="ISO time or a span back from now."),
+    limit: int = typer.Option(None, "--limit", "-n", metavar="N", help="Only the last N rows."),
 ) -> None:
     """List audit rows, oldest first."""
     if ctx.invoked_subcommand is not None:
@@ -237,7 +251,7 @@ def audit(
     for row in rows:
         row["outcome"] = outcome_of_row(row)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json_text(rows, indent=2))
         return
     if not rows:
         typer.echo("no audit rows")
@@ -290,7 +304,7 @@ def export(
                 count = log.export_jsonl(stream)
             typer.echo(f"exported {count} rows to {file}", err=True)
         else:
-            log.export_jsonl(sys.stdout)
+            log.export_jsonl(SafeJsonLines(sys.stdout))  # type: ignore[arg-type]
 
 
 def register(app: typer.Typer) -> None:

@@ -18,8 +18,10 @@ def register(app: typer.Typer) -> None:
         policy: str = typer.Option(None, "--policy", help="The policy file to show and edit on the Policies page."),
         link: bool = typer.Option(False, "--link", help="Print the page's link with its secret token, and exit."),
         logged: bool = typer.Option(False, "--logged", hidden=True, help="stderr is a log file: no token in it."),
+        public_url: str = typer.Option(None, "--public-url", help="The address phones use to reach this page "
+                                       "(e.g. http://laptop.tailnet.ts.net:8765); accepted as a Host/Origin."),
     ) -> None:
-        """Serve the approval page: live queue, decisions, history, policy, kill switch."""
+        """Serve the approval page (queue, history, policy, kill switch)."""
         from signoff import logs, paths
         from signoff.web.server import serve
 
@@ -36,4 +38,4 @@ def register(app: typer.Typer) -> None:
         if totp_reset:
             (paths.home() / "ui-totp").unlink(missing_ok=True)
         serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser, out=sys.stderr,
-              logged=logged)
+              logged=logged, public_url=public_url)

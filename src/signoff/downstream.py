@@ -61,9 +61,24 @@ class _StdioPipes:
                 return await self.reader.readuntil(b"\n")
             except asyncio.IncompleteReadError as exc:
                 return exc.partial
-            except asyncio.LimitOverrunError:
+            except asyncio.LimitOverrunError as exc:
+                await self._skip_line(exc.consumed)
                 raise jsonrpc.FrameError(f"frame larger than {MAX_FRAME} bytes") from None
         return await anyio.to_thread.run_sync(sys.stdin.buffer.readline)
+
+    async def _skip_line(self, buffered: int) -> None:
+        """Drop the rest of an oversized frame (asyncio leaves it buffered: the next read would
+        fail on it again, forever), so serving resumes with the next frame."""
+        assert self.reader is not None
+        while True:
+            try:
+                await self.reader.readexactly(buffered)
+                await self.reader.readuntil(b"\n")  # the frame's tail, if it fits the limit
+                return
+            except asyncio.LimitOverrunError as exc:
+                buffered = exc.consumed
+            except asyncio.IncompleteReadError:
+                return
 
     async def write(self, data: bytes) -> None:
         async with self._lock:

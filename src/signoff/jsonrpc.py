@@ -41,6 +41,7 @@ RESPONSE = "response"
 MAX_DEPTH = 100
 """Deepest nesting accepted from a client (MCP messages need a handful of levels)."""
 MEMBERS = frozenset({"jsonrpc", "id", "method", "params", "result", "error"})
+"""A message's own members: a top-level key that only folds into one of them is refused."""
 SAFE_INTEGER = 2**53 - 1
 """Largest integer every reader holds exactly (JavaScript numbers are IEEE doubles)."""
 

@@ -11,12 +11,15 @@ import logging.handlers
 import os
 import sys
 
+from signoff.termsafe import SafeFormatter
+
 FORMAT = "%(asctime)s signoff[%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
-class SecretsOut(logging.Formatter):
+class SecretsOut(SafeFormatter):
     """Every log line passes through redaction: no page token, bearer credential or key in a log,
-    whichever module wrote it (always on: a log is not where a person approves anything)."""
+    whichever module wrote it (always on: a log is not where a person approves anything). Its
+    message is escaped first (SafeFormatter): model-supplied names cannot paint on a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
         from signoff.redact import redact_text

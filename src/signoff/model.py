@@ -61,11 +61,27 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One thing the policy read from a call, as a person would say it.
+
+    `kind` is recipient, amount, command, sql, table, url, host, path, content, subject, body,
+    method, collection, repository, branch or action; `label` names it ("recipient"), `text`
+    says it ("eve@evil.example (external)"); `risky` marks the facts that made a rule match.
+    """
+
+    kind: str
+    label: str
+    text: str
+    risky: bool = False
+
+
+@dataclass(frozen=True)
 class Decision:
     """The policy's answer for one call: the verdict, the rule that produced it and why.
 
     `rule` is a human label such as ``hitl_policies[2] (action: file_delete)`` or None for the
-    default. `timeout` (seconds), `hold` (``wait`` | ``retry`` | ``auto``: wait, or retry for a
+    default; `reason` is one line a person understands ("sends email to eve@evil.example
+    (external)"). `timeout` (seconds), `hold` (``wait`` | ``retry`` | ``auto``: wait, or retry for a
     client known to stop waiting sooner), `channels` and `on_timeout`
     only matter for ``ask``.
     """
@@ -77,6 +93,10 @@ class Decision:
     hold: str = "auto"
     channels: tuple[str, ...] = ()
     on_timeout: str = "deny"
+    actions: tuple[str, ...] = ()
+    """The actions recognised in the call (send_email, file_delete, ...), whatever the verdict."""
+    facts: tuple[Fact, ...] = ()
+    """What was read from the arguments (recipients, amounts, commands...), for held and denied calls."""
 
     @property
     def allowed(self) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,11 +21,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signoff import policy_match as pm
+from signoff.policy_facts import Facts, one_line
+from signoff.understand import urls
 from signoff.config import parse_duration
-from signoff.errors import PolicyError
+from signoff.errors import ConfigError, PolicyError
 from signoff.model import Decision, ToolCall, Verdict, canonical_json
 
 PRESETS = ("conservative", "balanced", "permissive")
+NO_POLICY = "none"
+"""`--policy none`: the explicit pass-through (every call allowed and audited)."""
 CHANNELS = Literal["elicit", "web", "cli", "tty"]
 Duration = float
 
@@ -83,16 +87,53 @@ class Defaults(_Strict):
         return {name: None if limit in (None, "none") else parse_duration(limit) for name, limit in value.items()}
 
 
+class RateLimit(_Strict):
+    """`rate: {max: 5, per: 1h}`: the rule holds a call once `max` such calls ran within `per`."""
+
+    max: int = Field(ge=0)
+    per: Duration
+    by: Literal["tool", "action"] | None = None
+    """Count calls of the same server.tool, or of the rule's action on any tool (default: the
+    action when the rule names one, else the tool)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "5/1h", "5 per 1h"
+            count, sep, window = value.replace(" per ", "/").partition("/")
+            if not sep or not count.strip().isdigit():
+                raise ValueError(f"write rate as {{max: 5, per: 1h}} or '5/1h' (got {value!r})")
+            return {"max": int(count), "per": window.strip()}
+        return value
+
+    @field_validator("per", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError("per must be a positive duration such as 1m or 1h")
+        return seconds
+
+
+def _listify(value: Any) -> Any:
+    """The seed may write one value where a list is expected (`domains: "*.prod.com"`)."""
+    return [value] if isinstance(value, str) else value
+
+
+SCOPES = {"all": "all", "any": "all", "always": "all", "external": "external", "internal": "internal"}
+
+
 class Rule(_Strict):
     """One `hitl_policies` entry. Every key it has must hold for the rule to match."""
 
     name: str | None = None
-    action: str | None = None
+    action: str | list[str] | None = None
     tool: Glob | None = None
     scope: Literal["all", "external", "internal"] | None = None
     condition: str | None = None
     domains: list[Glob] | None = None
     tables: list[Glob] | None = None
+    rate: RateLimit | None = None
     annotations: dict[str, bool] | None = None
     decision: Literal["ask", "allow", "deny"] = "ask"
     reason: str | None = None
@@ -101,11 +142,44 @@ class Rule(_Strict):
     hold: Literal["wait", "retry"] | None = None
     """Unset: wait, or retry for a client known to give up sooner than the rule's timeout."""
     channels: list[CHANNELS] | None = None
+    description: str | None = None
 
     @field_validator("timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @field_validator("domains", "tables", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _listify(value)
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _scope(cls, value: Any) -> Any:
+        return SCOPES.get(value.strip().lower(), value) if isinstance(value, str) else value
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _actions(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            return value[0]
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty action list matches nothing; name actions or remove the key")
+        return value
+
+    @field_validator("condition", mode="before")
+    @classmethod
+    def _condition(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # `condition: true` in YAML
+            return "true" if value else "false"
+        return value
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        if self.action is None:
+            return ()
+        return (self.action,) if isinstance(self.action, str) else tuple(self.action)
 
     @field_validator("annotations")
     @classmethod
@@ -124,16 +198,30 @@ class Rule(_Strict):
 
 class PolicyFile(_Strict):
     version: Literal[1] = 1
+    catalog: bool | list[str] = True
+    """`off` (false) ignores signoff's catalog of real servers; a list adds catalog files of your own."""
     internal_domains: list[str] = Field(default_factory=list)
     defaults: Defaults = Field(default_factory=Defaults)
     actions: dict[str, ActionDef] = Field(default_factory=dict)
     predicates: dict[str, str] = Field(default_factory=dict)
     hitl_policies: list[Rule] = Field(default_factory=list)
 
+    @field_validator("internal_domains", mode="before")
+    @classmethod
+    def _one_domain(cls, value: Any) -> Any:
+        return _listify(value)
+
     @field_validator("internal_domains")
     @classmethod
     def _domains(cls, domains: list[str]) -> list[str]:
-        return [d.lower().strip().lstrip("*.").rstrip(".") for d in domains]
+        return [urls.normalize_domain(d) for d in domains]
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _catalog(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"off": False, "on": True, "false": False, "true": True}.get(value.lower(), [value])
+        return value
 
 
 @dataclass
@@ -147,22 +235,39 @@ class RuleResult:
     verdict: Verdict | None = None
 
 
+@dataclass(frozen=True)
+class PolicyContext:
+    """What the engine learns from where it runs (it stays pure: no I/O of its own).
+
+    `servers` maps each wrapped server's configured name to its catalog id (the runner knows
+    the commands and URLs); `counter` counts recent calls for `rate:` rules; `catalog` is a
+    loaded catalog to share between reloads (None: load it)."""
+
+    servers: Mapping[str, str] = field(default_factory=dict)
+    counter: Any = None
+    catalog: Any = None
+
+
 class Policy:
     """A compiled policy. Build it with `load_policy` or `Policy.from_text`."""
 
-    def __init__(self, spec: PolicyFile, *, source: str = "<policy>", locator: Any = None):
-        from signoff.policy_rules import compile_rule, compile_predicates
+    def __init__(self, spec: PolicyFile, *, source: str = "<policy>", locator: Any = None, context: PolicyContext | None = None):
+        from signoff.policy_rules import compile_predicates, compile_rule
 
         self.spec = spec
         self.source = source
+        self.context = context or PolicyContext()
         self.internal = tuple(spec.internal_domains)
         self.hash = hashlib.sha256(canonical_json(spec.model_dump(mode="json")).encode()).hexdigest()
+        self.catalog = _catalog_for(spec, source, self.context)
         self.predicates = compile_predicates(spec, source, locator)
         self.rules = [compile_rule(i, rule, self, source, locator) for i, rule in enumerate(spec.hitl_policies)]
         self._candidates: dict[tuple[str, str, Any], list[Any]] = {}
+        self._profiles: dict[tuple[str, str, Any], Any] = {}
+        self._ids: dict[str, str | None] = {}
 
     @classmethod
-    def from_text(cls, text: str, *, source: str = "<policy>") -> Policy:
+    def from_text(cls, text: str, *, source: str = "<policy>", context: PolicyContext | None = None) -> Policy:
         from signoff import yamlsrc
 
         data, locator = yamlsrc.load_yaml(text, source=source, error=PolicyError)
@@ -174,16 +279,48 @@ class Policy:
             spec = PolicyFile.model_validate(data)
         except ValidationError as exc:
             yamlsrc.raise_validation_error(exc, locator, source, PolicyError, PolicyFile)
-        return cls(spec, source=source, locator=locator)
+        return cls(spec, source=source, locator=locator, context=context)
+
+    # ------------------------------------------------------------------ what a tool is
+
+    def catalog_id(self, server: str) -> str | None:
+        found = self._ids.get(server, "")
+        if found == "":
+            found = self.context.servers.get(server)
+            if found is None and self.catalog is not None:
+                found = self.catalog.identify(server)
+            self._ids[server] = found
+        return found
+
+    def profile(self, call: ToolCall, key: Any = None) -> Any:
+        """What is known about the call's tool (catalog entry or name), cached per tool."""
+        key = key or (call.server, call.tool, _hints_key(call.annotations))
+        found = self._profiles.get(key)
+        if found is None:
+            from signoff.understand import recognize
+
+            entry = None
+            server_id = self.catalog_id(call.server) if self.catalog is not None else None
+            if server_id is not None:
+                entry = self.catalog.lookup(server_id, call.tool)
+            found = recognize.profile(call.server, call.tool, call.annotations, entry, server_id)
+            if len(self._profiles) > 4096:
+                self._profiles.clear()
+            self._profiles[key] = found
+        return found
+
+    def understand(self, call: ToolCall) -> Facts:
+        return Facts(call, self)
 
     # ------------------------------------------------------------------ evaluation
 
-    def candidates(self, call: ToolCall) -> list[Any]:
+    def candidates(self, call: ToolCall, key: Any = None) -> list[Any]:
         """Rules whose tool/action/annotation part accepts this tool (cached per tool)."""
-        key = (call.server, call.tool, _hints_key(call.annotations))
+        key = key or (call.server, call.tool, _hints_key(call.annotations))
         found = self._candidates.get(key)
         if found is None:
-            found = [rule for rule in self.rules if rule.applies_to_tool(call) is None]
+            profile = self.profile(call, key)
+            found = [rule for rule in self.rules if rule.applies_to_tool(call, profile) is None]
             if len(self._candidates) > 4096:
                 self._candidates.clear()
             self._candidates[key] = found
@@ -193,19 +330,23 @@ class Policy:
         best = None
         best_verdict = None
         best_reason = ""
-        facts = Facts(call, self)
-        for rule in self.candidates(call):
+        key = (call.server, call.tool, _hints_key(call.annotations))
+        facts = Facts(call, self, key)
+        for rule in self.candidates(call, key):
             matched, why, verdict = rule.matches(call, facts)
             if matched and (best_verdict is None or verdict.strength > best_verdict.strength):
                 best, best_verdict, best_reason = rule, verdict, why
                 if verdict is Verdict.DENY:
                     break  # nothing beats deny; the first deny wins
         defaults = self.spec.defaults
+        actions = facts.action_names()
         if best is None:
             verdict = Verdict(defaults.decision)
-            return Decision(verdict, f"no rule matched; the default is {defaults.decision}", None, defaults.timeout)
+            facts_out = () if verdict is Verdict.ALLOW else facts.facts()
+            return Decision(verdict, f"no rule matched; the default is {defaults.decision}", None, defaults.timeout,
+                            actions=actions, facts=facts_out)
         spec = best.spec
-        reason = spec.reason or "; ".join(filter(None, (best.tool_reason(call), best_reason)))
+        reason = spec.reason or one_line(best.human_reason(call, facts, best_reason))
         return Decision(
             best_verdict,
             reason,
@@ -213,20 +354,23 @@ class Policy:
             spec.timeout or defaults.timeout,
             spec.hold or "auto",
             tuple(spec.channels or ()),
-            _on_timeout(spec.on_timeout or defaults.on_timeout, call),
+            _on_timeout(spec.on_timeout or defaults.on_timeout, call, facts),
+            actions,
+            facts.facts(),
         )
 
     def explain(self, call: ToolCall) -> tuple[Decision, list[RuleResult]]:
         facts = Facts(call, self)
+        profile = self.profile(call)
         results = []
         for rule in self.rules:
-            why_not = rule.applies_to_tool(call)
+            why_not = rule.applies_to_tool(call, profile)
             if why_not is not None:
                 results.append(RuleResult(rule.index, rule.label, False, why_not))
                 continue
             matched, why, verdict = rule.matches(call, facts)
             if matched:
-                why = "; ".join(filter(None, (rule.tool_reason(call), why)))
+                why = "; ".join(filter(None, (rule.tool_reason(call, facts), why)))
             results.append(RuleResult(rule.index, rule.label, matched, why, verdict if matched else None))
         return self.evaluate(call), results
 
@@ -238,52 +382,46 @@ class Policy:
             "hash": self.hash[:12],
             "rules": len(spec.hitl_policies),
             "by_decision": counts,
-            "actions": sorted({r.action for r in spec.hitl_policies if r.action}),
+            "actions": sorted({a for r in spec.hitl_policies for a in r.actions}),
             "defaults": spec.defaults.model_dump(),
             "internal_domains": spec.internal_domains,
+            "catalog": "off" if self.catalog is None else f"{len(self.catalog)} servers",
         }
 
 
-class Facts:
-    """What rules ask about one call, each computed at most once and only if asked."""
-
-    def __init__(self, call: ToolCall, policy: Policy):
-        self.call = call
-        self.policy = policy
-        self._cache: dict[str, Any] = {}
-
-    def _once(self, key: str, compute: Any) -> Any:
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
-    def pairs(self) -> pm.Pairs:
-        return self._once("pairs", lambda: pm.pairs(self.call.arguments))
-
-    def hosts(self) -> set[str]:
-        return self._once("hosts", lambda: pm.hosts(self.pairs()))
-
-    def recipients(self, fields: Mapping[str, Any] | None = None) -> set[str]:
-        if fields and "recipient" in fields:
-            return pm.email_domains(fields["recipient"])
-        return self._once("recipients", lambda: pm.email_domains(self.pairs()))
-
-    def recipient_is_external(self, fields: Mapping[str, Any] | None = None) -> bool:
-        return pm.any_external(self.recipients(fields), self.policy.internal)
-
-    def url_arguments(self) -> set[str]:
-        return self._once("url_arguments", lambda: pm.url_arguments(self.pairs()))
-
-    def url_is_external(self) -> bool:
-        return pm.any_external(self.hosts(), self.policy.internal)
-
-    def sql(self) -> pm.SqlTouch:
-        return self._once("sql", lambda: pm.sql_touch(self.pairs()))
+_CATALOGS: dict[tuple[str, ...], Any] = {}
 
 
-def _on_timeout(configured: str, call: ToolCall) -> str:
-    """A tool that declares itself destructive is never let through by a timeout, whatever the rule says."""
-    if configured == "allow" and call.annotations.get("destructiveHint") is True and not call.annotations.get("readOnlyHint"):
+def _catalog_for(spec: PolicyFile, source: str, context: PolicyContext) -> Any:
+    """The catalog this policy uses: None with `catalog: off`; extra files are relative to the policy."""
+    if spec.catalog is False:
+        return None
+    extra: tuple[str, ...] = ()
+    if isinstance(spec.catalog, list):
+        base = Path(source).parent if not source.startswith(("<", "preset:")) else Path.cwd()
+        extra = tuple(str(base / p) for p in spec.catalog)
+    if not extra and context.catalog is not None:
+        return context.catalog
+    if extra not in _CATALOGS:
+        try:
+            from signoff.catalog import load_catalog
+        except ModuleNotFoundError as exc:  # the catalog ships with signoff; without it, names only
+            if exc.name != "signoff.catalog":
+                raise
+            return None
+        try:
+            _CATALOGS[extra] = load_catalog(extra)
+        except ConfigError as exc:
+            raise PolicyError(f"catalog: {exc}", path=source, field="catalog") from None
+    return _CATALOGS[extra]
+
+
+def _on_timeout(configured: str, call: ToolCall, facts: Facts | None = None) -> str:
+    """A destructive call (declared, or recognised) is never let through by a timeout, whatever the rule says."""
+    if configured == "allow" and (
+        (call.annotations.get("destructiveHint") is True and not call.annotations.get("readOnlyHint"))
+        or (facts is not None and facts.u.destructive())
+    ):
         return "deny"
     return configured
 
@@ -299,7 +437,9 @@ def _hints_key(annotations: Mapping[str, Any]) -> Any:
 
 
 def resolve_policy_source(name_or_path: str) -> tuple[str, str]:
-    """(text, source label) for a preset name or a file path."""
+    """(text, source label) for a preset name, `none`, or a file path."""
+    if name_or_path == NO_POLICY and not os.path.exists(name_or_path):
+        return "version: 1\nhitl_policies: []\n", "none"
     if name_or_path in PRESETS and not os.path.exists(name_or_path):
         text = resources.files("signoff.presets").joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
         return text, f"preset:{name_or_path}"
@@ -311,7 +451,7 @@ def resolve_policy_source(name_or_path: str) -> tuple[str, str]:
         ) from None
 
 
-def load_policy(name_or_path: str) -> Policy:
+def load_policy(name_or_path: str, *, context: PolicyContext | None = None) -> Policy:
     """Load and compile a policy file or preset; raises PolicyError naming file:line: field."""
     text, source = resolve_policy_source(name_or_path)
-    return Policy.from_text(text, source=source)
+    return Policy.from_text(text, source=source, context=context)

@@ -13,11 +13,20 @@ from typing import TYPE_CHECKING, Any
 from signoff import policy_match as pm
 from signoff.errors import PolicyError
 from signoff.model import ToolCall, Verdict
+from signoff.policy_facts import phrase
+from signoff.understand import urls
 
 if TYPE_CHECKING:
     from signoff.policy import Facts, Policy, PolicyFile, Rule
 
-BUILTIN_NAMES = {"args", "fields", "tool", "server", "session", "annotations", "recipient_is_external", "url_is_external"}
+BUILTIN_NAMES = {"args", "fields", "tool", "server", "session", "annotations", "recipient_is_external", "url_is_external",
+                 "amount", "currency", "recipients", "hosts", "actions", "tables", "destructive", "read_only"}
+ANY_ACTION = {"*", "all", "any"}
+"""`action: "*"`: any action at all, including a tool nothing recognises (but not a pure read)."""
+SEED_CONDITIONS = {"is_external": "recipient_is_external", "external_recipient": "recipient_is_external",
+                   "recipient_external": "recipient_is_external", "external": "recipient_is_external || url_is_external",
+                   "is_destructive": "destructive", "url_external": "url_is_external"}
+"""Plausible spellings of the built-in predicates in seed-style policies."""
 MAX_PREDICATE_DEPTH = 8
 CEL_ERRORS = (RuntimeError, TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
 """What `cel` raises at evaluation: undefined names (RuntimeError), a missing key or index
@@ -30,7 +39,9 @@ def _compile_cel(text: str, *, source: str, line: int | None, field: str) -> Any
 
     try:
         program = cel.compile(text)
-        return Condition(program, tuple(program.variables()))
+        names = tuple(program.variables())
+        direct = text.strip() if text.strip() in ("recipient_is_external", "url_is_external", "destructive") else None
+        return Condition(program, names, direct)
     except ValueError as exc:
         detail = str(exc).splitlines()
         first = next((d for d in detail if "ERROR" in d or "error" in d), detail[0] if detail else "syntax error")
@@ -43,6 +54,8 @@ class Condition:
 
     program: Any
     names: tuple[str, ...]
+    direct: str | None = None
+    """A condition that is just a built-in predicate (`recipient_is_external`): answered without CEL."""
 
 
 def compile_predicates(spec: PolicyFile, source: str, locator: Any) -> dict[str, Any]:
@@ -61,15 +74,20 @@ def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: A
     def where(key: str) -> int | None:
         return locator.line_of(("hitl_policies", index, key)) if locator else None
 
+    from signoff.understand.recognize import VOCABULARY
+
     field_prefix = f"hitl_policies[{index}]"
-    action_def = spec.actions.get(rule.action) if rule.action else None
-    builtin = pm.BUILTIN_ACTIONS.get(rule.action) if rule.action else None
-    if rule.action and action_def is None and builtin is None:
-        raise PolicyError(
-            f"action {rule.action!r} has no `actions:` entry and no built-in meaning; map it to tools under "
-            f"`actions: {{{rule.action}: {{tools: [...]}}}}` (built-in: {', '.join(pm.BUILTIN_ACTIONS)})",
-            path=source, line=where("action"), field=f"{field_prefix}.action",
-        )
+    for name in rule.actions:
+        if name not in spec.actions and name not in VOCABULARY and name not in ANY_ACTION:
+            raise PolicyError(
+                f"action {name!r} has no `actions:` entry and no built-in meaning; map it to tools under "
+                f"`actions: {{{name}: {{tools: [...]}}}}` (built-in: {', '.join(VOCABULARY)}, or * for any)",
+                path=source, line=where("action"), field=f"{field_prefix}.action",
+            )
+    action_defs = {name: spec.actions[name] for name in rule.actions if name in spec.actions}
+    action_def = next(iter(action_defs.values()), None)
+    builtin = next((pm.BUILTIN_ACTIONS[a] for a in rule.actions if a in pm.BUILTIN_ACTIONS and pm.BUILTIN_ACTIONS[a].irreversible),
+                   pm.BuiltinAction(True) if set(rule.actions) & ANY_ACTION else None)
     what = _irreversible(rule, action_def, builtin)
     if what and (rule.on_timeout or spec.defaults.on_timeout) == "allow":
         line = where("on_timeout") if rule.on_timeout else locator.line_of(("defaults", "on_timeout")) if locator else None
@@ -79,20 +97,29 @@ def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: A
         )
     program = None
     if rule.condition:
-        text = rule.condition.strip()
+        text = _seed_condition(rule.condition.strip())
         program = policy.predicates.get(text) or _compile_cel(
             text, source=source, line=where("condition"), field=f"{field_prefix}.condition"
         )
     label = f"{field_prefix}"
-    detail = rule.name or rule.action or rule.tool or "annotations"
-    return CompiledRule(index, f"{label} ({detail})", rule, policy, action_def, program)
+    detail = rule.name or (", ".join(rule.actions) if rule.actions else None) or rule.tool or "annotations"
+    return CompiledRule(index, f"{label} ({detail})", rule, policy, action_defs, program)
+
+
+def _seed_condition(text: str) -> str:
+    """`amount > $100`, `amount > 1,000`, `is_external` → CEL signoff evaluates."""
+    import re
+
+    text = SEED_CONDITIONS.get(text, text)
+    text = re.sub(r"(?<![\w'\"])\$\s?(?=\d)", "", text)
+    return re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
 
 
 def _irreversible(rule: Rule, action_def: Any, builtin: pm.BuiltinAction | None) -> str | None:
     """What makes this rule's calls irreversible, or None: the action, or a destructiveHint it asks for."""
     declared = action_def.irreversible if action_def is not None else None
     if declared or (declared is None and builtin is not None and builtin.irreversible):
-        return f"the irreversible action {rule.action}"
+        return f"the irreversible action {', '.join(rule.actions)}"
     if rule.annotations and rule.annotations.get("destructiveHint") is True:
         return "tools annotated destructiveHint: true"
     return None
@@ -104,35 +131,30 @@ class CompiledRule:
     label: str
     spec: Rule
     policy: Policy
-    action_def: Any
+    action_defs: dict[str, Any]
     program: Any
-    url_only: dict[str, bool] | None = None
-    """Per tool: does this built-in action (api_call) apply only through a URL argument? None: never."""
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.spec.decision)
-        builtin = pm.BUILTIN_ACTIONS.get(self.spec.action or "")
-        if builtin and builtin.url_arg and not (self.action_def is not None and self.action_def.tools):
-            self.url_only = {}
+        self.actions: tuple[str, ...] = self.spec.actions  # the rule's action names, computed once
+        self.any_action = bool(set(self.actions) & ANY_ACTION)
+        self.builtin_actions = frozenset(a for a in self.spec.actions if a not in self.action_defs and a not in ANY_ACTION)
+        self.by_tools = {a: d for a, d in self.action_defs.items() if d.tools}
+        self.action_fields = next((d for d in self.action_defs.values()), None)
 
-    def _only_by_url(self, call: ToolCall) -> bool:
-        assert self.url_only is not None
-        found = self.url_only.get(call.qualified)
-        if found is None:
-            if len(self.url_only) > 4096:
-                self.url_only.clear()
-            found = self.url_only[call.qualified] = self._by_url_argument(call)
-        return found
+    @property
+    def action_def(self) -> Any:
+        return self.action_fields
 
     # ------------------------------------------------------------------ per tool (cached by the policy)
 
-    def applies_to_tool(self, call: ToolCall) -> str | None:
+    def applies_to_tool(self, call: ToolCall, profile: Any = None) -> str | None:
         """None when this rule can apply to the tool; else why not."""
         spec = self.spec
         if spec.tool and not pm.glob_match(spec.tool, call.server, call.tool):
             return f"tool {call.qualified} does not match {spec.tool!r}"
-        if spec.action:
-            why_not = self._action_mismatch(call)
+        if spec.actions:
+            why_not = self._action_mismatch(call, profile if profile is not None else self.policy.profile(call))
             if why_not:
                 return why_not
         if spec.annotations:
@@ -141,50 +163,54 @@ class CompiledRule:
                 return f"annotations: {mismatch}"
         return None
 
-    def _action_mismatch(self, call: ToolCall) -> str | None:
-        action = self.spec.action
-        assert action is not None
-        if self.action_def is not None and self.action_def.tools:
-            if any(pm.glob_match(g, call.server, call.tool) for g in self.action_def.tools):
-                return None
-            return f"{call.qualified} is not one of action {action}'s tools {self.action_def.tools}"
-        if pm.builtin_match(action, call.server, call.tool, call.annotations) or self._by_url_argument(call):
+    def _action_mismatch(self, call: ToolCall, profile: Any) -> str | None:
+        if any(any(pm.glob_match(g, call.server, call.tool) for g in d.tools) for d in self.by_tools.values()):
             return None
-        return f"{call.qualified} does not look like action {action} (name or annotations)"
+        if self.any_action and not (profile.reads and profile.catalogued and not profile.possible):
+            return None
+        possible = profile.possible
+        if self.builtin_actions & possible or (set(self.action_defs) - set(self.by_tools)) & possible:
+            return None
+        wanted = ", ".join(self.spec.actions)
+        if self.by_tools and not (self.builtin_actions | (set(self.action_defs) - set(self.by_tools))):
+            return f"{call.qualified} is not one of action {wanted}'s tools {[g for d in self.by_tools.values() for g in d.tools]}"
+        known = f"{profile.source}: {', '.join(sorted(profile.actions)) or 'reads only'}"
+        return f"{call.qualified} does not look like action {wanted} ({known})"
 
-    def _by_url_argument(self, call: ToolCall) -> bool:
-        """True when only a URL argument can make this call the rule's built-in action (checked per call)."""
-        action = self.spec.action
-        if not action or (self.action_def is not None and self.action_def.tools):
-            return False
-        builtin = pm.BUILTIN_ACTIONS.get(action)
-        return bool(builtin and builtin.url_arg) and pm.builtin_match(action, call.server, call.tool, call.annotations) is None
-
-    def tool_reason(self, call: ToolCall) -> str:
+    def tool_reason(self, call: ToolCall, facts: Facts | None = None) -> str:
         spec = self.spec
-        if spec.action:
-            if self.action_def is not None and self.action_def.tools:
-                return f"{call.qualified} is one of action {spec.action}'s tools"
-            by_name = pm.builtin_match(spec.action, call.server, call.tool, call.annotations)
-            return by_name or f"an argument is a URL, so {call.qualified} counts as action {spec.action}"
+        if spec.actions:
+            if any(any(pm.glob_match(g, call.server, call.tool) for g in d.tools) for d in self.by_tools.values()):
+                return f"{call.qualified} is one of action {', '.join(spec.actions)}'s tools"
+            if facts is not None:
+                hit = self._hit(facts)
+                return f"{call.qualified} performs {', '.join(sorted(hit)) or 'an action'} ({facts.profile.why or facts.profile.source})"
+            return f"{call.qualified} may perform {', '.join(spec.actions)}"
         if spec.tool:
             return f"tool {call.qualified} matches {spec.tool!r}"
         return f"annotations {spec.annotations}"
 
     # ------------------------------------------------------------------ per call
 
+    def _hit(self, facts: Facts) -> set[str]:
+        """The rule's actions this call performs."""
+        if self.any_action:
+            return set(facts.external_actions())
+        actions = facts.actions()
+        wanted = self.builtin_actions | (set(self.action_defs) - set(self.by_tools))
+        return set(actions & wanted)
+
     def fields(self, call: ToolCall) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.action_def is None:
-            return out
-        for name, path in self.action_def.fields.items():
-            value: Any = {"args": call.arguments}
-            for part in path.split("."):
-                if not isinstance(value, Mapping) or part not in value:
-                    break
-                value = value[part]
-            else:
-                out[name] = value
+        for action_def in self.action_defs.values():
+            for name, path in action_def.fields.items():
+                value: Any = {"args": call.arguments}
+                for part in path.split("."):
+                    if not isinstance(value, Mapping) or part not in value:
+                        break
+                    value = value[part]
+                else:
+                    out.setdefault(name, value)
         return out
 
     def matches(self, call: ToolCall, facts: Facts) -> tuple[bool, str, Verdict]:
@@ -192,39 +218,40 @@ class CompiledRule:
         spec = self.spec
         verdict = self.verdict
         reasons: list[str] = []  # the tool part of the reason is added by the caller, for the winner only
-        if self.url_only is not None and self._only_by_url(call) and not facts.url_arguments():
-            return False, f"{call.qualified} does not look like action {spec.action} and no argument is a URL", verdict
+        if self.actions and not (self.by_tools and any(any(pm.glob_match(g, call.server, call.tool) for g in d.tools)
+                                                       for d in self.by_tools.values())):
+            hit = self._hit(facts)
+            if not hit:
+                found = ", ".join(sorted(facts.u.actions())) or "only reads"
+                return False, f"this call does not perform {', '.join(self.actions)} (recognised: {found})", verdict
         fields = self.fields(call)
         if spec.scope in ("external", "internal"):
-            recipients = facts.recipients(fields)
-            found = recipients | facts.hosts()
-            external = pm.any_external(found, self.policy.internal)
+            found_any, external = self._external(facts, fields)
             if spec.scope == "external" and not external:
                 return False, "scope external: every recipient and host is internal", verdict
-            if spec.scope == "internal" and (external or not found):
+            if spec.scope == "internal" and (external or not found_any):
                 return False, "scope internal: an address is external (or none was found)", verdict
-            reasons.append(f"scope {spec.scope}" + ("" if found else " (no address found: treated as external)"))
+            reasons.append(f"scope {spec.scope}" + ("" if found_any else " (no address found: treated as external)"))
         if spec.domains:
-            hit = pm.host_matches(tuple(spec.domains), facts.hosts())
+            hit = _host_match(tuple(spec.domains), facts.hosts())
             if hit is None:
                 return False, f"no host in the arguments matches domains {spec.domains}", verdict
             reasons.append(hit)
-        if spec.tables or spec.action == "database_write":
-            touch = facts.sql()
-            if spec.action == "database_write" and touch.statements and not touch.writes:
-                return False, "the SQL in the arguments only reads", verdict
-            if spec.tables:
-                if not touch.statements:
-                    touch = pm.named_tables(facts.pairs())  # a `table:`/`collection:` argument (no SQL)
-                if not touch.statements and spec.action != "database_write":
-                    return False, "no SQL statement or table name in the arguments", verdict
-                if not touch.statements:  # a database write that names nothing: it may touch any table
-                    touch = pm.SqlTouch(pm.ALL_TABLES, True, 0)
-                hit = pm.tables_match(tuple(spec.tables), touch)
-                if hit is None:
-                    return False, f"the SQL touches {sorted(touch.tables)}, none of {spec.tables}", verdict
-                reasons.append(hit)
+        if spec.tables:
+            tables = facts.tables()
+            databasey = bool(facts.actions() & {"database_write", "database_delete"})
+            if not tables and not databasey:
+                return False, "no SQL statement or table name in the arguments", verdict
+            if not tables:  # a database write that names nothing: it may touch any table
+                tables = pm.ALL_TABLES
+            hit = _table_match(tuple(spec.tables), tables, facts)
+            if hit is None:
+                return False, f"the call touches {sorted(tables)}, none of {spec.tables}", verdict
+            reasons.append(hit)
         if self.program is not None:
+            if "amount" in self.program.names and facts.amount(fields) is None:
+                failed = Verdict.DENY if verdict is Verdict.DENY else Verdict.ASK
+                return True, "the amount could not be read, so it counts as over every limit", failed
             try:
                 value = self._evaluate(self.program, call, facts, fields, 0)
             except CEL_ERRORS as exc:
@@ -237,11 +264,85 @@ class CompiledRule:
                 failed = Verdict.DENY if verdict is Verdict.DENY else Verdict.ASK
                 return True, f"condition {spec.condition!r} gave {value!r}, not true/false; held to fail closed", failed
             reasons.append(f"condition {spec.condition!r} is true")
+        if spec.rate is not None:
+            over, why = self._rate(call, facts)
+            if not over:
+                return False, why, verdict
+            reasons.append(why)
         return True, "; ".join(reasons), verdict
+
+    def _external(self, facts: Facts, fields: dict[str, Any]) -> tuple[bool, bool]:
+        """(any address found, any address outside): with none found, the call counts as external."""
+        found = facts.recipients(fields)
+        hosts = facts.hosts()
+        internal = self.policy.internal
+        external = any(r.external(internal) for r in found) or any(not urls.is_internal(h, internal) for h in hosts)
+        return bool(found or hosts), external or not (found or hosts)
+
+    def _rate(self, call: ToolCall, facts: Facts) -> tuple[bool, str]:
+        from signoff.understand.recognize import expand
+
+        rate = self.spec.rate
+        assert rate is not None
+        counter = self.policy.context.counter
+        by = rate.by or ("action" if self.spec.actions and not self.any_action else "tool")
+        hit = sorted(self._hit(facts)) if by == "action" else []
+        what = f"{hit[0] if hit else (self.spec.actions or ['?'])[0]} calls" if by == "action" else f"calls of {call.qualified}"
+        window = _seconds(rate.per)
+        if counter is None:
+            return True, f"rate: no call counter here, so the limit of {rate.max} {what} per {window} counts as reached"
+        if by == "action":
+            wanted = set(hit) or set(self.spec.actions)
+            policy = self.policy
+
+            def same(server: str, tool: str, arguments: Mapping[str, Any]) -> bool:
+                other = ToolCall(server, tool, arguments)
+                if not policy.profile(other).possible & wanted:  # cached per tool: most rows stop here
+                    return False
+                return bool(expand(policy.understand(other).u.actions()) & wanted)
+        else:
+            def same(server: str, tool: str, arguments: Mapping[str, Any]) -> bool:
+                return server == call.server and tool == call.tool
+        try:
+            count = counter.count(rate.per, same)
+        except Exception as exc:  # noqa: BLE001 - the counter reads a store; fail closed on any failure
+            return True, f"rate: recent calls could not be counted ({type(exc).__name__}); held"
+        if count >= rate.max:
+            return True, f"{count} {what} in the last {window} (limit {rate.max})"
+        return False, f"rate: {count} {what} in the last {window}, under the limit of {rate.max}"
+
+    def human_reason(self, call: ToolCall, facts: Facts, why: str) -> str:
+        """One line a person understands: what the call does, from the facts that matched."""
+        u = facts.u
+        internal = self.policy.internal
+        hit = self._hit(facts) if self.actions else set(u.actions())
+        said = phrase(hit, facts, internal)
+        lead = ""
+        if "could not be evaluated" in why or "not true/false" in why:
+            lead = next(p for p in why.split("; condition") if "could not be evaluated" in p or "not true/false" in p)
+            lead = lead if lead.startswith("condition") else "condition" + lead
+        elif why.startswith("the amount could not") and "could not be read" not in said:
+            lead = why
+        rate = next((p for p in why.split("; ") if " in the last " in p or p.startswith("rate:")), "")
+        parts = [p for p in (said, lead, rate) if p]
+        if not parts:
+            if self.actions:
+                parts.append(f"{call.qualified} performs {', '.join(sorted(hit)) or ', '.join(self.actions)}")
+            elif self.spec.tool:
+                parts.append(f"{call.qualified} matches the rule for {self.spec.tool}")
+            else:
+                parts.append(f"{call.qualified} has annotations {self.spec.annotations}")
+        return "; ".join(parts)
 
     def _evaluate(self, condition: Condition, call: ToolCall, facts: Facts, fields: dict[str, Any], depth: int) -> Any:
         if depth > MAX_PREDICATE_DEPTH:
             raise RecursionError("predicates refer to each other in a loop")
+        if condition.direct == "recipient_is_external":
+            return facts.recipient_is_external(fields)
+        if condition.direct == "url_is_external":
+            return facts.url_is_external()
+        if condition.direct == "destructive":
+            return facts.u.destructive()
         context: dict[str, Any] = {}
         for name in condition.names:
             if name == "args":
@@ -262,8 +363,61 @@ class CompiledRule:
                 context[name] = facts.url_is_external()
             elif name in self.policy.predicates:
                 context[name] = self._evaluate(self.policy.predicates[name], call, facts, fields, depth + 1)
-            elif name in fields:
+            elif name in fields and name != "amount":
                 context[name] = fields[name]
+            elif name == "amount":
+                amount = facts.amount(fields)
+                context[name] = float(amount.value) if amount is not None else call.arguments.get("amount")
+            elif name == "currency":
+                amount = facts.amount(fields)
+                context[name] = (amount.currency if amount is not None and amount.currency else
+                                 fields.get("currency", call.arguments.get("currency", "")))
+            elif name == "recipients":
+                context[name] = [r.address or r.text for r in facts.recipients(fields)]
+            elif name == "hosts":
+                context[name] = sorted(facts.hosts())
+            elif name == "actions":
+                context[name] = sorted(facts.actions())
+            elif name == "tables":
+                context[name] = sorted(facts.tables())
+            elif name == "destructive":
+                context[name] = facts.u.destructive()
+            elif name == "read_only":
+                context[name] = not facts.u.external_actions()
             elif name in call.arguments:
                 context[name] = call.arguments[name]
         return condition.program.execute(context)
+
+
+def _seconds(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _host_match(patterns: tuple[str, ...], hosts: frozenset[str]) -> str | None:
+    """A host matching one of the globs; an unparseable host matches every list."""
+    import fnmatch
+
+
+    if urls.UNPARSEABLE in hosts:
+        return "a URL host could not be read: it counts as matching every domain"
+    for host in sorted(hosts):
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(host, urls.normalize_domain(pattern) if "*" not in pattern and "?" not in pattern else pattern.lower()):
+                return f"host {host} matches {pattern}"
+    return None
+
+
+def _table_match(patterns: tuple[str, ...], tables: frozenset[str], facts: Facts) -> str | None:
+    import fnmatch
+
+    if "*" in tables:
+        why = facts.sql().why
+        return f"{why or 'the call names no table'}: counts as touching every table"
+    for table in sorted(tables):
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(table, pattern.lower()):
+                return f"touches table {table}"
+    return None

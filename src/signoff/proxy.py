@@ -473,9 +473,9 @@ class Proxy(FailureHandling):
         if k == jsonrpc.RESPONSE:
             pending = self.pending[up].pop(msg["id"], None)
             if pending is None:
-                log.debug("%s answered unknown request id %r", up.name, msg["id"])
-                if self.aggregator is None:
-                    await self.send_client(raw or msg)
+                # a late answer (already settled by the watchdog or a crash) or a forged one, e.g. a
+                # fake result for a call that is still held: never the client's to see
+                log.warning("%s answered request id %.80r, which is not waiting for it; dropped", up.name, msg["id"])
                 return
             if self.bridge is not None and self.bridge.bridging:
                 if pending.client_id is not None:

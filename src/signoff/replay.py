@@ -29,8 +29,20 @@ class Change:
     reason: str
 
 
+OBSERVED_RUN = "observe mode"
+"""The reason of the `allowed` row that follows an `observed` one: the same call, already counted."""
+
+
 def recorded_verdict(row: Mapping[str, Any]) -> str | None:
-    """allow | ask | deny for the policy's own decision on a call, or None for follow-up rows."""
+    """allow | ask | deny for the policy's own decision on a call, or None for follow-up rows.
+
+    Like is compared with like: in observe mode a call the policy would hold is recorded as
+    `observed` (ask) and then `allowed` (it ran): only the first row is the policy's word. A
+    call let through by a remembered approval was an `ask` the person had already answered."""
+    if row["decision"] == "allowed" and row.get("reason") == OBSERVED_RUN:
+        return None
+    if row["decision"] == "allowed" and str(row.get("decided_by") or "").startswith("remembered:"):
+        return "ask"
     if row["decision"] in RECORDED:
         return RECORDED[row["decision"]]
     if row["decision"] == "denied" and row.get("channel") == "policy":

@@ -1,14 +1,16 @@
 """A held call's risk level, from the decision matrix: reversible/irreversible × impact.
 
-Irreversible: the matched action is one that cannot be undone (deleting, sending, paying,
+Irreversible: the recognised action is one that cannot be undone (deleting, sending, paying,
 writing a database), or the tool declares itself destructive. High impact: the call can reach
 outside this machine (the tool is open-world, or its arguments name external addresses).
+The tool's own annotations are stored with the held call; a tool that declares none gets the
+MCP defaults (destructive, open-world), and the explanation says so.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from signoff import policy_match as pm
@@ -17,12 +19,20 @@ LEVELS = ("low", "medium", "high", "critical")
 _ACTION = re.compile(r"\(([a-z_]+)\)\s*$")
 
 
-def assess(rule: str | None, annotations: Mapping[str, Any], arguments: Mapping[str, Any],
-           internal_domains: tuple[str, ...] = ()) -> tuple[str, str]:
-    """(level, why) for one held call."""
-    action = None
+def recognised_action(rule: str | None, actions: Iterable[str] = ()) -> str | None:
+    """The action the policy recognised: from the decision's `actions` when known, else the rule label."""
+    for action in actions:
+        return str(action)
     if rule and (match := _ACTION.search(rule)):
-        action = match.group(1)
+        return match.group(1)
+    return None
+
+
+def assess(rule: str | None, annotations: Mapping[str, Any] | None, arguments: Mapping[str, Any],
+           internal_domains: tuple[str, ...] = (), *, actions: Iterable[str] = ()) -> tuple[str, str]:
+    """(level, why) for one held call."""
+    annotations = annotations or {}
+    action = recognised_action(rule, actions)
     builtin = pm.BUILTIN_ACTIONS.get(action or "")
     destructive = pm.effective_hint("destructiveHint", annotations) is True and not annotations.get("readOnlyHint")
     irreversible = bool(builtin and builtin.irreversible) or destructive
@@ -34,4 +44,8 @@ def assess(rule: str | None, annotations: Mapping[str, Any], arguments: Mapping[
     parts = ["irreversible" if irreversible else "reversible", "reaches outside" if high_impact else "local effect"]
     if action:
         parts.append(f"action {action}")
+    if annotations.get("readOnlyHint") is True:
+        parts.append("the tool says it is read-only")
+    elif not any(k in annotations for k in ("destructiveHint", "openWorldHint", "readOnlyHint")):
+        parts.append("the tool declares no hints (MCP defaults: destructive, open-world)")
     return level, ", ".join(parts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -52,6 +53,25 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
 
 
 ALLOW_EVERYTHING = "version: 1\nhitl_policies: []\n"
+DEFAULT_POLICY = "balanced"
+
+
+def catalog_ids(specs: list[ServerSpec]) -> dict[str, str]:
+    """Each wrapped server's catalog id, recognised from its command or URL (the policy matches tools by it)."""
+    try:
+        from signoff.catalog import load_catalog
+    except ModuleNotFoundError as exc:
+        if exc.name != "signoff.catalog":
+            raise
+        return {}
+    catalog = load_catalog()
+    ids = {}
+    for spec in specs:
+        command = [spec.command, *spec.args] if spec.command else None
+        found = catalog.identify(spec.name, command, spec.url)
+        if found:
+            ids[spec.name] = found
+    return ids
 
 
 def build_gate_factory(
@@ -62,24 +82,27 @@ def build_gate_factory(
     notify: list[str] | None = None,
     desktop: bool = False,
     link: str | None = None,
+    servers: dict[str, str] | None = None,
+    names: tuple[str, ...] = (),
     brokers: list[Any] | None = None,
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
-    the shared store; every session's gate shares both."""
+    the shared store; every session's gate shares both. No policy means the balanced preset;
+    `none` is the explicit pass-through."""
     from signoff.approval import ApprovalGate
     from signoff.broker import Broker
     from signoff.notify import Notifier
-    from signoff.policy import Policy, load_policy
+    from signoff.policy import NO_POLICY, PolicyContext, load_policy
+    from signoff.policy_rate import AuditCounter
     from signoff.reload import PolicyHolder
     from signoff.store import open_store, proxy_busy_timeout_ms
 
-    if policy_source:
-        interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
-        holder = PolicyHolder(policy_source, load_policy, interval=interval)
-        log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
-    else:
-        holder = PolicyHolder("<no policy>", lambda _: Policy.from_text(ALLOW_EVERYTHING, source="<no policy>"))
-        log.warning("no policy given: every call is allowed (and audited); use e.g. --policy balanced")
+    if not policy_source:
+        policy_source = DEFAULT_POLICY
+        log.warning("no --policy given: using the %s preset (--policy none holds nothing)", DEFAULT_POLICY)
+    if policy_source == NO_POLICY:
+        log.warning("--policy none: every call is allowed (and audited)")
+    interval = float(os.environ.get("SIGNOFF_POLICY_RELOAD_INTERVAL", "1"))
     try:
         broker = Broker(open_store(background_checkpoints=True, busy_timeout_ms=proxy_busy_timeout_ms()))
         for call in broker.mark_abandoned():
@@ -87,13 +110,27 @@ def build_gate_factory(
     except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
         from signoff.approval import StoreDownGate
 
+        load_policy(policy_source, context=PolicyContext(servers=dict(servers or {})))  # a broken policy still stops signoff
         log.error("%s; every call is refused until the store can be opened", exc)
         error = str(exc)
         again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
-                                           desktop=desktop, link=link, brokers=brokers)()
+                                           desktop=desktop, link=link, servers=servers, names=names, brokers=brokers)()
         return lambda: StoreDownGate(error, again)
     if brokers is not None:
         brokers.append(broker)  # the signal handler closes its held calls
+    context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
+    noted: list[Broker] = []  # once the store is open, every policy (re)load is recorded for the page
+
+    def load_and_note(source: str) -> Any:
+        policy = load_policy(source, context=context)
+        if noted:
+            note_proxy(noted[0], policy_source, policy.hash, names)
+        return policy
+
+    holder = PolicyHolder(policy_source, load_and_note, interval=interval)
+    log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
+    note_proxy(broker, policy_source, holder.policy.hash, names)
+    noted.append(broker)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -105,6 +142,23 @@ def build_gate_factory(
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
     return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress)
+
+
+def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...]) -> None:
+    """Tell the approval page which policy this proxy runs (file path or preset, and its hash)."""
+    import socket
+
+    from signoff.broker import pid_alive
+    from signoff.policy import PRESETS
+
+    kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
+    label = os.path.abspath(source) if kind == "file" else (source or "")
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
+            "servers": list(servers), "noted_at": time.time()}
+    try:
+        broker.store.note_proxy(info, pid_alive)
+    except StoreError as exc:  # only the Policies page misses it
+        log.warning("cannot record this proxy's policy for the approval page: %s", exc)
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -128,6 +182,7 @@ def main(
     notify: list[str] | None = None,
     desktop: bool = False,
     ui: bool = False,
+    public_url: str | None = None,
 ) -> None:
     logs.setup(log_level)
     specs, config_policy = resolve_servers(command, config_path, name)
@@ -137,18 +192,25 @@ def main(
         except ValueError as exc:
             raise ConfigError(str(exc), field="--timeout") from None
         specs = [replace(spec, timeout=seconds) for spec in specs]
+    from signoff import filediff
+
+    for spec in specs:  # where each server may touch files: the diff a held write would make is read there
+        if spec.command:
+            filediff.know_server(spec.name, [spec.command, *spec.args], spec.cwd)
     link = None
     if ui:
         from signoff.web.server import ensure_running
 
-        link = ensure_running(policy=policy or config_policy)
+        link = ensure_running(policy=policy or config_policy, public_url=public_url)
         log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
+    review_base = public_url or (link.split("?")[0] if link else None)
 
     brokers: list[Any] = []
 
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                  link=link.split("?")[0] if link else None, brokers=brokers)
+                                  link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs),
+                                  brokers=brokers)
 
     serve: Callable[[], Awaitable[None]]
     if http:

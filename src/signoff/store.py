@@ -75,7 +75,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 3: HMAC-SHA256 of each audit row's hash under SIGNOFF_AUDIT_KEY (NULL when no key is set)
         "ALTER TABLE audit ADD COLUMN mac TEXT",
     ),
-    (  # 4: liveness (the proxy's lease file) and what became of an approved call (one outcome row)
+    (  # 4: the tool's annotations (destructiveHint, openWorldHint…), so the page's risk is the tool's own
+        "ALTER TABLE held ADD COLUMN annotations TEXT",
+    ),
+    (  # 5: what the call does, as the proxy saw it when holding it (present.prepare): the policy's
+       # recognised actions and facts, and the presentation every channel shows (file diff included)
+        "ALTER TABLE held ADD COLUMN actions TEXT",
+        "ALTER TABLE held ADD COLUMN facts TEXT",
+        "ALTER TABLE held ADD COLUMN presentation TEXT",
+    ),
+    (  # 6: liveness (the proxy's lease file) and what became of an approved call (one outcome row)
         "ALTER TABLE held ADD COLUMN proxy_lease TEXT",
         "ALTER TABLE held ADD COLUMN outcome TEXT",
     ),
@@ -139,6 +148,13 @@ class HeldCall:
     decided_at: float | None = None
     edited_arguments: Mapping[str, Any] | None = None
     input_schema: Mapping[str, Any] | None = None
+    annotations: Mapping[str, Any] | None = None
+    actions: tuple[str, ...] = ()
+    """The actions the policy recognised (send_email, file_write…), as the proxy saw the call."""
+    facts: tuple[Mapping[str, Any], ...] = ()
+    """The policy's facts ({kind, label, text, risky}) about the call."""
+    presentation: Mapping[str, Any] | None = None
+    """What every channel shows first (signoff.present): headline, ordered facts, preview (file diff)."""
     proxy_lease: str | None = None
     outcome: str | None = None
     """After an approval: what happened (`forwarded: ok`, `forwarded: error: …`, `not_run: why`)."""
@@ -207,6 +223,9 @@ class Store(Protocol):
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool: ...
     def change_token(self) -> int: ...
+    def queue_signature(self) -> str: ...
+    def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None: ...
+    def proxies(self) -> list[dict[str, Any]]: ...
     def get_kill(self) -> KillState: ...
     def set_kill(self, state: KillState, resolution: Callable[[HeldCall], Resolution] | None) -> list[HeldCall]: ...
     def remembered(self, *, include_revoked: bool = False) -> list[Remembered]: ...
@@ -217,6 +236,9 @@ class Store(Protocol):
     def append_audit(self, content: dict[str, Any]) -> int: ...
     def audit_rows(self, *, decision: str | None = None, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]: ...
     def audit_head(self) -> tuple[int, str] | None: ...
+    def audit_counts(self) -> list[tuple[str, str, str, int]]: ...
+    def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
+                      limit: int) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -230,6 +252,10 @@ def _held(row: sqlite3.Row) -> HeldCall:
     data["session_history"] = tuple(_loads(data["session_history"]) or ())
     data["edited_arguments"] = _loads(data["edited_arguments"])
     data["input_schema"] = _loads(data.get("input_schema"))
+    data["actions"] = tuple(_loads(data.get("actions")) or ())
+    data["facts"] = tuple(_loads(data.get("facts")) or ())
+    data["presentation"] = _loads(data.get("presentation"))
+    data["annotations"] = _loads(data.get("annotations")) or {}
     for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
         data[text] = data[text] or ""
     return HeldCall(**data)
@@ -481,6 +507,31 @@ class SQLiteStore:
                 raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
         return (version << 32) + self._writes
 
+    def queue_signature(self) -> str:
+        """What the page's queue shows, in a few bytes: pending ids (with deadlines) and the kill switch.
+
+        Read-only and index-only, so an idle page can compare it often and push only on change."""
+        rows = self._read("SELECT id, deadline FROM held WHERE status = 'pending' ORDER BY created")
+        kill = self._read("SELECT value FROM state WHERE key = 'kill'")
+        return canonical_json([[r[0], r[1]] for r in rows] + [kill[0][0] if kill else None])
+
+    # ------------------------------------------------------------------ running proxies
+
+    def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None:
+        """Record which policy this proxy runs (`proxy:<host>:<pid>`), dropping dead proxies' entries."""
+        host, pid = info["host"], info["pid"]
+        with self._write() as conn:
+            for (key,) in conn.execute("SELECT key FROM state WHERE substr(key, 1, ?) = ?",
+                                     (len(f"proxy:{host}:"), f"proxy:{host}:")).fetchall():
+                other = key.rsplit(":", 1)[1]
+                if other.isdigit() and int(other) != pid and not alive(int(other)):
+                    conn.execute("DELETE FROM state WHERE key = ?", (key,))
+            conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                         (f"proxy:{host}:{pid}", canonical_json(info)))
+
+    def proxies(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._read("SELECT value FROM state WHERE substr(key, 1, 6) = 'proxy:' ORDER BY key")]
+
     # ------------------------------------------------------------------ held calls
 
     def insert_held(self, row: dict[str, Any], audit: dict[str, Any], token: dict[str, Any] | None = None) -> HeldCall:
@@ -702,6 +753,20 @@ class SQLiteStore:
             return self._head(self._conn())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
+
+    def audit_counts(self) -> list[tuple[str, str, str, int]]:
+        """(server, tool, decision, rows) for the page's per-tool statistics, counted by SQLite."""
+        return [tuple(r) for r in self._read(  # type: ignore[misc]
+            "SELECT server, tool, decision, count(*) FROM audit GROUP BY server, tool, decision")]
+
+    def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
+                      limit: int) -> list[dict[str, Any]]:
+        """The latest decisions on one tool, newest first (the page's "similar past calls")."""
+        marks = ", ".join("?" * len(decisions))
+        return [dict(r) for r in self._read(
+            f"SELECT time, decision, decided_by, reason, arguments FROM audit WHERE server = ? AND tool = ?"
+            f" AND decision IN ({marks}) AND (held_id IS NULL OR held_id != ?) ORDER BY id DESC LIMIT ?",
+            (server, tool, *decisions, exclude_held, limit))]
 
     def audit_rows(self, *, decision: str | None = None, since: str | None = None,
                    until: str | None = None) -> Iterator[dict[str, Any]]:

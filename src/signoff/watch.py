@@ -1,19 +1,24 @@
 """`signoff watch`: one console, in another terminal, for the held calls of every proxy.
 
-It shows each held call as it arrives (full arguments, long values folded) and asks about the
-oldest one first; a call decided elsewhere meanwhile (CLI, web, another watch) is dropped from
-the prompt with who decided it. Input and output are injectable streams, so tests drive it with
-a script.
+The prompt is always about the call shown directly above it: each question starts by showing
+its call in full; a call that arrives meanwhile gets a one-line notice and the call being asked
+about is shown again under it, so a key can never decide a call that scrolled away. Every
+answer names the id and tool it decided. Keys typed before a question is shown are dropped. A
+call decided elsewhere meanwhile (CLI, web, another watch) leaves the prompt with who decided
+it. Input and output are injectable streams, so tests drive it with a script.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import IO
 
-from signoff.approvers import KEYS_HELP, KeyReader, prompt, render_held
+from signoff.approvers import KEYS_HELP, KeyReader, ago, prompt, render_held
 from signoff.broker import Broker
 from signoff.store import HeldCall
+from signoff.termsafe import clean
 
 
 class Watch:
@@ -29,22 +34,26 @@ class Watch:
         self.shown: set[str] = set()
         self.skipped: list[str] = []
 
-    def _show_new(self) -> list[HeldCall]:
-        """Print calls not seen before; return the queue, oldest first, skipped ones last."""
-        pending = self.broker.pending()
-        for held in pending:
-            if held.id not in self.shown:
-                self.shown.add(held.id)
-                self.out.write("\n" + render_held(held))
-                self.out.flush()
+    def _queue(self) -> list[HeldCall]:
+        """The held calls, oldest first, skipped ones last."""
         order = {held_id: i for i, held_id in enumerate(self.skipped)}
-        return sorted(pending, key=lambda h: order.get(h.id, -1))
+        return sorted(self.broker.pending(), key=lambda h: order.get(h.id, -1))
 
-    def _on_idle(self, current: HeldCall) -> None:
-        before = len(self.shown)
-        self._show_new()
-        if len(self.shown) != before:  # something new was printed under the prompt: ask again
-            self.out.write(f"{current.id} › {KEYS_HELP} › ")
+    def _announce(self, queue: list[HeldCall], current: HeldCall | None) -> bool:
+        """One line per call not seen before (the current one is shown in full instead)."""
+        new = [held for held in queue if held.id not in self.shown]
+        for held in new:
+            self.shown.add(held.id)
+            if current is None or held.id != current.id:
+                self.out.write(f"\n── {held.id}  {clean(held.qualified)}  arrived, queued "
+                               f"({ago(held.deadline - held.created)} to decide; {len(queue)} waiting)\n")
+        return any(current is None or held.id != current.id for held in new)
+
+    def _ask_again(self, current: HeldCall) -> None:
+        """On idle: when something new arrived under the prompt, show the asked call again."""
+        if self._announce(self._queue(), current):
+            self.out.write(f"\nstill asking about {current.id}:\n" + render_held(current)
+                           + f"{current.id} › {KEYS_HELP} › ")
             self.out.flush()
 
     def run(self) -> None:
@@ -52,14 +61,18 @@ class Watch:
         self.out.flush()
         try:
             while True:
-                queue = self._show_new()
+                queue = self._queue()
                 if not queue:
                     if self.keys.get(self.poll_interval) == "q":
                         return
                     continue
                 current = queue[0]
+                self._announce(queue, current)
+                self.keys.drain()  # keys typed before this call is on screen are not about it
+                self.out.write("\n" + render_held(current))
+                self.out.flush()
                 answer = prompt(self.broker, current, self.keys, self.out, channel="watch", by=self.by,
-                                poll_interval=self.poll_interval, on_idle=lambda: self._on_idle(current))
+                                poll_interval=self.poll_interval, on_idle=lambda: self._ask_again(current))
                 if answer == "quit":
                     return
                 if current.id in self.skipped:
@@ -72,9 +85,16 @@ class Watch:
 
 
 def main(broker: Broker | None = None, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> None:
-    """Run the console on the terminal (or the given streams)."""
+    """Run the console on the terminal (or the given streams); the terminal's modes come back
+    however it ends (q, end of input, Ctrl-C, SIGTERM/SIGHUP)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, lambda num, _frame: sys.exit(128 + num))
     keys = KeyReader(stdin or sys.stdin)
     try:
         Watch(broker or Broker(), keys, stdout or sys.stdout).run()
     finally:
         keys.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

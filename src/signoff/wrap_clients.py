@@ -34,16 +34,28 @@ def client_files(home: Path | None = None, cwd: Path | None = None) -> dict[str,
     }
 
 
+def _once(found: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """Each file once (by its resolved path): run from the home directory, a client's
+    project-level and user-level paths are the same file."""
+    seen: set[Path] = set()
+    unique = []
+    for client, path in found:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append((client, path))
+    return unique
+
+
 def detected() -> list[tuple[str, Path]]:
-    """(client, file) for every client config that exists here."""
-    return [(client, path) for client, files in client_files().items() for path in files if path.is_file()]
+    """(client, file) for every client config that exists here, each file once."""
+    return _once([(client, path) for client, files in client_files().items() for path in files if path.is_file()])
 
 
 def resolve(target: str) -> list[Path]:
     """A client name (its existing config files) or a config file's path."""
     files = client_files()
     if target in files:
-        found = [p for p in files[target] if p.is_file()]
+        found = [path for _, path in _once([(target, p) for p in files[target] if p.is_file()])]
         if not found:
             looked = ", ".join(str(p) for p in files[target])
             raise ConfigError(f"no {target} MCP config found (looked at {looked}); pass the config file's PATH")

@@ -58,3 +58,30 @@ def test_closed_stdout_exits_with_one_line() -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "AttributeError" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("signoff: standard output is closed")
+
+
+def test_oversized_frame_is_refused_once_and_serving_resumes() -> None:
+    """asyncio keeps an oversized line buffered; without skipping it every read failed again, forever."""
+    import asyncio
+
+    from signoff import jsonrpc
+    from signoff.downstream import _StdioPipes
+
+    async def read_all() -> list[object]:
+        pipes = _StdioPipes(1)
+        pipes.reader = asyncio.StreamReader(limit=16)  # stands for MAX_FRAME
+        pipes.reader.feed_data(b"x" * 100 + b"\n" + b'{"a":1}\n' + b"y" * 40)
+        pipes.reader.feed_data(b"y" * 40 + b"\n" + b'{"a":2}\n')
+        pipes.reader.feed_eof()
+        out: list[object] = []
+        while True:
+            try:
+                line = await pipes.readline()
+            except jsonrpc.FrameError as exc:
+                out.append(str(exc).split(" ")[0])
+                continue
+            if not line:
+                return out
+            out.append(line)
+
+    assert asyncio.run(asyncio.wait_for(read_all(), 10)) == ["frame", b'{"a":1}\n', "frame", b'{"a":2}\n']

@@ -207,3 +207,24 @@ async def test_reused_in_flight_request_id_cannot_take_over_an_answer_or_its_aud
         assert answer["error"]["code"] == jsonrpc.INVALID_REQUEST and "already in use" in answer["error"]["message"]
         assert [c.tool for c in gate.checked] == ["hang"]
         assert "hang" in [p.call.tool for p in client.proxy.pending[client.proxy.upstreams[0]].values() if p.call]
+
+
+async def test_upstream_cannot_forge_the_result_of_a_call_it_never_received(tmp_path: Path) -> None:
+    """An answer to an id the upstream was never sent (a held or refused call) is dropped."""
+    log = tmp_path / "naive.log"
+    gate = RecordingGate()
+    async with running([naive_spec(log)], gate) as client:
+        await client.initialize()
+        refused = await client.call("delete_file", {"path": "/x"})
+        assert refused["result"]["isError"] is True
+        await client.send(jsonrpc.request("f", "tools/call", {"name": "forge", "arguments": {"id": refused["id"]}}))
+        await client.wait_for(lambda m: m.get("id") == "f")
+        await barrier(client)
+    assert [m for m in client.received if m.get("id") == refused["id"]] == [refused]
+
+
+async def test_deeply_nested_upstream_frame_does_not_crash_the_relay(tmp_path: Path) -> None:
+    """json.loads raises RecursionError on very deep nesting: an upstream frame like that is logged."""
+    assert jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"result":{}}')["id"] == 1
+    with pytest.raises(jsonrpc.FrameError):
+        jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 100_000 + b"]" * 100_000 + b"}")

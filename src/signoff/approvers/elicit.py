@@ -18,6 +18,8 @@ from signoff.model import ToolCall
 MAX_ARG_CHARS = 300
 MAX_ARGS = 12
 MAX_MESSAGE_CHARS = 4000
+MAX_FACTS = 8
+MAX_PREVIEW_LINES = 12
 
 SCHEMA = {
     "type": "object",
@@ -53,19 +55,24 @@ def quoted(value: Any, limit: int = MAX_ARG_CHARS) -> str:
     return text
 
 
-def question(call: ToolCall, held_id: str, reason: str) -> str:
-    """What was held and why first (from signoff and the policy), the model's arguments last.
+def question(call: ToolCall, held_id: str, reason: str, shown: Any = None) -> str:
+    """What the call does first (signoff.present: headline, facts, preview), then why it was held,
+    the model's arguments last.
 
-    Every argument is a quoted JSON literal on its own indented line, so argument text cannot
-    paint a line that looks like the dialog's own (a fake "Held because:", a fake tool name)."""
-    lines = [
-        f"signoff: approve the call {quoted(call.qualified, 200)}?",
+    Every fact value and argument is a quoted JSON literal on its own indented line, and preview
+    lines start with signoff's own `│`, so model text cannot paint a line that looks like the
+    dialog's own (a fake "Held because:", a fake tool name, a fake "(internal)")."""
+    lines = [f"signoff: approve the call {quoted(call.qualified, 200)}?"]
+    if shown is not None:
+        lines += _what_it_does(shown)
+    lines += [
         f"Held because: {safe(reason)}",
         f"Held call {held_id}; you can also decide with `signoff approve {held_id}` or `signoff deny {held_id}`.",
         f"Arguments ({len(call.arguments)}, as JSON):",
     ]
+    arguments = shown.arguments if shown is not None else call.arguments  # redacted, in a sensible order
     used = sum(len(line) + 1 for line in lines)
-    for index, (name, value) in enumerate(call.arguments.items()):
+    for index, (name, value) in enumerate(arguments.items()):
         line = f"  {quoted(str(name), 80)}: {quoted(value)}"
         if index == MAX_ARGS or used + len(line) > MAX_MESSAGE_CHARS:
             lines.append(f"  … {len(call.arguments) - index} more arguments not shown (see `signoff pending`)")
@@ -75,14 +82,30 @@ def question(call: ToolCall, held_id: str, reason: str) -> str:
     return "\n".join(lines)
 
 
-def params_for(call: ToolCall, held_id: str, reason: str) -> dict[str, Any]:
+def _what_it_does(shown: Any) -> list[str]:
+    """The presentation's headline, facts (values quoted, signoff's notes outside the quotes) and
+    the first preview lines."""
+    lines = [f"It would: {safe(shown.headline)}"]
+    for fact in shown.facts[:MAX_FACTS]:
+        note = f" ({safe(fact.note)})" if fact.note else ""
+        lines.append(f"  {'!' if fact.risky else ' '} {safe(fact.label)}: {quoted(fact.value, 200)}{note}")
+    preview = shown.preview_lines(MAX_PREVIEW_LINES)
+    if preview:
+        kind = (shown.preview or {}).get("kind")
+        title = {"diff": "Change", "sql": "SQL", "command": "Command"}.get(kind) or str(shown.preview.get("title") or "Preview")
+        lines.append(f"  {safe(title)}:")  # signoff's word: a diff's title is the model's path
+        lines.extend(f"  │ {safe(line[:200])}" for line in preview)
+    return lines
+
+
+def params_for(call: ToolCall, held_id: str, reason: str, shown: Any = None) -> dict[str, Any]:
     """The `elicitation/create` parameters of the approval dialog."""
-    return {"message": question(call, held_id, reason), "requestedSchema": SCHEMA}
+    return {"message": question(call, held_id, reason, shown), "requestedSchema": SCHEMA}
 
 
-async def ask(client: Any, call: ToolCall, held_id: str, reason: str) -> dict[str, Any]:
+async def ask(client: Any, call: ToolCall, held_id: str, reason: str, shown: Any = None) -> dict[str, Any]:
     """Send the dialog and wait for the answer (cancelled if another channel decides first)."""
-    return await client.ask_client("elicitation/create", params_for(call, held_id, reason))
+    return await client.ask_client("elicitation/create", params_for(call, held_id, reason, shown))
 
 
 def to_decision(answer: Mapping[str, Any]) -> tuple[bool, str | None] | None:

@@ -4,22 +4,27 @@
 - the Host header must name this server (a DNS-rebinding page cannot reach it);
 - state changes only by POST, with a same-origin `Origin` (or `Referer`) and a single-use CSRF
   token, so a replayed or forged form is refused;
-- optionally a TOTP code (pyotp) for approvals and policy edits.
+- optionally a TOTP code (pyotp) for approvals and policy edits, with wrong guesses throttled
+  per client and overall (exponential lockout, logged, answered 429 with Retry-After).
 Approvals never travel over the MCP channel the model controls: this page is the human's.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import os
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from signoff import paths
 
+log = logging.getLogger("signoff.web")
 COOKIE = "signoff_token"
 CSRF_TTL = 3600.0
 MAX_CSRF = 2048
@@ -34,24 +39,106 @@ def load_secret(name: str, *, create: bool = True) -> str | None:
     if not create:
         return None
     value = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(value + "\n")
+    try:  # link(2) fails if another process made the secret first: then theirs is the one
+        os.link(tmp, path)
+    except FileExistsError:
+        value = path.read_text(encoding="utf-8").strip()
+    finally:
+        os.unlink(tmp)
     return value
+
+
+class TotpThrottle:
+    """Wrong TOTP codes, counted per client and overall; past a few free tries each wrong code
+    doubles the lockout (1 s, 2 s, 4 s … up to 15 min). While locked, every code is refused —
+    a right one too — so guessing is bounded to a few dozen tries an hour instead of ~500/s.
+    Counters are forgotten after a quiet `FORGET` seconds or (per client) a right code.
+    """
+
+    FREE_PER_CLIENT = 3
+    FREE_GLOBAL = 10
+    BASE = 1.0
+    LONGEST = 900.0
+    FORGET = 3600.0
+    MAX_CLIENTS = 4096
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._clients: OrderedDict[str, list[float]] = OrderedDict()  # client -> [failures, last, locked until]
+        self._global = [0.0, 0.0, 0.0]
+
+    def _entry(self, client: str, now: float) -> list[float]:
+        entry = self._clients.get(client)
+        if entry is None or now - entry[1] > self.FORGET:
+            entry = [0.0, now, 0.0]
+        self._clients[client] = entry
+        self._clients.move_to_end(client)
+        while len(self._clients) > self.MAX_CLIENTS:
+            self._clients.popitem(last=False)
+        return entry
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try a code again (0: now)."""
+        now = self.clock()
+        mine = self._clients.get(client)
+        until = max(mine[2] if mine else 0.0, self._global[2])
+        return max(0.0, until - now)
+
+    def _fail(self, entry: list[float], free: int, now: float) -> float:
+        if now - entry[1] > self.FORGET:
+            entry[0] = 0.0
+        entry[0] += 1
+        entry[1] = now
+        over = int(entry[0]) - free
+        if over <= 0:
+            return 0.0
+        wait = min(self.LONGEST, self.BASE * 2 ** (over - 1))
+        entry[2] = now + wait
+        return wait
+
+    def failed(self, client: str) -> float:
+        """Count a wrong code; the lockout (seconds) it starts, 0 if none."""
+        now = self.clock()
+        wait = max(self._fail(self._entry(client, now), self.FREE_PER_CLIENT, now),
+                   self._fail(self._global, self.FREE_GLOBAL, now))
+        log.warning("wrong TOTP code from %s (%d in a row; %d overall)%s", client, self._clients[client][0],
+                    self._global[0], f"; TOTP locked for {math.ceil(wait)} s" if wait else "")
+        return wait
+
+    def succeeded(self, client: str) -> None:
+        self._clients.pop(client, None)
+
+
+def home_id() -> str:
+    """Names this SIGNOFF_HOME without revealing its path: `run --ui` adopts only its own page."""
+    import hashlib
+
+    return hashlib.sha256(str(paths.home().resolve()).encode()).hexdigest()[:16]
 
 
 class Guard:
     """Checks every request against the token, the Host header, the origin and CSRF/TOTP."""
 
-    def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None):
+    def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None,
+                 public_url: str | None = None):
         self.token = token
         self.port = port
         names = {host, "127.0.0.1", "localhost", "[::1]"}
         self.allowed_hosts = {f"{name}:{port}" for name in names}
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
+        if public_url:  # the address a phone uses (e.g. over Tailscale, perhaps behind an HTTPS proxy)
+            parts = urlsplit(public_url)
+            self.allowed_hosts.add(parts.netloc.lower())
+            self.origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+        self.home_id = home_id()
         self.totp_secret = totp_secret
         self._csrf: OrderedDict[str, float] = OrderedDict()
         self._used_totp: OrderedDict[str, float] = OrderedDict()
+        self.throttle = TotpThrottle()
 
     # ------------------------------------------------------------------ checks (each returns a refusal or None)
 
@@ -110,6 +197,23 @@ class Guard:
         while len(self._used_totp) > 16:
             self._used_totp.popitem(last=False)
         return True
+
+    def totp_refusal(self, code: str | None, client: str) -> tuple[str | None, float]:
+        """(why a code is refused, seconds to wait before trying again), or (None, 0) if accepted.
+
+        A locked client (or a locked page, after many wrong codes overall) is refused without
+        looking at the code.
+        """
+        if self.totp_secret is None:
+            return None, 0.0
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            return f"too many wrong TOTP codes: try again in {math.ceil(wait)} s", wait
+        if self.totp_ok(code):
+            self.throttle.succeeded(client)
+            return None, 0.0
+        self.throttle.failed(client)
+        return "wrong or reused TOTP code", 0.0
 
     def totp_uri(self) -> str | None:
         if self.totp_secret is None:

@@ -15,10 +15,13 @@ import urllib.request
 from typing import IO
 
 from signoff import paths
-from signoff.web.security import Guard, load_secret
+from signoff.errors import ConfigError
+from signoff.web.security import Guard, home_id, load_secret
 
 log = logging.getLogger("signoff.web")
 DEFAULT_PORT = 8765
+PORTS_TRIED = 10
+"""`run --ui` tries this many ports from the default when others serve another SIGNOFF_HOME."""
 
 
 def url_for(host: str, port: int, token: str) -> str:
@@ -53,7 +56,8 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
-          open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False) -> None:
+          open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False,
+          public_url: str | None = None) -> None:
     """`logged`: `out` is a log file (the background page's ui.log), so the link is written
     without its secret token and no TOTP secret is shown."""
     import uvicorn
@@ -64,11 +68,13 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     token = load_secret("ui-token")
     assert token is not None
     secret = totp_secret(enrol_out=None if logged else out) if totp else None
-    guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret)
+    guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret, public_url=public_url)
     app = create_app(UI(Broker(), guard, policy_path=policy))
     url = url_for(host, port, token)
     shown = f"{url.split('?')[0]} (its link with the secret token: `signoff ui --link`)" if logged else url
     out.write(f"signoff approval page: {shown}\n")
+    if public_url:
+        out.write(f"review links in notifications open {public_url.rstrip('/')}/r/… (one call each, once)\n")
     out.flush()
     if open_browser:
         import webbrowser
@@ -77,26 +83,49 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def running(port: int = DEFAULT_PORT) -> bool:
+def page_home(port: int = DEFAULT_PORT) -> str | None:
+    """The home id a signoff page on `port` serves ("" for an older page that does not say), or None."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5) as response:  # noqa: S310 - loopback
-            return response.read().startswith(b"signoff ui")
+            answer = response.read(200).decode("utf-8", "replace")
     except (urllib.error.URLError, OSError):
-        return False
+        return None
+    if not answer.startswith("signoff ui"):
+        return "?"  # something else listens there
+    return answer.partition("home=")[2].strip()
 
 
-def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None) -> str:
-    """Start the page in the background unless one answers; returns its URL (with the token)."""
+def running(port: int = DEFAULT_PORT) -> bool:
+    """A page for THIS SIGNOFF_HOME answers on `port`."""
+    return page_home(port) == home_id()
+
+
+def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None, public_url: str | None = None) -> str:
+    """Start the page in the background unless ours answers; returns its URL (with the token).
+
+    A port where something else answers (another SIGNOFF_HOME's page, another program) is never
+    adopted: its queue is not this home's. The next ports are tried instead."""
     token = load_secret("ui-token")
     assert token is not None
-    if not running(port):
-        command = [sys.executable, "-m", "signoff", "ui", "--port", str(port), "--logged"]
-        if policy and os.path.isfile(policy):
-            command += ["--policy", policy]
-        paths.secure_file(paths.home() / "ui.log")
-        with open(paths.home() / "ui.log", "ab") as log_file:
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                     start_new_session=True)
-        (paths.home() / "ui.pid").write_text(f"{child.pid}\n", encoding="utf-8")
-        log.info("started the approval page in the background (port %d, pid %d)", port, child.pid)
-    return url_for("127.0.0.1", port, token)
+    for candidate in range(port, port + PORTS_TRIED):
+        answer = page_home(candidate)
+        if answer == home_id():
+            return url_for("127.0.0.1", candidate, token)
+        if answer is None:
+            break
+        log.warning("port %d answers for another SIGNOFF_HOME (or another program): not adopting it", candidate)
+    else:
+        raise ConfigError(f"ports {port}-{port + PORTS_TRIED - 1} are all taken by other pages; "
+                          "start one with `signoff ui --port N`")
+    command = [sys.executable, "-m", "signoff", "ui", "--port", str(candidate), "--logged"]
+    if policy and os.path.isfile(policy):
+        command += ["--policy", policy]
+    if public_url:
+        command += ["--public-url", public_url]
+    paths.secure_file(paths.home() / "ui.log")
+    with open(paths.home() / "ui.log", "ab") as log_file:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                 start_new_session=True)
+    (paths.home() / "ui.pid").write_text(f"{child.pid}\n", encoding="utf-8")
+    log.info("started the approval page in the background (port %d, pid %d)", candidate, child.pid)
+    return url_for("127.0.0.1", candidate, token)

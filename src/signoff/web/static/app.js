@@ -5,9 +5,12 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 let csrf = $('meta[name="csrf"]').content;
 const totpRequired = $('meta[name="totp"]').content === "1";
+const scope = $('meta[name="scope"]').content;  // a review link's one call, or "" for the owner
 const FOLD = 400;
-let pendingCount = 0;
+const FACTS = 4;
+let skew = 0;  // server clock minus ours (seconds), so countdowns match the server's deadlines
 const seen = new Set();
+let focused = false;
 
 function say(text) {
   const box = $("#message");
@@ -26,114 +29,324 @@ async function post(url, body) {
   let data = {};
   try { data = await response.json(); } catch (e) { /* not JSON */ }
   if (data.csrf) csrf = data.csrf;  // every token is single use: the answer brings the next one
-  if (!response.ok) { say(data.error || `request failed (${response.status})`); return null; }
+  if (!response.ok) { say(data.error || `request failed (${response.status})`); return { error: data.error || `request failed (${response.status})`, status: response.status }; }
   say("");
   if (totpRequired) $("#totp").value = "";
   return data;
 }
 
-function age(created) {
-  const s = Math.max(0, Math.round(Date.now() / 1000 - created));
-  return s < 60 ? `${s}s ago` : `${Math.floor(s / 60)}m ${s % 60}s ago`;
+const now = () => Date.now() / 1000 + skew;
+
+function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-function pretty(value) { return JSON.stringify(value, null, 2); }
+function clock(epochSeconds) {
+  return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function readableTime(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return String(iso || "");
+  const ago = Date.now() / 1000 - when.getTime() / 1000;
+  const rel = ago < 60 ? "just now" : ago < 3600 ? `${Math.floor(ago / 60)} min ago` : ago < 86400 ? `${Math.floor(ago / 3600)} h ago` : "";
+  const sameDay = new Date().toDateString() === when.toDateString();
+  const text = sameDay ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    : when.toLocaleString([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return rel ? `${text} (${rel})` : text;
+}
+
+// Invisible and direction-changing characters (RLO, zero-width, BOM, C1 controls…) could make a
+// tool call read as something else; they are shown as visible escapes instead.
+const INVISIBLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+function visible(text) {
+  return String(text).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+function pretty(value) { return visible(JSON.stringify(value, null, 2)); }
+
+function oneLine(value, limit = 160) {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  const flat = visible(String(text).replace(/\s+/g, " ").trim());
+  return flat.length > limit ? `${flat.slice(0, limit - 1)}…` : flat;
+}
 
 function folded(args) {
   // long string values are cut in the summary; "Show the full arguments" reveals them
   const cut = {};
   let long = false;
-  for (const [k, v] of Object.entries(args || {})) {
+  for (const [k, v] of ordered(args)) {
     if (typeof v === "string" && v.length > FOLD) { cut[k] = v.slice(0, FOLD) + ` … (${v.length - FOLD} more characters)`; long = true; }
     else cut[k] = v;
   }
   return [pretty(cut), long];
 }
 
+// ------------------------------------------------------------------ one held call
+
+function tickCountdown(node) {
+  const p = $(".countdown", node);
+  const left = Number(node.dataset.deadline) - now();
+  const then = node.dataset.onTimeout === "allow" ? "then approved automatically" : "then denied automatically";
+  if (left > 0) {
+    p.textContent = `${duration(left)} left to decide, ${then}`;
+    p.classList.toggle("urgent", left < 30);
+  } else {
+    p.textContent = "Time is up: signoff is closing this call.";
+    p.classList.add("urgent");
+  }
+}
+
+// Arguments arrive with sorted keys; show the ones that decide a call first (who, where, what),
+// and long payloads (bodies, file contents) last.
+const FIRST = ["from", "to", "recipient", "recipients", "cc", "bcc", "subject", "title", "method", "url", "path", "paths",
+  "source", "destination", "file", "filename", "command", "cmd", "cwd", "sql", "query", "database", "table",
+  "amount", "currency", "payee", "branch", "repo_path", "name"];
+const LAST = ["body", "content", "text", "message", "data", "html", "diff", "patch", "description", "edits"];
+
+function ordered(args) {
+  const rank = (k) => { const key = k.toLowerCase(); const i = FIRST.indexOf(key); return i >= 0 ? i : LAST.includes(key) ? 1000 : 500; };
+  return Object.entries(args || {}).map((e, i) => [e, i]).sort((a, b) => rank(a[0][0]) - rank(b[0][0]) || a[1] - b[1]).map((x) => x[0]);
+}
+
+function showFacts(node, held) {
+  // What the call does, first: the facts the policy recognised when there are any, else the
+  // first arguments (keys in the tool's order), each on one short line.
+  const dl = $(".facts", node);
+  // held.facts (from the policy, when it recognises the action): [{label, value}] or {label: value}
+  const given = Array.isArray(held.facts) ? held.facts
+    : held.facts && typeof held.facts === "object" ? Object.entries(held.facts).map(([label, value]) => ({ label, value })) : [];
+  held.facts = given;
+  const facts = given.length ? given : ordered(held.arguments).slice(0, FACTS).map(([k, v]) => ({ label: k, value: v }));
+  for (const fact of facts) {
+    const dt = document.createElement("dt");
+    dt.textContent = visible(fact.label ?? fact.name ?? "");
+    const dd = document.createElement("dd");
+    dd.textContent = oneLine(fact.value ?? "");
+    dl.append(dt, dd);
+  }
+  const more = Object.keys(held.arguments || {}).length - (held.facts && held.facts.length ? 0 : FACTS);
+  if (more > 0 && !(held.facts && held.facts.length)) {
+    const dd = document.createElement("dd");
+    dd.className = "more";
+    dd.textContent = `+ ${more} more argument${more > 1 ? "s" : ""} below`;
+    dl.appendChild(dd);
+  }
+}
+
+// What the call does, as signoff.present built it (held.presentation): the headline, the facts
+// (risky ones marked, signoff's notes such as "external" apart from the call's own values) and the
+// preview (a file diff with added/removed lines coloured, formatted SQL, an email body). Text only:
+// every piece of tool data goes in through textContent.
+function showPresentation(node, held) {
+  const shown = held.presentation;
+  if (!shown || typeof shown.headline !== "string") return false;
+  $(".headline", node).textContent = visible(shown.headline);
+  const dl = $(".facts", node);
+  for (const fact of shown.facts || []) {
+    const dt = document.createElement("dt");
+    dt.textContent = visible(fact.label || "");
+    const dd = document.createElement("dd");
+    dd.textContent = oneLine(fact.value ?? "", 400);
+    if (fact.note) {
+      const note = document.createElement("span");
+      note.className = "note";
+      note.textContent = ` (${visible(fact.note)})`;
+      dd.appendChild(note);
+    }
+    if (fact.risky) { dt.classList.add("risky"); dd.classList.add("risky"); dt.title = "this is what the rule is about"; }
+    dl.append(dt, dd);
+  }
+  const preview = shown.preview;
+  if (preview && (preview.text || preview.note)) {
+    const box = $(".preview", node);
+    box.hidden = false;
+    box.classList.add(`kind-${preview.kind || "text"}`);
+    $(".preview-title", node).textContent = visible(preview.title || "");
+    const pre = $(".preview-text", node);
+    for (const line of String(preview.text || "").split("\n")) {
+      const span = document.createElement("span");
+      if (preview.kind === "diff") {
+        span.className = line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "ctx";
+      }
+      span.textContent = visible(line);
+      pre.appendChild(span);
+    }
+    $(".preview-note", node).textContent = preview.note ? visible(preview.note) : "";
+  }
+  return true;
+}
+
+async function fullCall(held) {
+  const response = await fetch(`/api/held/${encodeURIComponent(held.id)}`, { credentials: "same-origin" });
+  return response.ok ? response.json() : null;
+}
+
+function setupEditor(node, held) {
+  const editor = $(".editor", node);
+  const raw = $(".edited", node);
+  const error = $(".edit-error", node);
+  let form = null;
+  let schema = held.input_schema;
+  let args = held.arguments;
+
+  function tab(which) {
+    const isForm = which === "form" && form;
+    $(".schema-form", node).hidden = !isForm;
+    $(".raw", node).hidden = !!isForm;
+    $(".tab-form", node).setAttribute("aria-selected", isForm ? "true" : "false");
+    $(".tab-raw", node).setAttribute("aria-selected", isForm ? "false" : "true");
+  }
+
+  $(".edit", node).addEventListener("click", async () => {
+    editor.hidden = !editor.hidden;
+    if (editor.hidden) return;
+    if (held.arguments_folded || held.input_schema_folded) {  // the queue carries a folded copy
+      const full = await fullCall(held);
+      if (full) { args = full.arguments; schema = full.input_schema; }
+    }
+    raw.value = pretty(args);
+    error.textContent = "";
+    $(".tab-form", node).hidden = !SchemaForm.supported(schema);
+    form = SchemaForm.supported(schema) ? SchemaForm.build($(".schema-form", node), schema, args) : null;
+    tab(form ? "form" : "raw");
+  });
+  $(".tab-form", node).addEventListener("click", () => {
+    let parsed;
+    try { parsed = JSON.parse(raw.value); } catch (e) { error.textContent = `The JSON is not valid, so the form cannot show it: ${e.message}`; return; }
+    form = SchemaForm.build($(".schema-form", node), schema, parsed || {});
+    error.textContent = "";
+    tab("form");
+  });
+  $(".tab-raw", node).addEventListener("click", () => {
+    if (form && !$(".schema-form", node).hidden) raw.value = pretty(form.read().value);
+    error.textContent = "";
+    tab("raw");
+  });
+  editor.addEventListener("input", () => { error.textContent = ""; });
+  $(".approve-edited", node).addEventListener("click", () => {
+    let edited;
+    if (form && !$(".schema-form", node).hidden) {
+      const { value, errors } = form.read();
+      if (errors.length) { error.textContent = errors.length === 1 ? errors[0] : `${errors.length} problems: ${errors.join(" ")}`; return; }
+      edited = value;
+    } else {
+      try { edited = JSON.parse(raw.value); }
+      catch (e) { error.textContent = `Not valid JSON: ${e.message}`; return; }
+      if (edited === null || typeof edited !== "object" || Array.isArray(edited)) {
+        error.textContent = "The arguments must be a JSON object, like {\"path\": \"/tmp/x\"}."; return;
+      }
+    }
+    decide(held, true, { arguments: edited }, (problem) => { error.textContent = problem; });
+  });
+}
+
 function renderHeld(held) {
   const node = $("#held-template").content.firstElementChild.cloneNode(true);
   node.dataset.id = held.id;
-  $(".tool", node).textContent = held.qualified;
+  node.id = `call-${held.id}`;
+  node.dataset.deadline = String(held.deadline);
+  node.dataset.onTimeout = held.on_timeout || "deny";
+  $(".tool", node).textContent = visible(held.qualified);
   const risk = $(".risk", node);
   risk.textContent = `risk: ${held.risk}`;
   risk.title = held.risk_why;
   risk.classList.add(held.risk);
-  $(".id", node).textContent = held.id;
-  $(".age", node).textContent = age(held.created);
-  $(".reason", node).textContent = `Held because: ${held.reason}` + (held.rule ? ` (rule ${held.rule})` : "");
-  const deadline = Math.max(0, Math.round(held.deadline - Date.now() / 1000));
-  $(".meta", node).textContent = `client ${held.client || "?"} · session ${held.session || "?"} · ` +
-    `${held.on_timeout === "allow" ? "allowed" : "denied"} automatically in ${deadline}s`;
+  tickCountdown(node);
+  if (!showPresentation(node, held)) showFacts(node, held);
+  $(".reason", node).textContent = `Held because: ${held.reason}`;
+  $(".meta", node).textContent = `id ${held.id} · client ${held.client || "?"} · session ${held.session || "?"} · ` +
+    `held at ${clock(held.created)}` + (held.rule ? ` · rule ${held.rule}` : "") + ` · risk: ${held.risk_why}`;
   const [text, long] = folded(held.arguments);
   const pre = $(".args", node);
   pre.textContent = text;
   const expand = $(".expand", node);
-  expand.hidden = !long;
-  expand.addEventListener("click", () => { pre.textContent = pretty(held.arguments); expand.hidden = true; });
-  const history = $(".history", node);
-  for (const h of held.session_history || []) {
-    const li = document.createElement("li");
-    li.textContent = `${h.tool || h.qualified || "?"} → ${h.outcome || h.decision || "?"} ${JSON.stringify(h.arguments || {}).slice(0, 160)}`;
-    history.appendChild(li);
-  }
-  if (!history.children.length) history.textContent = "none";
+  expand.hidden = !long && !held.arguments_folded;
+  expand.addEventListener("click", async () => {
+    const full = held.arguments_folded ? await fullCall(held) : held;
+    if (full) { pre.textContent = pretty(Object.fromEntries(ordered(full.arguments))); pre.classList.add("shown"); expand.hidden = true; }
+  });
   $(".context", node).addEventListener("toggle", async (event) => {
     if (!event.target.open || node.dataset.loaded) return;
     node.dataset.loaded = "1";
-    const response = await fetch(`/api/held/${encodeURIComponent(held.id)}`, { credentials: "same-origin" });
-    if (!response.ok) return;
-    const full = await response.json();
+    const full = await fullCall(held);
+    if (!full) return;
+    const history = $(".history", node);
+    for (const h of full.session_history || []) {
+      const li = document.createElement("li");
+      li.textContent = `${h.tool || "?"} → ${h.outcome || "?"} ${oneLine(h.arguments || {}, 160)}`;
+      history.appendChild(li);
+    }
+    if (!history.children.length) history.textContent = "none";
     const list = $(".similar", node);
     for (const s of full.similar || []) {
       const li = document.createElement("li");
-      li.textContent = `${s.time} ${s.decision} by ${s.by}${s.reason ? `: ${s.reason}` : ""}${s.same_arguments ? " (same arguments)" : ""}`;
+      li.textContent = `${readableTime(s.time)} ${s.decision} by ${s.by}${s.reason ? `: ${s.reason}` : ""}${s.same_arguments ? " (same arguments)" : ""}`;
       list.appendChild(li);
     }
     if (!list.children.length) list.textContent = "none";
   });
   $(".approve", node).addEventListener("click", () =>
-    decide(held.id, true, { remember: $(".remember", node).value || null }));
+    decide(held, true, { remember: scope ? null : ($(".remember", node).value || null) }));
   $(".deny", node).addEventListener("click", () =>
-    decide(held.id, false, { reason: $(".deny-reason", node).value.trim() || null }));
-  $(".edit", node).addEventListener("click", () => {
-    const editor = $(".editor", node);
-    editor.hidden = !editor.hidden;
-    if (!editor.hidden) { $(".edited", node).value = pretty(held.arguments); $(".edited", node).focus(); }
-  });
-  $(".approve-edited", node).addEventListener("click", () => {
-    let args;
-    try { args = JSON.parse($(".edited", node).value); }
-    catch (e) { $(".edit-error", node).textContent = `Not valid JSON: ${e.message}`; return; }
-    if (args === null || typeof args !== "object" || Array.isArray(args)) {
-      $(".edit-error", node).textContent = "The arguments must be a JSON object."; return;
-    }
-    const problem = checkSchema(held.input_schema, args);
-    if (problem) { $(".edit-error", node).textContent = problem; return; }
-    decide(held.id, true, { arguments: args });
-  });
+    decide(held, false, { reason: $(".deny-reason", node).value.trim() || null }));
+  setupEditor(node, held);
   return node;
 }
 
-function checkSchema(schema, args) {
-  // the checks a person most needs while editing: required keys and basic JSON types
-  if (!schema || typeof schema !== "object") return "";
-  for (const key of schema.required || []) if (!(key in args)) return `"${key}" is required by the tool.`;
-  const types = { string: "string", number: "number", integer: "number", boolean: "boolean", object: "object", array: "object" };
-  for (const [key, spec] of Object.entries(schema.properties || {})) {
-    if (!(key in args) || !spec || !spec.type || !types[spec.type]) continue;
-    const ok = typeof args[key] === types[spec.type] && (spec.type !== "array" || Array.isArray(args[key]))
-      && (spec.type !== "integer" || Number.isInteger(args[key]));
-    if (!ok) return `"${key}" must be of type ${spec.type}.`;
-  }
-  return "";
+function confirmDecision(held, result) {
+  // The decision is final: say so, and say what happens next.
+  const li = document.createElement("li");
+  li.className = `decided ${result.status}`;
+  const head = document.createElement("strong");
+  const what = result.status === "approved" ? "Approved" : result.status === "denied" ? "Denied" : `Closed (${result.status})`;
+  head.textContent = `${what}: ${visible(held.qualified)} (${held.id}) at ${clock(result.decided_at || now())}.`;
+  const body = document.createElement("span");
+  body.textContent = result.status === "approved"
+    ? " This is final: the call is sent to the tool now and cannot be undone."
+    : result.status === "denied" ? " This is final: the agent is told the call was refused." : "";
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.textContent = "OK";
+  dismiss.addEventListener("click", () => li.remove());
+  li.append(head, body, dismiss);
+  $("#decided").prepend(li);
+  while ($("#decided").children.length > 5) $("#decided").lastElementChild.remove();
 }
 
-async function decide(id, approve, extra) {
-  const done = await post("/api/decide", { id, approve, ...extra });
-  if (done) { const node = document.querySelector(`li.held[data-id="${CSS.escape(id)}"]`); if (node) node.remove(); }
+async function decide(held, approve, extra, onError) {
+  const done = await post("/api/decide", { id: held.id, approve, ...extra });
+  if (done.error) {
+    if (done.status === 409) {  // someone else decided first: that decision stands
+      say("");
+      const li = document.createElement("li");
+      li.className = "decided other";
+      li.textContent = `Not changed: ${done.error}`;
+      $("#decided").prepend(li);
+      const node = document.getElementById(`call-${held.id}`);
+      if (node) node.remove();
+    } else if (onError) onError(done.error);
+    return;
+  }
+  const node = document.getElementById(`call-${held.id}`);
+  if (node) node.remove();
+  confirmDecision(held, done);
+  updateCount($("#queue").children.length);
+}
+
+// ------------------------------------------------------------------ the queue
+
+function updateCount(count) {
+  $("#count").textContent = String(count);
+  $("#empty").hidden = count > 0 || !!scope || document.body.classList.contains("killed");
+  document.title = count ? `(${count}) signoff` : "signoff";
 }
 
 function renderQueue(state) {
+  skew = state.now - Date.now() / 1000;
   const list = $("#queue");
   const ids = new Set(state.pending.map((h) => h.id));
   for (const node of [...list.children]) if (!ids.has(node.dataset.id)) node.remove();
@@ -143,21 +356,31 @@ function renderQueue(state) {
     if (!seen.has(held.id)) {
       seen.add(held.id);
       if (window.Notification && Notification.permission === "granted" && document.hidden)
-        new Notification(`signoff: approve ${held.qualified}?`, { body: held.reason, tag: held.id });
+        new Notification(held.presentation ? visible(held.presentation.headline) : `signoff: approve ${held.qualified}?`, { body: held.reason, tag: held.id });
     }
   }
-  for (const node of list.children) {
-    const held = state.pending.find((h) => h.id === node.dataset.id);
-    if (held) $(".age", node).textContent = age(held.created);
-  }
-  pendingCount = state.pending.length;
-  $("#count").textContent = String(pendingCount);
-  $("#empty").hidden = pendingCount > 0;
-  document.title = pendingCount ? `(${pendingCount}) signoff` : "signoff";
+  updateCount(state.pending.length);
   const kill = state.kill;
-  $("#kill-state").textContent = kill.on ? `STOPPED: ${kill.reason || "kill switch on"}` : "";
+  $("#kill-banner").hidden = !kill.on;
+  $("#refusing").hidden = !kill.on;
+  $("#kill-detail").textContent = kill.on ? `Reason: ${kill.reason || "none given"}${kill.by ? ` (by ${kill.by}` : ""}` +
+    `${kill.by && kill.at ? `, ${clock(kill.at)})` : kill.by ? ")" : ""}` : "";
+  document.body.classList.toggle("killed", !!kill.on);
+  updateCount(state.pending.length);
   $("#kill").textContent = kill.on ? "Resume tool calls" : "Stop all tool calls";
   $("#kill").dataset.on = kill.on ? "1" : "";
+  if (scope) {
+    const outcome = state.scoped_outcome;
+    const box = $("#scoped-outcome");
+    box.hidden = !outcome;
+    if (outcome) box.textContent = `${outcome.qualified} (${outcome.id}) is no longer waiting: ${outcome.status}` +
+      `${outcome.by ? ` by ${outcome.by}` : ""}${outcome.channel ? ` (${outcome.channel})` : ""}.`;
+  }
+  const wanted = decodeURIComponent(location.hash.slice(1));
+  if (wanted && !focused) {
+    const node = document.getElementById(`call-${wanted}`);
+    if (node) { focused = true; node.classList.add("focus"); node.scrollIntoView({ block: "start" }); }
+  }
 }
 
 function connect() {
@@ -165,6 +388,16 @@ function connect() {
   events.addEventListener("queue", (event) => renderQueue(JSON.parse(event.data)));
   events.onerror = () => say("Lost the connection to signoff; retrying…");
   events.onopen = () => say("");
+}
+
+// ------------------------------------------------------------------ history
+
+function cell(tr, value, className) {
+  const td = document.createElement("td");
+  td.textContent = value === null || value === undefined ? "" : String(value);
+  if (className) td.className = className;
+  tr.appendChild(td);
+  return td;
 }
 
 async function loadHistory(form) {
@@ -177,50 +410,87 @@ async function loadHistory(form) {
   body.replaceChildren();
   for (const row of audit.rows) {
     const tr = document.createElement("tr");
-    for (const value of [row.id, row.time, `${row.server}.${row.tool}`, row.decision, `${row.decided_by} (${row.channel})`, row.reason, JSON.stringify(row.arguments)]) {
-      const td = document.createElement("td");
-      td.textContent = value === null || value === undefined ? "" : String(value);
-      tr.appendChild(td);
-    }
-    tr.lastChild.className = "args";
+    cell(tr, readableTime(row.time), "when").title = row.time;
+    cell(tr, visible(`${row.server}.${row.tool}`));
+    cell(tr, row.decision, `decision decision-${row.decision}`);
+    cell(tr, `${row.decided_by || ""}${row.channel ? ` (${row.channel})` : ""}`);
+    cell(tr, row.reason);
+    const args = typeof row.arguments === "string" ? row.arguments : JSON.stringify(row.arguments);
+    const td = cell(tr, args && args.length > 240 ? `${args.slice(0, 240)}… (click for all)` : args, "args");
+    if (args && args.length > 240) td.addEventListener("click", () => { td.textContent = args; }, { once: true });
+    cell(tr, row.id, "num");
     body.appendChild(tr);
   }
   const sbody = $("#stats tbody");
   sbody.replaceChildren();
   for (const s of stats.tools) {
     const tr = document.createElement("tr");
-    for (const value of [s.tool, s.held, s.approved, s.denied, s.timeout, s.suggestion || ""]) {
-      const td = document.createElement("td");
-      td.textContent = String(value);
-      tr.appendChild(td);
-    }
+    for (const value of [s.tool, s.held, s.approved, s.denied, s.timeout, s.suggestion || ""]) cell(tr, value);
     sbody.appendChild(tr);
   }
 }
+
+// ------------------------------------------------------------------ policies
 
 async function loadPolicy() {
   const data = await fetch("/api/policy", { credentials: "same-origin" }).then((r) => r.json());
   showPolicy(data);
 }
 
+function showRunning(data) {
+  const box = $("#running");
+  box.replaceChildren();
+  const head = document.createElement("h3");
+  head.textContent = "What the running proxies use";
+  box.appendChild(head);
+  const list = document.createElement("ul");
+  for (const group of data.running || []) {
+    const li = document.createElement("li");
+    const what = group.kind === "preset" ? `the preset “${group.source}”` : group.kind === "none" ? "no policy (everything allowed)" : group.source;
+    li.textContent = `${group.proxies} prox${group.proxies === 1 ? "y" : "ies"}${group.servers.length ? ` (${group.servers.join(", ")})` : ""}: ` +
+      `${what}, version ${group.hash}` + (group.same_as_shown === false && data.hash ? " — started with another version than the one shown below (they reload the file within a second; a refused edit keeps the last good one)" : "");
+    list.appendChild(li);
+  }
+  if (!list.children.length) {
+    const li = document.createElement("li");
+    li.textContent = "No proxy is running right now (they record their policy when they start).";
+    list.appendChild(li);
+  }
+  box.appendChild(list);
+}
+
 function showPolicy(data) {
-  $("#policy-path").textContent = data.path ? `Active policy file: ${data.path} (proxies reload it on change)` :
-    "No policy file given: start `signoff ui --policy FILE` to view and edit one here.";
+  showRunning(data);
+  $("#policy-path").textContent = !data.path ? "No policy file given: start `signoff ui --policy FILE` to view and edit one here."
+    : data.editable ? `Policy file: ${data.path} (version ${data.hash || "?"}; proxies reload it on change)`
+    : `Shown read-only: ${data.path}, the policy the running proxies use (start \`signoff ui --policy FILE\` to edit a file here).`;
+  $("#policy-problem").hidden = !data.problem;
+  $("#policy-problem").textContent = data.problem || "";
   $("#policy-text").textContent = data.text || "";
-  $("#add-rule").hidden = !data.path;
+  $("#add-rule").hidden = !data.editable;
   const list = $("#rules");
   list.replaceChildren();
   for (const rule of data.rules || []) {
     const li = document.createElement("li");
-    li.textContent = `line ${rule.line}: ${rule.summary} `;
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.textContent = "Remove";
-    remove.addEventListener("click", async () => {
-      const done = await post("/api/policy", { remove: rule.index });
-      if (done) showPolicy({ ...data, text: done.text, rules: done.rules });
-    });
-    li.appendChild(remove);
+    li.className = "rule";
+    const where = document.createElement("span");
+    where.className = "meta";
+    where.textContent = `rule ${rule.index + 1}, line ${rule.line}`;
+    const pre = document.createElement("pre");
+    pre.textContent = rule.yaml || rule.summary;
+    li.append(where, pre);
+    if (data.editable) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove-rule danger";
+      remove.textContent = "Remove this rule";
+      remove.addEventListener("click", async () => {
+        if (!window.confirm(`Remove rule ${rule.index + 1}?\n\n${rule.yaml || rule.summary}\n\nRunning proxies stop applying it within a second.`)) return;
+        const done = await post("/api/policy", { remove: rule.index });
+        if (!done.error) showPolicy({ ...data, text: done.text, rules: done.rules });
+      });
+      li.appendChild(remove);
+    }
     list.appendChild(li);
   }
 }
@@ -235,6 +505,10 @@ function showTab(name) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  if (scope) {
+    document.body.classList.add("scoped");
+    $("#queue-title").textContent = "One call for your decision";
+  }
   if (totpRequired) $(".totp").hidden = false;
   for (const button of document.querySelectorAll("nav button")) button.addEventListener("click", () => showTab(button.dataset.tab));
   $("#filter").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(event.target); });
@@ -243,7 +517,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const rule = {};
     for (const [k, v] of new FormData(event.target)) if (String(v).trim()) rule[k] = String(v).trim();
     const done = await post("/api/policy", { rule });
-    if (done) { event.target.reset(); loadPolicy(); }
+    $("#rule-error").hidden = !done.error;
+    $("#rule-error").textContent = done.error || "";
+    if (!done.error) { event.target.reset(); loadPolicy(); }
   });
   $("#kill").addEventListener("click", async () => {
     const on = !$("#kill").dataset.on;
@@ -253,5 +529,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#notify").addEventListener("click", async () => {
     if (window.Notification) await Notification.requestPermission();
   });
+  setInterval(() => { for (const node of $("#queue").children) tickCountdown(node); }, 1000);
   connect();
 });

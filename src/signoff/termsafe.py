@@ -1,0 +1,84 @@
+"""Text from the model, upstream servers and clients, made safe to print on a terminal.
+
+Tool names, server and client names, URL hosts, reasons and arguments are untrusted: an ESC/CSI/
+OSC sequence (`\\x1b]52;…` writes the clipboard, `\\x1b[2K\\r` paints a fake line), a C1 control
+(`\\x9b` is CSI on some terminals), DEL, a bidi override or a zero-width character in them must
+never reach a terminal raw. Every printer passes untrusted text through `clean` (one field,
+newlines included, so a value cannot start a line of its own) or `json_text` (JSON stays valid
+JSON, with the same characters as `\\uXXXX` escapes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import IO, Any
+
+
+def _unsafe(char: str) -> bool:
+    # not printable = Cc (C0, DEL, C1), Cf (bidi overrides, zero-width, BOM), Zl/Zp, Zs except
+    # the plain space, surrogates, private use and unassigned code points
+    return not char.isprintable() and char != " "
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def clean(value: Any) -> str:
+    """`value` as one line of text with every control or invisible character shown as an escape."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the fast path: nearly every value
+        return text
+    return "".join(_escape(c) if _unsafe(c) else c for c in text)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a surrogate pair, as JSON spells characters beyond the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """`json.dumps` (readable Unicode kept) with control and invisible characters as \\u escapes.
+
+    The output is valid JSON meaning the same value; such characters only occur inside strings,
+    where a \\u escape is legal. Whitespace that `indent` adds is left alone.
+    """
+    return escape_json(json.dumps(value, ensure_ascii=False, **options))
+
+
+def escape_json(text: str) -> str:
+    """Already serialised JSON (or JSON lines) with control and invisible characters as \\u escapes."""
+    if text.isprintable():
+        return text
+    return "".join(_json_escape(c) if _unsafe(c) and c != "\n" else c for c in text)
+
+
+class SafeJsonLines:
+    """A text stream that escapes what `escape_json` does on its way to `stream` (JSON lines export)."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(escape_json(text))
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines with the message escaped: a tool name logged by a proxy whose stderr is a
+    terminal cannot paint on it, and a newline in it cannot forge a second log line.
+    (Tracebacks, which signoff writes itself, keep their lines.)"""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return clean(super().formatMessage(record))
