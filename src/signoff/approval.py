@@ -5,6 +5,12 @@ goes to the broker, where the call waits in the shared queue for the first decis
 channel: `signoff approve/deny`, `signoff watch`, the terminal prompt, the web page, or the
 client's own dialog (elicitation). Every outcome becomes an audit row, and every refusal a
 message the model can act on.
+
+A held call only waits as long as its client does: for a client known to give up sooner than the
+rule's timeout (client_timeouts.py), an unset `hold` becomes `retry`; with `hold: wait` the call
+expires when the client stops waiting, and when the session ends its waiting calls expire. Every
+admitted call gets one outcome row (`allowed`/`upstream_error`, or `forwarded`/`not_run` after
+an approval).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import anyio
 
 from signoff.audit import AuditLog
 from signoff.broker import Broker, Outcome, format_seconds
+from signoff.client_timeouts import client_timeout
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.gate import Admission, ProgressFn, denial_text
 from signoff.model import Decision, ToolCall, Verdict
@@ -28,6 +35,8 @@ from signoff.store import HeldCall
 log = logging.getLogger("signoff.approval")
 
 HISTORY = 20
+UPSTREAM_DOWN = ("could not start upstream", "could not connect to upstream")
+"""How upstream errors raised before a call is sent begin (upstream.py): such a call never ran."""
 class _Slot:
     """Where the broker's listener puts the queued call for the task that is holding it."""
 
@@ -62,11 +71,19 @@ class ApprovalGate:
         self.history: dict[str, collections.deque[dict[str, Any]]] = collections.defaultdict(
             lambda: collections.deque(maxlen=HISTORY)
         )
+        self.in_flight: dict[int, tuple[ToolCall, Admission]] = {}
+        """Admitted calls whose result has not come back yet, by id(admission)."""
         broker.listeners.append(self._on_held)
 
     # ------------------------------------------------------------------ fast path
 
     def check(self, call: ToolCall) -> Admission:
+        admission = self._check(call)
+        if admission.allowed:
+            self.in_flight[id(admission)] = (call, admission)
+        return admission
+
+    def _check(self, call: ToolCall) -> Admission:
         policy = self.holder.get()
         try:
             kill = self.broker.kill_state()
@@ -90,9 +107,11 @@ class ApprovalGate:
         if self.observe:
             return self._admit(call, decision, {"decision": "allowed", "policy": policy.hash, "reason": "observe mode"},
                                row="observed", reason=f"would be held: {decision.reason}")
-        if decision.hold == "retry":
+        patience = client_timeout(call.client, policy.spec.defaults.client_timeouts)
+        if decision.hold == "retry" or (decision.hold == "auto" and patience is not None
+                                        and (decision.timeout or self.broker.default_timeout) > patience):
             return self._retry(call, decision, policy.hash)
-        return Admission(False, hold=True, decision=decision, ticket={"policy": policy.hash})
+        return Admission(False, hold=True, decision=decision, ticket={"policy": policy.hash, "client_timeout": patience})
 
     def _admit(self, call: ToolCall, decision: Decision, ticket: dict[str, Any], *, row: str = "allowed",
                reason: str | None = None) -> Admission:
@@ -173,6 +192,7 @@ class ApprovalGate:
                 outcome = await self.broker.hold(
                     call, decision, history=self._history(call), on_wait=on_wait,
                     wait_interval=self.progress_interval, policy_hash=policy_hash, shown=shown,
+                    client_timeout=(admission.ticket or {}).get("client_timeout"),
                 )
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
         finally:
@@ -183,9 +203,22 @@ class ApprovalGate:
             self._record(call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
                          held_id=outcome.held_id or None, policy_hash=policy_hash)
         if outcome.approved:
-            return Admission(True, decision=decision, arguments=outcome.arguments,
-                             ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+            approved = Admission(True, decision=decision, arguments=outcome.arguments,
+                                 ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+            self.in_flight[id(approved)] = (call, approved)
+            return approved
         return self._refusal(outcome)
+
+    async def session_ended(self, session: str, why: str) -> None:
+        """The client went away: its waiting calls expire; calls still running get their outcome row."""
+        why = self.broker.stopping or why
+        try:
+            await anyio.to_thread.run_sync(self.broker.expire_session, session, why)
+        except StoreError as exc:
+            log.error("cannot mark the held calls of session %s expired: %s", session, exc)
+        for call, admission in list(self.in_flight.values()):
+            self.finished(call, admission, is_error=True,
+                          error=f"no answer: {why} before the server answered (the call may have run)")
 
     def _shown(self, call: ToolCall, decision: Decision) -> dict[str, Any] | None:
         """What every channel shows first (signoff.present), computed once, here, on the server's machine."""
@@ -240,6 +273,9 @@ class ApprovalGate:
             return Admission(False, denial_text("timeout", reason))
         if outcome.status == "killed":
             return Admission(False, denial_text("kill", reason))
+        if outcome.status in ("expired", "abandoned"):
+            return Admission(False, denial_text("approval", f"the held call {outcome.held_id} was closed unapproved, "
+                                                            f"because {reason}; it did not run"))
         return Admission(False, denial_text("approval", f"the held call ended as {outcome.status}: {reason}"))
 
     def refused(self, call: ToolCall, reason: str) -> None:
@@ -252,6 +288,8 @@ class ApprovalGate:
     # ------------------------------------------------------------------ after the upstream answered
 
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        if self.in_flight.pop(id(admission), None) is None:
+            return  # its outcome is already recorded (one outcome row per admitted call)
         ticket = admission.ticket or {}
         duration = (time.monotonic() - admission.started) * 1000
         kind = ticket.get("decision")
@@ -260,9 +298,15 @@ class ApprovalGate:
             self._record(call, "upstream_error", reason=error, rule=admission.decision.rule,
                          policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
                          duration_ms=duration, arguments=admission.arguments)
-        elif kind == "approved" and error:
-            self._record(call, "upstream_error", reason=error, held_id=ticket.get("held"), policy_hash=ticket.get("policy", ""),
-                         by="signoff", duration_ms=duration, arguments=admission.arguments)
+        elif kind == "approved":
+            kind, result = "forwarded", ("ok" if not is_error else error if error and error.startswith("no answer")
+                                         else f"error: {error or 'the tool reported an error'}")
+            if error and (error.startswith(UPSTREAM_DOWN) or "refused initialize" in error):
+                kind, result = "not_run", f"upstream down: {error}"
+            try:
+                self.broker.record_outcome(ticket["held"], kind, result, duration_ms=duration)
+            except StoreError as exc:
+                log.error("AUDIT ROW NOT WRITTEN for %s (forwarded %s): %s", call.qualified, result, exc)
 
     # ------------------------------------------------------------------ helpers
 
@@ -341,6 +385,10 @@ class StoreDownGate:
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         if self.gate is not None:
             await self.gate.client_answer(held_id, answer)
+
+    async def session_ended(self, session: str, why: str) -> None:
+        if self.gate is not None:
+            await self.gate.session_ended(session, why)
 
     def refused(self, call: ToolCall, reason: str) -> None:
         if self.gate is not None:

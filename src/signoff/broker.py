@@ -5,6 +5,11 @@
 the machine reaches the waiting proxy within ~50 ms. Everything the broker decides is one store
 transaction that also writes the audit row; the first decision wins. Failing to read or write the
 store never lets a call through: it is denied.
+
+A decision only applies while someone waits for the call: each proxy holds a lease (liveness.py),
+so a person's decision on a call whose proxy died is refused (the call becomes `abandoned`), and
+a call whose client stopped waiting (disconnected, or its known timeout passed) becomes
+`expired`. An approved call gets exactly one outcome row: `forwarded` (ok / error) or `not_run`.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ import anyio
 
 from signoff.audit import entry, user
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
+from signoff.liveness import ProxyLease, lease_dir, pid_alive, proxy_gone, remove_stale_leases
 from signoff.model import Decision, ToolCall, canonical_json
 from signoff.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 
 log = logging.getLogger("signoff.broker")
+
+__all__ = ["Broker", "Outcome", "format_seconds", "outcome_of", "history_entries", "pid_alive"]
+"""`pid_alive` lives in liveness.py; it stays importable from here for the page and the runner."""
 
 DEFAULT_TIMEOUT = 300.0
 KILL_CACHE_SECONDS = 0.1
@@ -37,7 +46,7 @@ REMEMBER_KINDS = ("session", "args", "tool")
 class Outcome:
     """How a held call ended. `arguments` are the human's edited arguments, or None."""
 
-    status: str  # approved | denied | timeout | killed | withdrawn | abandoned | pending (retry mode)
+    status: str  # approved | denied | timeout | killed | withdrawn | abandoned | expired | pending (retry mode)
     held_id: str
     reason: str = ""
     decided_by: str | None = None
@@ -106,16 +115,6 @@ def history_entries(history: Iterable[ToolCall | Mapping[str, Any]]) -> list[dic
     return out
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
-
-
 class Broker:
     """Held calls, decisions, the kill switch, remembered decisions and retry tokens."""
 
@@ -128,6 +127,11 @@ class Broker:
         self.listeners: list[Callable[[HeldCall], None]] = []
         """Called (on the event loop, must not block) with each call `hold` has just inserted."""
         self._kill_cache: tuple[float, KillState] | None = None
+        self._lease: ProxyLease | None = None
+        self.stopping: str | None = None
+        """Set when this process is shutting down (a signal): why its calls end."""
+        self.holding: set[str] = set()
+        """Ids of the calls this process is waiting on right now."""
 
     # ------------------------------------------------------------------ holding
 
@@ -142,6 +146,7 @@ class Broker:
             "client": call.client, "created": now, "deadline": now + timeout, "proxy_pid": os.getpid(),
             "hold_mode": hold_mode, "on_timeout": decision.on_timeout, "policy_hash": policy_hash,
             "input_schema": canonical_json(dict(call.input_schema)) if call.input_schema else None,
+            "proxy_lease": self.lease_path() if hold_mode == "wait" else None,
             "annotations": canonical_json(dict(call.annotations)) if call.annotations else None,
             **{k: v for k, v in (shown or {}).items() if k in ("actions", "facts", "presentation")},  # present.prepare
         }
@@ -149,11 +154,32 @@ class Broker:
                       policy_hash=policy_hash, rule=decision.rule)
         return row, audit
 
+    def lease_path(self) -> str | None:
+        """This process's lease (taken on first use); None if it cannot be taken (pid fallback)."""
+        if self._lease is None:
+            try:
+                self._lease = ProxyLease(lease_dir(self.store))
+            except OSError as exc:
+                log.warning("cannot take a proxy lease (liveness falls back to the pid): %s", exc)
+                return None
+        return str(self._lease.path)
+
+    def release(self) -> None:
+        """A clean exit: give the lease up (after this process's calls were closed)."""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
     async def hold(self, call: ToolCall, decision: Decision, *, history: Iterable[ToolCall | Mapping[str, Any]] = (),
                    on_wait: Callable[[float], Awaitable[None]] | None = None, wait_interval: float = 10.0,
-                   policy_hash: str = "", shown: Mapping[str, Any] | None = None) -> Outcome:
+                   policy_hash: str = "", client_timeout: float | None = None,
+                   shown: Mapping[str, Any] | None = None) -> Outcome:
         """Hold `call` until it is decided, times out or is killed; cancelling withdraws it.
-        `shown`: what the channels show of it (present.prepare), stored with the row."""
+
+        `client_timeout`: the client is known to stop waiting after this many seconds; then the
+        call expires (nobody could receive its result). `shown`: what the channels show of it
+        (present.prepare), stored with the row.
+        """
         row, audit = self._row(call, decision, history, "wait", policy_hash, shown)
         try:
             with anyio.CancelScope(shield=True):  # a cancel now must still find the row to withdraw
@@ -168,18 +194,29 @@ class Broker:
         timeout = decision.timeout or self.default_timeout
         started = time.monotonic()
         finished = False
+        self.holding.add(held.id)
         try:
-            outcome = await self._wait(held, timeout, decision, started, on_wait, wait_interval)
+            outcome = await self._wait(held, timeout, decision, started, on_wait, wait_interval, call.client,
+                                       client_timeout)
             finished = True
             return outcome
         finally:
             if not finished:  # cancelled by the client, or on_wait failed: take it off the queue
                 with anyio.CancelScope(shield=True):
-                    await self._end(held.id, Resolution("withdrawn", call.client or "client", "client",
-                                                        "the client cancelled the call"))
+                    ended = await self._end(held.id, Resolution("withdrawn", call.client or "client", "client",
+                                                                "the client cancelled the call"))
+                    if ended.approved:  # approved just before the client left: it never ran
+                        try:
+                            await anyio.to_thread.run_sync(
+                                self.record_outcome, held.id, "not_run",
+                                self.stopping or "the client stopped waiting before it could run")
+                        except StoreError as exc:
+                            log.error("AUDIT ROW NOT WRITTEN: %s approved but not run: %s", held.id, exc)
+            self.holding.discard(held.id)
 
     async def _wait(self, held: HeldCall, timeout: float, decision: Decision, started: float,
-                    on_wait: Callable[[float], Awaitable[None]] | None, wait_interval: float) -> Outcome:
+                    on_wait: Callable[[float], Awaitable[None]] | None, wait_interval: float,
+                    client: str = "", client_timeout: float | None = None) -> Outcome:
         token = None
         last_read = started
         next_wait = started + wait_interval
@@ -187,10 +224,15 @@ class Broker:
             now = time.monotonic()
             if now - started >= timeout:
                 return await self._time_out(held, timeout, decision)
+            if client_timeout is not None and now - started >= client_timeout:
+                return await self._end(held.id, Resolution(
+                    "expired", "signoff", "client",
+                    f"the client ({client or 'unnamed'}) stops waiting for a call after {format_seconds(client_timeout)}"))
             if on_wait is not None and now >= next_wait:
                 next_wait += wait_interval
                 await on_wait(now - started)
-            await anyio.sleep(min(self.poll_interval, max(0.0, started + timeout - now)))
+            limit = min(timeout, client_timeout) if client_timeout is not None else timeout
+            await anyio.sleep(min(self.poll_interval, max(0.0, started + limit - now)))
             try:
                 current = await anyio.to_thread.run_sync(self.store.change_token)
                 if current == token and time.monotonic() - last_read < FULL_READ_SECONDS:
@@ -237,23 +279,26 @@ class Broker:
             raise DecisionError("only an approval can be remembered")
         if arguments is not None and not approve:
             raise DecisionError("edited arguments only make sense with an approval")
-        res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember)
+        res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember,
+                         live_only=True)
         return self.store.resolve(held_id, res)
 
     def pending(self) -> list[HeldCall]:
-        """Pending calls, oldest first; retry-mode calls past their deadline are timed out first.
+        """Pending calls, oldest first; retry-mode calls past their deadline are timed out first,
+        and calls whose proxy is gone are marked `abandoned`.
 
         A read writes nothing unless such a call exists: an idle page must not commit (each
         commit wakes every waiting proxy and every open page)."""
+        calls = self.store.list_held("pending")
         now = time.time()
-        held = self.store.list_held("pending")
-        if not any(h.hold_mode == "retry" and h.deadline <= now for h in held):
-            return held
-        self.store.resolve_many(
-            lambda h: h.hold_mode == "retry" and h.deadline <= now,
-            lambda h: Resolution("timeout", "signoff", "timeout",
-                                 f"no decision within {format_seconds(h.deadline - h.created)}"))
-        return self.store.list_held("pending")
+        swept = self.sweep(calls)
+        if any(h.hold_mode == "retry" and h.deadline <= now for h in calls):
+            swept.extend(self.store.resolve_many(
+                lambda h: h.hold_mode == "retry" and h.deadline <= now,
+                lambda h: Resolution("timeout", "signoff", "timeout",
+                                     f"no decision within {format_seconds(h.deadline - h.created)}")))
+        closed = {h.id for h in swept}
+        return [h for h in calls if h.id not in closed]
 
     def get(self, held_id: str) -> HeldCall:
         held = self.store.get_held(held_id)
@@ -262,13 +307,65 @@ class Broker:
         return held
 
     def mark_abandoned(self) -> list[HeldCall]:
-        """At proxy start: waiting calls of proxies on this host that have died become `abandoned`."""
-        host = socket.gethostname()
-        return self.store.resolve_many(
-            lambda h: h.hold_mode == "wait" and h.proxy_host == host and h.proxy_pid is not None
-            and not pid_alive(h.proxy_pid),
-            lambda h: Resolution("abandoned", "signoff", "signoff",
-                                 f"the proxy process {h.proxy_pid} that held it has exited"))
+        """At proxy start: close what dead proxies left, approved calls' missing outcomes included."""
+        closed = self.sweep(outcomes=True)
+        try:
+            remove_stale_leases(lease_dir(self.store))  # after the sweep: it still needed them
+        except OSError as exc:
+            log.info("cannot tidy the proxy leases: %s", exc)
+        return closed
+
+    def sweep(self, pending: list[HeldCall] | None = None, *, outcomes: bool = False) -> list[HeldCall]:
+        """Close what dead proxies left: pending calls become `abandoned`; with `outcomes`, approved
+        calls that never got an outcome get a `not_run` row. Writes only when there is something
+        to close; each proxy's lease is checked once."""
+        checked: dict[tuple[Any, Any], str | None] = {}
+
+        def gone(h: HeldCall) -> str | None:
+            if h.hold_mode != "wait":
+                return None
+            key = (h.proxy_pid, h.proxy_lease)
+            if key not in checked:
+                checked[key] = proxy_gone(h)
+            return checked[key]
+
+        abandoned: list[HeldCall] = []
+        if any(gone(h) for h in (self.store.list_held("pending") if pending is None else pending)):
+            abandoned = self.store.resolve_many(  # re-checked inside the transaction
+                lambda h: h.hold_mode == "wait" and proxy_gone(h) is not None,
+                lambda h: Resolution("abandoned", "signoff", "signoff", proxy_gone(h) or "its proxy is gone"))
+        for held in self.store.list_held("approved") if outcomes else ():
+            why = gone(held)
+            if held.outcome is None and why:
+                self.record_outcome(held.id, "not_run", f"{why} before it reported a result "
+                                    "(if it was forwarded, its result is unknown)")
+        return abandoned
+
+    def abandon_own(self, why: str) -> list[HeldCall]:
+        """This proxy is stopping: its waiting calls become `abandoned` (not approvable)."""
+        return self.store.resolve_many(self._mine, lambda h: Resolution("abandoned", "signoff", "signoff", why))
+
+    def expire_session(self, session: str, why: str) -> list[HeldCall]:
+        """The client of `session` stopped waiting: its waiting calls here become `expired`."""
+        return self.store.resolve_many(lambda h: self._mine(h) and h.session == session,
+                                       lambda h: Resolution("expired", "signoff", "client", why))
+
+    def _mine(self, held: HeldCall) -> bool:
+        """A waiting call this process holds."""
+        lease = str(self._lease.path) if self._lease is not None else None
+        return (held.hold_mode == "wait" and held.proxy_pid == os.getpid() and held.proxy_host == socket.gethostname()
+                and (lease is None or held.proxy_lease == lease))
+
+    def record_outcome(self, held_id: str, decision: str, reason: str, *, duration_ms: float | None = None) -> bool:
+        """What became of an approved call (`forwarded` ok/error, or `not_run` and why), once."""
+        held = self.store.get_held(held_id)
+        if held is None:
+            return False
+        call = ToolCall(held.server, held.tool, held.edited_arguments or held.arguments, session=held.session,
+                        client=held.client)
+        row = entry(call, decision, channel="signoff", by="signoff", reason=reason, duration_ms=duration_ms,
+                    policy_hash=held.policy_hash, rule=held.rule, held_id=held.id)
+        return self.store.record_outcome(held_id, f"{decision}: {reason}", row)
 
     # ------------------------------------------------------------------ kill switch
 

@@ -1,8 +1,9 @@
 """The approval queue on the command line: pending, approve, deny, watch, kill, resume, rules, audit.
 
 Each command is a thin shell over the broker and audit log. Tables are for people, `--json` for
-scripts. `approve`/`deny` exit 0 when recorded, 1 for an unknown id and 2 when another decision
-won first; any command exits 3 when the store cannot be used.
+scripts. `approve`/`deny` exit 0 when recorded, 1 for an unknown id, 2 when another decision
+won first and 4 when nobody waits for the call any more (its client stopped waiting: `expired`
+or `withdrawn`; its proxy is gone: `abandoned`); any command exits 3 when the store cannot be used.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any, NoReturn
 
 import typer
 
-from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
+from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, StoreError, UnknownCallError
 from signoff.termsafe import SafeJsonLines, clean, json_text
 
-EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE = 1, 2, 3
+EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE, EXIT_GONE = 1, 2, 3, 4
 EXIT_USAGE = 2  # as typer's own usage errors
 
 
@@ -39,11 +40,14 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def _exits(unknown_hint: str = "") -> Iterator[None]:
-    """signoff's errors as the CLI's exit codes: 1 unknown id, 2 already decided, 3 store unusable."""
+    """signoff's errors as the CLI's exit codes: 1 unknown id, 2 already decided, 3 store unusable,
+    4 nobody waits for the call any more."""
     try:
         yield
     except UnknownCallError as exc:
         _fail(f"{exc}{unknown_hint}", EXIT_UNKNOWN)
+    except CallGoneError as exc:
+        _fail(str(exc), EXIT_GONE)
     except AlreadyDecidedError as exc:
         _fail(str(exc), EXIT_ALREADY)
     except DecisionError as exc:  # the parent of the two above: a decision that makes no sense
@@ -83,7 +87,10 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
     from signoff.approvers import ago
 
     with _exits():
-        calls = _broker().pending()
+        broker = _broker()
+        for gone in broker.sweep():
+            typer.echo(clean(f"{gone.id} ({gone.qualified}) abandoned: {gone.decision_reason}"), err=True)
+        calls = broker.pending()
     from signoff.present import for_held
 
     if as_json:  # `presentation`: what the call does (headline, facts, preview), as the page shows it
@@ -129,7 +136,7 @@ def approve(
                                       "session, this tool with these arguments, or this tool always."),
     arguments: str = typer.Option(None, "--arguments", metavar="JSON", help="Approve with these arguments instead (JSON object)."),
 ) -> None:
-    """Approve a held call: the proxy forwards it. Exit 1 for an unknown id, 2 if already decided."""
+    """Approve a held call: the proxy forwards it. Exit 1 unknown id, 2 already decided, 4 nobody waits for it."""
     _decide(held_id, True, reason, remember, arguments)
 
 
@@ -137,7 +144,7 @@ def deny(
     held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
     reason: str = typer.Option(None, "--reason", "-r", help="Why: the model is told, so it can try another way."),
 ) -> None:
-    """Deny a held call: the model gets your reason. Exit 1 for an unknown id, 2 if already decided."""
+    """Deny a held call: the model gets your reason. Exit 1 unknown id, 2 already decided, 4 nobody waits for it."""
     _decide(held_id, False, reason)
 
 
@@ -241,16 +248,33 @@ def audit(
         _fail(str(exc), EXIT_USAGE)
     with _exits():
         rows = _audit_log().query(tool=tool, decision=decision, since=start, until=end, limit=limit)
+    for row in rows:
+        row["outcome"] = outcome_of_row(row)
     if as_json:
         typer.echo(json_text(rows, indent=2))
         return
     if not rows:
         typer.echo("no audit rows")
         return
-    _table(("id", "time", "tool", "decision", "by", "channel", "ms", "reason", "arguments"),
-           [(r["id"], r["time"][:19].replace("T", " "), f"{r['server']}.{r['tool']}", r["decision"], r["decided_by"],
-             r["channel"], "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}", _short(r["reason"], 40),
-             _short(r["arguments"], 50)) for r in rows])
+    _table(("id", "time", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
+           [(r["id"], r["time"][:19].replace("T", " "), f"{r['server']}.{r['tool']}", r["decision"], r["outcome"],
+             r["decided_by"], r["channel"], "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}",
+             _short(r["reason"], 40), _short(r["arguments"], 50)) for r in rows])
+
+
+NEVER_RAN = ("not_run", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
+
+
+def outcome_of_row(row: dict[str, Any]) -> str:
+    """Whether the call of an audit row ran: `forwarded`, `ran`, `ran: error`, `no answer`, `never ran`, or ``."""
+    decision, reason = row["decision"], str(row.get("reason") or "")
+    if decision == "allowed":
+        return "forwarded"  # written before it is sent; a failure adds an `upstream_error` row
+    if decision in ("upstream_error", "forwarded"):
+        if reason.startswith("no answer"):
+            return "no answer"
+        return "ran: error" if decision == "upstream_error" or reason.startswith("error") else "ran"
+    return "never ran" if decision in NEVER_RAN else ""
 
 
 @audit_app.command("verify")

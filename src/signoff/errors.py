@@ -11,6 +11,7 @@
     └── DecisionError            a decision could not be recorded
         ├── UnknownCallError     no held call with that id
         └── AlreadyDecidedError  the first decision already won
+            └── CallGoneError    nobody waits for the call any more (client or proxy gone)
 """
 
 from __future__ import annotations
@@ -78,3 +79,7 @@ class UnknownCallError(DecisionError):
 
 class AlreadyDecidedError(DecisionError):
     """The held call was already decided; the first decision wins."""
+
+
+class CallGoneError(AlreadyDecidedError):
+    """The held call can no longer be decided: its client stopped waiting or its proxy is gone."""

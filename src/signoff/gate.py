@@ -54,6 +54,9 @@ class Gate(Protocol):
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         """The client answered an approval dialog (its result or error)."""
 
+    async def session_ended(self, session: str, why: str) -> None:
+        """The client stopped waiting (disconnected, session closed): nothing it waits for may run."""
+
     def refused(self, call: ToolCall, reason: str) -> None:
         """The relay refused a call before the policy saw it (wrong shape, unbound retry): record it."""
 
@@ -98,6 +101,9 @@ class OpenGate:
         return None
 
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
+        return None
+
+    async def session_ended(self, session: str, why: str) -> None:
         return None
 
     def refused(self, call: ToolCall, reason: str) -> None:

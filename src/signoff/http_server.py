@@ -363,13 +363,11 @@ class HttpDownstream:
                     session.close()
 
     async def serve(self, host: str, port: int) -> None:
-        """Bind first (port 0 picks a free one), log the URL, then serve until SIGINT/SIGTERM.
+        """Bind first (port 0 picks a free one), log the URL, then serve until cancelled (the
+        runner cancels on SIGINT/SIGTERM); every session's upstreams are stopped on the way out.
 
-        Binding before logging makes the "serving" log line a true readiness signal. On a signal,
-        every session's upstreams are stopped before signoff exits.
+        Binding before logging makes the "serving" log line a true readiness signal.
         """
-        import signal
-
         from signoff import http_wire
 
         sock = http_wire.listening_socket(host, port)
@@ -386,10 +384,7 @@ class HttpDownstream:
             tg.start_soon(http_wire.serve, self, sock)
             log.info("serving MCP over streamable HTTP at http://%s:%d%s", shown, port, MCP_PATH)
             try:
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for signum in signals:
-                        log.info("%s: stopping", signal.Signals(signum).name)
-                        break
+                await anyio.sleep_forever()
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._stop_all()

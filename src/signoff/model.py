@@ -81,7 +81,8 @@ class Decision:
 
     `rule` is a human label such as ``hitl_policies[2] (action: file_delete)`` or None for the
     default; `reason` is one line a person understands ("sends email to eve@evil.example
-    (external)"). `timeout` (seconds), `hold` (``wait`` | ``retry``), `channels` and `on_timeout`
+    (external)"). `timeout` (seconds), `hold` (``wait`` | ``retry`` | ``auto``: wait, or retry for a
+    client known to stop waiting sooner), `channels` and `on_timeout`
     only matter for ``ask``.
     """
 
@@ -89,7 +90,7 @@ class Decision:
     reason: str
     rule: str | None = None
     timeout: float | None = None
-    hold: str = "wait"
+    hold: str = "auto"
     channels: tuple[str, ...] = ()
     on_timeout: str = "deny"
     actions: tuple[str, ...] = ()

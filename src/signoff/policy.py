@@ -71,11 +71,20 @@ class Defaults(_Strict):
     decision: Literal["allow", "ask", "deny"] = "allow"
     timeout: Duration = 300.0
     on_timeout: Literal["deny", "allow"] = "deny"
+    client_timeouts: dict[str, Duration | None] = Field(default_factory=dict)
+    """How long a client (by its `clientInfo.name`) waits for a call; adds to client_timeouts.py's table."""
 
     @field_validator("timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @field_validator("client_timeouts", mode="before")
+    @classmethod
+    def _client_durations(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value  # pydantic says what is wrong
+        return {name: None if limit in (None, "none") else parse_duration(limit) for name, limit in value.items()}
 
 
 class RateLimit(_Strict):
@@ -130,7 +139,8 @@ class Rule(_Strict):
     reason: str | None = None
     timeout: Duration | None = None
     on_timeout: Literal["deny", "allow"] | None = None
-    hold: Literal["wait", "retry"] = "wait"
+    hold: Literal["wait", "retry"] | None = None
+    """Unset: wait, or retry for a client known to give up sooner than the rule's timeout."""
     channels: list[CHANNELS] | None = None
     description: str | None = None
 
@@ -342,7 +352,7 @@ class Policy:
             reason,
             best.label,
             spec.timeout or defaults.timeout,
-            spec.hold,
+            spec.hold or "auto",
             tuple(spec.channels or ()),
             _on_timeout(spec.on_timeout or defaults.on_timeout, call, facts),
             actions,

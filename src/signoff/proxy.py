@@ -129,6 +129,11 @@ class Proxy(FailureHandling):
         tg.start_soon(self._watchdog)
 
     async def close(self) -> None:
+        """The client is gone: its held calls expire (never run later), then the upstreams stop."""
+        ended = getattr(self.gate, "session_ended", None)
+        if ended is not None:
+            with anyio.CancelScope(shield=True):
+                await ended(self.session.id, "the client disconnected")
         for scope in list(self.held.values()):
             scope.cancel()
         with anyio.CancelScope(shield=True):

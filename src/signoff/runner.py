@@ -2,16 +2,21 @@
 
 Kept apart from cli.py so that the CLI stays a thin parser and the library can be driven
 directly (tests, `signoff demo`).
+
+SIGTERM, SIGINT and SIGHUP stop the proxy cleanly: its held calls become `abandoned` (nobody
+can approve them any more), their waiting clients are told so while the channel is open, and the
+process exits with 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import anyio
 
@@ -22,6 +27,10 @@ from signoff.gate import Gate
 from signoff.upstream import ServerSpec
 
 log = logging.getLogger("signoff.run")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+ANSWER_GRACE = 2.0
+"""At most this long after a stop signal for the held calls' answers to reach their clients."""
 
 
 def resolve_servers(command: list[str], config_path: str | None, name: str | None) -> tuple[list[ServerSpec], str | None]:
@@ -75,6 +84,7 @@ def build_gate_factory(
     link: str | None = None,
     servers: dict[str, str] | None = None,
     names: tuple[str, ...] = (),
+    brokers: list[Any] | None = None,
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both. No policy means the balanced preset;
@@ -104,8 +114,10 @@ def build_gate_factory(
         log.error("%s; every call is refused until the store can be opened", exc)
         error = str(exc)
         again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
-                                           desktop=desktop, link=link, servers=servers, names=names)()
+                                           desktop=desktop, link=link, servers=servers, names=names, brokers=brokers)()
         return lambda: StoreDownGate(error, again)
+    if brokers is not None:
+        brokers.append(broker)  # the signal handler closes its held calls
     context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
     noted: list[Broker] = []  # once the store is open, every policy (re)load is recorded for the page
 
@@ -194,10 +206,14 @@ def main(
         log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
     review_base = public_url or (link.split("?")[0] if link else None)
 
+    brokers: list[Any] = []
+
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                  link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs))
+                                  link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs),
+                                  brokers=brokers)
 
+    serve: Callable[[], Awaitable[None]]
     if http:
         host, port = parse_hostport(http)
         from signoff.http_guard import options_from_cli
@@ -206,20 +222,58 @@ def main(
         options, share = options_from_cli(host, http_options or {})
         if share:
             specs = [replace(spec, share=share) for spec in specs]
+        downstream = HttpDownstream(specs, options=options, load_gates=make_factory)
+        serve = lambda: downstream.serve(host, port)  # noqa: E731
+    else:
+        from signoff.downstream import check_stdio, serve_stdio
 
-        try:
-            anyio.run(HttpDownstream(specs, options=options, load_gates=make_factory).serve, host, port)
-        except BaseExceptionGroup as group:
-            raise _sole_signoff_error(group) from None
-        return
-    from signoff.downstream import check_stdio, serve_stdio
-
-    check_stdio()
-    out_fd = logs.protect_stdout()
+        check_stdio()
+        out_fd = logs.protect_stdout()
+        serve = lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd)  # noqa: E731
     try:
-        anyio.run(lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd))
+        stopped = anyio.run(serve_until_signal, serve, brokers)
     except BaseExceptionGroup as group:
         raise _sole_signoff_error(group) from None
+    if stopped is not None:
+        raise SystemExit(128 + stopped)
+
+
+async def serve_until_signal(serve: Callable[[], Awaitable[None]], brokers: list[Any]) -> int | None:
+    """Serve until the client leaves (None) or a stop signal arrives (its number)."""
+    stopped: list[int] = []
+    async with anyio.create_task_group() as tg:
+
+        async def on_signal() -> None:
+            with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                async for signum in signals:
+                    stopped.append(signum)
+                    await stop_holding(brokers, signal.Signals(signum).name)
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(on_signal)
+        await serve()
+        tg.cancel_scope.cancel()
+    for broker in brokers:
+        broker.release()
+    return stopped[0] if stopped else None
+
+
+async def stop_holding(brokers: list[Any], name: str) -> None:
+    """Abandon this process's held calls, and give their clients a moment to get the answer."""
+    why = f"signoff was stopped ({name})"
+    for broker in brokers:
+        broker.stopping = why
+        try:
+            closed = await anyio.to_thread.run_sync(broker.abandon_own, why)
+        except SignoffError as exc:
+            log.error("%s: cannot mark the held calls abandoned: %s", why, exc)
+            continue
+        log.warning("%s: %d held call(s) abandoned", why, len(closed))
+    with anyio.move_on_after(ANSWER_GRACE):
+        while any(broker.holding for broker in brokers):
+            await anyio.sleep(0.02)
+        await anyio.sleep(0.1)  # the proxy writes each refusal right after its hold returns
 
 
 def _sole_signoff_error(group: BaseExceptionGroup) -> BaseException:

@@ -27,7 +27,8 @@ from typing import Any, Protocol
 
 from signoff import paths
 from signoff.audit import GENESIS, now_iso, row_hash
-from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
+from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
+from signoff.liveness import proxy_gone
 from signoff.model import canonical_json
 from signoff.redact import redact, restore
 
@@ -37,7 +38,9 @@ BUSY_TIMEOUT_MS = 5000
 """How long the CLI and the page wait for another process's write lock."""
 PROXY_BUSY_TIMEOUT_MS = 400
 """How long a proxy waits for the write lock per call before refusing it (SIGNOFF_STORE_WAIT_MS)."""
-STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned")
+STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
+GONE = ("withdrawn", "abandoned", "expired")
+"""Statuses of a call nobody waits for any more: the client cancelled or stopped waiting, or its proxy died."""
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the first schema
@@ -80,6 +83,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE held ADD COLUMN actions TEXT",
         "ALTER TABLE held ADD COLUMN facts TEXT",
         "ALTER TABLE held ADD COLUMN presentation TEXT",
+    ),
+    (  # 6: liveness (the proxy's lease file) and what became of an approved call (one outcome row)
+        "ALTER TABLE held ADD COLUMN proxy_lease TEXT",
+        "ALTER TABLE held ADD COLUMN outcome TEXT",
     ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
@@ -148,6 +155,9 @@ class HeldCall:
     """The policy's facts ({kind, label, text, risky}) about the call."""
     presentation: Mapping[str, Any] | None = None
     """What every channel shows first (signoff.present): headline, ordered facts, preview (file diff)."""
+    proxy_lease: str | None = None
+    outcome: str | None = None
+    """After an approval: what happened (`forwarded: ok`, `forwarded: error: …`, `not_run: why`)."""
 
     @property
     def qualified(self) -> str:
@@ -199,6 +209,8 @@ class Resolution:
     arguments: Mapping[str, Any] | None = None
     remember: str | None = None
     audit: dict[str, Any] = field(default_factory=dict)
+    live_only: bool = False
+    """A person's decision: it applies only while the call's proxy is alive to carry it out."""
 
 
 class Store(Protocol):
@@ -209,6 +221,7 @@ class Store(Protocol):
     def list_held(self, status: str | None = "pending", limit: int = 500) -> list[HeldCall]: ...
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall: ...
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
+    def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool: ...
     def change_token(self) -> int: ...
     def queue_signature(self) -> str: ...
     def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None: ...
@@ -255,10 +268,13 @@ def _remembered(row: sqlite3.Row) -> Remembered:
     return Remembered(**data)
 
 
-def _already(held: HeldCall) -> str:
+def _already(held: HeldCall) -> AlreadyDecidedError:
+    if held.status in GONE:
+        return CallGoneError(f"{held.id} can no longer be decided: it was {held.status} "
+                             f"({held.decision_reason or 'nobody waits for it'}); nothing ran")
     by = f" by {held.decided_by}" if held.decided_by else ""
     via = f" ({held.channel})" if held.channel else ""
-    return f"{held.id} was already {held.status}{by}{via}; the first decision wins"
+    return AlreadyDecidedError(f"{held.id} was already {held.status}{by}{via}; the first decision wins")
 
 
 class SQLiteStore:
@@ -571,20 +587,40 @@ class SQLiteStore:
         return [_held(r) for r in rows]
 
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall:
-        """Move a pending call to its final status; the first resolution wins, later ones raise."""
+        """Move a pending call to its final status; the first resolution wins, later ones raise.
+
+        A `live_only` resolution (a person's decision) first checks, inside the same transaction,
+        that the proxy holding a waiting call is alive; if it is gone the call becomes `abandoned`
+        in that commit and CallGoneError is raised: nothing can decide it between check and mark.
+        """
         self._not_replaced(held_id)
         with self._write() as conn:
             held = self._get(conn, held_id)
             if held is None:
                 raise UnknownCallError(f"no held call {held_id}")
-            if not self._transition(conn, held, resolution):
-                raise AlreadyDecidedError(_already(self._get(conn, held_id)))  # type: ignore[arg-type]
-            return self._get(conn, held_id)  # type: ignore[return-value]
+            gone = None
+            if resolution.live_only and held.status == "pending" and held.hold_mode == "wait":
+                gone = proxy_gone(held)
+            if gone is None and self._transition(conn, held, resolution):
+                return self._get(conn, held_id)  # type: ignore[return-value]
+            if gone is not None:
+                self._transition(conn, held, Resolution("abandoned", "signoff", "signoff", gone))
+            error = _already(self._get(conn, held_id))  # type: ignore[arg-type]
+        raise error  # after the commit: the abandonment stays recorded
 
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
         """Resolve every pending call `where` accepts, in one transaction (abandoned at start-up)."""
         with self._write() as conn:
             return self._resolve_pending(conn, where, resolution)
+
+    def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool:
+        """What became of an approved call, once: False if its outcome was already recorded."""
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE held SET outcome = ? WHERE id = ? AND outcome IS NULL", (outcome, held_id))
+            if cursor.rowcount != 1:
+                return False
+            self._append(conn, audit)
+            return True
 
     def _resolve_pending(self, conn: sqlite3.Connection, where: Callable[[HeldCall], bool],
                          resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
