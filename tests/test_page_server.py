@@ -170,6 +170,27 @@ def test_the_recognised_action_raises_risk_even_for_a_tool_claiming_to_be_harmle
     assert item["id"] == held_id and item["risk"] == "high" and "action file_delete" in item["risk_why"]
 
 
+def test_risk_uses_the_held_calls_recorded_actions_when_the_label_lists_several(broker: Broker) -> None:
+    from signoff.model import canonical_json
+
+    harmless = {"destructiveHint": False, "openWorldHint": False}
+    call = ToolCall("shop", "checkout", {"cart": "c1"}, annotations=harmless)
+    listed = broker.issue_retry(call, Decision(Verdict.ASK, "pays", "hitl_policies[2] (purchase, payment)", 300),
+                                shown={"actions": canonical_json(["purchase", "payment"])})
+    assert broker.get(listed).actions == ("purchase", "payment")
+    # the recorded actions come first, even when the label names another (or none)
+    relabelled = broker.issue_retry(ToolCall("shop", "pay", {"cart": "c2"}, annotations=harmless),
+                                    Decision(Verdict.ASK, "pays", "my rule", 300),
+                                    shown={"actions": canonical_json(["payment"])})
+    client, _ = logged_in(broker)
+    risks = {item["id"]: (item["risk"], item["risk_why"]) for item in client.get("/api/queue").json()["pending"]}
+    assert risks[listed][0] == "high" and "actions purchase, payment" in risks[listed][1]
+    assert risks[relabelled][0] == "high" and "action payment" in risks[relabelled][1]
+    # without recorded actions, a label listing several still counts (older rows)
+    assert risk.assess("hitl_policies[2] (purchase, payment)", harmless, {})[0] == "high"
+    assert risk.assess("hitl_policies[2] (file_read)", harmless, {})[0] == "low"
+
+
 def test_proxies_record_the_policy_they_run_and_the_policies_page_shows_it(broker: Broker, tmp_path: Path) -> None:
     from signoff.runner import note_proxy
 

@@ -16,34 +16,35 @@ from typing import Any
 from signoff import policy_match as pm
 
 LEVELS = ("low", "medium", "high", "critical")
-_ACTION = re.compile(r"\(([a-z_]+)\)\s*$")
+_ACTIONS = re.compile(r"\(([a-z_]+(?:\s*,\s*[a-z_]+)*)\)\s*$")
 
 
-def recognised_action(rule: str | None, actions: Iterable[str] = ()) -> str | None:
-    """The action the policy recognised: from the decision's `actions` when known, else the rule label."""
-    for action in actions:
-        return str(action)
-    if rule and (match := _ACTION.search(rule)):
-        return match.group(1)
-    return None
+def recognised_actions(rule: str | None, actions: Iterable[str] = ()) -> tuple[str, ...]:
+    """The actions the policy recognised: the held call's recorded `actions` when there are any,
+    else the ones the rule's label names (`… (file_delete)`, `… (purchase, payment)`)."""
+    recorded = tuple(str(a) for a in actions if a)
+    if recorded:
+        return recorded
+    if rule and (match := _ACTIONS.search(rule)):
+        return tuple(a.strip() for a in match.group(1).split(","))
+    return ()
 
 
 def assess(rule: str | None, annotations: Mapping[str, Any] | None, arguments: Mapping[str, Any],
            internal_domains: tuple[str, ...] = (), *, actions: Iterable[str] = ()) -> tuple[str, str]:
     """(level, why) for one held call."""
     annotations = annotations or {}
-    action = recognised_action(rule, actions)
-    builtin = pm.BUILTIN_ACTIONS.get(action or "")
+    found = recognised_actions(rule, actions)
     destructive = pm.effective_hint("destructiveHint", annotations) is True and not annotations.get("readOnlyHint")
-    irreversible = bool(builtin and builtin.irreversible) or destructive
+    irreversible = any(pm.BUILTIN_ACTIONS[a].irreversible for a in found if a in pm.BUILTIN_ACTIONS) or destructive
     addresses = pm.hosts(arguments) | pm.email_domains(arguments)
     external = bool(addresses) and pm.any_external(addresses, internal_domains)
     open_world = pm.effective_hint("openWorldHint", annotations) is True
     high_impact = external or (open_world and not annotations.get("readOnlyHint"))
     level = LEVELS[(2 if irreversible else 0) + (1 if high_impact else 0)]
     parts = ["irreversible" if irreversible else "reversible", "reaches outside" if high_impact else "local effect"]
-    if action:
-        parts.append(f"action {action}")
+    if found:
+        parts.append(f"action{'s' if len(found) > 1 else ''} {', '.join(found)}")
     if annotations.get("readOnlyHint") is True:
         parts.append("the tool says it is read-only")
     elif not any(k in annotations for k in ("destructiveHint", "openWorldHint", "readOnlyHint")):
