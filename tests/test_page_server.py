@@ -303,3 +303,15 @@ def test_similar_past_calls_and_statistics_are_counted_by_the_store(broker: Brok
                                                                        ("approved", True)]
     [stats] = client.get("/api/stats").json()["tools"]
     assert (stats["held"], stats["approved"], stats["denied"]) == (4, 2, 1)
+
+
+def test_the_history_filter_offers_every_audit_decision_outcomes_included(broker: Broker) -> None:
+    import re
+
+    from signoff.audit import DECISIONS
+
+    client, _ = logged_in(broker)
+    page = client.get("/").text
+    select = page[page.index('<select name="decision">'):]
+    offered = re.findall(r"<option>([a-z_]+)</option>", select[: select.index("</select>")])
+    assert offered == list(DECISIONS) and "forwarded" in offered and "not_run" in offered

@@ -30,6 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from signoff import risk
+from signoff.audit import DECISIONS
 from signoff.broker import Broker, compact_arguments
 from signoff.errors import AlreadyDecidedError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.model import canonical_json
@@ -51,6 +52,8 @@ PAGE_ARGS_CHARS = 20000
 """The queue carries each call's arguments folded to this size; the call's own view has them all."""
 PAGE_SCHEMA_CHARS = 20000
 CALL_COOKIE = "signoff_call"
+DECISION_OPTIONS = "".join(f"<option>{html_escape(d)}</option>" for d in DECISIONS)
+"""The History filter offers every decision the audit trail can hold (one list: audit.DECISIONS)."""
 STATIC = resources.files("signoff.web").joinpath("static")
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:;"
                 " form-action 'self'; frame-ancestors 'none'",
@@ -247,7 +250,8 @@ def create_app(ui: UI) -> Starlette:
         assert access is not None
         html = STATIC.joinpath("index.html").read_text(encoding="utf-8")
         html = (html.replace("{{csrf}}", guard.new_csrf()).replace("{{totp}}", "1" if guard.totp_required else "")
-                .replace("{{scope}}", html_escape(access.call or "")))
+                .replace("{{scope}}", html_escape(access.call or ""))
+                .replace("{{decision_options}}", DECISION_OPTIONS))
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
     async def static(request: Request) -> Response:
