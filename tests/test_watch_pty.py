@@ -96,3 +96,28 @@ def test_watch_gives_the_terminal_back_when_terminated(signoff_home: object) -> 
     shell.expect(rb"([0-9a-f:]{20,})\r\n")
     assert shell.match.group(1) == before
     shell.expect(pexpect.EOF)
+
+
+def test_watch_says_a_dead_proxys_call_cannot_be_approved_and_moves_on(signoff_home: object, tmp_path: Path) -> None:
+    from held_calls import WAIT, RawClient, held_call
+
+    broker = Broker(open_store())
+    proxy = RawClient(tmp_path)
+    try:
+        proxy.call(1, "echo", {"text": "rm -rf /"})
+        held = held_call(broker)
+        child = spawn_watch()
+        child.expect_exact(PROMPT.format(held.id).encode())
+        later = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/srv/later"}), ASK)
+        child.expect_exact(f"── {later}".encode())
+        os.kill(proxy.proc.pid, signal.SIGKILL)
+        proxy.proc.wait(WAIT)
+        child.expect_exact(f"{held.id} ({held.qualified}): proxy gone — cannot be approved".encode())
+        child.expect_exact(PROMPT.format(later).encode())
+        child.send(b"a")
+        child.expect_exact(f"✔ approved {later} (fs.write_file)".encode())
+        child.send(b"q")
+        child.expect(pexpect.EOF)
+    finally:
+        proxy.close()
+    assert broker.get(held.id).status == "abandoned"

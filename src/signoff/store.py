@@ -41,6 +41,10 @@ PROXY_BUSY_TIMEOUT_MS = 400
 STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
 GONE = ("withdrawn", "abandoned", "expired")
 """Statuses of a call nobody waits for any more: the client cancelled or stopped waiting, or its proxy died."""
+GONE_WORDS = {"abandoned": "proxy gone", "expired": "client stopped waiting", "withdrawn": "withdrawn by the client"}
+"""How every channel names each GONE status in a few plain words."""
+GONE_LOOKBACK = 7 * 86400
+"""`recently_gone` looks at calls held at most this long before (keeps the query on the status index)."""
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the first schema
@@ -220,6 +224,7 @@ class Store(Protocol):
     def get_held(self, held_id: str) -> HeldCall | None: ...
     def list_held(self, status: str | None = "pending", limit: int = 500) -> list[HeldCall]: ...
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall: ...
+    def recently_gone(self, since: float) -> list[HeldCall]: ...
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool: ...
     def change_token(self) -> int: ...
@@ -266,6 +271,11 @@ def _remembered(row: sqlite3.Row) -> Remembered:
     data["arguments"] = _loads(data["arguments"])
     data["created_by"] = data["created_by"] or ""
     return Remembered(**data)
+
+
+def gone_line(held: HeldCall) -> str:
+    """One line, the same on every channel, for a call nobody waits for any more (GONE)."""
+    return f"{held.id} ({held.qualified}): {GONE_WORDS.get(held.status, held.status)} — cannot be approved"
 
 
 def _already(held: HeldCall) -> AlreadyDecidedError:
@@ -584,6 +594,13 @@ class SQLiteStore:
             rows = self._read("SELECT * FROM held ORDER BY created DESC LIMIT ?", (limit,))
         else:
             rows = self._read("SELECT * FROM held WHERE status = ? ORDER BY created LIMIT ?", (status, limit))
+        return [_held(r) for r in rows]
+
+    def recently_gone(self, since: float) -> list[HeldCall]:
+        """Calls closed since `since` because nobody waits for them any more (GONE), oldest first."""
+        marks = ", ".join("?" * len(GONE))
+        rows = self._read(f"SELECT * FROM held WHERE status IN ({marks}) AND created >= ? AND decided_at >= ?"
+                          " ORDER BY decided_at LIMIT 200", (*GONE, since - GONE_LOOKBACK, since))
         return [_held(r) for r in rows]
 
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall:

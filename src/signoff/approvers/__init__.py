@@ -15,7 +15,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from signoff.errors import DecisionError
+from signoff.errors import CallGoneError, DecisionError
 from signoff.termsafe import clean, json_text
 
 if TYPE_CHECKING:
@@ -256,6 +256,12 @@ def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO
         if key is None:
             current = broker.get(held.id)
             if current.status != "pending":
+                from signoff.store import GONE, gone_line
+
+                if current.status in GONE:  # nobody waits for it any more (proxy died, client left)
+                    out.write(f"\n{clean(gone_line(current))}\n")
+                    out.flush()
+                    return "gone"
                 by_whom = f" by {clean(current.decided_by)}" if current.decided_by else ""
                 via = f" ({clean(current.channel)})" if current.channel else ""
                 out.write(f"\n{held.id} was {current.status}{by_whom}{via} meanwhile ({clean(held.qualified)})\n")
@@ -286,6 +292,12 @@ def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO
             on_answer()
         try:
             broker.decide(held.id, approve, reason=reason, channel=channel, by=by)
+        except CallGoneError:
+            from signoff.store import gone_line
+
+            out.write(f"\n{clean(gone_line(broker.get(held.id)))}\n")
+            out.flush()
+            return "gone"
         except DecisionError as exc:
             out.write(f"\n{clean(exc)}\n")
             out.flush()

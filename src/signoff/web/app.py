@@ -32,10 +32,11 @@ from starlette.routing import Route
 from signoff import risk
 from signoff.audit import DECISIONS
 from signoff.broker import Broker, compact_arguments
-from signoff.errors import AlreadyDecidedError, DecisionError, PolicyError, StoreError, UnknownCallError
+from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.model import canonical_json
 from signoff.present import for_held
 from signoff.redact import redact_held
+from signoff.store import GONE_WORDS, gone_line
 from signoff.web import links, policy_edit
 from signoff.web.security import COOKIE, Guard
 
@@ -51,6 +52,11 @@ PAGE_VALUE_CHARS = 2000
 PAGE_ARGS_CHARS = 20000
 """The queue carries each call's arguments folded to this size; the call's own view has them all."""
 PAGE_SCHEMA_CHARS = 20000
+GONE_SECONDS = 60.0
+"""A call that left the queue because nobody waits for it stays on the page, greyed, this long."""
+LIVENESS_CHECK = 1.0
+"""While waiting calls are on the page, their proxies' leases are checked this often (a kill -9
+writes nothing to the store, so no change would otherwise tell the page)."""
 CALL_COOKIE = "signoff_call"
 DECISION_OPTIONS = "".join(f"<option>{html_escape(d)}</option>" for d in DECISIONS)
 """The History filter offers every decision the audit trail can hold (one list: audit.DECISIONS)."""
@@ -95,6 +101,7 @@ class UI:
             "kill": {"on": kill.on, "reason": kill.reason, "by": kill.by, "at": kill.at},
             "now": time.time(),
             "scope": access.call,
+            "gone": [gone_view(h) for h in self.store.recently_gone(time.time() - GONE_SECONDS) if access.may_see(h.id)],
         }
         if access.call and not pending:  # the one call this visitor may see is no longer waiting
             held = self.store.get_held(access.call)
@@ -153,6 +160,13 @@ class UI:
 
     def policy_view(self) -> dict[str, Any]:
         return policy_edit.page(self.store, self.policy_path)
+
+
+def gone_view(held: Any) -> dict[str, Any]:
+    """A call nobody waits for any more, as the page greys it: what, why in plain words, until when."""
+    return {"id": held.id, "qualified": held.qualified, "status": held.status,
+            "words": GONE_WORDS.get(held.status, held.status), "line": gone_line(held),
+            "reason": held.decision_reason or "", "until": (held.decided_at or time.time()) + GONE_SECONDS}
 
 
 def edited_arguments_problem(broker: Broker, held_id: str, arguments: Any) -> str | None:
@@ -315,7 +329,12 @@ def create_app(ui: UI) -> Starlette:
             signature: str | None = None
             next_deadline = 0.0
             quiet_until = 0.0  # a model flooding the queue cannot make the page stream without pause
+            next_check = 0.0
+            waiting = False  # the last queue pushed had calls a proxy waits on
             while True:
+                if waiting and time.monotonic() >= next_check:  # closes them if their proxy died (commits → push)
+                    next_check = time.monotonic() + LIVENESS_CHECK
+                    await anyio.to_thread.run_sync(ui.broker.sweep)
                 if time.monotonic() < quiet_until:
                     await anyio.sleep(min(EVENT_POLL, quiet_until - time.monotonic()))
                     continue
@@ -329,6 +348,7 @@ def create_app(ui: UI) -> Starlette:
                         signature = await anyio.to_thread.run_sync(ui.queue_signature, access)
                         retry = [h["deadline"] for h in queue["pending"] if h.get("hold_mode") == "retry"]
                         next_deadline = min(retry) if retry else 0.0
+                        waiting = any(h.get("hold_mode") == "wait" for h in queue["pending"])
                         data = json.dumps(queue)
                         quiet_until = time.monotonic() + len(data) / PUSH_BYTES_PER_SECOND
                         yield {"event": "queue", "data": data}
@@ -357,6 +377,10 @@ def create_app(ui: UI) -> Starlette:
                 arguments=arguments, remember=(body.get("remember") or None) if access.full else None))
         except UnknownCallError as exc:
             return with_csrf({"error": str(exc)}, 404)
+        except CallGoneError:  # nobody waits for it: say so plainly, and how the page shows it
+            gone = gone_view(await anyio.to_thread.run_sync(ui.broker.get, held_id))
+            return with_csrf({"error": f"{gone['line']}: {gone['reason']}" if gone["reason"] else gone["line"],
+                              "gone": gone}, 410)
         except AlreadyDecidedError as exc:
             return with_csrf({"error": str(exc)}, 409)
         except (DecisionError, StoreError) as exc:

@@ -88,6 +88,7 @@ function folded(args) {
 // ------------------------------------------------------------------ one held call
 
 function tickCountdown(node) {
+  if (node.classList.contains("gone")) return;
   const p = $(".countdown", node);
   const left = Number(node.dataset.deadline) - now();
   const then = node.dataset.onTimeout === "allow" ? "then approved automatically" : "then denied automatically";
@@ -297,6 +298,33 @@ function renderHeld(held) {
   return node;
 }
 
+// A call nobody waits for any more (its proxy died, its client stopped waiting or withdrew it):
+// the card stays, greyed, with the reason in plain words; nothing on it can decide the call. It
+// leaves the queue at `gone.until` (server time) or when dismissed.
+function markGone(node, gone) {
+  if (node.classList.contains("gone")) return;
+  node.classList.add("gone");
+  for (const control of node.querySelectorAll("button, input, select, textarea")) control.disabled = true;
+  const editor = $(".editor", node);
+  if (editor) editor.hidden = true;
+  const box = document.createElement("p");
+  box.className = "gone-reason";
+  box.setAttribute("role", "status");
+  const head = document.createElement("strong");
+  head.textContent = `${visible(gone.words)}: cannot be approved.`;
+  const why = document.createElement("span");
+  why.textContent = ` ${gone.reason ? `${visible(gone.reason)}. ` : ""}Nothing ran.`;
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.className = "dismiss";
+  dismiss.textContent = "Dismiss";
+  dismiss.addEventListener("click", () => node.remove());
+  box.append(head, why, " ", dismiss);
+  $(".title", node).after(box);
+  $(".countdown", node).textContent = "";
+  setTimeout(() => node.remove(), Math.max(0, (Number(gone.until) - now()) * 1000));
+}
+
 function confirmDecision(held, result) {
   // The decision is final: say so, and say what happens next.
   const li = document.createElement("li");
@@ -320,13 +348,16 @@ function confirmDecision(held, result) {
 async function decide(held, approve, extra, onError) {
   const done = await post("/api/decide", { id: held.id, approve, ...extra });
   if (done.error) {
-    if (done.status === 409) {  // someone else decided first: that decision stands
+    const node = document.getElementById(`call-${held.id}`);
+    if (done.status === 410 && done.gone) {  // nobody waits for it any more: the card says why
+      if (node) markGone(node, done.gone);
+      updateCount(waitingCount());
+    } else if (done.status === 409) {  // someone else decided first: that decision stands
       say("");
       const li = document.createElement("li");
       li.className = "decided other";
       li.textContent = `Not changed: ${done.error}`;
       $("#decided").prepend(li);
-      const node = document.getElementById(`call-${held.id}`);
       if (node) node.remove();
     } else if (onError) onError(done.error);
     return;
@@ -334,8 +365,10 @@ async function decide(held, approve, extra, onError) {
   const node = document.getElementById(`call-${held.id}`);
   if (node) node.remove();
   confirmDecision(held, done);
-  updateCount($("#queue").children.length);
+  updateCount(waitingCount());
 }
+
+const waitingCount = () => $("#queue").querySelectorAll("li.held:not(.gone)").length;
 
 // ------------------------------------------------------------------ the queue
 
@@ -349,7 +382,12 @@ function renderQueue(state) {
   skew = state.now - Date.now() / 1000;
   const list = $("#queue");
   const ids = new Set(state.pending.map((h) => h.id));
-  for (const node of [...list.children]) if (!ids.has(node.dataset.id)) node.remove();
+  const gone = new Map((state.gone || []).map((g) => [g.id, g]));
+  for (const node of [...list.children]) {
+    if (ids.has(node.dataset.id) || node.classList.contains("gone")) continue;
+    if (gone.has(node.dataset.id)) markGone(node, gone.get(node.dataset.id));  // was on screen: say why it went
+    else node.remove();
+  }
   const have = new Set([...list.children].map((n) => n.dataset.id));
   for (const held of state.pending) {
     if (!have.has(held.id)) list.appendChild(renderHeld(held));
