@@ -117,27 +117,13 @@ def test_watch_drops_a_call_decided_elsewhere(broker: Broker, console: tuple[Key
     screen.wait_for(f"{held_id} was approved by erin (web) meanwhile")
 
 
-def test_watch_says_when_the_asked_call_can_no_longer_be_approved_and_moves_on(
-        broker: Broker, console: tuple[Keyboard, Screen, threading.Thread]) -> None:
-    from signoff.store import Resolution
-
-    keyboard, screen, _ = console
-    first = broker.issue_retry(ToolCall("fs", "delete", {"path": "/1"}), ASK)
-    screen.wait_for(f"{first} › ")
-    second = broker.issue_retry(ToolCall("fs", "delete", {"path": "/2"}), ASK)
-    screen.wait_for(f"── {second}")
-    mark = len(screen.text)
-    Broker(open_store()).store.resolve(first, Resolution("expired", "signoff", "client", "the client gave up"))
-    screen.wait_for(f"{first} (fs.delete): client stopped waiting — cannot be approved", since=mark)
-    screen.wait_for(f"{second} › ", since=mark)  # on to the next call
-    keyboard.type("a")
-    screen.wait_for(f"✔ approved {second}")
-    assert broker.get(first).status == "expired"
-    assert screen.text.count(f"{first} (fs.delete): client stopped waiting") == 1
-
-
-def test_watch_says_when_a_queued_call_goes_away(broker: Broker,
-                                                 console: tuple[Keyboard, Screen, threading.Thread]) -> None:
+@pytest.mark.parametrize(("which", "status", "words"), [("asked", "expired", "client stopped waiting"),
+                                                         ("queued", "withdrawn", "withdrawn by the client")])
+def test_watch_says_when_a_call_can_no_longer_be_approved_and_moves_on(
+        broker: Broker, console: tuple[Keyboard, Screen, threading.Thread], which: str, status: str,
+        words: str) -> None:
+    """The call asked about, or one queued under it, goes away: one line says so, then the
+    prompt is about a call still waiting."""
     from signoff.store import Resolution
 
     keyboard, screen, _ = console
@@ -145,13 +131,16 @@ def test_watch_says_when_a_queued_call_goes_away(broker: Broker,
     screen.wait_for(f"{first} › ")
     second = broker.issue_retry(ToolCall("git", "push", {"force": True}), ASK)
     screen.wait_for(f"── {second}")
+    gone, left = (first, second) if which == "asked" else (second, first)
+    qualified = broker.get(gone).qualified
     mark = len(screen.text)
-    Broker(open_store()).store.resolve(second, Resolution("withdrawn", "client", "client", "cancelled"))
-    screen.wait_for(f"{second} (git.push): withdrawn by the client — cannot be approved", since=mark)
-    screen.wait_for(f"{first} › ", since=mark)  # the prompt is written again under that line
+    Broker(open_store()).store.resolve(gone, Resolution(status, "signoff", "client", "nobody waits"))
+    screen.wait_for(f"{gone} ({qualified}): {words} — cannot be approved", since=mark)
+    screen.wait_for(f"{left} › ", since=mark)
     keyboard.type("a")
-    screen.wait_for(f"✔ approved {first}")
-    assert screen.text.count(f"{second} (git.push): withdrawn") == 1
+    screen.wait_for(f"✔ approved {left}")
+    assert broker.get(gone).status == status
+    assert screen.text.count(f"{gone} ({qualified}): {words}") == 1
 
 
 def test_watch_skip_moves_to_the_next_call_and_q_quits(broker: Broker,
