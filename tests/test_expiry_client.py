@@ -174,6 +174,7 @@ def test_inspector_cli_is_switched_to_hold_retry(tmp_path: Path) -> None:
     assert held.hold_mode == "retry" and held.client == "inspector-cli"
 
 
+@pytest.mark.slow
 def test_inspector_cli_abort_after_60s_leaves_nothing_to_approve(tmp_path: Path) -> None:
     """The real Inspector CLI waits its 60 s (signoff is told it waits 90 s, so the client's own
     abort comes first), cancels and exits; the call is closed and approving it is refused."""

@@ -15,7 +15,7 @@ from signoff.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
 from test_web_browser import approval_page, browser_page
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]
 
 POLICY = ("hitl_policies:\n  - tool: '*.write_file'\n    reason: writing files needs approval\n"
           "  - action: database_write\n    tables: [users, orders]\n")

@@ -17,7 +17,7 @@ from signoff.model import ToolCall
 from signoff.policy import Policy, PolicyContext
 from test_web_browser import approval_page, browser_page
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]
 
 SHOTS = os.environ.get("SIGNOFF_SCREENSHOT_DIR")
 POLICY = ("internal_domains: [acme.com]\nhitl_policies:\n  - action: send_email\n    condition: recipient_is_external\n"
