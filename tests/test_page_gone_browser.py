@@ -15,7 +15,7 @@ from signoff.broker import Broker
 from test_page_browser import card_of, until
 from test_web_browser import approval_page, browser_page
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]
 
 
 async def test_the_card_turns_proxy_gone_after_kill_9_and_cannot_be_approved(tmp_path: Path) -> None:
