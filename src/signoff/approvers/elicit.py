@@ -9,11 +9,12 @@ capability is simply not asked.
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from signoff.model import ToolCall
+from signoff.termsafe import clean as safe
+from signoff.termsafe import escape_json
 
 MAX_ARG_CHARS = 300
 MAX_ARGS = 12
@@ -34,22 +35,10 @@ SCHEMA = {
     "required": ["decision"],
 }
 
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-"""Control and format characters (line breaks, bidirectional overrides and isolates, zero-width
-characters, the BOM), line/paragraph separators, surrogates, private and unassigned code points:
-anything that could break a dialog line or hide or reorder text."""
-
-
-def safe(text: str) -> str:
-    """Text with every character that could fake the dialog's layout shown as a \\uXXXX escape."""
-    if text.isascii() and text.isprintable():
-        return text
-    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
-
 
 def quoted(value: Any, limit: int = MAX_ARG_CHARS) -> str:
     """A value as a JSON literal on one line, escaped, cut at `limit` characters with a note."""
-    text = safe(json.dumps(value, ensure_ascii=False, default=str))
+    text = escape_json(json.dumps(value, ensure_ascii=False, default=str))
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text) - limit} more characters not shown)"
     return text
