@@ -14,6 +14,7 @@ from typing import Any
 
 from signoff.model import ToolCall, canonical_json
 from signoff.redact import redact, redact_text
+from signoff.termsafe import one_line
 from signoff.web.links import link_key, review_link
 
 log = logging.getLogger("signoff.notify")
@@ -58,8 +59,7 @@ def message_for(call: ToolCall, held_id: str, reason: str, link: str | None, sho
 
 def _one_line(text: str) -> str:
     """Model text on one short line (a notification line cannot be split or faked by a newline)."""
-    text = " ".join(redact_text(str(text)).split())
-    return text if len(text) <= MAX_VALUE_CHARS * 2 else text[: MAX_VALUE_CHARS * 2 - 1] + "…"
+    return one_line(redact_text(str(text)), MAX_VALUE_CHARS * 2)
 
 
 def desktop_url() -> str | None:

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signoff import policy_match as pm
-from signoff.policy_facts import Facts, one_line
+from signoff.policy_facts import Facts
+from signoff.termsafe import one_line
 from signoff.understand import urls
 from signoff.config import parse_duration
 from signoff.errors import ConfigError, PolicyError

@@ -9,11 +9,11 @@ shown comes from the model, so it is made one clean line first (`one_line`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from signoff.model import Fact, ToolCall, canonical_json
+from signoff.termsafe import one_line
 from signoff.understand import money, recipients, urls
 from signoff.understand.recognize import Understanding, expand
 
@@ -141,17 +141,6 @@ class Facts:
                 for value in u.role(role)[:1] if role in fields else ():
                     out.append(Fact(role, role, _short(value)))
         return tuple(out[:12])
-
-
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\\s\\s")
-
-
-def one_line(text: str, limit: int = 400) -> str:
-    """Model-supplied text made safe to show on one line: no newlines, control or bidi characters."""
-    if len(text) <= limit and not _UNSAFE.search(text):
-        return text
-    cleaned = " ".join(_UNSAFE.sub(" ", text).split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
 def _short(value: Any, limit: int = 160) -> str:

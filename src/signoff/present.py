@@ -23,6 +23,7 @@ from typing import Any
 
 from signoff.model import Decision, Fact, ToolCall, canonical_json
 from signoff.redact import redact, redact_text
+from signoff.termsafe import one_line
 
 PREVIEW_LINES = 40
 """Preview lines a terminal shows (the page shows the whole stored preview)."""
@@ -165,9 +166,7 @@ def _cut(line: str, width: int) -> str:
 
 
 def _short(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else canonical_json(value)
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(value if isinstance(value, str) else canonical_json(value), limit)
 
 
 # ---------------------------------------------------------------------------- reading the arguments

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import IO, Any
 
 
@@ -39,6 +40,17 @@ def clean(value: Any) -> str:
     if text.isprintable():  # the fast path: nearly every value
         return text
     return "".join(_escape(c) if _unsafe(c) else c for c in text)
+
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\\s\\s")
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """Model-supplied text made safe to show on one line: no newlines, control or bidi characters."""
+    if len(text) <= limit and not _UNSAFE.search(text):
+        return text
+    cleaned = " ".join(_UNSAFE.sub(" ", text).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
 def _json_escape(char: str) -> str:
