@@ -23,7 +23,6 @@ from typing import Any
 
 from signoff.model import Decision, Fact, ToolCall, canonical_json
 from signoff.redact import redact, redact_text
-from signoff.termsafe import one_line
 
 PREVIEW_LINES = 40
 """Preview lines a terminal shows (the page shows the whole stored preview)."""
@@ -166,7 +165,11 @@ def _cut(line: str, width: int) -> str:
 
 
 def _short(value: Any, limit: int = 200) -> str:
-    return one_line(value if isinstance(value, str) else canonical_json(value), limit)
+    """Whitespace folded, cut; control and bidi characters are kept for each channel to show as
+    visible escapes (the page prints \u202e, termsafe prints it escaped), not silently dropped."""
+    text = value if isinstance(value, str) else canonical_json(value)
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------- reading the arguments
