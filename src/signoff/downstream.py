@@ -133,6 +133,7 @@ async def serve_stdio(specs: list[ServerSpec], loader: GateLoader, *, out_fd: in
             else:
                 log.warning("standard input ended before any message: no MCP client to serve; exiting")
             await proxy.close()
+        loader.start()
         await loader.done.wait()  # a broken policy is reported even when the client left at once
         tg.cancel_scope.cancel()
 

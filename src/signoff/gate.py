@@ -128,18 +128,28 @@ class GateLoader:
     policy makes `run` raise, which stops signoff (exit 2, file:line) before any call is judged.
     """
 
-    def __init__(self, load: Callable[[], Callable[[], Gate]], *, thread: bool = True):
+    def __init__(self, load: Callable[[], Callable[[], Gate]], *, thread: bool = True, head_start: float = 0.15):
         self._load = load
         self.thread = thread
         """False: load on the event loop's thread (--tty installs signal handlers, which only the
         main thread can)."""
+        self.head_start = head_start
+        """The load waits this long (or until a call needs it: `start`) so that the client's
+        handshake is answered first: on a busy machine the load's CPU would delay it."""
         self.make: Callable[[], Gate] | None = None
         self.error: str | None = None
         self._pending: list[PendingGate] = []
         self.done = anyio.Event()
+        self._go = anyio.Event()
+
+    def start(self) -> None:
+        """Load now: a call waits for the policy (or the client left)."""
+        self._go.set()
 
     async def run(self) -> None:
         """Load; an error is raised here, into the server's task group (which stops serving)."""
+        with anyio.move_on_after(self.head_start):
+            await self._go.wait()
         try:
             self.make = await anyio.to_thread.run_sync(self._load) if self.thread else self._load()
         except BaseException as exc:
@@ -181,6 +191,7 @@ class PendingGate:
         gate = self.attach()
         if gate is not None:
             return gate.check(call)
+        self.loader.start()
         return Admission(False, "signoff is still loading its policy", hold=True, ticket=LOADING)
 
     async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
