@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from conftest import connect, fake_server, through_signoff
-from signoff.broker import Broker
-from signoff.policy import load_policy
-from signoff.reload import PolicyHolder
+from signoff.approvals.broker import Broker
+from signoff.policy.engine import load_policy
+from signoff.policy.reload import PolicyHolder
 
 POLICY = """\
 hitl_policies:
@@ -154,7 +154,7 @@ async def test_calls_made_while_the_policy_loads_wait_for_it_and_are_judged(tmp_
     from harness import running, text_of
     from signoff.gate import GateLoader
     from signoff.runner import build_gate_factory
-    from signoff.upstream import ServerSpec
+    from signoff.relay.upstream import ServerSpec
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)

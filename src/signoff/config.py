@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 
 from signoff.errors import ConfigError
-from signoff.upstream import ServerSpec
+from signoff.relay.upstream import ServerSpec
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
