@@ -142,10 +142,12 @@ class ApprovalRequirements:
         if value is None:
             return ONE_APPROVER
         try:
-            quorum = value["quorum"]
-            groups = tuple(tuple(str(r) for r in g) for g in value.get("approvers") or ())
-            if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 1 or any(not g for g in groups):
+            quorum, listed = value["quorum"], value.get("approvers") or []
+            if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 1 or not isinstance(listed, list):
                 raise ValueError(quorum)
+            if not all(isinstance(g, list) and g and all(isinstance(r, str) for r in g) for g in listed):
+                raise ValueError(listed)
+            groups = tuple(tuple(g) for g in listed)
             return cls(quorum, groups, value.get("not_self") is not False)
         except (KeyError, TypeError, ValueError, AttributeError):
             return NOBODY
