@@ -104,7 +104,7 @@ class ApprovalGate:
         if decision.verdict is Verdict.DENY:
             self._record(call, "denied", reason=decision.reason, rule=decision.rule, policy_hash=policy.hash, by="policy")
             return Admission(False, denial_text("rule", decision.reason), decision=decision)
-        remembered = self._remembered(call)
+        remembered = self._remembered(call) if decision.approval.default else None  # one person cannot stand for a quorum
         if remembered:
             return self._admit(call, decision, {
                 "decision": "allowed", "policy": policy.hash, "by": f"remembered:{remembered}",

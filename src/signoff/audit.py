@@ -257,11 +257,20 @@ def parse_since(text: str, *, now: float | None = None) -> str:
 def public(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row for people and scripts: arguments decoded."""
     out = dict(row)
-    try:
-        out["arguments"] = json.loads(row["arguments"]) if row.get("arguments") else {}
-    except ValueError:
-        pass  # a tampered row; verify() reports it, listing still shows the text
+    for key, empty in (("arguments", {}), ("identity", None)):
+        try:
+            out[key] = json.loads(row[key]) if row.get(key) else empty
+        except ValueError:
+            pass  # a tampered row; verify() reports it, listing still shows the text
     return out
+
+
+def who(row: Mapping[str, Any]) -> str:
+    """`agent@machine` of a public row ("-" for rows from before identities were kept)."""
+    found = row.get("identity")
+    if not isinstance(found, Mapping):
+        return "-"
+    return f"{found.get('agent') or '?'}@{found.get('machine') or '?'}"
 
 
 class AuditLog:

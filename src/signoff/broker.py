@@ -291,6 +291,11 @@ class Broker:
             raise DecisionError("only an approval can be remembered")
         if arguments is not None and not approve:
             raise DecisionError("edited arguments only make sense with an approval")
+        if approve:
+            needs = self.get(held_id).requirements
+            if not needs.default:  # fail closed until votes are counted (quorum.py) by the store
+                raise DecisionError(f"{held_id} needs {needs.describe()}: one person's approval cannot decide it "
+                                    "(that needs team mode's named approvers); it can be denied")
         res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember,
                          live_only=True)
         return self.store.resolve(held_id, res)

@@ -258,8 +258,10 @@ def audit(
     if not rows:
         typer.echo("no audit rows")
         return
-    _table(("id", "time", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
-           [(r["id"], r["time"][:19].replace("T", " "), f"{r['server']}.{r['tool']}", r["decision"], r["outcome"],
+    from signoff.audit import who
+
+    _table(("id", "time", "agent", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
+           [(r["id"], r["time"][:19].replace("T", " "), who(r), f"{r['server']}.{r['tool']}", r["decision"], r["outcome"],
              r["decided_by"], r["channel"], "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}",
              _short(r["reason"], 40), _short(r["arguments"], 50)) for r in rows])
 

@@ -123,7 +123,7 @@ class ApprovalRequirements:
     def roles(self) -> str:
         """The eligible roles in words: `finance`, `finance or cfo`, `finance and security`."""
         if not self.approvers:
-            return APPROVER_ROLE
+            return f"any {APPROVER_ROLE}"
         return " and ".join(" or ".join(group) if len(group) == 1 or len(self.approvers) == 1
                             else f"({' or '.join(group)})" for group in self.approvers)
 
