@@ -149,3 +149,17 @@ def test_policy_explain_shows_who_may_approve_and_the_identity(tmp_path) -> None
     denied = CliRunner().invoke(app, ["policy", "explain", str(path), "--tool", "shop.checkout", "--args",
                                       '{"agent": "claude-code"}', "--agent", "ci-bot"])
     assert "decision: DENY" in denied.output and "approval:" not in denied.output
+
+
+def test_the_team_example_config() -> None:
+    from policy_helpers import ROOT
+    from signoff.policy import load_policy
+
+    policy = load_policy(str(ROOT / "configs" / "team.yaml"))
+    pay = policy.evaluate(call("stripe.create_payment", {"amount": 50}))
+    assert pay.verdict is Verdict.ASK and pay.approval == ApprovalRequirements(1, (("finance",),), False)
+    big = policy.evaluate(call("stripe.create_payment", {"amount": 50000}))
+    assert big.approval == ApprovalRequirements(2, (("finance",),), True)
+    bot = with_identity(call("git.git_status"), agent="ci-bot", machine="laptop")
+    assert policy.evaluate(bot).verdict is Verdict.DENY
+    assert policy.evaluate(with_identity(call("git.git_status"), agent="ci-bot", machine="build-01")).verdict is Verdict.ALLOW
