@@ -16,6 +16,7 @@ from conftest import connect, fake_server, through_signoff
 from signoff.broker import Broker
 from signoff.model import ApprovalRequirements, Identity
 from signoff.store import open_store
+from test_policy_run import wait_for_pending
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -49,14 +50,6 @@ def audit_identities() -> list[tuple[str, str, dict | None]]:
                 for r in store.audit_rows()]
     finally:
         store.close()
-
-
-async def wait_for_pending(timeout: float = 20):
-    broker = Broker()
-    with anyio.fail_after(timeout):
-        while not (pending := broker.pending()):
-            await anyio.sleep(0.02)
-    return pending[0]
 
 
 async def test_the_default_agent_is_the_clients_name_and_the_model_cannot_choose_it(tmp_path: Path) -> None:
