@@ -10,13 +10,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcp import types
-
 from conftest import connect, fake_server, through_signoff
+from mcp import types
+from test_policy_run import wait_for_pending
+
 from signoff.broker import Broker
 from signoff.model import ApprovalRequirements, Identity
 from signoff.store import open_store
-from test_policy_run import wait_for_pending
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -99,13 +99,12 @@ async def test_held_rows_keep_identity_and_requirements_and_every_row_of_the_cal
                     held = await wait_for_pending()
                     assert held.identity == Identity("laptop-ann", "ann-agent", "ann")
                     assert held.requirements == ApprovalRequirements(2, (("finance",),), True)
-                    shown = subprocess.run([sys.executable, "-m", "signoff", "pending"], capture_output=True,
-                                           text=True, timeout=60, stdin=subprocess.DEVNULL)
-                    assert f"{held.id}  files.delete_file" in shown.stdout
-                    assert "agent ann-agent on laptop-ann (owner ann)" in shown.stdout
-                    assert "needs 2 approvals from finance; not the agent's owner" in shown.stdout
-                    listed = json.loads(subprocess.run([sys.executable, "-m", "signoff", "pending", "--json"],
-                                                       capture_output=True, text=True, timeout=60).stdout)
+                    shown = (await anyio.run_process([sys.executable, "-m", "signoff", "pending"])).stdout.decode()
+                    assert f"{held.id}  files.delete_file" in shown
+                    assert "agent ann-agent on laptop-ann (owner ann)" in shown
+                    assert "needs 2 approvals from finance; not the agent's owner" in shown
+                    listed = json.loads((await anyio.run_process([sys.executable, "-m", "signoff", "pending",
+                                                                  "--json"])).stdout)
                     assert listed[0]["agent"] == "ann-agent" and listed[0]["approval"]["quorum"] == 2
                     Broker().decide(held.id, False, reason="no", by="bob")
 
@@ -115,17 +114,17 @@ async def test_held_rows_keep_identity_and_requirements_and_every_row_of_the_cal
     who = {"machine": "laptop-ann", "agent": "ann-agent", "owner": "ann"}
     rows = audit_identities()
     assert ("delete_file", "held", who) in rows and ("delete_file", "denied", who) in rows
-    verified = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
+    verified = await anyio.run_process([sys.executable, "-m", "signoff", "audit", "verify"], check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_a_bad_identity_name_stops_signoff_with_where_it_came_from(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "signoff", "run", "--policy", "none", "--agent", "bad name",
-                           "--", *fake_server()], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                           "--", *fake_server()], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          check=False)
     assert done.returncode == 2 and "--agent" in done.stderr and "'bad name'" in done.stderr
     config = tmp_path / "signoff.yaml"
     config.write_text(f"servers:\n  f:\n    command: {sys.executable}\nowner: 'ann\\u202e'\n")
     done = subprocess.run([sys.executable, "-m", "signoff", "run", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 2 and "signoff.yaml:4: owner:" in done.stderr

@@ -15,7 +15,16 @@ from signoff.approval import ApprovalGate
 from signoff.audit import FIELDS, AuditLog, entry, row_hash
 from signoff.broker import Broker
 from signoff.config import IdentityStamp, client_agent_name
-from signoff.model import NOBODY, ONE_APPROVER, ApprovalRequirements, Decision, Identity, ToolCall, Verdict, canonical_json
+from signoff.model import (
+    NOBODY,
+    ONE_APPROVER,
+    ApprovalRequirements,
+    Decision,
+    Identity,
+    ToolCall,
+    Verdict,
+    canonical_json,
+)
 from signoff.policy import Policy
 from signoff.web.app import UI, create_app
 from signoff.web.security import Guard
@@ -40,7 +49,7 @@ def test_rows_without_identity_hash_as_before_and_an_edited_identity_breaks_the_
     broker.store.close()
     with sqlite3.connect(broker.store.path) as conn:
         conn.execute("UPDATE audit SET identity = ? WHERE id = 1", (canonical_json({**WHO.as_dict(), "agent": "human"}),))
-    checked, problem = AuditLog(Broker().store).verify()
+    _, problem = AuditLog(Broker().store).verify()
     assert problem is not None and problem.row == 1 and "was changed" in str(problem)
 
 

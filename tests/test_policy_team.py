@@ -4,10 +4,10 @@ who made the call (agent, machine, owner), which only signoff sets."""
 from __future__ import annotations
 
 import pytest
+import test_policy_errors
+from policy_helpers import call
 from typer.testing import CliRunner
 
-from policy_helpers import call
-import test_policy_errors
 from signoff.model import ApprovalRequirements, Identity, ToolCall, Verdict
 from signoff.policy import Policy
 
@@ -151,6 +151,7 @@ def test_policy_explain_shows_who_may_approve_and_the_identity(tmp_path) -> None
 
 def test_the_team_example_config() -> None:
     from policy_helpers import ROOT
+
     from signoff.policy import load_policy
 
     policy = load_policy(str(ROOT / "configs" / "team.yaml"))

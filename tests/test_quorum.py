@@ -113,9 +113,7 @@ def eligible_to_approve(req: ApprovalRequirements, vote: Vote, owner: str | None
             return False
     elif "approver" not in vote.roles:
         return False
-    if req.not_self and (not owner or vote.person.casefold() == owner.casefold()):
-        return False
-    return True
+    return not (req.not_self and (not owner or vote.person.casefold() == owner.casefold()))
 
 
 def eligible_to_deny(req: ApprovalRequirements, vote: Vote) -> bool:

@@ -21,7 +21,14 @@ from typing import Any
 import anyio
 
 from signoff import logs
-from signoff.config import IdentityStamp, command_name, identity_settings, load_config, parse_duration, server_specs
+from signoff.config import (
+    IdentityStamp,
+    command_name,
+    identity_settings,
+    load_config,
+    parse_duration,
+    server_specs,
+)
 from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
 from signoff.upstream import ServerSpec
