@@ -152,3 +152,17 @@ def test_a_remembered_approval_does_not_stand_in_for_a_quorum() -> None:
     assert gate.check(ToolCall("shop", "pay", {"amount": 5})).allowed  # remembered: one approver was enough
     big = gate.check(ToolCall("shop", "pay", {"amount": 500}))
     assert not big.allowed and big.hold and big.decision.approval.quorum == 2
+
+
+def test_terminals_show_who_made_the_call_and_what_approval_it_needs() -> None:
+    from signoff.approvers import render_held
+
+    broker = Broker()
+    spoof = Identity("build-01", "ci\u202ebot\x1b[2J", "ann")  # a client-chosen name reaches terminals escaped
+    held_id = broker.issue_retry(ToolCall("shop", "pay", {"amount": 5}, identity=spoof),
+                                 Decision(Verdict.ASK, "pays", "r", 60, approval=ApprovalRequirements(2, (("finance",),))),
+                                 "hash")
+    text = render_held(broker.get(held_id))
+    assert "   from: agent ci\\u202ebot\\x1b[2J on build-01 (owner ann)" in text
+    assert "   needs: 2 approvals from finance\n" in text
+    assert "\u202e" not in text and "\x1b" not in text
