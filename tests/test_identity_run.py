@@ -14,9 +14,9 @@ from conftest import connect, fake_server, through_signoff
 from mcp import types
 from test_policy_run import wait_for_pending
 
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import ApprovalRequirements, Identity
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from starlette.testclient import TestClient
 
-from signoff.approval import ApprovalGate
-from signoff.audit import FIELDS, AuditLog, entry, row_hash
-from signoff.broker import Broker
+from signoff.approvals.gate import ApprovalGate
+from signoff.approvals.audit import FIELDS, AuditLog, entry, row_hash
+from signoff.approvals.broker import Broker
 from signoff.config import IdentityStamp, client_agent_name
 from signoff.model import (
     NOBODY,
@@ -25,7 +25,7 @@ from signoff.model import (
     Verdict,
     canonical_json,
 )
-from signoff.policy import Policy
+from signoff.policy.engine import Policy
 from signoff.web.app import UI, create_app
 from signoff.web.security import Guard
 

@@ -9,7 +9,7 @@ from policy_helpers import call
 from typer.testing import CliRunner
 
 from signoff.model import ApprovalRequirements, Identity, ToolCall, Verdict
-from signoff.policy import Policy
+from signoff.policy.engine import Policy
 
 ERRORS = [
     ("hitl_policies:\n  - tool: '*'\n    quorum: 0\n", "p.yaml:3: hitl_policies[0].quorum: Input should be greater than or equal to 1"),
@@ -129,7 +129,7 @@ def test_args_agent_still_reads_the_argument_when_written_as_args() -> None:
 
 
 def test_policy_explain_shows_who_may_approve_and_the_identity(tmp_path) -> None:
-    from signoff.cli import app
+    from signoff.cli.main import app
 
     path = tmp_path / "team.yaml"
     path.write_text(COMBINED + AGENT_RULES.split("hitl_policies:\n", 1)[1])
@@ -152,7 +152,7 @@ def test_policy_explain_shows_who_may_approve_and_the_identity(tmp_path) -> None
 def test_the_team_example_config() -> None:
     from policy_helpers import ROOT
 
-    from signoff.policy import load_policy
+    from signoff.policy.engine import load_policy
 
     policy = load_policy(str(ROOT / "configs" / "team.yaml"))
     pay = policy.evaluate(call("stripe.create_payment", {"amount": 50}))

@@ -1,4 +1,4 @@
-"""The two-person rule (signoff.quorum): a table of cases, then properties over any sequence of votes."""
+"""The two-person rule (signoff.approvals.quorum): a table of cases, then properties over any sequence of votes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signoff.model import NOBODY, ApprovalRequirements
-from signoff.quorum import Vote, judge, tally
+from signoff.approvals.quorum import Vote, judge, tally
 
 ANYONE = ApprovalRequirements()
 TWO = ApprovalRequirements(quorum=2)

@@ -105,7 +105,7 @@ APPROVER_ROLE = "approver"
 @dataclass(frozen=True)
 class ApprovalRequirements:
     """Who may decide a held call, and how many must agree (rule keys `approvers`, `quorum`,
-    `not_self`; several matching rules combine to the strictest, see policy.py).
+    `not_self`; several matching rules combine to the strictest, see policy/engine.py).
 
     `approvers` holds one tuple of roles per matched rule that names some: a person is eligible
     when they hold at least one role of every tuple. Empty: anyone with the `approver` role.
