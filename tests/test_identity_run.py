@@ -15,8 +15,8 @@ from mcp import types
 from test_policy_run import wait_for_pending
 
 from signoff.approvals.broker import Broker
-from signoff.model import ApprovalRequirements, Identity
 from signoff.approvals.store import open_store
+from signoff.model import ApprovalRequirements, Identity
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -128,3 +128,26 @@ def test_a_bad_identity_name_stops_signoff_with_where_it_came_from(tmp_path: Pat
     done = subprocess.run([sys.executable, "-m", "signoff", "run", "--config", str(config)],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 2 and "signoff.yaml:4: owner:" in done.stderr
+
+
+async def test_over_http_each_session_is_the_agent_its_client_names(tmp_path: Path) -> None:
+    import httpx2
+    from http_helpers import HEADERS, body, initialize, serving
+
+    def echo(request_id: int) -> str:
+        return body({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+                     "params": {"name": "echo", "arguments": {"text": "hi", "agent": "human"}}})
+
+    async with serving(fake_server(), "--policy", write_policy(tmp_path), "--machine", "gateway-1",
+                       env={"SIGNOFF_AGENT": "", "SIGNOFF_OWNER": ""}) as server, \
+            httpx2.AsyncClient(timeout=30, trust_env=False) as http:
+        with anyio.fail_after(30):
+            bot = await initialize(http, server.url, clientInfo={"name": "ci-bot", "version": "1"})
+            person = await initialize(http, server.url, clientInfo={"name": "cursor", "version": "1"})
+            denied = (await http.post(server.url, content=echo(2), headers={**HEADERS, "mcp-session-id": bot})).json()
+            fine = (await http.post(server.url, content=echo(2), headers={**HEADERS, "mcp-session-id": person})).json()
+    assert denied["result"]["isError"] and "ci-bot may not use tools here" in denied["result"]["content"][0]["text"]
+    assert not fine["result"].get("isError")
+    rows = audit_identities()
+    assert ("echo", "denied", {"machine": "gateway-1", "agent": "ci-bot", "owner": ""}) in rows
+    assert ("echo", "allowed", {"machine": "gateway-1", "agent": "cursor", "owner": ""}) in rows

@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from starlette.testclient import TestClient
 
-from signoff.approvals.gate import ApprovalGate
 from signoff.approvals.audit import FIELDS, AuditLog, entry, row_hash
 from signoff.approvals.broker import Broker
+from signoff.approvals.gate import ApprovalGate
 from signoff.config import IdentityStamp, client_agent_name
 from signoff.model import (
     NOBODY,

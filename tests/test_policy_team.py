@@ -162,3 +162,16 @@ def test_the_team_example_config() -> None:
     bot = with_identity(call("git.git_status"), agent="ci-bot", machine="laptop")
     assert policy.evaluate(bot).verdict is Verdict.DENY
     assert policy.evaluate(with_identity(call("git.git_status"), agent="ci-bot", machine="build-01")).verdict is Verdict.ALLOW
+
+
+def test_policy_check_summarises_who_approves() -> None:
+    from policy_helpers import ROOT
+
+    from signoff.cli.main import app
+
+    result = CliRunner().invoke(app, ["policy", "check", str(ROOT / "configs" / "team.yaml")])
+    assert result.exit_code == 0, result.output
+    assert ("  approvals: 4 rules say who approves (roles finance, oncall, security, sre; highest quorum 2; "
+            "not_self on 2)") in result.output
+    plain = CliRunner().invoke(app, ["policy", "check", "balanced"])
+    assert plain.exit_code == 0 and "approvals:" not in plain.output

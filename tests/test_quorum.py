@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signoff.model import NOBODY, ApprovalRequirements
 from signoff.approvals.quorum import Vote, judge, tally
+from signoff.model import NOBODY, ApprovalRequirements
 
 ANYONE = ApprovalRequirements()
 TWO = ApprovalRequirements(quorum=2)

@@ -30,6 +30,10 @@ def check(file: str = typer.Argument(..., help="Policy file, or a preset: conser
     typer.echo(f"  defaults: decision {d['decision']}, timeout {d['timeout']:g}s, on_timeout {d['on_timeout']}")
     typer.echo(f"  internal domains: {', '.join(info['internal_domains']) or '- (every address counts as external)'}")
     typer.echo(f"  catalog of real servers: {info['catalog']}")
+    team = info["approvals"]
+    if team["rules"]:
+        typer.echo(f"  approvals: {team['rules']} rules say who approves (roles {', '.join(team['roles']) or '-'}; "
+                   f"highest quorum {team['max_quorum']}; not_self on {team['not_self']})")
     typer.echo(f"  hash: {info['hash']}")
 
 

@@ -442,6 +442,12 @@ class Policy:
             "defaults": spec.defaults.model_dump(),
             "internal_domains": spec.internal_domains,
             "catalog": "off" if self.catalog is None else f"{len(self.catalog)} servers",
+            "approvals": {  # team rules: who may approve
+                "rules": sum(1 for r in spec.hitl_policies if not r.requirements().default),
+                "roles": sorted({role for r in spec.hitl_policies for role in r.approvers or ()}),
+                "max_quorum": max((r.quorum for r in spec.hitl_policies), default=1),
+                "not_self": sum(1 for r in spec.hitl_policies if r.not_self),
+            },
         }
 
 
