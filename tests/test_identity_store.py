@@ -135,6 +135,8 @@ def test_one_persons_approval_cannot_decide_a_call_that_needs_more() -> None:
             broker.decide(held_id, True, by="ann", remember="tool")
         assert broker.get(held_id).status == "pending"
         assert broker.decide(held_id, False, by="ann").status == "denied"
+        with pytest.raises(DecisionError, match="was already denied by ann"):  # the usual answer once decided
+            broker.decide(held_id, True, by="bob")
 
 
 def test_a_remembered_approval_does_not_stand_in_for_a_quorum() -> None:

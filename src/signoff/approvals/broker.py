@@ -292,8 +292,9 @@ class Broker:
         if arguments is not None and not approve:
             raise DecisionError("edited arguments only make sense with an approval")
         if approve:
-            needs = self.get(held_id).requirements
-            if not needs.default:  # fail closed until votes are counted (quorum.py) by the store
+            held = self.get(held_id)
+            needs = held.requirements
+            if not needs.default and held.status == "pending":  # fail closed until the store counts votes (quorum.py)
                 raise DecisionError(f"{held_id} needs {needs.describe()}: one person's approval cannot decide it "
                                     "(that needs team mode's named approvers); it can be denied")
         res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember,
