@@ -33,7 +33,7 @@ from signoff.present import for_held
 from signoff.redact import redact_held
 from signoff.store import GONE_WORDS, gone_line
 from signoff.web import endpoints, links, policy_edit, review
-from signoff.web.middleware import CALL_COOKIE, Access, HostCheck, Identify, SameOrigin
+from signoff.web.middleware import CALL_COOKIE, Access, Forwarded, HostCheck, Identify, SameOrigin
 from signoff.web.security import Guard
 
 __all__ = ["UI", "Access", "create_app", "CALL_COOKIE"]
@@ -140,10 +140,6 @@ class UI:
     def gone_view(self, held: Any) -> dict[str, Any]:
         return gone_view(held)
 
-    def decision_refusal(self, access: Access, held_id: str) -> str | None:
-        """Why this visitor may not decide this call (team mode: roles), or None."""
-        return None
-
 
 def gone_view(held: Any) -> dict[str, Any]:
     """A call nobody waits for any more, as the page greys it: what, why in plain words, until when."""
@@ -202,7 +198,7 @@ async def _queue_stream(ui: UI, access: Access) -> AsyncIterator[dict[str, str]]
 
 def create_app(ui: UI, team: Any = None) -> Starlette:
     """The page: routes, behind the Host, identity and same-origin layers (middleware.py).
-    `team`: team mode (web/signin.py): people sign in; None: the master token opens the page."""
+    `team`: team mode (web/team.py): people sign in; None: the master token opens the page."""
     e = endpoints
     app = Starlette(routes=[
         Route("/", e.index),
@@ -219,7 +215,7 @@ def create_app(ui: UI, team: Any = None) -> Starlette:
         Route("/api/policy", e.api_policy_edit, methods=["POST"]),
         *review.routes(),
         *(team.routes() if team is not None else ()),
-    ], middleware=[Middleware(HostCheck), Middleware(Identify), Middleware(SameOrigin)])
+    ], middleware=[Middleware(Forwarded), Middleware(HostCheck), Middleware(Identify), Middleware(SameOrigin)])
     app.state.ui = ui
     app.state.guard = ui.guard
     app.state.team = team

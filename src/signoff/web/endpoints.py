@@ -15,7 +15,7 @@ from signoff.audit import DECISIONS
 from signoff.broker import Broker
 from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.web import policy_edit
-from signoff.web.middleware import owner_only, posted, refuse, with_csrf
+from signoff.web.middleware import active_team, owner_only, posted, refuse, with_csrf
 
 DECISION_OPTIONS = "".join(f"<option>{html_escape(d)}</option>" for d in DECISIONS)
 """The History filter offers every decision the audit trail can hold (one list: audit.DECISIONS)."""
@@ -32,7 +32,7 @@ STATIC_TYPES = {"app.js": "text/javascript", "app.css": "text/css", "form.js": "
 async def index(request: Request) -> Response:
     access, guard = request.state.access, request.app.state.guard
     html = STATIC.joinpath("index.html").read_text(encoding="utf-8")
-    team = request.app.state.team
+    team = active_team(request.app.state)
     html = (html.replace("{{csrf}}", guard.new_csrf())
             .replace("{{totp}}", "1" if guard.totp_required and not access.user else "")
             .replace("{{scope}}", html_escape(access.call or ""))
@@ -115,13 +115,25 @@ def edited_arguments_problem(broker: Broker, held_id: str, arguments: Any) -> st
     return None
 
 
+def team_refusal(request: Request, held_id: str, action: str = "decide") -> str | None:
+    """Team mode: why this person may not decide this call (roles) or do this action, or None."""
+    team = active_team(request.app.state)
+    if team is None:
+        return None
+    access = request.state.access
+    if action != "decide":
+        return team.action_refusal(access, action)
+    held = request.app.state.ui.store.get_held(held_id)
+    return None if held is None else team.decision_refusal(access, held)
+
+
 @posted(totp=True)
 async def api_decide(request: Request, body: dict[str, Any]) -> Response:
     access, ui, guard = request.state.access, request.app.state.ui, request.app.state.guard
     held_id = str(body.get("id"))
     if not access.may_see(held_id):
         return with_csrf(guard, {"error": "this review link opens another call"}, 403)
-    refusal = await anyio.to_thread.run_sync(lambda: ui.decision_refusal(access, held_id))
+    refusal = await anyio.to_thread.run_sync(lambda: team_refusal(request, held_id))
     if refusal:
         return with_csrf(guard, {"error": refusal}, 403)
     arguments = body.get("arguments")
@@ -150,6 +162,9 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
 @posted(owner=True)
 async def api_kill(request: Request, body: dict[str, Any]) -> Response:
     ui, by = request.app.state.ui, request.state.access.by
+    refusal = await anyio.to_thread.run_sync(lambda: team_refusal(request, "", "kill"))
+    if refusal:
+        return with_csrf(request.app.state.guard, {"error": refusal}, 403)
     if body.get("on", True):
         await anyio.to_thread.run_sync(lambda: ui.broker.kill(str(body.get("reason") or "stopped from the web page"),
                                                               by=by))
@@ -161,6 +176,9 @@ async def api_kill(request: Request, body: dict[str, Any]) -> Response:
 @posted(totp=True, owner=True)
 async def api_policy_edit(request: Request, body: dict[str, Any]) -> Response:
     ui, guard = request.app.state.ui, request.app.state.guard
+    refusal = await anyio.to_thread.run_sync(lambda: team_refusal(request, "", "policy"))
+    if refusal:
+        return with_csrf(guard, {"error": refusal}, 403)
     if not ui.policy_path:
         return with_csrf(guard, {"error": "no policy file: start `signoff ui --policy FILE`"}, 400)
     try:

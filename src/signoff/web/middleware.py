@@ -10,12 +10,14 @@ TOTP when asked). Every layer reads the page's state from `scope["app"].state` (
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -66,9 +68,57 @@ def _state(scope: Scope) -> Any:
     return scope["app"].state
 
 
+def active_team(state: Any) -> Any:
+    """The page's team mode (web/team.py) if it is on: `--team`, or once any person exists."""
+    team = getattr(state, "team", None)
+    return team if team is not None and team.active() else None
+
+
 def _is_page(path: str) -> bool:
     """Paths that answer people's browsers with text, not the page's JSON API."""
     return path.startswith("/r/")
+
+
+class Forwarded:
+    """Behind a reverse proxy that terminates TLS: X-Forwarded-For/-Proto/-Host are believed only
+    from the `--trusted-proxy` addresses; from anyone else they are ignored (left as they are,
+    never used), so HostCheck and SameOrigin judge the real request."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        trusted = _state(scope).guard.trusted_proxies if scope["type"] == "http" else ()
+        client = scope.get("client")
+        if trusted and client and _in(client[0], trusted):
+            scope = forwarded_scope(scope, trusted)
+        await self.app(scope, receive, send)
+
+
+def _in(address: str, networks: Any) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def forwarded_scope(scope: Scope, trusted: Any) -> Scope:
+    """The request as the trusted proxy received it: its client, scheme and Host."""
+    headers = Headers(scope=scope)
+    scope = dict(scope)
+    proto = (headers.get("x-forwarded-proto") or "").split(",")[0].strip().lower()
+    if proto in ("http", "https"):
+        scope["scheme"] = proto
+    hops = [h.strip() for h in (headers.get("x-forwarded-for") or "").split(",") if h.strip()]
+    while hops and _in(hops[-1], trusted):  # the nearest hop no trusted proxy vouches for
+        hops.pop()
+    if hops:
+        scope["client"] = (hops[-1][:64], 0)
+    host = (headers.get("x-forwarded-host") or "").split(",")[0].strip()
+    if host:
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", host.encode("latin-1"))]
+    return scope
 
 
 class HostCheck:
@@ -97,14 +147,18 @@ class Identify:
             await self.app(scope, receive, send)
             return
         state = _state(scope)
+        team = await anyio.to_thread.run_sync(active_team, state) if state.team is not None else None
         token = QueryParams(scope.get("query_string", b"").decode("latin-1")).get("token")
-        if scope["path"] == "/" and token is not None and state.team is None:
+        if scope["path"] == "/" and token is not None and team is None:
             await self.trade_token(state.guard, token)(scope, receive, send)
             return
         request = Request(scope)
-        access = state.team.access(request) if state.team is not None else self.token_access(state, request)
-        if access is None and not anonymous(state, scope["path"]):
-            await self.nobody(state, scope)(scope, receive, send)
+        if team is not None:
+            access = await anyio.to_thread.run_sync(team.access, request)
+        else:
+            access = self.token_access(state, request)
+        if access is None and not anonymous(team, scope["path"]):
+            await self.nobody(team, scope)(scope, receive, send)
             return
         scope.setdefault("state", {})["access"] = access
         await self.app(scope, receive, send)
@@ -114,7 +168,7 @@ class Identify:
         if not guard.token_ok(token):
             return refuse(401, "wrong token")
         response = Response(status_code=303, headers={"Location": "/"})  # drop the token from the URL
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=TOKEN_MAX_AGE)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=TOKEN_MAX_AGE, secure=guard.secure)
         return response
 
     @staticmethod
@@ -126,15 +180,15 @@ class Identify:
         return None if call is None else Access(call)
 
     @staticmethod
-    def nobody(state: Any, scope: Scope) -> Response:
-        if state.team is not None:
-            return state.team.sign_in_needed(scope)
+    def nobody(team: Any, scope: Scope) -> Response:
+        if team is not None:
+            return team.sign_in_needed(scope)
         return refuse(401, "missing or wrong token: open the URL that `signoff ui` printed")
 
 
-def anonymous(state: Any, path: str) -> bool:
+def anonymous(team: Any, path: str) -> bool:
     """Paths served to a visitor nobody identified: the landing/sign-in pages' style (and sign-in)."""
-    return path == "/static/app.css" or (state.team is not None and path in state.team.open_paths)
+    return path == "/static/app.css" or (team is not None and team.is_open(path))
 
 
 class SameOrigin:
@@ -175,8 +229,7 @@ async def _checked_body(request: Request, totp: bool) -> tuple[dict[str, Any] | 
         return None, refuse(403, "missing, used or expired CSRF token: reload the page")
     if totp:
         access = request.state.access
-        team = request.app.state.team
-        if team is not None and access is not None and access.user:  # a person's own second factor was
+        if access is not None and access.user:  # a person's own second factor was
             return body, None  # checked at sign-in; the shared page TOTP is for the single-user page
         problem, wait = guard.totp_refusal(str(body.get("totp") or ""), client_of(request))
         if problem and wait:
