@@ -187,6 +187,40 @@ def test_idle_sessions_are_signed_out_and_removed_people_lose_theirs(broker: Bro
     assert bob.get("/api/queue").status_code == 401
 
 
+def test_the_pages_own_polls_do_not_keep_an_idle_session_alive(broker: Broker, people: People, secrets_: dict) -> None:
+    clock = Clock()
+    client, _ = signed_in(broker, people, "alice", secrets_["alice"], clock=clock)
+    for _ in range(4):
+        clock.now += IDLE / 3
+        assert client.get("/api/presence").status_code in (200, 401)
+    assert client.get("/api/presence").status_code == 401
+
+
+def test_the_event_stream_ends_when_the_person_is_removed(broker: Broker, people: People, secrets_: dict) -> None:
+    from signoff.web import app as web_app
+
+    hold(broker)
+    client, _ = signed_in(broker, people, "alice", secrets_["alice"])
+    seen = 0
+    with client.stream("GET", "/events") as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                seen += 1
+                people.remove("alice")
+    assert seen == 1 and web_app.LIVENESS_CHECK <= 1.0  # the stream closed by itself
+
+
+def test_remembering_an_approval_needs_an_admin(broker: Broker, people: People, secrets_: dict) -> None:
+    held_id = hold(broker)
+    client, csrf = signed_in(broker, people, "alice", secrets_["alice"])
+    refused = post(client, "/api/decide", {"id": held_id, "approve": True, "remember": "tool"}, csrf)
+    assert refused.status_code == 403 and "admin" in refused.json()["error"] and broker.remembered() == []
+    boss = people.add("erin", ["approver", "admin"], PASSWORD)
+    admin, acsrf = signed_in(broker, people, "erin", boss, client=("10.0.0.5", 1))
+    assert post(admin, "/api/decide", {"id": held_id, "approve": True, "remember": "tool"}, acsrf).status_code == 200
+    assert broker.remembered()[0].created_by == "user:erin"
+
+
 def test_sign_out_ends_the_session(broker: Broker, people: People, secrets_: dict) -> None:
     client, csrf = signed_in(broker, people, "alice", secrets_["alice"])
     stolen = client.cookies.get("signoff_session")

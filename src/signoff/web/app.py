@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -33,7 +33,7 @@ from signoff.present import for_held
 from signoff.redact import redact_held
 from signoff.store import GONE_WORDS, gone_line
 from signoff.web import endpoints, links, policy_edit, review
-from signoff.web.middleware import CALL_COOKIE, Access, Forwarded, HostCheck, Identify, SameOrigin
+from signoff.web.middleware import CALL_COOKIE, Access, Forwarded, HostCheck, Identify, SameOrigin, active_team
 from signoff.web.security import Guard
 
 __all__ = ["UI", "Access", "create_app", "CALL_COOKIE"]
@@ -162,17 +162,26 @@ async def events(request: Request) -> Response:
     queue's signature read only when it moved, and the queue itself sent only when that differs."""
     from sse_starlette.sse import EventSourceResponse
 
-    return EventSourceResponse(_queue_stream(request.app.state.ui, request.state.access), ping=int(HEARTBEAT))
+    access, team = request.state.access, active_team(request.app.state)
+    alive = (lambda: team.still_signed_in(access)) if team is not None and access.user else None
+    return EventSourceResponse(_queue_stream(request.app.state.ui, access, alive), ping=int(HEARTBEAT))
 
 
-async def _queue_stream(ui: UI, access: Access) -> AsyncIterator[dict[str, str]]:
+async def _queue_stream(ui: UI, access: Access, alive: Callable[[], bool] | None = None) -> AsyncIterator[dict[str, str]]:
+    """`alive` (team mode): checked every LIVENESS_CHECK; the stream ends when the person's
+    session did (signed out, idle, or removed)."""
     token: int | None = None
+    next_alive = 0.0
     signature: str | None = None
     next_deadline = 0.0
     quiet_until = 0.0  # a model flooding the queue cannot make the page stream without pause
     next_check = 0.0
     waiting = False  # the last queue pushed had calls a proxy waits on
     while True:
+        if alive is not None and time.monotonic() >= next_alive:
+            next_alive = time.monotonic() + LIVENESS_CHECK
+            if not await anyio.to_thread.run_sync(alive):
+                return
         if waiting and time.monotonic() >= next_check:  # closes them if their proxy died (commits → push)
             next_check = time.monotonic() + LIVENESS_CHECK
             await anyio.to_thread.run_sync(ui.broker.sweep)

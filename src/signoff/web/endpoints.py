@@ -133,7 +133,8 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
     held_id = str(body.get("id"))
     if not access.may_see(held_id):
         return with_csrf(guard, {"error": "this review link opens another call"}, 403)
-    refusal = await anyio.to_thread.run_sync(lambda: team_refusal(request, held_id))
+    refusal = await anyio.to_thread.run_sync(lambda: team_refusal(request, held_id) or (
+        team_refusal(request, held_id, "remember") if body.get("remember") else None))
     if refusal:
         return with_csrf(guard, {"error": refusal}, 403)
     arguments = body.get("arguments")

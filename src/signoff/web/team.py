@@ -36,6 +36,8 @@ LONGEST = 12 * 3600.0
 PRESENCE = 20.0
 """A person counts as looking at a call while their page asked about it this recently."""
 MAX_SESSIONS = 4096
+BACKGROUND = ("/api/presence", "/events")
+"""Requests an open page makes by itself: they do not keep a session from idling out."""
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self';"
            " frame-ancestors 'none'", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", **NO_STORE}
 SIGN_IN_PAGE = """<!doctype html>
@@ -82,8 +84,9 @@ class Sessions:
         for sid in [s for s, (_, started, last) in self._sessions.items() if now - last > IDLE or now - started > LONGEST]:
             del self._sessions[sid]
 
-    def touch(self, sid: str | None) -> str | None:
-        """The session's person (and it counts as used now), or None if unknown or timed out."""
+    def touch(self, sid: str | None, *, refresh: bool = True) -> str | None:
+        """The session's person, or None if unknown or timed out. `refresh`: the request was the
+        person's doing (the page's own background polls and its event stream are not)."""
         if not sid:
             return None
         now = self.clock()
@@ -94,8 +97,12 @@ class Sessions:
             if now - entry[2] > IDLE or now - entry[1] > LONGEST:
                 del self._sessions[sid]
                 return None
-            entry[2] = now
+            if refresh:
+                entry[2] = now
             return entry[0]
+
+    def alive(self, sid: str | None) -> bool:
+        return self.touch(sid, refresh=False) is not None
 
     def end(self, sid: str | None) -> None:
         with self._lock:
@@ -158,7 +165,7 @@ class TeamPage:
 
     def access(self, request: Request) -> Access | None:
         sid = request.cookies.get(SESSION_COOKIE)
-        name = self.sessions.touch(sid)
+        name = self.sessions.touch(sid, refresh=request.url.path not in BACKGROUND)
         person = self.people.get(name) if name else None
         if person is None:  # removed since: the session ends with them
             if name:
@@ -171,6 +178,10 @@ class TeamPage:
             return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
         return refuse(401, "sign in first: open the page and sign in with your name")
 
+    def still_signed_in(self, access: Access) -> bool:
+        """For a long request (the event stream): the session is alive and its person exists."""
+        return self.sessions.alive(access.session) and self.people.get(access.user or "") is not None
+
     # ------------------------------------------------------------------ roles
 
     def decision_refusal(self, access: Access, held: Any) -> str | None:
@@ -180,8 +191,9 @@ class TeamPage:
         return eligible(access.roles, approval_of(held))
 
     def action_refusal(self, access: Access, action: str) -> str | None:
-        """The kill switch needs an approver (or admin); policy edits need an admin."""
-        wanted = (ADMIN,) if action == "policy" else (APPROVER, ADMIN)
+        """The kill switch needs an approver (or admin); policy edits and remembered approvals
+        (which let later calls through without anyone's role being checked) need an admin."""
+        wanted = (ADMIN,) if action in ("policy", "remember") else (APPROVER, ADMIN)
         if access.user and not set(wanted) & set(access.roles):
             return f"only people with the role {' or '.join(repr(w) for w in wanted)} may do this"
         return None

@@ -587,6 +587,7 @@ function setupTeam() {
   const poll = async () => {
     const ids = [...$("#queue").children].map((node) => node.dataset.id).filter(Boolean);
     const response = await fetch(`/api/presence?ids=${encodeURIComponent(ids.join(","))}`, { credentials: "same-origin" });
+    if (response.status === 401) { location.assign("/signin"); return; }  // signed out (idle, or removed)
     if (!response.ok) return;
     const data = await response.json();
     for (const node of $("#queue").children) {
