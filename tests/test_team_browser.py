@@ -11,7 +11,7 @@ import pyotp
 import pytest
 
 from conftest import connect, fake_server, through_signoff
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.team.users import People
 from test_page_browser import held
 from test_team_users import PASSWORD

@@ -8,7 +8,7 @@ import sys
 
 import pexpect
 
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 from signoff.team.users import People
 from test_team_users import PASSWORD
 

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 from starlette.testclient import TestClient
 
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict, canonical_json
 from signoff.team.users import People
 from signoff.web.app import UI, create_app

@@ -26,12 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from signoff import risk
-from signoff.broker import Broker, compact_arguments
+from signoff.policy import risk
+from signoff.approvals.broker import Broker, compact_arguments
 from signoff.model import canonical_json
-from signoff.present import for_held
+from signoff.approvals.present import for_held
 from signoff.redact import redact_held
-from signoff.store import GONE_WORDS, gone_line
+from signoff.approvals.store import GONE_WORDS, gone_line
 from signoff.web import endpoints, links, policy_edit, review
 from signoff.web.middleware import CALL_COOKIE, Access, Forwarded, HostCheck, Identify, SameOrigin, active_team
 from signoff.web.security import Guard

@@ -11,8 +11,8 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from signoff.audit import DECISIONS
-from signoff.broker import Broker
+from signoff.approvals.audit import DECISIONS
+from signoff.approvals.broker import Broker
 from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.web import policy_edit
 from signoff.web.middleware import active_team, owner_only, posted, refuse, with_csrf
@@ -70,7 +70,7 @@ async def api_held(request: Request) -> Response:
 
 @owner_only
 async def api_audit(request: Request) -> Response:
-    from signoff.audit import AuditLog
+    from signoff.approvals.audit import AuditLog
 
     store, q = request.app.state.ui.store, request.query_params
     by = q.get("by") or None  # one person's history (team mode): `user:alice`

@@ -63,7 +63,7 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     before anyone was added (team mode is on anyway once someone is)."""
     import uvicorn
 
-    from signoff.broker import Broker
+    from signoff.approvals.broker import Broker
     from signoff.team.users import People
     from signoff.web.app import UI, create_app
     from signoff.web.team import TeamPage
