@@ -276,6 +276,8 @@ def test_the_cli_decides_as_the_person_its_token_names_until_they_are_removed(br
     bobs = people.new_token("bob")
     refused = signoff_cli("deny", second, token=bobs)
     assert refused.returncode == 5 and "approver" in refused.stderr
+    watch = signoff_cli("watch")  # the console has no person to name: refused in team mode
+    assert watch.returncode == 5 and "team mode" in watch.stderr
     people.remove("alice")
     after = signoff_cli("approve", second, "--token", token)
     assert after.returncode == 5 and "names nobody" in after.stderr

@@ -184,9 +184,13 @@ def watch() -> None:
     Each question shows its call right above the prompt: a approve, d deny, r deny with a
     reason, s skip, q quit. The answer names the id it decided."""
     from signoff.approvers import watch as console
+    from signoff.team.users import People
 
     with _exits():
-        console.main(_broker())
+        broker = _broker()
+        if People(broker.store).any():  # the console decides as the OS user: no person, no role check
+            _fail("team mode: decide on the page (sign in) or with `signoff approve/deny --token`", EXIT_AUTH)
+        console.main(broker)
 
 
 def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the model and in the audit trail.")) -> None:
