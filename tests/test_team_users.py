@@ -15,16 +15,9 @@ from signoff.approvals.store import open_store
 from signoff.team.factors import SignIn, totp_step
 from signoff.team.throttle import Throttle
 from signoff.team.users import People, eligible
+from test_totp_throttle import Clock
 
 PASSWORD = "correct horse battery"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from signoff.team.users import People
 from signoff.web.app import UI, create_app
 from signoff.web.security import Guard
 from signoff.web.team import IDLE, TeamPage
-from test_team_users import PASSWORD, Clock
+from test_team_users import PASSWORD
+from test_totp_throttle import Clock
 from test_web import ORIGIN, TOKEN, hold, post
 
 PUBLIC = "https://approvals.example.com"
