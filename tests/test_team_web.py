@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from signoff.approvals.broker import Broker
-from signoff.model import Decision, ToolCall, Verdict, canonical_json
+from signoff.model import ApprovalRequirements, Decision, ToolCall, Verdict
 from signoff.team.users import People
 from signoff.web.app import UI, create_app
 from signoff.web.security import Guard
@@ -164,14 +164,15 @@ def test_roles_decide_who_may_decide(broker: Broker, people: People, secrets_: d
     assert refused.status_code == 403 and broker.get(held_id).status == "pending"
     kill = post(bob, "/api/kill", {"on": True}, refused.json()["csrf"])
     assert kill.status_code == 403 and not broker.kill_state().on
-    # a rule naming `approvers: [finance]` (carried in the held row): bob may, alice may not
-    team = {"team": {"approval": {"quorum": 1, "approvers": [["finance"]], "not_self": False}}}
-    finance = broker.issue_retry(ToolCall("bank", "pay", {"amount": 5}), Decision(Verdict.ASK, "money", "r", 300),
-                                 shown={"presentation": canonical_json(team)})
+    # a rule naming `approvers: [finance]` (the held row carries it): alice may not decide it, bob may
+    finance = broker.issue_retry(ToolCall("bank", "pay", {"amount": 5}),
+                                 Decision(Verdict.ASK, "money", "r", 300,
+                                          approval=ApprovalRequirements(approvers=(("finance",),))))
     alice, acsrf = signed_in(broker, people, "alice", secrets_["alice"], client=("10.0.0.2", 1))
-    no = post(alice, "/api/decide", {"id": finance, "approve": True}, acsrf)
-    assert no.status_code == 403 and "finance" in no.json()["error"]
-    yes = post(bob, "/api/decide", {"id": finance, "approve": True}, kill.json()["csrf"])
+    no = post(alice, "/api/decide", {"id": finance, "approve": False}, acsrf)
+    assert no.status_code == 403 and "finance" in no.json()["error"] and broker.get(finance).status == "pending"
+    # (an approval under rule approvers waits for the quorum wiring: the broker refuses it, fail closed)
+    yes = post(bob, "/api/decide", {"id": finance, "approve": False, "reason": "not this month"}, kill.json()["csrf"])
     assert yes.status_code == 200 and broker.get(finance).decided_by == "user:bob"
 
 
