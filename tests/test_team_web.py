@@ -93,6 +93,20 @@ def test_without_a_session_the_page_sends_you_to_sign_in_and_the_token_opens_not
     assert signin.status_code == 200 and 'id="signin"' in signin.text and "script-src 'self'" in signin.headers["content-security-policy"]
 
 
+def test_a_review_link_opens_nothing_without_signing_in(broker: Broker, people: People, secrets_: dict) -> None:
+    from signoff.web import links
+
+    held_id = hold(broker)
+    client = page(broker, people)
+    link = links.review_link(ORIGIN, held_id)
+    opened = client.post("/" + link.split("/", 3)[3], headers={"Origin": ORIGIN})
+    assert opened.status_code == 303  # the link is spent and its call cookie set, but in team mode …
+    assert client.get("/api/queue").status_code == 401  # … only a signed-in person sees or decides
+    assert client.get(f"/api/held/{held_id}").status_code == 401
+    assert post(client, "/api/decide", {"id": held_id, "approve": True}, csrf_of(client)).status_code == 401
+    assert broker.get(held_id).status == "pending"
+
+
 def test_wrong_password_wrong_totp_and_replayed_totp_are_refused(broker: Broker, people: People, secrets_: dict) -> None:
     client = page(broker, people)
     assert sign_in(client, "alice", None, password="not the password", code="123456").status_code == 401
