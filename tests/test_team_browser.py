@@ -108,10 +108,10 @@ async def test_enrol_a_passkey_and_sign_in_with_it(policy: Path) -> None:
         assert broker.get(held_id).decided_by == "user:carol"
 
 
-async def test_a_role_refusal_is_shown_on_the_page(policy: Path) -> None:
+async def test_a_role_refusal_is_shown_on_the_page_and_who_else_is_looking(policy: Path) -> None:
     broker = Broker()
     people = People(broker.store)
-    secret = people.add("bob", ["finance"], PASSWORD)
+    secret, alices = people.add("bob", ["finance"], PASSWORD), people.add("alice", ["approver"], PASSWORD)
     held_id = held(broker)
     async with approval_page(policy) as url, browser_page() as page:
         await sign_in_with_totp(page, base_of(url), "bob", secret)
@@ -122,3 +122,10 @@ async def test_a_role_refusal_is_shown_on_the_page(policy: Path) -> None:
         await message.wait_for(state="visible", timeout=15000)
         assert "only people with the role 'approver' may decide" in await message.inner_text()
         assert broker.get(held_id).status == "pending"
+        other = await page.context.browser.new_context()  # alice, in another browser profile
+        alice = await other.new_page()
+        await sign_in_with_totp(alice, base_of(url), "alice", alices)
+        await alice.locator(f"#call-{held_id}").wait_for(timeout=15000)
+        viewers = card.locator(".viewers")
+        await viewers.wait_for(state="visible", timeout=15000)  # bob's page polls every 5 s
+        assert await viewers.inner_text() == "also looking: alice"
