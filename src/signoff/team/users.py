@@ -115,6 +115,11 @@ def _groups(approval: Any) -> list[list[str]]:
         return [["signoff:no-one"]]
 
 
+def team_mode(store: Any) -> bool:
+    """Someone was added (`signoff user add`): decisions need a named person."""
+    return bool(store.list_users())
+
+
 class People:
     """The team's people, over a `Store` (SQLite or PostgreSQL: the same plain rows)."""
 
@@ -156,7 +161,7 @@ class People:
         return [_person(r) for r in self.store.list_users()]
 
     def any(self) -> bool:
-        return bool(self.store.list_users())
+        return team_mode(self.store)
 
     def remove(self, name: str) -> None:
         """Remove a person: their sessions end at their next request, their tokens stop working."""
