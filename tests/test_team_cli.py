@@ -58,3 +58,8 @@ def test_the_password_prompt_asks_twice_and_hides_it() -> None:
     child.expect(pexpect.EOF)
     assert PASSWORD not in child.before
     assert People(open_store()).check_password("dave", PASSWORD) is not None
+
+
+def test_a_bad_trusted_proxy_is_named_not_a_traceback() -> None:
+    refused = signoff("ui", "--port", "1", "--trusted-proxy", "not-an-ip")
+    assert refused.returncode == 2 and "--trusted-proxy" in refused.stderr and "Traceback" not in refused.stderr
