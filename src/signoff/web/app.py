@@ -6,9 +6,11 @@ history, per-tool statistics that suggest rules to relax, the policy in force, a
 switch. The page itself is static HTML/CSS/JS (no build step) that renders every value with
 `textContent`, never as HTML.
 
-Two kinds of visitor: the owner of the master token sees everything; a person who followed a
-notification's review link (web/review.py) holds a cookie for ONE held call and may only view
-and decide that call.
+Visitors: the owner of the master token sees everything; a person who followed a notification's
+review link (web/review.py) holds a cookie for ONE held call and may only view and decide that
+call; in team mode (web/team.py) only signed-in people, each deciding under their own name and
+roles. This module keeps the state (UI) and the live queue; the checks every request passes are
+in middleware.py, the other endpoints in endpoints.py.
 """
 
 from __future__ import annotations
