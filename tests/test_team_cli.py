@@ -42,6 +42,12 @@ def test_add_list_token_passkey_remove() -> None:
     assert people.enrolment(link.rsplit("/", 1)[1]).name == "carol"
     assert signoff("user", "token", "nobody").returncode == 1
 
+    changed = signoff("user", "set", "alice", "--role", "approver", "--new-totp", "--password-stdin",
+                      stdin="a brand new password\n")
+    assert changed.returncode == 0 and "roles: approver)" in changed.stdout and "otpauth://" in changed.stdout
+    assert people.get("alice").roles == ("approver",)
+    assert people.check_password("alice", "a brand new password") and not people.check_password("alice", PASSWORD)
+    assert signoff("user", "set", "alice").returncode == 1  # nothing to change
     assert signoff("user", "remove", "alice").returncode == 0
     assert people.by_token(token) is None
     assert signoff("user", "remove", "alice").returncode == 1

@@ -15,7 +15,8 @@ import typer
 from signoff.errors import StoreError, TeamError
 from signoff.termsafe import clean, json_text
 
-user_app = typer.Typer(help="People who approve (team mode): add, list, remove, token, passkey.", no_args_is_help=True)
+user_app = typer.Typer(help="People who approve (team mode): add, set, list, remove, token, passkey.",
+                       no_args_is_help=True)
 
 
 def _people() -> Any:
@@ -80,6 +81,24 @@ def add(
         show_totp(name, secret)
     else:
         typer.echo(f"no TOTP: enrol a passkey now with `signoff user passkey {clean(name)}`")
+
+
+@user_app.command("set")
+def set_(
+    name: str = typer.Argument(..., metavar="NAME"),
+    role: list[str] = typer.Option(None, "--role", metavar="ROLE", help="Replace the person's roles (repeatable)."),
+    password: bool = typer.Option(False, "--password", help="Set a new password (asked twice)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Set a new password read from stdin."),
+    new_totp: bool = typer.Option(False, "--new-totp", help="A new TOTP secret (a lost phone); shown once."),
+) -> None:
+    """Change a person's roles, password or TOTP secret; roles apply at their next request."""
+    people = _people()
+    secret_word = _password(password_stdin) if password or password_stdin else None
+    secret = _run(lambda: people.change(name, roles=role or None, password=secret_word, new_totp=new_totp))
+    person = people.get(name)
+    typer.echo(f"changed {clean(name)} (roles: {', '.join(person.roles)})")
+    if secret:
+        show_totp(name, secret)
 
 
 @user_app.command("list")

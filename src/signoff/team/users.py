@@ -149,6 +149,27 @@ class People:
             raise TeamError(str(exc)) from exc
         return secret
 
+    def change(self, name: str, *, roles: Iterable[str] | None = None, password: str | None = None,
+               new_totp: bool = False) -> str | None:
+        """Change a person's roles, password or TOTP secret (lost phone); returns the new secret."""
+        self.require(name)
+        changes: dict[str, Any] = {}
+        if roles is not None:
+            changes["roles"] = json.dumps(list(check_roles(roles)))
+        if password is not None:
+            if len(password) < MIN_PASSWORD:
+                raise TeamError(f"the password must be at least {MIN_PASSWORD} characters")
+            changes["password_hash"] = self.hasher.hash(password)
+        secret = None
+        if new_totp:
+            import pyotp
+
+            secret = changes["totp_secret"] = pyotp.random_base32()
+        if not changes:
+            raise TeamError("nothing to change: give --role, --password(-stdin) or --new-totp")
+        self.store.update_user(name, changes)
+        return secret
+
     def get(self, name: str) -> Person | None:
         row = self.store.get_user(name)
         return None if row is None else _person(row)
