@@ -36,7 +36,7 @@ LONGEST = 12 * 3600.0
 PRESENCE = 20.0
 """A person counts as looking at a call while their page asked about it this recently."""
 MAX_SESSIONS = 4096
-BACKGROUND = ("/api/presence", "/events")
+BACKGROUND = ("/api/presence", "/events", "/api/proxies")
 """Requests an open page makes by itself: they do not keep a session from idling out."""
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self';"
            " frame-ancestors 'none'", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", **NO_STORE}
