@@ -154,3 +154,21 @@ def test_the_proxies_view_lists_machines_agents_servers_policy_and_marks_stale_o
     assert listed[1]["agent"] == HOSTILE
     queue_facets = client.get("/api/queue").json()["facets"]
     assert "build-1" in queue_facets["machine"] and "old-box" not in queue_facets["machine"]  # stale ones are no choice
+
+
+def test_team_mode_sends_a_bookmarked_view_through_sign_in_and_back(broker: Broker) -> None:
+    from signoff.team.users import People
+    from test_team_users import PASSWORD
+    from test_team_web import page as team_page
+
+    people = People(broker.store)
+    people.add("alice", ["approver"], PASSWORD)
+    client = team_page(broker, people)
+    opened = client.get("/", params={"agent": "ci-bot", "machine": HOSTILE})
+    assert opened.status_code == 303
+    location = opened.headers["location"]
+    assert location.startswith("/signin?next=%2F%3F") and "<" not in location and "/" not in location[len("/signin"):]
+    assert client.get("/").headers["location"] == "/signin"  # no view: no `next`
+    assert client.get("/", params={"token": TOKEN, "agent": "dev"}).headers["location"] == \
+        "/signin?next=%2F%3Fagent%3Ddev"  # a URL's token is never carried into the sign-in page's URL
+    assert client.get(location).status_code == 200

@@ -89,3 +89,43 @@ async def test_narrow_the_queue_by_agent_bookmark_it_and_see_both_proxies(tmp_pa
 async def _count(locator, n: int, *, at_least: bool = False) -> bool:
     found = await locator.count()
     return found >= n if at_least else found == n
+
+
+async def test_team_mode_a_shared_filtered_link_opens_after_sign_in(tmp_path: Path) -> None:
+    import pyotp
+
+    from signoff.team.users import People
+    from test_team_browser import base_of
+    from test_team_users import PASSWORD
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    broker = Broker()
+    people = People(broker.store)
+    secret, bobs = people.add("alice", ["approver"], PASSWORD), people.add("bob", ["approver"], PASSWORD)
+    held = {agent: broker.issue_retry(ToolCall("files", "write_file", {"path": f"/tmp/{agent}"},
+                                               identity=Identity(machine, agent, "")),
+                                      Decision(Verdict.ASK, "writing", "r", 300), "hash")
+            for agent, machine in (("ci-bot", "build-1"), ("dev", "laptop-ann"))}
+    async with approval_page(policy) as url, browser_page() as page:
+        base = base_of(url)
+        await page.goto(base + "/?agent=dev&view=queue")
+        assert page.url.startswith(base + "/signin?next=")
+        await page.locator('input[name="name"]').fill("alice")
+        await page.locator('input[name="password"]').fill(PASSWORD)
+        await page.locator('input[name="totp"]').fill(pyotp.TOTP(secret).now())
+        await page.locator("#signin button[type=submit]").click()
+        cards = page.locator("#queue li.held")
+        await page.locator(f"#call-{held['dev']}").wait_for(timeout=15000)
+        assert page.url.startswith(base + "/?agent=dev")
+        assert await cards.count() == 1 and await page.locator("#filtered-out").inner_text() == \
+            "1 more call waiting outside this filter."
+
+        bob = await (await page.context.browser.new_context()).new_page()  # another person, another profile
+        await bob.goto(base + "/signin?next=//example.com/")  # `next` never leaves the page
+        await bob.locator('input[name="name"]').fill("bob")
+        await bob.locator('input[name="password"]').fill(PASSWORD)
+        await bob.locator('input[name="totp"]').fill(pyotp.TOTP(bobs).now())
+        await bob.locator("#signin button[type=submit]").click()
+        await bob.locator("#who-name").wait_for(timeout=15000)
+        assert bob.url == base + "/"

@@ -16,7 +16,7 @@ import threading
 import time
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import anyio
 from starlette.requests import Request
@@ -174,8 +174,11 @@ class TeamPage:
         return Access(user=person.name, roles=person.roles, session=sid)
 
     def sign_in_needed(self, scope: Scope) -> Response:
-        if scope["path"] == "/" and scope["method"] == "GET":
-            return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
+        if scope["path"] == "/" and scope["method"] == "GET":  # a bookmarked view (`/?agent=…`) opens after sign-in
+            view = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                    if k != "token"]  # the single-user token is never carried along
+            target = f"/signin?next={quote('/?' + urlencode(view), safe='')}" if view else "/signin"
+            return RedirectResponse(target, status_code=303, headers=NO_STORE)
         return refuse(401, "sign in first: open the page and sign in with your name")
 
     def still_signed_in(self, access: Access) -> bool:
