@@ -130,6 +130,7 @@ def test_the_history_is_narrowed_by_machine_agent_server_and_person(broker: Brok
     assert rows(agent="ci-bot", by="user:nobody") == []
     facets = client.get("/api/audit", params={"agent": "nobody"}).json()["facets"]
     assert facets["agent"] == ["ci-bot", "dev"] and facets["server"] == ["filesystem", "git"]
+    assert facets["by"] and all(isinstance(name, str) for name in facets["by"])
 
 
 def test_the_proxies_view_lists_machines_agents_servers_policy_and_marks_stale_ones(broker: Broker) -> None:
@@ -172,3 +173,11 @@ def test_team_mode_sends_a_bookmarked_view_through_sign_in_and_back(broker: Brok
     assert client.get("/", params={"token": TOKEN, "agent": "dev"}).headers["location"] == \
         "/signin?next=%2F%3Fagent%3Ddev"  # a URL's token is never carried into the sign-in page's URL
     assert client.get(location).status_code == 200
+
+
+def test_a_key_given_twice_with_different_values_keeps_nothing(broker: Broker, calls: dict[str, str]) -> None:
+    client, _ = logged_in(broker)
+    assert ids(client, agent=["ci-bot", "dev"]) == set()  # the page would show one, a script read the other
+    assert ids(client, agent=["ci-bot", "ci-bot"]) == {calls["m1-ci"]}
+    assert ids(client, agent=["", "dev"], machine="laptop-2") == {calls["m2-dev"]}
+    assert client.get("/api/audit", params={"server": ["git", "filesystem"]}).json()["rows"] == []

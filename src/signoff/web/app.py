@@ -213,7 +213,7 @@ async def _queue_stream(ui: UI, access: Access, alive: Callable[[], bool] | None
                 signature = await anyio.to_thread.run_sync(ui.queue_signature, access)
                 retry = [h["deadline"] for h in queue["pending"] if h.get("hold_mode") == "retry"]
                 next_deadline = min(retry) if retry else 0.0
-                waiting = any(h.get("hold_mode") == "wait" for h in queue["pending"])
+                waiting = bool(queue["hidden"]) or any(h.get("hold_mode") == "wait" for h in queue["pending"])
                 data = json.dumps(queue)
                 quiet_until = time.monotonic() + len(data) / PUSH_BYTES_PER_SECOND
                 yield {"event": "queue", "data": data}

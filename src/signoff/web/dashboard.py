@@ -21,6 +21,8 @@ KEYS = ("machine", "agent", "server")
 """What the queue and history can be narrowed by (the history also by person, `by`)."""
 MAX_VALUE = 256
 """A filter value longer than any name signoff shows matches nothing (and is not echoed)."""
+CONFLICT = "\x00" * (MAX_VALUE + 1)
+"""Stands for two different values of one key: longer than MAX_VALUE, so it matches nothing."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,14 @@ class Filter:
     server: str | None = None
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> Filter:
-        return cls(*(query.get(key) or None for key in KEYS))
+    def from_query(cls, query: Any) -> Filter:
+        """From the URL's query; a key given twice with different values keeps nothing (the page
+        and a script could each read a different one of them: no guessing)."""
+        values = []
+        for key in KEYS:
+            given = {v for v in (query.getlist(key) if hasattr(query, "getlist") else [query.get(key)]) if v}
+            values.append(None if not given else given.pop() if len(given) == 1 else CONFLICT)
+        return cls(*values)
 
     @property
     def active(self) -> bool:

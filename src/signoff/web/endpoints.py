@@ -81,6 +81,7 @@ async def api_audit(request: Request) -> Response:
     rows = await anyio.to_thread.run_sync(
         lambda: AuditLog(store).query(tool=q.get("tool") or None, decision=q.get("decision") or None))
     present = dashboard.facets(dashboard.row_values(r) for r in rows)
+    present["by"] = sorted({str(r["decided_by"]) for r in rows if r.get("decided_by")})
     rows = [r for r in rows if (by is None or r.get("decided_by") == by) and only.keeps_row(r)]
     return JSONResponse({"rows": rows[-500:][::-1], "facets": present})
 

@@ -517,6 +517,7 @@ async function loadHistory(form) {
     fetch("/api/stats", { credentials: "same-origin" }).then((r) => r.json()),
   ]);
   offer(audit.facets);
+  $("#people").replaceChildren(...(audit.facets.by || []).map((name) => { const o = document.createElement("option"); o.value = name; return o; }));
   const body = $("#audit tbody");
   body.replaceChildren();
   for (const row of audit.rows) {
