@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from signoff.approvals.broker import Broker
+from signoff.approvals.liveness import ProxyLease, lease_dir
 from signoff.config import IdentityStamp
 from signoff.model import Decision, Identity, ToolCall, Verdict
 from signoff.runner import note_proxy
@@ -145,10 +146,15 @@ def test_the_proxies_view_lists_machines_agents_servers_policy_and_marks_stale_o
     broker.store.note_proxy({"pid": 4242, "host": "elsewhere", "source": "p.yaml", "kind": "file", "hash": "1" * 16,
                              "servers": ["git"], "noted_at": 2.0, "machine": "remote", "agent": HOSTILE, "owner": ""},
                             lambda pid: True)
+    released = ProxyLease(lease_dir(broker.store))  # a live pid whose lease was given back: a reused pid
+    released.release()
+    broker.store.note_proxy({"pid": os.getppid(), "host": here, "source": "strict", "kind": "preset", "hash": "2" * 16,
+                             "servers": ["time"], "noted_at": 3.0, "machine": "reused", "agent": "a", "owner": "",
+                             "lease": str(released.path)}, lambda pid: True)
     client, _ = logged_in(broker)
     listed = client.get("/api/proxies").json()["proxies"]
     assert [(p["machine"], p["state"], p["stale"]) for p in listed] == [
-        ("build-1", "live", False), ("remote", "unknown", False), ("old-box", "gone", True)]
+        ("build-1", "live", False), ("remote", "unknown", False), ("old-box", "gone", True), ("reused", "gone", True)]
     live = listed[0]
     assert live["agent"] == "ci-bot" and live["owner"] == "ann" and live["servers"] == ["git", "filesystem"]
     assert live["policy"] == "balanced" and live["policy_hash"] == "abcdef012345" and live["pid"] == os.getpid()

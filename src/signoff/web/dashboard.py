@@ -13,9 +13,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from signoff.approvals.liveness import pid_alive
+from signoff.approvals.liveness import proxy_gone
 
 KEYS = ("machine", "agent", "server")
 """What the queue and history can be narrowed by (the history also by person, `by`)."""
@@ -100,12 +101,10 @@ def proxies(store: Any, now: float) -> list[dict[str, Any]]:
     """Every proxy that recorded itself in the store (at start and on each policy reload), with
     whether it still runs: `live` or `gone` for this host's proxies (their pid is checked),
     `unknown` for another host's (this page cannot see its processes). Live ones first."""
-    host = socket.gethostname()
     out = []
     for info in store.proxies():
         pid = info.get("pid")
-        same_host = info.get("host") == host
-        state = ("live" if isinstance(pid, int) and pid > 0 and pid_alive(pid) else "gone") if same_host else "unknown"
+        state = proxy_state(store, info)
         noted = info.get("noted_at")
         out.append({
             "machine": str(info.get("machine") or info.get("host") or ""), "agent": str(info.get("agent") or ""),
@@ -119,6 +118,22 @@ def proxies(store: Any, now: float) -> list[dict[str, Any]]:
             "state": state, "stale": state == "gone"})
     order = {"live": 0, "unknown": 1, "gone": 2}
     return sorted(out, key=lambda p: (order[p["state"]], p["machine"], p["agent"], p["pid"] or 0))
+
+
+def proxy_state(store: Any, info: Mapping[str, Any]) -> str:
+    """`live`, `gone` or `unknown`. This host's proxies: their pid and lease (liveness.py), as for
+    a held call. Another host's: only a store that keeps leases itself (`proxy_gone`, PostgreSQL's
+    heartbeats) can tell, and only if the proxy recorded its lease."""
+    pid, lease, host = info.get("pid"), info.get("lease"), str(info.get("host") or "")
+    if not isinstance(pid, int) or pid <= 0:
+        return "unknown"
+    probe = SimpleNamespace(proxy_pid=pid, proxy_host=host, proxy_lease=lease if isinstance(lease, str) else None)
+    if host == socket.gethostname():
+        return "gone" if proxy_gone(probe) else "live"
+    judge = getattr(store, "proxy_gone", None)
+    if judge is None or probe.proxy_lease is None:
+        return "unknown"
+    return "gone" if judge(probe) else "live"
 
 
 def proxy_facets(listed: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
