@@ -54,6 +54,8 @@ PAGE_ARGS_CHARS = 20000
 PAGE_SCHEMA_CHARS = 20000
 GONE_SECONDS = 60.0
 """A call that left the queue because nobody waits for it stays on the page, greyed, this long."""
+PROXY_FACETS = 5.0
+"""The queue's filter choices from the running proxies are this many seconds old at most."""
 LIVENESS_CHECK = 1.0
 """While waiting calls are on the page, their proxies' leases are checked this often (a kill -9
 writes nothing to the store, so no change would otherwise tell the page)."""
@@ -69,6 +71,7 @@ class UI:
         self.policy_path = policy_path
         self.link_key = links.link_key()
         self.spent = links.SpentLinks()
+        self._proxy_facets: tuple[float, dict[str, list[str]]] | None = None
 
     # ------------------------------------------------------------------ views of the store (reads never write)
 
@@ -81,7 +84,7 @@ class UI:
         now = time.time()
         present = dashboard.facets(dashboard.held_values(h) for h in visible)
         if access.full:
-            present = dashboard.merge(present, dashboard.proxy_facets(dashboard.proxies(self.store, now)))
+            present = dashboard.merge(present, self.proxy_facets(now))
         out: dict[str, Any] = {
             "pending": [self.held_view(h, brief=True) for h in pending],
             "kill": {"on": kill.on, "reason": kill.reason, "by": kill.by, "at": kill.at},
@@ -97,6 +100,13 @@ class UI:
                 "id": held.id, "qualified": held.qualified, "status": held.status, "by": held.decided_by,
                 "channel": held.channel, "reason": held.decision_reason}
         return out
+
+    def proxy_facets(self, now: float) -> dict[str, list[str]]:
+        """The running proxies' machines, agents and servers, re-read at most every PROXY_FACETS
+        seconds (checking each proxy's liveness may ask the store once per proxy)."""
+        if self._proxy_facets is None or now >= self._proxy_facets[0]:
+            self._proxy_facets = (now + PROXY_FACETS, dashboard.proxy_facets(dashboard.proxies(self.store, now)))
+        return self._proxy_facets[1]
 
     def queue_signature(self, access: Access = Access()) -> str:
         return self.store.queue_signature() + (access.call or "")
