@@ -43,7 +43,12 @@ async def test_narrow_the_queue_by_agent_bookmark_it_and_see_both_proxies(tmp_pa
                 tg.start_soon(call)
             await page.goto(url)
             cards = page.locator("#queue li.held")
-            await until(lambda: _count(cards, 3))
+            try:
+                await until(lambda: _count(cards, 3))
+            except TimeoutError:
+                print("DEBUG", await cards.count(), await page.locator("#message").inner_text(),
+                      await page.evaluate("fetch('/api/queue').then(r => r.text())"))
+                raise
 
             await page.select_option('#narrow select[name="agent"]', "ci-bot")
             await until(lambda: _count(cards, 1))
@@ -61,8 +66,13 @@ async def test_narrow_the_queue_by_agent_bookmark_it_and_see_both_proxies(tmp_pa
             assert "<img src=x onerror=alert(1)>\\u202eevil" in labels
             assert await page.locator("img").count() == 0
             await page.select_option('#narrow select[name="agent"]', HOSTILE)
+            await page.locator(f"#call-{evil}").wait_for(timeout=15000)
             await until(lambda: _count(cards, 1))
-            assert await cards.get_attribute("data-id") == evil
+            await page.locator('nav button[data-tab="history"]').click()  # the same filter narrows the history
+            audit = page.locator("#audit tbody tr")
+            await until(lambda: _count(audit, 1))
+            assert await audit.locator("td.agent").inner_text() == "<img src=x onerror=alert(1)>\\u202eevil@box"
+            assert "view=history" in page.url and await page.locator("img").count() == 0
 
             await page.locator('nav button[data-tab="proxies"]').click()
             assert "view=proxies" in page.url
