@@ -28,6 +28,7 @@ from signoff.approvals.audit import entry, user
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.approvals.liveness import ProxyLease, lease_dir, pid_alive, proxy_gone, remove_stale_leases
 from signoff.model import Decision, ToolCall, canonical_json
+from signoff.termsafe import fold
 from signoff.approvals.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 
 log = logging.getLogger("signoff.broker")
@@ -62,7 +63,7 @@ def format_seconds(seconds: float) -> str:
     """300 → 5m, 90 → 1m30s, 3600 → 1h, 2.5 → 2.5s: how people say a timeout."""
     if seconds < 60:
         return f"{round(seconds, 3):g}s"
-    whole = int(round(seconds))
+    whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
@@ -83,8 +84,6 @@ each call is stored once (its own audit row); the summary only has to help a per
 def compact_arguments(arguments: Any, value_chars: int = HISTORY_VALUE_CHARS,
                       budget: int = HISTORY_ENTRY_CHARS) -> dict[str, Any]:
     """Arguments with long values folded; if still over `budget` characters, the first keys only."""
-    from signoff.approvers import fold
-
     folded = fold(dict(arguments) if isinstance(arguments, Mapping) else {}, value_chars)
     if len(canonical_json(folded)) <= budget:
         return folded
@@ -257,6 +256,7 @@ class Broker:
 
     async def _end(self, held_id: str, res: Resolution) -> Outcome:
         """Resolve from the broker's side; if a human decided first, their decision stands."""
+        held: HeldCall | None
         try:
             held = await anyio.to_thread.run_sync(self.store.resolve, held_id, res)
         except AlreadyDecidedError:

@@ -67,9 +67,9 @@ def _broker() -> Any:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[clean(c) if c is not None else "-" for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -84,7 +84,7 @@ def _clock(at: float | None) -> str:
 
 def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts.")) -> None:
     """List the held calls of every proxy here, oldest first."""
-    from signoff.approvers import ago
+    from signoff.approvers.console import ago
 
     with _exits():
         broker = _broker()
@@ -304,7 +304,7 @@ def export(
                 count = log.export_jsonl(stream)
             typer.echo(f"exported {count} rows to {file}", err=True)
         else:
-            log.export_jsonl(SafeJsonLines(sys.stdout))  # type: ignore[arg-type]
+            log.export_jsonl(SafeJsonLines(sys.stdout))
 
 
 def register(app: typer.Typer) -> None:
