@@ -47,7 +47,7 @@ def test_message_shows_server_tool_key_arguments_and_link() -> None:
     assert "Why: file writes need approval" in body
     assert "Review: http://127.0.0.1:8765/" in body
     assert "signoff approve h-abc123" in body
-    folded = [line for line in key_arguments(CALL.arguments) if line.startswith("content")][0]
+    folded = next(line for line in key_arguments(CALL.arguments) if line.startswith("content"))
     assert len(folded) < 140 and folded.endswith("…")
 
 

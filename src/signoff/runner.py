@@ -152,7 +152,7 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
     from signoff.policy.engine import PRESETS
 
     kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
-    label = os.path.abspath(source) if kind == "file" else (source or "")
+    label = os.path.abspath(source) if kind == "file" and source else (source or "")
     info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
             "servers": list(servers), "noted_at": time.time()}
     try:
@@ -278,7 +278,7 @@ async def stop_holding(brokers: list[Any], name: str) -> None:
 
 def _sole_signoff_error(group: BaseExceptionGroup) -> BaseException:
     """A task group wraps errors; a single SignoffError is reported as itself (one clean line)."""
-    errors = group
+    errors: BaseException = group
     while isinstance(errors, BaseExceptionGroup) and len(errors.exceptions) == 1:
         errors = errors.exceptions[0]
     return errors if isinstance(errors, SignoffError) else group

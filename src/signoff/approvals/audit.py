@@ -20,8 +20,8 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ FIELDS = ("id", "time", "server", "tool", "arguments", "decision", "decided_by",
 
 def now_iso(at: float | None = None) -> str:
     """UTC time with microseconds and a fixed width, so text order is time order."""
-    moment = datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -128,7 +128,7 @@ class Report:
     witness: str = "no witness file"
     signed: str = "no"
     key: str = "not given"
-    warnings: list[str] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return f"witness: {self.witness}; signed: {self.signed}, key {self.key}"
@@ -150,7 +150,7 @@ def read_witness(path: Path) -> tuple[tuple[int, str, str | None] | None, int | 
         try:
             if len(parts) == 3 and parts[0] == "start":
                 start = int(parts[1])
-                entry = (start, parts[2], None)
+                entry: tuple[int, str, str | None] = (start, parts[2], None)
             elif len(parts) == 3:
                 entry = (int(parts[0]), parts[1], None if parts[2] == "-" else parts[2])
             else:

@@ -180,14 +180,13 @@ def _values(arguments: Mapping[str, Any], fields: Mapping[str, Sequence[str]] | 
     from signoff.policy.understand.recognize import values_at
 
     if fields is not None and role in fields:
-        out = []
+        out: list[tuple[str, Any]] = []
         for path in fields[role]:
             key = path.rsplit(".", 1)[-1].replace("[*]", "")
             out.extend((key, v) for v in values_at(arguments, path) if v not in (None, "", [], {}))
         return out
-    if fields:  # a catalogued tool: its roles are known, others are not guessed
-        if role not in ("payee", "method", "url", "body", "content", "currency"):
-            return []
+    if fields and role not in ("payee", "method", "url", "body", "content", "currency"):
+        return []  # a catalogued tool: its roles are known, others are not guessed
     keys = _KEYS.get(role, frozenset())
     return [(k, v) for k, v in arguments.items() if str(k).lower() in keys and v not in (None, "", [], {})]
 
@@ -297,7 +296,7 @@ def build(call: ToolCall, decision: Decision, *, fields: Mapping[str, Sequence[s
         return Line(label, value, note, risky)
 
     if kind in ("send_email", "send_message"):
-        for key, value in roles["sender"][:2]:
+        for _key, value in roles["sender"][:2]:
             facts.append(Line("From", _short(_flat(value)[0] if _flat(value) else value)))
         tos: list[Line] = []
         for key, value in roles["recipient"]:
@@ -305,7 +304,7 @@ def build(call: ToolCall, decision: Decision, *, fields: Mapping[str, Sequence[s
             for v in _flat(value)[:8]:
                 tos.append(recipient_line(label, _short(v, 160)))
         facts.extend(tos[:10])
-        for key, value in roles["subject"][:1]:
+        for _key, value in roles["subject"][:1]:
             facts.append(Line("Subject", _short(value)))
         body = next((v for _, v in roles["body"] if isinstance(v, str)), None)
         if body is not None and not preview_out:
@@ -401,7 +400,7 @@ def build(call: ToolCall, decision: Decision, *, fields: Mapping[str, Sequence[s
     seen = {f.text for f in facts} | {f.value for f in facts}
     for f in given:
         text = redact_text(f.text)
-        if f.kind in used_kinds and f.kind != "host" or text in seen:
+        if (f.kind in used_kinds and f.kind != "host") or text in seen:
             continue
         if f.kind == "host" and any(text.startswith(_host_of(x.value)) for x in facts if x.label == "URL"):
             continue
@@ -491,10 +490,10 @@ def for_held(held: Any) -> Presentation:
             preview = {**preview, "text": redact_text(str(preview["text"]))}
         return Presentation(redact_text(stored["headline"]), facts, preview, held.reason or "",
                             ordered(arguments), tuple(str(a) for a in stored.get("actions") or ()))
-    facts = tuple(Fact(str(f.get("kind", "")), str(f.get("label", "")), str(f.get("text", "")), bool(f.get("risky")))
+    known = tuple(Fact(str(f.get("kind", "")), str(f.get("label", "")), str(f.get("text", "")), bool(f.get("risky")))
                   for f in getattr(held, "facts", None) or () if isinstance(f, Mapping))
     decision = Decision(verdict=_ask(), reason=held.reason or "", actions=tuple(getattr(held, "actions", None) or ()),
-                        facts=facts)
+                        facts=known)
     return build(ToolCall(held.server, held.tool, arguments), decision)
 
 

@@ -738,7 +738,10 @@ class SQLiteStore:
 
     def _head(self, conn: sqlite3.Connection) -> tuple[int, str] | None:
         row = conn.execute("SELECT value FROM state WHERE key = 'audit_head'").fetchone()
-        return None if row is None else tuple(json.loads(row[0]))  # type: ignore[return-value]
+        if row is None:
+            return None
+        number, digest = json.loads(row[0])
+        return int(number), str(digest)
 
     def _append(self, conn: sqlite3.Connection, content: dict[str, Any]) -> int:
         """Chain one row onto the head; the caller holds the write transaction."""
@@ -773,7 +776,7 @@ class SQLiteStore:
 
     def audit_counts(self) -> list[tuple[str, str, str, int]]:
         """(server, tool, decision, rows) for the page's per-tool statistics, counted by SQLite."""
-        return [tuple(r) for r in self._read(  # type: ignore[misc]
+        return [(r[0], r[1], r[2], r[3]) for r in self._read(
             "SELECT server, tool, decision, count(*) FROM audit GROUP BY server, tool, decision")]
 
     def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,

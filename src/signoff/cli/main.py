@@ -43,8 +43,9 @@ def _plain_help_types() -> None:
         text = " ".join(inspect.cleandoc(self.help or "").split("\n\n")[0].split())
         return re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
 
-    core.TyperCommand.get_short_help_str = short_help  # type: ignore[method-assign]
-    core.TyperGroup.get_short_help_str = short_help  # type: ignore[method-assign]
+    # typer's own classes, patched for plainer help text (their stubs type the method for click's base class)
+    core.TyperCommand.get_short_help_str = short_help  # type: ignore[method-assign,assignment]
+    core.TyperGroup.get_short_help_str = short_help  # type: ignore[method-assign,assignment]
     core.TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
     core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
     core.TyperArgument._rich_display_name = argument_name  # type: ignore[method-assign]

@@ -341,7 +341,7 @@ class Policy:
                     break  # nothing beats deny; the first deny wins
         defaults = self.spec.defaults
         actions = facts.action_names()
-        if best is None:
+        if best is None or best_verdict is None:
             verdict = Verdict(defaults.decision)
             facts_out = () if verdict is Verdict.ALLOW else facts.facts()
             return Decision(verdict, f"no rule matched; the default is {defaults.decision}", None, defaults.timeout,

@@ -78,7 +78,7 @@ class Facts:
             if not labels:
                 return not chat
             if chat:  # a channel id is inside the workspace; phone numbers and addresses are judged as such
-                return any(external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels))
+                return any(external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels, strict=False))
             return any(external for _, external in labels)
         return recipients.any_external(self.recipients(fields), self.policy.internal)
 

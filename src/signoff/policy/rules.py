@@ -233,10 +233,10 @@ class CompiledRule:
                 return False, "scope internal: an address is external (or none was found)", verdict
             reasons.append(f"scope {spec.scope}" + ("" if found_any else " (no address found: treated as external)"))
         if spec.domains:
-            hit = _host_match(tuple(spec.domains), facts.hosts())
-            if hit is None:
+            host = _host_match(tuple(spec.domains), facts.hosts())
+            if host is None:
                 return False, f"no host in the arguments matches domains {spec.domains}", verdict
-            reasons.append(hit)
+            reasons.append(host)
         if spec.tables:
             tables = facts.tables()
             databasey = bool(facts.actions() & {"database_write", "database_delete"})
@@ -244,10 +244,10 @@ class CompiledRule:
                 return False, "no SQL statement or table name in the arguments", verdict
             if not tables:  # a database write that names nothing: it may touch any table
                 tables = pm.ALL_TABLES
-            hit = _table_match(tuple(spec.tables), tables, facts)
-            if hit is None:
+            table = _table_match(tuple(spec.tables), tables, facts)
+            if table is None:
                 return False, f"the call touches {sorted(tables)}, none of {spec.tables}", verdict
-            reasons.append(hit)
+            reasons.append(table)
         if self.program is not None:
             if "amount" in self.program.names and facts.amount(fields) is None:
                 failed = Verdict.DENY if verdict is Verdict.DENY else Verdict.ASK

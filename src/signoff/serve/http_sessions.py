@@ -53,7 +53,7 @@ class Session:
         self.streams["0"] = self.standalone
         self.by_request: dict[Any, EventStream] = {}
         self.by_token: dict[Any, EventStream] = {}
-        self.original: dict[str, Any] = {}
+        self.original: dict[Any, Any] = {}  # signoff's id or token -> the client's (any JSON value)
         """Stateless requests only: signoff's id → the id the client used."""
         self._keys = itertools.count(1)
         self.last_active = time.monotonic()
@@ -81,7 +81,7 @@ class Session:
                 inner = f"http-{key}-{len(seen)}"
                 self.original[inner] = message["id"]
                 message = {**message, "id": inner}
-                params = message.get("params")
+                params: Any = message.get("params")
                 meta = params.get("_meta") if isinstance(params, dict) else None
                 if isinstance(meta, dict) and "progressToken" in meta:
                     self.original[inner + "-token"] = meta["progressToken"]

@@ -251,9 +251,9 @@ def _program(words: list[str], stdin: str, result: ShellAnalysis, depth: int) ->
 
 def _find_exec_deletes(args: list[str]) -> bool:
     for i, a in enumerate(args):
-        if a in ("-exec", "-execdir", "-ok", "-okdir") and i + 1 < len(args):
-            if os.path.basename(args[i + 1]) in ("rm", "rmdir", "unlink", "shred", "truncate"):
-                return True
+        if a in ("-exec", "-execdir", "-ok", "-okdir") and i + 1 < len(args) \
+                and os.path.basename(args[i + 1]) in ("rm", "rmdir", "unlink", "shred", "truncate"):
+            return True
     return False
 
 

@@ -84,7 +84,7 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warning would log the SQL
     reads = (exp.Query, exp.Describe, exp.Transaction, exp.Commit, exp.Rollback, exp.Show)
     deletes_ = (exp.Delete, exp.Drop, exp.TruncateTable)
-    writes_ = (exp.Insert, exp.Update, exp.Merge, exp.Alter, exp.Create, exp.Copy, exp.Grant, exp.Revoke) + deletes_
+    writes_ = (exp.Insert, exp.Update, exp.Merge, exp.Alter, exp.Create, exp.Copy, exp.Grant, exp.Revoke, *deletes_)
     tables: set[str] = set()
     writes = deletes = overwrites = False
     pii: set[str] = set()
