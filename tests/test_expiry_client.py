@@ -22,7 +22,7 @@ from mcp import MCPError
 
 from conftest import NODE_MODULES, ROOT, connect, fake_server, through_signoff
 from signoff.approvals.broker import Broker
-from signoff.relay.client_timeouts import client_timeout
+from signoff.approvals.client_timeouts import client_timeout
 from held_calls import WAIT, RawClient, decisions, held_call, signoff, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

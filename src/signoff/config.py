@@ -15,7 +15,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signoff.errors import ConfigError
-from signoff.relay.upstream import ServerSpec
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -125,35 +124,6 @@ def load_config(path: str | os.PathLike[str]) -> SignoffConfig:
     if config.policy and not os.path.isabs(config.policy) and ("/" in config.policy or config.policy.endswith((".yaml", ".yml"))):
         config.policy = str(Path(path).resolve().parent / config.policy)
     return config
-
-
-def server_specs(config: SignoffConfig) -> list[ServerSpec]:
-    """The enabled servers as upstream specs."""
-    specs = []
-    for name, server in config.servers.items():
-        if server.disabled:
-            continue
-        transport = server.transport or ("stdio" if server.command else "http")
-        if transport == "streamable-http":
-            transport = "http"
-        if server.url and transport == "http" and server.url.rstrip("/").endswith("/sse") and server.transport is None:
-            transport = "sse"
-        specs.append(
-            ServerSpec(
-                name=name,
-                command=server.command,
-                args=tuple(server.args),
-                env=dict(server.env),
-                cwd=server.cwd,
-                url=server.url,
-                headers=dict(server.headers),
-                transport=transport,
-                timeout=server.timeout,
-                startup_timeout=server.startup_timeout,
-                share=server.share,
-            )
-        )
-    return specs
 
 
 def default_name(command: str) -> str:

@@ -10,6 +10,7 @@ process exits with 128 + the signal number.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from typing import Any
 import anyio
 
 from signoff import logs
-from signoff.config import command_name, load_config, parse_duration, server_specs
+from signoff.config import SignoffConfig, command_name, load_config, parse_duration
 from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
 from signoff.relay.upstream import ServerSpec
@@ -31,6 +32,35 @@ log = logging.getLogger("signoff.run")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 ANSWER_GRACE = 2.0
 """At most this long after a stop signal for the held calls' answers to reach their clients."""
+
+
+def server_specs(config: SignoffConfig) -> list[ServerSpec]:
+    """The enabled servers as upstream specs."""
+    specs = []
+    for name, server in config.servers.items():
+        if server.disabled:
+            continue
+        transport = server.transport or ("stdio" if server.command else "http")
+        if transport == "streamable-http":
+            transport = "http"
+        if server.url and transport == "http" and server.url.rstrip("/").endswith("/sse") and server.transport is None:
+            transport = "sse"
+        specs.append(
+            ServerSpec(
+                name=name,
+                command=server.command,
+                args=tuple(server.args),
+                env=dict(server.env),
+                cwd=server.cwd,
+                url=server.url,
+                headers=dict(server.headers),
+                transport=transport,
+                timeout=server.timeout,
+                startup_timeout=server.startup_timeout,
+                share=server.share,
+            )
+        )
+    return specs
 
 
 def resolve_servers(command: list[str], config_path: str | None, name: str | None) -> tuple[list[ServerSpec], str | None]:
@@ -59,7 +89,7 @@ DEFAULT_POLICY = "balanced"
 def catalog_ids(specs: list[ServerSpec]) -> dict[str, str]:
     """Each wrapped server's catalog id, recognised from its command or URL (the policy matches tools by it)."""
     try:
-        from signoff.policy.catalog import load_catalog
+        from signoff.policy.catalog_build import load_catalog
     except ModuleNotFoundError as exc:
         if exc.name != "signoff.policy.catalog":
             raise
@@ -92,8 +122,9 @@ def build_gate_factory(
     from signoff.approvals.gate import ApprovalGate
     from signoff.approvals.broker import Broker
     from signoff.approvals.notify import Notifier
+    from signoff.web.links import review_link
     from signoff.policy.engine import NO_POLICY, PolicyContext, load_policy
-    from signoff.policy.rate import AuditCounter
+    from signoff.approvals.audit import AuditCounter
     from signoff.policy.reload import PolicyHolder
     from signoff.approvals.store import open_store, proxy_busy_timeout_ms
 
@@ -131,7 +162,7 @@ def build_gate_factory(
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
     note_proxy(broker, policy_source, holder.policy.hash, names)
     noted.append(broker)
-    notifier = Notifier(notify or [], link=link, desktop=desktop)
+    notifier = Notifier(notify or [], review=functools.partial(review_link, link) if link else None, desktop=desktop)
     if tty:
         from signoff.approvers.tty import TtyApprover
 

@@ -26,7 +26,7 @@ import anyio
 
 from signoff.approvals.audit import AuditLog
 from signoff.approvals.broker import Broker, Outcome, format_seconds
-from signoff.relay.client_timeouts import client_timeout
+from signoff.approvals.client_timeouts import client_timeout
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.gate import Admission, ProgressFn, denial_text
 from signoff.model import Decision, ToolCall, Verdict

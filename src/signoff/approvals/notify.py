@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from signoff.model import ToolCall, canonical_json
 from signoff.redact import redact, redact_text
 from signoff.termsafe import one_line
-from signoff.web.links import link_key, review_link
 
 log = logging.getLogger("signoff.notify")
 
@@ -76,14 +75,15 @@ def desktop_url() -> str | None:
 class Notifier:
     """Sends one message per held call to every configured apprise URL."""
 
-    def __init__(self, urls: Sequence[str], *, link: str | None = None, desktop: bool = False, timeout: float = 10.0):
+    def __init__(self, urls: Sequence[str], *, review: Callable[[str], str] | None = None, desktop: bool = False,
+                 timeout: float = 10.0):
+        """`review(held_id)` makes a call's review link (web.links.review_link under the page's address)."""
         self.urls = list(urls)
         if desktop and (url := desktop_url()):
             self.urls.append(url)
-        self.link = link
+        self.review = review
         self.timeout = timeout
         self._apprise: Any = None
-        self._key: bytes | None = None
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -101,12 +101,10 @@ class Notifier:
 
     def _review_link(self, held_id: str) -> str | None:
         """A per-call review link (never the page's master token); none if the key cannot be read."""
-        if not self.link:
+        if self.review is None:
             return None
         try:
-            if self._key is None:
-                self._key = link_key()
-            return review_link(self.link, held_id, key=self._key)
+            return self.review(held_id)
         except OSError as exc:
             log.warning("cannot make a review link (%s); the notification goes without one", exc)
             return None

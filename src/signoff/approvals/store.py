@@ -9,8 +9,6 @@ and the first decision wins across processes (`... WHERE status = 'pending'` + r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from signoff import paths
-from signoff.approvals.audit import GENESIS, now_iso, row_hash
+from signoff.approvals.audit import GENESIS, audit_key, audit_mac, now_iso, row_hash
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
 from signoff.approvals.liveness import proxy_gone
 from signoff.model import canonical_json
@@ -102,16 +100,6 @@ def proxy_busy_timeout_ms() -> int:
         return max(1, int(os.environ.get("SIGNOFF_STORE_WAIT_MS", PROXY_BUSY_TIMEOUT_MS)))
     except ValueError:
         return PROXY_BUSY_TIMEOUT_MS
-
-
-def audit_key() -> bytes | None:
-    """The optional audit signing key (SIGNOFF_AUDIT_KEY); None when unset."""
-    key = os.environ.get("SIGNOFF_AUDIT_KEY")
-    return key.encode() if key else None
-
-
-def audit_mac(key: bytes, row_hash_hex: str) -> str:
-    return hmac.new(key, row_hash_hex.encode(), hashlib.sha256).hexdigest()
 
 
 def witness_path(db: Path) -> Path:

@@ -128,7 +128,7 @@ def _counter():
     """Recent calls from the audit trail, for `rate:` rules (None when there is no store yet)."""
     from signoff.errors import StoreError
     from signoff.paths import db_path
-    from signoff.policy.rate import AuditCounter
+    from signoff.approvals.audit import AuditCounter
     from signoff.approvals.store import open_store
 
     try:
