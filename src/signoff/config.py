@@ -14,28 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from signoff.durations import parse_duration  # also imported from here by older callers
 from signoff.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 30, "30s", "5m", "1h" or "500ms"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
-    if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError("a duration must be positive")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m or 1h")
-    number, unit = float(match.group(1)), match.group(2) or "s"
-    seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
 
 
 class ServerConfig(BaseModel):

@@ -22,7 +22,8 @@ from typing import Any
 import anyio
 
 from signoff import logs
-from signoff.config import SignoffConfig, command_name, load_config, parse_duration
+from signoff.config import SignoffConfig, command_name, load_config
+from signoff.durations import parse_duration
 from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
 from signoff.relay.upstream import ServerSpec

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from signoff.durations import format_duration
 from signoff.errors import CallGoneError, DecisionError
 from signoff.termsafe import clean, fold, json_text
 
@@ -28,12 +29,8 @@ KEYS_HELP = "a approve · d deny · r deny with a reason · s skip · q quit"
 
 
 def ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    """How long, in whole seconds (a clock difference can be slightly negative)."""
+    return format_duration(max(0, int(seconds)))
 
 
 def render_held(held: HeldCall, *, now: float | None = None, history: int = 5, width: int = 120) -> str:

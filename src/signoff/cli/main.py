@@ -7,8 +7,7 @@ import sys
 import typer
 
 from signoff import __version__
-from signoff.errors import SignoffError
-from signoff.termsafe import clean
+from signoff.cli.exits import EXIT_INTERRUPTED, exits
 
 
 def _plain_help_types() -> None:
@@ -116,16 +115,13 @@ def run(
     if no_redact:
         os.environ["SIGNOFF_REDACT"] = "off"
 
-    try:
+    with exits():
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
                     timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
                     ui=ui, public_url=public_url,
                     http_options={"share": share, "allow_hosts": allow_host or [], "token_file": auth_token_file,
                                   "idle_timeout": http_idle_timeout, "max_sessions": http_max_sessions,
                                   "max_body": http_max_body})
-    except SignoffError as exc:
-        typer.echo(f"signoff: {clean(exc)}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -158,4 +154,4 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

@@ -24,7 +24,7 @@ from signoff.policy import match as pm
 from signoff.policy.facts import Facts
 from signoff.termsafe import one_line
 from signoff.policy.understand import urls
-from signoff.config import parse_duration
+from signoff.durations import parse_duration
 from signoff.errors import ConfigError, PolicyError
 from signoff.model import Decision, ToolCall, Verdict, canonical_json
 

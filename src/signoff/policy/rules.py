@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from signoff.policy import match as pm
+from signoff.durations import format_duration
 from signoff.errors import PolicyError
 from signoff.model import ToolCall, Verdict
 from signoff.policy.facts import phrase
@@ -288,7 +289,7 @@ class CompiledRule:
         by = rate.by or ("action" if self.spec.actions and not self.any_action else "tool")
         hit = sorted(self._hit(facts)) if by == "action" else []
         what = f"{hit[0] if hit else (self.spec.actions or ['?'])[0]} calls" if by == "action" else f"calls of {call.qualified}"
-        window = _seconds(rate.per)
+        window = format_duration(rate.per)
         if counter is None:
             return True, f"rate: no call counter here, so the limit of {rate.max} {what} per {window} counts as reached"
         if by == "action":
@@ -387,13 +388,6 @@ class CompiledRule:
             elif name in call.arguments:
                 context[name] = call.arguments[name]
         return condition.program.execute(context)
-
-
-def _seconds(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _host_match(patterns: tuple[str, ...], hosts: frozenset[str]) -> str | None:
