@@ -64,6 +64,17 @@ class SignoffConfig(BaseModel):
     servers: dict[str, ServerConfig] = Field(default_factory=dict)
     policy: str | None = None
     log_level: str | None = None
+    machine: str | None = None
+    """This machine's name in the queue and the audit trail (default: the hostname)."""
+    agent: str | None = None
+    """The agent's name (default: what the client calls itself in `initialize`)."""
+    owner: str | None = None
+    """The person whose agent this is (rules with `not_self: true` keep them from approving it)."""
+
+    @field_validator("machine", "agent", "owner")
+    @classmethod
+    def _identity_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_identity_name(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -74,6 +85,75 @@ class SignoffConfig(BaseModel):
                 raise ValueError("use either `servers:` or `mcpServers:`, not both")
             data["servers"] = data.pop("mcpServers")
         return data
+
+
+_IDENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+IDENTITY_SOURCES = {"machine": "SIGNOFF_MACHINE", "agent": "SIGNOFF_AGENT", "owner": "SIGNOFF_OWNER"}
+CLIENT_AGENT_CHARS = 64
+
+
+def check_identity_name(value: str) -> str:
+    if not _IDENTITY.match(value):
+        raise ValueError(f"{value!r}: use up to 64 letters, digits and . _ @ + - (starting with a letter or digit)")
+    return value
+
+
+def identity_settings(flags: dict[str, str | None], config: SignoffConfig | None = None) -> dict[str, str | None]:
+    """machine, agent and owner as configured: `--flag`, else SIGNOFF_MACHINE/AGENT/OWNER, else
+    signoff.yaml; None where nothing is set (the machine then is the hostname, the agent the
+    client's own name). Raises ConfigError naming where a bad value came from."""
+    out: dict[str, str | None] = {}
+    for key, variable in IDENTITY_SOURCES.items():
+        for where, value in ((f"--{key}", flags.get(key)), (variable, os.environ.get(variable)),
+                             (f"signoff.yaml {key}", getattr(config, key, None))):
+            if value:
+                try:
+                    out[key] = check_identity_name(value.strip())
+                except ValueError as exc:
+                    raise ConfigError(str(exc), field=where) from None
+                break
+        else:
+            out[key] = None
+    return out
+
+
+def client_agent_name(client: str) -> str:
+    """The agent name a client gives itself (`clientInfo.name`), made safe to show and compare:
+    one line, no control or bidi characters, at most 64 characters. Only signoff's own setting
+    (`--agent`) cannot be chosen by the client."""
+    from signoff.termsafe import one_line
+
+    return one_line(client.strip(), CLIENT_AGENT_CHARS) or "unnamed client"
+
+
+class IdentityStamp:
+    """Stamps each call with who made it (model.Identity), from signoff's settings only: the
+    configured machine (else the hostname), agent (else the client's own name) and owner."""
+
+    def __init__(self, settings: dict[str, str | None] | None = None):
+        import socket
+
+        settings = settings or {}
+        self.machine = settings.get("machine") or socket.gethostname()
+        self.agent = settings.get("agent")
+        self.owner = settings.get("owner") or ""
+        self._by_client: dict[str, Any] = {}
+
+    def identity(self, client: str) -> Any:
+        from signoff.model import Identity
+
+        found = self._by_client.get(client)
+        if found is None:
+            found = Identity(self.machine, self.agent or client_agent_name(client), self.owner)
+            if len(self._by_client) > 256:  # client names come from clients: keep the cache small
+                self._by_client.clear()
+            self._by_client[client] = found
+        return found
+
+    def __call__(self, call: Any) -> Any:
+        from dataclasses import replace
+
+        return call if call.identity is not None else replace(call, identity=self.identity(call.client))
 
 
 def load_config(path: str | os.PathLike[str]) -> SignoffConfig:

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from signoff import logs
-from signoff.config import SignoffConfig, command_name, load_config
+from signoff.config import IdentityStamp, SignoffConfig, command_name, identity_settings, load_config
 from signoff.durations import parse_duration
 from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
@@ -64,11 +64,15 @@ def server_specs(config: SignoffConfig) -> list[ServerSpec]:
     return specs
 
 
-def resolve_servers(command: list[str], config_path: str | None, name: str | None) -> tuple[list[ServerSpec], str | None]:
-    """The upstreams to wrap and the policy named in the config file (if any)."""
+def resolve_servers(command: list[str], config_path: str | None, name: str | None,
+                    loaded: list[Any] | None = None) -> tuple[list[ServerSpec], str | None]:
+    """The upstreams to wrap and the policy named in the config file (if any); the loaded
+    config is appended to `loaded` (its identity keys are read later)."""
     policy = None
     if config_path:
         config = load_config(config_path)
+        if loaded is not None:
+            loaded.append(config)
         policy = config.policy
         specs = server_specs(config)
         if command:
@@ -116,6 +120,7 @@ def build_gate_factory(
     servers: dict[str, str] | None = None,
     names: tuple[str, ...] = (),
     brokers: list[Any] | None = None,
+    identity: dict[str, str | None] | None = None,
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both. No policy means the balanced preset;
@@ -146,22 +151,24 @@ def build_gate_factory(
         log.error("%s; every call is refused until the store can be opened", exc)
         error = str(exc)
         again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
-                                           desktop=desktop, link=link, servers=servers, names=names, brokers=brokers)()
+                                           desktop=desktop, link=link, servers=servers, names=names, brokers=brokers,
+                                           identity=identity)()
         return lambda: StoreDownGate(error, again)
     if brokers is not None:
         brokers.append(broker)  # the signal handler closes its held calls
     context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
     noted: list[Broker] = []  # once the store is open, every policy (re)load is recorded for the page
+    stamp = IdentityStamp(identity)
 
     def load_and_note(source: str) -> Any:
         policy = load_policy(source, context=context)
         if noted:
-            note_proxy(noted[0], policy_source, policy.hash, names)
+            note_proxy(noted[0], policy_source, policy.hash, names, stamp)
         return policy
 
     holder = PolicyHolder(policy_source, load_and_note, interval=interval)
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
-    note_proxy(broker, policy_source, holder.policy.hash, names)
+    note_proxy(broker, policy_source, holder.policy.hash, names, stamp)
     noted.append(broker)
     notifier = Notifier(notify or [], review=functools.partial(review_link, link) if link else None, desktop=desktop)
     if tty:
@@ -173,10 +180,12 @@ def build_gate_factory(
     if observe:
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
-    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress)
+    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress,
+                                identity=stamp)
 
 
-def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...]) -> None:
+def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...],
+               stamp: IdentityStamp | None = None) -> None:
     """Tell the approval page which policy this proxy runs (file path or preset, and its hash)."""
     import socket
 
@@ -187,6 +196,8 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
     label = os.path.abspath(source) if kind == "file" and source else (source or "")
     info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
             "servers": list(servers), "noted_at": time.time()}
+    if stamp is not None:  # the agent is known per session unless configured
+        info.update(machine=stamp.machine, agent=stamp.agent or "", owner=stamp.owner)
     try:
         broker.store.note_proxy(info, pid_alive)
     except StoreError as exc:  # only the Policies page misses it
@@ -216,9 +227,12 @@ def main(
     ui: bool = False,
     public_url: str | None = None,
     http_options: dict | None = None,
+    identity: dict[str, str | None] | None = None,
 ) -> None:
     logs.setup(log_level)
-    specs, config_policy = resolve_servers(command, config_path, name)
+    loaded: list[Any] = []
+    specs, config_policy = resolve_servers(command, config_path, name, loaded)
+    who = identity_settings(identity or {}, loaded[0] if loaded else None)
     if timeout:
         try:
             seconds = parse_duration(timeout)
@@ -243,7 +257,7 @@ def main(
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
                                   link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs),
-                                  brokers=brokers)
+                                  brokers=brokers, identity=who)
 
     serve: Callable[[], Awaitable[None]]
     if http:

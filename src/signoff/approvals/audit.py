@@ -26,7 +26,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from signoff.model import ToolCall, canonical_json
+from signoff.model import Identity, ToolCall, canonical_json
 from signoff.redact import redact
 
 
@@ -67,9 +67,14 @@ def now_iso(at: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+OPTIONAL_FIELDS = ("identity",)
+"""Columns added later: the hash covers them only when set, so older rows still verify."""
+
+
 def row_hash(row: Mapping[str, Any]) -> str:
     """The chain hash of one row as stored (its `prev_hash` included)."""
     content = {name: row.get(name) for name in FIELDS}
+    content.update({name: row[name] for name in OPTIONAL_FIELDS if row.get(name) is not None})
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
@@ -84,20 +89,23 @@ def user() -> str:
 def entry(call: ToolCall | None = None, decision: str = "allowed", *, server: str = "", tool: str = "",
           arguments: Any = None, channel: str = "policy", by: str | None = None, reason: str = "",
           duration_ms: float | None = None, policy_hash: str = "", rule: str | None = None,
-          held_id: str | None = None, session: str = "", client: str = "") -> dict[str, Any]:
-    """The content of one audit row (without id, time and hashes, which the store adds)."""
+          held_id: str | None = None, session: str = "", client: str = "",
+          identity: Identity | None = None) -> dict[str, Any]:
+    """The content of one audit row (without id, time and hashes, which the store adds).
+    `identity` (machine, agent, owner; default: the call's) is kept as JSON in its own column."""
     if decision not in DECISIONS:
         raise ValueError(f"unknown audit decision {decision!r}; use one of {', '.join(DECISIONS)}")
     if call is not None:
         server, tool = call.server, call.tool
         arguments = dict(call.arguments) if arguments is None else arguments
         session, client = session or call.session, client or call.client
+        identity = identity or call.identity
     return {
         "server": server, "tool": tool, "arguments": canonical_json(redact(arguments) if arguments is not None else {}),
         "decision": decision, "decided_by": by or user(), "channel": channel, "reason": reason or "",
         "duration_ms": None if duration_ms is None else round(float(duration_ms), 3),
         "policy_hash": policy_hash or "", "rule": rule, "held_id": held_id, "session": session or "",
-        "client": client or "",
+        "client": client or "", "identity": None if identity is None else canonical_json(identity.as_dict()),
     }
 
 
@@ -267,11 +275,20 @@ def parse_since(text: str, *, now: float | None = None) -> str:
 def public(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row for people and scripts: arguments decoded."""
     out = dict(row)
-    try:
-        out["arguments"] = json.loads(row["arguments"]) if row.get("arguments") else {}
-    except ValueError:
-        pass  # a tampered row; verify() reports it, listing still shows the text
+    for key, empty in (("arguments", {}), ("identity", None)):
+        try:
+            out[key] = json.loads(row[key]) if row.get(key) else empty
+        except ValueError:
+            pass  # a tampered row; verify() reports it, listing still shows the text
     return out
+
+
+def who(row: Mapping[str, Any]) -> str:
+    """`agent@machine` of a public row ("-" for rows from before identities were kept)."""
+    found = row.get("identity")
+    if not isinstance(found, Mapping):
+        return "-"
+    return f"{found.get('agent') or '?'}@{found.get('machine') or '?'}"
 
 
 class AuditLog:

@@ -105,6 +105,17 @@ def history_entries(history: Iterable[ToolCall | Mapping[str, Any]]) -> list[dic
     return out
 
 
+def with_team(presentation: str | None, call: ToolCall, decision: Decision) -> str:
+    """The presentation JSON with the `team` key every held row carries: who made the call and
+    who may approve it (HeldCall.identity / .requirements read them back)."""
+    import json
+
+    shown = json.loads(presentation) if presentation else {}
+    shown["team"] = {"identity": call.identity.as_dict() if call.identity is not None else None,
+                     "approval": decision.approval.as_dict()}
+    return canonical_json(shown)
+
+
 class Broker:
     """Held calls, decisions, the kill switch, remembered decisions and retry tokens."""
 
@@ -140,6 +151,7 @@ class Broker:
             "annotations": canonical_json(dict(call.annotations)) if call.annotations else None,
             **{k: v for k, v in (shown or {}).items() if k in ("actions", "facts", "presentation")},  # present.prepare
         }
+        row["presentation"] = with_team(row.get("presentation"), call, decision)
         audit = entry(call, "held", channel="policy", by="signoff", reason=decision.reason,
                       policy_hash=policy_hash, rule=decision.rule)
         return row, audit
@@ -270,6 +282,12 @@ class Broker:
             raise DecisionError("only an approval can be remembered")
         if arguments is not None and not approve:
             raise DecisionError("edited arguments only make sense with an approval")
+        if approve:
+            held = self.get(held_id)
+            needs = held.requirements
+            if not needs.default and held.status == "pending":  # fail closed until the store counts votes (quorum.py)
+                raise DecisionError(f"{held_id} needs {needs.describe()}: one person's approval cannot decide it "
+                                    "(that needs team mode's named approvers); it can be denied")
         res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember,
                          live_only=True)
         return self.store.resolve(held_id, res)
@@ -353,7 +371,7 @@ class Broker:
         if held is None:
             return False
         call = ToolCall(held.server, held.tool, held.edited_arguments or held.arguments, session=held.session,
-                        client=held.client)
+                        client=held.client, identity=held.identity)
         row = entry(call, decision, channel="signoff", by="signoff", reason=reason, duration_ms=duration_ms,
                     policy_hash=held.policy_hash, rule=held.rule, held_id=held.id)
         return self.store.record_outcome(held_id, f"{decision}: {reason}", row)

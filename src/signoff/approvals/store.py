@@ -27,7 +27,7 @@ from signoff import paths
 from signoff.approvals.audit import GENESIS, audit_key, audit_mac, now_iso, row_hash
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
 from signoff.approvals.liveness import proxy_gone
-from signoff.model import canonical_json
+from signoff.model import ONE_APPROVER, ApprovalRequirements, Identity, canonical_json
 from signoff.redact import redact, restore
 
 log = logging.getLogger("signoff.store")
@@ -89,6 +89,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 6: liveness (the proxy's lease file) and what became of an approved call (one outcome row)
         "ALTER TABLE held ADD COLUMN proxy_lease TEXT",
         "ALTER TABLE held ADD COLUMN outcome TEXT",
+    ),
+    (  # 7: who made the call (machine, agent, owner) as JSON; the hash covers it when set
+        "ALTER TABLE audit ADD COLUMN identity TEXT",
     ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
@@ -155,9 +158,38 @@ class HeldCall:
     def qualified(self) -> str:
         return f"{self.server}.{self.tool}"
 
+    @property
+    def team(self) -> Mapping[str, Any] | None:
+        """What the proxy stored for team mode, in the presentation JSON (key `team`):
+        `identity` {machine, agent, owner} and `approval` {quorum, approvers, not_self}."""
+        found = self.presentation.get("team") if isinstance(self.presentation, Mapping) else None
+        return found if isinstance(found, Mapping) else None
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who made the call (None for rows held before identities were kept)."""
+        return Identity.from_dict((self.team or {}).get("identity"))
+
+    @property
+    def requirements(self) -> ApprovalRequirements:
+        """Who may approve, how many must (one approver for rows from before; nobody if unreadable)."""
+        team = self.team
+        return ONE_APPROVER if team is None else ApprovalRequirements.from_dict(team.get("approval"))
+
+    @property
+    def who(self) -> str:
+        """`agent claude-code on laptop-ann (owner ann)`: the same words on every channel ("" if unknown)."""
+        identity = self.identity
+        if identity is None:
+            return ""
+        owner = f" (owner {identity.owner})" if identity.owner else ""
+        return f"agent {identity.agent or '?'} on {identity.machine or '?'}{owner}"
+
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["session_history"] = list(self.session_history)
+        identity = self.identity
+        out.update(identity.as_dict() if identity is not None else {}, approval=self.requirements.as_dict())
         return out
 
 
@@ -651,7 +683,8 @@ class SQLiteStore:
             "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
             "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
             "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
-            "session": held.session, "client": held.client, "policy_hash": held.policy_hash, **res.audit})
+            "session": held.session, "client": held.client, "policy_hash": held.policy_hash,
+            "identity": _identity_json(held), **res.audit})
         if res.remember and res.status == "approved":
             conn.execute(
                 "INSERT INTO remembered (id, kind, server, tool, session, args_hash, arguments, created,"
@@ -790,6 +823,11 @@ class SQLiteStore:
                 yield dict(row)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the signoff audit trail {self.path}: {exc}") from exc
+
+
+def _identity_json(held: HeldCall) -> str | None:
+    identity = held.identity
+    return None if identity is None else canonical_json(identity.as_dict())
 
 
 def _killed(kill: KillState) -> Resolution:

@@ -43,11 +43,14 @@ def render_held(held: HeldCall, *, now: float | None = None, history: int = 5, w
              f"{ago(held.deadline - now)} left)"]
     lines.append(shown.as_text(width, arguments=False, reason=False, indent="   ").rstrip("\n"))
     lines.append(f"   why: {clean(held.reason or '-')}" + (f"  [{clean(held.rule)}]" if held.rule else ""))
-    who = ", ".join(p for p in (f"client {clean(held.client)}" if held.client else "",
+    who = ", ".join(p for p in (clean(held.who),
+                                f"client {clean(held.client)}" if held.client else "",
                                 f"session {clean(held.session)}" if held.session else "",
                                 f"pid {held.proxy_pid}" if held.proxy_pid else "") if p)
     if who:
         lines.append(f"   from: {who}")
+    if not held.requirements.default:
+        lines.append(f"   needs: {held.requirements.describe()}")
     text = json_text(fold(dict(shown.arguments)), indent=2)  # redacted, recipient/path/command before bodies
     lines.append("   arguments:")
     lines.extend(f"     {line}" for line in text.splitlines())

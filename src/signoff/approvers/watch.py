@@ -64,7 +64,8 @@ class Watch:
         for held in new:
             self.shown.add(held.id)
             if current is None or held.id != current.id:
-                self.out.write(f"\n── {held.id}  {clean(held.qualified)}  arrived, queued "
+                self.out.write(f"\n── {held.id}  {clean(held.qualified)}" + (f" ({clean(held.who)})" if held.who else "")
+                               + "  arrived, queued "
                                f"({ago(held.deadline - held.created)} to decide; {len(queue)} waiting)\n")
         return any(current is None or held.id != current.id for held in new)
 

@@ -103,6 +103,12 @@ def run(
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep secret-looking argument values in the audit trail and notifications."),
     public_url: str = typer.Option(None, "--public-url", help="Base URL of the approval page as your phone reaches it "
                                    "(private network only); notifications link each held call there."),
+    agent: str = typer.Option(None, "--agent", metavar="NAME", help="This agent's name in the queue, the audit trail and "
+                              "rules (`agent == ...`); default: the client's own name (or SIGNOFF_AGENT, `agent:`)."),
+    machine: str = typer.Option(None, "--machine", metavar="NAME", help="This machine's name (default: the hostname; "
+                                "or SIGNOFF_MACHINE, `machine:`)."),
+    owner: str = typer.Option(None, "--owner", metavar="PERSON", help="Whose agent this is: rules with not_self keep "
+                              "them from approving its calls (or SIGNOFF_OWNER, `owner:`)."),
 ) -> None:
     """Serve one wrapped MCP server (after --) or those in --config.
 
@@ -118,7 +124,7 @@ def run(
     with exits():
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
                     timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
-                    ui=ui, public_url=public_url,
+                    ui=ui, public_url=public_url, identity={"agent": agent, "machine": machine, "owner": owner},
                     http_options={"share": share, "allow_hosts": allow_host or [], "token_file": auth_token_file,
                                   "idle_timeout": http_idle_timeout, "max_sessions": http_max_sessions,
                                   "max_body": http_max_body})

@@ -27,6 +27,10 @@ def check(file: str = typer.Argument(..., help="Policy file, or a preset: conser
     typer.echo(f"  defaults: decision {d['decision']}, timeout {d['timeout']:g}s, on_timeout {d['on_timeout']}")
     typer.echo(f"  internal domains: {', '.join(info['internal_domains']) or '- (every address counts as external)'}")
     typer.echo(f"  catalog of real servers: {info['catalog']}")
+    team = info["approvals"]
+    if team["rules"]:
+        typer.echo(f"  approvals: {team['rules']} rules say who approves (roles {', '.join(team['roles']) or '-'}; "
+                   f"highest quorum {team['max_quorum']}; not_self on {team['not_self']})")
     typer.echo(f"  hash: {info['hash']}")
 
 
@@ -37,10 +41,13 @@ def explain(
     args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
     annotations: str = typer.Option(None, "--annotations",
                                     help='Tool annotations as JSON, e.g. {"destructiveHint": true} (default: the catalog\'s).'),
+    agent: str = typer.Option("", "--agent", help="The agent making the call (for conditions on `agent`)."),
+    machine: str = typer.Option("", "--machine", help="The machine it runs on (for conditions on `machine`)."),
+    owner: str = typer.Option("", "--owner", help="The agent's owner (for conditions on `owner`)."),
 ) -> None:
     """Print the decision for one call, the actions and facts read from it, the rule that made it,
-    and why every other rule did not match."""
-    from signoff.model import ToolCall
+    who may approve it, and why every other rule did not match."""
+    from signoff.model import Identity, ToolCall
     from signoff.policy.engine import PolicyContext, load_policy
 
     server, dot, name = tool.partition(".")
@@ -55,11 +62,12 @@ def explain(
         fail("--args and --annotations must be JSON objects")
     with exits():
         policy = load_policy(file, context=PolicyContext(counter=_counter()))
-    probe = ToolCall(server, name, arguments, hints)
+    who = Identity(machine, agent, owner)
+    probe = ToolCall(server, name, arguments, hints, identity=who)
     profile = policy.profile(probe)
     if annotations is None and profile.annotations:  # what the real server declares, from the catalog
         hints = dict(profile.annotations)
-        probe = ToolCall(server, name, arguments, hints)
+        probe = ToolCall(server, name, arguments, hints, identity=who)
         profile = policy.profile(probe)
     decision, results = policy.explain(probe)
     typer.echo(f"decision: {decision.verdict.value.upper()}")
@@ -71,9 +79,15 @@ def explain(
         typer.echo(f"  {fact.label}: {fact.text}" + ("  <-" if fact.risky else ""))
     if decision.verdict.value == "ask":
         typer.echo(f"  timeout: {decision.timeout:g}s, then {decision.on_timeout}; hold: {decision.hold}")
+        typer.echo(f"  approval: {decision.approval.describe()}")
+    if agent or machine or owner:
+        typer.echo(f"  who: agent {agent or '-'} on machine {machine or '-'}, owner {owner or '-'}")
     typer.echo("rules:")
     for result in results:
         mark = f"MATCH ({result.verdict.value})" if result.matched and result.verdict else "no"
+        rule = policy.rules[result.index].spec
+        if result.matched and rule.decision == "ask" and not rule.requirements().default:
+            mark += f" [{rule.requirements().describe()}]"
         typer.echo(f"  {result.label}: {mark} - {result.why}")
 
 

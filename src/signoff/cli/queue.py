@@ -76,7 +76,9 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
     width = max(60, shutil.get_terminal_size((120, 24)).columns)
     for c in calls:  # each call: who and when, then what it does (headline, facts, preview), why, arguments
         typer.echo(f"{c.id}  {clean(c.qualified)}  held {ago(now - c.created)}, {ago(c.deadline - now)} left"
-                   + (f", client {clean(c.client)}" if c.client else ""))
+                   + (f", {clean(c.who)}" if c.who else f", client {clean(c.client)}" if c.client else ""))
+        if not c.requirements.default:
+            typer.echo(f"  needs {c.requirements.describe()}")
         typer.echo(for_held(c).as_text(width, indent="  "))
 
 
@@ -229,8 +231,10 @@ def audit(
     if not rows:
         typer.echo("no audit rows")
         return
-    _table(("id", "time", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
-           [(r["id"], r["time"][:19].replace("T", " "), f"{r['server']}.{r['tool']}", r["decision"], r["outcome"],
+    from signoff.approvals.audit import who
+
+    _table(("id", "time", "agent", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
+           [(r["id"], r["time"][:19].replace("T", " "), who(r), f"{r['server']}.{r['tool']}", r["decision"], r["outcome"],
              r["decided_by"], r["channel"], "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}",
              _short(r["reason"], 40), _short(r["arguments"], 50)) for r in rows])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,7 +27,7 @@ from signoff.termsafe import one_line
 from signoff.policy.understand import urls
 from signoff.durations import parse_duration
 from signoff.errors import ConfigError, PolicyError
-from signoff.model import Decision, ToolCall, Verdict, canonical_json
+from signoff.model import ONE_APPROVER, ApprovalRequirements, Decision, ToolCall, Verdict, canonical_json
 
 PRESETS = ("conservative", "balanced", "permissive")
 NO_POLICY = "none"
@@ -63,6 +64,8 @@ class ActionDef(_Strict):
     @classmethod
     def _paths(cls, fields: dict[str, str]) -> dict[str, str]:
         for name, path in fields.items():
+            if name in ("agent", "machine", "owner"):
+                raise ValueError(f"field {name!r} is who made the call, set by signoff; name the argument differently")
             if not path.startswith("args.") or not all(path.split(".")):
                 raise ValueError(f"field {name!r}: write a path into the arguments such as args.to (got {path!r})")
         return fields
@@ -121,6 +124,19 @@ def _listify(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+MAX_QUORUM = 10
+_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def _check_role(role: str) -> str:
+    if not _ROLE.match(role):
+        raise ValueError(f"role {role!r}: use lower-case letters, digits, '_' and '-' (such as finance)")
+    return role
+
+
+Role = Annotated[str, AfterValidator(_check_role)]
+
+
 SCOPES = {"all": "all", "any": "all", "always": "all", "external": "external", "internal": "internal"}
 
 
@@ -144,11 +160,35 @@ class Rule(_Strict):
     """Unset: wait, or retry for a client known to give up sooner than the rule's timeout."""
     channels: list[CHANNELS] | None = None
     description: str | None = None
+    approvers: list[Role] | None = None
+    """Roles whose members may decide this rule's held calls (none given: the `approver` role)."""
+    quorum: int = Field(default=1, ge=1, le=MAX_QUORUM)
+    """How many different people must approve; one deny from an eligible person denies."""
+    not_self: bool = False
+    """The agent's owner may not approve its calls."""
 
     @field_validator("timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _roles(cls, value: Any) -> Any:
+        value = _listify(value)
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty approvers list lets nobody approve; name roles or remove the key")
+        return value
+
+    @field_validator("quorum", "not_self", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: Any, info: Any) -> Any:
+        """`quorum: "2"`, `quorum: 1.5` or `not_self: "yes"` are mistakes, not values to guess at."""
+        if info.field_name == "quorum" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"quorum must be a whole number of people such as 2 (got {value!r})")
+        if info.field_name == "not_self" and not isinstance(value, bool):
+            raise ValueError(f"not_self must be true or false (got {value!r})")
+        return value
 
     @field_validator("domains", "tables", mode="before")
     @classmethod
@@ -195,6 +235,17 @@ class Rule(_Strict):
         if not (self.action or self.tool or self.annotations):
             raise ValueError('a rule needs `action`, `tool` or `annotations` (use tool: "*" for every tool)')
         return self
+
+    @model_validator(mode="after")
+    def _holds_for_approvers(self) -> Rule:
+        if self.decision != "ask" and (self.approvers or self.quorum != 1 or self.not_self):
+            raise ValueError(f"approvers, quorum and not_self only apply to held calls; this rule's decision is "
+                             f"{self.decision} (remove them, or use decision: ask)")
+        return self
+
+    def requirements(self) -> ApprovalRequirements:
+        groups = (tuple(dict.fromkeys(self.approvers)),) if self.approvers else ()
+        return ApprovalRequirements(self.quorum, groups, self.not_self)
 
 
 class PolicyFile(_Strict):
@@ -333,8 +384,11 @@ class Policy:
         best_reason = ""
         key = (call.server, call.tool, _hints_key(call.annotations))
         facts = Facts(call, self, key)
+        asking: list[Any] = []  # every matched rule that holds the call: their requirements combine
         for rule in self.candidates(call, key):
             matched, why, verdict = rule.matches(call, facts)
+            if matched and verdict is Verdict.ASK:
+                asking.append(rule)
             if matched and (best_verdict is None or verdict.strength > best_verdict.strength):
                 best, best_verdict, best_reason = rule, verdict, why
                 if verdict is Verdict.DENY:
@@ -358,6 +412,7 @@ class Policy:
             _on_timeout(spec.on_timeout or defaults.on_timeout, call, facts),
             actions,
             facts.facts(),
+            combine([best, *(r for r in asking if r is not best)]) if best_verdict is Verdict.ASK else ONE_APPROVER,
         )
 
     def explain(self, call: ToolCall) -> tuple[Decision, list[RuleResult]]:
@@ -387,7 +442,26 @@ class Policy:
             "defaults": spec.defaults.model_dump(),
             "internal_domains": spec.internal_domains,
             "catalog": "off" if self.catalog is None else f"{len(self.catalog)} servers",
+            "approvals": {  # team rules: who may approve
+                "rules": sum(1 for r in spec.hitl_policies if not r.requirements().default),
+                "roles": sorted({role for r in spec.hitl_policies for role in r.approvers or ()}),
+                "max_quorum": max((r.quorum for r in spec.hitl_policies), default=1),
+                "not_self": sum(1 for r in spec.hitl_policies if r.not_self),
+            },
         }
+
+
+def combine(rules: list[Any]) -> ApprovalRequirements:
+    """The strictest of the matched `ask` rules' requirements (the deciding rule first): the
+    highest quorum, not_self if any says so, and every rule's approvers list must be met (a
+    person needs one role from each), so a narrow rule is never loosened by a broad one."""
+    quorum, not_self = 1, False
+    groups: list[tuple[str, ...]] = []
+    for rule in rules:
+        found = rule.spec.requirements()
+        quorum, not_self = max(quorum, found.quorum), not_self or found.not_self
+        groups.extend(g for g in found.approvers if g not in groups)
+    return ApprovalRequirements(quorum, tuple(groups), not_self)
 
 
 _CATALOGS: dict[tuple[str, ...], Any] = {}

@@ -20,8 +20,11 @@ from signoff.policy.understand import urls
 if TYPE_CHECKING:
     from signoff.policy.engine import Facts, Policy, PolicyFile, Rule
 
+IDENTITY_NAMES = ("agent", "machine", "owner")
+"""Who made the call, as signoff set it (model.Identity): never read from the arguments."""
 BUILTIN_NAMES = {"args", "fields", "tool", "server", "session", "annotations", "recipient_is_external", "url_is_external",
-                 "amount", "currency", "recipients", "hosts", "actions", "tables", "destructive", "read_only"}
+                 "amount", "currency", "recipients", "hosts", "actions", "tables", "destructive", "read_only",
+                 *IDENTITY_NAMES}
 ANY_ACTION = {"*", "all", "any"}
 """`action: "*"`: any action at all, including a tool nothing recognises (but not a pure read)."""
 SEED_CONDITIONS = {"is_external": "recipient_is_external", "external_recipient": "recipient_is_external",
@@ -346,7 +349,9 @@ class CompiledRule:
             return facts.u.destructive()
         context: dict[str, Any] = {}
         for name in condition.names:
-            if name == "args":
+            if name in IDENTITY_NAMES:  # before fields and arguments: a model cannot choose its own agent name
+                context[name] = getattr(call.identity, name, "") if call.identity is not None else ""
+            elif name == "args":
                 context[name] = dict(call.arguments)
             elif name == "fields":
                 context[name] = fields

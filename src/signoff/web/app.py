@@ -118,7 +118,8 @@ class UI:
         view = redact_held(held.as_dict())  # secrets never reach the page (the tool still gets them)
         level, why = risk.assess(held.rule, held.annotations, held.arguments,
                                  actions=getattr(held, "actions", None) or ())
-        view.update(qualified=held.qualified, risk=level, risk_why=why)
+        view.update(qualified=held.qualified, risk=level, risk_why=why, who=held.who,
+                    needs="" if held.requirements.default else held.requirements.describe())
         shown = for_held(held).as_dict()  # what the call does, first: headline, facts, preview (redacted)
         del shown["arguments"]  # the view has them already
         view.update(presentation=shown, facts=shown["facts"])

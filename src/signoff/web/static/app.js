@@ -252,6 +252,9 @@ function renderHeld(held) {
   node.dataset.deadline = String(held.deadline);
   node.dataset.onTimeout = held.on_timeout || "deny";
   $(".tool", node).textContent = visible(held.qualified);
+  $(".who", node).textContent = held.who ? visible(held.who) : "";
+  $(".needs", node).textContent = held.needs ? `Needs ${held.needs}` : "";
+  $(".needs", node).hidden = !held.needs;
   const risk = $(".risk", node);
   risk.textContent = `risk: ${held.risk}`;
   risk.title = held.risk_why;
