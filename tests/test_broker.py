@@ -269,7 +269,7 @@ def test_remember_tool_args_and_session(broker: Broker) -> None:
 
 
 def test_remembered_decisions_render_as_policy_rules(broker: Broker) -> None:
-    from signoff.policy.engine import Rule
+    from signoff.policy.schema import Rule
 
     for kind in ("tool", "args", "session"):
         broker.decide(broker.issue_retry(CALL, ASK), True, remember=kind, by="alice")

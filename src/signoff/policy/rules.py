@@ -1,24 +1,22 @@
 """Compiled policy rules: the per-tool part (cached) and the per-call part (arguments, CEL).
 
-Split from policy.py so that the file format and the decision logic stay apart from the
-matching mechanics. Every "no" carries a reason, which `signoff policy explain` prints.
+Split from engine.py so that the decision logic stays apart from the matching mechanics; the
+file format is schema.py. Every "no" carries a reason, which `signoff policy explain` prints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from signoff.policy import match as pm
 from signoff.durations import format_duration
 from signoff.errors import PolicyError
 from signoff.model import ToolCall, Verdict
-from signoff.policy.facts import phrase
+from signoff.policy.facts import Facts, PolicyView, phrase
+from signoff.policy.schema import PolicyFile, Rule
 from signoff.policy.understand import urls
-
-if TYPE_CHECKING:
-    from signoff.policy.engine import Facts, Policy, PolicyFile, Rule
 
 IDENTITY_NAMES = ("agent", "machine", "owner")
 """Who made the call, as signoff set it (model.Identity): never read from the arguments."""
@@ -72,7 +70,7 @@ def compile_predicates(spec: PolicyFile, source: str, locator: Any) -> dict[str,
     return programs
 
 
-def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: Any) -> CompiledRule:
+def compile_rule(index: int, rule: Rule, policy: PolicyView, source: str, locator: Any) -> CompiledRule:
     spec = policy.spec
 
     def where(key: str) -> int | None:
@@ -134,7 +132,7 @@ class CompiledRule:
     index: int
     label: str
     spec: Rule
-    policy: Policy
+    policy: PolicyView
     action_defs: dict[str, Any]
     program: Any
 

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from signoff import yamlsrc
 from signoff.approvals.broker import pid_alive
 from signoff.errors import PolicyError
-from signoff.policy.engine import Policy, Rule
+from signoff.policy.engine import Policy
+from signoff.policy.schema import Rule
 
 
 def rules(text: str, source: str) -> list[dict[str, Any]]:
