@@ -87,7 +87,6 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
     return [ServerSpec(name=name or command_name(command), command=command[0], args=tuple(command[1:]))], policy
 
 
-ALLOW_EVERYTHING = "version: 1\nhitl_policies: []\n"
 DEFAULT_POLICY = "balanced"
 
 

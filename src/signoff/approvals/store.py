@@ -36,7 +36,6 @@ BUSY_TIMEOUT_MS = 5000
 """How long the CLI and the page wait for another process's write lock."""
 PROXY_BUSY_TIMEOUT_MS = 400
 """How long a proxy waits for the write lock per call before refusing it (SIGNOFF_STORE_WAIT_MS)."""
-STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
 GONE = ("withdrawn", "abandoned", "expired")
 """Statuses of a call nobody waits for any more: the client cancelled or stopped waiting, or its proxy died."""
 GONE_WORDS = {"abandoned": "proxy gone", "expired": "client stopped waiting", "withdrawn": "withdrawn by the client"}

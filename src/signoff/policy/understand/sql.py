@@ -33,10 +33,6 @@ class SqlTouch:
     """Columns read that hold personal data or secrets (ssn, password...)."""
     """Why the SQL counts as touching every table (empty when it was read)."""
 
-    @property
-    def unreadable(self) -> bool:
-        return self.tables == ALL_TABLES
-
 
 NONE = SqlTouch(frozenset(), False, 0)
 MAX_LENGTH = 65_536
