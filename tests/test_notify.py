@@ -91,3 +91,14 @@ def test_failing_notifier_is_named_with_its_secrets_masked(caplog) -> None:
 def test_no_urls_means_no_thread() -> None:
     assert Notifier([]).held(CALL, "h-1", "") is None
     assert not Notifier([])
+
+
+def test_a_notification_without_a_presentation_is_still_one_clean_line_per_field() -> None:
+    """The fallback message (no presentation) blanks control and bidi characters too: a tool name,
+    reason or argument cannot split a line, fake one, or reorder the text a phone shows."""
+    hostile = ToolCall("fs", "write\u202efile\nApproved: yes", {"path": "/tmp/a\x1b[2K\rok", "body": "x\u2066y"})
+    title, body = message_for(hostile, "h-1", "because\nApproved by alice", None)
+    for text in (title, *body.split("\n")):
+        assert not any(c in text for c in "\x1b\r\u202e\u2066"), text
+    assert "Approved: yes" in title and "\nApproved" not in title
+    assert not any(line.startswith("Approved") for line in body.split("\n"))

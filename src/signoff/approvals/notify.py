@@ -27,11 +27,8 @@ def key_arguments(arguments: Mapping[str, Any]) -> list[str]:
     arguments = redact(dict(arguments))
     lines = []
     for name, value in list(arguments.items())[:MAX_ARGS_SHOWN]:
-        text = value if isinstance(value, str) else canonical_json(value)
-        text = " ".join(str(text).split())
-        if len(text) > MAX_VALUE_CHARS:
-            text = text[: MAX_VALUE_CHARS - 1] + "…"
-        lines.append(f"{name} = {text}")
+        text = one_line(value if isinstance(value, str) else canonical_json(value), MAX_VALUE_CHARS)
+        lines.append(one_line(f"{name} = {text}", MAX_VALUE_CHARS * 2))
     if len(arguments) > MAX_ARGS_SHOWN:
         lines.append(f"(+{len(arguments) - MAX_ARGS_SHOWN} more)")
     return lines
@@ -43,12 +40,12 @@ def message_for(call: ToolCall, held_id: str, reason: str, link: str | None, sho
     if shown is not None:
         title, body = shown.summary()
         title = _one_line(title)
-        body = [_one_line(line) for line in body] + [f"{call.qualified} is waiting for approval ({held_id})."]
+        body = [_one_line(line) for line in body] + [_one_line(f"{call.qualified} is waiting for approval ({held_id}).")]
     else:
-        title = f"signoff: approve {call.qualified}?"
-        body = [f"{call.qualified} is waiting for approval ({held_id})."]
+        title = _one_line(f"signoff: approve {call.qualified}?")
+        body = [_one_line(f"{call.qualified} is waiting for approval ({held_id}).")]
         if reason:
-            body.append(f"Why: {reason}")
+            body.append(_one_line(f"Why: {reason}"))
         body.extend(key_arguments(call.arguments))
     if link:
         body.append(f"Review: {link}")
