@@ -22,10 +22,10 @@ from typing import Any
 import anyio
 
 from signoff import logs
-from signoff.config import IdentityStamp, SignoffConfig, command_name, identity_settings, load_config
+from signoff.config import IdentityStamp, command_name, identity_settings, load_config
 from signoff.durations import parse_duration
 from signoff.errors import ConfigError, SignoffError, StoreError
-from signoff.gate import Gate
+from signoff.gate import Gate, GateLoader
 from signoff.relay.upstream import ServerSpec
 
 log = logging.getLogger("signoff.run")
@@ -35,7 +35,7 @@ ANSWER_GRACE = 2.0
 """At most this long after a stop signal for the held calls' answers to reach their clients."""
 
 
-def server_specs(config: SignoffConfig) -> list[ServerSpec]:
+def server_specs(config: Any) -> list[ServerSpec]:
     """The enabled servers as upstream specs."""
     specs = []
     for name, server in config.servers.items():
@@ -93,7 +93,7 @@ DEFAULT_POLICY = "balanced"
 def catalog_ids(specs: list[ServerSpec]) -> dict[str, str]:
     """Each wrapped server's catalog id, recognised from its command or URL (the policy matches tools by it)."""
     try:
-        from signoff.policy.catalog_build import load_catalog
+        from signoff.policy.catalog_load import load_catalog
     except ModuleNotFoundError as exc:
         if exc.name != "signoff.policy.catalog":
             raise
@@ -258,6 +258,7 @@ def main(
                                   link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs),
                                   brokers=brokers, identity=who)
 
+    loader = GateLoader(make_factory, thread=not tty)  # the policy loads while the server answers
     serve: Callable[[], Awaitable[None]]
     if http:
         host, port = parse_hostport(http)
@@ -267,14 +268,14 @@ def main(
         options, share = options_from_cli(host, http_options or {})
         if share:
             specs = [replace(spec, share=share) for spec in specs]
-        downstream = HttpDownstream(specs, options=options, load_gates=make_factory)
+        downstream = HttpDownstream(specs, options=options, loader=loader)
         serve = lambda: downstream.serve(host, port)  # noqa: E731
     else:
         from signoff.serve.stdio import check_stdio, serve_stdio
 
         check_stdio()
         out_fd = logs.protect_stdout()
-        serve = lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd)  # noqa: E731
+        serve = lambda: serve_stdio(specs, loader, out_fd=out_fd)  # noqa: E731
     try:
         stopped = anyio.run(serve_until_signal, serve, brokers)
     except BaseExceptionGroup as group:

@@ -7,7 +7,7 @@ data lives in `signoff/policy/servers/*.yaml`, one reviewed file per server, eac
 the same data pre-merged (`python -m signoff.policy.catalog_build`; a test keeps it in sync) because
 parsing thirty-five YAML files costs ~300 ms at every proxy start, the JSON ~2 ms, and each
 server's tool table is built only when a call to that server is first looked up. Loading (the
-JSON, user files) is `catalog_build.load_catalog`; this module only looks things up.
+JSON, user files) is `catalog_load.load_catalog`; this module only looks things up.
 
 A server is recognised by the command that starts it (npm/PyPI package, docker image, script
 path), by its URL, or finally by its configured name (`Catalog.identify`).
@@ -187,7 +187,7 @@ class _Servers(Mapping[str, Mapping[str, ToolEntry]]):
 
 
 def build_catalog(servers: Sequence[Mapping[str, Any]]) -> Catalog:
-    """The lookup tables for these servers (plain data, as `catalog_build.load_catalog` reads them)."""
+    """The lookup tables for these servers (plain data, as `catalog_load.load_catalog` reads them)."""
     sources: dict[str, str] = {}
     packages: dict[str, str] = {}
     urls: dict[str, str] = {}

@@ -1,8 +1,8 @@
-"""Loading the catalog; validating catalog files, and merging them into `servers/catalog.json`.
+"""Validating catalog files, and merging them into `servers/catalog.json`.
 
-Kept apart from `catalog.py` (the lookups) so that module stays plain data. The proxy's start-up
-path reads the pre-merged JSON and parses no YAML; user catalog files and the build go through
-`read_server_file`.
+Kept apart from `catalog.py` and `catalog_load.py` so the proxy's start-up path (which reads the
+pre-merged JSON) never builds these pydantic models or parses YAML; user catalog files and the
+build go through here.
 
     python -m signoff.policy.catalog_build          # rewrite servers/catalog.json from servers/*.yaml
     python -m signoff.policy.catalog_build --check  # exit 1 if it is stale
@@ -10,7 +10,6 @@ path reads the pre-merged JSON and parses no YAML; user catalog files and the bu
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sys
@@ -20,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from signoff.policy.catalog import ACTIONS, MERGED, ROLES, SERVERS_DIR, Catalog, CatalogError, build_catalog
+from signoff.policy.catalog import ACTIONS, MERGED, ROLES, SERVERS_DIR, CatalogError
 
 Role = Literal[ROLES]  # type: ignore[valid-type]
 Action = Literal[ACTIONS]  # type: ignore[valid-type]
@@ -152,36 +151,6 @@ def build_merged() -> str:
     _no_shared_matches(servers, paths)
     return json.dumps({"generated_by": "python -m signoff.policy.catalog_build", "servers": servers},
                       sort_keys=True, separators=(",", ":")) + "\n"
-
-
-def shipped_servers() -> list[dict[str, Any]]:
-    """The shipped catalog as plain data: the pre-merged JSON, or the YAML files if it is missing."""
-    try:
-        return json.loads(MERGED.read_bytes())["servers"]
-    except FileNotFoundError:
-        return [read_server_file(p) for p in sorted(SERVERS_DIR.glob("*.yaml"))]
-
-
-@functools.lru_cache(maxsize=1)
-def _shipped() -> tuple[dict[str, Any], ...]:
-    return tuple(shipped_servers())
-
-
-def load_catalog(extra: Sequence[str | Path] = ()) -> Catalog:
-    """The shipped catalog plus user files (a user file replaces a shipped server with the same id)."""
-    return _load(tuple(str(p) for p in extra))
-
-
-@functools.lru_cache(maxsize=16)
-def _load(extra: tuple[str, ...]) -> Catalog:
-    servers = {s["id"]: s for s in _shipped()}
-    for p in extra:
-        path = Path(p)
-        files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-        for f in files:
-            srv = read_server_file(f)
-            servers[srv["id"]] = srv
-    return build_catalog(list(servers.values()))
 
 
 def main(argv: Sequence[str]) -> int:

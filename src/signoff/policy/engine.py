@@ -231,7 +231,7 @@ def _catalog_for(spec: PolicyFile, source: str, context: PolicyContext) -> Any:
         return context.catalog
     if extra not in _CATALOGS:
         try:
-            from signoff.policy.catalog_build import load_catalog
+            from signoff.policy.catalog_load import load_catalog
         except ModuleNotFoundError as exc:  # the catalog ships with signoff; without it, names only
             if exc.name != "signoff.policy.catalog":
                 raise
