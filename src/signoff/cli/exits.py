@@ -1,11 +1,13 @@
 """One mapping from signoff's errors to the CLI's exit codes, used by every command.
 
     0    done
-    1    no held call (or remembered approval) with that id; a check found a problem (audit verify)
+    1    no held call (or remembered approval, or person) with that id; a check found a problem
+         (audit verify); team input refused (`signoff user`: a bad name, role or password)
     2    usage or configuration: a bad option, a bad config or policy file (file:line: field: what to
          do), an upstream that would not start, a decision already made by someone else
     3    the shared store cannot be used
     4    nobody waits for the call any more (its client stopped waiting, or its proxy is gone)
+    5    team mode: no token, a token naming nobody, or a person whose roles may not decide the call
     130  interrupted (Ctrl-C)
 
 The message is one line on stderr, `signoff: ...`, with untrusted text escaped (`termsafe.clean`).
@@ -19,10 +21,11 @@ from typing import NoReturn
 
 import typer
 
-from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, SignoffError, StoreError, UnknownCallError
+from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, SignoffError, StoreError, TeamError,
+                            UnknownCallError)
 from signoff.termsafe import clean
 
-EXIT_UNKNOWN, EXIT_USAGE, EXIT_ALREADY, EXIT_STORE, EXIT_GONE, EXIT_INTERRUPTED = 1, 2, 2, 3, 4, 130
+EXIT_UNKNOWN, EXIT_USAGE, EXIT_ALREADY, EXIT_STORE, EXIT_GONE, EXIT_AUTH, EXIT_INTERRUPTED = 1, 2, 2, 3, 4, 5, 130
 """EXIT_USAGE is 2 as typer's own usage errors are."""
 
 
@@ -45,5 +48,7 @@ def exits(unknown_hint: str = "") -> Iterator[None]:
         fail(exc, EXIT_ALREADY)
     except StoreError as exc:
         fail(exc, EXIT_STORE)
+    except TeamError as exc:
+        fail(exc, EXIT_UNKNOWN)
     except (DecisionError, SignoffError) as exc:  # a decision that makes no sense; config, policy, upstream
         fail(exc, EXIT_USAGE)
