@@ -194,6 +194,9 @@ async def test_a_failing_on_wait_withdraws_and_propagates(broker: Broker) -> Non
 
 async def test_a_store_that_cannot_be_written_denies(broker: Broker) -> None:
     class Broken:
+        def take_lease(self) -> None:
+            return None
+
         def insert_held(self, *args: Any) -> Any:
             raise StoreError("read-only file system")
 

@@ -1,8 +1,9 @@
 """The approval broker: a held call waits here until a human, the clock or the kill switch decides.
 
-`hold()` inserts the call into the shared store and polls its row (a cheap change check every
-`poll_interval`, the row read only when someone committed), so a decision made by any process on
-the machine reaches the waiting proxy within ~50 ms. Everything the broker decides is one store
+`hold()` inserts the call into the shared store and waits for a change to its row
+(`Store.wait_change`: PostgreSQL's LISTEN/NOTIFY wakes it at once; on SQLite a cheap change check
+every `poll_interval`), reading the row only when it may have changed, so a decision made by any
+process reaches the waiting proxy within milliseconds (~50 ms on SQLite). Everything the broker decides is one store
 transaction that also writes the audit row; the first decision wins. Failing to read or write the
 store never lets a call through: it is denied.
 
@@ -26,7 +27,7 @@ import anyio
 
 from signoff.audit import entry, user
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
-from signoff.liveness import ProxyLease, lease_dir, pid_alive, proxy_gone, remove_stale_leases
+from signoff.liveness import pid_alive
 from signoff.model import Decision, ToolCall, canonical_json
 from signoff.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 
@@ -37,8 +38,6 @@ __all__ = ["Broker", "Outcome", "format_seconds", "outcome_of", "history_entries
 
 DEFAULT_TIMEOUT = 300.0
 KILL_CACHE_SECONDS = 0.1
-FULL_READ_SECONDS = 1.0
-"""Read the row at least this often even if the change check saw nothing (belt and braces)."""
 REMEMBER_KINDS = ("session", "args", "tool")
 
 
@@ -127,7 +126,7 @@ class Broker:
         self.listeners: list[Callable[[HeldCall], None]] = []
         """Called (on the event loop, must not block) with each call `hold` has just inserted."""
         self._kill_cache: tuple[float, KillState] | None = None
-        self._lease: ProxyLease | None = None
+        self._lease: str | None = None
         self.stopping: str | None = None
         """Set when this process is shutting down (a signal): why its calls end."""
         self.holding: set[str] = set()
@@ -155,19 +154,15 @@ class Broker:
         return row, audit
 
     def lease_path(self) -> str | None:
-        """This process's lease (taken on first use); None if it cannot be taken (pid fallback)."""
+        """This process's lease (taken on first use, by the store); None if it cannot be taken."""
         if self._lease is None:
-            try:
-                self._lease = ProxyLease(lease_dir(self.store))
-            except OSError as exc:
-                log.warning("cannot take a proxy lease (liveness falls back to the pid): %s", exc)
-                return None
-        return str(self._lease.path)
+            self._lease = self.store.take_lease()
+        return self._lease
 
     def release(self) -> None:
         """A clean exit: give the lease up (after this process's calls were closed)."""
         if self._lease is not None:
-            self._lease.release()
+            self.store.release_lease()
             self._lease = None
 
     async def hold(self, call: ToolCall, decision: Decision, *, history: Iterable[ToolCall | Mapping[str, Any]] = (),
@@ -180,8 +175,8 @@ class Broker:
         call expires (nobody could receive its result). `shown`: what the channels show of it
         (present.prepare), stored with the row.
         """
-        row, audit = self._row(call, decision, history, "wait", policy_hash, shown)
         try:
+            row, audit = self._row(call, decision, history, "wait", policy_hash, shown)  # takes the lease
             with anyio.CancelScope(shield=True):  # a cancel now must still find the row to withdraw
                 held = await anyio.to_thread.run_sync(self.store.insert_held, row, audit)
         except StoreError as exc:
@@ -217,7 +212,7 @@ class Broker:
     async def _wait(self, held: HeldCall, timeout: float, decision: Decision, started: float,
                     on_wait: Callable[[float], Awaitable[None]] | None, wait_interval: float,
                     client: str = "", client_timeout: float | None = None) -> Outcome:
-        token = None
+        token: int | None = None
         last_read = started
         next_wait = started + wait_interval
         while True:
@@ -232,11 +227,15 @@ class Broker:
                 next_wait += wait_interval
                 await on_wait(now - started)
             limit = min(timeout, client_timeout) if client_timeout is not None else timeout
-            await anyio.sleep(min(self.poll_interval, max(0.0, started + limit - now)))
+            due = min(started + limit, last_read + self.store.reread_seconds,
+                      next_wait if on_wait is not None else started + limit) - now
             try:
-                current = await anyio.to_thread.run_sync(self.store.change_token)
-                if current == token and time.monotonic() - last_read < FULL_READ_SECONDS:
-                    continue
+                if token is None:  # the token first, then the row: a change in between moves the token
+                    current = await anyio.to_thread.run_sync(self.store.change_token, held.id)
+                else:  # returns on a change to this call (or any commit, on SQLite), or when due
+                    current = await self.store.wait_change(token, max(0.0, due), topic=held.id, poll=self.poll_interval)
+                    if current == token and time.monotonic() - last_read < self.store.reread_seconds:
+                        continue
                 token, last_read = current, time.monotonic()
                 row = await anyio.to_thread.run_sync(self.store.get_held, held.id)
             except StoreError as exc:  # fail closed
@@ -310,7 +309,7 @@ class Broker:
         """At proxy start: close what dead proxies left, approved calls' missing outcomes included."""
         closed = self.sweep(outcomes=True)
         try:
-            remove_stale_leases(lease_dir(self.store))  # after the sweep: it still needed them
+            self.store.remove_stale_leases()  # after the sweep: it still needed them
         except OSError as exc:
             log.info("cannot tidy the proxy leases: %s", exc)
         return closed
@@ -326,14 +325,14 @@ class Broker:
                 return None
             key = (h.proxy_pid, h.proxy_lease)
             if key not in checked:
-                checked[key] = proxy_gone(h)
+                checked[key] = self.store.proxy_gone(h)
             return checked[key]
 
         abandoned: list[HeldCall] = []
         if any(gone(h) for h in (self.store.list_held("pending") if pending is None else pending)):
             abandoned = self.store.resolve_many(  # re-checked inside the transaction
-                lambda h: h.hold_mode == "wait" and proxy_gone(h) is not None,
-                lambda h: Resolution("abandoned", "signoff", "signoff", proxy_gone(h) or "its proxy is gone"))
+                lambda h: h.hold_mode == "wait" and self.store.proxy_gone(h) is not None,
+                lambda h: Resolution("abandoned", "signoff", "signoff", self.store.proxy_gone(h) or "its proxy is gone"))
         for held in self.store.list_held("approved") if outcomes else ():
             why = gone(held)
             if held.outcome is None and why:
@@ -352,7 +351,7 @@ class Broker:
 
     def _mine(self, held: HeldCall) -> bool:
         """A waiting call this process holds."""
-        lease = str(self._lease.path) if self._lease is not None else None
+        lease = self._lease
         return (held.hold_mode == "wait" and held.proxy_pid == os.getpid() and held.proxy_host == socket.gethostname()
                 and (lease is None or held.proxy_lease == lease))
 

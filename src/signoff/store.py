@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from signoff import paths
 from signoff.audit import GENESIS, now_iso, row_hash
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
-from signoff.liveness import proxy_gone
+from signoff.liveness import ProxyLease, lease_dir, proxy_gone, remove_stale_leases
 from signoff.model import canonical_json
 from signoff.redact import redact, restore
 
@@ -218,7 +218,13 @@ class Resolution:
 
 
 class Store(Protocol):
-    """What the broker, audit log and CLI need from a store (SQLite here; PostgreSQL later)."""
+    """What the broker, audit log and CLI need from a store: `SQLiteStore` (one machine, the
+    default) or `PgStore` (store_pg.py: a team's PostgreSQL server, many machines)."""
+
+    reread_seconds: float
+    """A waiting hold re-reads its row at least this often even if no change was signalled."""
+    witness: Path | None
+    """The audit head witness file beside the store (None: no local witness)."""
 
     def insert_held(self, row: dict[str, Any], audit: dict[str, Any], token: dict[str, Any] | None = None) -> HeldCall: ...
     def get_held(self, held_id: str) -> HeldCall | None: ...
@@ -227,8 +233,13 @@ class Store(Protocol):
     def recently_gone(self, since: float) -> list[HeldCall]: ...
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool: ...
-    def change_token(self) -> int: ...
+    def change_token(self, topic: str | None = None) -> int: ...
+    async def wait_change(self, token: int, timeout: float, *, topic: str | None = None, poll: float = 0.05) -> int: ...
     def queue_signature(self) -> str: ...
+    def take_lease(self) -> str | None: ...
+    def release_lease(self) -> None: ...
+    def proxy_gone(self, held: HeldCall) -> str | None: ...
+    def remove_stale_leases(self) -> int: ...
     def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None: ...
     def proxies(self) -> list[dict[str, Any]]: ...
     def get_kill(self) -> KillState: ...
@@ -287,8 +298,45 @@ def _already(held: HeldCall) -> AlreadyDecidedError:
     return AlreadyDecidedError(f"{held.id} was already {held.status}{by}{via}; the first decision wins")
 
 
+def edited_json(held: HeldCall, res: Resolution) -> str | None:
+    """The arguments a person edited, as stored: an edit made on a redacted view keeps the secrets
+    it could not show (never sends the marker)."""
+    return None if res.arguments is None else canonical_json(restore(dict(res.arguments), dict(held.arguments)))
+
+
+def transition_audit(held: HeldCall, res: Resolution, edited: str | None, now: float) -> dict[str, Any]:
+    """The audit row content of a held call's move to `res.status` (both backends write this)."""
+    return {
+        "server": held.server, "tool": held.tool,
+        "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
+        "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
+        "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
+        "session": held.session, "client": held.client, "policy_hash": held.policy_hash, **res.audit}
+
+
+def remembered_values(held: HeldCall, res: Resolution, now: float) -> dict[str, Any]:
+    """The `remembered` row an approval with `remember` creates."""
+    kind = res.remember
+    return {"id": new_id("r"), "kind": kind, "server": held.server, "tool": held.tool,
+            "session": held.session if kind == "session" else None,
+            "args_hash": held.args_hash if kind == "args" else None,
+            "arguments": canonical_json(dict(held.arguments)) if kind == "args" else None,
+            "created": now, "created_by": res.by, "held_id": held.id}
+
+
+def chain_row(content: dict[str, Any], head: tuple[int, str], key: bytes | None) -> dict[str, Any]:
+    """One audit row chained onto `head` (id, hash): id, time, prev_hash, hash and (with a key) mac."""
+    row = {**content, "id": head[0] + 1, "time": now_iso(), "prev_hash": head[1]}
+    row["hash"] = row_hash(row)
+    if key is not None:
+        row["mac"] = audit_mac(key, row["hash"])
+    return row
+
+
 class SQLiteStore:
     """The SQLite implementation of `Store`, at `paths.db_path()` unless told otherwise."""
+
+    reread_seconds = 1.0
 
     def __init__(self, path: str | Path | None = None, *, background_checkpoints: bool = False,
                  busy_timeout_ms: int = BUSY_TIMEOUT_MS):
@@ -301,6 +349,7 @@ class SQLiteStore:
         self.background_checkpoints = background_checkpoints
         self.busy_timeout_ms = busy_timeout_ms
         self.key = audit_key()
+        self._lease: ProxyLease | None = None
         self._local = threading.local()
         self._lock = threading.RLock()  # reopening (under it) connects (which takes it too)
         self._connections: list[sqlite3.Connection] = []
@@ -505,8 +554,10 @@ class SQLiteStore:
             os.close(self._witness_fd)
             self._witness_fd = None
 
-    def change_token(self) -> int:
-        """Differs whenever anyone committed: `PRAGMA data_version` (other connections) + ours."""
+    def change_token(self, topic: str | None = None) -> int:
+        """Differs whenever anyone committed: `PRAGMA data_version` (other connections) + ours.
+
+        SQLite cannot say what changed, so `topic` (a held call's id, or `kill`) is ignored."""
         self._check_identity()
         with self._watch_lock:
             if self._watch is None:
@@ -516,6 +567,39 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
         return (version << 32) + self._writes
+
+    async def wait_change(self, token: int, timeout: float, *, topic: str | None = None, poll: float = 0.05) -> int:
+        """The change token after a change, or after `timeout`. SQLite cannot signal a change to
+        another process, so this looks once after `min(poll, timeout)` seconds."""
+        import anyio
+
+        await anyio.sleep(max(0.0, min(poll, timeout)))
+        return await anyio.to_thread.run_sync(self.change_token, topic)
+
+    # ------------------------------------------------------------------ liveness (liveness.py)
+
+    def take_lease(self) -> str | None:
+        """This process's proxy lease file (taken on first use); None if it cannot be taken (then
+        liveness falls back to the pid)."""
+        if self._lease is None:
+            try:
+                self._lease = ProxyLease(lease_dir(self))
+            except OSError as exc:
+                log.warning("cannot take a proxy lease (liveness falls back to the pid): %s", exc)
+                return None
+        return str(self._lease.path)
+
+    def release_lease(self) -> None:
+        """A clean exit: give the lease up (after this process's calls were closed)."""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    def proxy_gone(self, held: HeldCall) -> str | None:
+        return proxy_gone(held)
+
+    def remove_stale_leases(self) -> int:
+        return remove_stale_leases(lease_dir(self))
 
     def queue_signature(self) -> str:
         """What the page's queue shows, in a few bytes: pending ids (with deadlines) and the kill switch.
@@ -649,8 +733,7 @@ class SQLiteStore:
         return done  # type: ignore[return-value]
 
     def _transition(self, conn: sqlite3.Connection, held: HeldCall, res: Resolution) -> bool:
-        # an edit made on a redacted view keeps the secrets it could not show (never sends the marker)
-        edited = None if res.arguments is None else canonical_json(restore(dict(res.arguments), dict(held.arguments)))
+        edited = edited_json(held, res)
         now = time.time()
         cursor = conn.execute(
             "UPDATE held SET status = ?, decided_by = ?, channel = ?, decision_reason = ?, decided_at = ?,"
@@ -658,21 +741,11 @@ class SQLiteStore:
             (res.status, res.by, res.channel, res.reason, now, edited, held.id))
         if cursor.rowcount != 1:
             return False
-        self._append(conn, {
-            "server": held.server, "tool": held.tool,
-            "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
-            "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
-            "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
-            "session": held.session, "client": held.client, "policy_hash": held.policy_hash, **res.audit})
+        self._append(conn, transition_audit(held, res, edited, now))
         if res.remember and res.status == "approved":
-            conn.execute(
-                "INSERT INTO remembered (id, kind, server, tool, session, args_hash, arguments, created,"
-                " created_by, held_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (new_id("r"), res.remember, held.server, held.tool,
-                 held.session if res.remember == "session" else None,
-                 held.args_hash if res.remember == "args" else None,
-                 canonical_json(dict(held.arguments)) if res.remember == "args" else None,
-                 now, res.by, held.id))
+            values = remembered_values(held, res, now)
+            conn.execute(f"INSERT INTO remembered ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                         list(values.values()))
         return True
 
     # ------------------------------------------------------------------ kill switch
@@ -746,10 +819,7 @@ class SQLiteStore:
         if head is None:  # a trail from before the head was kept, or an empty one
             last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             head = (last[0], last[1]) if last else (0, GENESIS)
-        row = {**content, "id": head[0] + 1, "time": now_iso(), "prev_hash": head[1]}
-        row["hash"] = row_hash(row)
-        if self.key is not None:
-            row["mac"] = audit_mac(self.key, row["hash"])
+        row = chain_row(content, head, self.key)
         self._local.appended = (str(row["id"]), row["hash"], row.get("mac") or "-")
         conn.execute(f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('audit_head', ?)",
@@ -817,7 +887,28 @@ def _identity_or_none(path: Path) -> tuple[int, int] | None:
         return None
 
 
+STORE_ENV = "SIGNOFF_STORE"
+"""Where the store is: a PostgreSQL URL (team mode) or a SQLite file path; unset: SIGNOFF_HOME's signoff.db."""
+
+
+def store_location() -> str | None:
+    """SIGNOFF_STORE (set from `store:` in signoff.yaml when the environment does not set it)."""
+    return os.environ.get(STORE_ENV) or None
+
+
+def is_postgres(location: str | None) -> bool:
+    return bool(location) and location.split(":", 1)[0].lower() in ("postgresql", "postgres")  # type: ignore[union-attr]
+
+
 def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False,
-               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SQLiteStore:
-    """The machine's shared store (under SIGNOFF_HOME unless `path` is given)."""
+               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
+    """The shared store: SIGNOFF_STORE's PostgreSQL server (`postgresql://…`) or SQLite file, else
+    the SQLite file under SIGNOFF_HOME. An explicit `path` is always a SQLite file."""
+    location = None if path is not None else store_location()
+    if is_postgres(location):
+        from signoff.store_pg import PgStore
+
+        return PgStore(location, busy_timeout_ms=busy_timeout_ms)  # type: ignore[arg-type]
+    if location:
+        path = location.removeprefix("sqlite://")
     return SQLiteStore(path, background_checkpoints=background_checkpoints, busy_timeout_ms=busy_timeout_ms)
