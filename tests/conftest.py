@@ -62,6 +62,9 @@ def store_url(request: pytest.FixtureRequest, signoff_home: Path, monkeypatch: p
     server = request.getfixturevalue("pg_server")
     url = server.url(server.new_schema())
     monkeypatch.setenv("SIGNOFF_STORE", url)
+    from pg_server import close_pg_stores
+
+    request.addfinalizer(close_pg_stores)
     return url
 
 

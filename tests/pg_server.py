@@ -113,3 +113,10 @@ class PgServer:
         with self.admin() as conn:
             conn.execute(f"CREATE SCHEMA {name}")
         return name
+
+
+def close_pg_stores() -> None:
+    """Every PostgreSQL store a test opened keeps connections and threads: close them after it."""
+    from signoff.store_pg import close_all
+
+    close_all()

@@ -22,7 +22,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
+import weakref
 import socket
 import threading
 import time
@@ -112,6 +114,9 @@ def describe(url: str) -> str:
     return f"postgresql://{host}{port}/{info.get('dbname') or ''}"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _text(value: Any) -> Any:
     """A string PostgreSQL accepts: NUL and lone surrogates (which a model can send in a tool name)
     become U+FFFD. Done before hashing, so the audit row stored is the row hashed."""
@@ -122,7 +127,7 @@ def _text(value: Any) -> Any:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
+        value = _SURROGATE.sub("\ufffd", value)
     return value
 
 
@@ -155,6 +160,15 @@ class _Tx:
 
     def one(self, query: Any, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         return self.conn.execute(query, params).fetchone()
+
+
+_OPEN: weakref.WeakSet[PgStore] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close every store this process opened (their pools, LISTEN and heartbeat threads)."""
+    for store in list(_OPEN):
+        store.close()
 
 
 class PgStore:
@@ -202,6 +216,7 @@ class PgStore:
         # this process's proxy lease
         self._lease: str | None = None
         self._beat: threading.Thread | None = None
+        _OPEN.add(self)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"SET lock_timeout = {int(self._lock_ms)}")
@@ -277,6 +292,7 @@ class PgStore:
         self._closed = getattr(self, "_closed", threading.Event())
         self._closed.set()
         self._pool.close()
+        _OPEN.discard(self)
 
     # ------------------------------------------------------------------ changes: LISTEN/NOTIFY
 
