@@ -65,7 +65,8 @@ NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 """The database's clock: every host's leases are measured by the same one."""
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: the schema of SQLite's migrations 1-6, plus the chain head and proxy leases
+    (  # 1: the schema of SQLite's migrations 1-6 (audit.identity: the team side's migration 7),
+       # plus the chain head and proxy leases
         """CREATE TABLE held (
             id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
             args_hash TEXT NOT NULL, rule TEXT, reason TEXT, session TEXT, session_history TEXT,
@@ -79,7 +80,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id BIGINT PRIMARY KEY, time TEXT NOT NULL, server TEXT, tool TEXT, arguments TEXT,
             decision TEXT NOT NULL, decided_by TEXT, channel TEXT, reason TEXT, duration_ms DOUBLE PRECISION,
             policy_hash TEXT, rule TEXT, held_id TEXT, session TEXT, client TEXT,
-            prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT)""",
+            prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT, identity TEXT)""",
         "CREATE INDEX audit_time ON audit(time)",
         "CREATE INDEX audit_tool ON audit(server, tool, id)",
         """CREATE TABLE audit_head (
