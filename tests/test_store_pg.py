@@ -321,3 +321,16 @@ def test_audit_append_is_one_round_of_locking(pg_url: str) -> None:
     per_row_us = (time.perf_counter() - started) / 200 * 1e6
     print(f"audit append on PostgreSQL: {per_row_us:.0f} µs per row")
     assert per_row_us < 50_000
+
+
+@pytest.mark.anyio
+async def test_signoff_run_with_its_database_unreachable_refuses_calls_with_one_line(tmp_path: Path) -> None:
+    from conftest import connect, fake_server, free_port, through_signoff
+
+    url = f"postgresql://signoff@127.0.0.1:{free_port()}/postgres"
+    async with connect(through_signoff(fake_server(), "--policy", "none"), env={"SIGNOFF_STORE": url}) as client:
+        with anyio.fail_after(60):
+            result = await client.call_tool("echo", {"text": "x"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "cannot reach the signoff store postgresql://127.0.0.1" in text and "\n" not in text.strip()

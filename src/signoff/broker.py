@@ -38,6 +38,8 @@ __all__ = ["Broker", "Outcome", "format_seconds", "outcome_of", "history_entries
 
 DEFAULT_TIMEOUT = 300.0
 KILL_CACHE_SECONDS = 0.1
+KILL_TRUST_SECONDS = 1.0
+"""The longest a cached kill state (off) is kept because the store signalled no change to it."""
 REMEMBER_KINDS = ("session", "args", "tool")
 
 
@@ -125,7 +127,7 @@ class Broker:
         self.retry_ttl = retry_ttl
         self.listeners: list[Callable[[HeldCall], None]] = []
         """Called (on the event loop, must not block) with each call `hold` has just inserted."""
-        self._kill_cache: tuple[float, KillState] | None = None
+        self._kill_cache: tuple[float, int | None, KillState] | None = None
         self._lease: str | None = None
         self.stopping: str | None = None
         """Set when this process is shutting down (a signal): why its calls end."""
@@ -381,17 +383,24 @@ class Broker:
         self._kill_cache = None
 
     def kill_state(self) -> KillState:
-        """The kill switch, read at most every 100 ms. If the store cannot be read: on (fail closed)."""
+        """The kill switch, read at most every 100 ms, and not even then while the store's `kill`
+        change token stands still (at most KILL_TRUST_SECONDS: on PostgreSQL no round trip per
+        call). If the store cannot be read: on (fail closed)."""
         now = time.monotonic()
         cached = self._kill_cache
         if cached is not None and now - cached[0] < KILL_CACHE_SECONDS:
-            return cached[1]
+            return cached[2]
         try:
+            token = None
+            if cached is not None:  # the token before the read: a change in between moves it
+                token = self.store.change_token("kill")
+                if cached[1] == token and now - cached[0] < KILL_TRUST_SECONDS and not cached[2].on:
+                    return cached[2]
             state = self.store.get_kill()
         except StoreError as exc:
             log.error("cannot read the kill switch: %s; treating it as on", exc)
-            state = KillState(True, f"signoff could not read its store ({exc})", "signoff", time.time())
-        self._kill_cache = (now, state)
+            token, state = None, KillState(True, f"signoff could not read its store ({exc})", "signoff", time.time())
+        self._kill_cache = (now, token, state)
         return state
 
     # ------------------------------------------------------------------ remembered decisions

@@ -190,7 +190,7 @@ class PgStore:
                                     configure=self._configure, check=ConnectionPool.check_connection,
                                     reconnect_timeout=0, name="signoff")
         try:
-            self._pool.open(wait=True, timeout=max(self.wait, 5.0))
+            self._pool.open(wait=True, timeout=self.wait)  # a proxy keeps serving (refusing) meanwhile
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
             raise StoreError(f"cannot reach the signoff store {self.where}: {_first_line(exc)}; is the PostgreSQL "
