@@ -28,9 +28,9 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def audit_cost(rows: int) -> list[float]:
-    from signoff.audit import entry
+    from signoff.approvals.audit import entry
     from signoff.model import ToolCall
-    from signoff.store import open_store
+    from signoff.approvals.store import open_store
 
     store = open_store()
     call = ToolCall("fs", "write_file", {"path": "/tmp/x", "content": "y" * 200}, session="s", client="bench")
@@ -43,7 +43,7 @@ def audit_cost(rows: int) -> list[float]:
 
 
 def decision_latency(rounds: int, *, via_cli: bool) -> list[float]:
-    from signoff.broker import Broker
+    from signoff.approvals.broker import Broker
 
     policy = Path(tempfile.mkdtemp()) / "policy.yaml"
     policy.write_text("hitl_policies:\n  - tool: '*.echo'\n")

@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def fill(calls: int) -> None:
-    from signoff.broker import Broker
+    from signoff.approvals.broker import Broker
     from signoff.model import Decision, ToolCall, Verdict
 
     broker = Broker()
@@ -45,7 +45,7 @@ def history_row_size() -> int:
     import sqlite3
 
     from signoff import paths
-    from signoff.broker import Broker
+    from signoff.approvals.broker import Broker
     from signoff.model import Decision, ToolCall, Verdict
 
     history = [{"tool": "fs.write_file", "arguments": {"path": f"/f{i}", "content": "y" * 100_000}, "outcome": "allowed"}

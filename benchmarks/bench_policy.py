@@ -15,7 +15,7 @@ import statistics
 import time
 
 from signoff.model import ToolCall
-from signoff.policy import Policy
+from signoff.policy.engine import Policy
 
 APPLICABLE = """\
   - action: send_email
@@ -84,7 +84,7 @@ SHELL = [
 
 
 def shell_table(iterations: int) -> None:
-    from signoff.understand import shell
+    from signoff.policy.understand import shell
 
     print(f"{'shell command (first sight, not cached)':<60}{'p50 µs':>10}{'p99 µs':>10}")
     for command in SHELL:

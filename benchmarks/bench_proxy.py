@@ -98,7 +98,7 @@ def main() -> None:
     os.environ.setdefault("SIGNOFF_LOG_LEVEL", "warning")
     rows = [("direct", UPSTREAM), ("signoff --policy none", through_signoff("--policy", "none"))]
     try:
-        import signoff.policy  # noqa: F401
+        import signoff.policy.engine  # noqa: F401
 
         rows.append(("signoff --policy balanced", through_signoff("--policy", "balanced")))
     except ImportError:

@@ -71,7 +71,7 @@ def store_url(request: pytest.FixtureRequest, signoff_home: Path, monkeypatch: p
 @pytest.fixture
 def store(store_url: str | None) -> Iterator[Any]:
     """The shared store, on each backend in turn (the tests using it run twice)."""
-    from signoff.store import open_store
+    from signoff.approvals.store import open_store
 
     opened = open_store()
     yield opened

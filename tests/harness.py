@@ -9,11 +9,11 @@ from typing import Any
 
 import anyio
 
-from signoff import jsonrpc
-from signoff.downstream import dispatch_client_frame
+from signoff.relay import jsonrpc
+from signoff.serve.stdio import dispatch_client_frame
 from signoff.gate import Gate
-from signoff.proxy import Proxy
-from signoff.upstream import ServerSpec
+from signoff.relay.proxy import Proxy
+from signoff.relay.upstream import ServerSpec
 
 WAIT = 30
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import fake_server
-from signoff.broker import Broker
-from signoff.store import HeldCall, open_store
+from signoff.approvals.broker import Broker
+from signoff.approvals.store import HeldCall, open_store
 
 POLICY = """\
 hitl_policies:

@@ -117,6 +117,6 @@ class PgServer:
 
 def close_pg_stores() -> None:
     """Every PostgreSQL store a test opened keeps connections and threads: close them after it."""
-    from signoff.store_pg import close_all
+    from signoff.approvals.store_pg import close_all
 
     close_all()

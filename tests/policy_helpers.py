@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from signoff.model import ToolCall
-from signoff.policy import Policy
+from signoff.policy.engine import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from harness import running, text_of
-from signoff import jsonrpc
-from signoff.aggregate import merge_capabilities, template_regex
-from signoff.upstream import ServerSpec
+from signoff.relay import jsonrpc
+from signoff.relay.aggregate import merge_capabilities, template_regex
+from signoff.relay.upstream import ServerSpec
 
 pytestmark = pytest.mark.anyio
 

@@ -10,9 +10,9 @@ import mcp_types as types
 import pytest
 
 from conftest import connect, fake_server, npm_server, through_signoff
-from signoff.audit import AuditLog
-from signoff.broker import Broker
-from signoff.store import open_store
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.broker import Broker
+from signoff.approvals.store import open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from policy_helpers import call, verdict
-from signoff.policy import Policy
-from signoff.understand import money
+from signoff.policy.engine import Policy
+from signoff.policy.understand import money
 
 
 @pytest.mark.parametrize(

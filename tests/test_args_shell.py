@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.understand.shell import EVERY_ACTION, analyze
+from signoff.policy.understand.shell import EVERY_ACTION, analyze
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from policy_helpers import call, verdict
-from signoff.policy import Policy
-from signoff.understand.sql import ALL_TABLES, analyze, mongo_ops, redis_op
+from signoff.policy.engine import Policy
+from signoff.policy.understand.sql import ALL_TABLES, analyze, mongo_ops, redis_op
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from policy_helpers import call, verdict
-from signoff.policy import Policy
-from signoff.understand import urls
+from signoff.policy.engine import Policy
+from signoff.policy.understand import urls
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from signoff import paths
-from signoff.audit import GENESIS, AuditLog, entry, now_iso, parse_since, row_hash
+from signoff.approvals.audit import GENESIS, AuditLog, entry, now_iso, parse_since, row_hash
 from signoff.model import ToolCall, canonical_json
-from signoff.store import Store, open_store
+from signoff.approvals.store import Store, open_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -155,9 +155,9 @@ def test_export_jsonl_writes_every_row_with_its_hashes(log: AuditLog) -> None:
 
 APPENDER = """
 import sys
-from signoff.audit import AuditLog
+from signoff.approvals.audit import AuditLog
 from signoff.model import ToolCall
-from signoff.store import Store, open_store
+from signoff.approvals.store import open_store
 log = AuditLog(open_store())
 for i in range(int(sys.argv[1])):
     log.append(ToolCall("srv", "tool", {"writer": sys.argv[2], "i": i}), "allowed")

@@ -13,10 +13,10 @@ from typing import Any
 import anyio
 import pytest
 
-from signoff.broker import Broker, Outcome, format_seconds
+from signoff.approvals.broker import Broker, Outcome, format_seconds
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import HeldCall, Store, open_store
+from signoff.approvals.store import HeldCall, Store, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +60,7 @@ async def test_approval_from_another_process_reaches_hold_within_250ms(broker: B
     async with anyio.create_task_group() as tg:
         tg.start_soon(holder)
         (held,) = await held_in(broker)
-        code = ("import sys; from signoff.broker import Broker; "
+        code = ("import sys; from signoff.approvals.broker import Broker; "
                 "Broker().decide(sys.argv[1], True, reason='looks fine', by='alice', channel='cli')")
         with anyio.fail_after(60):
             await anyio.run_process([sys.executable, "-c", code, held.id], env={**os.environ, "PYTHONPATH": SRC})
@@ -270,7 +270,7 @@ def test_remember_tool_args_and_session(broker: Broker) -> None:
 
 
 def test_remembered_decisions_render_as_policy_rules(broker: Broker) -> None:
-    from signoff.policy import Rule
+    from signoff.policy.engine import Rule
 
     for kind in ("tool", "args", "session"):
         broker.decide(broker.issue_retry(CALL, ASK), True, remember=kind, by="alice")

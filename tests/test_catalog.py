@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import connect, everything, git_server, npm_server, time_server
-from signoff import catalog as cat
-from signoff.catalog import ACTIONS, ROLES, CatalogError, load_catalog
-from signoff.catalog_build import build_merged, read_server_file
+from signoff.policy import catalog as cat
+from signoff.policy.catalog import ACTIONS, ROLES, CatalogError, load_catalog
+from signoff.policy.catalog_build import build_merged, read_server_file
 
 SERVERS = sorted(cat.SERVERS_DIR.glob("*.yaml"))
 
@@ -28,7 +28,7 @@ def test_ships_at_least_30_servers_each_naming_its_source() -> None:
 
 
 def test_merged_json_is_in_sync_with_the_yaml_files() -> None:
-    assert cat.MERGED.read_text() == build_merged(), "run: python -m signoff.catalog_build"
+    assert cat.MERGED.read_text() == build_merged(), "run: python -m signoff.policy.catalog_build"
 
 
 def test_loading_the_shipped_catalog_is_fast() -> None:
@@ -209,7 +209,7 @@ def test_probe_tool_drafts_a_skeleton_from_a_real_server() -> None:
 
     import yaml
 
-    out = subprocess.run([sys.executable, str(cat.SERVERS_DIR.parents[2] / "tools" / "catalog_probe.py"), "--id", "time",
+    out = subprocess.run([sys.executable, str(cat.SERVERS_DIR.parents[3] / "tools" / "catalog_probe.py"), "--id", "time",
                           "--source", "mcp-server-time@test", "--", *time_server()],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     draft = yaml.safe_load(out)
@@ -220,7 +220,7 @@ def test_probe_tool_drafts_a_skeleton_from_a_real_server() -> None:
 
 
 def test_two_shipped_files_may_not_claim_the_same_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import signoff.catalog_build as build
+    import signoff.policy.catalog_build as build
 
     for sid in ("one", "two"):
         _write(tmp_path / f"{sid}.yaml", f'id: {sid}\ntitle: t\nsource: "x@1"\nverified: source\n'

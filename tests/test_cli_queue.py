@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from signoff import paths
-from signoff.audit import AuditLog
-from signoff.broker import Broker
-from signoff.cli import app
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.broker import Broker
+from signoff.cli.main import app
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")

@@ -78,7 +78,7 @@ def _seed_expectations(raw: dict[str, Any]) -> dict[str, str]:
 
 
 def load_corpus() -> list[Case]:
-    from signoff.catalog import load_catalog
+    from signoff.policy.catalog import load_catalog
 
     catalog = load_catalog()
     cases: list[Case] = []
@@ -115,14 +115,14 @@ def test_corpus_size_and_spread() -> None:
 
 
 def test_every_catalogued_server_has_calls_in_the_corpus() -> None:
-    from signoff.catalog import load_catalog
+    from signoff.policy.catalog import load_catalog
 
     covered = {c.server for c in load_corpus() if not c.held_out}
     assert set(load_catalog().servers) <= covered, sorted(set(load_catalog().servers) - covered)
 
 
 def test_corpus_uses_real_tool_names_and_argument_keys() -> None:
-    from signoff.catalog import load_catalog
+    from signoff.policy.catalog import load_catalog
 
     catalog = load_catalog()
     for path in sorted(CORPUS.glob("*.yaml")):
@@ -141,7 +141,7 @@ def test_corpus_uses_real_tool_names_and_argument_keys() -> None:
 
 
 def test_held_out_servers_really_are_left_out_of_the_catalog() -> None:
-    from signoff.catalog import SERVERS_DIR, load_catalog
+    from signoff.policy.catalog import SERVERS_DIR, load_catalog
 
     catalog = load_catalog()
     for path in sorted(CORPUS.glob("*.yaml")):
@@ -166,7 +166,7 @@ def _policy_text(name: str) -> str:
     if name.startswith("seed:"):
         text = (CORPUS / "seed" / f"{name[5:]}.yaml").read_text()
     else:
-        text = (ROOT / "src" / "signoff" / "presets" / f"{name}.yaml").read_text()
+        text = (ROOT / "src" / "signoff" / "policy" / "presets" / f"{name}.yaml").read_text()
     if "internal_domains: []" in text:
         return text.replace("internal_domains: []", f"internal_domains: [{INTERNAL}]", 1)
     return f"internal_domains: [{INTERNAL}]\n{text}"
@@ -193,7 +193,7 @@ class Score:
 def evaluate(name: str, cases: Iterable[Case]) -> Score:
     from signoff.errors import SignoffError
     from signoff.model import ToolCall
-    from signoff.policy import Policy
+    from signoff.policy.engine import Policy
 
     score = Score()
     try:

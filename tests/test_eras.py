@@ -11,7 +11,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from conftest import everything, fake_server, through_signoff, time_server
-from signoff.eras import EraBridge, envelope
+from signoff.relay.eras import EraBridge, envelope
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -21,8 +21,8 @@ import pytest
 from mcp import MCPError
 
 from conftest import NODE_MODULES, ROOT, connect, fake_server, through_signoff
-from signoff.broker import Broker
-from signoff.client_timeouts import client_timeout
+from signoff.approvals.broker import Broker
+from signoff.relay.client_timeouts import client_timeout
 from held_calls import WAIT, RawClient, decisions, held_call, signoff, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -263,7 +263,7 @@ async def test_an_approval_the_client_left_before_gets_a_not_run_row() -> None:
 
 def test_client_timeouts_in_the_policy_file() -> None:
     from signoff.errors import PolicyError
-    from signoff.policy import Policy
+    from signoff.policy.engine import Policy
 
     policy = Policy.from_text("defaults:\n  client_timeouts: {claude-ai: 4m, claude-code: none, my-agent: 90}\n"
                               "hitl_policies: []\n")

@@ -73,7 +73,7 @@ async def test_dropped_stream_resumes_without_loss_or_duplication() -> None:
 
 async def test_unresumed_stream_withdraws_its_held_call(tmp_path: Path) -> None:
     """A client that dropped its stream and did not come back stopped waiting: the held call ends."""
-    from signoff.broker import Broker
+    from signoff.approvals.broker import Broker
 
     policy = tmp_path / "hold.yaml"
     policy.write_text("hitl_policies:\n  - tool: '*.echo'\n")
@@ -131,7 +131,7 @@ async def test_http_serving_never_imports_the_sdk() -> None:
         answer = await http.post(server.url, content=call(2, "echo", {"text": "x"}), headers={**HEADERS, "mcp-session-id": session})
         assert answer.status_code == 200
         imported = [line.rsplit("|", 1)[-1].strip() for line in server.log if line.startswith("import time:")]
-        assert "signoff.http_server" in imported
+        assert "signoff.serve.http" in imported
         assert not [m for m in imported if m.split(".")[0] in ("mcp", "mcp_types", "starlette")], sys.version
 
 

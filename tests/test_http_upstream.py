@@ -17,8 +17,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from conftest import free_port, npm_server
 from harness import running, text_of
-from signoff import jsonrpc
-from signoff.upstream import ServerSpec
+from signoff.relay import jsonrpc
+from signoff.relay.upstream import ServerSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -8,7 +8,7 @@ import socket
 import anyio
 import pytest
 
-from signoff import http_wire
+from signoff.serve import http_wire
 
 pytestmark = pytest.mark.anyio
 

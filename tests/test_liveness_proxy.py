@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from held_calls import POLICY, WAIT, RawClient, decisions, held_call, signoff, wait_for
-from signoff.audit import AuditLog
-from signoff.broker import Broker
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.broker import Broker
 from signoff.errors import CallGoneError
-from signoff.liveness import ProxyLease, lease_dir, proxy_gone
+from signoff.approvals.liveness import ProxyLease, lease_dir, proxy_gone
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +112,7 @@ def test_a_live_proxys_lease_is_seen_from_another_process(raw_client) -> None:
     client = raw_client()
     client.call(1, "echo", {"text": "x"})
     held = held_call()
-    check = subprocess.run([sys.executable, "-c", "from signoff.broker import Broker; from signoff.liveness import "
+    check = subprocess.run([sys.executable, "-c", "from signoff.approvals.broker import Broker; from signoff.approvals.liveness import "
                             f"proxy_gone; print(proxy_gone(Broker().get({held.id!r})))"],
                            capture_output=True, text=True, timeout=WAIT)
     assert check.stdout.strip() == "None", check
@@ -170,7 +170,7 @@ def test_an_approved_call_whose_proxy_died_gets_a_not_run_outcome() -> None:
 
 
 def test_stale_leases_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    from signoff.liveness import remove_stale_leases
+    from signoff.approvals.liveness import remove_stale_leases
 
     live, dead = ProxyLease(tmp_path), ProxyLease(tmp_path)
     assert dead._fd is not None

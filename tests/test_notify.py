@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from signoff.model import ToolCall
-from signoff.notify import Notifier, key_arguments, message_for
+from signoff.approvals.notify import Notifier, key_arguments, message_for
 from signoff.web.links import check_review, link_key
 
 CALL = ToolCall("filesystem", "write_file", {"path": "/srv/app/config.yaml", "content": "x" * 500, "mode": 420})

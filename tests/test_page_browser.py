@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
 from test_web_browser import approval_page, browser_page
 

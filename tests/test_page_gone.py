@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from held_calls import WAIT, RawClient, decisions, held_call
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import Resolution
+from signoff.approvals.store import Resolution
 from signoff.web import app as web_app
 from test_web import logged_in, post
 

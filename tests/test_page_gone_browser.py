@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from held_calls import POLICY, WAIT, RawClient, decisions, held_call
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from test_page_browser import card_of, until
 from test_web_browser import approval_page, browser_page
 

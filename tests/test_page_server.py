@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from signoff import paths, risk
-from signoff.broker import Broker
+from signoff import paths
+from signoff.policy import risk
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
 from signoff.web import app as web_app
 from test_web import hold, logged_in, post
@@ -93,7 +94,7 @@ def test_the_stream_pushes_again_when_the_queue_changes(broker: Broker) -> None:
 def test_unrelated_commits_do_not_push_the_queue(broker: Broker, monkeypatch) -> None:
     """An allowed call's audit row moves the change counter but not the queue: nothing is sent."""
     monkeypatch.setattr(web_app, "HEARTBEAT", 1.0)
-    from signoff.audit import AuditLog
+    from signoff.approvals.audit import AuditLog
 
     hold(broker)
     client, _ = logged_in(broker)
@@ -308,7 +309,7 @@ def test_similar_past_calls_and_statistics_are_counted_by_the_store(broker: Brok
 def test_the_history_filter_offers_every_audit_decision_outcomes_included(broker: Broker) -> None:
     import re
 
-    from signoff.audit import DECISIONS
+    from signoff.approvals.audit import DECISIONS
 
     client, _ = logged_in(broker)
     page = client.get("/").text

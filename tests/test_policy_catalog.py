@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.catalog import ToolEntry as Entry
+from signoff.policy.catalog import ToolEntry as Entry
 from signoff.model import ToolCall
-from signoff.policy import Policy, PolicyContext, load_policy, resolve_policy_source
+from signoff.policy.engine import Policy, PolicyContext, load_policy, resolve_policy_source
 
 
 class StubCatalog:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from signoff.cli import app
+from signoff.cli.main import app
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from signoff.errors import PolicyError
-from signoff.policy import Policy, load_policy
+from signoff.policy.engine import Policy, load_policy
 
 CASES = [
     ("hitl_policies:\n  - action: file_delete\n    scope: [all\n", "p.yaml:4: invalid YAML"),

@@ -7,7 +7,7 @@ import pytest
 from policy_helpers import SEED, call, verdict
 from signoff.errors import PolicyError
 from signoff.model import Verdict
-from signoff.policy import Policy
+from signoff.policy.engine import Policy
 
 SEED_CASES = [
     ("filesystem.delete_file", {"path": "/tmp/x"}, "ask"),

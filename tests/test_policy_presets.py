@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from policy_helpers import ROOT, call, verdict
-from signoff.policy import PRESETS, load_policy
+from signoff.policy.engine import PRESETS, load_policy
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_ship_in_configs_and_package_identically(preset: str) -> None:
     shipped = (ROOT / "configs" / f"{preset}.yaml").read_text()
-    packaged = (ROOT / "src" / "signoff" / "presets" / f"{preset}.yaml").read_text()
+    packaged = (ROOT / "src" / "signoff" / "policy" / "presets" / f"{preset}.yaml").read_text()
     assert shipped == packaged
     assert load_policy(preset).hash == load_policy(str(ROOT / "configs" / f"{preset}.yaml")).hash
 

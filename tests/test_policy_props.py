@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from policy_helpers import SEED, call
 from signoff.model import Verdict
-from signoff.policy import Policy, load_policy
+from signoff.policy.engine import Policy, load_policy
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
@@ -106,8 +106,8 @@ def test_the_strongest_matching_verdict_wins_and_the_first_of_equals_names_it(ve
 
 # ---------------------------------------------------------------------------- issue #11: argument understanding
 
-from signoff.understand import money, recipients, shell, urls  # noqa: E402
-from signoff.understand.sql import analyze as analyze_sql  # noqa: E402
+from signoff.policy.understand import money, recipients, shell, urls  # noqa: E402
+from signoff.policy.understand.sql import analyze as analyze_sql  # noqa: E402
 
 SHELLISH = st.lists(st.sampled_from(list("abcrm -|&;$()`'\"\\<>{}*/.=\n") + ["rm ", "sh -c ", "curl ", "psql -c ", "sudo ", "$(", "<<EOF\n"]),
                     max_size=30).map("".join)
@@ -159,7 +159,7 @@ def test_an_unreadable_amount_is_held(amount: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(name=st.from_regex(r"[a-z]{3,10}_[a-z]{3,10}", fullmatch=True))
 def test_an_unknown_tool_is_held_by_conservative(name: str) -> None:
-    from signoff.understand.names import by_name
+    from signoff.policy.understand.names import by_name
 
     actions, reads, _ = by_name("srv", name)
     decision = PRESETS_LOADED[0].evaluate(call(f"srv.{name}", {}))

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from policy_helpers import call
-from signoff.audit import entry
+from signoff.approvals.audit import entry
 from signoff.errors import PolicyError
 from signoff.model import ToolCall
-from signoff.policy import Policy, PolicyContext
-from signoff.policy_rate import AuditCounter, MemoryCounter
-from signoff.store import open_store
+from signoff.policy.engine import Policy, PolicyContext
+from signoff.policy.rate import AuditCounter, MemoryCounter
+from signoff.approvals.store import open_store
 
 RATE = """\
 hitl_policies:

@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from conftest import connect, fake_server, through_signoff
-from signoff.broker import Broker
-from signoff.policy import load_policy
-from signoff.reload import PolicyHolder
+from signoff.approvals.broker import Broker
+from signoff.policy.engine import load_policy
+from signoff.policy.reload import PolicyHolder
 
 POLICY = """\
 hitl_policies:

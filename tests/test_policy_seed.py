@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from policy_helpers import call, verdict
-from signoff.policy import Policy
+from signoff.policy.engine import Policy
 
 SEED_CONSERVATIVE = """\
 # Conservative: approve all external actions

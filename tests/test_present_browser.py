@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from signoff import filediff, present
-from signoff.broker import Broker
+from signoff.approvals import filediff
+from signoff.approvals import present
+from signoff.approvals.broker import Broker
 from signoff.model import ToolCall
-from signoff.policy import Policy, PolicyContext
+from signoff.policy.engine import Policy, PolicyContext
 from test_web_browser import approval_page, browser_page
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]

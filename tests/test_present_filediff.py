@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from signoff import filediff
+from signoff.approvals import filediff
 
 
 @pytest.fixture()
@@ -119,9 +119,9 @@ def test_no_diff_for_a_server_not_started_here(tmp_path) -> None:
 
 
 def test_no_diff_for_a_file_in_a_remote_repository(tmp_path, monkeypatch) -> None:
-    from signoff import present
+    from signoff.approvals import present
     from signoff.model import ToolCall
-    from signoff.policy import Policy, PolicyContext
+    from signoff.policy.engine import Policy, PolicyContext
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README.md").write_text("local readme\n")

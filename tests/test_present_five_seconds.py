@@ -19,15 +19,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from signoff import filediff, present
+from signoff.approvals import filediff
+from signoff.approvals import present
 from signoff.approvers import KeyReader, render_held
-from signoff.approvers.elicit import params_for
-from signoff.broker import Broker
-from signoff.cli import app
+from signoff.approvals.elicit import params_for
+from signoff.approvals.broker import Broker
+from signoff.cli.main import app
 from signoff.model import ToolCall
-from signoff.notify import message_for
-from signoff.policy import PolicyContext, Policy
-from signoff.watch import Watch
+from signoff.approvals.notify import message_for
+from signoff.policy.engine import PolicyContext, Policy
+from signoff.approvers.watch import Watch
 from test_web import logged_in
 
 SERVERS = {"gmail": "gmail", "filesystem": "filesystem", "github": "github", "commander": "desktop-commander",

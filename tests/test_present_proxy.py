@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import connect, npm_server, through_signoff
-from signoff.broker import Broker
-from signoff.cli import app
+from signoff.approvals.broker import Broker
+from signoff.cli.main import app
 from test_policy_run import wait_for_pending
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

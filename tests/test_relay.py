@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from harness import running, text_of
-from signoff import jsonrpc
+from signoff.relay import jsonrpc
 from signoff.gate import Admission
 from signoff.model import ToolCall
-from signoff.upstream import ServerSpec
+from signoff.relay.upstream import ServerSpec
 
 pytestmark = pytest.mark.anyio
 

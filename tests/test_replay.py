@@ -7,12 +7,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from signoff.audit import AuditLog, entry
-from signoff.cli import app
+from signoff.approvals.audit import AuditLog, entry
+from signoff.cli.main import app
 from signoff.model import ToolCall
-from signoff.policy import Policy
-from signoff.replay import replay
-from signoff.store import open_store
+from signoff.policy.engine import Policy
+from signoff.policy.replay import replay
+from signoff.approvals.store import open_store
 
 
 def record(decision: str, tool: str, args: dict, channel: str = "policy") -> None:

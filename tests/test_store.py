@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from signoff import paths
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import MIGRATIONS, Resolution, SQLiteStore, open_store
+from signoff.approvals.store import MIGRATIONS, Resolution, SQLiteStore, open_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")
@@ -84,7 +84,7 @@ RACE = """
 import os, sys, time
 from pathlib import Path
 from signoff.errors import AlreadyDecidedError
-from signoff.store import Resolution, open_store
+from signoff.approvals.store import Resolution, open_store
 store = open_store()
 go = Path(sys.argv[2])
 while not go.exists():  # both processes start, then decide at the same moment
@@ -116,7 +116,7 @@ def test_two_processes_deciding_at_once_exactly_one_wins(store_url: str | None, 
 def test_a_committed_row_survives_kill_9(store_url: str | None) -> None:
     code = """
     import os, signal
-    from signoff.broker import Broker
+    from signoff.approvals.broker import Broker
     from signoff.model import Decision, ToolCall, Verdict
     held_id = Broker().issue_retry(ToolCall("fs", "delete", {"path": "/x"}), Decision(Verdict.ASK, "r"))
     print(held_id, flush=True)
@@ -145,7 +145,7 @@ def test_change_token_moves_on_commits_from_anywhere(signoff_home: Path) -> None
     assert after_own != before
     python("""
     import sys
-    from signoff.store import Resolution, open_store
+    from signoff.approvals.store import Resolution, open_store
     open_store().resolve(sys.argv[1], Resolution("denied", "x", "cli"))
     """, held_id).check_returncode()
     assert store.change_token() != after_own
@@ -153,9 +153,9 @@ def test_change_token_moves_on_commits_from_anywhere(signoff_home: Path) -> None
 
 def test_background_checkpoints_keep_commits_from_checkpointing(tmp_path) -> None:
     """The proxy's store never checkpoints inside a commit; a separate checkpoint folds the WAL back."""
-    from signoff.audit import entry
+    from signoff.approvals.audit import entry
     from signoff.model import ToolCall
-    from signoff.store import open_store
+    from signoff.approvals.store import open_store
 
     proxy_store = open_store(tmp_path / "db.sqlite", background_checkpoints=True)
     plain = open_store(tmp_path / "db.sqlite")

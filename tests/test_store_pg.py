@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from pg_server import close_pg_stores
 
-from signoff.audit import AuditLog, entry
-from signoff.broker import Broker, Outcome
+from signoff.approvals.audit import AuditLog, entry
+from signoff.approvals.broker import Broker, Outcome
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import Resolution, open_store
-from signoff.store_pg import MIGRATIONS, PgStore
+from signoff.approvals.store import Resolution, open_store
+from signoff.approvals.store_pg import MIGRATIONS, PgStore
 
 pytestmark = pytest.mark.postgres
 
@@ -66,10 +66,10 @@ def test_open_store_picks_postgresql_and_migrates_once(pg_url: str, pg_server: A
 
 
 OPEN = """
-import sys
-from signoff.store import open_store
+from signoff.approvals.audit import entry
+from signoff.approvals.store import open_store
 store = open_store()
-store.append_audit(__import__("signoff.audit").audit.entry(None, "allowed", server="s", tool="t", arguments={}))
+store.append_audit(entry(None, "allowed", server="s", tool="t", arguments={}))
 print(type(store).__name__)
 """
 
@@ -125,10 +125,10 @@ def test_threads_with_their_own_connections_deciding_at_once_exactly_one_wins(pg
 
 WRITER = """
 import sys
-from signoff.audit import AuditLog
-from signoff.broker import Broker
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 store = open_store()
 log, broker = AuditLog(store), Broker(store)
 for i in range(int(sys.argv[1])):
@@ -174,7 +174,7 @@ def test_change_tokens_move_on_notify_from_another_process_per_topic(pg_url: str
     first, second = broker.issue_retry(CALL, ASK), broker.issue_retry(ToolCall("fs", "rm", {}), ASK)
     assert store.wait_listening(10)
     tokens = (store.change_token(first), store.change_token(second), store.change_token("kill"))
-    code = "import sys; from signoff.broker import Broker; Broker().decide(sys.argv[1], True, by='alice')"
+    code = "import sys; from signoff.approvals.broker import Broker; Broker().decide(sys.argv[1], True, by='alice')"
     assert run(code, first).wait(60) == 0
     until(lambda: store.change_token(first) != tokens[0])
     assert (store.change_token(second), store.change_token("kill")) == tokens[1:]  # others did not move

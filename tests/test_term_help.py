@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from signoff import __version__
-from signoff.cli import app
+from signoff.cli.main import app
 
 NOISE = re.compile(r"<(bool|str|int|float|list\[[a-z]+\])>|[{}]\w+[{}]|╭|│")
 

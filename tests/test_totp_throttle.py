@@ -13,7 +13,7 @@ import pyotp
 import pytest
 from starlette.testclient import TestClient
 
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.web.app import UI, create_app
 from signoff.web.security import Guard, TotpThrottle
 from test_web import ORIGIN, TOKEN, hold, post

@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 from signoff.approvers.tty import TtyApprover
-from signoff.broker import Broker, Outcome
+from signoff.approvals.broker import Broker, Outcome
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 from test_watch import Keyboard, Screen
 
 ASK = Decision(Verdict.ASK, "deletes need approval")

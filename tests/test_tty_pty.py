@@ -22,8 +22,8 @@ import pexpect
 import pytest
 
 from conftest import through_signoff, time_server
-from signoff.broker import Broker
-from signoff.store import open_store
+from signoff.approvals.broker import Broker
+from signoff.approvals.store import open_store
 
 CLIENT = str(Path(__file__).with_name("term_client.py"))
 HOLD_ALL = "hitl_policies:\n  - tool: '*'\n"

@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 from signoff.approvers.tty import TtyApprover
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 from test_watch import Screen
 
 ASK = Decision(Verdict.ASK, "needs approval")

@@ -12,10 +12,10 @@ from typing import IO
 import pytest
 
 from signoff.approvers import KeyReader, fold, render_held
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import open_store
-from signoff.watch import Watch
+from signoff.approvals.store import open_store
+from signoff.approvers.watch import Watch
 
 ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")
 
@@ -124,7 +124,7 @@ def test_watch_says_when_a_call_can_no_longer_be_approved_and_moves_on(
         words: str) -> None:
     """The call asked about, or one queued under it, goes away: one line says so, then the
     prompt is about a call still waiting."""
-    from signoff.store import Resolution
+    from signoff.approvals.store import Resolution
 
     keyboard, screen, _ = console
     first = broker.issue_retry(ToolCall("fs", "delete", {"path": "/1"}), ASK)

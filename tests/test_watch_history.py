@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import connect, through_signoff, time_server
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from test_approval_e2e import call_while, policy_file
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

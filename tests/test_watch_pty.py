@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pexpect
 
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 
 ASK = Decision(Verdict.ASK, "needs approval")
 PROMPT = "{} › a approve · d deny · r deny with a reason · s skip · q quit › "

@@ -9,7 +9,7 @@ import pyotp
 import pytest
 from starlette.testclient import TestClient
 
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
 from signoff.web.app import UI, create_app
 from signoff.web.security import Guard

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from signoff import runner as signoff_runner
-from signoff import wrap as lib
-from signoff.cli import app
-from signoff.cli_wrap import signoff_command
+import signoff.wrap.apply as lib
+from signoff.cli.main import app
+from signoff.cli.wrap import signoff_command
 from signoff.config import load_config
 from signoff.errors import ConfigError
-from signoff.wrap import apply, is_wrapped, plan_unwrap, plan_wrap
+from signoff.wrap.apply import apply, is_wrapped, plan_unwrap, plan_wrap
 
 DATA = Path(__file__).parent / "data" / "clients"
 SAMPLES = sorted(p.name for p in DATA.glob("*.json"))

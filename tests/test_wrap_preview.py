@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from signoff.cli import app
+from signoff.cli.main import app
 
 DATA = Path(__file__).parent / "data" / "clients"
 cli = CliRunner()

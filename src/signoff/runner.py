@@ -24,7 +24,7 @@ from signoff import logs
 from signoff.config import command_name, load_config, parse_duration, server_specs
 from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate
-from signoff.upstream import ServerSpec
+from signoff.relay.upstream import ServerSpec
 
 log = logging.getLogger("signoff.run")
 
@@ -61,9 +61,9 @@ DEFAULT_POLICY = "balanced"
 def catalog_ids(specs: list[ServerSpec]) -> dict[str, str]:
     """Each wrapped server's catalog id, recognised from its command or URL (the policy matches tools by it)."""
     try:
-        from signoff.catalog import load_catalog
+        from signoff.policy.catalog import load_catalog
     except ModuleNotFoundError as exc:
-        if exc.name != "signoff.catalog":
+        if exc.name != "signoff.policy.catalog":
             raise
         return {}
     catalog = load_catalog()
@@ -91,13 +91,13 @@ def build_gate_factory(
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both. No policy means the balanced preset;
     `none` is the explicit pass-through."""
-    from signoff.approval import ApprovalGate
-    from signoff.broker import Broker
-    from signoff.notify import Notifier
-    from signoff.policy import NO_POLICY, PolicyContext, load_policy
-    from signoff.policy_rate import AuditCounter
-    from signoff.reload import PolicyHolder
-    from signoff.store import open_store, proxy_busy_timeout_ms
+    from signoff.approvals.gate import ApprovalGate
+    from signoff.approvals.broker import Broker
+    from signoff.approvals.notify import Notifier
+    from signoff.policy.engine import NO_POLICY, PolicyContext, load_policy
+    from signoff.policy.rate import AuditCounter
+    from signoff.policy.reload import PolicyHolder
+    from signoff.approvals.store import open_store, proxy_busy_timeout_ms
 
     if not policy_source:
         policy_source = DEFAULT_POLICY
@@ -110,7 +110,7 @@ def build_gate_factory(
         for call in broker.mark_abandoned():
             log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
-        from signoff.approval import StoreDownGate
+        from signoff.approvals.gate import StoreDownGate
 
         load_policy(policy_source, context=PolicyContext(servers=dict(servers or {})))  # a broken policy still stops signoff
         log.error("%s; every call is refused until the store can be opened", exc)
@@ -150,8 +150,8 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
     """Tell the approval page which policy this proxy runs (file path or preset, and its hash)."""
     import socket
 
-    from signoff.broker import pid_alive
-    from signoff.policy import PRESETS
+    from signoff.approvals.broker import pid_alive
+    from signoff.policy.engine import PRESETS
 
     kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
     label = os.path.abspath(source) if kind == "file" else (source or "")
@@ -195,7 +195,7 @@ def main(
         except ValueError as exc:
             raise ConfigError(str(exc), field="--timeout") from None
         specs = [replace(spec, timeout=seconds) for spec in specs]
-    from signoff import filediff
+    from signoff.approvals import filediff
 
     for spec in specs:  # where each server may touch files: the diff a held write would make is read there
         if spec.command:
@@ -218,8 +218,8 @@ def main(
     serve: Callable[[], Awaitable[None]]
     if http:
         host, port = parse_hostport(http)
-        from signoff.http_guard import options_from_cli
-        from signoff.http_server import HttpDownstream
+        from signoff.serve.http_guard import options_from_cli
+        from signoff.serve.http import HttpDownstream
 
         options, share = options_from_cli(host, http_options or {})
         if share:
@@ -227,7 +227,7 @@ def main(
         downstream = HttpDownstream(specs, options=options, load_gates=make_factory)
         serve = lambda: downstream.serve(host, port)  # noqa: E731
     else:
-        from signoff.downstream import check_stdio, serve_stdio
+        from signoff.serve.stdio import check_stdio, serve_stdio
 
         check_stdio()
         out_fd = logs.protect_stdout()

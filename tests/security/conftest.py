@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from signoff.broker import Broker
-from signoff.store import HeldCall, open_store
+from signoff.approvals.broker import Broker
+from signoff.approvals.store import HeldCall, open_store
 
 
 def mount(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from signoff.gate import Admission
 from signoff.model import ToolCall
-from signoff.upstream import ServerSpec
+from signoff.relay.upstream import ServerSpec
 
 HERE = Path(__file__).resolve().parent
 NAIVE = HERE / "naive_server.py"

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from signoff.audit import GENESIS, AuditLog, row_hash
+from signoff.approvals.audit import GENESIS, AuditLog, row_hash
 from signoff.model import ToolCall
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 
 
 def make_trail(db: Path, rows: int = 10, *, key: str | None = None) -> None:

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from signoff.approvers.elicit import MAX_ARG_CHARS, MAX_ARGS, MAX_MESSAGE_CHARS, question
+from signoff.approvals.elicit import MAX_ARG_CHARS, MAX_ARGS, MAX_MESSAGE_CHARS, question
 from signoff.model import ToolCall
 
 

@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-from signoff import approval, gate
+from signoff import gate
+from signoff.approvals import gate as approval
 
 PROTOCOL = sorted(name for name, _ in inspect.getmembers(gate.Gate, inspect.isfunction) if not name.startswith("_"))
 

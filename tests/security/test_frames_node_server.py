@@ -16,7 +16,7 @@ import pytest
 
 from conftest import npm_server, through_signoff
 from security.support import raw_process
-from signoff import jsonrpc
+from signoff.relay import jsonrpc
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -17,9 +17,9 @@ import pytest
 from conftest import through_signoff
 from harness import running
 from security.support import RecordingGate, barrier, naive_command, naive_log, naive_ran, naive_spec, raw_process
-from signoff import jsonrpc
-from signoff.audit import AuditLog
-from signoff.store import open_store
+from signoff.relay import jsonrpc
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.store import open_store
 
 pytestmark = pytest.mark.anyio
 

@@ -64,8 +64,8 @@ def test_oversized_frame_is_refused_once_and_serving_resumes() -> None:
     """asyncio keeps an oversized line buffered; without skipping it every read failed again, forever."""
     import asyncio
 
-    from signoff import jsonrpc
-    from signoff.downstream import _StdioPipes
+    from signoff.relay import jsonrpc
+    from signoff.serve.stdio import _StdioPipes
 
     async def read_all() -> list[object]:
         pipes = _StdioPipes(1)

@@ -27,9 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from security.support import RecordingGate
-from signoff import jsonrpc, proxy as proxy_module
-from signoff.downstream import dispatch_client_frame
-from signoff.upstream import ServerSpec, Upstream
+from signoff.relay import jsonrpc
+from signoff.relay import proxy as proxy_module
+from signoff.serve.stdio import dispatch_client_frame
+from signoff.relay.upstream import ServerSpec, Upstream
 
 SEPARATORS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import git_server, through_signoff
 from harness import running
 from security.support import RecordingGate, barrier, naive_command, naive_log, naive_ran, naive_spec, raw_process
-from signoff import jsonrpc
+from signoff.relay import jsonrpc
 
 pytestmark = pytest.mark.anyio
 
@@ -195,7 +195,7 @@ async def test_reused_in_flight_request_id_cannot_take_over_an_answer_or_its_aud
     """Two calls under one id: the second would inherit the first's pending entry (answer, audit)."""
     import sys as _sys
 
-    from signoff.upstream import ServerSpec
+    from signoff.relay.upstream import ServerSpec
 
     gate = RecordingGate()
     fake = ServerSpec(name="fake", command=_sys.executable, args=("-m", "signoff.testing", "--name", "fake"))

@@ -273,7 +273,7 @@ async def test_upstream_receives_what_signoff_parsed_not_the_raw_body(tmp_path) 
 
 def test_approval_page_on_all_interfaces_answers_to_this_machines_addresses() -> None:
     """`signoff ui --host 0.0.0.0` used to refuse (421) every request naming the machine's own IP."""
-    from signoff.http_guard import own_names
+    from signoff.serve.http_guard import own_names
     from signoff.web.security import Guard as PageGuard
 
     guard = PageGuard("token", "0.0.0.0", 8765)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.web import links
 from signoff.web.app import UI, create_app
 from signoff.web.security import Guard

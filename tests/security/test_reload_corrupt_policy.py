@@ -15,8 +15,8 @@ import anyio
 import pytest
 
 from conftest import connect, fake_server, through_signoff
-from signoff.policy import load_policy
-from signoff.reload import PolicyHolder
+from signoff.policy.engine import load_policy
+from signoff.policy.reload import PolicyHolder
 
 GOOD = "hitl_policies:\n  - tool: '*.echo'\n    decision: deny\n    reason: echo is off\n"
 

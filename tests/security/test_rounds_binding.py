@@ -16,8 +16,8 @@ import pytest
 
 from conftest import through_signoff
 from security.support import naive_command, naive_ran, raw_process
-from signoff.audit import AuditLog
-from signoff.store import open_store
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.store import open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

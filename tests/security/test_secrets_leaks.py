@@ -18,12 +18,12 @@ import pytest
 
 from conftest import connect, fake_server, through_signoff
 from security.conftest import wait_for_pending
-from signoff.audit import AuditLog
-from signoff.broker import Broker
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.notify import message_for
+from signoff.approvals.notify import message_for
 from signoff.redact import MARK, redact
-from signoff.store import open_store
+from signoff.approvals.store import open_store
 
 SECRETS = {
     "password": "hunter2-hunter2",

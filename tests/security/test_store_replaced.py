@@ -16,8 +16,8 @@ import pytest
 
 from conftest import connect, fake_server, through_signoff
 from security.conftest import call_until_it_runs, wait_for_pending
-from signoff.audit import AuditLog
-from signoff.store import open_store
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.store import open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

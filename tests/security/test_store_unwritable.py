@@ -13,8 +13,8 @@ import pytest
 
 from conftest import connect, fake_server, through_signoff
 from security.conftest import LockHolder, call_until_it_runs, fill, mount
-from signoff.audit import AuditLog
-from signoff.store import open_store
+from signoff.approvals.audit import AuditLog
+from signoff.approvals.store import open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

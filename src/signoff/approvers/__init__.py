@@ -21,8 +21,8 @@ from signoff.termsafe import clean, json_text
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from signoff.broker import Broker
-    from signoff.store import HeldCall
+    from signoff.approvals.broker import Broker
+    from signoff.approvals.store import HeldCall
 
 FOLD_AT = 400
 """Strings longer than this are folded: their start, then how much was left out."""
@@ -56,7 +56,7 @@ def ago(seconds: float) -> str:
 def render_held(held: HeldCall, *, now: float | None = None, history: int = 5, width: int = 120) -> str:
     """A held call as a human reads it before deciding (every untrusted field escaped)."""
     now = time.time() if now is None else now
-    from signoff.present import for_held
+    from signoff.approvals.present import for_held
 
     shown = for_held(held)  # what the call does, first (headline, facts, diff/SQL/body preview)
     lines = [f"── {held.id}  {clean(held.qualified)}  (held {ago(now - held.created)} ago, "
@@ -256,7 +256,7 @@ def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO
         if key is None:
             current = broker.get(held.id)
             if current.status != "pending":
-                from signoff.store import GONE, gone_line
+                from signoff.approvals.store import GONE, gone_line
 
                 if current.status in GONE:  # nobody waits for it any more (proxy died, client left)
                     out.write(f"\n{clean(gone_line(current))}\n")
@@ -293,7 +293,7 @@ def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO
         try:
             broker.decide(held.id, approve, reason=reason, channel=channel, by=by)
         except CallGoneError:
-            from signoff.store import gone_line
+            from signoff.approvals.store import gone_line
 
             out.write(f"\n{clean(gone_line(broker.get(held.id)))}\n")
             out.flush()

@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from signoff.approvers import LineReader, prompt, render_held
-from signoff.broker import Broker
+from signoff.approvals.broker import Broker
 from signoff.errors import SignoffError
-from signoff.store import HeldCall
+from signoff.approvals.store import HeldCall
 
 log = logging.getLogger("signoff.tty")
 TTY_PATH = "/dev/tty"

@@ -29,14 +29,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from signoff import risk
-from signoff.audit import DECISIONS
-from signoff.broker import Broker, compact_arguments
+from signoff.policy import risk
+from signoff.approvals.audit import DECISIONS
+from signoff.approvals.broker import Broker, compact_arguments
 from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError
 from signoff.model import canonical_json
-from signoff.present import for_held
+from signoff.approvals.present import for_held
 from signoff.redact import redact_held
-from signoff.store import GONE_WORDS, gone_line
+from signoff.approvals.store import GONE_WORDS, gone_line
 from signoff.web import links, policy_edit
 from signoff.web.security import COOKIE, Guard
 
@@ -303,7 +303,7 @@ def create_app(ui: UI) -> Starlette:
         refusal = owner(request)
         if refusal:
             return refusal
-        from signoff.audit import AuditLog
+        from signoff.approvals.audit import AuditLog
 
         q = request.query_params
         rows = await anyio.to_thread.run_sync(

@@ -19,9 +19,9 @@ import yaml
 from pydantic import ValidationError
 
 from signoff import yamlsrc
-from signoff.broker import pid_alive
+from signoff.approvals.broker import pid_alive
 from signoff.errors import PolicyError
-from signoff.policy import Policy, Rule
+from signoff.policy.engine import Policy, Rule
 
 
 def rules(text: str, source: str) -> list[dict[str, Any]]:
@@ -144,7 +144,7 @@ def running_policies(store: Any) -> list[dict[str, Any]]:
 def page(store: Any, policy_path: str | None) -> dict[str, Any]:
     """What the Policies page shows: the editable file given to `signoff ui --policy`, or else
     (read-only) the policy the running proxies use, preset included."""
-    from signoff.policy import resolve_policy_source
+    from signoff.policy.engine import resolve_policy_source
 
     running = running_policies(store)
     source, editable = policy_path, bool(policy_path)

@@ -129,7 +129,7 @@ class Guard:
         self.port = port
         names = {host, "127.0.0.1", "localhost", "[::1]"}
         if host in ("0.0.0.0", "::", ""):  # listening everywhere: answer to this machine's own addresses and names
-            from signoff.http_guard import own_names
+            from signoff.serve.http_guard import own_names
 
             names |= {f"[{n}]" if ":" in n else n for n in own_names()}
         self.allowed_hosts = {f"{name}:{port}" for name in names}

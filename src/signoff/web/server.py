@@ -62,7 +62,7 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     without its secret token and no TOTP secret is shown."""
     import uvicorn
 
-    from signoff.broker import Broker
+    from signoff.approvals.broker import Broker
     from signoff.web.app import UI, create_app
 
     token = load_secret("ui-token")

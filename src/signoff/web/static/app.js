@@ -138,7 +138,7 @@ function showFacts(node, held) {
   }
 }
 
-// What the call does, as signoff.present built it (held.presentation): the headline, the facts
+// What the call does, as signoff.approvals.present built it (held.presentation): the headline, the facts
 // (risky ones marked, signoff's notes such as "external" apart from the call's own values) and the
 // preview (a file diff with added/removed lines coloured, formatted SQL, an email body). Text only:
 // every piece of tool data goes in through textContent.

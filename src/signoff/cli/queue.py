@@ -1,0 +1,315 @@
+"""The approval queue on the command line: pending, approve, deny, watch, kill, resume, rules, audit.
+
+Each command is a thin shell over the broker and audit log. Tables are for people, `--json` for
+scripts. `approve`/`deny` exit 0 when recorded, 1 for an unknown id, 2 when another decision
+won first and 4 when nobody waits for the call any more (its client stopped waiting: `expired`
+or `withdrawn`; its proxy is gone: `abandoned`); any command exits 3 when the store cannot be used.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from typing import Any, NoReturn
+
+import typer
+
+from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, StoreError, UnknownCallError
+from signoff.termsafe import SafeJsonLines, clean, json_text
+
+EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE, EXIT_GONE = 1, 2, 3, 4
+EXIT_USAGE = 2  # as typer's own usage errors
+
+
+class Remember(str, Enum):
+    session = "session"
+    args = "args"
+    tool = "tool"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"signoff: {clean(message)}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _exits(unknown_hint: str = "") -> Iterator[None]:
+    """signoff's errors as the CLI's exit codes: 1 unknown id, 2 already decided, 3 store unusable,
+    4 nobody waits for the call any more."""
+    try:
+        yield
+    except UnknownCallError as exc:
+        _fail(f"{exc}{unknown_hint}", EXIT_UNKNOWN)
+    except CallGoneError as exc:
+        _fail(str(exc), EXIT_GONE)
+    except AlreadyDecidedError as exc:
+        _fail(str(exc), EXIT_ALREADY)
+    except DecisionError as exc:  # the parent of the two above: a decision that makes no sense
+        _fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+
+
+def _broker() -> Any:
+    from signoff.approvals.broker import Broker
+    from signoff.approvals.store import open_store
+
+    with _exits():
+        return Broker(open_store())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[clean(c) if c is not None else "-" for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in cells:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json_text(value, sort_keys=True)
+    text = clean(text)  # a newline shows as \n: a value never starts a line of its own
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _clock(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts.")) -> None:
+    """List the held calls of every proxy here, oldest first."""
+    from signoff.approvers import ago
+
+    with _exits():
+        broker = _broker()
+        for gone in broker.sweep():
+            typer.echo(clean(f"{gone.id} ({gone.qualified}) abandoned: {gone.decision_reason}"), err=True)
+        calls = broker.pending()
+    from signoff.approvals.present import for_held
+
+    if as_json:  # `presentation`: what the call does (headline, facts, preview), as the page shows it
+        typer.echo(json_text([{**c.as_dict(), "presentation": for_held(c).as_dict()} for c in calls], indent=2))
+        return
+    if not calls:
+        typer.echo("no held calls")
+        return
+    now = time.time()
+    width = max(60, shutil.get_terminal_size((120, 24)).columns)
+    for c in calls:  # each call: who and when, then what it does (headline, facts, preview), why, arguments
+        typer.echo(f"{c.id}  {clean(c.qualified)}  held {ago(now - c.created)}, {ago(c.deadline - now)} left"
+                   + (f", client {clean(c.client)}" if c.client else ""))
+        typer.echo(for_held(c).as_text(width, indent="  "))
+
+
+def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,
+            arguments: str | None = None) -> None:
+    edited = None
+    if arguments is not None:
+        try:
+            edited = json.loads(arguments)
+        except json.JSONDecodeError as exc:
+            _fail(f"--arguments must be a JSON object: {exc}", EXIT_USAGE)
+        if not isinstance(edited, dict):
+            _fail("--arguments must be a JSON object", EXIT_USAGE)
+    broker = _broker()
+    with _exits(unknown_hint=" (see `signoff pending`)"):
+        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
+                             remember=remember.value if remember else None)
+    extra = f" ({clean(reason)})" if reason else ""
+    typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}")
+    if edited is not None:
+        typer.echo(f"with edited arguments: {json_text(held.edited_arguments or edited, sort_keys=True)}")
+    if remember:
+        typer.echo(f"remembered: {remember.value} (see `signoff rules`)")
+
+
+def approve(
+    held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
+    reason: str = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (recorded in the audit trail)."),
+    remember: Remember = typer.Option(None, "--remember", help="Also approve later calls: this tool in this "
+                                      "session, this tool with these arguments, or this tool always."),
+    arguments: str = typer.Option(None, "--arguments", metavar="JSON", help="Approve with these arguments instead (JSON object)."),
+) -> None:
+    """Approve a held call: the proxy forwards it. Exit 1 unknown id, 2 already decided, 4 nobody waits for it."""
+    _decide(held_id, True, reason, remember, arguments)
+
+
+def deny(
+    held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
+    reason: str = typer.Option(None, "--reason", "-r", help="Why: the model is told, so it can try another way."),
+) -> None:
+    """Deny a held call: the model gets your reason. Exit 1 unknown id, 2 already decided, 4 nobody waits for it."""
+    _decide(held_id, False, reason)
+
+
+def watch() -> None:
+    """Decide held calls as they arrive, in an interactive console.
+
+    Each question shows its call right above the prompt: a approve, d deny, r deny with a
+    reason, s skip, q quit. The answer names the id it decided."""
+    from signoff.approvers import watch as console
+
+    with _exits():
+        console.main(_broker())
+
+
+def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the model and in the audit trail.")) -> None:
+    """Stop every tool call of every proxy until `signoff resume`.
+
+    Held calls are denied; new ones are refused."""
+    with _exits():
+        killed = _broker().kill(reason)
+    typer.echo(f"kill switch ON: every tool call is denied until `signoff resume` ({len(killed)} held calls denied)")
+
+
+def resume() -> None:
+    """Switch the kill switch off: tool calls follow the policy again."""
+    with _exits():
+        _broker().resume()
+    typer.echo("kill switch off: tool calls follow the policy again")
+
+
+rules_app = typer.Typer(help="Remembered approvals (`approve --remember`): list, revoke.")
+
+
+@rules_app.callback(invoke_without_command=True)
+def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON, for scripts."),
+          policy: bool = typer.Option(False, "--policy", help="As `hitl_policies` YAML entries."),
+          revoked: bool = typer.Option(False, "--all", help="Include revoked ones.")) -> None:
+    """List remembered approvals."""
+    if ctx.invoked_subcommand is not None:
+        return
+    broker = _broker()
+    with _exits():
+        found = broker.remembered(include_revoked=revoked)
+        policy_rules = broker.as_policy_rules() if policy else []
+    if policy:
+        import yaml
+
+        # allow_unicode=False: YAML then escapes every non-ASCII character, control ones included
+        typer.echo(yaml.safe_dump({"hitl_policies": policy_rules}, sort_keys=False, allow_unicode=False).rstrip())
+    elif as_json:
+        typer.echo(json_text([r.as_dict() for r in found], indent=2))
+    elif not found:
+        typer.echo("no remembered approvals")
+    else:
+        kinds = {"session": "this tool in session", "args": "these arguments", "tool": "this tool, always"}
+        _table(("id", "tool", "approves", "detail", "by", "since", "revoked"),
+               [(r.id, f"{r.server}.{r.tool}", kinds[r.kind],
+                 r.session if r.kind == "session" else _short(dict(r.arguments or {}), 40) if r.kind == "args" else "",
+                 r.created_by, _clock(r.created), _clock(r.revoked_at) if r.revoked_at else "")
+                for r in found])
+
+
+@rules_app.command("revoke")
+def revoke(rule_id: str = typer.Argument(..., metavar="ID", help="The remembered approval's id, e.g. r-1a2b3c.")) -> None:
+    """Revoke a remembered approval: matching calls are held again. Exit 1 unknown, 2 already revoked."""
+    with _exits():
+        found = _broker().revoke(rule_id)
+    typer.echo(f"revoked {found.id} ({found.kind} {clean(found.server)}.{clean(found.tool)})")
+
+
+audit_app = typer.Typer(help="The audit trail: list, verify the hash chain, export.")
+
+
+def _audit_log() -> Any:
+    from signoff.approvals.audit import AuditLog
+
+    return AuditLog(_broker().store)
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts."),
+    tool: str = typer.Option(None, "--tool", metavar="GLOB", help="Glob over server.tool, e.g. 'fs.write_*'."),
+    decision: str = typer.Option(None, "--decision", metavar="DECISION", help="allowed, held, approved, denied, timeout, killed, ..."),
+    since: str = typer.Option(None, "--since", metavar="TIME", help="ISO time or a span back from now: 30m, 1h, 7d."),
+    until: str = typer.Option(None, "--until", metavar="TIME", help="ISO time or a span back from now."),
+    limit: int = typer.Option(None, "--limit", "-n", metavar="N", help="Only the last N rows."),
+) -> None:
+    """List audit rows, oldest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from signoff.approvals.audit import DECISIONS, parse_since
+
+    if decision is not None and decision not in DECISIONS:
+        _fail(f"--decision must be one of {', '.join(DECISIONS)}", EXIT_USAGE)
+    try:
+        start = parse_since(since) if since else None
+        end = parse_since(until) if until else None
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    with _exits():
+        rows = _audit_log().query(tool=tool, decision=decision, since=start, until=end, limit=limit)
+    for row in rows:
+        row["outcome"] = outcome_of_row(row)
+    if as_json:
+        typer.echo(json_text(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no audit rows")
+        return
+    _table(("id", "time", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
+           [(r["id"], r["time"][:19].replace("T", " "), f"{r['server']}.{r['tool']}", r["decision"], r["outcome"],
+             r["decided_by"], r["channel"], "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}",
+             _short(r["reason"], 40), _short(r["arguments"], 50)) for r in rows])
+
+
+NEVER_RAN = ("not_run", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
+
+
+def outcome_of_row(row: dict[str, Any]) -> str:
+    """Whether the call of an audit row ran: `forwarded`, `ran`, `ran: error`, `no answer`, `never ran`, or ``."""
+    decision, reason = row["decision"], str(row.get("reason") or "")
+    if decision == "allowed":
+        return "forwarded"  # written before it is sent; a failure adds an `upstream_error` row
+    if decision in ("upstream_error", "forwarded"):
+        if reason.startswith("no answer"):
+            return "no answer"
+        return "ran: error" if decision == "upstream_error" or reason.startswith("error") else "ran"
+    return "never ran" if decision in NEVER_RAN else ""
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Check the hash chain, the head witness and signatures; exit 1 and name the first bad row."""
+    with _exits():
+        report = _audit_log().check()
+    for warning in report.warnings or ():
+        typer.echo(f"signoff: warning: {warning}", err=True)
+    if report.problem is not None:
+        _fail(f"audit trail broken: {report.problem} ({report.summary()})", 1)
+    typer.echo(f"audit trail OK: {report.checked} rows, hash chain intact; {report.summary()}")
+
+
+@audit_app.command("export")
+def export(
+    jsonl: bool = typer.Option(False, "--jsonl", help="JSON lines, one row each (the only format so far)."),
+    file: str = typer.Argument(None, metavar="[FILE]", help="Write here instead of stdout."),
+) -> None:
+    """Export every audit row with its hashes (verifiable elsewhere)."""
+    if not jsonl:
+        _fail("say the format: --jsonl", EXIT_USAGE)
+    log = _audit_log()
+    with _exits():
+        if file:
+            with open(file, "w", encoding="utf-8") as stream:
+                count = log.export_jsonl(stream)
+            typer.echo(f"exported {count} rows to {file}", err=True)
+        else:
+            log.export_jsonl(SafeJsonLines(sys.stdout))  # type: ignore[arg-type]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the queue commands to the root `signoff` app."""
+    for command in (pending, approve, deny, watch, kill, resume):
+        app.command()(command)
+    app.add_typer(rules_app, name="rules")
+    app.add_typer(audit_app, name="audit")
