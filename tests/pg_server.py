@@ -27,7 +27,7 @@ def bindir() -> Path | None:
     """Where initdb and pg_ctl are: `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin."""
     candidates = []
     if shutil.which("pg_config"):
-        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
         if found:
             candidates.append(Path(found))
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
@@ -72,7 +72,7 @@ class PgServer:
         os.chmod(self.dir, 0o755)
 
     def _run(self, *args: str, timeout: float = 120) -> None:
-        result = subprocess.run([*self.prefix, *args], capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run([*self.prefix, *args], capture_output=True, text=True, timeout=timeout, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args[:2])} failed: {result.stdout}{result.stderr}")
 

@@ -19,10 +19,11 @@ from pg_server import close_pg_stores
 
 from signoff.approvals.audit import AuditLog, entry
 from signoff.approvals.broker import Broker, Outcome
+from signoff.approvals.store import Resolution, open_store
+from signoff.approvals.pg_schema import MIGRATIONS
+from signoff.approvals.store_pg import PgStore
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.approvals.store import Resolution, open_store
-from signoff.approvals.store_pg import MIGRATIONS, PgStore
 
 pytestmark = pytest.mark.postgres
 
@@ -100,7 +101,8 @@ def test_threads_with_their_own_connections_deciding_at_once_exactly_one_wins(pg
         wins: list[str] = []
         lost: list[str] = []
 
-        def decide(store: PgStore, n: int) -> None:
+        def decide(store: PgStore, n: int, go: threading.Barrier = go, held_id: str = held_id,
+                   wins: list[str] = wins, lost: list[str] = lost) -> None:
             go.wait()
             try:
                 store.resolve(held_id, Resolution("approved" if n % 2 else "denied", f"p{n}", "cli"))
@@ -150,7 +152,7 @@ def test_eight_concurrent_writers_make_one_chain_without_gaps(pg_url: str) -> No
     assert AuditLog(store).verify() == (expected, None)
     assert store.audit_head() == (expected, list(store.audit_rows())[-1]["hash"])
     cli = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], env={**os.environ, "PYTHONPATH": SRC},
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert str(expected) in cli.stdout + cli.stderr
 
@@ -163,7 +165,7 @@ def test_a_rewritten_audit_row_is_found_by_audit_verify(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE audit SET decision = 'denied' WHERE id = 3")
     cli = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], env={**os.environ, "PYTHONPATH": SRC},
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     assert cli.returncode == 1 and "row 3" in cli.stdout + cli.stderr
 
 
@@ -172,7 +174,7 @@ def test_change_tokens_move_on_notify_from_another_process_per_topic(pg_url: str
     assert isinstance(store, PgStore)
     broker = Broker(store)
     first, second = broker.issue_retry(CALL, ASK), broker.issue_retry(ToolCall("fs", "rm", {}), ASK)
-    assert store.wait_listening(10)
+    assert store.changes.wait_listening(10)
     tokens = (store.change_token(first), store.change_token(second), store.change_token("kill"))
     code = "import sys; from signoff.approvals.broker import Broker; Broker().decide(sys.argv[1], True, by='alice')"
     assert run(code, first).wait(60) == 0
@@ -202,8 +204,8 @@ async def test_a_dropped_listen_connection_reconnects_and_still_sees_the_decisio
     async with anyio.create_task_group() as tg:
         tg.start_soon(hold_in_background, broker, results)
         (held,) = await pending(broker)
-        assert await anyio.to_thread.run_sync(store.wait_listening, 10)
-        before = store.reconnects
+        assert await anyio.to_thread.run_sync(store.changes.wait_listening, 10)
+        before = store.changes.reconnects
         with pg_server.admin() as conn:  # every backend of this test's proxy, the pool's too
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'signoff%'"
                          " AND pid <> pg_backend_pid()")
@@ -212,7 +214,7 @@ async def test_a_dropped_listen_connection_reconnects_and_still_sees_the_decisio
             while not results:
                 await anyio.sleep(0.01)
     assert results[0].status == "approved" and results[0].decided_by == "alice"
-    assert store.reconnects > before
+    assert store.changes.reconnects > before
 
 
 @pytest.mark.anyio

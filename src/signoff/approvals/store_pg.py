@@ -17,36 +17,32 @@ Selected with `SIGNOFF_STORE=postgresql://…` (or `store:` in signoff.yaml); th
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import logging
 import os
-import re
 import secrets
-import weakref
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-import anyio
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from signoff.approvals.audit import GENESIS
-from signoff.errors import StoreError, UnknownCallError, AlreadyDecidedError
 from signoff.approvals.liveness import pid_alive
+from signoff.approvals.pg_listen import Changes
+from signoff.approvals.pg_schema import clean, describe, first_line, insert, migrate, text
+from signoff.approvals.store import (GONE, GONE_LOOKBACK, HeldCall, KillState, Remembered, Resolution, _already,
+                                     _held, _killed, _remembered, audit_key, chain_row, edited_json, new_id,
+                                     remembered_values, transition_audit)
+from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
 from signoff.model import canonical_json
-from signoff.approvals.store import (GONE, GONE_LOOKBACK, HeldCall, KillState, Remembered, Resolution, _already, _held, _killed,
-                           _remembered, audit_key, chain_row, edited_json, new_id, remembered_values,
-                           transition_audit)
 
 log = logging.getLogger("signoff.store_pg")
 
@@ -55,99 +51,11 @@ LEASE_SECONDS = float(os.environ.get("SIGNOFF_LEASE_SECONDS", "15"))
 REREAD_SECONDS = 30.0
 """A waiting hold re-reads its row this often even without a NOTIFY (belt and braces only)."""
 POOL_SIZE = int(os.environ.get("SIGNOFF_STORE_POOL", "4"))
-RECONNECT_FIRST = 0.2
-"""The LISTEN connection's first retry after it was lost (doubling up to 5 s)."""
-TOPICS_KEPT = 50_000
 IDLE_IN_TRANSACTION_MS = 10_000
 """A session stuck inside a transaction (a hung process) loses it, and the head lock, after this."""
 
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 """The database's clock: every host's leases are measured by the same one."""
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: the schema of SQLite's migrations 1-6 (audit.identity: the team side's migration 7),
-       # plus the chain head and proxy leases
-        """CREATE TABLE held (
-            id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
-            args_hash TEXT NOT NULL, rule TEXT, reason TEXT, session TEXT, session_history TEXT,
-            client TEXT, created DOUBLE PRECISION NOT NULL, deadline DOUBLE PRECISION NOT NULL,
-            status TEXT NOT NULL, decided_by TEXT, channel TEXT, decision_reason TEXT,
-            decided_at DOUBLE PRECISION, edited_arguments TEXT, proxy_pid INTEGER, proxy_host TEXT,
-            hold_mode TEXT NOT NULL, on_timeout TEXT NOT NULL, policy_hash TEXT, input_schema TEXT,
-            annotations TEXT, actions TEXT, facts TEXT, presentation TEXT, proxy_lease TEXT, outcome TEXT)""",
-        "CREATE INDEX held_status ON held(status, created)",
-        """CREATE TABLE audit (
-            id BIGINT PRIMARY KEY, time TEXT NOT NULL, server TEXT, tool TEXT, arguments TEXT,
-            decision TEXT NOT NULL, decided_by TEXT, channel TEXT, reason TEXT, duration_ms DOUBLE PRECISION,
-            policy_hash TEXT, rule TEXT, held_id TEXT, session TEXT, client TEXT,
-            prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT, identity TEXT)""",
-        "CREATE INDEX audit_time ON audit(time)",
-        "CREATE INDEX audit_tool ON audit(server, tool, id)",
-        """CREATE TABLE audit_head (
-            one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), id BIGINT NOT NULL, hash TEXT NOT NULL)""",
-        f"INSERT INTO audit_head (one, id, hash) VALUES (TRUE, 0, '{GENESIS}')",
-        "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE remembered (
-            id TEXT PRIMARY KEY, kind TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
-            session TEXT, args_hash TEXT, arguments TEXT, created DOUBLE PRECISION NOT NULL, created_by TEXT,
-            held_id TEXT, revoked_at DOUBLE PRECISION, revoked_by TEXT)""",
-        "CREATE INDEX remembered_tool ON remembered(server, tool)",
-        """CREATE TABLE retry_tokens (
-            held_id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, args_hash TEXT NOT NULL,
-            policy_hash TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION)""",
-        "CREATE INDEX retry_call ON retry_tokens(server, tool, args_hash, policy_hash)",
-        """CREATE TABLE proxy_leases (
-            lease TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started DOUBLE PRECISION NOT NULL,
-            heartbeat DOUBLE PRECISION NOT NULL, ttl DOUBLE PRECISION NOT NULL)""",
-    ),
-)
-"""Schema versions: the `signoff_schema` table says how many of these have run."""
-
-
-def describe(url: str) -> str:
-    """The server and database of a URL, for messages (never the password)."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.Error:
-        return "PostgreSQL (unparseable SIGNOFF_STORE URL)"
-    host = info.get("host") or "localhost"
-    port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql://{host}{port}/{info.get('dbname') or ''}"
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _text(value: Any) -> Any:
-    """A string PostgreSQL accepts: NUL and lone surrogates (which a model can send in a tool name)
-    become U+FFFD. Done before hashing, so the audit row stored is the row hashed."""
-    if not isinstance(value, str):
-        return value
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = _SURROGATE.sub("\ufffd", value)
-    return value
-
-
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _text(v) for k, v in row.items()}
-
-
-def _lock_key(*parts: str) -> int:
-    return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big", signed=True)
-
-
-def _insert(table: str, row: dict[str, Any]) -> sql.Composed:
-    return sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, row)),
-        sql.SQL(", ").join(sql.Placeholder() * len(row)))
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class _Tx:
@@ -193,7 +101,7 @@ class PgStore:
             self._pool.open(wait=True, timeout=self.wait)  # a proxy keeps serving (refusing) meanwhile
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
-            raise StoreError(f"cannot reach the signoff store {self.where}: {_first_line(exc)}; is the PostgreSQL "
+            raise StoreError(f"cannot reach the signoff store {self.where}: {first_line(exc)}; is the PostgreSQL "
                              "server up and SIGNOFF_STORE right?") from None
         self.schema = self._read_one("SELECT current_schema() AS s")["s"]  # type: ignore[index]
         if self.schema is None:
@@ -201,19 +109,8 @@ class PgStore:
             raise StoreError(f"the signoff store {self.where}: the schema in its search_path does not exist; create it")
         self.channel = f"signoff:{self.schema}"
         self._migrate()
-        # change tokens (filled by the LISTEN thread)
-        self._cond = threading.Condition()
-        self._seq = 0
-        self._epoch = 0
-        self._last: dict[str, int] = {}
-        self._waiters: dict[str | None, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-        self._listener: threading.Thread | None = None
+        self.changes = Changes(url, self.channel, self.where)
         self._closed = threading.Event()
-        self.reconnects = 0
-        """How many times the LISTEN connection was made again after it was lost."""
-        self.listener_pid: int | None = None
-        """The server process of the LISTEN connection (tests terminate it)."""
-        self._listening = threading.Event()
         # this process's proxy lease
         self._lease: str | None = None
         self._beat: threading.Thread | None = None
@@ -229,7 +126,7 @@ class PgStore:
         if isinstance(exc, PoolTimeout):
             return StoreError(f"cannot {what} the signoff store {self.where}: no connection within {self.wait:g}s "
                               "(is the PostgreSQL server up?)")
-        return StoreError(f"cannot {what} the signoff store {self.where}: {_first_line(exc)}")
+        return StoreError(f"cannot {what} the signoff store {self.where}: {first_line(exc)}")
 
     @contextmanager
     def _write(self, what: str = "write", *, chain: bool = True) -> Iterator[_Tx]:
@@ -237,19 +134,18 @@ class PgStore:
         there, so audit ids follow commit order and no transaction can wait on another's rows
         while holding it)."""
         try:
-            with self._pool.connection() as conn:
-                with conn.transaction():
-                    head = None
-                    if chain:
-                        row = conn.execute("SELECT id, hash FROM audit_head FOR UPDATE").fetchone()
-                        head = (row["id"], row["hash"])
-                    tx = _Tx(conn, head)
-                    yield tx
-                    if tx.moved:
-                        conn.execute("UPDATE audit_head SET id = %s, hash = %s", tx.head)
-                    if tx.topics:
-                        conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t",
-                                     (self.channel, sorted(tx.topics)))
+            with self._pool.connection() as conn, conn.transaction():
+                head = None
+                if chain:
+                    row = conn.execute("SELECT id, hash FROM audit_head FOR UPDATE").fetchone()
+                    head = (row["id"], row["hash"])
+                tx = _Tx(conn, head)
+                yield tx
+                if tx.moved:
+                    conn.execute("UPDATE audit_head SET id = %s, hash = %s", tx.head)
+                if tx.topics:
+                    conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t",
+                                 (self.channel, sorted(tx.topics)))
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail(what, exc) from exc
 
@@ -265,23 +161,9 @@ class PgStore:
         return rows[0] if rows else None
 
     def _migrate(self) -> None:
-        """Bring the schema up to date under an advisory lock: processes starting together queue."""
         try:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("signoff-migrate", self.schema),))
-                conn.execute("CREATE TABLE IF NOT EXISTS signoff_schema (version INTEGER NOT NULL)")
-                row = conn.execute("SELECT version FROM signoff_schema").fetchone()
-                if row is None:
-                    conn.execute("INSERT INTO signoff_schema (version) VALUES (0)")
-                version = row["version"] if row else 0
-                if version > len(MIGRATIONS):
-                    raise StoreError(f"the signoff store {self.where} has schema version {version}, newer than this "
-                                     f"signoff ({len(MIGRATIONS)}); upgrade signoff")
-                for number in range(version, len(MIGRATIONS)):
-                    for statement in MIGRATIONS[number]:
-                        conn.execute(statement)
-                if version < len(MIGRATIONS):
-                    conn.execute("UPDATE signoff_schema SET version = %s", (len(MIGRATIONS),))
+                migrate(conn, self.schema, self.where)
         except StoreError:
             self.close()
             raise
@@ -292,98 +174,21 @@ class PgStore:
     def close(self) -> None:
         self._closed = getattr(self, "_closed", threading.Event())
         self._closed.set()
+        if hasattr(self, "changes"):
+            self.changes.close()
         self._pool.close()
         _OPEN.discard(self)
 
     # ------------------------------------------------------------------ changes: LISTEN/NOTIFY
 
-    def _start_listener(self) -> None:
-        with self._cond:
-            if self._listener is None and not self._closed.is_set():
-                self._listener = threading.Thread(target=self._listen, name="signoff-listen", daemon=True)
-                self._listener.start()
-
-    def _listen(self) -> None:
-        delay = RECONNECT_FIRST
-        first = True
-        while not self._closed.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5,
-                                     application_name="signoff-listen") as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    self.listener_pid = conn.info.backend_pid
-                    if not first:
-                        self.reconnects += 1
-                    first, delay = False, RECONNECT_FIRST
-                    self._moved(None)  # (re)connected: whatever was missed meanwhile, every waiter re-reads
-                    self._listening.set()
-                    while not self._closed.is_set():
-                        for note in conn.notifies(timeout=1.0):
-                            self._moved(note.payload)
-            except psycopg.Error as exc:
-                if self._closed.is_set():
-                    return
-                if self._listening.is_set():
-                    log.warning("lost the LISTEN connection to %s (%s); reconnecting", self.where, _first_line(exc))
-            self._listening.clear()
-            self._moved(None)  # lost: every waiter re-reads now (and fails closed if the server is down)
-            self._closed.wait(delay)
-            delay = min(delay * 2, 5.0)
-
-    def _moved(self, topic: str | None) -> None:
-        """A change to `topic` (None: to anything, after a reconnect): move tokens, wake waiters."""
-        with self._cond:
-            self._seq += 1
-            if topic is None:
-                self._epoch = self._seq
-                woken = [w for ws in self._waiters.values() for w in ws]
-            else:
-                if len(self._last) >= TOPICS_KEPT:
-                    self._last.clear()
-                    self._epoch = self._seq
-                self._last[topic] = self._seq
-                woken = [*self._waiters.get(topic, ()), *self._waiters.get(None, ())]
-            self._cond.notify_all()
-        for loop, event in woken:
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # that event loop has closed
-                pass
-
     def change_token(self, topic: str | None = None) -> int:
         """Moves on every change (with `topic`: to that held call or `kill`), and after the LISTEN
-        connection was made again. No query: the LISTEN thread keeps it."""
-        self._start_listener()
-        with self._cond:
-            if topic is None:
-                return self._seq
-            return max(self._last.get(topic, 0), self._epoch)
+        connection was made again. No query: the LISTEN thread keeps it (pg_listen.py)."""
+        return self.changes.token(topic)
 
     async def wait_change(self, token: int, timeout: float, *, topic: str | None = None, poll: float = 0.05) -> int:
         """Wait until the token for `topic` moves (a NOTIFY, or a reconnect) or `timeout` passes."""
-        current = self.change_token(topic)
-        if current != token or timeout <= 0:
-            return current
-        entry = (asyncio.get_running_loop(), asyncio.Event())
-        with self._cond:
-            self._waiters.setdefault(topic, set()).add(entry)
-        try:
-            if self.change_token(topic) == token:  # nothing moved between the check and registering
-                with anyio.move_on_after(timeout):
-                    await entry[1].wait()
-        finally:
-            with self._cond:
-                waiting = self._waiters.get(topic)
-                if waiting is not None:
-                    waiting.discard(entry)
-                    if not waiting:
-                        del self._waiters[topic]
-        return self.change_token(topic)
-
-    def wait_listening(self, timeout: float) -> bool:
-        """True once the LISTEN connection is up (tests, benchmarks)."""
-        self._start_listener()
-        return self._listening.wait(timeout)
+        return await self.changes.wait(token, timeout, topic)
 
     def queue_signature(self) -> str:
         rows = self._read("SELECT id, deadline FROM held WHERE status = 'pending' ORDER BY created")
@@ -453,13 +258,14 @@ class PgStore:
         """Record which policy this proxy runs (`proxy:<host>:<pid>`); drop this host's dead ones."""
         host, pid = info["host"], info["pid"]
         with self._write(chain=False) as tx:
-            for row in tx.conn.execute("SELECT key FROM state WHERE key LIKE %s",
-                                       (f"proxy:{host.replace('%', '_')}:%",)).fetchall():
+            prefix = f"proxy:{host}:"
+            for row in tx.conn.execute("SELECT key FROM state WHERE left(key, %s) = %s",
+                                       (len(prefix), prefix)).fetchall():
                 other = row["key"].rsplit(":", 1)[1]
                 if other.isdigit() and int(other) != pid and not alive(int(other)):
                     tx.conn.execute("DELETE FROM state WHERE key = %s", (row["key"],))
             tx.conn.execute("INSERT INTO state (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
-                            " SET value = EXCLUDED.value", (f"proxy:{host}:{pid}", _text(canonical_json(info))))
+                            " SET value = EXCLUDED.value", (f"proxy:{host}:{pid}", text(canonical_json(info))))
             tx.topics.add("proxies")
 
     def proxies(self) -> list[dict[str, Any]]:
@@ -469,13 +275,13 @@ class PgStore:
 
     def insert_held(self, row: dict[str, Any], audit: dict[str, Any], token: dict[str, Any] | None = None) -> HeldCall:
         """Insert a pending call (killed at once if the kill switch is on) and its `held` audit row."""
-        row = _clean({**row, "proxy_host": row.get("proxy_host") or socket.gethostname()})
+        row = clean({**row, "proxy_host": row.get("proxy_host") or socket.gethostname()})
         with self._write("hold a call in") as tx:
             kill = self._kill(tx)
             for _ in range(5):
                 held_id = row.get("id") or new_id("h")
                 values = {**row, "id": held_id, "status": "pending"}
-                inserted = tx.one(sql.SQL("{} ON CONFLICT (id) DO NOTHING RETURNING *").format(_insert("held", values)),
+                inserted = tx.one(sql.SQL("{} ON CONFLICT (id) DO NOTHING RETURNING *").format(insert("held", values)),
                                   list(values.values()))
                 if inserted is not None or row.get("id"):
                     break
@@ -487,14 +293,14 @@ class PgStore:
                 held = self._transition(tx, held, _killed(kill)) or held
             if token is not None:
                 spend = {"held_id": held_id, "server": values["server"], "tool": values["tool"],
-                         "args_hash": values["args_hash"], "policy_hash": _text(token["policy_hash"]),
+                         "args_hash": values["args_hash"], "policy_hash": text(token["policy_hash"]),
                          "expires": token["expires"]}
-                tx.conn.execute(_insert("retry_tokens", spend), list(spend.values()))
+                tx.conn.execute(insert("retry_tokens", spend), list(spend.values()))
             tx.topics.update(("new", held_id))
         return held
 
     def get_held(self, held_id: str) -> HeldCall | None:
-        row = self._read_one("SELECT * FROM held WHERE id = %s", (_text(held_id),))
+        row = self._read_one("SELECT * FROM held WHERE id = %s", (text(held_id),))
         return None if row is None else _held(row)
 
     def list_held(self, status: str | None = "pending", limit: int = 500) -> list[HeldCall]:
@@ -512,7 +318,7 @@ class PgStore:
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall:
         """Move a pending call to its final status; the first resolution wins, later ones raise.
         A `live_only` resolution checks the proxy's lease in the same transaction (see SQLiteStore)."""
-        held_id = _text(held_id)
+        held_id = text(held_id)
         with self._write() as tx:
             found = tx.one("SELECT * FROM held WHERE id = %s", (held_id,))
             if found is None:
@@ -548,7 +354,7 @@ class PgStore:
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool:
         with self._write() as tx:
             if tx.conn.execute("UPDATE held SET outcome = %s WHERE id = %s AND outcome IS NULL",
-                               (_text(outcome), held_id)).rowcount != 1:
+                               (text(outcome), held_id)).rowcount != 1:
                 return False
             self._append(tx, audit)
             tx.topics.add(held_id)
@@ -556,17 +362,17 @@ class PgStore:
 
     def _transition(self, tx: _Tx, held: HeldCall, res: Resolution) -> HeldCall | None:
         """The conditional move out of `pending` (None if another decision won) and its audit row."""
-        edited = _text(edited_json(held, res))
+        edited = text(edited_json(held, res))
         now = time.time()
         row = tx.one("UPDATE held SET status = %s, decided_by = %s, channel = %s, decision_reason = %s,"
                      " decided_at = %s, edited_arguments = %s WHERE id = %s AND status = 'pending' RETURNING *",
-                     (res.status, _text(res.by), _text(res.channel), _text(res.reason), now, edited, held.id))
+                     (res.status, text(res.by), text(res.channel), text(res.reason), now, edited, held.id))
         if row is None:
             return None
         self._append(tx, transition_audit(held, res, edited, now))
         if res.remember and res.status == "approved":
-            values = _clean(remembered_values(held, res, now))
-            tx.conn.execute(_insert("remembered", values), list(values.values()))
+            values = clean(remembered_values(held, res, now))
+            tx.conn.execute(insert("remembered", values), list(values.values()))
         tx.topics.add(held.id)
         return _held(row)
 
@@ -585,7 +391,7 @@ class PgStore:
         `resolution`, every pending call is resolved in the same commit."""
         with self._write("set the kill switch in") as tx:
             tx.conn.execute("INSERT INTO state (key, value) VALUES ('kill', %s) ON CONFLICT (key) DO UPDATE"
-                            " SET value = EXCLUDED.value", (_text(json.dumps(asdict(state))),))
+                            " SET value = EXCLUDED.value", (text(json.dumps(asdict(state))),))
             tx.topics.add("kill")
             return [] if resolution is None else self._resolve_pending(tx, lambda h: True, resolution)
 
@@ -599,14 +405,14 @@ class PgStore:
         row = self._read_one(
             "SELECT * FROM remembered WHERE revoked_at IS NULL AND server = %s AND tool = %s AND (kind = 'tool'"
             " OR (kind = 'args' AND args_hash = %s) OR (kind = 'session' AND session = %s AND session != ''))"
-            " ORDER BY created LIMIT 1", (_text(server), _text(tool), args_hash, _text(session)))
+            " ORDER BY created LIMIT 1", (text(server), text(tool), args_hash, text(session)))
         return None if row is None else _remembered(row)
 
     def revoke_remembered(self, rule_id: str, by: str) -> Remembered:
         with self._write("revoke in", chain=False) as tx:
             changed = tx.conn.execute("UPDATE remembered SET revoked_at = %s, revoked_by = %s WHERE id = %s"
-                                      " AND revoked_at IS NULL", (time.time(), _text(by), _text(rule_id))).rowcount
-            row = tx.one("SELECT * FROM remembered WHERE id = %s", (_text(rule_id),))
+                                      " AND revoked_at IS NULL", (time.time(), text(by), text(rule_id))).rowcount
+            row = tx.one("SELECT * FROM remembered WHERE id = %s", (text(rule_id),))
             tx.topics.add("remembered")
         if row is None:
             raise UnknownCallError(f"no remembered decision {rule_id}")
@@ -620,7 +426,7 @@ class PgStore:
         row = self._read_one(
             "SELECT held_id FROM retry_tokens WHERE server = %s AND tool = %s AND args_hash = %s AND policy_hash = %s"
             " AND used_at IS NULL AND expires > %s ORDER BY expires DESC LIMIT 1",
-            (_text(server), _text(tool), args_hash, _text(policy_hash), now))
+            (text(server), text(tool), args_hash, text(policy_hash), now))
         return None if row is None else row["held_id"]
 
     def use_retry(self, held_id: str, now: float) -> bool:
@@ -634,8 +440,8 @@ class PgStore:
     def _append(self, tx: _Tx, content: dict[str, Any]) -> int:
         """Chain one row onto the head this transaction locked."""
         assert tx.head is not None, "audit rows are appended only in a chained write"
-        row = chain_row(_clean(content), tx.head, self.key)
-        tx.conn.execute(_insert("audit", row), list(row.values()))
+        row = chain_row(clean(content), tx.head, self.key)
+        tx.conn.execute(insert("audit", row), list(row.values()))
         tx.head, tx.moved = (row["id"], row["hash"]), True
         return row["id"]
 
@@ -656,7 +462,7 @@ class PgStore:
         return self._read(
             "SELECT time, decision, decided_by, reason, arguments FROM audit WHERE server = %s AND tool = %s"
             " AND decision = ANY(%s) AND (held_id IS NULL OR held_id != %s) ORDER BY id DESC LIMIT %s",
-            (_text(server), _text(tool), list(decisions), _text(exclude_held), limit))
+            (text(server), text(tool), list(decisions), text(exclude_held), limit))
 
     def audit_rows(self, *, decision: str | None = None, since: str | None = None,
                    until: str | None = None) -> Iterator[dict[str, Any]]:
@@ -668,10 +474,9 @@ class PgStore:
                 params.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                with conn.cursor(name="signoff_audit") as cursor:
-                    cursor.itersize = 2000
-                    cursor.execute(f"SELECT * FROM audit{where} ORDER BY id", params)
-                    yield from cursor
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor(name="signoff_audit") as cursor:
+                cursor.itersize = 2000
+                cursor.execute(f"SELECT * FROM audit{where} ORDER BY id", params)
+                yield from cursor
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail("read the audit trail of", exc) from exc
