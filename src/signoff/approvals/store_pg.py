@@ -269,7 +269,7 @@ class PgStore:
             tx.topics.add("proxies")
 
     def proxies(self) -> list[dict[str, Any]]:
-        return [json.loads(r["value"]) for r in self._read("SELECT value FROM state WHERE key LIKE 'proxy:%' ORDER BY key")]
+        return [json.loads(r["value"]) for r in self._read("SELECT value FROM state WHERE left(key, 6) = 'proxy:' ORDER BY key")]
 
     # ------------------------------------------------------------------ held calls
 
