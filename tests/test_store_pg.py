@@ -295,6 +295,25 @@ async def test_a_server_that_is_down_fails_closed_with_one_line(pg_server: Any, 
         with pytest.raises(StoreError, match="cannot reach the signoff store postgresql://") as opening:
             open_store()
         assert "\n" not in str(opening.value)
+        await anyio.to_thread.run_sync(own.start)  # back: the same store (pool, LISTEN) works again
+        with anyio.fail_after(30):
+            while not (await anyio.to_thread.run_sync(store.changes.wait_listening, 0.1)):
+                pass
+        async with anyio.create_task_group() as tg:
+            results.clear()
+            tg.start_soon(hold_in_background, broker, results)  # first closes the call denied while down
+            with anyio.fail_after(20):
+                while True:
+                    calls = await anyio.to_thread.run_sync(broker.pending)
+                    if calls and outcome.held_id not in {h.id for h in calls}:
+                        break
+                    await anyio.sleep(0.01)
+            (held,) = calls
+            await anyio.to_thread.run_sync(lambda: Broker(PgStore(url)).decide(held.id, True, by="alice"))
+        assert results[0].status == "approved"
+        orphan = store.get_held(outcome.held_id)  # its client was told "denied": nobody can approve it now
+        assert orphan is not None and orphan.status == "denied" and "could not read" in (orphan.decision_reason or "")
+        assert AuditLog(store).verify()[1] is None
         store.close()
     finally:
         own.remove()

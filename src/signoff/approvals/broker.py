@@ -133,6 +133,9 @@ class Broker:
         """Set when this process is shutting down (a signal): why its calls end."""
         self.holding: set[str] = set()
         """Ids of the calls this process is waiting on right now."""
+        self.unrecorded: dict[str, str] = {}
+        """Calls answered `denied` because the store could not be read, still pending there: closed
+        when it can be written again, so nobody approves a call whose client was told no."""
 
     # ------------------------------------------------------------------ holding
 
@@ -180,6 +183,8 @@ class Broker:
         try:
             row, audit = self._row(call, decision, history, "wait", policy_hash, shown)  # takes the lease
             with anyio.CancelScope(shield=True):  # a cancel now must still find the row to withdraw
+                if self.unrecorded:
+                    await anyio.to_thread.run_sync(self.close_unrecorded)
                 held = await anyio.to_thread.run_sync(self.store.insert_held, row, audit)
         except StoreError as exc:
             log.error("cannot hold %s: %s", call.qualified, exc)
@@ -242,11 +247,26 @@ class Broker:
                 row = await anyio.to_thread.run_sync(self.store.get_held, held.id)
             except StoreError as exc:  # fail closed
                 log.error("held call %s: %s; denying it", held.id, exc)
-                return Outcome("denied", held.id, f"signoff could not read its store ({exc})", "signoff", "signoff")
+                self.unrecorded[held.id] = f"signoff could not read its store ({exc})"
+                return Outcome("denied", held.id, self.unrecorded[held.id], "signoff", "signoff")
             if row is None:
                 return Outcome("denied", held.id, "the held call disappeared from signoff's store", "signoff", "signoff")
             if row.status != "pending":
                 return outcome_of(row)
+
+    def close_unrecorded(self) -> None:
+        """Record the denials given while the store could not be read (an approval that came
+        meanwhile gets a `not_run` outcome: its client had already been answered)."""
+        for held_id, why in list(self.unrecorded.items()):
+            try:
+                self.store.resolve(held_id, Resolution("denied", "signoff", "signoff", why))
+            except AlreadyDecidedError:
+                held = self.store.get_held(held_id)
+                if held is not None and held.status == "approved":
+                    self.record_outcome(held_id, "not_run", f"its client had been answered: {why}")
+            except UnknownCallError:
+                pass
+            del self.unrecorded[held_id]
 
     async def _time_out(self, held: HeldCall, timeout: float, decision: Decision) -> Outcome:
         why = f"no decision within {format_seconds(timeout)}"

@@ -41,6 +41,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), id BIGINT NOT NULL, hash TEXT NOT NULL)""",
         f"INSERT INTO audit_head (one, id, hash) VALUES (TRUE, 0, '{GENESIS}')",
         "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """INSERT INTO state (key, value) VALUES ('kill', '{"at": null, "by": "", "on": false, "reason": ""}')""",
         """CREATE TABLE remembered (
             id TEXT PRIMARY KEY, kind TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
             session TEXT, args_hash TEXT, arguments TEXT, created DOUBLE PRECISION NOT NULL, created_by TEXT,

@@ -51,6 +51,9 @@ LEASE_SECONDS = float(os.environ.get("SIGNOFF_LEASE_SECONDS", "15"))
 REREAD_SECONDS = 30.0
 """A waiting hold re-reads its row this often even without a NOTIFY (belt and braces only)."""
 POOL_SIZE = int(os.environ.get("SIGNOFF_STORE_POOL", "4"))
+WRITE_WAIT = 5.0
+"""Seconds a write may queue (pool, then locks) before it fails closed: the chain head serialises
+every host's audit rows, so bursts of calls queue there."""
 IDLE_IN_TRANSACTION_MS = 10_000
 """A session stuck inside a transaction (a hung process) loses it, and the head lock, after this."""
 
@@ -59,12 +62,12 @@ NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 
 
 class _Tx:
-    """One write transaction: its connection, the chain head it locked, the topics to NOTIFY."""
+    """One write transaction: its connection, the audit rows to chain at its end, the topics to NOTIFY."""
 
-    def __init__(self, conn: psycopg.Connection[Any], head: tuple[int, str] | None):
+    def __init__(self, conn: psycopg.Connection[Any]):
         self.conn = conn
-        self.head = head
-        self.moved = False
+        self.audit: list[dict[str, Any]] = []
+        self.last_id: int | None = None
         self.topics: set[str] = set()
 
     def one(self, query: Any, params: Sequence[Any] = ()) -> dict[str, Any] | None:
@@ -91,7 +94,9 @@ class PgStore:
         self.where = describe(url)
         self.key = audit_key()
         self.wait = max(1.0, busy_timeout_ms / 1000)
-        self._lock_ms = max(1000, busy_timeout_ms)
+        """The longest wait for a pooled connection to read (the kill switch is read on the event loop)."""
+        self.wait_write = max(WRITE_WAIT, busy_timeout_ms / 1000)
+        """...and to write: for a connection, then for the locks (lock_timeout); then it fails closed."""
         self._pool = ConnectionPool(url, min_size=1, max_size=max(2, POOL_SIZE), open=False, timeout=self.wait,
                                     kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5,
                                             "application_name": "signoff"},
@@ -117,33 +122,41 @@ class PgStore:
         _OPEN.add(self)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(f"SET lock_timeout = {int(self._lock_ms)}")
+        conn.execute(f"SET lock_timeout = {int(self.wait_write * 1000)}")
         conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
 
     # ------------------------------------------------------------------ connections
 
     def _fail(self, what: str, exc: BaseException) -> StoreError:
         if isinstance(exc, PoolTimeout):
-            return StoreError(f"cannot {what} the signoff store {self.where}: no connection within {self.wait:g}s "
+            return StoreError(f"cannot {what} the signoff store {self.where}: no connection in time "
                               "(is the PostgreSQL server up?)")
         return StoreError(f"cannot {what} the signoff store {self.where}: {first_line(exc)}")
 
     @contextmanager
-    def _write(self, what: str = "write", *, chain: bool = True) -> Iterator[_Tx]:
-        """One transaction; with `chain`, the audit head is locked first (every appender queues
-        there, so audit ids follow commit order and no transaction can wait on another's rows
-        while holding it)."""
+    def _write(self, what: str = "write") -> Iterator[_Tx]:
+        """One transaction. Its audit rows are chained at its very end, under a lock on the chain's
+        head row: appenders on every host queue there, so ids follow commit order without gaps,
+        and the lock is held for three round trips only. Whoever holds it waits for no other
+        lock, so the row locks taken before it cannot deadlock."""
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                head = None
-                if chain:
+            with self._pool.connection(timeout=self.wait_write) as conn, conn.transaction():
+                tx = _Tx(conn)
+                yield tx
+                if tx.audit:
                     row = conn.execute("SELECT id, hash FROM audit_head FOR UPDATE").fetchone()
                     head = (row["id"], row["hash"])
-                tx = _Tx(conn, head)
-                yield tx
-                if tx.moved:
-                    conn.execute("UPDATE audit_head SET id = %s, hash = %s", tx.head)
-                if tx.topics:
+                    with conn.pipeline():
+                        for content in tx.audit:
+                            chained = chain_row(clean(content), head, self.key)
+                            conn.execute(insert("audit", chained), list(chained.values()))
+                            head = (chained["id"], chained["hash"])
+                        conn.execute("UPDATE audit_head SET id = %s, hash = %s", head)
+                        if tx.topics:
+                            conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t",
+                                         (self.channel, sorted(tx.topics)))
+                    tx.last_id = head[0]
+                elif tx.topics:
                     conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t",
                                  (self.channel, sorted(tx.topics)))
         except (PoolTimeout, psycopg.Error) as exc:
@@ -151,7 +164,7 @@ class PgStore:
 
     def _read(self, query: Any, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self.wait) as conn:
                 return conn.execute(query, params).fetchall()
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail("read", exc) from exc
@@ -208,11 +221,14 @@ class PgStore:
         return self._lease
 
     def _beat_once(self, lease: str) -> None:
-        with self._write("renew the proxy lease in", chain=False) as tx:
-            tx.conn.execute(
-                f"INSERT INTO proxy_leases (lease, host, pid, started, heartbeat, ttl) VALUES (%s, %s, %s, {NOW}, {NOW}, %s)"
-                f" ON CONFLICT (lease) DO UPDATE SET heartbeat = {NOW}",
-                (lease, socket.gethostname(), os.getpid(), LEASE_SECONDS))
+        with self._write("renew the proxy lease in") as tx:
+            self._renew(tx, lease)
+
+    def _renew(self, tx: _Tx, lease: str) -> None:
+        tx.conn.execute(
+            f"INSERT INTO proxy_leases (lease, host, pid, started, heartbeat, ttl) VALUES (%s, %s, %s, {NOW}, {NOW}, %s)"
+            f" ON CONFLICT (lease) DO UPDATE SET heartbeat = {NOW}",
+            (lease, socket.gethostname(), os.getpid(), LEASE_SECONDS))
 
     def _heartbeat(self, lease: str) -> None:
         while not self._closed.wait(LEASE_SECONDS / 3):
@@ -226,7 +242,7 @@ class PgStore:
     def release_lease(self) -> None:
         lease, self._lease = self._lease, None
         if lease is not None:
-            with self._write("release the proxy lease in", chain=False) as tx:
+            with self._write("release the proxy lease in") as tx:
                 tx.conn.execute("DELETE FROM proxy_leases WHERE lease = %s", (lease,))
 
     def _gone(self, conn: psycopg.Connection[Any], held: HeldCall) -> str | None:
@@ -251,13 +267,13 @@ class PgStore:
             raise self._fail("read", exc) from exc
 
     def remove_stale_leases(self) -> int:
-        with self._write("tidy the proxy leases in", chain=False) as tx:
+        with self._write("tidy the proxy leases in") as tx:
             return tx.conn.execute(f"DELETE FROM proxy_leases WHERE {NOW} - heartbeat > ttl").rowcount
 
     def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None:
         """Record which policy this proxy runs (`proxy:<host>:<pid>`); drop this host's dead ones."""
         host, pid = info["host"], info["pid"]
-        with self._write(chain=False) as tx:
+        with self._write() as tx:
             prefix = f"proxy:{host}:"
             for row in tx.conn.execute("SELECT key FROM state WHERE left(key, %s) = %s",
                                        (len(prefix), prefix)).fetchall():
@@ -288,6 +304,8 @@ class PgStore:
             if inserted is None:
                 raise StoreError(f"cannot insert held call {held_id}: the id is taken")
             held = _held(inserted)
+            if self._lease is not None and held.proxy_lease == self._lease:  # fresh, even right after an outage
+                self._renew(tx, self._lease)
             self._append(tx, {**audit, "held_id": held_id, "decision": "held"})
             if kill.on:
                 held = self._transition(tx, held, _killed(kill)) or held
@@ -379,7 +397,9 @@ class PgStore:
     # ------------------------------------------------------------------ kill switch
 
     def _kill(self, tx: _Tx) -> KillState:
-        row = tx.one("SELECT value FROM state WHERE key = 'kill'")
+        """The kill switch, share-locked: `set_kill` waits for this transaction, and a call held
+        after the switch was set sees it (the row exists from the first migration)."""
+        row = tx.one("SELECT value FROM state WHERE key = 'kill' FOR SHARE")
         return KillState(False) if row is None else KillState(**json.loads(row["value"]))
 
     def get_kill(self) -> KillState:
@@ -409,7 +429,7 @@ class PgStore:
         return None if row is None else _remembered(row)
 
     def revoke_remembered(self, rule_id: str, by: str) -> Remembered:
-        with self._write("revoke in", chain=False) as tx:
+        with self._write("revoke in") as tx:
             changed = tx.conn.execute("UPDATE remembered SET revoked_at = %s, revoked_by = %s WHERE id = %s"
                                       " AND revoked_at IS NULL", (time.time(), text(by), text(rule_id))).rowcount
             row = tx.one("SELECT * FROM remembered WHERE id = %s", (text(rule_id),))
@@ -431,23 +451,21 @@ class PgStore:
 
     def use_retry(self, held_id: str, now: float) -> bool:
         """Spend a token; False if someone spent it first (single use across hosts)."""
-        with self._write("spend a retry token in", chain=False) as tx:
+        with self._write("spend a retry token in") as tx:
             return tx.conn.execute("UPDATE retry_tokens SET used_at = %s WHERE held_id = %s AND used_at IS NULL"
                                    " AND expires > %s", (now, held_id, now)).rowcount == 1
 
     # ------------------------------------------------------------------ audit
 
-    def _append(self, tx: _Tx, content: dict[str, Any]) -> int:
-        """Chain one row onto the head this transaction locked."""
-        assert tx.head is not None, "audit rows are appended only in a chained write"
-        row = chain_row(clean(content), tx.head, self.key)
-        tx.conn.execute(insert("audit", row), list(row.values()))
-        tx.head, tx.moved = (row["id"], row["hash"]), True
-        return row["id"]
+    def _append(self, tx: _Tx, content: dict[str, Any]) -> None:
+        """One audit row, chained when the transaction ends (see `_write`)."""
+        tx.audit.append(content)
 
     def append_audit(self, content: dict[str, Any]) -> int:
         with self._write("append to") as tx:
-            return self._append(tx, content)
+            self._append(tx, content)
+        assert tx.last_id is not None
+        return tx.last_id
 
     def audit_head(self) -> tuple[int, str] | None:
         row = self._read_one("SELECT id, hash FROM audit_head")
