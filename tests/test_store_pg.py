@@ -125,6 +125,36 @@ def test_threads_with_their_own_connections_deciding_at_once_exactly_one_wins(pg
         store.close()
 
 
+def test_a_kill_racing_with_holds_on_other_connections_leaves_nothing_pending(pg_url: str) -> None:
+    """Holds keep arriving on four connections while the switch is thrown: each call is either
+    killed by the switch's own commit or, held after it, killed at once; none stays pending."""
+    stores = [PgStore(pg_url) for _ in range(5)]
+    stop = threading.Event()
+    made = [0]
+
+    def holder(store: PgStore, n: int) -> None:
+        broker = Broker(store)
+        i = 0
+        while not stop.is_set():
+            broker.issue_retry(ToolCall("fs", "rm", {"holder": n, "i": i}), ASK)
+            i += 1
+            made[0] += 1
+
+    threads = [threading.Thread(target=holder, args=(s, n)) for n, s in enumerate(stores[:4])]
+    for t in threads:
+        t.start()
+    until(lambda: made[0] >= 40)
+    killed = Broker(stores[4]).kill("race", by="carol")
+    until(lambda: made[0] >= len(killed) + 40)  # holds go on after the kill
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert killed and stores[4].list_held("pending") == []
+    statuses = {h.status for h in stores[4].list_held(None, limit=100_000)}
+    assert statuses == {"killed"}
+    assert AuditLog(stores[4]).verify()[1] is None
+
+
 WRITER = """
 import sys
 from signoff.approvals.audit import AuditLog

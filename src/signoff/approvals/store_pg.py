@@ -97,15 +97,21 @@ class PgStore:
         """The longest wait for a pooled connection to read (the kill switch is read on the event loop)."""
         self.wait_write = max(WRITE_WAIT, busy_timeout_ms / 1000)
         """...and to write: for a connection, then for the locks (lock_timeout); then it fails closed."""
+        pool = dict(kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5,
+                            "application_name": "signoff"},
+                    configure=self._configure, check=ConnectionPool.check_connection, reconnect_timeout=0)
         self._pool = ConnectionPool(url, min_size=1, max_size=max(2, POOL_SIZE), open=False, timeout=self.wait,
-                                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5,
-                                            "application_name": "signoff"},
-                                    configure=self._configure, check=ConnectionPool.check_connection,
-                                    reconnect_timeout=0, name="signoff")
+                                    name="signoff-write", **pool)  # type: ignore[arg-type]
+        self._reads = ConnectionPool(url, min_size=1, max_size=2, open=False, timeout=self.wait, name="signoff-read",
+                                     **pool)  # type: ignore[arg-type]
+        """Reads have their own connections: a waiting hold's re-read never queues behind writes
+        that wait for the chain head (a burst of new calls)."""
         try:
-            self._pool.open(wait=True, timeout=self.wait)  # a proxy keeps serving (refusing) meanwhile
+            for opening in (self._pool, self._reads):
+                opening.open(wait=True, timeout=self.wait)  # a proxy keeps serving (refusing) meanwhile
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
+            self._reads.close()
             raise StoreError(f"cannot reach the signoff store {self.where}: {first_line(exc)}; is the PostgreSQL "
                              "server up and SIGNOFF_STORE right?") from None
         self.schema = self._read_one("SELECT current_schema() AS s")["s"]  # type: ignore[index]
@@ -164,7 +170,7 @@ class PgStore:
 
     def _read(self, query: Any, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
-            with self._pool.connection(timeout=self.wait) as conn:
+            with self._reads.connection() as conn:
                 return conn.execute(query, params).fetchall()
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail("read", exc) from exc
@@ -190,6 +196,7 @@ class PgStore:
         if hasattr(self, "changes"):
             self.changes.close()
         self._pool.close()
+        self._reads.close()
         _OPEN.discard(self)
 
     # ------------------------------------------------------------------ changes: LISTEN/NOTIFY
@@ -261,7 +268,7 @@ class PgStore:
 
     def proxy_gone(self, held: HeldCall) -> str | None:
         try:
-            with self._pool.connection() as conn:
+            with self._reads.connection() as conn:
                 return self._gone(conn, held)
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail("read", exc) from exc
@@ -492,7 +499,7 @@ class PgStore:
                 params.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor(name="signoff_audit") as cursor:
+            with self._reads.connection() as conn, conn.transaction(), conn.cursor(name="signoff_audit") as cursor:
                 cursor.itersize = 2000
                 cursor.execute(f"SELECT * FROM audit{where} ORDER BY id", params)
                 yield from cursor
