@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from signoff.approvals.audit import GENESIS
-from signoff.errors import StoreError
+from signoff.approvals.store import apply_migrations
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the schema of SQLite's migrations 1-6 (audit.identity: the team side's migration 7),
@@ -115,11 +115,5 @@ def migrate(conn: psycopg.Connection[Any], schema: str, where: str) -> None:
     if row is None:
         conn.execute("INSERT INTO signoff_schema (version) VALUES (0)")
     version = row["version"] if row else 0
-    if version > len(MIGRATIONS):
-        raise StoreError(f"the signoff store {where} has schema version {version}, newer than this "
-                         f"signoff ({len(MIGRATIONS)}); upgrade signoff")
-    for number in range(version, len(MIGRATIONS)):
-        for statement in MIGRATIONS[number]:
-            conn.execute(statement)
-    if version < len(MIGRATIONS):
+    if apply_migrations(conn.execute, MIGRATIONS, version, f"the signoff store {where}"):
         conn.execute("UPDATE signoff_schema SET version = %s", (len(MIGRATIONS),))

@@ -298,6 +298,19 @@ def _already(held: HeldCall) -> AlreadyDecidedError:
     return AlreadyDecidedError(f"{held.id} was already {held.status}{by}{via}; the first decision wins")
 
 
+def apply_migrations(execute: Callable[[str], Any], migrations: Sequence[Sequence[str]], version: int,
+                     where: str) -> bool:
+    """Run the schema steps after `version` (both backends); True if any ran. A store newer than
+    this signoff is refused rather than guessed at."""
+    if version > len(migrations):
+        raise StoreError(f"{where} has schema version {version}, newer than this signoff ({len(migrations)}); "
+                         "upgrade signoff")
+    for number in range(version, len(migrations)):
+        for statement in migrations[number]:
+            execute(statement)
+    return version < len(migrations)
+
+
 def edited_json(held: HeldCall, res: Resolution) -> str | None:
     """The arguments a person edited, as stored: an edit made on a redacted view keeps the secrets
     it could not show (never sends the marker)."""
@@ -534,13 +547,7 @@ class SQLiteStore:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(f"{self.path} has schema version {version}, newer than this signoff "
-                             f"({len(MIGRATIONS)}); upgrade signoff")
-        for number in range(version, len(MIGRATIONS)):
-            for statement in MIGRATIONS[number]:
-                conn.execute(statement)
-        if version < len(MIGRATIONS):
+        if apply_migrations(conn.execute, MIGRATIONS, version, str(self.path)):
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     def close(self) -> None:
