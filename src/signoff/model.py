@@ -35,6 +35,26 @@ def canonical_json(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Which proxy made a call: its machine (default: the hostname), its agent (default: the
+    client's `clientInfo.name`; fixed with `--agent`) and its owner (the person whose agent it
+    is, for `not_self`). Set by signoff from its own configuration (identity.py)."""
+
+    machine: str = ""
+    agent: str = ""
+    owner: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"machine": self.machine, "agent": self.agent, "owner": self.owner}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Identity | None:
+        if not isinstance(value, Mapping):
+            return None
+        return cls(*(str(value.get(k) or "") for k in ("machine", "agent", "owner")))
+
+
+@dataclass(frozen=True)
 class ToolCall:
     """One `tools/call` as signoff sees it.
 
@@ -50,6 +70,9 @@ class ToolCall:
     client: str = ""
     input_schema: Mapping[str, Any] | None = field(default=None, compare=False)
     """The tool's JSON Schema for its arguments, as listed (to check arguments a person edits)."""
+    identity: Identity | None = field(default=None, compare=False)
+    """Who made the call (machine, agent, owner) as signoff set it, never as the model said it.
+    None until the gate stamps it (identity.py); conditions then see empty names."""
 
     @property
     def qualified(self) -> str:
@@ -75,6 +98,66 @@ class Fact:
     risky: bool = False
 
 
+APPROVER_ROLE = "approver"
+"""The role a person needs to decide a held call whose rules name no `approvers:`."""
+
+
+@dataclass(frozen=True)
+class ApprovalRequirements:
+    """Who may decide a held call, and how many must agree (rule keys `approvers`, `quorum`,
+    `not_self`; several matching rules combine to the strictest, see policy/engine.py).
+
+    `approvers` holds one tuple of roles per matched rule that names some: a person is eligible
+    when they hold at least one role of every tuple. Empty: anyone with the `approver` role.
+    `quorum`: that many different eligible people must approve; one eligible deny denies.
+    `not_self`: the agent's owner cannot approve its calls."""
+
+    quorum: int = 1
+    approvers: tuple[tuple[str, ...], ...] = ()
+    not_self: bool = False
+
+    @property
+    def default(self) -> bool:
+        return self == ONE_APPROVER
+
+    def roles(self) -> str:
+        """The eligible roles in words: `finance`, `finance or cfo`, `finance and security`."""
+        if not self.approvers:
+            return f"any {APPROVER_ROLE}"
+        return " and ".join(" or ".join(group) if len(group) == 1 or len(self.approvers) == 1
+                            else f"({' or '.join(group)})" for group in self.approvers)
+
+    def describe(self) -> str:
+        """One line for people: `2 approvals from finance; not the agent's owner`."""
+        text = f"{self.quorum} approval{'s' if self.quorum != 1 else ''} from {self.roles()}"
+        return text + ("; not the agent's owner" if self.not_self else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"quorum": self.quorum, "approvers": [list(g) for g in self.approvers], "not_self": self.not_self}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> ApprovalRequirements:
+        """From a held row; anything malformed there reads as the strictest possible value:
+        nobody is eligible (a row that cannot say who may approve is never approved)."""
+        if value is None:
+            return ONE_APPROVER
+        try:
+            quorum, listed = value["quorum"], value.get("approvers") or []
+            if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 1 or not isinstance(listed, list):
+                raise ValueError(quorum)
+            if not all(isinstance(g, list) and g and all(isinstance(r, str) for r in g) for g in listed):
+                raise ValueError(listed)
+            groups = tuple(tuple(g) for g in listed)
+            return cls(quorum, groups, value.get("not_self") is not False)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return NOBODY
+
+
+ONE_APPROVER = ApprovalRequirements()
+NOBODY = ApprovalRequirements(1, (("signoff:no-one",),), True)
+"""What an unreadable requirement becomes: no role a person can hold, so no approval counts."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """The policy's answer for one call: the verdict, the rule that produced it and why.
@@ -97,6 +180,8 @@ class Decision:
     """The actions recognised in the call (send_email, file_delete, ...), whatever the verdict."""
     facts: tuple[Fact, ...] = ()
     """What was read from the arguments (recipients, amounts, commands...), for held and denied calls."""
+    approval: ApprovalRequirements = field(default_factory=lambda: ONE_APPROVER)
+    """For ``ask``: who may approve and how many must (the matched rules' strictest requirements)."""
 
     @property
     def allowed(self) -> bool:

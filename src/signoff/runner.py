@@ -10,6 +10,7 @@ process exits with 128 + the signal number.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -21,9 +22,10 @@ from typing import Any
 import anyio
 
 from signoff import logs
-from signoff.config import command_name, load_config, parse_duration, server_specs
+from signoff.config import IdentityStamp, command_name, identity_settings, load_config
+from signoff.durations import parse_duration
 from signoff.errors import ConfigError, SignoffError, StoreError
-from signoff.gate import Gate
+from signoff.gate import Gate, GateLoader
 from signoff.relay.upstream import ServerSpec
 
 log = logging.getLogger("signoff.run")
@@ -33,11 +35,44 @@ ANSWER_GRACE = 2.0
 """At most this long after a stop signal for the held calls' answers to reach their clients."""
 
 
-def resolve_servers(command: list[str], config_path: str | None, name: str | None) -> tuple[list[ServerSpec], str | None]:
-    """The upstreams to wrap and the policy named in the config file (if any)."""
+def server_specs(config: Any) -> list[ServerSpec]:
+    """The enabled servers as upstream specs."""
+    specs = []
+    for name, server in config.servers.items():
+        if server.disabled:
+            continue
+        transport = server.transport or ("stdio" if server.command else "http")
+        if transport == "streamable-http":
+            transport = "http"
+        if server.url and transport == "http" and server.url.rstrip("/").endswith("/sse") and server.transport is None:
+            transport = "sse"
+        specs.append(
+            ServerSpec(
+                name=name,
+                command=server.command,
+                args=tuple(server.args),
+                env=dict(server.env),
+                cwd=server.cwd,
+                url=server.url,
+                headers=dict(server.headers),
+                transport=transport,
+                timeout=server.timeout,
+                startup_timeout=server.startup_timeout,
+                share=server.share,
+            )
+        )
+    return specs
+
+
+def resolve_servers(command: list[str], config_path: str | None, name: str | None,
+                    loaded: list[Any] | None = None) -> tuple[list[ServerSpec], str | None]:
+    """The upstreams to wrap and the policy named in the config file (if any); the loaded
+    config is appended to `loaded` (its identity keys are read later)."""
     policy = None
     if config_path:
         config = load_config(config_path)
+        if loaded is not None:
+            loaded.append(config)
         policy = config.policy
         if config.store and not os.environ.get("SIGNOFF_STORE"):  # every open_store() here, and the CLI it starts
             os.environ["SIGNOFF_STORE"] = config.store
@@ -54,14 +89,13 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
     return [ServerSpec(name=name or command_name(command), command=command[0], args=tuple(command[1:]))], policy
 
 
-ALLOW_EVERYTHING = "version: 1\nhitl_policies: []\n"
 DEFAULT_POLICY = "balanced"
 
 
 def catalog_ids(specs: list[ServerSpec]) -> dict[str, str]:
     """Each wrapped server's catalog id, recognised from its command or URL (the policy matches tools by it)."""
     try:
-        from signoff.policy.catalog import load_catalog
+        from signoff.policy.catalog_load import load_catalog
     except ModuleNotFoundError as exc:
         if exc.name != "signoff.policy.catalog":
             raise
@@ -87,6 +121,7 @@ def build_gate_factory(
     servers: dict[str, str] | None = None,
     names: tuple[str, ...] = (),
     brokers: list[Any] | None = None,
+    identity: dict[str, str | None] | None = None,
 ) -> Callable[[], Gate]:
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both. No policy means the balanced preset;
@@ -94,8 +129,9 @@ def build_gate_factory(
     from signoff.approvals.gate import ApprovalGate
     from signoff.approvals.broker import Broker
     from signoff.approvals.notify import Notifier
+    from signoff.web.links import review_link
     from signoff.policy.engine import NO_POLICY, PolicyContext, load_policy
-    from signoff.policy.rate import AuditCounter
+    from signoff.approvals.audit import AuditCounter
     from signoff.policy.reload import PolicyHolder
     from signoff.approvals.store import open_store, proxy_busy_timeout_ms
 
@@ -116,24 +152,31 @@ def build_gate_factory(
         log.error("%s; every call is refused until the store can be opened", exc)
         error = str(exc)
         again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
-                                           desktop=desktop, link=link, servers=servers, names=names, brokers=brokers)()
+                                           desktop=desktop, link=link, servers=servers, names=names, brokers=brokers,
+                                           identity=identity)()
         return lambda: StoreDownGate(error, again)
     if brokers is not None:
         brokers.append(broker)  # the signal handler closes its held calls
     context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
     noted: list[Broker] = []  # once the store is open, every policy (re)load is recorded for the page
+    stamp = IdentityStamp(identity)
 
     def load_and_note(source: str) -> Any:
         policy = load_policy(source, context=context)
         if noted:
-            note_proxy(noted[0], policy_source, policy.hash, names)
+            note_proxy(noted[0], policy_source, policy.hash, names, stamp)
         return policy
 
     holder = PolicyHolder(policy_source, load_and_note, interval=interval)
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
-    note_proxy(broker, policy_source, holder.policy.hash, names)
+    note_proxy(broker, policy_source, holder.policy.hash, names, stamp)
     noted.append(broker)
-    notifier = Notifier(notify or [], link=link, desktop=desktop)
+    notifier = Notifier(notify or [], review=functools.partial(review_link, link) if link else None, desktop=desktop)
+    team = team_mode(broker.store)
+    if team and tty:
+        log.warning("team mode: --tty is off (a terminal cannot say which person decides); decide on the page "
+                    "or with `signoff approve --token`")
+        tty = False
     if tty:
         from signoff.approvers.tty import TtyApprover
 
@@ -143,10 +186,25 @@ def build_gate_factory(
     if observe:
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
-    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress)
+    # team mode: no in-client dialog either (its user is the agent's, not a signed-in person)
+    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress,
+                                identity=stamp, elicit=not team)
 
 
-def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...]) -> None:
+def team_mode(store: Any) -> bool:
+    """Named approvers exist (`signoff user add`): only they decide, on the page or with a token.
+    A store that cannot say counts as team mode (the self-approval channels stay off)."""
+    from signoff.team.users import team_mode as people_exist
+
+    try:
+        return people_exist(store)
+    except StoreError as exc:
+        log.warning("cannot read the team's people (%s): the terminal and client dialogs stay off", exc)
+        return True
+
+
+def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...],
+               stamp: IdentityStamp | None = None) -> None:
     """Tell the approval page which policy this proxy runs (file path or preset, and its hash)."""
     import socket
 
@@ -154,9 +212,11 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
     from signoff.policy.engine import PRESETS
 
     kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
-    label = os.path.abspath(source) if kind == "file" else (source or "")
+    label = os.path.abspath(source) if kind == "file" and source else (source or "")
     info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
             "servers": list(servers), "noted_at": time.time()}
+    if stamp is not None:  # the agent is known per session unless configured
+        info.update(machine=stamp.machine, agent=stamp.agent or "", owner=stamp.owner)
     try:
         broker.store.note_proxy(info, pid_alive)
     except StoreError as exc:  # only the Policies page misses it
@@ -186,9 +246,12 @@ def main(
     ui: bool = False,
     public_url: str | None = None,
     http_options: dict | None = None,
+    identity: dict[str, str | None] | None = None,
 ) -> None:
     logs.setup(log_level)
-    specs, config_policy = resolve_servers(command, config_path, name)
+    loaded: list[Any] = []
+    specs, config_policy = resolve_servers(command, config_path, name, loaded)
+    who = identity_settings(identity or {}, loaded[0] if loaded else None)
     if timeout:
         try:
             seconds = parse_duration(timeout)
@@ -213,8 +276,9 @@ def main(
     def make_factory() -> Callable[[], Gate]:
         return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
                                   link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs),
-                                  brokers=brokers)
+                                  brokers=brokers, identity=who)
 
+    loader = GateLoader(make_factory, thread=not tty)  # the policy loads while the server answers
     serve: Callable[[], Awaitable[None]]
     if http:
         host, port = parse_hostport(http)
@@ -224,14 +288,14 @@ def main(
         options, share = options_from_cli(host, http_options or {})
         if share:
             specs = [replace(spec, share=share) for spec in specs]
-        downstream = HttpDownstream(specs, options=options, load_gates=make_factory)
+        downstream = HttpDownstream(specs, options=options, loader=loader)
         serve = lambda: downstream.serve(host, port)  # noqa: E731
     else:
         from signoff.serve.stdio import check_stdio, serve_stdio
 
         check_stdio()
         out_fd = logs.protect_stdout()
-        serve = lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd)  # noqa: E731
+        serve = lambda: serve_stdio(specs, loader, out_fd=out_fd)  # noqa: E731
     try:
         stopped = anyio.run(serve_until_signal, serve, brokers)
     except BaseExceptionGroup as group:
@@ -280,7 +344,7 @@ async def stop_holding(brokers: list[Any], name: str) -> None:
 
 def _sole_signoff_error(group: BaseExceptionGroup) -> BaseException:
     """A task group wraps errors; a single SignoffError is reported as itself (one clean line)."""
-    errors = group
+    errors: BaseException = group
     while isinstance(errors, BaseExceptionGroup) and len(errors.exceptions) == 1:
         errors = errors.exceptions[0]
     return errors if isinstance(errors, SignoffError) else group

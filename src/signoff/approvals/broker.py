@@ -26,14 +26,16 @@ from typing import Any
 import anyio
 
 from signoff.approvals.audit import entry, user
+from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.approvals.liveness import pid_alive
 from signoff.model import Decision, ToolCall, canonical_json
+from signoff.termsafe import fold
 from signoff.approvals.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 
 log = logging.getLogger("signoff.broker")
 
-__all__ = ["Broker", "Outcome", "format_seconds", "outcome_of", "history_entries", "pid_alive"]
+__all__ = ["Broker", "Outcome", "outcome_of", "history_entries", "pid_alive"]
 """`pid_alive` lives in liveness.py; it stays importable from here for the page and the runner."""
 
 DEFAULT_TIMEOUT = 300.0
@@ -59,16 +61,6 @@ class Outcome:
         return self.status == "approved"
 
 
-def format_seconds(seconds: float) -> str:
-    """300 → 5m, 90 → 1m30s, 3600 → 1h, 2.5 → 2.5s: how people say a timeout."""
-    if seconds < 60:
-        return f"{round(seconds, 3):g}s"
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
-
-
 def outcome_of(held: HeldCall) -> Outcome:
     return Outcome(held.status, held.id, held.decision_reason or "", held.decided_by, held.channel,
                    held.edited_arguments)
@@ -84,8 +76,6 @@ each call is stored once (its own audit row); the summary only has to help a per
 def compact_arguments(arguments: Any, value_chars: int = HISTORY_VALUE_CHARS,
                       budget: int = HISTORY_ENTRY_CHARS) -> dict[str, Any]:
     """Arguments with long values folded; if still over `budget` characters, the first keys only."""
-    from signoff.approvers import fold
-
     folded = fold(dict(arguments) if isinstance(arguments, Mapping) else {}, value_chars)
     if len(canonical_json(folded)) <= budget:
         return folded
@@ -114,6 +104,17 @@ def history_entries(history: Iterable[ToolCall | Mapping[str, Any]]) -> list[dic
         entry_["arguments"] = compact_arguments(item.get("arguments"))
         out.append(entry_)
     return out
+
+
+def with_team(presentation: str | None, call: ToolCall, decision: Decision) -> str:
+    """The presentation JSON with the `team` key every held row carries: who made the call and
+    who may approve it (HeldCall.identity / .requirements read them back)."""
+    import json
+
+    shown = json.loads(presentation) if presentation else {}
+    shown["team"] = {"identity": call.identity.as_dict() if call.identity is not None else None,
+                     "approval": decision.approval.as_dict()}
+    return canonical_json(shown)
 
 
 class Broker:
@@ -154,6 +155,7 @@ class Broker:
             "annotations": canonical_json(dict(call.annotations)) if call.annotations else None,
             **{k: v for k, v in (shown or {}).items() if k in ("actions", "facts", "presentation")},  # present.prepare
         }
+        row["presentation"] = with_team(row.get("presentation"), call, decision)
         audit = entry(call, "held", channel="policy", by="signoff", reason=decision.reason,
                       policy_hash=policy_hash, rule=decision.rule)
         return row, audit
@@ -229,7 +231,7 @@ class Broker:
             if client_timeout is not None and now - started >= client_timeout:
                 return await self._end(held.id, Resolution(
                     "expired", "signoff", "client",
-                    f"the client ({client or 'unnamed'}) stops waiting for a call after {format_seconds(client_timeout)}"))
+                    f"the client ({client or 'unnamed'}) stops waiting for a call after {format_duration(client_timeout)}"))
             if on_wait is not None and now >= next_wait:
                 next_wait += wait_interval
                 await on_wait(now - started)
@@ -269,7 +271,7 @@ class Broker:
             del self.unrecorded[held_id]
 
     async def _time_out(self, held: HeldCall, timeout: float, decision: Decision) -> Outcome:
-        why = f"no decision within {format_seconds(timeout)}"
+        why = f"no decision within {format_duration(timeout)}"
         if decision.on_timeout == "allow":
             res = Resolution("approved", "signoff", "timeout", f"{why}; the rule says on_timeout: allow")
         else:
@@ -278,6 +280,7 @@ class Broker:
 
     async def _end(self, held_id: str, res: Resolution) -> Outcome:
         """Resolve from the broker's side; if a human decided first, their decision stands."""
+        held: HeldCall | None
         try:
             held = await anyio.to_thread.run_sync(self.store.resolve, held_id, res)
         except AlreadyDecidedError:
@@ -300,6 +303,12 @@ class Broker:
             raise DecisionError("only an approval can be remembered")
         if arguments is not None and not approve:
             raise DecisionError("edited arguments only make sense with an approval")
+        if approve:
+            held = self.get(held_id)
+            needs = held.requirements
+            if not needs.default and held.status == "pending":  # fail closed until the store counts votes (quorum.py)
+                raise DecisionError(f"{held_id} needs {needs.describe()}: one person's approval cannot decide it "
+                                    "(that needs team mode's named approvers); it can be denied")
         res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember,
                          live_only=True)
         return self.store.resolve(held_id, res)
@@ -317,7 +326,7 @@ class Broker:
             swept.extend(self.store.resolve_many(
                 lambda h: h.hold_mode == "retry" and h.deadline <= now,
                 lambda h: Resolution("timeout", "signoff", "timeout",
-                                     f"no decision within {format_seconds(h.deadline - h.created)}")))
+                                     f"no decision within {format_duration(h.deadline - h.created)}")))
         closed = {h.id for h in swept}
         return [h for h in calls if h.id not in closed]
 
@@ -383,7 +392,7 @@ class Broker:
         if held is None:
             return False
         call = ToolCall(held.server, held.tool, held.edited_arguments or held.arguments, session=held.session,
-                        client=held.client)
+                        client=held.client, identity=held.identity)
         row = entry(call, decision, channel="signoff", by="signoff", reason=reason, duration_ms=duration_ms,
                     policy_hash=held.policy_hash, rule=held.rule, held_id=held.id)
         return self.store.record_outcome(held_id, f"{decision}: {reason}", row)
@@ -484,7 +493,7 @@ class Broker:
         held = self.get(held_id)
         if held.status == "pending" and held.deadline <= now:
             res = Resolution("timeout", "signoff", "timeout",
-                             f"no decision within {format_seconds(held.deadline - held.created)}")
+                             f"no decision within {format_duration(held.deadline - held.created)}")
             try:
                 held = self.store.resolve(held_id, res)
             except AlreadyDecidedError:

@@ -25,8 +25,10 @@ from typing import Any
 import anyio
 
 from signoff.approvals.audit import AuditLog
-from signoff.approvals.broker import Broker, Outcome, format_seconds
-from signoff.relay.client_timeouts import client_timeout
+from signoff.approvals.broker import Broker, Outcome
+from signoff.approvals.client_timeouts import client_timeout
+from signoff.config import IdentityStamp
+from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.gate import Admission, ProgressFn, denial_text
 from signoff.model import Decision, ToolCall, Verdict
@@ -60,8 +62,11 @@ class ApprovalGate:
         notifier: Any = None,
         elicit: bool = True,
         progress_interval: float = 10.0,
+        identity: IdentityStamp | None = None,
     ):
         self.holder = holder
+        self.stamp = identity or IdentityStamp()
+        """Who makes this session's calls: stamped on each before the policy or the audit sees it."""
         self.broker = broker
         self.audit = AuditLog(broker.store)
         self.observe = observe
@@ -78,6 +83,7 @@ class ApprovalGate:
     # ------------------------------------------------------------------ fast path
 
     def check(self, call: ToolCall) -> Admission:
+        call = self.stamp(call)
         admission = self._check(call)
         if admission.allowed:
             self.in_flight[id(admission)] = (call, admission)
@@ -99,7 +105,7 @@ class ApprovalGate:
         if decision.verdict is Verdict.DENY:
             self._record(call, "denied", reason=decision.reason, rule=decision.rule, policy_hash=policy.hash, by="policy")
             return Admission(False, denial_text("rule", decision.reason), decision=decision)
-        remembered = self._remembered(call)
+        remembered = self._remembered(call) if decision.approval.default else None  # one person cannot stand for a quorum
         if remembered:
             return self._admit(call, decision, {
                 "decision": "allowed", "policy": policy.hash, "by": f"remembered:{remembered}",
@@ -152,13 +158,14 @@ class ApprovalGate:
         if outcome.status == "pending":
             text = (f"This tool call is held for the user's approval as {outcome.held_id}: {decision.reason}. "
                     "Tell the user it is waiting; once they approve it, call again with exactly the same "
-                    f"arguments (it expires in {format_seconds(decision.timeout or 300)}).")
+                    f"arguments (it expires in {format_duration(decision.timeout or 300)}).")
             return Admission(False, text, decision=decision)
         return self._refusal(outcome)
 
     # ------------------------------------------------------------------ slow path
 
     async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
+        call = self.stamp(call)
         decision = admission.decision
         policy_hash = (admission.ticket or {}).get("policy", "")
         slot = _Slot()
@@ -280,7 +287,7 @@ class ApprovalGate:
 
     def refused(self, call: ToolCall, reason: str) -> None:
         """The relay refused a call before the policy saw it (a notification, an unbound retry)."""
-        self._record(call, "denied", reason=reason, by="signoff", channel="signoff")
+        self._record(self.stamp(call), "denied", reason=reason, by="signoff", channel="signoff")
 
     def policy_hash(self) -> str:
         return self.holder.get().hash
@@ -290,6 +297,7 @@ class ApprovalGate:
     def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
         if self.in_flight.pop(id(admission), None) is None:
             return  # its outcome is already recorded (one outcome row per admitted call)
+        call = self.stamp(call)
         ticket = admission.ticket or {}
         duration = (time.monotonic() - admission.started) * 1000
         kind = ticket.get("decision")

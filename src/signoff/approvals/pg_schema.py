@@ -16,11 +16,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from signoff.approvals.audit import GENESIS
-from signoff.approvals.store import apply_migrations
+from signoff.approvals.records import apply_migrations
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: the schema of SQLite's migrations 1-6 (audit.identity: the team side's migration 7),
-       # plus the chain head and proxy leases
+    (  # 1: the schema of SQLite's migrations 1-8 (held calls, audit with identity, people and their
+       # secrets), plus the chain head and proxy leases
         """CREATE TABLE held (
             id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
             args_hash TEXT NOT NULL, rule TEXT, reason TEXT, session TEXT, session_history TEXT,
@@ -51,6 +51,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             held_id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, args_hash TEXT NOT NULL,
             policy_hash TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION)""",
         "CREATE INDEX retry_call ON retry_tokens(server, tool, args_hash, policy_hash)",
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY, roles TEXT NOT NULL, password_hash TEXT NOT NULL, totp_secret TEXT,
+            totp_step BIGINT NOT NULL DEFAULT 0, passkeys TEXT NOT NULL DEFAULT '[]',
+            created DOUBLE PRECISION NOT NULL, created_by TEXT)""",
+        """CREATE TABLE user_secrets (
+            hash TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+            expires DOUBLE PRECISION, used_at DOUBLE PRECISION)""",
+        "CREATE INDEX user_secrets_name ON user_secrets(name)",
         """CREATE TABLE proxy_leases (
             lease TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started DOUBLE PRECISION NOT NULL,
             heartbeat DOUBLE PRECISION NOT NULL, ttl DOUBLE PRECISION NOT NULL)""",

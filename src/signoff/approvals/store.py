@@ -9,28 +9,28 @@ and the first decision wins across processes (`... WHERE status = 'pending'` + r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
-import secrets
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
 from signoff import paths
-from signoff.approvals.audit import GENESIS, now_iso, row_hash
-from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
+from signoff.approvals.audit import GENESIS, audit_key
+from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
 from signoff.approvals.liveness import ProxyLease, lease_dir, proxy_gone, remove_stale_leases
 from signoff.model import canonical_json
-from signoff.redact import redact, restore
+from signoff.approvals.records import (GONE, GONE_LOOKBACK, GONE_WORDS, HeldCall, KillState, Remembered,  # noqa: F401
+                                       Resolution, _already, _held, _identity_json, _killed, _remembered,
+                                       apply_migrations, chain_row, edited_json, gone_line, new_id,
+                                       remembered_values, transition_audit, USER_CHANGES)
 
 log = logging.getLogger("signoff.store")
 
@@ -38,14 +38,6 @@ BUSY_TIMEOUT_MS = 5000
 """How long the CLI and the page wait for another process's write lock."""
 PROXY_BUSY_TIMEOUT_MS = 400
 """How long a proxy waits for the write lock per call before refusing it (SIGNOFF_STORE_WAIT_MS)."""
-STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
-GONE = ("withdrawn", "abandoned", "expired")
-"""Statuses of a call nobody waits for any more: the client cancelled or stopped waiting, or its proxy died."""
-GONE_WORDS = {"abandoned": "proxy gone", "expired": "client stopped waiting", "withdrawn": "withdrawn by the client"}
-"""How every channel names each GONE status in a few plain words."""
-GONE_LOOKBACK = 7 * 86400
-"""`recently_gone` looks at calls held at most this long before (keeps the query on the status index)."""
-
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the first schema
         """CREATE TABLE held (
@@ -92,6 +84,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE held ADD COLUMN proxy_lease TEXT",
         "ALTER TABLE held ADD COLUMN outcome TEXT",
     ),
+    (  # 7: who made the call (machine, agent, owner) as JSON; the hash covers it when set
+        "ALTER TABLE audit ADD COLUMN identity TEXT",
+    ),
+    (  # 8: named approvers (team mode): people, their roles and factors; their CLI tokens and
+       # one-time passkey enrolment links, stored only as SHA-256 hashes
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY, roles TEXT NOT NULL, password_hash TEXT NOT NULL, totp_secret TEXT,
+            totp_step INTEGER NOT NULL DEFAULT 0, passkeys TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL,
+            created_by TEXT)""",
+        """CREATE TABLE user_secrets (
+            hash TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL,
+            expires REAL, used_at REAL)""",
+        "CREATE INDEX user_secrets_name ON user_secrets(name)",
+    ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
 
@@ -104,117 +110,9 @@ def proxy_busy_timeout_ms() -> int:
         return PROXY_BUSY_TIMEOUT_MS
 
 
-def audit_key() -> bytes | None:
-    """The optional audit signing key (SIGNOFF_AUDIT_KEY); None when unset."""
-    key = os.environ.get("SIGNOFF_AUDIT_KEY")
-    return key.encode() if key else None
-
-
-def audit_mac(key: bytes, row_hash_hex: str) -> str:
-    return hmac.new(key, row_hash_hex.encode(), hashlib.sha256).hexdigest()
-
-
 def witness_path(db: Path) -> Path:
     """The append-only witness of the audit head, beside the database (`signoff.audit-head`)."""
     return db.with_name(f"{db.stem}.audit-head")
-
-
-def new_id(prefix: str) -> str:
-    """A short random id such as `h-7f3a9c` (24 bits; an insert retries on the rare clash)."""
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
-@dataclass(frozen=True)
-class HeldCall:
-    """One held call as stored: what was asked, why it was held, and what became of it."""
-
-    id: str
-    server: str
-    tool: str
-    arguments: Mapping[str, Any]
-    args_hash: str
-    rule: str | None
-    reason: str
-    session: str
-    session_history: Sequence[Mapping[str, Any]]
-    client: str
-    created: float
-    deadline: float
-    status: str
-    hold_mode: str = "wait"
-    on_timeout: str = "deny"
-    policy_hash: str = ""
-    proxy_pid: int | None = None
-    proxy_host: str = ""
-    decided_by: str | None = None
-    channel: str | None = None
-    decision_reason: str | None = None
-    decided_at: float | None = None
-    edited_arguments: Mapping[str, Any] | None = None
-    input_schema: Mapping[str, Any] | None = None
-    annotations: Mapping[str, Any] | None = None
-    actions: tuple[str, ...] = ()
-    """The actions the policy recognised (send_email, file_write…), as the proxy saw the call."""
-    facts: tuple[Mapping[str, Any], ...] = ()
-    """The policy's facts ({kind, label, text, risky}) about the call."""
-    presentation: Mapping[str, Any] | None = None
-    """What every channel shows first (signoff.approvals.present): headline, ordered facts, preview (file diff)."""
-    proxy_lease: str | None = None
-    outcome: str | None = None
-    """After an approval: what happened (`forwarded: ok`, `forwarded: error: …`, `not_run: why`)."""
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.server}.{self.tool}"
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["session_history"] = list(self.session_history)
-        return out
-
-
-@dataclass(frozen=True)
-class KillState:
-    on: bool
-    reason: str = ""
-    by: str = ""
-    at: float | None = None
-
-
-@dataclass(frozen=True)
-class Remembered:
-    """A remembered approval: `kind` is session (this tool in this session), args or tool."""
-
-    id: str
-    kind: str
-    server: str
-    tool: str
-    session: str | None
-    args_hash: str | None
-    arguments: Mapping[str, Any] | None
-    created: float
-    created_by: str
-    held_id: str | None
-    revoked_at: float | None = None
-    revoked_by: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """A pending call's move to its final status, and what its audit row should say on top."""
-
-    status: str
-    by: str
-    channel: str
-    reason: str | None = None
-    arguments: Mapping[str, Any] | None = None
-    remember: str | None = None
-    audit: dict[str, Any] = field(default_factory=dict)
-    live_only: bool = False
-    """A person's decision: it applies only while the call's proxy is alive to carry it out."""
 
 
 class Store(Protocol):
@@ -255,95 +153,18 @@ class Store(Protocol):
     def audit_counts(self) -> list[tuple[str, str, str, int]]: ...
     def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
                       limit: int) -> list[dict[str, Any]]: ...
+    # people (team mode): plain dict rows, see team/users.py
+    def add_user(self, row: dict[str, Any]) -> None: ...
+    def get_user(self, name: str) -> dict[str, Any] | None: ...
+    def list_users(self) -> list[dict[str, Any]]: ...
+    def update_user(self, name: str, changes: dict[str, Any]) -> bool: ...
+    def remove_user(self, name: str) -> bool: ...
+    def advance_totp(self, name: str, step: int) -> bool: ...
+    def add_user_secret(self, row: dict[str, Any]) -> None: ...
+    def user_secret(self, hash_: str, kind: str, now: float, *, spend: bool = False) -> dict[str, Any] | None: ...
     def close(self) -> None: ...
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _held(row: sqlite3.Row) -> HeldCall:
-    data = dict(row)
-    data["arguments"] = _loads(data["arguments"]) or {}
-    data["session_history"] = tuple(_loads(data["session_history"]) or ())
-    data["edited_arguments"] = _loads(data["edited_arguments"])
-    data["input_schema"] = _loads(data.get("input_schema"))
-    data["actions"] = tuple(_loads(data.get("actions")) or ())
-    data["facts"] = tuple(_loads(data.get("facts")) or ())
-    data["presentation"] = _loads(data.get("presentation"))
-    data["annotations"] = _loads(data.get("annotations")) or {}
-    for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
-        data[text] = data[text] or ""
-    return HeldCall(**data)
-
-
-def _remembered(row: sqlite3.Row) -> Remembered:
-    data = dict(row)
-    data["arguments"] = _loads(data["arguments"])
-    data["created_by"] = data["created_by"] or ""
-    return Remembered(**data)
-
-
-def gone_line(held: HeldCall) -> str:
-    """One line, the same on every channel, for a call nobody waits for any more (GONE)."""
-    return f"{held.id} ({held.qualified}): {GONE_WORDS.get(held.status, held.status)} — cannot be approved"
-
-
-def _already(held: HeldCall) -> AlreadyDecidedError:
-    if held.status in GONE:
-        return CallGoneError(f"{held.id} can no longer be decided: it was {held.status} "
-                             f"({held.decision_reason or 'nobody waits for it'}); nothing ran")
-    by = f" by {held.decided_by}" if held.decided_by else ""
-    via = f" ({held.channel})" if held.channel else ""
-    return AlreadyDecidedError(f"{held.id} was already {held.status}{by}{via}; the first decision wins")
-
-
-def apply_migrations(execute: Callable[[str], Any], migrations: Sequence[Sequence[str]], version: int,
-                     where: str) -> bool:
-    """Run the schema steps after `version` (both backends); True if any ran. A store newer than
-    this signoff is refused rather than guessed at."""
-    if version > len(migrations):
-        raise StoreError(f"{where} has schema version {version}, newer than this signoff ({len(migrations)}); "
-                         "upgrade signoff")
-    for number in range(version, len(migrations)):
-        for statement in migrations[number]:
-            execute(statement)
-    return version < len(migrations)
-
-
-def edited_json(held: HeldCall, res: Resolution) -> str | None:
-    """The arguments a person edited, as stored: an edit made on a redacted view keeps the secrets
-    it could not show (never sends the marker)."""
-    return None if res.arguments is None else canonical_json(restore(dict(res.arguments), dict(held.arguments)))
-
-
-def transition_audit(held: HeldCall, res: Resolution, edited: str | None, now: float) -> dict[str, Any]:
-    """The audit row content of a held call's move to `res.status` (both backends write this)."""
-    return {
-        "server": held.server, "tool": held.tool,
-        "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
-        "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
-        "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
-        "session": held.session, "client": held.client, "policy_hash": held.policy_hash, **res.audit}
-
-
-def remembered_values(held: HeldCall, res: Resolution, now: float) -> dict[str, Any]:
-    """The `remembered` row an approval with `remember` creates."""
-    kind = res.remember
-    return {"id": new_id("r"), "kind": kind, "server": held.server, "tool": held.tool,
-            "session": held.session if kind == "session" else None,
-            "args_hash": held.args_hash if kind == "args" else None,
-            "arguments": canonical_json(dict(held.arguments)) if kind == "args" else None,
-            "created": now, "created_by": res.by, "held_id": held.id}
-
-
-def chain_row(content: dict[str, Any], head: tuple[int, str], key: bytes | None) -> dict[str, Any]:
-    """One audit row chained onto `head` (id, hash): id, time, prev_hash, hash and (with a key) mac."""
-    row = {**content, "id": head[0] + 1, "time": now_iso(), "prev_hash": head[1]}
-    row["hash"] = row_hash(row)
-    if key is not None:
-        row["mac"] = audit_mac(key, row["hash"])
-    return row
 
 
 class SQLiteStore:
@@ -818,7 +639,10 @@ class SQLiteStore:
 
     def _head(self, conn: sqlite3.Connection) -> tuple[int, str] | None:
         row = conn.execute("SELECT value FROM state WHERE key = 'audit_head'").fetchone()
-        return None if row is None else tuple(json.loads(row[0]))  # type: ignore[return-value]
+        if row is None:
+            return None
+        number, digest = json.loads(row[0])
+        return int(number), str(digest)
 
     def _append(self, conn: sqlite3.Connection, content: dict[str, Any]) -> int:
         """Chain one row onto the head; the caller holds the write transaction."""
@@ -850,7 +674,7 @@ class SQLiteStore:
 
     def audit_counts(self) -> list[tuple[str, str, str, int]]:
         """(server, tool, decision, rows) for the page's per-tool statistics, counted by SQLite."""
-        return [tuple(r) for r in self._read(  # type: ignore[misc]
+        return [(r[0], r[1], r[2], r[3]) for r in self._read(
             "SELECT server, tool, decision, count(*) FROM audit GROUP BY server, tool, decision")]
 
     def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
@@ -878,9 +702,65 @@ class SQLiteStore:
             raise StoreError(f"cannot read the signoff audit trail {self.path}: {exc}") from exc
 
 
-def _killed(kill: KillState) -> Resolution:
-    return Resolution("killed", kill.by or "signoff", "kill", kill.reason or "kill switch on")
+    # ------------------------------------------------------------------ people (team mode)
 
+    def add_user(self, row: dict[str, Any]) -> None:
+        """Insert a person (name, roles, password_hash, totp_secret, passkeys, created, created_by)."""
+        try:
+            with self._write() as conn:
+                conn.execute(f"INSERT INTO users ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"a person named {row.get('name')!r} already exists") from exc
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM users WHERE name = ?", (name,))
+        return dict(rows[0]) if rows else None
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._read("SELECT * FROM users ORDER BY name")]
+
+    def update_user(self, name: str, changes: dict[str, Any]) -> bool:
+        """Change some of USER_CHANGES; False if there is no such person."""
+        unknown = set(changes) - set(USER_CHANGES)
+        if unknown or not changes:
+            raise StoreError(f"cannot change {', '.join(sorted(unknown)) or 'nothing'} of a person")
+        with self._write() as conn:
+            sets = ", ".join(f"{column} = ?" for column in changes)
+            return conn.execute(f"UPDATE users SET {sets} WHERE name = ?", (*changes.values(), name)).rowcount == 1
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a person with their CLI tokens and enrolment links, in one commit."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM user_secrets WHERE name = ?", (name,))
+            return conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
+
+    def advance_totp(self, name: str, step: int) -> bool:
+        """Accept TOTP time step `step` for `name` once: False if it (or a later one) was used."""
+        with self._write() as conn:
+            return conn.execute("UPDATE users SET totp_step = ? WHERE name = ? AND totp_step < ?",
+                                (step, name, step)).rowcount == 1
+
+    def add_user_secret(self, row: dict[str, Any]) -> None:
+        """A CLI token or enrolment link, by its hash: (hash, name, kind, created, expires)."""
+        with self._write() as conn:
+            conn.execute(f"INSERT INTO user_secrets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                         list(row.values()))
+
+    def user_secret(self, hash_: str, kind: str, now: float, *, spend: bool = False) -> dict[str, Any] | None:
+        """The unexpired, unspent secret of this hash and kind whose person still exists; `spend`
+        marks it used in the same commit (a one-time link works once across processes)."""
+        sql = ("SELECT s.* FROM user_secrets s JOIN users u ON u.name = s.name WHERE s.hash = ? AND s.kind = ?"
+               " AND s.used_at IS NULL AND (s.expires IS NULL OR s.expires > ?)")
+        if not spend:
+            rows = self._read(sql, (hash_, kind, now))
+            return dict(rows[0]) if rows else None
+        with self._write() as conn:
+            row = conn.execute(sql, (hash_, kind, now)).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE user_secrets SET used_at = ? WHERE hash = ?", (now, hash_))
+            return dict(row)
 
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)

@@ -35,12 +35,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from signoff.approvals.audit import audit_key
 from signoff.approvals.liveness import pid_alive
 from signoff.approvals.pg_listen import Changes
 from signoff.approvals.pg_schema import clean, describe, first_line, insert, migrate, text
-from signoff.approvals.store import (GONE, GONE_LOOKBACK, HeldCall, KillState, Remembered, Resolution, _already,
-                                     _held, _killed, _remembered, audit_key, chain_row, edited_json, new_id,
-                                     remembered_values, transition_audit)
+from signoff.approvals.records import (GONE, GONE_LOOKBACK, HeldCall, KillState, Remembered, Resolution, _already,
+                                       _held, _killed, _remembered, chain_row, edited_json, new_id,
+                                       remembered_values, transition_audit, USER_CHANGES)
 from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
 from signoff.model import canonical_json
 
@@ -505,3 +506,60 @@ class PgStore:
                 yield from cursor
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail("read the audit trail of", exc) from exc
+
+    # ------------------------------------------------------------------ people (team mode)
+
+    def add_user(self, row: dict[str, Any]) -> None:
+        """Insert a person (name, roles, password_hash, totp_secret, passkeys, created, created_by)."""
+        row = clean(row)
+        with self._write("add a person to") as tx:
+            added = tx.one(sql.SQL("{} ON CONFLICT (name) DO NOTHING RETURNING name").format(insert("users", row)),
+                           list(row.values()))
+        if added is None:
+            raise StoreError(f"a person named {row.get('name')!r} already exists")
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        return self._read_one("SELECT * FROM users WHERE name = %s", (text(name),))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM users ORDER BY name")
+
+    def update_user(self, name: str, changes: dict[str, Any]) -> bool:
+        """Change some of USER_CHANGES; False if there is no such person."""
+        unknown = set(changes) - set(USER_CHANGES)
+        if unknown or not changes:
+            raise StoreError(f"cannot change {', '.join(sorted(unknown)) or 'nothing'} of a person")
+        sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in changes)
+        with self._write("change a person in") as tx:
+            return tx.conn.execute(sql.SQL("UPDATE users SET {} WHERE name = %s").format(sets),
+                                   (*clean(changes).values(), text(name))).rowcount == 1
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a person with their CLI tokens and enrolment links, in one commit."""
+        with self._write("remove a person from") as tx:
+            tx.conn.execute("DELETE FROM user_secrets WHERE name = %s", (text(name),))
+            return tx.conn.execute("DELETE FROM users WHERE name = %s", (text(name),)).rowcount == 1
+
+    def advance_totp(self, name: str, step: int) -> bool:
+        """Accept TOTP time step `step` for `name` once, across hosts: False if it (or a later one) was used."""
+        with self._write("record a sign-in in") as tx:
+            return tx.conn.execute("UPDATE users SET totp_step = %s WHERE name = %s AND totp_step < %s",
+                                   (step, text(name), step)).rowcount == 1
+
+    def add_user_secret(self, row: dict[str, Any]) -> None:
+        """A CLI token or enrolment link, by its hash: (hash, name, kind, created, expires)."""
+        row = clean(row)
+        with self._write("add a secret to") as tx:
+            tx.conn.execute(insert("user_secrets", row), list(row.values()))
+
+    def user_secret(self, hash_: str, kind: str, now: float, *, spend: bool = False) -> dict[str, Any] | None:
+        """The unexpired, unspent secret of this hash and kind whose person still exists; `spend`
+        marks it used in the same statement (a one-time link works once across hosts)."""
+        where = ("s.hash = %s AND s.kind = %s AND s.used_at IS NULL AND (s.expires IS NULL OR s.expires > %s)"
+                 " AND EXISTS (SELECT 1 FROM users u WHERE u.name = s.name)")
+        params = (text(hash_), text(kind), now)
+        if not spend:
+            return self._read_one(f"SELECT s.* FROM user_secrets s WHERE {where}", params)
+        with self._write("spend a secret in") as tx:
+            return tx.one(f"UPDATE user_secrets s SET used_at = %s WHERE {where} RETURNING s.hash, s.name, s.kind, s.created,"
+                          " s.expires, NULL::double precision AS used_at", (now, *params))

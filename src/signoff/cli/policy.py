@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from signoff.errors import PolicyError
+from signoff.cli.exits import exits, fail
 from signoff.termsafe import clean
 
 policy_app = typer.Typer(help="Check a policy file, and explain its decision for a call.", no_args_is_help=True)
@@ -17,11 +17,8 @@ def check(file: str = typer.Argument(..., help="Policy file, or a preset: conser
     """Validate FILE and print a summary; exit 2 with file:line: field: problem if it is invalid."""
     from signoff.policy.engine import load_policy
 
-    try:
+    with exits():
         policy = load_policy(file)
-    except PolicyError as exc:
-        typer.echo(f"signoff: {exc}", err=True)
-        raise typer.Exit(2) from None
     info = policy.summary()
     by = info["by_decision"]
     typer.echo(f"{info['source']}: OK ({info['rules']} rules: {by['ask']} ask, {by['deny']} deny, {by['allow']} allow)")
@@ -30,6 +27,10 @@ def check(file: str = typer.Argument(..., help="Policy file, or a preset: conser
     typer.echo(f"  defaults: decision {d['decision']}, timeout {d['timeout']:g}s, on_timeout {d['on_timeout']}")
     typer.echo(f"  internal domains: {', '.join(info['internal_domains']) or '- (every address counts as external)'}")
     typer.echo(f"  catalog of real servers: {info['catalog']}")
+    team = info["approvals"]
+    if team["rules"]:
+        typer.echo(f"  approvals: {team['rules']} rules say who approves (roles {', '.join(team['roles']) or '-'}; "
+                   f"highest quorum {team['max_quorum']}; not_self on {team['not_self']})")
     typer.echo(f"  hash: {info['hash']}")
 
 
@@ -40,35 +41,33 @@ def explain(
     args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
     annotations: str = typer.Option(None, "--annotations",
                                     help='Tool annotations as JSON, e.g. {"destructiveHint": true} (default: the catalog\'s).'),
+    agent: str = typer.Option("", "--agent", help="The agent making the call (for conditions on `agent`)."),
+    machine: str = typer.Option("", "--machine", help="The machine it runs on (for conditions on `machine`)."),
+    owner: str = typer.Option("", "--owner", help="The agent's owner (for conditions on `owner`)."),
 ) -> None:
     """Print the decision for one call, the actions and facts read from it, the rule that made it,
-    and why every other rule did not match."""
-    from signoff.model import ToolCall
+    who may approve it, and why every other rule did not match."""
+    from signoff.model import Identity, ToolCall
     from signoff.policy.engine import PolicyContext, load_policy
 
     server, dot, name = tool.partition(".")
     if not dot or not server or not name:
-        typer.echo(f"signoff: --tool must be server.tool (e.g. filesystem.write_file), got {tool!r}", err=True)
-        raise typer.Exit(2)
+        fail(f"--tool must be server.tool (e.g. filesystem.write_file), got {tool!r}")
     try:
         arguments = json.loads(args)
         hints = json.loads(annotations) if annotations is not None else {}
     except json.JSONDecodeError as exc:
-        typer.echo(f"signoff: --args/--annotations must be JSON: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"--args/--annotations must be JSON: {exc}")
     if not isinstance(arguments, dict) or not isinstance(hints, dict):
-        typer.echo("signoff: --args and --annotations must be JSON objects", err=True)
-        raise typer.Exit(2)
-    try:
+        fail("--args and --annotations must be JSON objects")
+    with exits():
         policy = load_policy(file, context=PolicyContext(counter=_counter()))
-    except PolicyError as exc:
-        typer.echo(f"signoff: {exc}", err=True)
-        raise typer.Exit(2) from None
-    probe = ToolCall(server, name, arguments, hints)
+    who = Identity(machine, agent, owner)
+    probe = ToolCall(server, name, arguments, hints, identity=who)
     profile = policy.profile(probe)
     if annotations is None and profile.annotations:  # what the real server declares, from the catalog
         hints = dict(profile.annotations)
-        probe = ToolCall(server, name, arguments, hints)
+        probe = ToolCall(server, name, arguments, hints, identity=who)
         profile = policy.profile(probe)
     decision, results = policy.explain(probe)
     typer.echo(f"decision: {decision.verdict.value.upper()}")
@@ -80,9 +79,15 @@ def explain(
         typer.echo(f"  {fact.label}: {fact.text}" + ("  <-" if fact.risky else ""))
     if decision.verdict.value == "ask":
         typer.echo(f"  timeout: {decision.timeout:g}s, then {decision.on_timeout}; hold: {decision.hold}")
+        typer.echo(f"  approval: {decision.approval.describe()}")
+    if agent or machine or owner:
+        typer.echo(f"  who: agent {agent or '-'} on machine {machine or '-'}, owner {owner or '-'}")
     typer.echo("rules:")
     for result in results:
         mark = f"MATCH ({result.verdict.value})" if result.matched and result.verdict else "no"
+        rule = policy.rules[result.index].spec
+        if result.matched and rule.decision == "ask" and not rule.requirements().default:
+            mark += f" [{rule.requirements().describe()}]"
         typer.echo(f"  {result.label}: {mark} - {result.why}")
 
 
@@ -99,16 +104,12 @@ def replay(
     from signoff.policy.replay import replay as run_replay
     from signoff.approvals.store import open_store
 
-    try:
+    with exits():
         policy = load_policy(file)
-    except PolicyError as exc:
-        typer.echo(f"signoff: {exc}", err=True)
-        raise typer.Exit(2) from None
     try:
         start = parse_since(since) if since else None
     except ValueError as exc:
-        typer.echo(f"signoff: --since: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"--since: {exc}")
     rows = AuditLog(open_store()).query(tool=tool, since=start)
     changes, counts = run_replay(policy, rows)
     if as_json:
@@ -128,7 +129,7 @@ def _counter():
     """Recent calls from the audit trail, for `rate:` rules (None when there is no store yet)."""
     from signoff.errors import StoreError
     from signoff.paths import db_path
-    from signoff.policy.rate import AuditCounter
+    from signoff.approvals.audit import AuditCounter
     from signoff.approvals.store import open_store
 
     try:

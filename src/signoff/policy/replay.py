@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from signoff.model import ToolCall
+from signoff.model import Identity, ToolCall
 
 RECORDED = {"allowed": "allow", "held": "ask", "observed": "ask"}
 
@@ -58,8 +58,10 @@ def replay(policy: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[list[Change]
         was = recorded_verdict(row)
         if was is None:
             continue
-        arguments = row.get("arguments") if isinstance(row.get("arguments"), dict) else {}
-        call = ToolCall(row["server"], row["tool"], arguments, session=row.get("session") or "", client=row.get("client") or "")
+        given = row.get("arguments")
+        arguments = given if isinstance(given, dict) else {}
+        call = ToolCall(row["server"], row["tool"], arguments, session=row.get("session") or "", client=row.get("client") or "",
+                        identity=_identity(row.get("identity")))
         decision = policy.evaluate(call)
         now = decision.verdict.value
         counts[f"{was}→{now}"] += 1
@@ -67,3 +69,15 @@ def replay(policy: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[list[Change]
             changes.append(Change(row["id"], str(row.get("time", "")), call.qualified, arguments, was, now,
                                   decision.rule, decision.reason))
     return changes, counts
+
+
+def _identity(value: Any) -> Identity | None:
+    """The recorded machine, agent and owner (JSON text in the audit row), so rules on them replay."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return Identity.from_dict(value)
