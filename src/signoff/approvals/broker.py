@@ -40,6 +40,8 @@ __all__ = ["Broker", "Outcome", "outcome_of", "history_entries", "pid_alive"]
 
 DEFAULT_TIMEOUT = 300.0
 KILL_CACHE_SECONDS = 0.1
+UNRECORDED_TRIES = 5
+"""How many later holds try to close a call denied while the store could not be read."""
 KILL_TRUST_SECONDS = 1.0
 """The longest a cached kill state (off) is kept because the store signalled no change to it."""
 REMEMBER_KINDS = ("session", "args", "tool")
@@ -134,6 +136,7 @@ class Broker:
         """Set when this process is shutting down (a signal): why its calls end."""
         self.holding: set[str] = set()
         """Ids of the calls this process is waiting on right now."""
+        self._unrecorded_tries: dict[str, int] = {}
         self.unrecorded: dict[str, str] = {}
         """Calls answered `denied` because the store could not be read, still pending there: closed
         when it can be written again, so nobody approves a call whose client was told no."""
@@ -186,7 +189,10 @@ class Broker:
             row, audit = self._row(call, decision, history, "wait", policy_hash, shown)  # takes the lease
             with anyio.CancelScope(shield=True):  # a cancel now must still find the row to withdraw
                 if self.unrecorded:
-                    await anyio.to_thread.run_sync(self.close_unrecorded)
+                    try:
+                        await anyio.to_thread.run_sync(self.close_unrecorded)
+                    except StoreError as exc:  # the new call is tried anyway
+                        log.warning("cannot close calls denied earlier: %s", exc)
                 held = await anyio.to_thread.run_sync(self.store.insert_held, row, audit)
         except StoreError as exc:
             log.error("cannot hold %s: %s", call.qualified, exc)
@@ -260,6 +266,7 @@ class Broker:
         """Record the denials given while the store could not be read (an approval that came
         meanwhile gets a `not_run` outcome: its client had already been answered)."""
         for held_id, why in list(self.unrecorded.items()):
+            tries = self._unrecorded_tries[held_id] = self._unrecorded_tries.get(held_id, 0) + 1
             try:
                 self.store.resolve(held_id, Resolution("denied", "signoff", "signoff", why))
             except AlreadyDecidedError:
@@ -268,7 +275,12 @@ class Broker:
                     self.record_outcome(held_id, "not_run", f"its client had been answered: {why}")
             except UnknownCallError:
                 pass
+            except StoreError as exc:  # still unusable (or replaced): try again with a later call, a few times
+                if tries < UNRECORDED_TRIES:
+                    continue
+                log.error("held call %s was answered `denied` but cannot be closed in the store: %s", held_id, exc)
             del self.unrecorded[held_id]
+            self._unrecorded_tries.pop(held_id, None)
 
     async def _time_out(self, held: HeldCall, timeout: float, decision: Decision) -> Outcome:
         why = f"no decision within {format_duration(timeout)}"

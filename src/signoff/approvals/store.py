@@ -394,7 +394,7 @@ class SQLiteStore:
                 version = self._watch.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
-        return (version << 32) + self._writes
+        return (self._generation << 64) + (version << 32) + self._writes  # a reopened file: another token
 
     async def wait_change(self, token: int, timeout: float, *, topic: str | None = None, poll: float = 0.05) -> int:
         """The change token after a change, or after `timeout`. SQLite cannot signal a change to
