@@ -74,6 +74,8 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
         if loaded is not None:
             loaded.append(config)
         policy = config.policy
+        if config.store and not os.environ.get("SIGNOFF_STORE"):  # every open_store() here, and the CLI it starts
+            os.environ["SIGNOFF_STORE"] = config.store
         specs = server_specs(config)
         if command:
             raise ConfigError("give either a command after `--` or --config with `servers:`, not both")
