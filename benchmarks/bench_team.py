@@ -73,6 +73,8 @@ class Proxy:
         return False
 
     def close(self) -> None:
+        if self.proc.poll() is not None:
+            return
         if self.proc.stdin:
             self.proc.stdin.close()
         try:
@@ -122,6 +124,7 @@ def main() -> None:
     policy = Path(tempfile.mkdtemp()) / "policy.yaml"
     policy.write_text("hitl_policies:\n  - tool: '*.echo'\n    timeout: 10m\n")
     proxies: list[Proxy] = []
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     try:
         started = time.perf_counter()
         proxies = [Proxy(n, policy, url) for n in range(args.proxies)]
@@ -164,6 +167,7 @@ def main() -> None:
         print(f"held calls: {total}, all answered: {answered}, duplicates: {sum(p.duplicates for p in proxies)}, "
               f"rows: {len(rows)}, decided once: {len(decided) == total}, lost races: {lost[0]}, "
               f"{total / elapsed:.0f} decisions/s")
+        print(f"load average {os.getloadavg()[0]:.1f} after the burst")
         print(f"decision commit -> result at client: p50 {pct(latencies, .5):.1f} ms, p99 {pct(latencies, .99):.1f} ms, "
               f"max {max(latencies):.1f} ms")
         checked, problem = AuditLog(store).verify()
@@ -200,6 +204,14 @@ def main() -> None:
         print(f"kill switch: every held call answered {held_out * 1000:.0f} ms after the kill; a new call refused "
               f"on every proxy within {max(refused_after) * 1000:.0f} ms (sequentially asked: an upper bound)")
         killer.resume(by="carol")
+        for proxy in proxies:  # each drains its queued outcome rows before it exits (approvals/writer.py)
+            proxy.close()
+        approved = {h.id for h in store.list_held("approved", limit=100_000)}
+        outcomes = [r["held_id"] for r in store.audit_rows() if r["decision"] in ("forwarded", "not_run")]
+        checked, problem = AuditLog(store).verify()
+        print(f"after exit: {len(approved)} approved calls, {len(outcomes)} outcome rows "
+              f"({'one each' if sorted(outcomes) == sorted(approved) else 'MISMATCH'}); "
+              f"audit verify: {checked} rows, {'OK' if problem is None else problem}")
     finally:
         for proxy in proxies:
             proxy.close()

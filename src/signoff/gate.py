@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from signoff.model import ALLOW_ALL, Decision, ToolCall
 
@@ -64,6 +65,25 @@ class Gate(Protocol):
 
     def policy_hash(self) -> str:
         """The hash of the policy in force (an approval round is bound to it)."""
+
+
+_checks: RunVar[anyio.CapacityLimiter] = RunVar("signoff_checks")
+
+
+async def checked(gate: Gate, call: ToolCall) -> Admission:
+    """`gate.check(call)`, in a worker thread if the gate allows it (`check_in_thread`): a check
+    may wait for the store (the kill switch, a remembered approval, the `allowed` row committed
+    before the call is forwarded, which on PostgreSQL queues for the audit chain's head lock),
+    and on the event loop that wait would stall every other answer of this proxy. One thread per
+    event loop: checks still run one at a time, in arrival order, as they did on the loop."""
+    if not getattr(gate, "check_in_thread", False):
+        return gate.check(call)
+    try:
+        limiter = _checks.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(1)
+        _checks.set(limiter)
+    return await anyio.to_thread.run_sync(gate.check, call, limiter=limiter)
 
 
 def denial_text(cause: str, detail: str = "") -> str:
@@ -187,6 +207,10 @@ class PendingGate:
             self._refused.clear()
         return self.gate
 
+    @property
+    def check_in_thread(self) -> bool:  # only once attached: attaching and loading stay on the loop
+        return self.gate is not None and getattr(self.gate, "check_in_thread", False)
+
     def check(self, call: ToolCall) -> Admission:
         gate = self.attach()
         if gate is not None:
@@ -200,7 +224,7 @@ class PendingGate:
             gate = self.attach()
             if gate is None:  # the load failed: signoff is stopping; this call never runs
                 return Admission(False, denial_text("approval", self.loader.error or "signoff could not load its policy"))
-            admission = gate.check(call)
+            admission = await checked(gate, call)
             if not admission.hold:
                 return admission
         assert self.gate is not None

@@ -32,6 +32,7 @@ from signoff.approvals.liveness import pid_alive
 from signoff.model import Decision, ToolCall, canonical_json
 from signoff.termsafe import fold
 from signoff.approvals.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
+from signoff.approvals.writer import Writer
 
 log = logging.getLogger("signoff.broker")
 
@@ -140,6 +141,8 @@ class Broker:
         self.unrecorded: dict[str, str] = {}
         """Calls answered `denied` because the store could not be read, still pending there: closed
         when it can be written again, so nobody approves a call whose client was told no."""
+        self.writer = Writer()
+        """Writes outcome rows off the event loop (writer.py); drained by `release()`."""
 
     # ------------------------------------------------------------------ holding
 
@@ -170,7 +173,9 @@ class Broker:
         return self._lease
 
     def release(self) -> None:
-        """A clean exit: give the lease up (after this process's calls were closed)."""
+        """A clean exit: give the lease up (after this process's calls were closed and their
+        outcome rows written: until then the lease says they may still get one)."""
+        self.writer.drain()
         if self._lease is not None:
             self.store.release_lease()
             self._lease = None

@@ -53,6 +53,10 @@ _slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("signoff_he
 class ApprovalGate:
     """Decides every call; holds `ask` calls in the shared queue until a human answers."""
 
+    check_in_thread = True
+    """`check()` may wait for the store and is safe in a worker thread: the relay runs it there
+    (one at a time, relay/toolcall.py), so the event loop never waits for the database."""
+
     def __init__(
         self,
         holder: Any,
@@ -207,8 +211,9 @@ class ApprovalGate:
         if not outcome.approved:  # an approved call enters the history once it ran (finished())
             self._remember(call, outcome.status)
         if outcome.status == "denied" and outcome.channel == "signoff":  # the store failed the held call
-            self._record(call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
-                         held_id=outcome.held_id or None, policy_hash=policy_hash)
+            await anyio.to_thread.run_sync(lambda: self._record(  # off the loop: it may wait for the store
+                call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
+                held_id=outcome.held_id or None, policy_hash=policy_hash))
         if outcome.approved:
             approved = Admission(True, decision=decision, arguments=outcome.arguments,
                                  ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
@@ -302,19 +307,23 @@ class ApprovalGate:
         duration = (time.monotonic() - admission.started) * 1000
         kind = ticket.get("decision")
         self._remember(call, "error" if error else kind or "allowed")
+        # the row is written by the broker's writer thread (writer.py): on the event loop it would
+        # stall every other answer of this proxy while it waits for the audit chain's head lock
         if kind == "allowed" and error:  # its `allowed` row was written before it ran (`_admit`)
-            self._record(call, "upstream_error", reason=error, rule=admission.decision.rule,
-                         policy_hash=ticket.get("policy", ""), by=ticket.get("by", "policy"),
-                         duration_ms=duration, arguments=admission.arguments)
+            self.broker.writer.submit(
+                lambda: self.audit.append(call, "upstream_error", arguments=dict(admission.arguments)
+                                          if admission.arguments is not None else None, channel="policy",
+                                          by=ticket.get("by", "policy"), reason=error, duration_ms=duration,
+                                          policy_hash=ticket.get("policy", ""), rule=admission.decision.rule),
+                what=f"{call.qualified} (upstream_error)")
         elif kind == "approved":
             kind, result = "forwarded", ("ok" if not is_error else error if error and error.startswith("no answer")
                                          else f"error: {error or 'the tool reported an error'}")
             if error and (error.startswith(UPSTREAM_DOWN) or "refused initialize" in error):
                 kind, result = "not_run", f"upstream down: {error}"
-            try:
-                self.broker.record_outcome(ticket["held"], kind, result, duration_ms=duration)
-            except StoreError as exc:
-                log.error("AUDIT ROW NOT WRITTEN for %s (forwarded %s): %s", call.qualified, result, exc)
+            held_id = ticket["held"]
+            self.broker.writer.submit(lambda: self.broker.record_outcome(held_id, kind, result, duration_ms=duration),
+                                      what=f"{call.qualified} ({kind} {result})")
 
     # ------------------------------------------------------------------ helpers
 
@@ -376,6 +385,10 @@ class StoreDownGate:
             except StoreError as exc:
                 self.error = str(exc)
         return self.gate
+
+    @property
+    def check_in_thread(self) -> bool:  # not while `check` may reopen the store
+        return self.gate is not None and getattr(self.gate, "check_in_thread", False)
 
     def check(self, call: ToolCall) -> Admission:
         gate = self._current()

@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from signoff.gate import Admission
+from signoff.gate import Admission, checked
 from signoff.model import ToolCall
 from signoff.relay import jsonrpc
 from signoff.relay.context import SessionContext
@@ -28,7 +28,6 @@ from signoff.relay.shapes import odd_tool_name
 from signoff.relay.upstream import Upstream
 
 log = logging.getLogger("signoff.proxy")
-
 
 class ToolCallGate(Layer):
     """Decides every tools/call; everything else passes through."""
@@ -106,7 +105,7 @@ class ToolCallGate(Layer):
         if presented is not None:  # a stateless client answering an approval dialog
             self.ctx.start_soon(self._resume, up, msg, call, presented)
             return
-        admission = self.ctx.gate.check(call)
+        admission = await checked(self.ctx.gate, call)
         if not admission.hold:
             await self._admitted(up, raw, msg, call, admission)
         else:
