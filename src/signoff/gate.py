@@ -51,8 +51,9 @@ class Gate(Protocol):
 
         `client` is the proxy session (it can ask the user in the client's own dialog)."""
 
-    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
-        """The upstream answered (or failed) an admitted call."""
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> Any:
+        """The upstream answered (or failed) an admitted call. None, or an object whose
+        `wait(timeout)` returns once its record is written (it is written in the background)."""
 
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         """The client answered an approval dialog (its result or error)."""
@@ -230,9 +231,10 @@ class PendingGate:
         assert self.gate is not None
         return await self.gate.hold(call, admission, progress, client)
 
-    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> Any:
         if self.gate is not None:  # an admitted call was judged by the real gate
-            self.gate.finished(call, admission, is_error=is_error, error=error)
+            return self.gate.finished(call, admission, is_error=is_error, error=error)
+        return None
 
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         if self.gate is not None:

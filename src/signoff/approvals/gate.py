@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -299,9 +300,10 @@ class ApprovalGate:
 
     # ------------------------------------------------------------------ after the upstream answered
 
-    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool,
+                 error: str | None = None) -> threading.Event | None:
         if self.in_flight.pop(id(admission), None) is None:
-            return  # its outcome is already recorded (one outcome row per admitted call)
+            return None  # its outcome is already recorded (one outcome row per admitted call)
         call = self.stamp(call)
         ticket = admission.ticket or {}
         duration = (time.monotonic() - admission.started) * 1000
@@ -310,7 +312,7 @@ class ApprovalGate:
         # the row is written by the broker's writer thread (writer.py): on the event loop it would
         # stall every other answer of this proxy while it waits for the audit chain's head lock
         if kind == "allowed" and error:  # its `allowed` row was written before it ran (`_admit`)
-            self.broker.writer.submit(
+            return self.broker.writer.submit(
                 lambda: self.audit.append(call, "upstream_error", arguments=dict(admission.arguments)
                                           if admission.arguments is not None else None, channel="policy",
                                           by=ticket.get("by", "policy"), reason=error, duration_ms=duration,
@@ -322,7 +324,7 @@ class ApprovalGate:
             if error and (error.startswith(UPSTREAM_DOWN) or "refused initialize" in error):
                 kind, result = "not_run", f"upstream down: {error}"
             held_id = ticket["held"]
-            self.broker.writer.submit(lambda: self.broker.record_outcome(held_id, kind, result, duration_ms=duration),
+            return self.broker.writer.submit(lambda: self.broker.record_outcome(held_id, kind, result, duration_ms=duration),
                                       what=f"{call.qualified} ({kind} {result})")
 
     # ------------------------------------------------------------------ helpers
@@ -399,9 +401,8 @@ class StoreDownGate:
     async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
         return await self.gate.hold(call, admission, progress, client)  # only a real gate's check holds
 
-    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
-        if self.gate is not None:
-            self.gate.finished(call, admission, is_error=is_error, error=error)
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> Any:
+        return None if self.gate is None else self.gate.finished(call, admission, is_error=is_error, error=error)
 
     async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
         if self.gate is not None:

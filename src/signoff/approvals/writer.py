@@ -32,29 +32,34 @@ class Writer:
 
     def __init__(self, name: str = "signoff-audit-writer"):
         self.name = name
-        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], str]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], str, threading.Event]] = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0
         self._thread: threading.Thread | None = None
 
-    def submit(self, write: Callable[..., Any], *args: Any, what: str) -> None:
-        """Queue `write(*args)`; `what` names the row in the log line if it cannot be written."""
+    def submit(self, write: Callable[..., Any], *args: Any, what: str) -> threading.Event:
+        """Queue `write(*args)`; `what` names the row in the log line if it cannot be written.
+        The event is set once it was written (or failed): whoever must answer only after the row
+        exists (an upstream that failed) waits for it, off the event loop."""
+        done = threading.Event()
         with self._idle:
             self._pending += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
                 atexit.register(self.drain)
-        self._queue.put((write, args, what))
+        self._queue.put((write, args, what, done))
+        return done
 
     def _run(self) -> None:
         while True:
-            write, args, what = self._queue.get()
+            write, args, what, done = self._queue.get()
             try:
                 write(*args)
             except StoreError as exc:  # said loudly, as a failed write on the loop always was
                 log.error("AUDIT ROW NOT WRITTEN for %s: %s", what, exc)
             finally:
+                done.set()
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()

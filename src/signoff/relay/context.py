@@ -38,6 +38,8 @@ ResponseHook = Callable[[dict[str, Any]], Awaitable[None]]
 
 _internal_ids = itertools.count(1)
 _ID_SALT = secrets.token_hex(6)
+RECORD_WAIT = 30.0
+"""The longest a failed call's answer waits for its outcome row (each write fails within seconds)."""
 
 
 def internal_id() -> str:
@@ -202,8 +204,10 @@ class SessionContext:
     ) -> None:
         """Answer a request that the upstream could not: a tool result for calls, else an error."""
         text = str(exc)
-        if call is not None and admission is not None:
-            self.gate.finished(call, admission, is_error=True, error=text.splitlines()[0])
+        if call is not None and admission is not None:  # its record first, then the answer (off the loop)
+            written = self.gate.finished(call, admission, is_error=True, error=text.splitlines()[0])
+            if written is not None:
+                await anyio.to_thread.run_sync(written.wait, RECORD_WAIT)
         if client_id is None:
             return
         if method == "tools/call":
