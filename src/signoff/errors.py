@@ -83,3 +83,7 @@ class AlreadyDecidedError(DecisionError):
 
 class CallGoneError(AlreadyDecidedError):
     """The held call can no longer be decided: its client stopped waiting or its proxy is gone."""
+
+
+class VoteRefusedError(DecisionError):
+    """Team mode: a person's vote on a held call did not count (role, not_self, already approved)."""

@@ -21,14 +21,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from signoff import paths
 from signoff.approvals.audit import GENESIS, now_iso, row_hash
-from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
+from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError, VoteRefusedError
 from signoff.approvals.liveness import proxy_gone
+from signoff.approvals.quorum import Tally
+from signoff.approvals.votes import Ballot, Count, count, standing
 from signoff.model import ONE_APPROVER, ApprovalRequirements, Identity, canonical_json
 from signoff.redact import redact, restore
 
@@ -94,6 +96,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (  # 7: who made the call (machine, agent, owner) as JSON; the hash covers it when set
         "ALTER TABLE audit ADD COLUMN identity TEXT",
+    ),
+    (  # 8 (h/votes): team mode's votes, one row per counted vote (approvals/votes.py); a person
+       # approves a call (id + argument hash) once, and denies it once
+        """CREATE TABLE votes (
+            id INTEGER PRIMARY KEY, held_id TEXT NOT NULL, args_hash TEXT NOT NULL, person TEXT NOT NULL,
+            person_key TEXT NOT NULL, decided_by TEXT NOT NULL, roles TEXT NOT NULL,
+            vote TEXT NOT NULL CHECK (vote IN ('approve', 'deny')), reason TEXT, channel TEXT, at REAL NOT NULL,
+            UNIQUE (held_id, args_hash, person_key, vote))""",
     ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
@@ -165,6 +175,9 @@ class HeldCall:
     proxy_lease: str | None = None
     outcome: str | None = None
     """After an approval: what happened (`forwarded: ok`, `forwarded: error: …`, `not_run: why`)."""
+    votes: tuple[Mapping[str, Any], ...] = ()
+    """Team mode: the counted votes (person, decided_by, vote, roles, reason, at), when read with them
+    (`Store.with_votes`; the broker's `get` and `pending` do)."""
 
     @property
     def qualified(self) -> str:
@@ -189,6 +202,16 @@ class HeldCall:
         return ONE_APPROVER if team is None else ApprovalRequirements.from_dict(team.get("approval"))
 
     @property
+    def tally(self) -> Tally:
+        """Where the call stands after its votes (read with `Store.with_votes`)."""
+        return standing(self, self.votes)
+
+    @property
+    def progress(self) -> str:
+        """`approved by alice (1 of 2)` for a call decided by votes; "" for one approver's calls."""
+        return "" if self.requirements.default and not self.votes else self.tally.progress()
+
+    @property
     def who(self) -> str:
         """`agent claude-code on laptop-ann (owner ann)`: the same words on every channel ("" if unknown)."""
         identity = self.identity
@@ -202,6 +225,10 @@ class HeldCall:
         out["session_history"] = list(self.session_history)
         identity = self.identity
         out.update(identity.as_dict() if identity is not None else {}, approval=self.requirements.as_dict())
+        counted = self.tally
+        out["votes"] = [{k: v.get(k) for k in ("person", "decided_by", "vote", "reason", "channel", "at")} for v in self.votes]
+        out["progress"] = {"text": self.progress, "approved_by": list(counted.approved_by), "needed": counted.needed,
+                           "denied_by": counted.denied_by}
         return out
 
 
@@ -256,6 +283,8 @@ class Store(Protocol):
     def get_held(self, held_id: str) -> HeldCall | None: ...
     def list_held(self, status: str | None = "pending", limit: int = 500) -> list[HeldCall]: ...
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall: ...
+    def vote(self, held_id: str, ballot: Ballot) -> HeldCall: ...
+    def with_votes(self, calls: Sequence[HeldCall]) -> list[HeldCall]: ...
     def recently_gone(self, since: float) -> list[HeldCall]: ...
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool: ...
@@ -296,6 +325,15 @@ def _held(row: sqlite3.Row) -> HeldCall:
     for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
         data[text] = data[text] or ""
     return HeldCall(**data)
+
+
+def attach_votes(calls: Sequence[HeldCall], rows: Sequence[Mapping[str, Any]]) -> list[HeldCall]:
+    """Each call with the vote rows of its id and argument hash (votes.stored_votes)."""
+    by_call: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_call.setdefault(row["held_id"], []).append(row)
+    return [replace(h, votes=tuple(r for r in by_call.get(h.id, ()) if r["args_hash"] == h.args_hash))
+            if h.id in by_call else h for h in calls]
 
 
 def _remembered(row: sqlite3.Row) -> Remembered:
@@ -656,6 +694,49 @@ class SQLiteStore:
                 self._transition(conn, held, Resolution("abandoned", "signoff", "signoff", gone))
             error = _already(self._get(conn, held_id))  # type: ignore[arg-type]
         raise error  # after the commit: the abandonment stays recorded
+
+    def vote(self, held_id: str, ballot: Ballot) -> HeldCall:
+        """Record one person's vote on a pending call and, in the same transaction, re-count its
+        votes (votes.count): the call is resolved when the quorum is reached or an eligible person
+        denies. Returns the call with its votes. A refused vote (role, not_self, already approved)
+        is written as a `refused_vote` audit row and raises VoteRefusedError with the reason; a
+        decided call raises the usual AlreadyDecidedError; a waiting call whose proxy is gone is
+        abandoned and raises CallGoneError (as `resolve` with `live_only`)."""
+        self._not_replaced(held_id)
+        with self._write() as conn:
+            held = self._get(conn, held_id)
+            if held is None:
+                raise UnknownCallError(f"no held call {held_id}")
+            gone = proxy_gone(held) if held.status == "pending" and held.hold_mode == "wait" else None
+            if held.status != "pending" or gone is not None:
+                if gone is not None:
+                    self._transition(conn, held, Resolution("abandoned", "signoff", "signoff", gone))
+                error: Exception = _already(self._get(conn, held_id))  # type: ignore[arg-type]
+            else:
+                rows = [dict(r) for r in conn.execute("SELECT * FROM votes WHERE held_id = ? ORDER BY id", (held_id,))]
+                counted = count(held, rows, ballot, time.time())
+                self._append(conn, counted.audit)
+                if counted.refused is None:
+                    return self._record_vote(conn, held, counted, rows)
+                error = VoteRefusedError(counted.refused)
+        raise error  # after the commit: the refused vote's audit row (or the abandonment) stays
+
+    def _record_vote(self, conn: sqlite3.Connection, held: HeldCall, counted: Count,
+                     rows: list[dict[str, Any]]) -> HeldCall:
+        row = counted.row
+        cursor = conn.execute(f"INSERT INTO votes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                              list(row.values()))
+        if counted.resolution is not None and not self._transition(conn, held, counted.resolution):
+            raise AssertionError(f"{held.id} left pending inside the vote's transaction")
+        return replace(self._get(conn, held.id), votes=(*rows, {**row, "id": cursor.lastrowid}))  # type: ignore[arg-type]
+
+    def with_votes(self, calls: Sequence[HeldCall]) -> list[HeldCall]:
+        """The calls with their counted votes (one query; none for calls one approver decides)."""
+        wanted = [h.id for h in calls if not h.requirements.default]
+        if not wanted:
+            return list(calls)
+        rows = self._read(f"SELECT * FROM votes WHERE held_id IN ({', '.join('?' * len(wanted))}) ORDER BY id", wanted)
+        return attach_votes(calls, [dict(r) for r in rows])
 
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
         """Resolve every pending call `where` accepts, in one transaction (abandoned at start-up)."""
