@@ -198,3 +198,27 @@ def test_a_quorum_of_one_with_approvers_takes_edited_arguments(store_url) -> Non
 def store_url() -> None:
     """SQLite only until the parametrised fixture (conftest, h/pg) lands: then this goes."""
     return None
+
+
+def test_the_page_queue_and_signoff_pending_show_who_approved_so_far(store_url) -> None:
+    import subprocess
+    import sys
+
+    from starlette.testclient import TestClient
+
+    from signoff.approvers import render_held
+    from signoff.web.app import UI, create_app
+    from signoff.web.security import Guard
+
+    broker = Broker(open_store())
+    held_id = hold(broker, TWO)
+    broker.decide(held_id, True, person="alice", roles=APPROVER)
+    client = TestClient(create_app(UI(broker, Guard("tok", "127.0.0.1", 8765))), base_url="http://127.0.0.1:8765",
+                        follow_redirects=False)
+    client.get("/?token=tok")
+    [item] = client.get("/api/queue").json()["pending"]
+    assert item["progress"]["text"] == "approved by alice (1 of 2)" and item["progress"]["needed"] == 1
+    assert [v["person"] for v in item["votes"]] == ["alice"] and item["needs"] == "2 approvals from any approver"
+    assert "   votes: approved by alice (1 of 2)\n" in render_held(broker.get(held_id))
+    shown = subprocess.run([sys.executable, "-m", "signoff", "pending"], capture_output=True, text=True, check=True)
+    assert "  needs 2 approvals from any approver\n  votes: approved by alice (1 of 2)\n" in shown.stdout

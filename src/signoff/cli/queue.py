@@ -106,6 +106,7 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
                    + (f", {clean(c.who)}" if c.who else f", client {clean(c.client)}" if c.client else ""))
         if not c.requirements.default:
             typer.echo(f"  needs {c.requirements.describe()}")
+            typer.echo(clean(f"  votes: {c.progress}"))
         typer.echo(for_held(c).as_text(width, indent="  "))
 
 

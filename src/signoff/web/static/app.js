@@ -253,7 +253,8 @@ function renderHeld(held) {
   node.dataset.onTimeout = held.on_timeout || "deny";
   $(".tool", node).textContent = visible(held.qualified);
   $(".who", node).textContent = held.who ? visible(held.who) : "";
-  $(".needs", node).textContent = held.needs ? `Needs ${held.needs}` : "";
+  const progress = held.progress && held.progress.text ? ` · ${held.progress.text}` : "";  // team votes so far
+  $(".needs", node).textContent = held.needs ? `Needs ${held.needs}${progress}` : "";
   $(".needs", node).hidden = !held.needs;
   const risk = $(".risk", node);
   risk.textContent = `risk: ${held.risk}`;
