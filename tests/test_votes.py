@@ -168,6 +168,35 @@ def test_concurrent_votes_from_separate_connections_resolve_exactly_once(store_u
         s.close()
 
 
+def test_the_same_person_on_two_connections_at_once_counts_once(store_url) -> None:
+    """Attack: one person with two sessions (or two CLI tokens) approving at the same instant."""
+    broker = Broker(open_store())
+    calls = [hold(broker, TWO, n) for n in range(8)]
+    stores = [open_store() for _ in range(2)]
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def voter(store, spelling: str) -> None:
+        start.wait()
+        for held_id in calls:
+            try:
+                outcomes.append(store.vote(held_id, ballot(spelling)).status)
+            except VoteRefusedError:
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=voter, args=(s, p)) for s, p in zip(stores, ("alice", "ALICE"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["pending"] * 8 + ["refused"] * 8
+    for held_id in calls:
+        held = broker.get(held_id)
+        assert held.status == "pending" and len(held.votes) == 1 and held.progress.endswith("(1 of 2)")
+    for s in stores:
+        s.close()
+
+
 def test_decide_routes_team_calls_through_votes(store_url) -> None:
     broker = Broker(open_store())
     held_id = hold(broker, TWO)
