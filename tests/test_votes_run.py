@@ -28,7 +28,7 @@ def run_command(tmp_path: Path) -> list[str]:
     return [sys.executable, "-m", "signoff", "run", "--config", str(config)]
 
 
-async def test_a_call_needing_two_approvals_runs_after_the_second_person(tmp_path: Path) -> None:
+async def test_a_call_needing_two_approvals_runs_after_the_second_person(tmp_path: Path, store_url) -> None:
     target = tmp_path / "doomed.txt"
     target.write_text("x")
     env = {"SIGNOFF_AGENT": "", "SIGNOFF_MACHINE": "", "SIGNOFF_OWNER": ""}
@@ -58,3 +58,9 @@ async def test_a_call_needing_two_approvals_runs_after_the_second_person(tmp_pat
                          ("approved", "user:fiona, user:gus"), ("forwarded", "signoff")]
     verified = await anyio.run_process([sys.executable, "-m", "signoff", "audit", "verify"], check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.fixture
+def store_url() -> None:
+    """SQLite only until the parametrised fixture (conftest, h/pg) lands: then this goes."""
+    return None
