@@ -98,11 +98,13 @@ async def test_policy_decisions_reach_the_model_and_edits_apply(tmp_path: Path) 
             assert still.is_error and "echo is off now" in still.content[0].text
 
 
-def test_a_broken_policy_stops_signoff_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", [[], ["--http", "127.0.0.1:0"]], ids=["stdio", "http"])
+def test_a_broken_policy_stops_signoff_at_start(tmp_path: Path, transport: list[str]) -> None:
+    """The policy loads while the server already answers; a broken one still stops signoff."""
     path = tmp_path / "policy.yaml"
     path.write_text("hitl_policies:\n  - tool: '*'\n    condition: 'a >'\n")
     done = subprocess.run(
-        [sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server()],
+        [sys.executable, "-m", "signoff", "run", *transport, "--policy", str(path), "--", *fake_server()],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2
@@ -141,3 +143,41 @@ def test_policy_none_is_the_explicit_pass_through(caplog) -> None:
     gate = build_gate_factory("none")()
     assert "--policy none: every call is allowed (and audited)" in caplog.text
     assert gate.check(ToolCall("fs", "delete_file", {"path": "/w/a"})).allowed
+
+
+@pytest.mark.anyio
+async def test_calls_made_while_the_policy_loads_wait_for_it_and_are_judged(tmp_path: Path) -> None:
+    """Attack: the server answers while the policy loads in the background; a call sent in that
+    window must neither run unjudged (the write) nor be dropped (the echo)."""
+    import threading
+
+    from harness import running, text_of
+    from signoff.gate import GateLoader
+    from signoff.runner import build_gate_factory
+    from signoff.relay.upstream import ServerSpec
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    target = tmp_path / "written.txt"
+    release = threading.Event()
+
+    def slow_load():
+        assert release.wait(30)
+        return build_gate_factory(str(policy))
+
+    loader = GateLoader(slow_load)
+    spec = ServerSpec(name="fake", command=sys.executable, args=("-m", "signoff.testing"))
+    async with running([spec], loader.factory()) as client, anyio.create_task_group() as tg:
+        tg.start_soon(loader.run)
+        await client.initialize()  # answered while the policy still loads
+        await client.send({"jsonrpc": "2.0", "id": "w", "method": "tools/call",
+                           "params": {"name": "write_file", "arguments": {"path": str(target), "content": "x"}}})
+        await client.send({"jsonrpc": "2.0", "id": "e", "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}})
+        assert set(client.proxy.held) == {"w", "e"} and not loader.done.is_set()  # both wait, neither answered
+        release.set()
+        denied = await client.wait_for(lambda m: m.get("id") == "w")
+        echoed = await client.wait_for(lambda m: m.get("id") == "e")
+    assert denied["result"]["isError"] and "no writes in this test" in text_of(denied)
+    assert not target.exists()
+    assert text_of(echoed) == "hi"
+    assert loader.factory().policy_hash()  # sessions made after the load get the real gate at once

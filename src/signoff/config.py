@@ -7,12 +7,12 @@ The `servers:` section has the shape of the `mcpServers` entries AI clients alre
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from signoff.errors import ConfigError
 from signoff.relay.upstream import ServerSpec
@@ -39,71 +39,79 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-class ServerConfig(BaseModel):
-    """One wrapped server, as in an AI client's `mcpServers` entry."""
+@functools.cache
+def _models() -> Any:
+    """The file's pydantic models (ServerConfig, SignoffConfig), built on first use: serving a
+    command given after `--` never pays for them (schema building and pydantic's plugin scan,
+    ~20 ms of start-up)."""
+    from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-    model_config = ConfigDict(extra="forbid")
+    class ServerConfig(BaseModel):
+        """One wrapped server, as in an AI client's `mcpServers` entry."""
 
-    command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
-    url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    transport: Literal["stdio", "http", "streamable-http", "sse"] | None = Field(default=None, alias="type")
-    timeout: float = 300.0
-    startup_timeout: float = 60.0
-    share: Literal["auto", "session", "shared"] = "auto"
-    disabled: bool = False
+        model_config = ConfigDict(extra="forbid")
 
-    @field_validator("timeout", "startup_timeout", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
+        command: str | None = None
+        args: list[str] = Field(default_factory=list)
+        env: dict[str, str] = Field(default_factory=dict)
+        cwd: str | None = None
+        url: str | None = None
+        headers: dict[str, str] = Field(default_factory=dict)
+        transport: Literal["stdio", "http", "streamable-http", "sse"] | None = Field(default=None, alias="type")
+        timeout: float = 300.0
+        startup_timeout: float = 60.0
+        share: Literal["auto", "session", "shared"] = "auto"
+        disabled: bool = False
 
-    @field_validator("env", "headers", mode="before")
-    @classmethod
-    def _strings(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): "" if v is None else str(v) for k, v in value.items()}
-        return value
+        @field_validator("timeout", "startup_timeout", mode="before")
+        @classmethod
+        def _duration(cls, value: Any) -> float:
+            return parse_duration(value)
 
-    @model_validator(mode="after")
-    def _one_target(self) -> ServerConfig:
-        if bool(self.command) == bool(self.url):
-            raise ValueError("give either `command` (a stdio server) or `url` (an HTTP server), not both or neither")
-        return self
+        @field_validator("env", "headers", mode="before")
+        @classmethod
+        def _strings(cls, value: Any) -> Any:
+            if isinstance(value, dict):
+                return {str(k): "" if v is None else str(v) for k, v in value.items()}
+            return value
 
+        @model_validator(mode="after")
+        def _one_target(self) -> ServerConfig:
+            if bool(self.command) == bool(self.url):
+                raise ValueError("give either `command` (a stdio server) or `url` (an HTTP server), not both or neither")
+            return self
 
-class SignoffConfig(BaseModel):
-    """The whole file."""
+    class SignoffConfig(BaseModel):
+        """The whole file."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+        model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    servers: dict[str, ServerConfig] = Field(default_factory=dict)
-    policy: str | None = None
-    log_level: str | None = None
-    machine: str | None = None
-    """This machine's name in the queue and the audit trail (default: the hostname)."""
-    agent: str | None = None
-    """The agent's name (default: what the client calls itself in `initialize`)."""
-    owner: str | None = None
-    """The person whose agent this is (rules with `not_self: true` keep them from approving it)."""
+        servers: dict[str, ServerConfig] = Field(default_factory=dict)
+        policy: str | None = None
+        log_level: str | None = None
+        machine: str | None = None
+        """This machine's name in the queue and the audit trail (default: the hostname)."""
+        agent: str | None = None
+        """The agent's name (default: what the client calls itself in `initialize`)."""
+        owner: str | None = None
+        """The person whose agent this is (rules with `not_self: true` keep them from approving it)."""
 
-    @field_validator("machine", "agent", "owner")
-    @classmethod
-    def _identity_name(cls, value: str | None) -> str | None:
-        return None if value is None else check_identity_name(value)
+        @field_validator("machine", "agent", "owner")
+        @classmethod
+        def _identity_name(cls, value: str | None) -> str | None:
+            return None if value is None else check_identity_name(value)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _mcp_servers_alias(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "mcpServers" in data:
-            data = dict(data)
-            if "servers" in data:
-                raise ValueError("use either `servers:` or `mcpServers:`, not both")
-            data["servers"] = data.pop("mcpServers")
-        return data
+        @model_validator(mode="before")
+        @classmethod
+        def _mcp_servers_alias(cls, data: Any) -> Any:
+            if isinstance(data, dict) and "mcpServers" in data:
+                data = dict(data)
+                if "servers" in data:
+                    raise ValueError("use either `servers:` or `mcpServers:`, not both")
+                data["servers"] = data.pop("mcpServers")
+            return data
+
+    return SimpleNamespace(ServerConfig=ServerConfig, SignoffConfig=SignoffConfig)
 
 
 _IDENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
@@ -117,7 +125,7 @@ def check_identity_name(value: str) -> str:
     return value
 
 
-def identity_settings(flags: dict[str, str | None], config: SignoffConfig | None = None) -> dict[str, str | None]:
+def identity_settings(flags: dict[str, str | None], config: Any = None) -> dict[str, str | None]:
     """machine, agent and owner as configured: `--flag`, else SIGNOFF_MACHINE/AGENT/OWNER, else
     signoff.yaml; None where nothing is set (the machine then is the hostname, the agent the
     client's own name). Raises ConfigError naming where a bad value came from."""
@@ -175,7 +183,7 @@ class IdentityStamp:
         return call if call.identity is not None else replace(call, identity=self.identity(call.client))
 
 
-def load_config(path: str | os.PathLike[str]) -> SignoffConfig:
+def load_config(path: str | os.PathLike[str]) -> Any:
     """Read and validate a signoff.yaml; raises ConfigError naming file:line: field."""
     from signoff import yamlsrc
 
@@ -197,17 +205,20 @@ def load_config(path: str | os.PathLike[str]) -> SignoffConfig:
                     f"server name {name!r} may use only letters, digits, '_' and '-' (it prefixes tool names); rename it",
                     path=source, line=locator.line_of((key, name)), field=f"{key}.{name}",
                 )
+    from pydantic import ValidationError
+
+    model = _models().SignoffConfig
     try:
-        config = SignoffConfig.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as exc:
-        yamlsrc.raise_validation_error(exc, locator, source, ConfigError, SignoffConfig)
+        yamlsrc.raise_validation_error(exc, locator, source, ConfigError, model)
         raise  # unreachable: raise_validation_error always raises
     if config.policy and not os.path.isabs(config.policy) and ("/" in config.policy or config.policy.endswith((".yaml", ".yml"))):
         config.policy = str(Path(path).resolve().parent / config.policy)
     return config
 
 
-def server_specs(config: SignoffConfig) -> list[ServerSpec]:
+def server_specs(config: Any) -> list[ServerSpec]:
     """The enabled servers as upstream specs."""
     specs = []
     for name, server in config.servers.items():

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio
+
 from signoff.model import ALLOW_ALL, Decision, ToolCall
 
 log = logging.getLogger("signoff.gate")
@@ -111,3 +113,117 @@ class OpenGate:
 
     def policy_hash(self) -> str:
         return ""
+
+
+LOADING = object()
+"""The ticket of an Admission given while the policy still loads: `hold` waits for it."""
+
+
+class GateLoader:
+    """Loads the policy and opens the store in a worker thread while the server already answers
+    `initialize` and lists: start-up to the first answer does not wait for the policy.
+
+    Fail closed: a session made before the load finished gets a `PendingGate`, whose every
+    `tools/call` waits for the load and is then judged by the real gate (never skipped); a broken
+    policy makes `run` raise, which stops signoff (exit 2, file:line) before any call is judged.
+    """
+
+    def __init__(self, load: Callable[[], Callable[[], Gate]], *, thread: bool = True, head_start: float = 0.15):
+        self._load = load
+        self.thread = thread
+        """False: load on the event loop's thread (--tty installs signal handlers, which only the
+        main thread can)."""
+        self.head_start = head_start
+        """The load waits this long (or until a call needs it: `start`) so that the client's
+        handshake is answered first: on a busy machine the load's CPU would delay it."""
+        self.make: Callable[[], Gate] | None = None
+        self.error: str | None = None
+        self._pending: list[PendingGate] = []
+        self.done = anyio.Event()
+        self._go = anyio.Event()
+
+    def start(self) -> None:
+        """Load now: a call waits for the policy (or the client left)."""
+        self._go.set()
+
+    async def run(self) -> None:
+        """Load; an error is raised here, into the server's task group (which stops serving)."""
+        with anyio.move_on_after(self.head_start):
+            await self._go.wait()
+        try:
+            self.make = await anyio.to_thread.run_sync(self._load) if self.thread else self._load()
+        except BaseException as exc:
+            self.error = f"signoff could not load its policy: {exc}"
+            raise
+        finally:
+            self.done.set()
+            pending, self._pending = self._pending, []
+            for gate in pending:
+                gate.attach()
+
+    def factory(self) -> Gate:
+        """A session's gate: the real one once loaded, a placeholder that waits for it before."""
+        if self.make is not None:
+            return self.make()
+        gate = PendingGate(self)
+        self._pending.append(gate)
+        return gate
+
+
+class PendingGate:
+    """A session's gate made while the policy loads: delegates to the real gate once there is one."""
+
+    def __init__(self, loader: GateLoader):
+        self.loader = loader
+        self.gate: Gate | None = None
+        self._refused: list[tuple[ToolCall, str]] = []
+
+    def attach(self) -> Gate | None:
+        """Make the real gate (once the load finished) and record the refusals it missed."""
+        if self.gate is None and self.loader.make is not None:
+            self.gate = self.loader.make()
+            for call, reason in self._refused:
+                self.gate.refused(call, reason)
+            self._refused.clear()
+        return self.gate
+
+    def check(self, call: ToolCall) -> Admission:
+        gate = self.attach()
+        if gate is not None:
+            return gate.check(call)
+        self.loader.start()
+        return Admission(False, "signoff is still loading its policy", hold=True, ticket=LOADING)
+
+    async def hold(self, call: ToolCall, admission: Admission, progress: ProgressFn | None, client: Any = None) -> Admission:
+        if admission.ticket is LOADING:
+            await self.loader.done.wait()
+            gate = self.attach()
+            if gate is None:  # the load failed: signoff is stopping; this call never runs
+                return Admission(False, denial_text("approval", self.loader.error or "signoff could not load its policy"))
+            admission = gate.check(call)
+            if not admission.hold:
+                return admission
+        assert self.gate is not None
+        return await self.gate.hold(call, admission, progress, client)
+
+    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None) -> None:
+        if self.gate is not None:  # an admitted call was judged by the real gate
+            self.gate.finished(call, admission, is_error=is_error, error=error)
+
+    async def client_answer(self, held_id: str, answer: dict[str, Any]) -> None:
+        if self.gate is not None:
+            await self.gate.client_answer(held_id, answer)
+
+    async def session_ended(self, session: str, why: str) -> None:
+        if self.gate is not None:  # before, nothing of this session reached the store
+            await self.gate.session_ended(session, why)
+
+    def refused(self, call: ToolCall, reason: str) -> None:
+        if self.attach() is not None:
+            self.gate.refused(call, reason)  # type: ignore[union-attr]
+        else:  # recorded as soon as the store is open
+            log.warning("refused %s: %s", call.qualified, reason)
+            self._refused.append((call, reason))
+
+    def policy_hash(self) -> str:
+        return self.gate.policy_hash() if self.attach() is not None else ""  # type: ignore[union-attr]

@@ -30,7 +30,7 @@ from signoff.config import (
     server_specs,
 )
 from signoff.errors import ConfigError, SignoffError, StoreError
-from signoff.gate import Gate
+from signoff.gate import Gate, GateLoader
 from signoff.relay.upstream import ServerSpec
 
 log = logging.getLogger("signoff.run")
@@ -234,6 +234,7 @@ def main(
                                   link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs),
                                   brokers=brokers, identity=who)
 
+    loader = GateLoader(make_factory, thread=not tty)  # the policy loads while the server answers
     serve: Callable[[], Awaitable[None]]
     if http:
         host, port = parse_hostport(http)
@@ -243,14 +244,14 @@ def main(
         options, share = options_from_cli(host, http_options or {})
         if share:
             specs = [replace(spec, share=share) for spec in specs]
-        downstream = HttpDownstream(specs, options=options, load_gates=make_factory)
+        downstream = HttpDownstream(specs, options=options, loader=loader)
         serve = lambda: downstream.serve(host, port)  # noqa: E731
     else:
         from signoff.serve.stdio import check_stdio, serve_stdio
 
         check_stdio()
         out_fd = logs.protect_stdout()
-        serve = lambda: serve_stdio(specs, lambda: make_factory()(), out_fd=out_fd)  # noqa: E731
+        serve = lambda: serve_stdio(specs, loader, out_fd=out_fd)  # noqa: E731
     try:
         stopped = anyio.run(serve_until_signal, serve, brokers)
     except BaseExceptionGroup as group:

@@ -25,7 +25,7 @@ import anyio.abc
 
 from signoff.relay import jsonrpc
 from signoff.relay.eras import HANDSHAKE_VERSIONS, KNOWN_VERSIONS
-from signoff.gate import Gate
+from signoff.gate import Gate, GateLoader
 from signoff.serve.http_guard import Guard, HttpOptions, Refusal
 from signoff.serve.http_sessions import AbandonHook, Session, cancel_abandoned
 from signoff.serve.http_streams import EventStream, Lost, parse_event_id
@@ -89,13 +89,14 @@ class HttpDownstream:
     """The ASGI app: sessions at /mcp, each relayed to its own (or a shared) upstream."""
 
     def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate] | None = None, options: HttpOptions | None = None,
-                 *, load_gates: Callable[[], Callable[[], Gate]] | None = None):
-        """`load_gates` (loads the policy, opens the store) runs in `serve` once the shared upstreams
-        are spawned, so they boot meanwhile, as stdio serving does; a broken policy still stops
-        signoff before it serves anything."""
+                 *, loader: GateLoader | None = None):
+        """`loader` (loads the policy, opens the store) runs in a worker thread once the shared
+        upstreams are spawned and the socket listens, so `initialize` is answered meanwhile; a call
+        made before it finished waits for it, and a broken policy stops signoff before any call is
+        judged."""
         self.specs = specs
         self.gate_factory: Callable[[], Gate] = gate_factory  # type: ignore[assignment]
-        self.load_gates = load_gates
+        self.loader = loader
         self.options = options or HttpOptions()
         self.guard = Guard("127.0.0.1", 0)
         self.sessions: dict[str, Session] = {}
@@ -378,8 +379,9 @@ class HttpDownstream:
             self._tg = tg
             for hub in self.hubs.values():
                 await tg.start(hub.launch, tg)
-            if self.load_gates is not None:
-                self.gate_factory = self.load_gates()
+            if self.loader is not None:
+                self.gate_factory = self.loader.factory
+                tg.start_soon(self.loader.run)
             tg.start_soon(self._housekeeping)
             tg.start_soon(http_wire.serve, self, sock)
             log.info("serving MCP over streamable HTTP at http://%s:%d%s", shown, port, MCP_PATH)

@@ -21,7 +21,7 @@ import anyio
 
 from signoff.relay import jsonrpc
 from signoff.errors import SignoffError
-from signoff.gate import Gate
+from signoff.gate import GateLoader
 from signoff.relay.proxy import Proxy
 from signoff.relay.upstream import MAX_FRAME, ServerSpec
 
@@ -89,11 +89,13 @@ class _StdioPipes:
                 await anyio.to_thread.run_sync(os.write, self.out_fd, data)
 
 
-async def serve_stdio(specs: list[ServerSpec], gate_factory: Callable[[], Gate], *, out_fd: int = 1) -> None:
+async def serve_stdio(specs: list[ServerSpec], loader: GateLoader, *, out_fd: int = 1) -> None:
     """Serve one client on stdin/stdout until stdin closes.
 
-    The gate is made after the upstreams were started, so a slow server boots while signoff
-    loads its policy; nothing is read from the client before that.
+    The policy loads (`loader`, a worker thread) after the upstreams were started, so a slow
+    server boots meanwhile, and while the client's handshake and lists are relayed; a call that
+    comes before the load finished waits for it. A broken policy stops signoff (exit 2) even if
+    the client left at once.
     """
     check_stdio()
     pipes = _StdioPipes(out_fd)
@@ -109,11 +111,8 @@ async def serve_stdio(specs: list[ServerSpec], gate_factory: Callable[[], Gate],
     proxy = Proxy(specs, send)
     async with anyio.create_task_group() as tg:
         await proxy.start(tg)
-        try:
-            proxy.gate = gate_factory()
-        except BaseException:
-            await proxy.close()
-            raise
+        tg.start_soon(loader.run)
+        proxy.gate = loader.factory()
         try:
             while True:
                 try:
@@ -134,7 +133,9 @@ async def serve_stdio(specs: list[ServerSpec], gate_factory: Callable[[], Gate],
             else:
                 log.warning("standard input ended before any message: no MCP client to serve; exiting")
             await proxy.close()
-            tg.cancel_scope.cancel()
+        loader.start()
+        await loader.done.wait()  # a broken policy is reported even when the client left at once
+        tg.cancel_scope.cancel()
 
 
 async def dispatch_client_frame(proxy: Proxy, line: bytes, send: Callable[[dict[str, Any]], Any]) -> None:
