@@ -97,7 +97,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 7: who made the call (machine, agent, owner) as JSON; the hash covers it when set
         "ALTER TABLE audit ADD COLUMN identity TEXT",
     ),
-    (  # 8 (h/votes): team mode's votes, one row per counted vote (approvals/votes.py); a person
+    (  # h/votes (after h/web's users migration): team mode's votes, one row per counted vote (approvals/votes.py); a person
        # approves a call (id + argument hash) once, and denies it once
         """CREATE TABLE votes (
             id INTEGER PRIMARY KEY, held_id TEXT NOT NULL, args_hash TEXT NOT NULL, person TEXT NOT NULL,
@@ -588,12 +588,14 @@ class SQLiteStore:
         return (version << 32) + self._writes
 
     def queue_signature(self) -> str:
-        """What the page's queue shows, in a few bytes: pending ids (with deadlines) and the kill switch.
+        """What the page's queue shows, in a few bytes: pending ids (with deadlines), the kill switch
+        and the last vote (a vote changes a card's "approved by alice (1 of 2)").
 
         Read-only and index-only, so an idle page can compare it often and push only on change."""
         rows = self._read("SELECT id, deadline FROM held WHERE status = 'pending' ORDER BY created")
         kill = self._read("SELECT value FROM state WHERE key = 'kill'")
-        return canonical_json([[r[0], r[1]] for r in rows] + [kill[0][0] if kill else None])
+        last_vote = self._read("SELECT max(id) FROM votes")[0][0]
+        return canonical_json([[r[0], r[1]] for r in rows] + [kill[0][0] if kill else None, last_vote])
 
     # ------------------------------------------------------------------ running proxies
 
