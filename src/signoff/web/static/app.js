@@ -246,10 +246,12 @@ function setupEditor(node, held) {
 }
 
 function showNeeds(node, held) {
-  // Who may approve and, in team mode, the votes so far: "Needs 2 approvals … · approved by alice (1 of 2)".
-  const progress = held.progress && held.progress.text ? ` · ${held.progress.text}` : "";
-  $(".needs", node).textContent = held.needs ? `Needs ${held.needs}${progress}` : "";
+  // Who may approve and, in team mode, the votes so far ("Votes: approved by alice (1 of 2)").
+  $(".needs", node).textContent = held.needs ? `Needs ${held.needs}` : "";
   $(".needs", node).hidden = !held.needs;
+  const progress = held.progress && held.progress.text;
+  $(".votes", node).textContent = progress ? `Votes: ${progress}` : "";
+  $(".votes", node).hidden = !progress;
 }
 
 function renderHeld(held) {
