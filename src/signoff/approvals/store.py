@@ -97,8 +97,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 7: who made the call (machine, agent, owner) as JSON; the hash covers it when set
         "ALTER TABLE audit ADD COLUMN identity TEXT",
     ),
-    (  # h/votes (after h/web's users migration): team mode's votes, one row per counted vote (approvals/votes.py); a person
-       # approves a call (id + argument hash) once, and denies it once
+    (  # h/votes (after h/web's users migration): team mode's votes, one row per counted vote
+       # (approvals/votes.py); a person approves a call (id + argument hash) once, and denies it once
         """CREATE TABLE votes (
             id INTEGER PRIMARY KEY, held_id TEXT NOT NULL, args_hash TEXT NOT NULL, person TEXT NOT NULL,
             person_key TEXT NOT NULL, decided_by TEXT NOT NULL, roles TEXT NOT NULL,
