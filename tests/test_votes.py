@@ -226,7 +226,7 @@ def test_a_quorum_of_one_with_approvers_takes_edited_arguments(store_url) -> Non
 @pytest.fixture
 def store_url() -> None:
     """SQLite only until the parametrised fixture (conftest, h/pg) lands: then this goes."""
-    return None
+    return
 
 
 def test_the_page_queue_and_signoff_pending_show_who_approved_so_far(store_url) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_page_browser import card_of
+from test_web_browser import approval_page, browser_page
 
 from signoff.approvals.broker import Broker
 from signoff.model import ApprovalRequirements, Decision, Identity, ToolCall, Verdict
-from test_page_browser import card_of
-from test_web_browser import approval_page, browser_page
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]
 

@@ -730,7 +730,9 @@ class SQLiteStore:
                               list(row.values()))
         if counted.resolution is not None and not self._transition(conn, held, counted.resolution):
             raise AssertionError(f"{held.id} left pending inside the vote's transaction")
-        return replace(self._get(conn, held.id), votes=(*rows, {**row, "id": cursor.lastrowid}))  # type: ignore[arg-type]
+        done = self._get(conn, held.id)
+        assert done is not None
+        return replace(done, votes=(*rows, {**row, "id": cursor.lastrowid}))
 
     def with_votes(self, calls: Sequence[HeldCall]) -> list[HeldCall]:
         """The calls with their counted votes (one query; none for calls one approver decides)."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from signoff.approvals.quorum import Tally, Vote, judge, same_person, tally
+from signoff.approvals.quorum import Tally, Vote, judge, tally
 from signoff.model import canonical_json
 from signoff.redact import redact
 
