@@ -251,3 +251,25 @@ def test_the_page_queue_and_signoff_pending_show_who_approved_so_far(store_url) 
     assert "   votes: approved by alice (1 of 2)\n" in render_held(broker.get(held_id))
     shown = subprocess.run([sys.executable, "-m", "signoff", "pending"], capture_output=True, text=True, check=True)
     assert "  needs 2 approvals from any approver\n  votes: approved by alice (1 of 2)\n" in shown.stdout
+
+
+@pytest.mark.anyio
+async def test_on_timeout_allow_never_stands_in_for_the_votes(store_url) -> None:
+    """A rule's `on_timeout: allow` lets a one-approver call through on silence, never a call that
+    needs named people: after one of two approvals, a timeout still times it out."""
+    import anyio
+
+    broker = Broker(open_store())
+    decision = Decision(Verdict.ASK, "pays", "r", 1.0, on_timeout="allow", approval=TWO)
+    async with anyio.create_task_group() as tg:
+        outcomes = []
+
+        async def wait() -> None:
+            outcomes.append(await broker.hold(ToolCall("shop", "pay", {"n": 1}, identity=WHO), decision))
+
+        tg.start_soon(wait)
+        with anyio.fail_after(10):
+            while not (pending := broker.pending()):
+                await anyio.sleep(0.01)
+        broker.decide(pending[0].id, True, person="alice", roles=APPROVER)
+    assert outcomes[0].status == "timeout" and "does not apply to a call that needs 2 approvals" in outcomes[0].reason

@@ -262,8 +262,11 @@ class Broker:
 
     async def _time_out(self, held: HeldCall, timeout: float, decision: Decision) -> Outcome:
         why = f"no decision within {format_seconds(timeout)}"
-        if decision.on_timeout == "allow":
+        if decision.on_timeout == "allow" and decision.approval.default:
             res = Resolution("approved", "signoff", "timeout", f"{why}; the rule says on_timeout: allow")
+        elif decision.on_timeout == "allow":  # a timeout never stands in for the people a rule asks for
+            res = Resolution("timeout", "signoff", "timeout", f"{why}; on_timeout: allow does not apply to a call "
+                             f"that needs {decision.approval.describe()}")
         else:
             res = Resolution("timeout", "signoff", "timeout", why)
         return await self._end(held.id, res)
