@@ -69,6 +69,10 @@ class StoreError(SignoffError):
     """The shared store could not be opened, migrated, read or written."""
 
 
+class TeamError(SignoffError):
+    """Team mode: an unknown or duplicate person, a bad role, a refused sign-in or token."""
+
+
 class DecisionError(SignoffError):
     """A decision on a held call could not be applied."""
 

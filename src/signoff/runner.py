@@ -146,6 +146,11 @@ def build_gate_factory(
     note_proxy(broker, policy_source, holder.policy.hash, names, stamp)
     noted.append(broker)
     notifier = Notifier(notify or [], link=link, desktop=desktop)
+    team = team_mode(broker.store)
+    if team and tty:
+        log.warning("team mode: --tty is off (a terminal cannot say which person decides); decide on the page "
+                    "or with `signoff approve --token`")
+        tty = False
     if tty:
         from signoff.approvers.tty import TtyApprover
 
@@ -155,8 +160,21 @@ def build_gate_factory(
     if observe:
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
+    # team mode: no in-client dialog either (its user is the agent's, not a signed-in person)
     return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress,
-                                identity=stamp)
+                                identity=stamp, elicit=not team)
+
+
+def team_mode(store: Any) -> bool:
+    """Named approvers exist (`signoff user add`): only they decide, on the page or with a token.
+    A store that cannot say counts as team mode (the self-approval channels stay off)."""
+    from signoff.team.users import team_mode as people_exist
+
+    try:
+        return people_exist(store)
+    except StoreError as exc:
+        log.warning("cannot read the team's people (%s): the terminal and client dialogs stay off", exc)
+        return True
 
 
 def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...],

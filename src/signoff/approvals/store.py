@@ -97,7 +97,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 7: who made the call (machine, agent, owner) as JSON; the hash covers it when set
         "ALTER TABLE audit ADD COLUMN identity TEXT",
     ),
-    (  # h/votes (after h/web's users migration): team mode's votes, one row per counted vote
+    (  # 8: named approvers (team mode): people, their roles and factors; their CLI tokens and
+       # one-time passkey enrolment links, stored only as SHA-256 hashes
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY, roles TEXT NOT NULL, password_hash TEXT NOT NULL, totp_secret TEXT,
+            totp_step INTEGER NOT NULL DEFAULT 0, passkeys TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL,
+            created_by TEXT)""",
+        """CREATE TABLE user_secrets (
+            hash TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL,
+            expires REAL, used_at REAL)""",
+        "CREATE INDEX user_secrets_name ON user_secrets(name)",
+    ),
+    (  # 9: team mode's votes, one row per counted vote
        # (approvals/votes.py); a person approves a call (id + argument hash) once, and denies it once
         """CREATE TABLE votes (
             id INTEGER PRIMARY KEY, held_id TEXT NOT NULL, args_hash TEXT NOT NULL, person TEXT NOT NULL,
@@ -305,7 +316,20 @@ class Store(Protocol):
     def audit_counts(self) -> list[tuple[str, str, str, int]]: ...
     def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
                       limit: int) -> list[dict[str, Any]]: ...
+    # people (team mode): plain dict rows, see team/users.py
+    def add_user(self, row: dict[str, Any]) -> None: ...
+    def get_user(self, name: str) -> dict[str, Any] | None: ...
+    def list_users(self) -> list[dict[str, Any]]: ...
+    def update_user(self, name: str, changes: dict[str, Any]) -> bool: ...
+    def remove_user(self, name: str) -> bool: ...
+    def advance_totp(self, name: str, step: int) -> bool: ...
+    def add_user_secret(self, row: dict[str, Any]) -> None: ...
+    def user_secret(self, hash_: str, kind: str, now: float, *, spend: bool = False) -> dict[str, Any] | None: ...
     def close(self) -> None: ...
+
+
+USER_CHANGES = ("roles", "password_hash", "totp_secret", "passkeys")
+"""The columns `update_user` may change (a name is the person's identity: never renamed)."""
 
 
 def _loads(text: str | None) -> Any:
@@ -918,6 +942,66 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the signoff audit trail {self.path}: {exc}") from exc
 
+
+    # ------------------------------------------------------------------ people (team mode)
+
+    def add_user(self, row: dict[str, Any]) -> None:
+        """Insert a person (name, roles, password_hash, totp_secret, passkeys, created, created_by)."""
+        try:
+            with self._write() as conn:
+                conn.execute(f"INSERT INTO users ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"a person named {row.get('name')!r} already exists") from exc
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM users WHERE name = ?", (name,))
+        return dict(rows[0]) if rows else None
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._read("SELECT * FROM users ORDER BY name")]
+
+    def update_user(self, name: str, changes: dict[str, Any]) -> bool:
+        """Change some of USER_CHANGES; False if there is no such person."""
+        unknown = set(changes) - set(USER_CHANGES)
+        if unknown or not changes:
+            raise StoreError(f"cannot change {', '.join(sorted(unknown)) or 'nothing'} of a person")
+        with self._write() as conn:
+            sets = ", ".join(f"{column} = ?" for column in changes)
+            return conn.execute(f"UPDATE users SET {sets} WHERE name = ?", (*changes.values(), name)).rowcount == 1
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a person with their CLI tokens and enrolment links, in one commit."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM user_secrets WHERE name = ?", (name,))
+            return conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
+
+    def advance_totp(self, name: str, step: int) -> bool:
+        """Accept TOTP time step `step` for `name` once: False if it (or a later one) was used."""
+        with self._write() as conn:
+            return conn.execute("UPDATE users SET totp_step = ? WHERE name = ? AND totp_step < ?",
+                                (step, name, step)).rowcount == 1
+
+    def add_user_secret(self, row: dict[str, Any]) -> None:
+        """A CLI token or enrolment link, by its hash: (hash, name, kind, created, expires)."""
+        with self._write() as conn:
+            conn.execute(f"INSERT INTO user_secrets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                         list(row.values()))
+
+    def user_secret(self, hash_: str, kind: str, now: float, *, spend: bool = False) -> dict[str, Any] | None:
+        """The unexpired, unspent secret of this hash and kind whose person still exists; `spend`
+        marks it used in the same commit (a one-time link works once across processes)."""
+        sql = ("SELECT s.* FROM user_secrets s JOIN users u ON u.name = s.name WHERE s.hash = ? AND s.kind = ?"
+               " AND s.used_at IS NULL AND (s.expires IS NULL OR s.expires > ?)")
+        if not spend:
+            rows = self._read(sql, (hash_, kind, now))
+            return dict(rows[0]) if rows else None
+        with self._write() as conn:
+            row = conn.execute(sql, (hash_, kind, now)).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE user_secrets SET used_at = ? WHERE hash = ?", (now, hash_))
+            return dict(row)
 
 def _identity_json(held: HeldCall) -> str | None:
     identity = held.identity

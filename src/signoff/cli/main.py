@@ -157,6 +157,10 @@ from signoff.cli.wrap import register as _register_wrap  # noqa: E402
 
 _register_wrap(app)
 
+from signoff.cli.user import register as _register_user  # noqa: E402
+
+_register_user(app)
+
 
 def main() -> None:
     """Console-script entry point."""

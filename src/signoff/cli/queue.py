@@ -25,6 +25,9 @@ from signoff.termsafe import SafeJsonLines, clean, json_text
 
 EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE, EXIT_GONE = 1, 2, 3, 4
 EXIT_USAGE = 2  # as typer's own usage errors
+EXIT_AUTH = 5
+"""Team mode: no token, a token naming nobody, or a person whose roles may not decide the call."""
+TOKEN_HELP = "Team mode: your token (`signoff user token NAME`); or set SIGNOFF_TOKEN."
 
 
 class Remember(str, Enum):
@@ -110,8 +113,30 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
         typer.echo(for_held(c).as_text(width, indent="  "))
 
 
+def _person(broker: Any, held_id: str, token: str | None) -> str | None:
+    """Team mode (someone was added with `signoff user add`): the deciding person, named by their
+    token (--token or SIGNOFF_TOKEN) and allowed by their roles; otherwise None (the OS user)."""
+    import os
+
+    from signoff.team.users import People, approval_of, eligible
+
+    people = People(broker.store)
+    if not people.any():
+        return None
+    person = people.by_token(token or os.environ.get("SIGNOFF_TOKEN"))
+    if person is None:
+        _fail("team mode: give your token (--token or SIGNOFF_TOKEN; `signoff user token NAME` makes one)"
+              if not (token or os.environ.get("SIGNOFF_TOKEN")) else "team mode: this token names nobody "
+              "(removed, or mistyped)", EXIT_AUTH)
+    held = broker.store.get_held(held_id)
+    problem = None if held is None else eligible(person.roles, approval_of(held))
+    if problem:
+        _fail(f"{person.name}: {problem}", EXIT_AUTH)
+    return person.by
+
+
 def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,
-            arguments: str | None = None) -> None:
+            arguments: str | None = None, token: str | None = None) -> None:
     edited = None
     if arguments is not None:
         try:
@@ -122,7 +147,8 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
             _fail("--arguments must be a JSON object", EXIT_USAGE)
     broker = _broker()
     with _exits(unknown_hint=" (see `signoff pending`)"):
-        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
+        by = _person(broker, held_id, token)
+        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited, by=by,
                              remember=remember.value if remember else None)
     extra = f" ({clean(reason)})" if reason else ""
     typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}")
@@ -138,17 +164,21 @@ def approve(
     remember: Remember = typer.Option(None, "--remember", help="Also approve later calls: this tool in this "
                                       "session, this tool with these arguments, or this tool always."),
     arguments: str = typer.Option(None, "--arguments", metavar="JSON", help="Approve with these arguments instead (JSON object)."),
+    token: str = typer.Option(None, "--token", metavar="TOKEN", help=TOKEN_HELP),
 ) -> None:
-    """Approve a held call: the proxy forwards it. Exit 1 unknown id, 2 already decided, 4 nobody waits for it."""
-    _decide(held_id, True, reason, remember, arguments)
+    """Approve a held call: the proxy forwards it. Exit 1 unknown id, 2 already decided, 4 nobody waits for it,
+    5 team mode refused the token or role."""
+    _decide(held_id, True, reason, remember, arguments, token)
 
 
 def deny(
     held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
     reason: str = typer.Option(None, "--reason", "-r", help="Why: the model is told, so it can try another way."),
+    token: str = typer.Option(None, "--token", metavar="TOKEN", help=TOKEN_HELP),
 ) -> None:
-    """Deny a held call: the model gets your reason. Exit 1 unknown id, 2 already decided, 4 nobody waits for it."""
-    _decide(held_id, False, reason)
+    """Deny a held call: the model gets your reason. Exit 1 unknown id, 2 already decided, 4 nobody waits for it,
+    5 team mode refused the token or role."""
+    _decide(held_id, False, reason, token=token)
 
 
 def watch() -> None:
@@ -157,9 +187,13 @@ def watch() -> None:
     Each question shows its call right above the prompt: a approve, d deny, r deny with a
     reason, s skip, q quit. The answer names the id it decided."""
     from signoff.approvers import watch as console
+    from signoff.team.users import People
 
     with _exits():
-        console.main(_broker())
+        broker = _broker()
+        if People(broker.store).any():  # the console decides as the OS user: no person, no role check
+            _fail("team mode: decide on the page (sign in) or with `signoff approve/deny --token`", EXIT_AUTH)
+        console.main(broker)
 
 
 def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the model and in the audit trail.")) -> None:

@@ -20,6 +20,10 @@ def register(app: typer.Typer) -> None:
         logged: bool = typer.Option(False, "--logged", hidden=True, help="stderr is a log file: no token in it."),
         public_url: str = typer.Option(None, "--public-url", help="The address phones use to reach this page "
                                        "(e.g. http://laptop.tailnet.ts.net:8765); accepted as a Host/Origin."),
+        team: bool = typer.Option(False, "--team", help="Team mode even before anyone was added: people sign in "
+                                  "(on anyway once `signoff user add` made someone)."),
+        trusted_proxy: list[str] = typer.Option(None, "--trusted-proxy", metavar="ADDRESS", help="A reverse proxy "
+                                                "(address or network) whose X-Forwarded-For/-Proto/-Host are believed (repeatable)."),
     ) -> None:
         """Serve the approval page (queue, history, policy, kill switch)."""
         from signoff import logs, paths
@@ -37,5 +41,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"signoff: warning: listening on {host}: anyone who can reach it and has the token can approve calls", err=True)
         if totp_reset:
             (paths.home() / "ui-totp").unlink(missing_ok=True)
-        serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser, out=sys.stderr,
-              logged=logged, public_url=public_url)
+        from signoff.errors import SignoffError
+        from signoff.termsafe import clean
+
+        try:
+            serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser,
+                  out=sys.stderr, logged=logged, public_url=public_url, team=team, trusted_proxies=trusted_proxy or [])
+        except SignoffError as exc:
+            typer.echo(f"signoff: {clean(exc)}", err=True)
+            raise typer.Exit(2) from None

@@ -8,14 +8,12 @@ that one call, then opens the page on it.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from signoff.web import links
-from signoff.web.security import Guard
+from signoff.web.middleware import CALL_COOKIE
 
 LANDING = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -29,46 +27,46 @@ LANDING = """<!doctype html>
 """
 
 
-def routes(ui: Any, guard: Guard, cookie: str) -> list[Route]:
-    def page(status: int, text: str) -> Response:
-        return PlainTextResponse(text, status_code=status, headers={"Cache-Control": "no-store",
-                                                                    "Referrer-Policy": "no-referrer"})
+def _page(status: int, text: str) -> Response:
+    return PlainTextResponse(text, status_code=status, headers={"Cache-Control": "no-store",
+                                                                "Referrer-Policy": "no-referrer"})
 
-    def check(request: Request, *, spend: bool) -> tuple[str, Response | None]:
-        """The link's call, or the refusal: wrong Host, (to spend) not same-origin, bad, expired or spent."""
-        problem = guard.host_refusal(request.headers.get("host"))
-        if problem:
-            return "", page(421, problem)
-        problem = spend and guard.origin_refusal(request.headers.get("origin"), request.headers.get("referer"))
-        if problem:
-            return "", page(403, problem)
-        try:
-            held_id, nonce, expires = links.check_review(ui.link_key, request.path_params["token"])
-        except links.LinkProblem as exc:
-            return "", page(403, str(exc))
-        if spend and not ui.spent.spend(nonce, expires):
-            return "", page(403, "this review link was already used: links work once. Open the page with its full "
-                                 "URL, or ask for a new notification")
-        return held_id, None
 
-    async def landing(request: Request) -> Response:
-        held_id, refusal = check(request, spend=False)
-        if refusal:
-            return refusal
-        return HTMLResponse(LANDING.format(held_id=escape(held_id)), headers={
-            "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
-            # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the form's POST
-            "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+def _check(request: Request, *, spend: bool) -> tuple[str, Response | None]:
+    """The link's call, or the refusal: bad, expired or (to spend) already spent. The Host and
+    (for the POST) same-origin checks ran in middleware.py."""
+    ui = request.app.state.ui
+    try:
+        held_id, nonce, expires = links.check_review(ui.link_key, request.path_params["token"])
+    except links.LinkProblem as exc:
+        return "", _page(403, str(exc))
+    if spend and not ui.spent.spend(nonce, expires):
+        return "", _page(403, "this review link was already used: links work once. Open the page with its full "
+                              "URL, or ask for a new notification")
+    return held_id, None
 
-    async def redeem(request: Request) -> Response:
-        held_id, refusal = check(request, spend=True)
-        if refusal:
-            return refusal
-        response = Response(status_code=303, headers={"Location": f"/#{held_id}", "Cache-Control": "no-store"})
-        # Lax, not Strict: the person arrives from a notification app (another site); the cookie
-        # only reaches this one call, and every change still needs the same-origin + CSRF checks.
-        response.set_cookie(cookie, links.call_cookie(ui.link_key, held_id), httponly=True, samesite="lax",
-                            max_age=int(links.CALL_SESSION_TTL), secure=request.url.scheme == "https")
-        return response
 
+async def landing(request: Request) -> Response:
+    held_id, refusal = _check(request, spend=False)
+    if refusal:
+        return refusal
+    return HTMLResponse(LANDING.format(held_id=escape(held_id)), headers={
+        "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the form's POST
+        "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+
+
+async def redeem(request: Request) -> Response:
+    held_id, refusal = _check(request, spend=True)
+    if refusal:
+        return refusal
+    response = Response(status_code=303, headers={"Location": f"/#{held_id}", "Cache-Control": "no-store"})
+    # Lax, not Strict: the person arrives from a notification app (another site); the cookie
+    # only reaches this one call, and every change still needs the same-origin + CSRF checks.
+    response.set_cookie(CALL_COOKIE, links.call_cookie(request.app.state.ui.link_key, held_id), httponly=True,
+                        samesite="lax", max_age=int(links.CALL_SESSION_TTL), secure=request.url.scheme == "https")
+    return response
+
+
+def routes() -> list[Route]:
     return [Route("/r/{token}", landing), Route("/r/{token}", redeem, methods=["POST"])]

@@ -12,17 +12,19 @@ Approvals never travel over the MCP channel the model controls: this page is the
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import math
 import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from signoff import paths
+from signoff.team.throttle import Throttle
 
 log = logging.getLogger("signoff.web")
 COOKIE = "signoff_token"
@@ -52,65 +54,12 @@ def load_secret(name: str, *, create: bool = True) -> str | None:
     return value
 
 
-class TotpThrottle:
-    """Wrong TOTP codes, counted per client and overall; past a few free tries each wrong code
-    doubles the lockout (1 s, 2 s, 4 s … up to 15 min). While locked, every code is refused —
-    a right one too — so guessing is bounded to a few dozen tries an hour instead of ~500/s.
-    Counters are forgotten after a quiet `FORGET` seconds or (per client) a right code.
-    """
+class TotpThrottle(Throttle):
+    """Wrong TOTP codes on the page (see team/throttle.py), logged as the page's."""
 
-    FREE_PER_CLIENT = 3
-    FREE_GLOBAL = 10
-    BASE = 1.0
-    LONGEST = 900.0
-    FORGET = 3600.0
-    MAX_CLIENTS = 4096
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self.clock = clock
-        self._clients: OrderedDict[str, list[float]] = OrderedDict()  # client -> [failures, last, locked until]
-        self._global = [0.0, 0.0, 0.0]
-
-    def _entry(self, client: str, now: float) -> list[float]:
-        entry = self._clients.get(client)
-        if entry is None or now - entry[1] > self.FORGET:
-            entry = [0.0, now, 0.0]
-        self._clients[client] = entry
-        self._clients.move_to_end(client)
-        while len(self._clients) > self.MAX_CLIENTS:
-            self._clients.popitem(last=False)
-        return entry
-
-    def retry_after(self, client: str) -> float:
-        """Seconds until `client` may try a code again (0: now)."""
-        now = self.clock()
-        mine = self._clients.get(client)
-        until = max(mine[2] if mine else 0.0, self._global[2])
-        return max(0.0, until - now)
-
-    def _fail(self, entry: list[float], free: int, now: float) -> float:
-        if now - entry[1] > self.FORGET:
-            entry[0] = 0.0
-        entry[0] += 1
-        entry[1] = now
-        over = int(entry[0]) - free
-        if over <= 0:
-            return 0.0
-        wait = min(self.LONGEST, self.BASE * 2 ** (over - 1))
-        entry[2] = now + wait
-        return wait
-
-    def failed(self, client: str) -> float:
-        """Count a wrong code; the lockout (seconds) it starts, 0 if none."""
-        now = self.clock()
-        wait = max(self._fail(self._entry(client, now), self.FREE_PER_CLIENT, now),
-                   self._fail(self._global, self.FREE_GLOBAL, now))
-        log.warning("wrong TOTP code from %s (%d in a row; %d overall)%s", client, self._clients[client][0],
-                    self._global[0], f"; TOTP locked for {math.ceil(wait)} s" if wait else "")
-        return wait
-
-    def succeeded(self, client: str) -> None:
-        self._clients.pop(client, None)
+    what = "TOTP code"
+    short = "TOTP"
+    log = log
 
 
 def home_id() -> str:
@@ -124,8 +73,12 @@ class Guard:
     """Checks every request against the token, the Host header, the origin and CSRF/TOTP."""
 
     def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None,
-                 public_url: str | None = None):
+                 public_url: str | None = None, trusted_proxies: Iterable[str] = ()):
         self.token = token
+        self.secure = bool(public_url and public_url.lower().startswith("https://"))
+        """Cookies are Secure: the page is reached over https (perhaps through a TLS-terminating proxy)."""
+        self.trusted_proxies = tuple(ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies)
+        """Reverse proxies whose X-Forwarded-For/-Proto/-Host headers are believed (middleware.Forwarded)."""
         self.port = port
         names = {host, "127.0.0.1", "localhost", "[::1]"}
         if host in ("0.0.0.0", "::", ""):  # listening everywhere: answer to this machine's own addresses and names
@@ -218,10 +171,3 @@ class Guard:
             return None, 0.0
         self.throttle.failed(client)
         return "wrong or reused TOTP code", 0.0
-
-    def totp_uri(self) -> str | None:
-        if self.totp_secret is None:
-            return None
-        import pyotp
-
-        return pyotp.TOTP(self.totp_secret).provisioning_uri(name="approvals", issuer_name="signoff")

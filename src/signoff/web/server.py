@@ -57,19 +57,30 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
           open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False,
-          public_url: str | None = None) -> None:
+          public_url: str | None = None, team: bool = False, trusted_proxies: list[str] | None = None) -> None:
     """`logged`: `out` is a log file (the background page's ui.log), so the link is written
-    without its secret token and no TOTP secret is shown."""
+    without its secret token and no TOTP secret is shown. `team`: people must sign in even
+    before anyone was added (team mode is on anyway once someone is)."""
     import uvicorn
 
     from signoff.approvals.broker import Broker
+    from signoff.team.users import People
     from signoff.web.app import UI, create_app
+    from signoff.web.team import TeamPage
 
     token = load_secret("ui-token")
     assert token is not None
     secret = totp_secret(enrol_out=None if logged else out) if totp else None
-    guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret, public_url=public_url)
-    app = create_app(UI(Broker(), guard, policy_path=policy))
+    try:
+        guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret, public_url=public_url,
+                      trusted_proxies=trusted_proxies or ())
+    except ValueError as exc:
+        raise ConfigError(f"--trusted-proxy: {exc} (give an address or a network such as 10.0.0.0/8)") from exc
+    broker = Broker()
+    team_page = TeamPage(People(broker.store), guard, forced=team)
+    app = create_app(UI(broker, guard, policy_path=policy), team_page)
+    if team_page.active():
+        out.write("team mode: people sign in with their name (`signoff user add NAME --role approver`)\n")
     url = url_for(host, port, token)
     shown = f"{url.split('?')[0]} (its link with the secret token: `signoff ui --link`)" if logged else url
     out.write(f"signoff approval page: {shown}\n")
@@ -80,7 +91,8 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
         import webbrowser
 
         webbrowser.open(url)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # forwarded headers are judged by the page itself (middleware.Forwarded, --trusted-proxy only)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 def page_home(port: int = DEFAULT_PORT) -> str | None:

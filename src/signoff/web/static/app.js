@@ -6,6 +6,8 @@ const $ = (sel, root = document) => root.querySelector(sel);
 let csrf = $('meta[name="csrf"]').content;
 const totpRequired = $('meta[name="totp"]').content === "1";
 const scope = $('meta[name="scope"]').content;  // a review link's one call, or "" for the owner
+const me = $('meta[name="user"]').content;  // team mode: the signed-in person
+const team = $('meta[name="team"]').content === "1";
 const FOLD = 400;
 const FACTS = 4;
 let skew = 0;  // server clock minus ours (seconds), so countdowns match the server's deadlines
@@ -585,5 +587,34 @@ document.addEventListener("DOMContentLoaded", () => {
     if (window.Notification) await Notification.requestPermission();
   });
   setInterval(() => { for (const node of $("#queue").children) tickCountdown(node); }, 1000);
+  if (team) setupTeam();
   connect();
 });
+
+// ------------------------------------------------------------------ team mode: who is signed in, who looks at what
+
+function setupTeam() {
+  $("#who").hidden = false;
+  $("#who-name").textContent = `signed in as ${me}`;
+  for (const label of document.querySelectorAll(".team-only")) label.hidden = false;
+  $("#signout").addEventListener("click", async () => {
+    await fetch("/signout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf } });
+    location.assign("/signin");
+  });
+  const poll = async () => {
+    const ids = [...$("#queue").children].map((node) => node.dataset.id).filter(Boolean);
+    const response = await fetch(`/api/presence?ids=${encodeURIComponent(ids.join(","))}`, { credentials: "same-origin" });
+    if (response.status === 401) { location.assign("/signin"); return; }  // signed out (idle, or removed)
+    if (!response.ok) return;
+    const data = await response.json();
+    for (const node of $("#queue").children) {
+      const others = (data.viewers[node.dataset.id] || []).filter((name) => name !== me);
+      const box = $(".viewers", node);
+      if (!box) continue;
+      box.hidden = !others.length;
+      box.textContent = others.length ? `also looking: ${others.join(", ")}` : "";
+    }
+  };
+  poll();
+  setInterval(poll, 5000);
+}
