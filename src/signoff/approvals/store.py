@@ -236,11 +236,15 @@ class HeldCall:
         out["session_history"] = list(self.session_history)
         identity = self.identity
         out.update(identity.as_dict() if identity is not None else {}, approval=self.requirements.as_dict())
-        counted = self.tally
         out["votes"] = [{k: v.get(k) for k in ("person", "decided_by", "vote", "reason", "channel", "at")} for v in self.votes]
-        out["progress"] = {"text": self.progress, "approved_by": list(counted.approved_by), "needed": counted.needed,
-                           "denied_by": counted.denied_by}
+        out["progress"] = self.progress_view()
         return out
+
+    def progress_view(self) -> dict[str, Any]:
+        """The votes so far for the page and JSON: text, who approved, how many more are needed."""
+        counted = self.tally
+        return {"text": self.progress, "approved_by": list(counted.approved_by), "needed": counted.needed,
+                "denied_by": counted.denied_by}
 
 
 @dataclass(frozen=True)

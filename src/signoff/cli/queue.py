@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 
 import typer
 
-from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, StoreError, UnknownCallError
+from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, StoreError, UnknownCallError,
+                            VoteRefusedError)
 from signoff.termsafe import SafeJsonLines, clean, json_text
 
 EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE, EXIT_GONE = 1, 2, 3, 4
@@ -53,6 +54,8 @@ def _exits(unknown_hint: str = "") -> Iterator[None]:
         _fail(str(exc), EXIT_GONE)
     except AlreadyDecidedError as exc:
         _fail(str(exc), EXIT_ALREADY)
+    except VoteRefusedError as exc:  # team mode: the role, not_self, or this person already approved
+        _fail(str(exc), EXIT_AUTH)
     except DecisionError as exc:  # the parent of the two above: a decision that makes no sense
         _fail(str(exc), EXIT_USAGE)
     except StoreError as exc:
@@ -113,9 +116,11 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
         typer.echo(for_held(c).as_text(width, indent="  "))
 
 
-def _person(broker: Any, held_id: str, token: str | None) -> str | None:
+def _person(broker: Any, held_id: str, token: str | None) -> Any:
     """Team mode (someone was added with `signoff user add`): the deciding person, named by their
-    token (--token or SIGNOFF_TOKEN) and allowed by their roles; otherwise None (the OS user)."""
+    token (--token or SIGNOFF_TOKEN) and allowed by their roles; otherwise None (the OS user).
+    A call decided by votes (approvers / quorum / not_self) is judged by the store instead, which
+    keeps a refused vote in the audit trail."""
     import os
 
     from signoff.team.users import People, approval_of, eligible
@@ -129,10 +134,10 @@ def _person(broker: Any, held_id: str, token: str | None) -> str | None:
               if not (token or os.environ.get("SIGNOFF_TOKEN")) else "team mode: this token names nobody "
               "(removed, or mistyped)", EXIT_AUTH)
     held = broker.store.get_held(held_id)
-    problem = None if held is None else eligible(person.roles, approval_of(held))
+    problem = None if held is None or not held.requirements.default else eligible(person.roles, approval_of(held))
     if problem:
         _fail(f"{person.name}: {problem}", EXIT_AUTH)
-    return person.by
+    return person
 
 
 def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,
@@ -147,11 +152,13 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
             _fail("--arguments must be a JSON object", EXIT_USAGE)
     broker = _broker()
     with _exits(unknown_hint=" (see `signoff pending`)"):
-        by = _person(broker, held_id, token)
-        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited, by=by,
-                             remember=remember.value if remember else None)
+        person = _person(broker, held_id, token)
+        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
+                             by=person.by if person else None, remember=remember.value if remember else None,
+                             person=person.name if person else None, roles=person.roles if person else None)
     extra = f" ({clean(reason)})" if reason else ""
-    typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}")
+    votes = f": {clean(held.progress)}" if held.progress else ""  # team mode: "approved by alice (1 of 2)"
+    typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}{votes}")
     if edited is not None:
         typer.echo(f"with edited arguments: {json_text(held.edited_arguments or edited, sort_keys=True)}")
     if remember:

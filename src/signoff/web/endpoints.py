@@ -13,7 +13,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from signoff.approvals.audit import DECISIONS
 from signoff.approvals.broker import Broker
-from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError
+from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError,
+                            VoteRefusedError)
 from signoff.web import policy_edit
 from signoff.web.middleware import active_team, owner_only, posted, refuse, with_csrf
 
@@ -124,6 +125,8 @@ def team_refusal(request: Request, held_id: str, action: str = "decide") -> str 
     if action != "decide":
         return team.action_refusal(access, action)
     held = request.app.state.ui.store.get_held(held_id)
+    if held is not None and not held.requirements.default and access.user:
+        return None  # decided by votes: the store judges the person's roles and audits a refusal
     return None if held is None else team.decision_refusal(access, held)
 
 
@@ -145,7 +148,10 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
     try:
         held = await anyio.to_thread.run_sync(lambda: ui.broker.decide(
             held_id, bool(body.get("approve")), reason=(body.get("reason") or None), channel="web", by=access.by,
-            arguments=arguments, remember=(body.get("remember") or None) if access.full else None))
+            arguments=arguments, remember=(body.get("remember") or None) if access.full else None,
+            person=access.user, roles=access.roles))
+    except VoteRefusedError as exc:  # the wrong role, not_self, or this person already approved
+        return with_csrf(guard, {"error": str(exc)}, 403)
     except UnknownCallError as exc:
         return with_csrf(guard, {"error": str(exc)}, 404)
     except CallGoneError:  # nobody waits for it: say so plainly, and how the page shows it
@@ -157,7 +163,8 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
     except (DecisionError, StoreError) as exc:
         return with_csrf(guard, {"error": str(exc)}, 400)
     return with_csrf(guard, {"ok": True, "status": held.status, "id": held.id, "qualified": held.qualified,
-                             "decided_at": held.decided_at, "by": held.decided_by})
+                             "decided_at": held.decided_at, "by": held.decided_by,
+                             "progress": held.progress_view()})
 
 
 @posted(owner=True)
