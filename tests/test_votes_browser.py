@@ -37,11 +37,11 @@ async def test_a_two_person_approval_in_two_browser_profiles(tmp_path: Path) -> 
     """alice and bob, signed in in two browser contexts, approve a real proxy's call needing two:
     it waits after alice's click (both cards say so) and runs after bob's."""
     import anyio
-
     from conftest import connect, fake_server, through_signoff
-    from signoff.team.users import People
     from test_team_browser import base_of, sign_in_with_totp
     from test_team_users import PASSWORD
+
+    from signoff.team.users import People
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("hitl_policies:\n  - tool: '*.write_file'\n    quorum: 2\n")

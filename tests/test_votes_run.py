@@ -13,10 +13,10 @@ import pytest
 from conftest import connect
 from test_identity_run import POLICY, client
 from test_policy_run import wait_for_pending
+from test_team_users import PASSWORD
 
 from signoff.approvals.broker import Broker
 from signoff.team.users import People
-from test_team_users import PASSWORD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -8,13 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from test_team_users import PASSWORD
+from test_team_web import csrf_of, page, sign_in
+from test_web import post
 
 from signoff.approvals.broker import Broker
 from signoff.model import ApprovalRequirements, Decision, Identity, ToolCall, Verdict
 from signoff.team.users import People
-from test_team_users import PASSWORD
-from test_team_web import fresh_code, page, sign_in, csrf_of
-from test_web import post
 
 TWO = ApprovalRequirements(2)
 FINANCE = ApprovalRequirements(2, (("finance",),), True)
@@ -81,7 +81,7 @@ def test_the_store_judges_roles_and_not_self_and_audits_the_refusal() -> None:
 
 def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "signoff", *args, *(("--token", token) if token else ())],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
 
 
 def test_cli_tokens_vote_and_two_tokens_of_one_person_count_once() -> None:
