@@ -53,10 +53,14 @@ def test_two_people_on_the_page_approve_and_one_person_with_two_sessions_counts_
     assert again.status_code == 403 and "alice already approved" in again.json()["error"]
     [card] = first.client.get("/api/queue").json()["pending"]
     assert card["progress"]["text"] == "approved by alice (1 of 2)" and card["progress"]["needed"] == 1
-    done = Session(broker, people, "bob", bob).decide(held_id)
+    bobs = Session(broker, people, "bob", bob)
+    done = bobs.decide(held_id)
     assert done.json()["status"] == "approved" and done.json()["by"] == "user:alice, user:bob"
     late = second.decide(held_id, approve=False)
     assert late.status_code == 409 and "already approved by user:alice, user:bob" in late.json()["error"]
+    history = bobs.client.get("/api/audit", params={"by": "user:bob"}).json()["rows"]  # bob's own history
+    assert [(r["decision"], r["decided_by"]) for r in history] == [("approved", "user:alice, user:bob"),
+                                                                    ("approval_vote", "user:bob")]
     decisions = [(r["decision"], r["decided_by"], r["channel"]) for r in broker.store.audit_rows()
                  if r["held_id"] == held_id][1:]
     assert decisions == [("approval_vote", "user:alice", "web"), ("refused_vote", "user:alice", "web"),

@@ -78,7 +78,7 @@ async def api_audit(request: Request) -> Response:
     rows = await anyio.to_thread.run_sync(
         lambda: AuditLog(store).query(tool=q.get("tool") or None, decision=q.get("decision") or None))
     if by:
-        rows = [r for r in rows if r.get("decided_by") == by]
+        rows = [r for r in rows if by in (r.get("decided_by") or "").split(", ")]  # votes: `user:alice, user:bob`
     return JSONResponse({"rows": rows[-500:][::-1]})
 
 
