@@ -4,6 +4,8 @@ Tools and prompts are namespaced `server.name`; resources keep their URIs and ar
 the server that listed them (or whose URI template matches). Server→client requests get ids
 unique across upstreams and are mapped back when the client answers. Lists are fetched whole
 (every page) from each upstream and returned as one page.
+
+`Aggregate` is the bottom layer (layers.py) of a session with several upstreams.
 """
 
 from __future__ import annotations
@@ -11,18 +13,18 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from signoff import __version__
-from signoff.relay import jsonrpc
-from signoff.relay.eras import KNOWN_VERSIONS
 from signoff.errors import UpstreamError
-
-if TYPE_CHECKING:
-    from signoff.relay.proxy import Proxy
-    from signoff.relay.upstream import Upstream
+from signoff.relay import jsonrpc
+from signoff.relay.context import SessionContext
+from signoff.relay.eras import KNOWN_VERSIONS
+from signoff.relay.layers import Frame
+from signoff.relay.passthrough import Route
+from signoff.relay.upstream import Upstream
 
 log = logging.getLogger("signoff.aggregate")
 
@@ -64,11 +66,11 @@ def template_regex(template: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
-class Aggregator:
-    """The methods that differ when a session wraps more than one upstream."""
+class Aggregate(Route):
+    """Several upstreams behind one session."""
 
-    def __init__(self, proxy: Proxy):
-        self.proxy = proxy
+    def __init__(self, ctx: SessionContext):
+        super().__init__(ctx)
         self.capabilities: dict[Upstream, dict[str, Any]] = {}
         self.resource_owner: dict[str, Upstream] = {}
         self.templates: list[tuple[re.Pattern[str], str, Upstream]] = []
@@ -77,50 +79,57 @@ class Aggregator:
 
     # ------------------------------------------------------------------ client requests
 
-    async def request(self, raw: bytes | None, msg: dict[str, Any]) -> None:
+    def route(self, name: str) -> tuple[Upstream, str] | None:
+        """`server.tool` → (that server's upstream, `tool`); None for a name no upstream has."""
+        server, dot, tool = name.partition(".")
+        if dot and server in self.ctx.by_name:
+            return self.ctx.by_name[server], tool
+        return None
+
+    async def request(self, frame: Frame) -> None:
+        raw, msg = frame.raw, frame.msg
         method = msg["method"]
         if method == "ping":
-            await self.proxy.send_client(jsonrpc.result(msg["id"], {}))
+            await self.ctx.send_client(jsonrpc.result(msg["id"], {}))
         elif method == "server/discover":
             # Several upstreams are aggregated over the handshake revisions: a probing client
             # falls back to `initialize` on this answer.
-            await self.proxy.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, "Method not found: server/discover"))
+            await self.ctx.send_client(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, "Method not found: server/discover"))
         elif method in ("initialize", "logging/setLevel") or method in LISTS:
-            assert self.proxy._tg is not None
-            self.proxy._tg.start_soon(self._fan_out, msg)
+            self.ctx.start_soon(self._fan_out, msg)
         elif method == "prompts/get":
             await self._routed_by_name(msg)
         elif method in ("resources/read", "resources/subscribe", "resources/unsubscribe"):
-            await self.proxy.forward(self._owner_of((msg.get("params") or {}).get("uri")), raw, msg)
+            await self.ctx.forward(self._owner_of((msg.get("params") or {}).get("uri")), raw, msg)
         elif method == "completion/complete":
             await self._complete(raw, msg)
         else:
-            await self.proxy.forward(self.proxy.upstreams[0], raw, msg)
+            await self.ctx.forward(self.ctx.upstreams[0], raw, msg)
 
     async def _routed_by_name(self, msg: dict[str, Any]) -> None:
         params = dict(msg.get("params") or {})
-        target = self.proxy.resolve_tool(str(params.get("name", "")))
+        target = self.route(str(params.get("name", "")))
         if target is None:
-            await self.proxy.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, f"Unknown prompt: {params.get('name')}"))
+            await self.ctx.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, f"Unknown prompt: {params.get('name')}"))
             return
         up, name = target
         params["name"] = name
-        await self.proxy.forward(up, {**msg, "params": params}, msg)
+        await self.ctx.forward(up, {**msg, "params": params}, msg)
 
     async def _complete(self, raw: bytes | None, msg: dict[str, Any]) -> None:
         params = dict(msg.get("params") or {})
         ref = dict(params.get("ref") or {})
         if ref.get("type") == "ref/prompt":
-            target = self.proxy.resolve_tool(str(ref.get("name", "")))
+            target = self.route(str(ref.get("name", "")))
             if target is None:
-                await self.proxy.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')}"))
+                await self.ctx.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')}"))
                 return
             up, ref["name"] = target
-            await self.proxy.forward(up, {**msg, "params": {**params, "ref": ref}}, msg)
+            await self.ctx.forward(up, {**msg, "params": {**params, "ref": ref}}, msg)
             return
         uri = str(ref.get("uri", ""))
         owner = next((up for _, template, up in self.templates if template == uri), None)
-        await self.proxy.forward(owner or self._owner_of(uri), raw, msg)
+        await self.ctx.forward(owner or self._owner_of(uri), raw, msg)
 
     def _owner_of(self, uri: Any) -> Upstream:
         uri = str(uri)
@@ -129,13 +138,13 @@ class Aggregator:
         for pattern, _, up in self.templates:
             if pattern.match(uri):
                 return up
-        with_resources = [up for up in self.proxy.upstreams if "resources" in self.capabilities.get(up, {})]
-        return (with_resources or self.proxy.upstreams)[0]
+        with_resources = [up for up in self.ctx.upstreams if "resources" in self.capabilities.get(up, {})]
+        return (with_resources or self.ctx.upstreams)[0]
 
     async def _ask(self, up: Upstream, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         try:
-            await self.proxy.ensure_running(up, replay=method != "initialize")
-            return await self.proxy.request_upstream(up, method, params, timeout=up.spec.timeout)
+            await self.ctx.ensure_running(up, replay=method != "initialize")
+            return await self.ctx.request_upstream(up, method, params, timeout=up.spec.timeout)
         except UpstreamError as exc:
             return jsonrpc.error(None, jsonrpc.UPSTREAM_ERROR, str(exc))
 
@@ -143,9 +152,9 @@ class Aggregator:
         method, params = msg["method"], msg.get("params")
         if method in LISTS:
             capability = LISTS[method][0]
-            targets = [up for up in self.proxy.upstreams if capability in self.capabilities.get(up, {})]
+            targets = [up for up in self.ctx.upstreams if capability in self.capabilities.get(up, {})]
         else:
-            targets = list(self.proxy.upstreams)
+            targets = list(self.ctx.upstreams)
         answers: dict[Upstream, dict[str, Any]] = {}
 
         async def one(up: Upstream) -> None:
@@ -162,7 +171,7 @@ class Aggregator:
         else:
             errors = [a for _, a in ordered if "error" in a]
             answer = {**errors[0], "id": msg["id"]} if errors and len(errors) == len(ordered) else jsonrpc.result(msg["id"], {})
-        await self.proxy.send_client(answer)
+        await self.ctx.send_client(answer)
 
     async def _list_all(self, up: Upstream, method: str) -> dict[str, Any]:
         key = LISTS[method][1]
@@ -211,7 +220,7 @@ class Aggregator:
                 continue
             items = (answer.get("result") or {}).get(key) or []
             if method == "tools/list":
-                self.proxy.learn_tools(up, answer)
+                self.ctx.learn_tools(up, answer)
             for item in items:
                 if not isinstance(item, dict):
                     continue
@@ -226,44 +235,51 @@ class Aggregator:
 
     # ------------------------------------------------------------------ client notifications / responses
 
-    async def notification(self, raw: bytes | None, msg: dict[str, Any]) -> None:
+    async def notification(self, frame: Frame) -> None:
+        raw, msg = frame.raw, frame.msg
         if msg["method"] == "notifications/cancelled":
             request_id = (msg.get("params") or {}).get("requestId")
-            for up, pending in self.proxy.pending.items():
+            for up, pending in self.ctx.pending.items():
                 for key, entry in pending.items():
                     if entry.client_id == request_id:
                         params = {**msg["params"], "requestId": key}
-                        await self.proxy._send_upstream_quietly(up, {**msg, "params": params})
+                        await self.ctx.send_upstream(up, {**msg, "params": params})
                         return
             return
-        for up in self.proxy.upstreams:
-            await self.proxy._send_upstream_quietly(up, raw or msg)
+        for up in self.ctx.upstreams:
+            await self.ctx.send_upstream(up, raw or msg)
 
-    async def response(self, raw: bytes | None, msg: dict[str, Any]) -> None:
+    async def response(self, frame: Frame) -> None:
+        msg = frame.msg
         target = self.server_requests.pop(str(msg.get("id")), None)
         if target is None:
             log.warning("client answered an unknown server request %r", msg.get("id"))
             return
         up, original = target
-        await self.proxy._send_upstream_quietly(up, {**msg, "id": original})
+        await self.ctx.send_upstream(up, {**msg, "id": original})
 
     # ------------------------------------------------------------------ upstream requests / notifications
 
-    async def from_upstream(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], kind: str) -> None:
-        if kind == jsonrpc.REQUEST:
+    async def handle_upstream(self, frame: Frame) -> None:
+        up, msg = frame.upstream, frame.msg
+        if frame.pending is not None or up is None:  # an answer: nothing to remap
+            await self.above.handle_upstream(frame)
+            return
+        if frame.kind == jsonrpc.REQUEST:
             if msg["method"] == "ping":
-                await self.proxy._send_upstream_quietly(up, jsonrpc.result(msg["id"], {}))
+                await self.ctx.send_upstream(up, jsonrpc.result(msg["id"], {}))
                 return
             proxy_id = f"{up.name}:{next(self._ids)}"
             self.server_requests[proxy_id] = (up, msg["id"])
-            await self.proxy.send_client({**msg, "id": proxy_id})
+            await self.above.handle_upstream(Frame({**msg, "id": proxy_id}, None, frame.kind, up))
             return
         if msg["method"] == "notifications/cancelled":
             original = (msg.get("params") or {}).get("requestId")
             for proxy_id, (owner, orig) in list(self.server_requests.items()):
                 if owner is up and orig == original:
                     del self.server_requests[proxy_id]
-                    await self.proxy.send_client({**msg, "params": {**msg["params"], "requestId": proxy_id}})
+                    msg = {**msg, "params": {**msg["params"], "requestId": proxy_id}}
+                    await self.above.handle_upstream(Frame(msg, None, frame.kind, up))
                     return
             return
-        await self.proxy.send_client(raw or msg)
+        await self.above.handle_upstream(frame)

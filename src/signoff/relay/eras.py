@@ -13,6 +13,11 @@ elicitation/sampling/roots requests into `InputRequiredResult` rounds. If the se
 
 A client's own `server/discover` probe is always relayed untouched, so a client that can fall
 back to the handshake negotiates through signoff exactly as it would directly.
+
+As layers (layers.py), in a session with one upstream: `EraDetect` sits on top until a stateless
+client's first request; it then asks the upstream once and replaces itself with `EraBridge` (the
+eras differ) or `Envelopes` (both speak 2026-07-28: frames pass untouched). All three keep the
+client's envelope capabilities, which decide the shape of signoff's own answers.
 """
 
 from __future__ import annotations
@@ -20,14 +25,13 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from signoff.errors import UpstreamError, UpstreamStartError
 from signoff.relay import jsonrpc
-from signoff.errors import UpstreamStartError
-
-if TYPE_CHECKING:
-    from signoff.relay.proxy import Pending, Proxy
-    from signoff.relay.upstream import Upstream
+from signoff.relay.context import SessionContext
+from signoff.relay.layers import Frame, Layer
+from signoff.relay.upstream import Upstream
 
 log = logging.getLogger("signoff.eras")
 
@@ -62,32 +66,69 @@ class Suspended:
     early_answer: dict[str, Any] | None = None
 
 
-class EraBridge:
+class Envelopes(Layer):
+    """Keeps a stateless client's capabilities from its request envelopes; frames pass untouched."""
+
+    async def handle_client(self, frame: Frame) -> None:
+        env = envelope(frame.msg) if frame.kind == jsonrpc.REQUEST else None
+        if env is None:
+            await self.below.handle_client(frame)
+            return
+        caps = env.get(PREFIX + "clientCapabilities")
+        self.ctx.session.modern_caps = caps if isinstance(caps, dict) else {}
+        if frame.msg["method"] == "server/discover":  # the client's own probe: always untouched
+            await self.below.handle_client(frame)
+            return
+        try:
+            if await self.enveloped(frame, env):
+                return
+        except UpstreamError as exc:
+            await self.ctx.fail(frame.msg["id"], frame.msg["method"], exc, None, None)
+            return
+        await self.below.handle_client(frame)
+
+    async def enveloped(self, frame: Frame, env: dict[str, Any]) -> bool:
+        """A 2026-07-28 request (not `server/discover`): translate it in place, or answer it (True)."""
+        return False
+
+
+class EraDetect(Envelopes):
+    """Until a stateless client's first request: then asks the upstream its era, once."""
+
+    def __init__(self, ctx: SessionContext):
+        super().__init__(ctx)
+        self.chosen: Envelopes | None = None
+
+    async def enveloped(self, frame: Frame, env: dict[str, Any]) -> bool:
+        if self.chosen is None:  # else: a concurrent request probed too and lost the race
+            up = self.ctx.upstreams[0]
+            await self.ctx.ensure_running(up, replay=False)
+            answer = await self.ctx.request_upstream(up, "server/discover", {"_meta": dict(env)}, timeout=up.spec.startup_timeout)
+            modern = isinstance(answer.get("result"), dict)
+            log.info("%s speaks %s; %s", up.name, MODERN_VERSION if modern else "the handshake revisions",
+                     "relaying untouched" if modern else "bridging for a 2026-07-28 client")
+            if self.chosen is None:
+                self.chosen = Envelopes(self.ctx) if modern else EraBridge(self.ctx)
+                self.replace_with(self.chosen)
+        return await self.chosen.enveloped(frame, env)
+
+
+class EraBridge(Envelopes):
     """Per-session translation between a 2026-07-28 client and a handshake-era upstream."""
 
-    def __init__(self, proxy: Proxy):
-        self.proxy = proxy
-        self.upstream_modern: bool | None = None
-        """None until known; True when the upstream answered `server/discover` itself."""
+    def __init__(self, ctx: SessionContext):
+        super().__init__(ctx)
         self.init_result: dict[str, Any] = {}
         self.suspended: dict[str, Suspended] = {}
 
-    @property
-    def bridging(self) -> bool:
-        return self.upstream_modern is False
-
-    async def request(self, raw: bytes | None, msg: dict[str, Any], env: dict[str, Any]) -> bool:
-        """Handle a 2026-07-28 request if translation is needed; False means "relay as usual"."""
-        up = self.proxy.upstreams[0]
-        if self.upstream_modern is None:
-            await self._probe(up, msg, env)
-        if not self.bridging:
-            return False
-        await self._ensure_handshake(up, env)
+    async def enveloped(self, frame: Frame, env: dict[str, Any]) -> bool:
+        msg = frame.msg
+        await self._ensure_handshake(self.ctx.upstreams[0], env)
         state = (msg.get("params") or {}).get("requestState")
         if isinstance(state, str) and state in self.suspended:
             await self._resume(msg, state)
             return True
+        frame.msg, frame.raw = self.strip(msg), None
         return False
 
     def strip(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -111,38 +152,46 @@ class EraBridge:
             result.setdefault("cacheScope", "private")
         return {**answer, "result": result}
 
-    async def _probe(self, up: Upstream, msg: dict[str, Any], env: dict[str, Any]) -> None:
-        """Ask the upstream `server/discover` once: an answer means it speaks 2026-07-28."""
-        await self.proxy.ensure_running(up, replay=False)
-        answer = await self.proxy.request_upstream(up, "server/discover", {"_meta": dict(env)}, timeout=up.spec.startup_timeout)
-        self.upstream_modern = isinstance(answer.get("result"), dict)
-        log.info("%s speaks %s; %s", up.name, MODERN_VERSION if self.upstream_modern else "the handshake revisions",
-                 "relaying untouched" if self.upstream_modern else "bridging for a 2026-07-28 client")
-
     async def _ensure_handshake(self, up: Upstream, env: dict[str, Any]) -> None:
-        if self.proxy.session.initialize is not None:
-            await self.proxy.ensure_running(up, replay=True)
+        session = self.ctx.session
+        if session.initialize is not None:
+            await self.ctx.ensure_running(up, replay=True)
             return
         params = {
             "protocolVersion": HANDSHAKE_VERSIONS[-1],
             "capabilities": env.get(PREFIX + "clientCapabilities") or {},
             "clientInfo": env.get(PREFIX + "clientInfo") or {"name": "signoff-era-bridge", "version": "1"},
         }
-        self.proxy._remember_initialize(jsonrpc.request("signoff-bridge-init", "initialize", params))
-        await self.proxy.ensure_running(up, replay=False)
-        answer = await self.proxy.request_upstream(up, "initialize", params, timeout=up.spec.startup_timeout)
+        session.remember_initialize(jsonrpc.request("signoff-bridge-init", "initialize", params))
+        await self.ctx.ensure_running(up, replay=False)
+        answer = await self.ctx.request_upstream(up, "initialize", params, timeout=up.spec.startup_timeout)
         if not isinstance(answer.get("result"), dict):
-            self.proxy.session.initialize = None
+            session.initialize = None
             raise up.failure(UpstreamStartError, f"upstream {up.spec.label} refused initialize: {answer.get('error')}")
         self.init_result = answer["result"]
         await up.send(jsonrpc.notification("notifications/initialized"))
-        self.proxy.session.initialized = True
+        session.initialized = True
+
+    # ------------------------------------------------------------------ upstream → client
+
+    async def handle_upstream(self, frame: Frame) -> None:
+        pending, msg = frame.pending, frame.msg
+        if pending is not None:
+            if pending.client_id is not None:
+                frame.msg, frame.raw = self.complete(pending.method, msg), None
+            elif pending.on_response is None and self._detached_answer(frame.upstream, msg["id"], msg):
+                return
+        elif frame.kind == jsonrpc.REQUEST:
+            await self._server_request(frame.upstream, msg)
+            return
+        await self.above.handle_upstream(frame)
 
     # ------------------------------------------------------------------ InputRequiredResult rounds
 
-    async def server_request(self, up: Upstream, msg: dict[str, Any]) -> None:
+    async def _server_request(self, up: Upstream | None, msg: dict[str, Any]) -> None:
         """The upstream asked the client something: suspend the call it belongs to and ask by result."""
-        pending = self.proxy.pending[up]
+        assert up is not None
+        pending = self.ctx.pending[up]
         owner = next(
             (k for k, p in reversed(list(pending.items())) if p.method in RESUMABLE and p.client_id is not None), None
         )
@@ -150,16 +199,16 @@ class EraBridge:
             log.warning("%s sent %s outside any call; a 2026-07-28 client cannot be asked", up.name, msg["method"])
             await up.send(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, "the client cannot take requests here"))
             return
-        entry: Pending = pending[owner]
+        entry = pending[owner]
         state = "signoff-" + secrets.token_urlsafe(16)
         key = f"q{len(self.suspended) + 1}"
         self.suspended[state] = Suspended(up, owner, {key: msg["id"]})
         client_id, entry.client_id = entry.client_id, None  # detached until the client comes back
         request = {"method": msg["method"], "params": msg.get("params") or {}}
         result = {"resultType": "input_required", "inputRequests": {key: request}, "requestState": state}
-        await self.proxy.send_client(jsonrpc.result(client_id, result))
+        await self.ctx.send_client(jsonrpc.result(client_id, result))
 
-    def detached_answer(self, up: Upstream, key: Any, answer: dict[str, Any]) -> bool:
+    def _detached_answer(self, up: Upstream | None, key: Any, answer: dict[str, Any]) -> bool:
         """Keep an answer that came while its call waited for input; True if it was one."""
         for suspended in self.suspended.values():
             if suspended.upstream is up and suspended.key == key:
@@ -173,11 +222,11 @@ class EraBridge:
         responses = (msg.get("params") or {}).get("inputResponses") or {}
         if suspended.early_answer is not None:
             answer = self.complete(msg["method"], suspended.early_answer)
-            await self.proxy.send_client({**answer, "id": msg["id"]})
+            await self.ctx.send_client({**answer, "id": msg["id"]})
             return
-        entry = self.proxy.pending[up].get(suspended.key)
+        entry = self.ctx.pending[up].get(suspended.key)
         if entry is None:
-            await self.proxy.send_client(jsonrpc.error(msg["id"], jsonrpc.INVALID_PARAMS, "requestState is no longer valid"))
+            await self.ctx.refuse(msg["id"], jsonrpc.INVALID_PARAMS, "requestState is no longer valid")
             return
         entry.client_id = msg["id"]
         for key, upstream_id in suspended.asked.items():

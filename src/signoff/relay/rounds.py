@@ -4,7 +4,8 @@ Such a client cannot receive a server→client request, so a held call is answer
 an `InputRequiredResult` whose input request is the approval dialog; the client shows it and
 calls again with the answer and the opaque `requestState`. Meanwhile the call stays in the
 shared queue, so the web page or the CLI can still decide first; the retry then simply gets
-that outcome. `ClientLink` is what the gate sees as "the client" of one held call.
+that outcome. `ClientLink` is what the gate sees as "the client" of one held call; the retry is
+taken and resumed by the tools/call layer (toolcall.py), the only place a call continues.
 
 The `requestState` is a capability for one outcome of one call: the round is bound to the held
 call (server, tool, canonical arguments hash, the policy in force), is spent by the first retry
@@ -14,23 +15,17 @@ or the round expired, is refused and audited; what runs is always the held call 
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from signoff.relay import jsonrpc
 from signoff.gate import Admission
-
-if TYPE_CHECKING:
-    from signoff.model import ToolCall
-    from signoff.relay.proxy import Proxy
-    from signoff.relay.upstream import Upstream
-
-log = logging.getLogger("signoff.rounds")
+from signoff.model import ToolCall
+from signoff.relay import jsonrpc
+from signoff.relay.context import SessionContext
 
 STATE_PREFIX = "signoff-approval-"
 INPUT_KEY = "signoff_approval"
@@ -71,63 +66,34 @@ class Round:
 class ClientLink:
     """The way back from a held call to the client that made it."""
 
-    def __init__(self, proxy: Proxy, msg: dict[str, Any], call: ToolCall):
-        self.proxy = proxy
+    def __init__(self, ctx: SessionContext, rounds: dict[str, Round], msg: dict[str, Any], call: ToolCall):
+        self.ctx = ctx
+        self.rounds = rounds
+        """The session's open rounds (the tools/call layer's), by requestState."""
         self.msg = msg
         self.call = call
         self.round: Round | None = None
 
     def client_capability(self, name: str) -> Any:
-        return self.proxy.client_capability(name)
+        return self.ctx.client_capability(name)
 
     async def ask_client(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.proxy.ask_client(method, params)
+        return await self.ctx.ask_client(method, params)
 
     def input_capability(self, name: str) -> Any:
         """A capability a stateless client declared in its request envelope (None otherwise)."""
-        caps = self.proxy.session.modern_caps
+        caps = self.ctx.session.modern_caps
         return caps.get(name) if isinstance(caps, dict) else None
 
     async def offer_input(self, method: str, params: dict[str, Any], held_id: str) -> None:
         """Answer the held request with the dialog as an input round; the retry resumes it."""
         state = STATE_PREFIX + secrets.token_urlsafe(16)
         now = time.monotonic()
-        for old in [s for s, r in self.proxy.rounds.items() if r.expires < now]:
-            del self.proxy.rounds[old]
+        for old in [s for s, r in self.rounds.items() if r.expires < now]:
+            del self.rounds[old]
         held = {k: v for k, v in (self.msg.get("params") or {}).items() if k not in ("requestState", "inputResponses")}
-        self.round = Round(held_id, self.call, held, self.proxy.gate.policy_hash())
-        self.proxy.rounds[state] = self.round
+        self.round = Round(held_id, self.call, held, self.ctx.gate.policy_hash())
+        self.rounds[state] = self.round
         result = {"resultType": "input_required", "requestState": state,
                   "inputRequests": {INPUT_KEY: {"method": method, "params": params}}}
-        await self.proxy.send_client(jsonrpc.result(self.msg["id"], result))
-
-
-def take(proxy: Proxy, params: dict[str, Any]) -> Round | None:
-    """The round this retry presents, spent now (single use, even if the retry is refused)."""
-    state = params.get("requestState")
-    return proxy.rounds.pop(state, None) if isinstance(state, str) else None
-
-
-async def resume(proxy: Proxy, up: Upstream, msg: dict[str, Any], retry: ToolCall, current: Round) -> None:
-    """The client came back: check it is the held call, apply its answer, then finish the call."""
-    why = current.mismatch(retry, proxy.gate.policy_hash())
-    if why is not None:
-        log.warning("refused a retry of held call %s: %s", current.held_id, why)
-        proxy.gate.refused(retry, f"refused by signoff: {why}")
-        await proxy.send_client(proxy.tool_error(
-            msg["id"], f"This tool call was refused: {why}. Make the call again without requestState; "
-            "it will be checked (and held) afresh."))
-        return
-    answer = ((msg.get("params") or {}).get("inputResponses") or {})
-    answer = answer.get(INPUT_KEY) if isinstance(answer, dict) else None
-    if answer is not None and not current.done.is_set():
-        await proxy.gate.client_answer(current.held_id, {"result": answer})
-    await current.done.wait()
-    assert current.admission is not None
-    params = dict(current.params)
-    meta = (msg.get("params") or {}).get("_meta")
-    if isinstance(meta, dict):
-        params["_meta"] = meta  # the retry's progress token and envelope, not the first request's
-    else:
-        params.pop("_meta", None)
-    await proxy._admitted(up, None, {**msg, "params": params}, current.call, current.admission)
+        await self.ctx.send_client(jsonrpc.result(self.msg["id"], result))

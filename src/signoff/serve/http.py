@@ -27,7 +27,7 @@ from signoff.relay import jsonrpc
 from signoff.relay.eras import HANDSHAKE_VERSIONS, KNOWN_VERSIONS
 from signoff.gate import Gate, GateLoader
 from signoff.serve.http_guard import Guard, HttpOptions, Refusal
-from signoff.serve.http_sessions import AbandonHook, Session, cancel_abandoned
+from signoff.serve.http_sessions import AbandonHook, Session, StatelessSession, cancel_abandoned
 from signoff.serve.http_streams import EventStream, Lost, parse_event_id
 from signoff.relay.proxy import Proxy
 from signoff.relay.share import Hub, Port
@@ -225,7 +225,7 @@ class HttpDownstream:
     async def _stateless_session(self) -> Session:
         async with self._stateless_lock:
             if self._stateless is None:
-                session = Session("stateless", priming=True, remap=True)
+                session = StatelessSession()
                 proxy = Proxy(self.specs, session.send_client, self.gate_factory())
                 assert self._tg is not None
                 await self._tg.start(session.run, proxy)
@@ -237,18 +237,17 @@ class HttpDownstream:
         """Hand the frames to the relay (as stdio does) and answer the POST."""
         requests = [m for m in messages if "method" in m and "id" in m]
         ids = [m["id"] for m in requests]
-        if not session.remap and (len(set(map(repr, ids))) < len(ids) or any(session.in_flight(i) for i in ids)):
+        if session.reuses_ids(ids):
             raise _bad_request("Invalid Request: a request with this id is already in flight", ids[0])
         if len(session.by_request) + len(ids) > self.options.max_in_flight:
             raise Refusal(429, f"Too Many Requests: {self.options.max_in_flight} requests of this session are unanswered",
                           code=jsonrpc.INVALID_REQUEST, headers={"retry-after": "1"})
         stream, relayed = session.open_post(requests) if requests else (None, [])
-        if session.remap:
-            raw = None
         inner = iter(relayed)
         for message in messages:
             relay_as = next(inner) if "method" in message and "id" in message else message
-            await session.proxy.from_client(raw, relay_as)
+            # the canonical bytes stand for the message as decoded; one the session changed is re-encoded
+            await session.proxy.from_client(raw if relay_as is message else None, relay_as)
         if stream is None:
             await respond(send, 202, None, extra)
             return
@@ -286,10 +285,9 @@ class HttpDownstream:
             stream.detach()
             if stream.done and stream.delivered >= stream.seq:
                 session.forget(stream)
-            elif gone.is_set() and session.remap:  # a stateless client closing its stream cancels
-                session.forget(stream)
+            elif gone.is_set():
                 with anyio.CancelScope(shield=True):
-                    await self.on_abandoned(session, sorted(stream.waiting, key=str))
+                    await session.stream_dropped(stream, self.on_abandoned)
 
     async def _write(self, stream: EventStream, seen: int, send: Send, extra: dict[str, str], gone: anyio.Event,
                      json_ok: bool, started: bool) -> int:
@@ -358,7 +356,7 @@ class HttpDownstream:
             now = time.monotonic()
             for session in [*self.sessions.values(), *([self._stateless] if self._stateless else [])]:
                 await session.expire(self.options.resume_window, self.on_abandoned)
-                if not session.remap and not session.busy and now - session.last_active >= self.options.idle_timeout:
+                if session.idle(now, self.options.idle_timeout):
                     log.info("session %s idle for %.0f s: closed", session.id[:8], now - session.last_active)
                     self.sessions.pop(session.id, None)
                     session.close()

@@ -24,8 +24,8 @@ import anyio
 import anyio.abc
 
 from signoff.relay import jsonrpc
-from signoff.serve.http_streams import EventStream
 from signoff.relay.proxy import Proxy
+from signoff.serve.http_streams import EventStream
 
 log = logging.getLogger("signoff.http")
 
@@ -41,20 +41,17 @@ async def cancel_abandoned(session: Session, request_ids: list[Any]) -> None:
 
 
 class Session:
-    """The HTTP side of one client session (or, with `remap`, of all stateless 2026-07-28 requests)."""
+    """The HTTP side of one client session (stateless 2026-07-28 requests: `StatelessSession`)."""
 
-    def __init__(self, session_id: str, *, priming: bool, remap: bool = False):
+    def __init__(self, session_id: str, *, priming: bool):
         self.id = session_id
         self.priming = priming
-        self.remap = remap
         self.proxy: Proxy = None  # type: ignore[assignment]  # set by the server before any frame
         self.streams: dict[str, EventStream] = {}
         self.standalone = EventStream("0", priming=priming)
         self.streams["0"] = self.standalone
         self.by_request: dict[Any, EventStream] = {}
         self.by_token: dict[Any, EventStream] = {}
-        self.original: dict[str, Any] = {}
-        """Stateless requests only: signoff's id → the id the client used."""
         self._keys = itertools.count(1)
         self.last_active = time.monotonic()
         self.closed = anyio.Event()
@@ -72,21 +69,20 @@ class Session:
     def in_flight(self, request_id: Any) -> bool:
         return request_id in self.by_request
 
+    def reuses_ids(self, ids: list[Any]) -> bool:
+        """Would these request ids take over another request's answer (repeated, or still in flight)?"""
+        return len(set(map(repr, ids))) < len(ids) or any(self.in_flight(i) for i in ids)
+
+    def idle(self, now: float, idle_timeout: float) -> bool:
+        """Nothing in flight or attached for `idle_timeout` seconds: the session may be reaped."""
+        return not self.busy and now - self.last_active >= idle_timeout
+
     def open_post(self, requests: list[dict[str, Any]]) -> tuple[EventStream, list[dict[str, Any]]]:
         """A stream for a POST's requests; returns it and the requests as the relay must see them."""
         key = str(next(self._keys))
         seen: list[dict[str, Any]] = []
         for message in requests:
-            if self.remap:  # different clients: ids and progress tokens may collide, so both are signoff's
-                inner = f"http-{key}-{len(seen)}"
-                self.original[inner] = message["id"]
-                message = {**message, "id": inner}
-                params = message.get("params")
-                meta = params.get("_meta") if isinstance(params, dict) else None
-                if isinstance(meta, dict) and "progressToken" in meta:
-                    self.original[inner + "-token"] = meta["progressToken"]
-                    message["params"] = {**params, "_meta": {**meta, "progressToken": inner + "-token"}}
-            seen.append(message)
+            seen.append(self._relayed(message, f"http-{key}-{len(seen)}"))
         stream = EventStream(key, {m["id"] for m in seen}, priming=self.priming)
         self.streams[key] = stream
         for message in seen:
@@ -96,15 +92,25 @@ class Session:
                 self.by_token[token] = stream
         return stream, seen
 
+    def _relayed(self, message: dict[str, Any], inner: str) -> dict[str, Any]:
+        """A request as the relay sees it (this session's client owns its ids: as it came)."""
+        return message
+
+    def _dropped(self, key: Any) -> None:
+        """A request id or progress token is no longer routed."""
+
     def forget(self, stream: EventStream) -> None:
         """Drop a stream that needs no more delivery or resumption."""
         self.streams.pop(stream.key, None)
         for request_id in [k for k, s in self.by_request.items() if s is stream]:
             del self.by_request[request_id]
-            self.original.pop(request_id, None)
+            self._dropped(request_id)
+        self._forget_tokens(stream)
+
+    def _forget_tokens(self, stream: EventStream) -> None:
         for token in [k for k, s in self.by_token.items() if s is stream]:
             del self.by_token[token]
-            self.original.pop(token, None)
+            self._dropped(token)
 
     # ------------------------------------------------------------------ relay → client
 
@@ -125,28 +131,33 @@ class Session:
             if stream is None:
                 log.debug("session %s: no stream waits for answer %r", self.id[:8], request_id)
                 return
-            if self.remap:
-                message = {**message, "id": self.original.pop(request_id, None)}
-                data = jsonrpc.encode(message).rstrip(b"\n")
-            stream.push(data, answers=request_id)
+            stream.push(self._answer_data(message, data, request_id), answers=request_id)
             if stream.done:
-                for token in [k for k, s in self.by_token.items() if s is stream]:
-                    del self.by_token[token]
-                    self.original.pop(token, None)
+                self._forget_tokens(stream)
             return
         stream = None
         if message["method"] == "notifications/progress":
             token = (message.get("params") or {}).get("progressToken")
             stream = self.by_token.get(token) if isinstance(token, (str, int)) else None
-            if stream is not None and self.remap:
-                message = {**message, "params": {**message["params"], "progressToken": self.original.get(token)}}
-                data = jsonrpc.encode(message).rstrip(b"\n")
-        if stream is None and self.remap:  # the stateless relay serves many clients: never guess one
-            log.debug("no stateless client can take %s", message["method"])
-            return
+            if stream is not None:
+                data = self._progress_data(message, data, token)
         if stream is None:
-            stream = self._latest_post() or self.standalone
-        stream.push(data)
+            stream = self._unrouted(message)
+        if stream is not None:
+            stream.push(data)
+
+    def _answer_data(self, message: dict[str, Any], data: bytes, request_id: Any) -> bytes:
+        """The answer as this session's client must read it."""
+        return data
+
+    def _progress_data(self, message: dict[str, Any], data: bytes, token: Any) -> bytes:
+        """A progress notification as this session's client must read it."""
+        return data
+
+    def _unrouted(self, message: dict[str, Any]) -> EventStream | None:
+        """Where a notification or server request that names no request goes: the most recent POST
+        still waiting (the spec lets it ride there), else the standalone GET stream."""
+        return self._latest_post() or self.standalone
 
     def _latest_post(self) -> EventStream | None:
         for stream in reversed(list(self.streams.values())):
@@ -171,6 +182,9 @@ class Session:
                 if waiting:
                     await on_abandoned(self, waiting)  # the relay's ids (a stateless client's are remapped)
 
+    async def stream_dropped(self, stream: EventStream, on_abandoned: AbandonHook) -> None:
+        """A POST's connection dropped before its answers: kept `resume_window` for a Last-Event-ID GET."""
+
     async def run(self, proxy: Proxy, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Start the relay's upstreams; serve until the session is closed (DELETE, reaped, shutdown)."""
         self.proxy = proxy
@@ -187,11 +201,66 @@ class Session:
         finally:
             for stream in list(self.streams.values()):
                 for request_id in sorted(stream.waiting, key=str):
-                    answer = jsonrpc.error(self.original.get(request_id, request_id), jsonrpc.INTERNAL_ERROR, "the session ended")
+                    answer = jsonrpc.error(self.client_id(request_id), jsonrpc.INTERNAL_ERROR, "the session ended")
                     stream.push(jsonrpc.encode(answer).rstrip(b"\n"), answers=request_id)
                 stream.close()
             self.ended.set()
             log.info("session %s ended", self.id[:8])
 
+    def client_id(self, request_id: Any) -> Any:
+        """The id the client gave a request the relay knows as `request_id`."""
+        return request_id
+
     def close(self) -> None:
         self.closed.set()
+
+
+class StatelessSession(Session):
+    """All stateless (2026-07-28) requests, from any client, through one relay.
+
+    Different clients' ids and progress tokens may collide, so the relay sees signoff's own (and
+    answers are mapped back); nothing is sent that names no request (no client to guess); a client
+    closing its stream withdraws its requests; the session is never reaped as idle."""
+
+    def __init__(self) -> None:
+        super().__init__("stateless", priming=True)
+        self.original: dict[str, Any] = {}
+        """signoff's id (or progress token) → the one the client used."""
+
+    def reuses_ids(self, ids: list[Any]) -> bool:
+        return False
+
+    def idle(self, now: float, idle_timeout: float) -> bool:
+        return False
+
+    def _relayed(self, message: dict[str, Any], inner: str) -> dict[str, Any]:
+        self.original[inner] = message["id"]
+        message = {**message, "id": inner}
+        params = message.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        if isinstance(meta, dict) and "progressToken" in meta:
+            self.original[inner + "-token"] = meta["progressToken"]
+            message["params"] = {**params, "_meta": {**meta, "progressToken": inner + "-token"}}
+        return message
+
+    def _dropped(self, key: Any) -> None:
+        self.original.pop(key, None)
+
+    def _answer_data(self, message: dict[str, Any], data: bytes, request_id: Any) -> bytes:
+        return jsonrpc.encode({**message, "id": self.original.pop(request_id, None)}).rstrip(b"\n")
+
+    def _progress_data(self, message: dict[str, Any], data: bytes, token: Any) -> bytes:
+        message = {**message, "params": {**message["params"], "progressToken": self.original.get(token)}}
+        return jsonrpc.encode(message).rstrip(b"\n")
+
+    def _unrouted(self, message: dict[str, Any]) -> EventStream | None:
+        log.debug("no stateless client can take %s", message["method"])  # never guess one
+        return None
+
+    async def stream_dropped(self, stream: EventStream, on_abandoned: AbandonHook) -> None:
+        """A stateless client closing its stream withdraws its requests (it cannot resume)."""
+        self.forget(stream)
+        await on_abandoned(self, sorted(stream.waiting, key=str))
+
+    def client_id(self, request_id: Any) -> Any:
+        return self.original.get(request_id, request_id)
