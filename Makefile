@@ -1,6 +1,6 @@
 # Two entry points, each doing its own set-up on a fresh machine:
 #   make demo   - install signoff in .venv and run a held-call demo end to end
-#   make test   - install signoff, the test servers (PyPI + npm) and run the test suite
+#   make test   - install signoff, the test servers (PyPI + npm); lint (ruff), type-check (mypy), run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,6 +23,8 @@ demo: $(BIN)/.installed
 	$(BIN)/python examples/demo.py
 
 test: $(BIN)/.installed node_modules/.installed
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q
 
 clean:

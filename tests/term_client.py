@@ -41,7 +41,7 @@ def main() -> None:
     termios.tcsetattr(0, termios.TCSANOW, tui)
     print("MODES tui", modes(), flush=True)
     background = {"process_group": 0} if os.environ.get("TERM_CLIENT_BACKGROUND") else {}  # a job not in the foreground
-    proxy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(go + ".log", "w"),
+    proxy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(go + ".log", "w"),  # noqa: SIM115 - the child owns it until the script ends
                              **background)
     assert proxy.stdin is not None and proxy.stdout is not None
 

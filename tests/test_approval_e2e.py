@@ -290,7 +290,7 @@ async def test_stateless_client_approves_in_its_own_dialog(tmp_path: Path, serve
     async with Client(params, mode="2026-07-28", elicitation_callback=dialog) as client:
         with anyio.fail_after(30):
             result = await client.call_tool(tool, args)
-    assert asked and (f'"text": "stateless"' if tool == "echo" else '"timezone": "UTC"') in asked[0].splitlines()[-1]
+    assert asked and ('"text": "stateless"' if tool == "echo" else '"timezone": "UTC"') in asked[0].splitlines()[-1]
     assert result.is_error is (not approved)
     if approved:
         assert "stateless" in result.content[0].text or "UTC" in result.content[0].text

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from policy_helpers import call, verdict
+from policy_helpers import call
 from signoff.policy.engine import Policy
 from signoff.policy.understand import money
 

@@ -61,7 +61,7 @@ def test_unknown_decision_is_refused() -> None:
 def test_verify_names_a_changed_row(log: AuditLog) -> None:
     fill(log)
     db().execute("UPDATE audit SET reason = 'nothing to see' WHERE id = 4")
-    checked, problem = log.verify()
+    _checked, problem = log.verify()
     assert problem is not None and problem.row == 4
     assert str(problem) == "row 4 was changed (its content no longer matches its hash)"
 

@@ -13,7 +13,8 @@ from typing import Any
 import anyio
 import pytest
 
-from signoff.approvals.broker import Broker, Outcome, format_seconds
+from signoff.approvals.broker import Broker, Outcome
+from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import HeldCall, open_store
@@ -111,7 +112,8 @@ async def test_on_timeout_allow_approves_when_the_clock_runs_out(broker: Broker)
 
 
 def test_timeouts_read_as_people_say_them() -> None:
-    assert [format_seconds(s) for s in (300, 90, 3600, 5400, 30, 0.5)] == ["5m", "1m30s", "1h", "1h30m", "30s", "0.5s"]
+    assert [format_duration(s) for s in (300, 90, 3600, 5400, 30, 0.5, 86400, 0)] == [
+        "5m", "1m30s", "1h", "1h30m", "30s", "0.5s", "1d", "0s"]
 
 
 async def test_default_timeout_is_five_minutes(broker: Broker) -> None:
@@ -267,7 +269,7 @@ def test_remember_tool_args_and_session(broker: Broker) -> None:
 
 
 def test_remembered_decisions_render_as_policy_rules(broker: Broker) -> None:
-    from signoff.policy.engine import Rule
+    from signoff.policy.schema import Rule
 
     for kind in ("tool", "args", "session"):
         broker.decide(broker.issue_retry(CALL, ASK), True, remember=kind, by="alice")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from signoff.config import command_name, load_config, parse_duration, server_specs
+from signoff.config import command_name, load_config
+from signoff.durations import parse_duration
+from signoff.runner import server_specs
 from signoff.errors import ConfigError
 
 

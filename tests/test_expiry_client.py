@@ -22,7 +22,7 @@ from mcp import MCPError
 
 from conftest import NODE_MODULES, ROOT, connect, fake_server, through_signoff
 from signoff.approvals.broker import Broker
-from signoff.relay.client_timeouts import client_timeout
+from signoff.approvals.client_timeouts import client_timeout
 from held_calls import WAIT, RawClient, decisions, held_call, signoff, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -310,7 +310,7 @@ async def test_sdk_session_that_times_out_without_cancelling_expires_the_call(tm
     command = through_signoff(fake_server(), "--policy", policy(tmp_path, client="mcp"))
     async with connect(command) as client:  # clientInfo.name is the SDK default, "mcp"
         params = {"name": "echo", "arguments": {"text": "pay invoice 42"}}
-        with pytest.raises(MCPError, match="[Tt]imed out"), anyio.fail_after(WAIT):
+        with pytest.raises(MCPError, match=r"[Tt]imed out"), anyio.fail_after(WAIT):
             await client._dispatcher.send_raw_request(  # noqa: SLF001 - the SDK path, minus the cancel
                 "tools/call", params, {"timeout": 0.5, "cancel_on_abandon": False})
         row = await anyio.to_thread.run_sync(

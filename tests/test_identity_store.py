@@ -157,7 +157,7 @@ def test_a_remembered_approval_does_not_stand_in_for_a_quorum() -> None:
 
 
 def test_terminals_show_who_made_the_call_and_what_approval_it_needs() -> None:
-    from signoff.approvers import render_held
+    from signoff.approvers.console import render_held
 
     broker = Broker()
     spoof = Identity("build-01", "ci\u202ebot\x1b[2J", "ann")  # a client-chosen name reaches terminals escaped

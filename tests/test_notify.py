@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from signoff.model import ToolCall
 from signoff.approvals.notify import Notifier, key_arguments, message_for
-from signoff.web.links import check_review, link_key
+from signoff.web.links import check_review, link_key, review_link
 
 CALL = ToolCall("filesystem", "write_file", {"path": "/srv/app/config.yaml", "content": "x" * 500, "mode": 420})
 
@@ -47,14 +48,14 @@ def test_message_shows_server_tool_key_arguments_and_link() -> None:
     assert "Why: file writes need approval" in body
     assert "Review: http://127.0.0.1:8765/" in body
     assert "signoff approve h-abc123" in body
-    folded = [line for line in key_arguments(CALL.arguments) if line.startswith("content")][0]
+    folded = next(line for line in key_arguments(CALL.arguments) if line.startswith("content"))
     assert len(folded) < 140 and folded.endswith("…")
 
 
 def test_notification_reaches_a_local_webhook() -> None:
     hook = Webhook()
     try:
-        notifier = Notifier([f"json://127.0.0.1:{hook.port}/hook"], link="http://127.0.0.1:8765")
+        notifier = Notifier([f"json://127.0.0.1:{hook.port}/hook"], review=functools.partial(review_link, "http://127.0.0.1:8765"))
         worker = notifier.held(CALL, "h-abc123", "file writes need approval")
         assert hook.arrived.wait(20)
         assert worker is not None
@@ -90,3 +91,14 @@ def test_failing_notifier_is_named_with_its_secrets_masked(caplog) -> None:
 def test_no_urls_means_no_thread() -> None:
     assert Notifier([]).held(CALL, "h-1", "") is None
     assert not Notifier([])
+
+
+def test_a_notification_without_a_presentation_is_still_one_clean_line_per_field() -> None:
+    """The fallback message (no presentation) blanks control and bidi characters too: a tool name,
+    reason or argument cannot split a line, fake one, or reorder the text a phone shows."""
+    hostile = ToolCall("fs", "write\u202efile\nApproved: yes", {"path": "/tmp/a\x1b[2K\rok", "body": "x\u2066y"})
+    title, body = message_for(hostile, "h-1", "because\nApproved by alice", None)
+    for text in (title, *body.split("\n")):
+        assert not any(c in text for c in "\x1b\r\u202e\u2066"), text
+    assert "Approved: yes" in title and "\nApproved" not in title
+    assert not any(line.startswith("Approved") for line in body.split("\n"))

@@ -9,7 +9,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 
 from signoff import paths
 from signoff.policy import risk

@@ -109,7 +109,7 @@ def test_the_strongest_matching_verdict_wins_and_the_first_of_equals_names_it(ve
 from signoff.policy.understand import money, recipients, shell, urls  # noqa: E402
 from signoff.policy.understand.sql import analyze as analyze_sql  # noqa: E402
 
-SHELLISH = st.lists(st.sampled_from(list("abcrm -|&;$()`'\"\\<>{}*/.=\n") + ["rm ", "sh -c ", "curl ", "psql -c ", "sudo ", "$(", "<<EOF\n"]),
+SHELLISH = st.lists(st.sampled_from([*"abcrm -|&;$()`'\"\\<>{}*/.=\n", "rm ", "sh -c ", "curl ", "psql -c ", "sudo ", "$(", "<<EOF\n"]),
                     max_size=30).map("".join)
 REAL_TOOLS = st.sampled_from(["shell.run_command", "desktop.start_process", "gmail.send_email", "stripe.create_payment_intent",
                               "postgres.query", "fetch.fetch", "mongodb.delete-many", "github.create_issue", "x.y"])

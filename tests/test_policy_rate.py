@@ -11,7 +11,8 @@ from signoff.approvals.audit import entry
 from signoff.errors import PolicyError
 from signoff.model import ToolCall
 from signoff.policy.engine import Policy, PolicyContext
-from signoff.policy.rate import AuditCounter, MemoryCounter
+from signoff.approvals.audit import AuditCounter
+from signoff.policy.rate import MemoryCounter
 from signoff.approvals.store import open_store
 
 RATE = """\

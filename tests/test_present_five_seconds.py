@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from signoff.approvals import filediff
 from signoff.approvals import present
-from signoff.approvers import KeyReader, render_held
+from signoff.approvers.console import KeyReader, render_held
 from signoff.approvals.elicit import params_for
 from signoff.approvals.broker import Broker
 from signoff.cli.main import app

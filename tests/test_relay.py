@@ -216,4 +216,4 @@ async def test_signoffs_own_client_requests_are_answered_and_never_forwarded() -
             tg.cancel_scope.cancel()
         cancelled = await client.wait_for(lambda m: m.get("method") == "notifications/cancelled")
         assert cancelled["params"]["reason"] == "decided elsewhere"
-        assert "[]" == text_of(await client.call("cancelled_ids"))  # nothing leaked upstream
+        assert text_of(await client.call("cancelled_ids")) == "[]"  # nothing leaked upstream

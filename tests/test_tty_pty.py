@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pexpect
-import pytest
 
 from conftest import through_signoff, time_server
 from signoff.approvals.broker import Broker

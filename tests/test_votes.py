@@ -150,7 +150,7 @@ def test_concurrent_votes_from_separate_connections_resolve_exactly_once(store_u
             except AlreadyDecidedError:
                 results[held_id].append("late")
 
-    threads = [threading.Thread(target=voter, args=(s, p)) for s, p in zip(stores, ("alice", "bob", "carol"))]
+    threads = [threading.Thread(target=voter, args=(s, p)) for s, p in zip(stores, ("alice", "bob", "carol"), strict=True)]
     for t in threads:
         t.start()
     for t in threads:
@@ -184,7 +184,7 @@ def test_the_same_person_on_two_connections_at_once_counts_once(store_url) -> No
             except VoteRefusedError:
                 outcomes.append("refused")
 
-    threads = [threading.Thread(target=voter, args=(s, p)) for s, p in zip(stores, ("alice", "ALICE"))]
+    threads = [threading.Thread(target=voter, args=(s, p)) for s, p in zip(stores, ("alice", "ALICE"), strict=True)]
     for t in threads:
         t.start()
     for t in threads:
@@ -235,7 +235,7 @@ def test_the_page_queue_and_signoff_pending_show_who_approved_so_far(store_url) 
 
     from starlette.testclient import TestClient
 
-    from signoff.approvers import render_held
+    from signoff.approvers.console import render_held
     from signoff.web.app import UI, create_app
     from signoff.web.security import Guard
 

@@ -11,7 +11,8 @@ from typing import IO
 
 import pytest
 
-from signoff.approvers import KeyReader, fold, render_held
+from signoff.approvers.console import KeyReader, render_held
+from signoff.termsafe import fold
 from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import open_store

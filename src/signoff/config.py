@@ -14,29 +14,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
+from signoff.durations import parse_duration  # also imported from here by older callers
 from signoff.errors import ConfigError
-from signoff.relay.upstream import ServerSpec
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 30, "30s", "5m", "1h" or "500ms"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
-    if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError("a duration must be positive")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m or 1h")
-    number, unit = float(match.group(1)), match.group(2) or "s"
-    seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
 
 
 @functools.cache
@@ -216,35 +197,6 @@ def load_config(path: str | os.PathLike[str]) -> Any:
     if config.policy and not os.path.isabs(config.policy) and ("/" in config.policy or config.policy.endswith((".yaml", ".yml"))):
         config.policy = str(Path(path).resolve().parent / config.policy)
     return config
-
-
-def server_specs(config: Any) -> list[ServerSpec]:
-    """The enabled servers as upstream specs."""
-    specs = []
-    for name, server in config.servers.items():
-        if server.disabled:
-            continue
-        transport = server.transport or ("stdio" if server.command else "http")
-        if transport == "streamable-http":
-            transport = "http"
-        if server.url and transport == "http" and server.url.rstrip("/").endswith("/sse") and server.transport is None:
-            transport = "sse"
-        specs.append(
-            ServerSpec(
-                name=name,
-                command=server.command,
-                args=tuple(server.args),
-                env=dict(server.env),
-                cwd=server.cwd,
-                url=server.url,
-                headers=dict(server.headers),
-                transport=transport,
-                timeout=server.timeout,
-                startup_timeout=server.startup_timeout,
-                share=server.share,
-            )
-        )
-    return specs
 
 
 def default_name(command: str) -> str:

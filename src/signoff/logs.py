@@ -30,7 +30,7 @@ class SecretsOut(SafeFormatter):
 class OwnerOnlyFileHandler(logging.handlers.RotatingFileHandler):
     """The log file (and each rotated one) is created 0600 whatever the umask, and tightened if older."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self):
         from pathlib import Path
 
         from signoff import paths

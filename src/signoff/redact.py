@@ -110,5 +110,5 @@ def restore(edited: Any, original: Any) -> Any:
     if isinstance(edited, Mapping) and isinstance(original, Mapping):
         return {k: restore(v, original[k]) if k in original else v for k, v in edited.items()}
     if isinstance(edited, list) and isinstance(original, list) and len(edited) == len(original):
-        return [restore(e, o) for e, o in zip(edited, original)]
+        return [restore(e, o) for e, o in zip(edited, original, strict=False)]
     return edited

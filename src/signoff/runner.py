@@ -10,6 +10,7 @@ process exits with 128 + the signal number.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -21,14 +22,8 @@ from typing import Any
 import anyio
 
 from signoff import logs
-from signoff.config import (
-    IdentityStamp,
-    command_name,
-    identity_settings,
-    load_config,
-    parse_duration,
-    server_specs,
-)
+from signoff.config import IdentityStamp, command_name, identity_settings, load_config
+from signoff.durations import parse_duration
 from signoff.errors import ConfigError, SignoffError, StoreError
 from signoff.gate import Gate, GateLoader
 from signoff.relay.upstream import ServerSpec
@@ -38,6 +33,35 @@ log = logging.getLogger("signoff.run")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 ANSWER_GRACE = 2.0
 """At most this long after a stop signal for the held calls' answers to reach their clients."""
+
+
+def server_specs(config: Any) -> list[ServerSpec]:
+    """The enabled servers as upstream specs."""
+    specs = []
+    for name, server in config.servers.items():
+        if server.disabled:
+            continue
+        transport = server.transport or ("stdio" if server.command else "http")
+        if transport == "streamable-http":
+            transport = "http"
+        if server.url and transport == "http" and server.url.rstrip("/").endswith("/sse") and server.transport is None:
+            transport = "sse"
+        specs.append(
+            ServerSpec(
+                name=name,
+                command=server.command,
+                args=tuple(server.args),
+                env=dict(server.env),
+                cwd=server.cwd,
+                url=server.url,
+                headers=dict(server.headers),
+                transport=transport,
+                timeout=server.timeout,
+                startup_timeout=server.startup_timeout,
+                share=server.share,
+            )
+        )
+    return specs
 
 
 def resolve_servers(command: list[str], config_path: str | None, name: str | None,
@@ -63,14 +87,13 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
     return [ServerSpec(name=name or command_name(command), command=command[0], args=tuple(command[1:]))], policy
 
 
-ALLOW_EVERYTHING = "version: 1\nhitl_policies: []\n"
 DEFAULT_POLICY = "balanced"
 
 
 def catalog_ids(specs: list[ServerSpec]) -> dict[str, str]:
     """Each wrapped server's catalog id, recognised from its command or URL (the policy matches tools by it)."""
     try:
-        from signoff.policy.catalog import load_catalog
+        from signoff.policy.catalog_load import load_catalog
     except ModuleNotFoundError as exc:
         if exc.name != "signoff.policy.catalog":
             raise
@@ -104,8 +127,9 @@ def build_gate_factory(
     from signoff.approvals.gate import ApprovalGate
     from signoff.approvals.broker import Broker
     from signoff.approvals.notify import Notifier
+    from signoff.web.links import review_link
     from signoff.policy.engine import NO_POLICY, PolicyContext, load_policy
-    from signoff.policy.rate import AuditCounter
+    from signoff.approvals.audit import AuditCounter
     from signoff.policy.reload import PolicyHolder
     from signoff.approvals.store import open_store, proxy_busy_timeout_ms
 
@@ -145,7 +169,7 @@ def build_gate_factory(
     log.info("policy %s loaded (%s, %d rules)", policy_source, holder.policy.hash[:12], len(holder.policy.rules))
     note_proxy(broker, policy_source, holder.policy.hash, names, stamp)
     noted.append(broker)
-    notifier = Notifier(notify or [], link=link, desktop=desktop)
+    notifier = Notifier(notify or [], review=functools.partial(review_link, link) if link else None, desktop=desktop)
     team = team_mode(broker.store)
     if team and tty:
         log.warning("team mode: --tty is off (a terminal cannot say which person decides); decide on the page "
@@ -186,7 +210,7 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
     from signoff.policy.engine import PRESETS
 
     kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
-    label = os.path.abspath(source) if kind == "file" else (source or "")
+    label = os.path.abspath(source) if kind == "file" and source else (source or "")
     info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
             "servers": list(servers), "noted_at": time.time()}
     if stamp is not None:  # the agent is known per session unless configured
@@ -318,7 +342,7 @@ async def stop_holding(brokers: list[Any], name: str) -> None:
 
 def _sole_signoff_error(group: BaseExceptionGroup) -> BaseException:
     """A task group wraps errors; a single SignoffError is reported as itself (one clean line)."""
-    errors = group
+    errors: BaseException = group
     while isinstance(errors, BaseExceptionGroup) and len(errors.exceptions) == 1:
         errors = errors.exceptions[0]
     return errors if isinstance(errors, SignoffError) else group

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from signoff.errors import ConfigError
+from signoff.termsafe import shorten
 
 Path = tuple[str | int, ...]
 
@@ -142,8 +143,7 @@ _TYPE_HINTS = {
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(repr(value), 60)
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:

@@ -120,7 +120,7 @@ async def test_tool_name_look_alike_is_refused_not_waved_past_the_policy(tmp_pat
         answer = await client.call(name, {"path": "/important"})
     assert answer["error"]["code"] == jsonrpc.INVALID_PARAMS and "tool name" in answer["error"]["message"]
     assert naive_ran(log) == [] and gate.checked == []
-    [(call, reason)] = gate.refusals
+    [(call, _reason)] = gate.refusals
     assert call.tool == name
 
 
@@ -137,7 +137,7 @@ async def test_arguments_that_are_not_an_object_are_refused(tmp_path: Path, argu
     """The policy would judge `{}`; a lenient server might parse the string or list it was sent."""
     log = tmp_path / "naive.log"
     gate = RecordingGate()
-    frame = ('{"jsonrpc":"2.0","id":"odd-2","method":"tools/call","params":{"name":"echo","arguments":%s}}\n' % arguments)
+    frame = '{"jsonrpc":"2.0","id":"odd-2","method":"tools/call","params":{"name":"echo","arguments":' + arguments + '}}\n'
     async with running([naive_spec(log)], gate) as client:
         await client.initialize()
         await client.send_raw(frame.encode())

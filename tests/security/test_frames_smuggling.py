@@ -76,7 +76,7 @@ async def _through_signoff(tmp_path: Path, frame: bytes) -> tuple[RecordingGate,
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 async def test_smuggled_call_never_reaches_the_naive_server(tmp_path: Path, attack: str) -> None:
-    gate, _, log = await _through_signoff(tmp_path, ATTACKS[attack])
+    _gate, _, log = await _through_signoff(tmp_path, ATTACKS[attack])
     assert "delete_file" not in naive_ran(log)
     assert not [e for e in naive_log(log) if "unparsed" in e], "the naive server saw a broken frame"
 
@@ -111,7 +111,7 @@ async def test_line_separators_in_strings_arrive_escaped_not_raw(tmp_path: Path)
     frame = json.dumps(jsonrpc.request(1, "tools/call", {"name": "echo", "arguments": {"text": text}}),
                        ensure_ascii=False).encode() + b"\n"
     assert "\u2028".encode() in frame
-    gate, answers, log = await _through_signoff(tmp_path, frame)
+    _gate, _answers, log = await _through_signoff(tmp_path, frame)
     ran = [e for e in naive_log(log) if "ran" in e]
     assert ran == [{"ran": "echo", "arguments": {"text": text}}]
     assert not [e for e in naive_log(log) if "unparsed" in e]

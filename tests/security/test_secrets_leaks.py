@@ -10,14 +10,12 @@ import os
 import signal
 import sqlite3
 import stat
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from conftest import connect, fake_server, through_signoff
-from security.conftest import wait_for_pending
 from signoff.approvals.audit import AuditLog
 from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict

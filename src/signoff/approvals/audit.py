@@ -17,19 +17,37 @@ import getpass
 import hashlib
 import hmac
 import json
+import os
 import re
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 from signoff.model import Identity, ToolCall, canonical_json
 from signoff.redact import redact
 
-if TYPE_CHECKING:
-    from signoff.approvals.store import Store
+
+class AuditStore(Protocol):
+    """What the audit trail needs from a store (`approvals.store.Store` provides it)."""
+
+    def append_audit(self, content: dict[str, Any]) -> int: ...
+    def audit_rows(self, *, decision: str | None = None, since: str | None = None,
+                   until: str | None = None) -> Iterator[dict[str, Any]]: ...
+    def audit_head(self) -> tuple[int, str] | None: ...
+
+
+def audit_key() -> bytes | None:
+    """The optional audit signing key (SIGNOFF_AUDIT_KEY); None when unset."""
+    key = os.environ.get("SIGNOFF_AUDIT_KEY")
+    return key.encode() if key else None
+
+
+def audit_mac(key: bytes, row_hash_hex: str) -> str:
+    """A row's signature: HMAC-SHA256 of its hash under the audit key."""
+    return hmac.new(key, row_hash_hex.encode(), hashlib.sha256).hexdigest()
 
 GENESIS = "0" * 64
 """The `prev_hash` of the first row."""
@@ -46,7 +64,7 @@ FIELDS = ("id", "time", "server", "tool", "arguments", "decision", "decided_by",
 
 def now_iso(at: float | None = None) -> str:
     """UTC time with microseconds and a fixed width, so text order is time order."""
-    moment = datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -137,7 +155,7 @@ class Report:
     witness: str = "no witness file"
     signed: str = "no"
     key: str = "not given"
-    warnings: list[str] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return f"witness: {self.witness}; signed: {self.signed}, key {self.key}"
@@ -159,7 +177,7 @@ def read_witness(path: Path) -> tuple[tuple[int, str, str | None] | None, int | 
         try:
             if len(parts) == 3 and parts[0] == "start":
                 start = int(parts[1])
-                entry = (start, parts[2], None)
+                entry: tuple[int, str, str | None] = (start, parts[2], None)
             elif len(parts) == 3:
                 entry = (int(parts[0]), parts[1], None if parts[2] == "-" else parts[2])
             else:
@@ -189,7 +207,7 @@ def check_trail(rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None,
             if mac:
                 seen["signed"] += 1
                 if key is not None and seen["bad_mac"] is None and not hmac.compare_digest(
-                        mac, hmac.new(key, row["hash"].encode(), hashlib.sha256).hexdigest()):
+                        mac, audit_mac(key, row["hash"])):
                     seen["bad_mac"] = rid
             else:
                 seen["unsigned"] += 1
@@ -277,19 +295,12 @@ def who(row: Mapping[str, Any]) -> str:
 class AuditLog:
     """Append, query, verify and export the audit trail of one store."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: AuditStore):
         self.store = store
 
     def append(self, call: ToolCall | None = None, decision: str = "allowed", **fields: Any) -> int:
         """Append one row (see `entry` for the fields); returns its id. Blocking (one small commit)."""
         return self.store.append_audit(entry(call, decision, **fields))
-
-    async def append_async(self, call: ToolCall | None = None, decision: str = "allowed", **fields: Any) -> int:
-        """`append` on a worker thread, for the proxy's event loop."""
-        import anyio
-
-        content = entry(call, decision, **fields)
-        return await anyio.to_thread.run_sync(self.store.append_audit, content)
 
     def query(self, *, tool: str | None = None, decision: str | None = None, since: str | None = None,
               until: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -308,8 +319,6 @@ class AuditLog:
 
     def check(self) -> Report:
         """The full verdict: chain, the head witness beside the database, signatures."""
-        from signoff.approvals.store import audit_key
-
         witness = getattr(self.store, "witness", None)
         return check_trail(self.store.audit_rows(), self.store.audit_head(), witness_file=witness, key=audit_key())
 
@@ -320,3 +329,46 @@ class AuditLog:
             stream.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
             count += 1
         return count
+
+
+RAN = ("allowed", "approved")
+
+
+class AuditCounter:
+    """`count(window, match)`: calls that ran within `window` seconds and satisfy `match(server, tool, args)`.
+
+    The counter `rate:` rules use (see policy/rate.py). A call that ran is an `allowed` or
+    `approved` row (observed and remembered calls are `allowed` rows too). Rows are read once per
+    window and kept for a short time, so a burst of calls costs one query."""
+
+    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time, cache_seconds: float = 0.2):
+        self.store = store
+        self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._rows: dict[float, tuple[float, list[tuple[str, str, str, Any]]]] = {}
+
+    def _recent(self, window: float) -> list[tuple[str, str, str, Any]]:
+        now = self.clock()
+        cached = self._rows.get(window)
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        since = now_iso(now - window)
+        rows = []
+        for decision in RAN:
+            for row in self.store.audit_rows(decision=decision, since=since):
+                rows.append((row["time"], row["server"], row["tool"], row["arguments"]))
+        self._rows[window] = (now, rows)
+        return rows
+
+    def count(self, window: float, match: Callable[[str, str, Mapping[str, Any]], bool]) -> int:
+        total = 0
+        for _time, server, tool, arguments in self._recent(window):
+            args = arguments
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except ValueError:
+                    args = {}
+            if match(server, tool, args if isinstance(args, dict) else {}):
+                total += 1
+        return total

@@ -25,15 +25,17 @@ from typing import Any
 import anyio
 
 from signoff.approvals.audit import entry, user
+from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.approvals.liveness import ProxyLease, lease_dir, pid_alive, proxy_gone, remove_stale_leases
 from signoff.model import Decision, ToolCall, canonical_json
+from signoff.termsafe import fold
 from signoff.approvals.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 from signoff.approvals.votes import Ballot
 
 log = logging.getLogger("signoff.broker")
 
-__all__ = ["Broker", "Outcome", "format_seconds", "outcome_of", "history_entries", "pid_alive"]
+__all__ = ["Broker", "Outcome", "outcome_of", "history_entries", "pid_alive"]
 """`pid_alive` lives in liveness.py; it stays importable from here for the page and the runner."""
 
 DEFAULT_TIMEOUT = 300.0
@@ -59,16 +61,6 @@ class Outcome:
         return self.status == "approved"
 
 
-def format_seconds(seconds: float) -> str:
-    """300 → 5m, 90 → 1m30s, 3600 → 1h, 2.5 → 2.5s: how people say a timeout."""
-    if seconds < 60:
-        return f"{round(seconds, 3):g}s"
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
-
-
 def outcome_of(held: HeldCall) -> Outcome:
     return Outcome(held.status, held.id, held.decision_reason or "", held.decided_by, held.channel,
                    held.edited_arguments)
@@ -84,8 +76,6 @@ each call is stored once (its own audit row); the summary only has to help a per
 def compact_arguments(arguments: Any, value_chars: int = HISTORY_VALUE_CHARS,
                       budget: int = HISTORY_ENTRY_CHARS) -> dict[str, Any]:
     """Arguments with long values folded; if still over `budget` characters, the first keys only."""
-    from signoff.approvers import fold
-
     folded = fold(dict(arguments) if isinstance(arguments, Mapping) else {}, value_chars)
     if len(canonical_json(folded)) <= budget:
         return folded
@@ -240,7 +230,7 @@ class Broker:
             if client_timeout is not None and now - started >= client_timeout:
                 return await self._end(held.id, Resolution(
                     "expired", "signoff", "client",
-                    f"the client ({client or 'unnamed'}) stops waiting for a call after {format_seconds(client_timeout)}"))
+                    f"the client ({client or 'unnamed'}) stops waiting for a call after {format_duration(client_timeout)}"))
             if on_wait is not None and now >= next_wait:
                 next_wait += wait_interval
                 await on_wait(now - started)
@@ -261,7 +251,7 @@ class Broker:
                 return outcome_of(row)
 
     async def _time_out(self, held: HeldCall, timeout: float, decision: Decision) -> Outcome:
-        why = f"no decision within {format_seconds(timeout)}"
+        why = f"no decision within {format_duration(timeout)}"
         if decision.on_timeout == "allow" and decision.approval.default:
             res = Resolution("approved", "signoff", "timeout", f"{why}; the rule says on_timeout: allow")
         elif decision.on_timeout == "allow":  # a timeout never stands in for the people a rule asks for
@@ -273,6 +263,7 @@ class Broker:
 
     async def _end(self, held_id: str, res: Resolution) -> Outcome:
         """Resolve from the broker's side; if a human decided first, their decision stands."""
+        held: HeldCall | None
         try:
             held = await anyio.to_thread.run_sync(self.store.resolve, held_id, res)
         except AlreadyDecidedError:
@@ -334,7 +325,7 @@ class Broker:
             swept.extend(self.store.resolve_many(
                 lambda h: h.hold_mode == "retry" and h.deadline <= now,
                 lambda h: Resolution("timeout", "signoff", "timeout",
-                                     f"no decision within {format_seconds(h.deadline - h.created)}")))
+                                     f"no decision within {format_duration(h.deadline - h.created)}")))
         closed = {h.id for h in swept}
         return self.store.with_votes([h for h in calls if h.id not in closed])
 
@@ -495,7 +486,7 @@ class Broker:
         held = self.get(held_id)
         if held.status == "pending" and held.deadline <= now:
             res = Resolution("timeout", "signoff", "timeout",
-                             f"no decision within {format_seconds(held.deadline - held.created)}")
+                             f"no decision within {format_duration(held.deadline - held.created)}")
             try:
                 held = self.store.resolve(held_id, res)
             except AlreadyDecidedError:

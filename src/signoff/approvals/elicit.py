@@ -80,8 +80,8 @@ def _what_it_does(shown: Any) -> list[str]:
         lines.append(f"  {'!' if fact.risky else ' '} {safe(fact.label)}: {quoted(fact.value, 200)}{note}")
     preview = shown.preview_lines(MAX_PREVIEW_LINES)
     if preview:
-        kind = (shown.preview or {}).get("kind")
-        title = {"diff": "Change", "sql": "SQL", "command": "Command"}.get(kind) or str(shown.preview.get("title") or "Preview")
+        given = shown.preview or {}
+        title = {"diff": "Change", "sql": "SQL", "command": "Command"}.get(str(given.get("kind"))) or str(given.get("title") or "Preview")
         lines.append(f"  {safe(title)}:")  # signoff's word: a diff's title is the model's path
         lines.extend(f"  │ {safe(line[:200])}" for line in preview)
     return lines
@@ -103,7 +103,8 @@ def to_decision(answer: Mapping[str, Any]) -> tuple[bool, str | None] | None:
     if not isinstance(result, Mapping):
         return None  # an error: the client could not show it
     action = result.get("action")
-    content = result.get("content") if isinstance(result.get("content"), Mapping) else {}
+    given = result.get("content")
+    content = given if isinstance(given, Mapping) else {}
     reason = content.get("reason") or None
     if action == "accept":
         choice = content.get("decision")

@@ -25,9 +25,10 @@ from typing import Any
 import anyio
 
 from signoff.approvals.audit import AuditLog
-from signoff.approvals.broker import Broker, Outcome, format_seconds
+from signoff.approvals.broker import Broker, Outcome
+from signoff.approvals.client_timeouts import client_timeout
 from signoff.config import IdentityStamp
-from signoff.relay.client_timeouts import client_timeout
+from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.gate import Admission, ProgressFn, denial_text
 from signoff.model import Decision, ToolCall, Verdict
@@ -157,7 +158,7 @@ class ApprovalGate:
         if outcome.status == "pending":
             text = (f"This tool call is held for the user's approval as {outcome.held_id}: {decision.reason}. "
                     "Tell the user it is waiting; once they approve it, call again with exactly the same "
-                    f"arguments (it expires in {format_seconds(decision.timeout or 300)}).")
+                    f"arguments (it expires in {format_duration(decision.timeout or 300)}).")
             return Admission(False, text, decision=decision)
         return self._refusal(outcome)
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from signoff.model import ToolCall, canonical_json
 from signoff.redact import redact, redact_text
 from signoff.termsafe import one_line
-from signoff.web.links import link_key, review_link
 
 log = logging.getLogger("signoff.notify")
 
@@ -28,11 +27,8 @@ def key_arguments(arguments: Mapping[str, Any]) -> list[str]:
     arguments = redact(dict(arguments))
     lines = []
     for name, value in list(arguments.items())[:MAX_ARGS_SHOWN]:
-        text = value if isinstance(value, str) else canonical_json(value)
-        text = " ".join(str(text).split())
-        if len(text) > MAX_VALUE_CHARS:
-            text = text[: MAX_VALUE_CHARS - 1] + "…"
-        lines.append(f"{name} = {text}")
+        text = one_line(value if isinstance(value, str) else canonical_json(value), MAX_VALUE_CHARS)
+        lines.append(one_line(f"{name} = {text}", MAX_VALUE_CHARS * 2))
     if len(arguments) > MAX_ARGS_SHOWN:
         lines.append(f"(+{len(arguments) - MAX_ARGS_SHOWN} more)")
     return lines
@@ -44,12 +40,12 @@ def message_for(call: ToolCall, held_id: str, reason: str, link: str | None, sho
     if shown is not None:
         title, body = shown.summary()
         title = _one_line(title)
-        body = [_one_line(line) for line in body] + [f"{call.qualified} is waiting for approval ({held_id})."]
+        body = [_one_line(line) for line in body] + [_one_line(f"{call.qualified} is waiting for approval ({held_id}).")]
     else:
-        title = f"signoff: approve {call.qualified}?"
-        body = [f"{call.qualified} is waiting for approval ({held_id})."]
+        title = _one_line(f"signoff: approve {call.qualified}?")
+        body = [_one_line(f"{call.qualified} is waiting for approval ({held_id}).")]
         if reason:
-            body.append(f"Why: {reason}")
+            body.append(_one_line(f"Why: {reason}"))
         body.extend(key_arguments(call.arguments))
     if link:
         body.append(f"Review: {link}")
@@ -76,14 +72,15 @@ def desktop_url() -> str | None:
 class Notifier:
     """Sends one message per held call to every configured apprise URL."""
 
-    def __init__(self, urls: Sequence[str], *, link: str | None = None, desktop: bool = False, timeout: float = 10.0):
+    def __init__(self, urls: Sequence[str], *, review: Callable[[str], str] | None = None, desktop: bool = False,
+                 timeout: float = 10.0):
+        """`review(held_id)` makes a call's review link (web.links.review_link under the page's address)."""
         self.urls = list(urls)
         if desktop and (url := desktop_url()):
             self.urls.append(url)
-        self.link = link
+        self.review = review
         self.timeout = timeout
         self._apprise: Any = None
-        self._key: bytes | None = None
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -101,12 +98,10 @@ class Notifier:
 
     def _review_link(self, held_id: str) -> str | None:
         """A per-call review link (never the page's master token); none if the key cannot be read."""
-        if not self.link:
+        if self.review is None:
             return None
         try:
-            if self._key is None:
-                self._key = link_key()
-            return review_link(self.link, held_id, key=self._key)
+            return self.review(held_id)
         except OSError as exc:
             log.warning("cannot make a review link (%s); the notification goes without one", exc)
             return None

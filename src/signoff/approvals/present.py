@@ -23,6 +23,7 @@ from typing import Any
 
 from signoff.model import Decision, Fact, ToolCall, canonical_json
 from signoff.redact import redact, redact_text
+from signoff.termsafe import for_page, shorten
 
 PREVIEW_LINES = 40
 """Preview lines a terminal shows (the page shows the whole stored preview)."""
@@ -161,15 +162,13 @@ def _compact_diff(lines: list[str]) -> list[str]:
 
 
 def _cut(line: str, width: int) -> str:
-    return line if len(line) <= width else line[: max(10, width - 1)] + "…"
+    return line if len(line) <= width else shorten(line, max(11, width))
 
 
 def _short(value: Any, limit: int = 200) -> str:
     """Whitespace folded, cut; control and bidi characters are kept for each channel to show as
     visible escapes (the page prints \u202e, termsafe prints it escaped), not silently dropped."""
-    text = value if isinstance(value, str) else canonical_json(value)
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return for_page(value if isinstance(value, str) else canonical_json(value), limit)
 
 
 # ---------------------------------------------------------------------------- reading the arguments
@@ -180,14 +179,13 @@ def _values(arguments: Mapping[str, Any], fields: Mapping[str, Sequence[str]] | 
     from signoff.policy.understand.recognize import values_at
 
     if fields is not None and role in fields:
-        out = []
+        out: list[tuple[str, Any]] = []
         for path in fields[role]:
             key = path.rsplit(".", 1)[-1].replace("[*]", "")
             out.extend((key, v) for v in values_at(arguments, path) if v not in (None, "", [], {}))
         return out
-    if fields:  # a catalogued tool: its roles are known, others are not guessed
-        if role not in ("payee", "method", "url", "body", "content", "currency"):
-            return []
+    if fields and role not in ("payee", "method", "url", "body", "content", "currency"):
+        return []  # a catalogued tool: its roles are known, others are not guessed
     keys = _KEYS.get(role, frozenset())
     return [(k, v) for k, v in arguments.items() if str(k).lower() in keys and v not in (None, "", [], {})]
 
@@ -264,6 +262,153 @@ def _primary(actions: Iterable[str], roles: Mapping[str, list[tuple[str, Any]]])
     return ""
 
 
+@dataclass
+class _Draft:
+    """What `build` assembles: one kind's function fills in lines, a headline and perhaps a preview."""
+
+    call: ToolCall
+    arguments: dict[str, Any]
+    roles: dict[str, list[tuple[str, Any]]]
+    given: list[Fact]
+    internal: tuple[str, ...] | None
+    marks: dict[str, tuple[str, bool]]
+    preview: Mapping[str, Any] | None
+    facts: list[Line] = field(default_factory=list)
+    headline: str = ""
+    used_kinds: set[str] = field(default_factory=set)
+
+    def recipient_line(self, label: str, value: str) -> Line:
+        if self.internal is not None:
+            from signoff.policy.understand import recipients
+
+            found = recipients.collect(value)
+            if found:
+                shown, note = _split_note(found[0].label(self.internal))
+                return Line(label, shown, note, note != "internal")
+        note, risky = self.marks.get(value.lower(), self.marks.get(_address(value), ("", False)))
+        return Line(label, value, note, risky)
+
+    def text_preview(self, role: str, title: str) -> None:
+        """The first text value of `role` (a body, a file's content) as the preview, if none yet."""
+        text = next((v for _, v in self.roles[role] if isinstance(v, str)), None)
+        if text is not None and not self.preview:
+            self.preview = {"kind": "text", "title": title, "text": text[:BODY_CHARS],
+                            "note": f"{len(text) - BODY_CHARS} more characters" if len(text) > BODY_CHARS else ""}
+
+
+def _message(d: _Draft, kind: str) -> None:
+    for _key, value in d.roles["sender"][:2]:
+        d.facts.append(Line("From", _short(_flat(value)[0] if _flat(value) else value)))
+    tos: list[Line] = []
+    for key, value in d.roles["recipient"]:
+        label = {"to": "To", "cc": "Cc", "bcc": "Bcc"}.get(key.lower(), key.replace("_", " ").capitalize() or "To")
+        for v in _flat(value)[:8]:
+            tos.append(d.recipient_line(label, _short(v, 160)))
+    d.facts.extend(tos[:10])
+    for _key, value in d.roles["subject"][:1]:
+        d.facts.append(Line("Subject", _short(value)))
+    d.text_preview("body", "Body")
+    verb = "Send email" if kind == "send_email" else "Send message"
+    target = f" to {tos[0].text}" if tos else ""
+    more = f" and {len(tos) - 1} more" if len(tos) > 1 else ""
+    d.headline = f"{verb}{target}{more}"
+    d.used_kinds |= {"recipient", "subject"}
+
+
+def _money(d: _Draft, kind: str) -> None:
+    amount = next((f.text for f in d.given if f.kind == "amount"), None)
+    if amount is None:
+        values = [v for _, v in d.roles["amount"]]
+        currency = next((v for _, v in d.roles["currency"] if isinstance(v, str)), "")
+        amount = " ".join(filter(None, (_short(values[0]) if values else "?", currency.upper())))
+    d.facts.append(Line("Amount", amount, risky=True))
+    for key, value in (d.roles["payee"] + d.roles["recipient"])[:3]:
+        d.facts.append(Line("Payee" if kind != "refund" else key.replace("_", " ").capitalize(),
+                            _short(_flat(value)[0] if _flat(value) else value)))
+    verb = {"payment": "Pay", "refund": "Refund", "purchase": "Buy for"}[kind]
+    facts = d.facts
+    to = f" to {facts[1].value}" if kind == "payment" and len(facts) > 1 else (f" on {facts[1].value}" if len(facts) > 1 else "")
+    d.headline = f"{verb} {amount}{to}"
+    d.used_kinds |= {"amount", "recipient"}
+
+
+def _delete(d: _Draft, kind: str) -> None:
+    paths = [p for _, v in d.roles["path"] for p in _flat(v)]
+    for p in paths[:8]:
+        d.facts.append(Line("Path", _short(p), risky=True))
+    if len(paths) > 8:
+        d.facts.append(Line("Paths", f"{len(paths) - 8} more"))
+    what = paths[0] if len(paths) == 1 else f"{len(paths)} paths: {', '.join(_short(p, 60) for p in paths[:3])}" if paths else d.call.tool
+    d.headline = f"Delete {_short(what, 120)}"
+    d.used_kinds.add("path")
+
+
+def _shell(d: _Draft, kind: str) -> None:
+    commands = [c for _, v in d.roles["command"] for c in ([" ".join(map(str, v))] if isinstance(v, list) else [_short(v, 2000)])]
+    for c in commands[:2]:
+        d.facts.append(Line("Command", c, risky=True))
+    d.headline = f"Run: {_short(commands[0], 100)}" if commands else f"Run a command ({d.call.tool})"
+    if commands and len(commands[0]) > 100 and not d.preview:
+        d.preview = {"kind": "command", "title": "Command", "text": commands[0], "note": ""}
+    d.used_kinds.add("command")
+
+
+def _sql(d: _Draft, kind: str) -> None:
+    texts = [v for _, v in d.roles["sql"] if isinstance(v, str)]
+    tables = next((f.text for f in d.given if f.kind == "table"), "")
+    effect = next((f.text for f in d.given if f.kind == "content"), "")
+    if tables:
+        d.facts.append(Line("Tables", tables, risky=any(f.risky for f in d.given if f.kind == "table")))
+    if texts and not d.preview:
+        d.preview = {"kind": "sql", "title": "SQL", "text": pretty_sql(texts[0]), "note": ""}
+    d.headline = f"Run SQL: {effect}" if effect else (f"Run SQL on {tables}" if tables else f"Run SQL ({d.call.tool})")
+    d.used_kinds |= {"table", "sql"}
+
+
+def _write(d: _Draft, kind: str) -> None:
+    paths = [p for _, v in d.roles["path"] for p in _flat(v)]
+    for key, value in d.roles["path"][:2]:
+        label = "Path" if key.lower() in ("path", "file_path", "filepath", "file") else key.replace("_", " ").capitalize()
+        d.facts.append(Line(label, _short(_flat(value)[0] if _flat(value) else value, 300), risky=True))
+    verb = "Write"
+    extra = ""
+    preview = d.preview
+    if preview and preview.get("kind") == "diff":
+        if preview.get("new_file"):
+            verb = "Create"
+        elif any(str(k).lower() == "edits" for k in d.arguments) or "edit" in d.call.tool.lower():
+            verb = "Edit"
+        if preview.get("text"):
+            extra = f" (+{preview.get('added', 0)} −{preview.get('removed', 0)} lines)"
+    elif len(d.roles["path"]) == 2:
+        verb = "Move"
+    target = " → ".join(_short(p, 80) for p in paths[:2]) if verb == "Move" else (_short(paths[0], 120) if paths else d.call.tool)
+    d.headline = f"{verb} {target}{extra}"
+    d.text_preview("content", "Content")
+    d.used_kinds.add("path")
+
+
+def _api(d: _Draft, kind: str) -> None:
+    if not (d.roles["url"] or d.roles["method"]):
+        return
+    methods = [str(v).upper() for _, v in d.roles["method"] if isinstance(v, str)]
+    method = methods[0] if methods else ("GET" if re.search(r"fetch|get|navigate|read|scrape|browse", d.call.tool, re.I) else "")
+    url = next((_short(v, 300) for _, v in d.roles["url"]), "")
+    if method:
+        d.facts.append(Line("Method", method, risky=method not in ("GET", "HEAD")))
+    if url:
+        host = next((f for f in d.given if f.kind == "host"), None)
+        note = _split_note(host.text)[1] if host else ""
+        d.facts.append(Line("URL", url, note, bool(host and host.risky)))
+    d.headline = " ".join(filter(None, (method or "Call", url or d.call.tool)))
+    d.used_kinds.add("host")
+
+
+_BY_KIND = {"send_email": _message, "send_message": _message, "payment": _money, "refund": _money, "purchase": _money,
+            "file_delete": _delete, "shell": _shell, "sql": _sql, "file_write": _write, "api_call": _api}
+"""The call's primary action -> what fills in its lines, headline and preview."""
+
+
 def build(call: ToolCall, decision: Decision, *, fields: Mapping[str, Sequence[str]] | None = None,
           internal: tuple[str, ...] | None = None, preview: Mapping[str, Any] | None = None) -> Presentation:
     """The presentation of one held call. `fields` are the catalog's argument paths per role (None:
@@ -273,145 +418,39 @@ def build(call: ToolCall, decision: Decision, *, fields: Mapping[str, Sequence[s
     roles = {role: _values(arguments, fields, role) for role in (*ORDER, "payee", *LAST)}
     actions = tuple(decision.actions)
     kind = _primary(actions, roles)
-    given = [f for f in decision.facts]
+    given = list(decision.facts)
     marks = {}
     for f in given:
         if f.kind == "recipient":
             value, note = _split_note(redact_text(f.text))
             marks[value.lower()] = (note, f.risky)
-    used_kinds: set[str] = set()
-    facts: list[Line] = []
-    preview_out: Mapping[str, Any] | None = dict(preview) if preview else None
-    headline = ""
-
-    def recipient_line(label: str, value: str) -> Line:
-        if internal is not None:
-            from signoff.policy.understand import recipients
-
-            found = recipients.collect(value)
-            if found:
-                r = found[0]
-                shown, note = _split_note(r.label(internal))
-                return Line(label, shown, note, note != "internal")
-        note, risky = marks.get(value.lower(), marks.get(_address(value), ("", False)))
-        return Line(label, value, note, risky)
-
-    if kind in ("send_email", "send_message"):
-        for key, value in roles["sender"][:2]:
-            facts.append(Line("From", _short(_flat(value)[0] if _flat(value) else value)))
-        tos: list[Line] = []
-        for key, value in roles["recipient"]:
-            label = {"to": "To", "cc": "Cc", "bcc": "Bcc"}.get(key.lower(), key.replace("_", " ").capitalize() or "To")
-            for v in _flat(value)[:8]:
-                tos.append(recipient_line(label, _short(v, 160)))
-        facts.extend(tos[:10])
-        for key, value in roles["subject"][:1]:
-            facts.append(Line("Subject", _short(value)))
-        body = next((v for _, v in roles["body"] if isinstance(v, str)), None)
-        if body is not None and not preview_out:
-            preview_out = {"kind": "text", "title": "Body", "text": body[:BODY_CHARS],
-                           "note": f"{len(body) - BODY_CHARS} more characters" if len(body) > BODY_CHARS else ""}
-        verb = "Send email" if kind == "send_email" else "Send message"
-        first = tos[0] if tos else None
-        target = f" to {first.text}" if first else ""
-        more = f" and {len(tos) - 1} more" if len(tos) > 1 else ""
-        headline = f"{verb}{target}{more}"
-        used_kinds |= {"recipient", "subject"}
-    elif kind in ("payment", "refund", "purchase"):
-        amount = next((f.text for f in given if f.kind == "amount"), None)
-        if amount is None:
-            values = [v for _, v in roles["amount"]]
-            currency = next((v for _, v in roles["currency"] if isinstance(v, str)), "")
-            amount = " ".join(filter(None, (_short(values[0]) if values else "?", currency.upper())))
-        facts.append(Line("Amount", amount, risky=True))
-        payees = [(k, v) for k, v in roles["payee"] + roles["recipient"]]
-        for key, value in payees[:3]:
-            facts.append(Line("Payee" if kind != "refund" else key.replace("_", " ").capitalize(), _short(_flat(value)[0] if _flat(value) else value)))
-        verb = {"payment": "Pay", "refund": "Refund", "purchase": "Buy for"}[kind]
-        to = f" to {facts[1].value}" if kind == "payment" and len(facts) > 1 else (f" on {facts[1].value}" if len(facts) > 1 else "")
-        headline = f"{verb} {amount}{to}"
-        used_kinds |= {"amount", "recipient"}
-    elif kind == "file_delete":
-        paths = [p for _, v in roles["path"] for p in _flat(v)]
-        for p in paths[:8]:
-            facts.append(Line("Path", _short(p), risky=True))
-        if len(paths) > 8:
-            facts.append(Line("Paths", f"{len(paths) - 8} more"))
-        what = paths[0] if len(paths) == 1 else f"{len(paths)} paths: {', '.join(_short(p, 60) for p in paths[:3])}" if paths else call.tool
-        headline = f"Delete {_short(what, 120)}"
-        used_kinds.add("path")
-    elif kind == "shell":
-        commands = [c for _, v in roles["command"] for c in ([" ".join(map(str, v))] if isinstance(v, list) else [_short(v, 2000)])]
-        for c in commands[:2]:
-            facts.append(Line("Command", c, risky=True))
-        headline = f"Run: {_short(commands[0], 100)}" if commands else f"Run a command ({call.tool})"
-        if commands and len(commands[0]) > 100 and not preview_out:
-            preview_out = {"kind": "command", "title": "Command", "text": commands[0], "note": ""}
-        used_kinds.add("command")
-    elif kind == "sql":
-        texts = [v for _, v in roles["sql"] if isinstance(v, str)]
-        tables = next((f.text for f in given if f.kind == "table"), "")
-        effect = next((f.text for f in given if f.kind == "content"), "")
-        if tables:
-            facts.append(Line("Tables", tables, risky=any(f.risky for f in given if f.kind == "table")))
-        if texts and not preview_out:
-            preview_out = {"kind": "sql", "title": "SQL", "text": pretty_sql(texts[0]), "note": ""}
-        headline = f"Run SQL: {effect}" if effect else (f"Run SQL on {tables}" if tables else f"Run SQL ({call.tool})")
-        used_kinds |= {"table", "sql"}
-    elif kind == "file_write":
-        paths = [p for _, v in roles["path"] for p in _flat(v)]
-        for key, value in roles["path"][:2]:
-            label = "Path" if key.lower() in ("path", "file_path", "filepath", "file") else key.replace("_", " ").capitalize()
-            facts.append(Line(label, _short(_flat(value)[0] if _flat(value) else value, 300), risky=True))
-        verb = "Write"
-        extra = ""
-        if preview_out and preview_out.get("kind") == "diff":
-            if preview_out.get("new_file"):
-                verb = "Create"
-            elif any(str(k).lower() == "edits" for k in arguments) or "edit" in call.tool.lower():
-                verb = "Edit"
-            if preview_out.get("text"):
-                extra = f" (+{preview_out.get('added', 0)} −{preview_out.get('removed', 0)} lines)"
-        elif len(roles["path"]) == 2:
-            verb = "Move"
-        target = " → ".join(_short(p, 80) for p in paths[:2]) if verb == "Move" else (_short(paths[0], 120) if paths else call.tool)
-        headline = f"{verb} {target}{extra}"
-        if not preview_out:
-            content = next((v for _, v in roles["content"] if isinstance(v, str)), None)
-            if content is not None:
-                preview_out = {"kind": "text", "title": "Content", "text": content[:BODY_CHARS],
-                               "note": f"{len(content) - BODY_CHARS} more characters" if len(content) > BODY_CHARS else ""}
-        used_kinds.add("path")
-    elif kind == "api_call" and (roles["url"] or roles["method"]):
-        methods = [str(v).upper() for _, v in roles["method"] if isinstance(v, str)]
-        method = methods[0] if methods else ("GET" if re.search(r"fetch|get|navigate|read|scrape|browse", call.tool, re.I) else "")
-        url = next((_short(v, 300) for _, v in roles["url"]), "")
-        if method:
-            facts.append(Line("Method", method, risky=method not in ("GET", "HEAD")))
-        if url:
-            host = next((f for f in given if f.kind == "host"), None)
-            note = _split_note(host.text)[1] if host else ""
-            facts.append(Line("URL", url, note, bool(host and host.risky)))
-        headline = " ".join(filter(None, (method or "Call", url or call.tool)))
-        used_kinds.add("host")
-    if not headline:
-        headline = f"Call {call.qualified}"
+    d = _Draft(call, arguments, roles, given, internal, marks, dict(preview) if preview else None)
+    if kind in _BY_KIND:
+        _BY_KIND[kind](d, kind)
+    if not d.headline:
+        d.headline = f"Call {call.qualified}"
         for key, value in list(ordered(arguments, fields).items())[:4]:
-            facts.append(Line(str(key), _short(value, 160)))
-    seen = {f.text for f in facts} | {f.value for f in facts}
-    for f in given:
-        text = redact_text(f.text)
-        if f.kind in used_kinds and f.kind != "host" or text in seen:
-            continue
-        if f.kind == "host" and any(text.startswith(_host_of(x.value)) for x in facts if x.label == "URL"):
-            continue
-        value, note = _split_note(text)
-        facts.append(Line(f.label.capitalize() if f.label.islower() else f.label, value, note, f.risky))
-        seen.add(text)
+            d.facts.append(Line(str(key), _short(value, 160)))
+    _add_other_facts(d)
+    preview_out = d.preview
     if preview_out and preview_out.get("text"):
         preview_out = {**preview_out, "text": redact_text(str(preview_out["text"]))}
-    return Presentation(_short(headline, 200), tuple(facts[:14]), preview_out, decision.reason,
+    return Presentation(_short(d.headline, 200), tuple(d.facts[:14]), preview_out, decision.reason,
                         ordered(arguments, fields), actions)
+
+
+def _add_other_facts(d: _Draft) -> None:
+    """The decision's facts not already shown by the kind's own lines."""
+    seen = {f.text for f in d.facts} | {f.value for f in d.facts}
+    for f in d.given:
+        text = redact_text(f.text)
+        if (f.kind in d.used_kinds and f.kind != "host") or text in seen:
+            continue
+        if f.kind == "host" and any(text.startswith(_host_of(x.value)) for x in d.facts if x.label == "URL"):
+            continue
+        value, note = _split_note(text)
+        d.facts.append(Line(f.label.capitalize() if f.label.islower() else f.label, value, note, f.risky))
+        seen.add(text)
 
 
 def _address(value: str) -> str:
@@ -491,10 +530,10 @@ def for_held(held: Any) -> Presentation:
             preview = {**preview, "text": redact_text(str(preview["text"]))}
         return Presentation(redact_text(stored["headline"]), facts, preview, held.reason or "",
                             ordered(arguments), tuple(str(a) for a in stored.get("actions") or ()))
-    facts = tuple(Fact(str(f.get("kind", "")), str(f.get("label", "")), str(f.get("text", "")), bool(f.get("risky")))
+    known = tuple(Fact(str(f.get("kind", "")), str(f.get("label", "")), str(f.get("text", "")), bool(f.get("risky")))
                   for f in getattr(held, "facts", None) or () if isinstance(f, Mapping))
     decision = Decision(verdict=_ask(), reason=held.reason or "", actions=tuple(getattr(held, "actions", None) or ()),
-                        facts=facts)
+                        facts=known)
     return build(ToolCall(held.server, held.tool, arguments), decision)
 
 

@@ -9,8 +9,6 @@ and the first decision wins across processes (`... WHERE status = 'pending'` + r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from signoff import paths
-from signoff.approvals.audit import GENESIS, now_iso, row_hash
+from signoff.approvals.audit import GENESIS, audit_key, audit_mac, now_iso, row_hash
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError, VoteRefusedError
 from signoff.approvals.liveness import proxy_gone
 from signoff.approvals.quorum import Tally
@@ -40,7 +38,6 @@ BUSY_TIMEOUT_MS = 5000
 """How long the CLI and the page wait for another process's write lock."""
 PROXY_BUSY_TIMEOUT_MS = 400
 """How long a proxy waits for the write lock per call before refusing it (SIGNOFF_STORE_WAIT_MS)."""
-STATUSES = ("pending", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")
 GONE = ("withdrawn", "abandoned", "expired")
 """Statuses of a call nobody waits for any more: the client cancelled or stopped waiting, or its proxy died."""
 GONE_WORDS = {"abandoned": "proxy gone", "expired": "client stopped waiting", "withdrawn": "withdrawn by the client"}
@@ -126,16 +123,6 @@ def proxy_busy_timeout_ms() -> int:
         return max(1, int(os.environ.get("SIGNOFF_STORE_WAIT_MS", PROXY_BUSY_TIMEOUT_MS)))
     except ValueError:
         return PROXY_BUSY_TIMEOUT_MS
-
-
-def audit_key() -> bytes | None:
-    """The optional audit signing key (SIGNOFF_AUDIT_KEY); None when unset."""
-    key = os.environ.get("SIGNOFF_AUDIT_KEY")
-    return key.encode() if key else None
-
-
-def audit_mac(key: bytes, row_hash_hex: str) -> str:
-    return hmac.new(key, row_hash_hex.encode(), hashlib.sha256).hexdigest()
 
 
 def witness_path(db: Path) -> Path:
@@ -353,6 +340,12 @@ def _held(row: sqlite3.Row) -> HeldCall:
     for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
         data[text] = data[text] or ""
     return HeldCall(**data)
+
+
+def vote_resolution(counted: Count) -> Resolution | None:
+    """The call's move out of `pending` that a counted vote decided, if it did."""
+    d = counted.decided
+    return None if d is None else Resolution(d.status, d.by, d.channel, d.reason, d.arguments, live_only=True)
 
 
 def attach_votes(calls: Sequence[HeldCall], rows: Sequence[Mapping[str, Any]]) -> list[HeldCall]:
@@ -756,7 +749,8 @@ class SQLiteStore:
         row = counted.row
         cursor = conn.execute(f"INSERT INTO votes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                               list(row.values()))
-        if counted.resolution is not None and not self._transition(conn, held, counted.resolution):
+        resolution = vote_resolution(counted)
+        if resolution is not None and not self._transition(conn, held, resolution):
             raise AssertionError(f"{held.id} left pending inside the vote's transaction")
         done = self._get(conn, held.id)
         assert done is not None
@@ -884,7 +878,10 @@ class SQLiteStore:
 
     def _head(self, conn: sqlite3.Connection) -> tuple[int, str] | None:
         row = conn.execute("SELECT value FROM state WHERE key = 'audit_head'").fetchone()
-        return None if row is None else tuple(json.loads(row[0]))  # type: ignore[return-value]
+        if row is None:
+            return None
+        number, digest = json.loads(row[0])
+        return int(number), str(digest)
 
     def _append(self, conn: sqlite3.Connection, content: dict[str, Any]) -> int:
         """Chain one row onto the head; the caller holds the write transaction."""
@@ -919,7 +916,7 @@ class SQLiteStore:
 
     def audit_counts(self) -> list[tuple[str, str, str, int]]:
         """(server, tool, decision, rows) for the page's per-tool statistics, counted by SQLite."""
-        return [tuple(r) for r in self._read(  # type: ignore[misc]
+        return [(r[0], r[1], r[2], r[3]) for r in self._read(
             "SELECT server, tool, decision, count(*) FROM audit GROUP BY server, tool, decision")]
 
     def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,

@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from signoff.approvals.quorum import Tally, Vote, judge, tally
 from signoff.model import canonical_json
 from signoff.redact import redact
 
-if TYPE_CHECKING:
-    from signoff.approvals.store import HeldCall, Resolution
+HeldCall = Any
+"""A `store.HeldCall` (not imported: the store imports this module)."""
 
 VOTE_DECISIONS = ("approval_vote", "denial_vote", "refused_vote")
 """The audit decisions of votes (audit.DECISIONS lists them too)."""
@@ -61,8 +61,18 @@ class Count:
     row: dict[str, Any]
     """The `votes` row (written only when the vote counted)."""
     audit: dict[str, Any]
-    resolution: Resolution | None
-    """The call's move to approved / denied when this vote decided it."""
+    decided: Decided | None
+    """The call's move to approved / denied when this vote decided it (the store makes it a
+    `Resolution`, live only: see `store.vote_resolution`)."""
+
+
+@dataclass(frozen=True)
+class Decided:
+    status: str
+    by: str
+    channel: str
+    reason: str | None
+    arguments: Mapping[str, Any] | None = None
 
 
 def person_key(person: str) -> str:
@@ -91,8 +101,6 @@ def _owner(held: HeldCall) -> str | None:
 
 def count(held: HeldCall, rows: Sequence[Mapping[str, Any]], ballot: Ballot, now: float) -> Count:
     """Judge `ballot` against the call's stored vote `rows` (read inside the store's transaction)."""
-    from signoff.approvals.store import Resolution
-
     mine = stored_votes(rows, held)
     after, why = judge(held.requirements, as_votes(mine), Vote.of(ballot.person, ballot.roles, ballot.approve),
                        _owner(held))
@@ -106,16 +114,16 @@ def count(held: HeldCall, rows: Sequence[Mapping[str, Any]], ballot: Ballot, now
     said = why if why else "; ".join(p for p in (ballot.reason, after.progress()) if p)
     audit = _audit(held, decision, ballot.by, ballot.channel, f"{'approve' if ballot.approve else 'deny'}: {said}",
                    now)
-    resolution = None
+    decided = None
     if why is None and after.decided:
         if after.status == "approved":
             by_of = {person_key(r["person"]): r["decided_by"] for r in [*mine, row]}
             by = ", ".join(by_of[person_key(p)] for p in after.approved_by)
             reason = "; ".join(p for p in (after.progress(), ballot.reason) if p)
-            resolution = Resolution("approved", by, ballot.channel, reason, ballot.arguments, live_only=True)
+            decided = Decided("approved", by, ballot.channel, reason, ballot.arguments)
         else:
-            resolution = Resolution("denied", ballot.by, ballot.channel, ballot.reason, live_only=True)
-    return Count(after, why, row, audit, resolution)
+            decided = Decided("denied", ballot.by, ballot.channel, ballot.reason)
+    return Count(after, why, row, audit, decided)
 
 
 def _audit(held: HeldCall, decision: str, by: str, channel: str, reason: str, now: float) -> dict[str, Any]:

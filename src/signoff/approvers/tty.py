@@ -15,6 +15,7 @@ session, without one) it says so once and the other channels decide.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import queue
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from signoff.approvers import LineReader, prompt, render_held
+from signoff.approvers.console import LineReader, prompt, render_held
 from signoff.approvals.broker import Broker
 from signoff.errors import SignoffError
 from signoff.approvals.store import HeldCall
@@ -157,7 +158,7 @@ def terminal_session(path: str) -> Iterator[tuple[LineReader, IO[str], Callable[
     try:
         saved = termios.tcgetattr(fd)
         _saved_modes[fd] = saved
-        mode = [list(part) if isinstance(part, list) else part for part in saved]
+        mode: list[Any] = [list(part) if isinstance(part, list) else part for part in saved]
         mode[0] |= termios.ICRNL  # Enter ends the answer
         mode[1] |= termios.OPOST | termios.ONLCR
         mode[3] |= termios.ICANON | termios.ECHO | termios.ECHOE | termios.ECHOK
@@ -258,7 +259,7 @@ class TtyApprover:
                     reader, out, give_back = session
                     out.write("\nsignoff: a tool call needs your approval\n" + render_held(held))
                     answer = prompt(self.broker, held, reader, out, channel="tty", by=self.by,
-                                    poll_interval=self.poll_interval, on_idle=lambda: self._stopping(out),
+                                    poll_interval=self.poll_interval, on_idle=functools.partial(self._stopping, out),
                                     keys_help=TTY_HELP, on_answer=give_back)
             except _Stopped:
                 return

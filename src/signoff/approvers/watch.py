@@ -11,12 +11,13 @@ approved (whether it was being asked about or queued), and the console moves on.
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
 from typing import IO
 
-from signoff.approvers import KEYS_HELP, KeyReader, ago, prompt, render_held
+from signoff.approvers.console import KEYS_HELP, KeyReader, ago, prompt, render_held
 from signoff.approvals.broker import Broker
 from signoff.approvals.store import GONE, HeldCall, gone_line
 from signoff.termsafe import clean
@@ -96,7 +97,7 @@ class Watch:
                 self.out.write("\n" + render_held(current))
                 self.out.flush()
                 answer = prompt(self.broker, current, self.keys, self.out, channel="watch", by=self.by,
-                                poll_interval=self.poll_interval, on_idle=lambda: self._ask_again(current))
+                                poll_interval=self.poll_interval, on_idle=functools.partial(self._ask_again, current))
                 self.asking = None
                 self.settled.add(current.id)  # the prompt said what became of it
                 if answer == "quit":

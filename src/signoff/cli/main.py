@@ -7,8 +7,7 @@ import sys
 import typer
 
 from signoff import __version__
-from signoff.errors import SignoffError
-from signoff.termsafe import clean
+from signoff.cli.exits import EXIT_INTERRUPTED, exits
 
 
 def _plain_help_types() -> None:
@@ -43,8 +42,9 @@ def _plain_help_types() -> None:
         text = " ".join(inspect.cleandoc(self.help or "").split("\n\n")[0].split())
         return re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
 
-    core.TyperCommand.get_short_help_str = short_help  # type: ignore[method-assign]
-    core.TyperGroup.get_short_help_str = short_help  # type: ignore[method-assign]
+    # typer's own classes, patched for plainer help text (their stubs type the method for click's base class)
+    core.TyperCommand.get_short_help_str = short_help  # type: ignore[method-assign,assignment]
+    core.TyperGroup.get_short_help_str = short_help  # type: ignore[method-assign,assignment]
     core.TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
     core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
     core.TyperArgument._rich_display_name = argument_name  # type: ignore[method-assign]
@@ -121,16 +121,13 @@ def run(
     if no_redact:
         os.environ["SIGNOFF_REDACT"] = "off"
 
-    try:
+    with exits():
         runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
                     timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
                     ui=ui, public_url=public_url, identity={"agent": agent, "machine": machine, "owner": owner},
                     http_options={"share": share, "allow_hosts": allow_host or [], "token_file": auth_token_file,
                                   "idle_timeout": http_idle_timeout, "max_sessions": http_max_sessions,
                                   "max_body": http_max_body})
-    except SignoffError as exc:
-        typer.echo(f"signoff: {clean(exc)}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -167,4 +164,4 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

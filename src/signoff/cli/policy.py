@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from signoff.errors import PolicyError
+from signoff.cli.exits import exits, fail
 from signoff.termsafe import clean
 
 policy_app = typer.Typer(help="Check a policy file, and explain its decision for a call.", no_args_is_help=True)
@@ -17,11 +17,8 @@ def check(file: str = typer.Argument(..., help="Policy file, or a preset: conser
     """Validate FILE and print a summary; exit 2 with file:line: field: problem if it is invalid."""
     from signoff.policy.engine import load_policy
 
-    try:
+    with exits():
         policy = load_policy(file)
-    except PolicyError as exc:
-        typer.echo(f"signoff: {exc}", err=True)
-        raise typer.Exit(2) from None
     info = policy.summary()
     by = info["by_decision"]
     typer.echo(f"{info['source']}: OK ({info['rules']} rules: {by['ask']} ask, {by['deny']} deny, {by['allow']} allow)")
@@ -55,22 +52,16 @@ def explain(
 
     server, dot, name = tool.partition(".")
     if not dot or not server or not name:
-        typer.echo(f"signoff: --tool must be server.tool (e.g. filesystem.write_file), got {tool!r}", err=True)
-        raise typer.Exit(2)
+        fail(f"--tool must be server.tool (e.g. filesystem.write_file), got {tool!r}")
     try:
         arguments = json.loads(args)
         hints = json.loads(annotations) if annotations is not None else {}
     except json.JSONDecodeError as exc:
-        typer.echo(f"signoff: --args/--annotations must be JSON: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"--args/--annotations must be JSON: {exc}")
     if not isinstance(arguments, dict) or not isinstance(hints, dict):
-        typer.echo("signoff: --args and --annotations must be JSON objects", err=True)
-        raise typer.Exit(2)
-    try:
+        fail("--args and --annotations must be JSON objects")
+    with exits():
         policy = load_policy(file, context=PolicyContext(counter=_counter()))
-    except PolicyError as exc:
-        typer.echo(f"signoff: {exc}", err=True)
-        raise typer.Exit(2) from None
     who = Identity(machine, agent, owner)
     probe = ToolCall(server, name, arguments, hints, identity=who)
     profile = policy.profile(probe)
@@ -113,16 +104,12 @@ def replay(
     from signoff.policy.replay import replay as run_replay
     from signoff.approvals.store import open_store
 
-    try:
+    with exits():
         policy = load_policy(file)
-    except PolicyError as exc:
-        typer.echo(f"signoff: {exc}", err=True)
-        raise typer.Exit(2) from None
     try:
         start = parse_since(since) if since else None
     except ValueError as exc:
-        typer.echo(f"signoff: --since: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"--since: {exc}")
     rows = AuditLog(open_store()).query(tool=tool, since=start)
     changes, counts = run_replay(policy, rows)
     if as_json:
@@ -142,7 +129,7 @@ def _counter():
     """Recent calls from the audit trail, for `rate:` rules (None when there is no store yet)."""
     from signoff.errors import StoreError
     from signoff.paths import db_path
-    from signoff.policy.rate import AuditCounter
+    from signoff.approvals.audit import AuditCounter
     from signoff.approvals.store import open_store
 
     try:

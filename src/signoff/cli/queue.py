@@ -12,22 +12,16 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, StoreError, UnknownCallError,
-                            VoteRefusedError)
-from signoff.termsafe import SafeJsonLines, clean, json_text
+from signoff.cli.exits import EXIT_AUTH, EXIT_USAGE, exits, fail
+from signoff.termsafe import SafeJsonLines, clean, json_text, shorten
 
-EXIT_UNKNOWN, EXIT_ALREADY, EXIT_STORE, EXIT_GONE = 1, 2, 3, 4
-EXIT_USAGE = 2  # as typer's own usage errors
-EXIT_AUTH = 5
-"""Team mode: no token, a token naming nobody, or a person whose roles may not decide the call."""
 TOKEN_HELP = "Team mode: your token (`signoff user token NAME`); or set SIGNOFF_TOKEN."
 
 
@@ -37,51 +31,25 @@ class Remember(str, Enum):
     tool = "tool"
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"signoff: {clean(message)}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _exits(unknown_hint: str = "") -> Iterator[None]:
-    """signoff's errors as the CLI's exit codes: 1 unknown id, 2 already decided, 3 store unusable,
-    4 nobody waits for the call any more."""
-    try:
-        yield
-    except UnknownCallError as exc:
-        _fail(f"{exc}{unknown_hint}", EXIT_UNKNOWN)
-    except CallGoneError as exc:
-        _fail(str(exc), EXIT_GONE)
-    except AlreadyDecidedError as exc:
-        _fail(str(exc), EXIT_ALREADY)
-    except VoteRefusedError as exc:  # team mode: the role, not_self, or this person already approved
-        _fail(str(exc), EXIT_AUTH)
-    except DecisionError as exc:  # the parent of the two above: a decision that makes no sense
-        _fail(str(exc), EXIT_USAGE)
-    except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
-
-
 def _broker() -> Any:
     from signoff.approvals.broker import Broker
     from signoff.approvals.store import open_store
 
-    with _exits():
+    with exits():
         return Broker(open_store())
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     cells = [[clean(c) if c is not None else "-" for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _short(value: Any, width: int = 60) -> str:
     text = value if isinstance(value, str) else json_text(value, sort_keys=True)
-    text = clean(text)  # a newline shows as \n: a value never starts a line of its own
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return shorten(clean(text), width)  # a newline shows as \n: a value never starts a line of its own
 
 
 def _clock(at: float | None) -> str:
@@ -90,9 +58,9 @@ def _clock(at: float | None) -> str:
 
 def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts.")) -> None:
     """List the held calls of every proxy here, oldest first."""
-    from signoff.approvers import ago
+    from signoff.approvers.console import ago
 
-    with _exits():
+    with exits():
         broker = _broker()
         for gone in broker.sweep():
             typer.echo(clean(f"{gone.id} ({gone.qualified}) abandoned: {gone.decision_reason}"), err=True)
@@ -130,13 +98,13 @@ def _person(broker: Any, held_id: str, token: str | None) -> Any:
         return None
     person = people.by_token(token or os.environ.get("SIGNOFF_TOKEN"))
     if person is None:
-        _fail("team mode: give your token (--token or SIGNOFF_TOKEN; `signoff user token NAME` makes one)"
+        fail("team mode: give your token (--token or SIGNOFF_TOKEN; `signoff user token NAME` makes one)"
               if not (token or os.environ.get("SIGNOFF_TOKEN")) else "team mode: this token names nobody "
               "(removed, or mistyped)", EXIT_AUTH)
     held = broker.store.get_held(held_id)
     problem = None if held is None or not held.requirements.default else eligible(person.roles, approval_of(held))
     if problem:
-        _fail(f"{person.name}: {problem}", EXIT_AUTH)
+        fail(f"{person.name}: {problem}", EXIT_AUTH)
     return person
 
 
@@ -147,11 +115,11 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
         try:
             edited = json.loads(arguments)
         except json.JSONDecodeError as exc:
-            _fail(f"--arguments must be a JSON object: {exc}", EXIT_USAGE)
+            fail(f"--arguments must be a JSON object: {exc}", EXIT_USAGE)
         if not isinstance(edited, dict):
-            _fail("--arguments must be a JSON object", EXIT_USAGE)
+            fail("--arguments must be a JSON object", EXIT_USAGE)
     broker = _broker()
-    with _exits(unknown_hint=" (see `signoff pending`)"):
+    with exits(unknown_hint=" (see `signoff pending`)"):
         person = _person(broker, held_id, token)
         held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
                              by=person.by if person else None, remember=remember.value if remember else None,
@@ -196,10 +164,10 @@ def watch() -> None:
     from signoff.approvers import watch as console
     from signoff.team.users import People
 
-    with _exits():
+    with exits():
         broker = _broker()
         if People(broker.store).any():  # the console decides as the OS user: no person, no role check
-            _fail("team mode: decide on the page (sign in) or with `signoff approve/deny --token`", EXIT_AUTH)
+            fail("team mode: decide on the page (sign in) or with `signoff approve/deny --token`", EXIT_AUTH)
         console.main(broker)
 
 
@@ -207,14 +175,14 @@ def kill(reason: str = typer.Option("", "--reason", "-r", help="Shown to the mod
     """Stop every tool call of every proxy until `signoff resume`.
 
     Held calls are denied; new ones are refused."""
-    with _exits():
+    with exits():
         killed = _broker().kill(reason)
     typer.echo(f"kill switch ON: every tool call is denied until `signoff resume` ({len(killed)} held calls denied)")
 
 
 def resume() -> None:
     """Switch the kill switch off: tool calls follow the policy again."""
-    with _exits():
+    with exits():
         _broker().resume()
     typer.echo("kill switch off: tool calls follow the policy again")
 
@@ -230,7 +198,7 @@ def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     if ctx.invoked_subcommand is not None:
         return
     broker = _broker()
-    with _exits():
+    with exits():
         found = broker.remembered(include_revoked=revoked)
         policy_rules = broker.as_policy_rules() if policy else []
     if policy:
@@ -254,7 +222,7 @@ def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
 @rules_app.command("revoke")
 def revoke(rule_id: str = typer.Argument(..., metavar="ID", help="The remembered approval's id, e.g. r-1a2b3c.")) -> None:
     """Revoke a remembered approval: matching calls are held again. Exit 1 unknown, 2 already revoked."""
-    with _exits():
+    with exits():
         found = _broker().revoke(rule_id)
     typer.echo(f"revoked {found.id} ({found.kind} {clean(found.server)}.{clean(found.tool)})")
 
@@ -284,13 +252,13 @@ def audit(
     from signoff.approvals.audit import DECISIONS, parse_since
 
     if decision is not None and decision not in DECISIONS:
-        _fail(f"--decision must be one of {', '.join(DECISIONS)}", EXIT_USAGE)
+        fail(f"--decision must be one of {', '.join(DECISIONS)}", EXIT_USAGE)
     try:
         start = parse_since(since) if since else None
         end = parse_since(until) if until else None
     except ValueError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    with _exits():
+        fail(str(exc), EXIT_USAGE)
+    with exits():
         rows = _audit_log().query(tool=tool, decision=decision, since=start, until=end, limit=limit)
     for row in rows:
         row["outcome"] = outcome_of_row(row)
@@ -326,12 +294,12 @@ def outcome_of_row(row: dict[str, Any]) -> str:
 @audit_app.command("verify")
 def verify() -> None:
     """Check the hash chain, the head witness and signatures; exit 1 and name the first bad row."""
-    with _exits():
+    with exits():
         report = _audit_log().check()
     for warning in report.warnings or ():
         typer.echo(f"signoff: warning: {warning}", err=True)
     if report.problem is not None:
-        _fail(f"audit trail broken: {report.problem} ({report.summary()})", 1)
+        fail(f"audit trail broken: {report.problem} ({report.summary()})", 1)
     typer.echo(f"audit trail OK: {report.checked} rows, hash chain intact; {report.summary()}")
 
 
@@ -342,15 +310,15 @@ def export(
 ) -> None:
     """Export every audit row with its hashes (verifiable elsewhere)."""
     if not jsonl:
-        _fail("say the format: --jsonl", EXIT_USAGE)
+        fail("say the format: --jsonl", EXIT_USAGE)
     log = _audit_log()
-    with _exits():
+    with exits():
         if file:
             with open(file, "w", encoding="utf-8") as stream:
                 count = log.export_jsonl(stream)
             typer.echo(f"exported {count} rows to {file}", err=True)
         else:
-            log.export_jsonl(SafeJsonLines(sys.stdout))  # type: ignore[arg-type]
+            log.export_jsonl(SafeJsonLines(sys.stdout))
 
 
 def register(app: typer.Typer) -> None:

@@ -41,12 +41,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"signoff: warning: listening on {host}: anyone who can reach it and has the token can approve calls", err=True)
         if totp_reset:
             (paths.home() / "ui-totp").unlink(missing_ok=True)
-        from signoff.errors import SignoffError
-        from signoff.termsafe import clean
+        from signoff.cli.exits import exits
 
-        try:
+        from signoff.serve.http_guard import is_wildcard, own_names
+
+        with exits():
             serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser,
-                  out=sys.stderr, logged=logged, public_url=public_url, team=team, trusted_proxies=trusted_proxy or [])
-        except SignoffError as exc:
-            typer.echo(f"signoff: {clean(exc)}", err=True)
-            raise typer.Exit(2) from None
+                  out=sys.stderr, logged=logged, public_url=public_url, team=team, trusted_proxies=trusted_proxy or [],
+                  own_names=own_names() if is_wildcard(host) else ())

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from signoff.errors import StoreError, TeamError
+from signoff.cli.exits import exits
 from signoff.termsafe import clean, json_text
 
 user_app = typer.Typer(help="People who approve (team mode): add, set, list, remove, token, passkey.",
@@ -23,24 +23,13 @@ def _people() -> Any:
     from signoff.approvals.store import open_store
     from signoff.team.users import People
 
-    try:
+    with exits():
         return People(open_store())
-    except StoreError as exc:
-        _fail(str(exc), 3)
-
-
-def _fail(message: str, code: int = 1) -> Any:
-    typer.echo(f"signoff: {clean(message)}", err=True)
-    raise typer.Exit(code)
 
 
 def _run(action: Any) -> Any:
-    try:
+    with exits():
         return action()
-    except TeamError as exc:
-        _fail(str(exc), 1)
-    except StoreError as exc:
-        _fail(str(exc), 3)
 
 
 def _password(from_stdin: bool) -> str:

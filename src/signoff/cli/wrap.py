@@ -6,12 +6,11 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from signoff.cli.exits import exits
 from signoff.errors import ConfigError
 from signoff.termsafe import clean
 from signoff.wrap.clients import CLIENTS
@@ -61,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
         options = (["--policy", policy] if policy else []) + (["--ui"] if ui else [])
         signoff = signoff_command(command, absolute)
-        with _errors():
+        with exits():
             if target is None:  # the preview plans exactly what `wrap TARGET` with these options would
                 _overview(lambda path: lib.plan_wrap(path, options=options, signoff=signoff, force=force), "would wrap",
                           held=holds(policy))
@@ -88,7 +87,7 @@ def register(app: typer.Typer) -> None:
         import signoff.wrap.apply as lib
         from signoff.wrap.clients import resolve
 
-        with _errors():
+        with exits():
             if target is None:
                 _overview(lib.plan_unwrap, "would restore", [Path(r["path"]) for r in lib.records()])
                 return
@@ -97,16 +96,6 @@ def register(app: typer.Typer) -> None:
                 _report(plan, dry_run, "restored")
                 if not dry_run:
                     lib.apply(plan)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """A ConfigError becomes one line naming the file and what to do, and exit code 2."""
-    try:
-        yield
-    except ConfigError as exc:
-        typer.echo(f"signoff: {clean(exc)}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _overview(plan_for, verb: str, files: list[Path] | None = None, *, held: str = "") -> None:

@@ -6,7 +6,8 @@ data lives in `signoff/policy/servers/*.yaml`, one reviewed file per server, eac
 (package@version or repo@commit) and how its tool names were verified. `servers/catalog.json` is
 the same data pre-merged (`python -m signoff.policy.catalog_build`; a test keeps it in sync) because
 parsing thirty-five YAML files costs ~300 ms at every proxy start, the JSON ~2 ms, and each
-server's tool table is built only when a call to that server is first looked up.
+server's tool table is built only when a call to that server is first looked up. Loading (the
+JSON, user files) is `catalog_load.load_catalog`; this module only looks things up.
 
 A server is recognised by the command that starts it (npm/PyPI package, docker image, script
 path), by its URL, or finally by its configured name (`Catalog.identify`).
@@ -14,8 +15,6 @@ path), by its URL, or finally by its configured name (`Catalog.identify`).
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,7 +186,8 @@ class _Servers(Mapping[str, Mapping[str, ToolEntry]]):
         return len(self._raw)
 
 
-def _build(servers: Sequence[Mapping[str, Any]]) -> Catalog:
+def build_catalog(servers: Sequence[Mapping[str, Any]]) -> Catalog:
+    """The lookup tables for these servers (plain data, as `catalog_load.load_catalog` reads them)."""
     sources: dict[str, str] = {}
     packages: dict[str, str] = {}
     urls: dict[str, str] = {}
@@ -205,39 +205,3 @@ def _build(servers: Sequence[Mapping[str, Any]]) -> Catalog:
         for n in (sid, *match.get("names", ())):
             names[_norm_name(n)] = sid
     return Catalog(_Servers({s["id"]: s for s in servers}), sources, packages, urls, names)
-
-
-def shipped_servers() -> list[dict[str, Any]]:
-    """The shipped catalog as plain data: the pre-merged JSON, or the YAML files if it is missing."""
-    try:
-        return json.loads(MERGED.read_bytes())["servers"]
-    except FileNotFoundError:
-        from signoff.policy.catalog_build import read_server_file
-
-        return [read_server_file(p) for p in sorted(SERVERS_DIR.glob("*.yaml"))]
-
-
-@functools.lru_cache(maxsize=1)
-def _shipped() -> tuple[dict[str, Any], ...]:
-    return tuple(shipped_servers())
-
-
-def load_catalog(extra: Sequence[str | Path] = ()) -> Catalog:
-    """The shipped catalog plus user files (a user file replaces a shipped server with the same id)."""
-    return _load(tuple(str(p) for p in extra))
-
-
-@functools.lru_cache(maxsize=16)
-def _load(extra: tuple[str, ...]) -> Catalog:
-    servers = {s["id"]: s for s in _shipped()}
-    for p in extra:
-        path = Path(p)
-        files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-        for f in files:
-            from signoff.policy.catalog_build import read_server_file  # pydantic and YAML only for user files
-
-            srv = read_server_file(f)
-            servers[srv["id"]] = srv
-    return _build(list(servers.values()))
-
-

@@ -1,7 +1,8 @@
 """Validating catalog files, and merging them into `servers/catalog.json`.
 
-Kept apart from `catalog.py` so the proxy's start-up path (which reads the pre-merged JSON)
-never imports pydantic or parses YAML; user catalog files and the build go through here.
+Kept apart from `catalog.py` and `catalog_load.py` so the proxy's start-up path (which reads the
+pre-merged JSON) never builds these pydantic models or parses YAML; user catalog files and the
+build go through here.
 
     python -m signoff.policy.catalog_build          # rewrite servers/catalog.json from servers/*.yaml
     python -m signoff.policy.catalog_build --check  # exit 1 if it is stale

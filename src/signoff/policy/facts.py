@@ -10,21 +10,34 @@ shown comes from the model, so it is made one clean line first (`one_line`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from signoff.model import Fact, ToolCall, canonical_json
 from signoff.termsafe import one_line
 from signoff.policy.understand import money, recipients, urls
+from signoff.policy.schema import PolicyFile
 from signoff.policy.understand.recognize import Understanding, expand
 
-if TYPE_CHECKING:
-    from signoff.policy.engine import Policy
+
+
+class PolicyView(Protocol):
+    """What facts and compiled rules read from the compiled policy (`engine.Policy`), so that
+    neither imports the engine that builds them."""
+
+    spec: PolicyFile
+    internal: tuple[str, ...]
+    predicates: dict[str, Any]
+    context: Any
+    """engine.PolicyContext: its `counter` answers `rate:` rules."""
+
+    def profile(self, call: ToolCall, key: Any = None) -> Any: ...
+    def understand(self, call: ToolCall) -> Facts: ...
 
 
 class Facts:
     """What rules ask about one call, each computed at most once and only if asked."""
 
-    def __init__(self, call: ToolCall, policy: Policy, key: Any = None):
+    def __init__(self, call: ToolCall, policy: PolicyView, key: Any = None):
         self.call = call
         self.policy = policy
         self.profile = policy.profile(call, key)
@@ -78,7 +91,7 @@ class Facts:
             if not labels:
                 return not chat
             if chat:  # a channel id is inside the workspace; phone numbers and addresses are judged as such
-                return any(external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels))
+                return any(external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels, strict=False))
             return any(external for _, external in labels)
         return recipients.any_external(self.recipients(fields), self.policy.internal)
 

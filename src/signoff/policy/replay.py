@@ -58,7 +58,8 @@ def replay(policy: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[list[Change]
         was = recorded_verdict(row)
         if was is None:
             continue
-        arguments = row.get("arguments") if isinstance(row.get("arguments"), dict) else {}
+        given = row.get("arguments")
+        arguments = given if isinstance(given, dict) else {}
         call = ToolCall(row["server"], row["tool"], arguments, session=row.get("session") or "", client=row.get("client") or "",
                         identity=_identity(row.get("identity")))
         decision = policy.evaluate(call)

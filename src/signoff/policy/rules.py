@@ -1,23 +1,22 @@
 """Compiled policy rules: the per-tool part (cached) and the per-call part (arguments, CEL).
 
-Split from policy.py so that the file format and the decision logic stay apart from the
-matching mechanics. Every "no" carries a reason, which `signoff policy explain` prints.
+Split from engine.py so that the decision logic stays apart from the matching mechanics; the
+file format is schema.py. Every "no" carries a reason, which `signoff policy explain` prints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from signoff.policy import match as pm
+from signoff.durations import format_duration
 from signoff.errors import PolicyError
 from signoff.model import ToolCall, Verdict
-from signoff.policy.facts import phrase
+from signoff.policy.facts import Facts, PolicyView, phrase
+from signoff.policy.schema import PolicyFile, Rule
 from signoff.policy.understand import urls
-
-if TYPE_CHECKING:
-    from signoff.policy.engine import Facts, Policy, PolicyFile, Rule
 
 IDENTITY_NAMES = ("agent", "machine", "owner")
 """Who made the call, as signoff set it (model.Identity): never read from the arguments."""
@@ -71,7 +70,7 @@ def compile_predicates(spec: PolicyFile, source: str, locator: Any) -> dict[str,
     return programs
 
 
-def compile_rule(index: int, rule: Rule, policy: Policy, source: str, locator: Any) -> CompiledRule:
+def compile_rule(index: int, rule: Rule, policy: PolicyView, source: str, locator: Any) -> CompiledRule:
     spec = policy.spec
 
     def where(key: str) -> int | None:
@@ -133,7 +132,7 @@ class CompiledRule:
     index: int
     label: str
     spec: Rule
-    policy: Policy
+    policy: PolicyView
     action_defs: dict[str, Any]
     program: Any
 
@@ -236,10 +235,10 @@ class CompiledRule:
                 return False, "scope internal: an address is external (or none was found)", verdict
             reasons.append(f"scope {spec.scope}" + ("" if found_any else " (no address found: treated as external)"))
         if spec.domains:
-            hit = _host_match(tuple(spec.domains), facts.hosts())
-            if hit is None:
+            host = _host_match(tuple(spec.domains), facts.hosts())
+            if host is None:
                 return False, f"no host in the arguments matches domains {spec.domains}", verdict
-            reasons.append(hit)
+            reasons.append(host)
         if spec.tables:
             tables = facts.tables()
             databasey = bool(facts.actions() & {"database_write", "database_delete"})
@@ -247,10 +246,10 @@ class CompiledRule:
                 return False, "no SQL statement or table name in the arguments", verdict
             if not tables:  # a database write that names nothing: it may touch any table
                 tables = pm.ALL_TABLES
-            hit = _table_match(tuple(spec.tables), tables, facts)
-            if hit is None:
+            table = _table_match(tuple(spec.tables), tables, facts)
+            if table is None:
                 return False, f"the call touches {sorted(tables)}, none of {spec.tables}", verdict
-            reasons.append(hit)
+            reasons.append(table)
         if self.program is not None:
             if "amount" in self.program.names and facts.amount(fields) is None:
                 failed = Verdict.DENY if verdict is Verdict.DENY else Verdict.ASK
@@ -291,7 +290,7 @@ class CompiledRule:
         by = rate.by or ("action" if self.spec.actions and not self.any_action else "tool")
         hit = sorted(self._hit(facts)) if by == "action" else []
         what = f"{hit[0] if hit else (self.spec.actions or ['?'])[0]} calls" if by == "action" else f"calls of {call.qualified}"
-        window = _seconds(rate.per)
+        window = format_duration(rate.per)
         if counter is None:
             return True, f"rate: no call counter here, so the limit of {rate.max} {what} per {window} counts as reached"
         if by == "action":
@@ -392,13 +391,6 @@ class CompiledRule:
             elif name in call.arguments:
                 context[name] = call.arguments[name]
         return condition.program.execute(context)
-
-
-def _seconds(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _host_match(patterns: tuple[str, ...], hosts: frozenset[str]) -> str | None:

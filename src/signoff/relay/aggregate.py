@@ -196,8 +196,8 @@ class Aggregate(Route):
         if not good:
             text = "; ".join(str((a.get("error") or {}).get("message")) for _, a in answers)
             return jsonrpc.error(request_id, jsonrpc.UPSTREAM_ERROR, f"no wrapped server could start: {text}")
-        for up, result in good:
-            self.capabilities[up] = result.get("capabilities") or {}
+        for up, answer in good:
+            self.capabilities[up] = answer.get("capabilities") or {}
         versions = [r.get("protocolVersion") for _, r in good]
         known = [v for v in versions if v in KNOWN_VERSIONS]
         version = min(known, key=KNOWN_VERSIONS.index) if known else versions[0]

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +135,7 @@ class SessionContext:
             for up in self.upstreams:
                 await up.stop()
 
-    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run `fn(*args)` in the session's task group (ends with the session)."""
         assert self._tg is not None, "the session has not started"
         self._tg.start_soon(fn, *args)
@@ -162,7 +162,7 @@ class SessionContext:
         Cancelling the waiting task withdraws the request from the client.
         """
         request_id = internal_id()
-        done, box = anyio.Event(), {}
+        done, box = anyio.Event(), dict[str, Any]()
         self._own_requests[request_id] = (done, box)
         try:
             await self.send_client(jsonrpc.request(request_id, method, params))
@@ -178,7 +178,8 @@ class SessionContext:
 
     def answer_own(self, msg: dict[str, Any]) -> bool:
         """Take the client's answer to one of signoff's own requests (never forwarded upstream)."""
-        own = self._own_requests.get(msg.get("id")) if isinstance(msg.get("id"), str) else None
+        msg_id = msg.get("id")
+        own = self._own_requests.get(msg_id) if isinstance(msg_id, str) else None
         if own is None:
             return False
         own[1].update(msg)

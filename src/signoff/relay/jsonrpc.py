@@ -19,6 +19,7 @@ are unguessable (`proxy.internal_id`). signoff never acts on bytes it did not pa
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import unicodedata
@@ -155,7 +156,7 @@ def check_values(value: Any, depth: int = 0) -> None:
     elif kind_ is dict:
         if len(value) > 1 and len({key.casefold() for key in value}) != len(value):
             keys = sorted(value, key=str.casefold)
-            same = next(f"{a!r} and {b!r}" for a, b in zip(keys, keys[1:]) if a.casefold() == b.casefold())
+            same = next(f"{a!r} and {b!r}" for a, b in itertools.pairwise(keys) if a.casefold() == b.casefold())
             raise FrameError(f"keys {same[:120]} differ only by case (Go readers take them as one key)")
         for key, item in value.items():
             if key == "__proto__" or "\x00" in key:

@@ -122,7 +122,7 @@ class Hub:
 
     async def _request(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         key = f"hub-{next(self.seq)}"
-        done, box = anyio.Event(), {}
+        done, box = anyio.Event(), dict[str, Any]()
         self._own[key] = (done, box)
         try:
             await self.up.send(jsonrpc.request(key, method, params))
@@ -167,9 +167,10 @@ class Hub:
             return
         method, params = msg["method"], msg.get("params") or {}
         if method == "notifications/progress":
-            route = self.tokens.get(params.get("progressToken")) if isinstance(params.get("progressToken"), str) else None
-            if route is not None:
-                await route[0].deliver({**msg, "params": {**params, "progressToken": route[1]}})
+            token = params.get("progressToken")
+            owner = self.tokens.get(token) if isinstance(token, str) else None
+            if owner is not None:
+                await owner[0].deliver({**msg, "params": {**params, "progressToken": owner[1]}})
         elif method == "notifications/message":
             level = _level(params.get("level"))
             for port in list(self.ports.values()):
@@ -267,7 +268,7 @@ class Port(Upstream):
 
     async def _forward(self, msg: dict[str, Any]) -> None:
         inner = f"{self.prefix}{next(self.hub.seq)}"
-        params = msg.get("params")
+        params: Any = msg.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
         token = None
         if isinstance(meta, dict) and "progressToken" in meta:

@@ -64,8 +64,10 @@ class ToolCallGate(Layer):
         if why is None:
             why = ("a tools/call notification (no id) cannot be held or answered" if kind == jsonrpc.NOTIFICATION
                    else f"method {method[:60]!r} imitates tools/call")
-        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
-        name = params.get("name") if isinstance(params.get("name"), str) else "?"
+        given = msg.get("params")
+        params = given if isinstance(given, dict) else {}
+        named = params.get("name")
+        name = named if isinstance(named, str) else "?"
         target = self.router.route(name) or (self.ctx.upstreams[0], name)
         arguments = params.get("arguments")
         call = ToolCall(server=target[0].name, tool=target[1], session=self.ctx.session.id,

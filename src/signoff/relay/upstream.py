@@ -266,7 +266,7 @@ class HttpUpstream(Upstream):
     async def _run(self, generation: int, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         from mcp.client.sse import sse_client
         from mcp.client.streamable_http import streamable_http_client
-        from mcp.shared._httpx_utils import create_mcp_http_client
+        import httpx2  # the SDK's HTTP client library (its own factory is private)
 
         spec = self.spec
         error: UpstreamError = self.failure(UpstreamCrashed, f"upstream {spec.label} closed the connection")
@@ -276,7 +276,8 @@ class HttpUpstream(Upstream):
                 if spec.transport == "sse":
                     cm = sse_client(spec.url or "", headers=dict(spec.headers))
                 else:
-                    client = create_mcp_http_client(headers=dict(spec.headers))
+                    # the SDK transports' timeouts: 30 s to connect/write, 300 s between reads of a stream
+                    client = httpx2.AsyncClient(headers=dict(spec.headers), timeout=httpx2.Timeout(30.0, read=300.0))
                     cm = streamable_http_client(spec.url or "", http_client=client)
                 async with cm as streams:
                     read, self._write = streams[0], streams[1]

@@ -9,6 +9,7 @@ machine, 401 without the right bearer token, 415/406 for a wrong Content-Type/Ac
 
 from __future__ import annotations
 
+import itertools
 import hmac
 import ipaddress
 import logging
@@ -57,7 +58,7 @@ def own_names() -> set[str]:
     for name in {socket.gethostname(), socket.getfqdn()}:
         names.add(name.lower())
         try:
-            names.update(info[4][0] for info in socket.getaddrinfo(name, None))
+            names.update(str(info[4][0]) for info in socket.getaddrinfo(name, None))
         except OSError:
             pass
     names.update(_interface_addresses())
@@ -69,7 +70,7 @@ def _interface_addresses() -> set[str]:
     found: set[str] = set()
     try:
         lines = Path("/proc/net/fib_trie").read_text().splitlines()
-        for previous, line in zip(lines, lines[1:]):
+        for previous, line in itertools.pairwise(lines):
             if "/32 host LOCAL" in line:
                 found.add(previous.split()[-1])
     except OSError:
@@ -156,10 +157,7 @@ def accepts(headers: dict[str, str], media: str) -> bool:
 
 def load_token(path: str | None) -> bytes | None:
     """The bearer token from --auth-token-file, else $SIGNOFF_HTTP_TOKEN, else None."""
-    if path:
-        text = Path(path).expanduser().read_text().strip()
-    else:
-        text = os.environ.get("SIGNOFF_HTTP_TOKEN", "").strip()
+    text = Path(path).expanduser().read_text().strip() if path else os.environ.get("SIGNOFF_HTTP_TOKEN", "").strip()
     return text.encode() if text else None
 
 

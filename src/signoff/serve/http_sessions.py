@@ -236,7 +236,7 @@ class StatelessSession(Session):
     def _relayed(self, message: dict[str, Any], inner: str) -> dict[str, Any]:
         self.original[inner] = message["id"]
         message = {**message, "id": inner}
-        params = message.get("params")
+        params: Any = message.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
         if isinstance(meta, dict) and "progressToken" in meta:
             self.original[inner + "-token"] = meta["progressToken"]

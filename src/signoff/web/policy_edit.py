@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from signoff import yamlsrc
 from signoff.approvals.broker import pid_alive
 from signoff.errors import PolicyError
-from signoff.policy.engine import Policy, Rule
+from signoff.policy.engine import Policy
+from signoff.policy.schema import Rule
 
 
 def rules(text: str, source: str) -> list[dict[str, Any]]:
@@ -91,8 +92,8 @@ def add_rule(path: str, rule: dict[str, Any]) -> str:
     lines, starts, end = _item_lines(text, path)
     body = yaml.safe_dump([rule], sort_keys=False, allow_unicode=True, default_flow_style=False)
     if starts:
-        first = lines[starts[0]]
-        indent = first[: len(first) - len(first.lstrip())]
+        head = lines[starts[0]]
+        indent = head[: len(head) - len(head.lstrip())]
         block = "".join(indent + line if line.strip() else line for line in body.splitlines(keepends=True))
         new_text = "".join(lines[:end]) + ("" if lines[end - 1].endswith("\n") else "\n") + block + "".join(lines[end:])
     else:

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from typing import IO
+from collections.abc import Iterable
+from typing import IO, TextIO, cast
 
 from signoff import paths
 from signoff.errors import ConfigError
@@ -51,13 +52,14 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
 
     uri = pyotp.TOTP(secret).provisioning_uri(name="approvals", issuer_name="signoff")
     out.write("Scan this with your authenticator app (shown once; `signoff ui --totp-reset` makes a new one):\n")
-    segno.make(uri, error="m").terminal(out=out, compact=True)
+    segno.make(uri, error="m").terminal(out=cast(TextIO, out), compact=True)  # segno types it TextIO; any text stream works
     out.write(f"\nOr enter the key by hand: {secret}\n")
 
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
           open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False,
-          public_url: str | None = None, team: bool = False, trusted_proxies: list[str] | None = None) -> None:
+          public_url: str | None = None, team: bool = False, trusted_proxies: list[str] | None = None,
+          own_names: Iterable[str] = ()) -> None:
     """`logged`: `out` is a log file (the background page's ui.log), so the link is written
     without its secret token and no TOTP secret is shown. `team`: people must sign in even
     before anyone was added (team mode is on anyway once someone is)."""
@@ -73,7 +75,7 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     secret = totp_secret(enrol_out=None if logged else out) if totp else None
     try:
         guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret, public_url=public_url,
-                      trusted_proxies=trusted_proxies or ())
+                      trusted_proxies=trusted_proxies or (), own_names=own_names)
     except ValueError as exc:
         raise ConfigError(f"--trusted-proxy: {exc} (give an address or a network such as 10.0.0.0/8)") from exc
     broker = Broker()

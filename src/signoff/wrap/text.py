@@ -22,6 +22,18 @@ from signoff.errors import ConfigError
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
 _LEAD = re.compile(r"[ \t]*")
+
+
+def _skip(text: str, pos: int = 0) -> int:
+    """Past the JSON whitespace at `pos` (`_WS` matches everywhere, possibly empty)."""
+    found = _WS.match(text, pos)
+    return found.end() if found else pos
+
+
+def _lead(text: str, pos: int = 0) -> str:
+    """The indentation at `pos`."""
+    found = _LEAD.match(text, pos)
+    return found.group() if found else ""
 _FIRST_INDENT = re.compile(r"\n([ \t]+)[^ \t\r\n]")
 _COMMENTS = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n]*|/\*[\s\S]*?(?:\*/|\Z)')
 _TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=[ \t\r\n]*[}\]])')
@@ -52,7 +64,7 @@ class Source:
 
     def span(self, keys: tuple[str, ...]) -> tuple[int, int] | None:
         """Where the value at this key path is in the text (None if absent)."""
-        start = _WS.match(self.plain).end()
+        start = _skip(self.plain)
         end = len(self.plain.rstrip())
         for key in keys:
             if self.plain[start] != "{" or key not in self.members(start):
@@ -78,15 +90,15 @@ class Source:
 def _members(plain: str, start: int) -> dict[str, tuple[int, int]]:
     """Scan an object of valid JSON (`plain[start] == "{"`), keeping where each value is."""
     spans: dict[str, tuple[int, int]] = {}
-    i = _WS.match(plain, start + 1).end()
+    i = _skip(plain, start + 1)
     while plain[i] != "}":
-        key, i = json.decoder.scanstring(plain, i + 1)
-        i = _WS.match(plain, _WS.match(plain, i).end() + 1).end()  # past the colon
+        key, i = json.decoder.scanstring(plain, i + 1)  # type: ignore[attr-defined]  # public, missing from typeshed
+        i = _skip(plain, _skip(plain, i) + 1)  # past the colon
         _, end = _DECODER.raw_decode(plain, i)
         spans[key] = (i, end)
-        i = _WS.match(plain, end).end()
+        i = _skip(plain, end)
         if plain[i] == ",":
-            i = _WS.match(plain, i + 1).end()
+            i = _skip(plain, i + 1)
     return spans
 
 
@@ -115,8 +127,8 @@ def render_like(value: dict[str, Any], old: str, source: Source, start: int) -> 
     if "\n" not in old:
         return json.dumps(value, ensure_ascii=False)
     nl = source.newline
-    prefix = _LEAD.match(source.text, source.text.rfind("\n", 0, start) + 1).group()
-    leads = [_LEAD.match(line).group() for line in old.splitlines()[1:] if line.strip()]
+    prefix = _lead(source.text, source.text.rfind("\n", 0, start) + 1)
+    leads = [_lead(line) for line in old.splitlines()[1:] if line.strip()]
     unit = next((lead[len(prefix):] for lead in leads if lead.startswith(prefix) and lead != prefix), None)
     unit = unit or source.indent_unit
     inner = prefix + unit

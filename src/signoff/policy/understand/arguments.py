@@ -67,7 +67,7 @@ def pairs(arguments: Any, max_depth: int = 32) -> list[tuple[str, Any]]:
         elif depth > max_depth:
             out.append((key, "<too deeply nested>"))
         elif isinstance(value, Mapping):
-            stack.extend((str(k), v, depth + 1) for k, v in reversed(value.items()))
+            stack.extend((str(k), v, depth + 1) for k, v in reversed(list(value.items())))
         elif isinstance(value, (list, tuple)):
             stack.extend((key, v, depth + 1) for v in reversed(value))
         elif value is not None:

@@ -95,7 +95,7 @@ def expand(actions: Iterable[str]) -> frozenset[str]:
 def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, catalog_id: str | None) -> Profile:
     hints = dict(annotations)
     if entry is not None:
-        hints = {**dict(entry.annotations or {}), **hints} if not hints else hints
+        hints = hints if hints else {**dict(entry.annotations or {}), **hints}
         destructive = bool(entry.destructive) or (entry.destructive is None and hints.get("destructiveHint") is True
                                                  and not entry.read_only)
         actions = frozenset(entry.actions)

@@ -102,11 +102,8 @@ def http(name: str, args: list[str], line: str, result: ShellAnalysis) -> None:
         hosts.add(urls.UNPARSEABLE)
     method = method or ("POST" if body else "GET")
     result.hosts |= hosts
-    if result.method not in ("", "GET", "HEAD") and method in ("GET", "HEAD"):
-        method_kept = result.method  # the riskiest request of the line decides
-    else:
-        method_kept = method
-    result.method = method_kept
+    if not (result.method not in ("", "GET", "HEAD") and method in ("GET", "HEAD")):
+        result.method = method  # else the riskier request seen earlier on the line decides
     shown = ", ".join(sorted(h for h in hosts))
     deleting = method == "DELETE"
     result.add({"api_call"} | ({"database_delete", "database_write"} if deleting else set()), f"{method} request to {shown}",
@@ -210,8 +207,8 @@ def cloud(name: str, args: list[str], line: str, result: ShellAnalysis) -> None:
             result.add({"database_write"} | ({"database_delete"} if deleting else set()), f"{line} changes DynamoDB table {table}", destructive=deleting)
             result.tables.add(table.lower())
             return
-    if _SECRET.search(text) and not any(_DESTROY.match(v) or _CHANGE.match(v) for v in verbs if not _SECRET.search(v)):
-        if any(re.match(r"^(get|describe|access|read|print|show|view|list|decrypt|export)", v, re.IGNORECASE) or _SECRET.search(v) for v in verbs):
+    if _SECRET.search(text) and not any(_DESTROY.match(v) or _CHANGE.match(v) for v in verbs if not _SECRET.search(v)) \
+            and any(re.match(r"^(get|describe|access|read|print|show|view|list|decrypt|export)", v, re.IGNORECASE) or _SECRET.search(v) for v in verbs):
             result.add({"sensitive_read"}, f"{line} reads secrets")
             return
     if name == "aws" and words[:1] == ["s3"] and len(words) > 1 and words[1] in ("rm", "rb", "mv"):

@@ -19,6 +19,7 @@ from signoff.policy.understand import sql as sqlmod
 from signoff.policy.understand.arguments import (ROLE_KEYS, SQL_ONLY_KEYS, flat, nested_items, pairs, path_parts, sql_texts,
                                           values_at, whole_url_host)
 from signoff.policy.understand.names import CLI_NAMES, DELETE_VERBS, STRONG, WRITE_VERBS, name_tokens
+from signoff.policy.understand.recipients import Recipient
 from signoff.policy.understand.profile import ALL_ACTIONS, IMPLIES, UNKNOWN, VOCABULARY, Profile, expand, profile
 
 __all__ = ["ALL_ACTIONS", "IMPLIES", "UNKNOWN", "VOCABULARY", "Profile", "Understanding", "expand", "profile"]
@@ -108,7 +109,7 @@ class Understanding:
         if not ("shell" in prof.actions or "command" in prof.fields or (not prof.catalogued and has_command
                                                                         and not self._redis_command())):
             return []  # a database tool's `command: FLUSHALL` is a Redis command, read by nosql_ops
-        out = []
+        out: list[shell.ShellAnalysis] = []
         for value in self.role("command"):
             if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
                 if any(" " in v.strip() for v in value):  # a list of command lines
@@ -217,7 +218,7 @@ class Understanding:
             self._recipients_found = self._recipients()
         return self._recipients_found
 
-    def _recipients(self) -> list[recipients.Recipient]:
+    def _recipients(self) -> list[Recipient]:
         values = self.role("recipient")
         found = [r for v in values for r in recipients.collect(v)]
         for a in self.commands():
@@ -247,7 +248,7 @@ class Understanding:
 
     def _sensitive_paths(self) -> list[str]:
         values = flat(self.role("path"))
-        if self.profile.reads or self.profile.catalogued and not self.profile.actions:
+        if self.profile.reads or (self.profile.catalogued and not self.profile.actions):
             values += [v for v in self.arguments.values() if isinstance(v, str) and PATH_LIKE.match(v)]  # `HEAD:config/secrets.yml`
         return [v for v in values if shell.SENSITIVE_PATHS.search(v)]
 
@@ -323,7 +324,7 @@ class Understanding:
             found = set()
             for a in commands:
                 found |= a.actions
-                self.notes.extend(a.unparseable and [f"{a.unparseable}: counts as every action"] or a.what)
+                self.notes.extend((a.unparseable and [f"{a.unparseable}: counts as every action"]) or a.what)
                 if a.actions - {"api_call", "sensitive_read"} or (a.method not in ("", "GET", "HEAD")):
                     found.add("shell")  # a command line that changes something is a shell action too
         elif "shell" in found:

@@ -159,79 +159,8 @@ def _program(words: list[str], stdin: str, result: ShellAnalysis, depth: int) ->
     name = os.path.basename(words[0])
     args = words[1:]
     line = " ".join(words)[:120]
-    if name in SHELLS:
-        if "-c" in args and args.index("-c") + 1 < len(args):
-            _parse_into(args[args.index("-c") + 1], result, depth + 1)
-        elif any(not a.startswith("-") for a in args):
-            result.add({"shell"}, f"runs the script {next(a for a in args if not a.startswith('-'))}")
-        else:
-            result.unparseable = f"{name} reads commands from its input: they cannot be seen"
-        return
-    if name == "eval":
-        _parse_into(" ".join(args), result, depth + 1)
-        return
-    if name in ("source", "."):
-        result.add({"shell"}, f"runs the script {args[0] if args else '?'}")
-        return
-    if name in INTERPRETERS or re.match(r"^(python|pypy|node|ruby|perl|php)[\d.]*$", name):
-        inline = {"-c", "-e", "--eval", "-E", "-r", "--command", "-Command", "-p", "--print"}
-        files = [a for a in args if not a.startswith("-")]
-        if any(a in inline for a in args) or not files or (files and files[0] == "-"):
-            result.unparseable = f"{name} runs code signoff cannot read"
-        else:
-            result.add({"shell"}, f"runs {name} {files[0]}")
-        return
-    if name in ("rm", "rmdir", "unlink", "shred", "srm", "wipe", "truncate") or name.startswith("mkfs") or name in ("wipefs", "fdisk", "parted"):
-        result.add({"file_delete", "file_write"}, f"{line} deletes files", destructive=True)
-        return
-    if name == "dd":
-        target = next((a[3:] for a in args if a.startswith("of=")), "")
-        result.add({"file_write", "file_delete"} if target.startswith("/dev/") else {"file_write"}, f"{line} overwrites {target or 'output'}",
-                   destructive=target.startswith("/dev/"))
-        return
-    if name == "find":
-        if any(a in ("-delete",) for a in args) or _find_exec_deletes(args):
-            result.add({"file_delete", "file_write"}, f"{line} deletes files", destructive=True)
-        elif any(a in ("-exec", "-execdir", "-ok", "-okdir") for a in args):
-            i = next(i for i, a in enumerate(args) if a in ("-exec", "-execdir", "-ok", "-okdir"))
-            inner = [a for a in args[i + 1:] if a not in ("{}", ";", "+", "\\;")]
-            _program(inner, "", result, depth + 1)
-        elif any(a.startswith("-fprint") or a == "-fls" for a in args):
-            result.add({"file_write"}, f"{line} writes files")
-        return
-    if name in ("mv", "cp", "touch", "mkdir", "tee", "ln", "install", "rsync-local", "patch", "tar", "unzip", "zip", "gzip", "gunzip"):
-        result.add({"file_write"}, f"{line} writes files")
-        if name == "mv" and any(a == "/dev/null" for a in args):
-            result.add({"file_delete"}, f"{line} deletes files", destructive=True)
-        return
-    if name == "sed" and any(a.startswith("-i") or a == "--in-place" for a in args):
-        result.add({"file_write"}, f"{line} edits files in place")
-        return
-    if name in ("chmod", "chown", "chgrp", "setfacl", "useradd", "usermod", "userdel", "groupadd", "passwd", "chpasswd", "visudo", "adduser", "deluser"):
-        result.add({"access_change", "file_write"}, f"{line} changes permissions or accounts")
-        return
-    if name in HTTP:
-        http(name, args, line, result)
-        return
-    if name in NETWORK:
-        host = next((remote_host(a) for a in args if remote_host(a)), None)
-        if host:
-            result.hosts.add(host)
-        result.add({"api_call"}, f"{line} connects to {host or 'another machine'}")
-        return
-    if name in DATABASES:
-        database(name, args, stdin, line, result)
-        return
-    if name in MAILERS:
-        to = [a for a in args if "@" in a and not a.startswith("-")]
-        result.recipients.extend(to)
-        result.add({"send_email"}, f"{line} sends email" + (f" to {', '.join(to)}" if to else ""))
-        return
-    if name == "git":
-        git(args, line, result)
-        return
-    if name in CLOUD:
-        cloud(name, args, line, result)
+    if _runs_code(name, args, result, depth) or _touches_files(name, args, line, result, depth) \
+            or _reaches_out(name, args, stdin, line, result):
         return
     if name in ("printenv", "env", "set", "export", "declare") and not args:
         result.add({"sensitive_read"}, f"{name} prints the environment (secrets)")
@@ -249,11 +178,100 @@ def _program(words: list[str], stdin: str, result: ShellAnalysis, depth: int) ->
     result.add({"shell"}, f"runs {name}")
 
 
+def _runs_code(name: str, args: list[str], result: ShellAnalysis, depth: int) -> bool:
+    """Shells, eval, source and interpreters: the code they run is read too, or it is unreadable."""
+    if name in SHELLS:
+        if "-c" in args and args.index("-c") + 1 < len(args):
+            _parse_into(args[args.index("-c") + 1], result, depth + 1)
+        elif any(not a.startswith("-") for a in args):
+            result.add({"shell"}, f"runs the script {next(a for a in args if not a.startswith('-'))}")
+        else:
+            result.unparseable = f"{name} reads commands from its input: they cannot be seen"
+        return True
+    if name == "eval":
+        _parse_into(" ".join(args), result, depth + 1)
+        return True
+    if name in ("source", "."):
+        result.add({"shell"}, f"runs the script {args[0] if args else '?'}")
+        return True
+    if name in INTERPRETERS or re.match(r"^(python|pypy|node|ruby|perl|php)[\d.]*$", name):
+        inline = {"-c", "-e", "--eval", "-E", "-r", "--command", "-Command", "-p", "--print"}
+        files = [a for a in args if not a.startswith("-")]
+        if any(a in inline for a in args) or not files or (files and files[0] == "-"):
+            result.unparseable = f"{name} runs code signoff cannot read"
+        else:
+            result.add({"shell"}, f"runs {name} {files[0]}")
+        return True
+    return False
+
+
+def _touches_files(name: str, args: list[str], line: str, result: ShellAnalysis, depth: int) -> bool:
+    """Deleting, overwriting, writing files and changing permissions or accounts."""
+    if name in ("rm", "rmdir", "unlink", "shred", "srm", "wipe", "truncate") or name.startswith("mkfs") or name in ("wipefs", "fdisk", "parted"):
+        result.add({"file_delete", "file_write"}, f"{line} deletes files", destructive=True)
+        return True
+    if name == "dd":
+        target = next((a[3:] for a in args if a.startswith("of=")), "")
+        result.add({"file_write", "file_delete"} if target.startswith("/dev/") else {"file_write"}, f"{line} overwrites {target or 'output'}",
+                   destructive=target.startswith("/dev/"))
+        return True
+    if name == "find":
+        if any(a in ("-delete",) for a in args) or _find_exec_deletes(args):
+            result.add({"file_delete", "file_write"}, f"{line} deletes files", destructive=True)
+        elif any(a in ("-exec", "-execdir", "-ok", "-okdir") for a in args):
+            i = next(i for i, a in enumerate(args) if a in ("-exec", "-execdir", "-ok", "-okdir"))
+            inner = [a for a in args[i + 1:] if a not in ("{}", ";", "+", "\\;")]
+            _program(inner, "", result, depth + 1)
+        elif any(a.startswith("-fprint") or a == "-fls" for a in args):
+            result.add({"file_write"}, f"{line} writes files")
+        return True
+    if name in ("mv", "cp", "touch", "mkdir", "tee", "ln", "install", "rsync-local", "patch", "tar", "unzip", "zip", "gzip", "gunzip"):
+        result.add({"file_write"}, f"{line} writes files")
+        if name == "mv" and any(a == "/dev/null" for a in args):
+            result.add({"file_delete"}, f"{line} deletes files", destructive=True)
+        return True
+    if name == "sed" and any(a.startswith("-i") or a == "--in-place" for a in args):
+        result.add({"file_write"}, f"{line} edits files in place")
+        return True
+    if name in ("chmod", "chown", "chgrp", "setfacl", "useradd", "usermod", "userdel", "groupadd", "passwd", "chpasswd", "visudo", "adduser", "deluser"):
+        result.add({"access_change", "file_write"}, f"{line} changes permissions or accounts")
+        return True
+    return False
+
+
+def _reaches_out(name: str, args: list[str], stdin: str, line: str, result: ShellAnalysis) -> bool:
+    """HTTP clients, remote shells, databases, mailers, git and cloud CLIs."""
+    if name in HTTP:
+        http(name, args, line, result)
+        return True
+    if name in NETWORK:
+        host = next((remote_host(a) for a in args if remote_host(a)), None)
+        if host:
+            result.hosts.add(host)
+        result.add({"api_call"}, f"{line} connects to {host or 'another machine'}")
+        return True
+    if name in DATABASES:
+        database(name, args, stdin, line, result)
+        return True
+    if name in MAILERS:
+        to = [a for a in args if "@" in a and not a.startswith("-")]
+        result.recipients.extend(to)
+        result.add({"send_email"}, f"{line} sends email" + (f" to {', '.join(to)}" if to else ""))
+        return True
+    if name == "git":
+        git(args, line, result)
+        return True
+    if name in CLOUD:
+        cloud(name, args, line, result)
+        return True
+    return False
+
+
 def _find_exec_deletes(args: list[str]) -> bool:
     for i, a in enumerate(args):
-        if a in ("-exec", "-execdir", "-ok", "-okdir") and i + 1 < len(args):
-            if os.path.basename(args[i + 1]) in ("rm", "rmdir", "unlink", "shred", "truncate"):
-                return True
+        if a in ("-exec", "-execdir", "-ok", "-okdir") and i + 1 < len(args) \
+                and os.path.basename(args[i + 1]) in ("rm", "rmdir", "unlink", "shred", "truncate"):
+            return True
     return False
 
 

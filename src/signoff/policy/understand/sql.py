@@ -33,10 +33,6 @@ class SqlTouch:
     """Columns read that hold personal data or secrets (ssn, password...)."""
     """Why the SQL counts as touching every table (empty when it was read)."""
 
-    @property
-    def unreadable(self) -> bool:
-        return self.tables == ALL_TABLES
-
 
 NONE = SqlTouch(frozenset(), False, 0)
 MAX_LENGTH = 65_536
@@ -84,7 +80,7 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warning would log the SQL
     reads = (exp.Query, exp.Describe, exp.Transaction, exp.Commit, exp.Rollback, exp.Show)
     deletes_ = (exp.Delete, exp.Drop, exp.TruncateTable)
-    writes_ = (exp.Insert, exp.Update, exp.Merge, exp.Alter, exp.Create, exp.Copy, exp.Grant, exp.Revoke) + deletes_
+    writes_ = (exp.Insert, exp.Update, exp.Merge, exp.Alter, exp.Create, exp.Copy, exp.Grant, exp.Revoke, *deletes_)
     tables: set[str] = set()
     writes = deletes = overwrites = False
     pii: set[str] = set()

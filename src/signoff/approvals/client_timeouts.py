@@ -5,7 +5,7 @@ Clients do not announce their request timeout, and many abort a held call withou
 So signoff keeps what is known per client (by `clientInfo.name` from `initialize`), and a
 policy can add or override entries with `defaults.client_timeouts: {name: duration}`.
 
-Used two ways (see approval.py): a rule whose timeout is longer than the client's patience
+Used two ways (see approvals/gate.py): a rule whose timeout is longer than the client's patience
 switches to `hold: retry` (the model is told to call again after approval), unless the rule
 says `hold: wait` explicitly; then the held call expires when the client stops waiting.
 
