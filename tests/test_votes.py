@@ -223,11 +223,6 @@ def test_a_quorum_of_one_with_approvers_takes_edited_arguments(store_url) -> Non
     assert done.status == "approved" and done.edited_arguments == {"n": 2} and done.decided_by == "user:fiona"
 
 
-@pytest.fixture
-def store_url() -> None:
-    """SQLite only until the parametrised fixture (conftest, h/pg) lands: then this goes."""
-    return
-
 
 def test_the_page_queue_and_signoff_pending_show_who_approved_so_far(store_url) -> None:
     import subprocess

@@ -71,8 +71,3 @@ async def test_a_call_needing_two_approvals_runs_after_the_second_person(tmp_pat
                          ("approved", "user:fiona, user:gus"), ("forwarded", "signoff")]
     verified = await anyio.run_process([sys.executable, "-m", "signoff", "audit", "verify"], check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-
-@pytest.fixture
-def store_url() -> None:
-    """SQLite only until the parametrised fixture (conftest, h/pg) lands: then this goes."""
-    return

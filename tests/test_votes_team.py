@@ -39,7 +39,7 @@ class Session:
         return response
 
 
-def test_two_people_on_the_page_approve_and_one_person_with_two_sessions_counts_once() -> None:
+def test_two_people_on_the_page_approve_and_one_person_with_two_sessions_counts_once(store_url) -> None:
     broker = Broker()
     people = People(broker.store)
     alice = people.add("alice", ["approver"], PASSWORD)
@@ -67,7 +67,7 @@ def test_two_people_on_the_page_approve_and_one_person_with_two_sessions_counts_
                          ("approval_vote", "user:bob", "web"), ("approved", "user:alice, user:bob", "web")]
 
 
-def test_the_store_judges_roles_and_not_self_and_audits_the_refusal() -> None:
+def test_the_store_judges_roles_and_not_self_and_audits_the_refusal(store_url) -> None:
     broker = Broker()
     people = People(broker.store)
     secrets_ = {name: people.add(name, roles, PASSWORD) for name, roles in
@@ -88,7 +88,7 @@ def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
 
 
-def test_cli_tokens_vote_and_two_tokens_of_one_person_count_once() -> None:
+def test_cli_tokens_vote_and_two_tokens_of_one_person_count_once(store_url) -> None:
     broker = Broker()
     people = People(broker.store)
     for name in ("alice", "bob"):
@@ -110,7 +110,7 @@ def test_cli_tokens_vote_and_two_tokens_of_one_person_count_once() -> None:
 
 
 @pytest.mark.parametrize("extra", [{"remember": "tool"}, {"arguments": {"n": 7}}])
-def test_a_vote_cannot_be_remembered_or_change_the_arguments(extra: dict) -> None:
+def test_a_vote_cannot_be_remembered_or_change_the_arguments(store_url, extra: dict) -> None:
     broker = Broker()
     people = People(broker.store)
     people.add("root", ["approver", "admin"], PASSWORD)

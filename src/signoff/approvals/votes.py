@@ -14,17 +14,13 @@ cannot count for another call, nor for the same call id with other arguments.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from signoff.approvals.quorum import Tally, Vote, judge, tally
+from signoff.approvals.records import HeldCall, Resolution, as_votes, stored_votes, transition_audit
 from signoff.model import canonical_json
-from signoff.redact import redact
-
-HeldCall = Any
-"""A `store.HeldCall` (not imported: the store imports this module)."""
 
 VOTE_DECISIONS = ("approval_vote", "denial_vote", "refused_vote")
 """The audit decisions of votes (audit.DECISIONS lists them too)."""
@@ -61,18 +57,8 @@ class Count:
     row: dict[str, Any]
     """The `votes` row (written only when the vote counted)."""
     audit: dict[str, Any]
-    decided: Decided | None
-    """The call's move to approved / denied when this vote decided it (the store makes it a
-    `Resolution`, live only: see `store.vote_resolution`)."""
-
-
-@dataclass(frozen=True)
-class Decided:
-    status: str
-    by: str
-    channel: str
-    reason: str | None
-    arguments: Mapping[str, Any] | None = None
+    resolution: Resolution | None
+    """The call's move to approved / denied when this vote decided it."""
 
 
 def person_key(person: str) -> str:
@@ -80,57 +66,29 @@ def person_key(person: str) -> str:
     return person.strip().casefold()
 
 
-def stored_votes(rows: Iterable[Mapping[str, Any]], held: HeldCall) -> list[Mapping[str, Any]]:
-    """The vote rows that belong to this call: its id and its arguments' hash, in order."""
-    return [r for r in rows if r["held_id"] == held.id and r["args_hash"] == held.args_hash]
-
-
-def as_votes(rows: Iterable[Mapping[str, Any]]) -> list[Vote]:
-    return [Vote.of(r["person"], json.loads(r["roles"]), r["vote"] == "approve") for r in rows]
-
-
-def standing(held: HeldCall, rows: Sequence[Mapping[str, Any]]) -> Tally:
-    """Where a held call stands after its stored votes."""
-    return tally(held.requirements, as_votes(stored_votes(rows, held)), _owner(held))
-
-
-def _owner(held: HeldCall) -> str | None:
-    identity = held.identity
-    return identity.owner if identity is not None else None
-
-
 def count(held: HeldCall, rows: Sequence[Mapping[str, Any]], ballot: Ballot, now: float) -> Count:
     """Judge `ballot` against the call's stored vote `rows` (read inside the store's transaction)."""
     mine = stored_votes(rows, held)
-    after, why = judge(held.requirements, as_votes(mine), Vote.of(ballot.person, ballot.roles, ballot.approve),
-                       _owner(held))
+    owner = held.identity.owner if held.identity is not None else None
+    after, why = judge(held.requirements, as_votes(mine), Vote.of(ballot.person, ballot.roles, ballot.approve), owner)
     if why is not None:
-        why = f"{held.id}: {why}; the vote did not count ({standing(held, mine).progress()})"
+        before = tally(held.requirements, as_votes(mine), owner)
+        why = f"{held.id}: {why}; the vote did not count ({before.progress()})"
     row = {"held_id": held.id, "args_hash": held.args_hash, "person": ballot.person.strip(),
-           "person_key": person_key(ballot.person), "decided_by": ballot.by, "roles": canonical_json(list(ballot.roles)),
-           "vote": "approve" if ballot.approve else "deny", "reason": ballot.reason, "channel": ballot.channel,
-           "at": now}
+           "person_key": person_key(ballot.person), "decided_by": ballot.by,
+           "roles": canonical_json(list(ballot.roles)), "vote": "approve" if ballot.approve else "deny",
+           "reason": ballot.reason, "channel": ballot.channel, "at": now}
     decision = "refused_vote" if why else "approval_vote" if ballot.approve else "denial_vote"
     said = why if why else "; ".join(p for p in (ballot.reason, after.progress()) if p)
-    audit = _audit(held, decision, ballot.by, ballot.channel, f"{'approve' if ballot.approve else 'deny'}: {said}",
-                   now)
-    decided = None
+    verb = "approve" if ballot.approve else "deny"
+    audit = transition_audit(held, Resolution(decision, ballot.by, ballot.channel, f"{verb}: {said}"), None, now)
+    resolution = None
     if why is None and after.decided:
         if after.status == "approved":
             by_of = {person_key(r["person"]): r["decided_by"] for r in [*mine, row]}
             by = ", ".join(by_of[person_key(p)] for p in after.approved_by)
             reason = "; ".join(p for p in (after.progress(), ballot.reason) if p)
-            decided = Decided("approved", by, ballot.channel, reason, ballot.arguments)
+            resolution = Resolution("approved", by, ballot.channel, reason, ballot.arguments, live_only=True)
         else:
-            decided = Decided("denied", ballot.by, ballot.channel, ballot.reason)
-    return Count(after, why, row, audit, decided)
-
-
-def _audit(held: HeldCall, decision: str, by: str, channel: str, reason: str, now: float) -> dict[str, Any]:
-    identity = held.identity
-    return {"server": held.server, "tool": held.tool, "arguments": canonical_json(redact(dict(held.arguments))),
-            "decision": decision, "decided_by": by, "channel": channel, "reason": reason,
-            "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
-            "session": held.session, "client": held.client, "policy_hash": held.policy_hash,
-            "identity": None if identity is None else canonical_json(identity.as_dict())}
-
+            resolution = Resolution("denied", ballot.by, ballot.channel, ballot.reason, live_only=True)
+    return Count(after, why, row, audit, resolution)

@@ -3,6 +3,8 @@ is asking from `request.state.access`; the checks they share live in middleware.
 
 from __future__ import annotations
 
+import socket
+import time
 from html import escape as html_escape
 from importlib import resources
 from typing import Any
@@ -15,7 +17,8 @@ from signoff.approvals.audit import DECISIONS
 from signoff.approvals.broker import Broker
 from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError,
                             VoteRefusedError)
-from signoff.web import policy_edit
+from signoff.web import dashboard, policy_edit
+from signoff.web.dashboard import Filter
 from signoff.web.middleware import active_team, owner_only, posted, refuse, with_csrf
 
 DECISION_OPTIONS = "".join(f"<option>{html_escape(d)}</option>" for d in DECISIONS)
@@ -69,17 +72,32 @@ async def api_held(request: Request) -> Response:
     return JSONResponse(await anyio.to_thread.run_sync(lambda: ui.held_view(held, access=access)))
 
 
+def decided_by(row: dict[str, Any]) -> list[str]:
+    """Who a row names: one person, or every approver of a call decided by votes (`user:a, user:b`)."""
+    return str(row.get("decided_by") or "").split(", ")
+
+
 @owner_only
 async def api_audit(request: Request) -> Response:
     from signoff.approvals.audit import AuditLog
 
     store, q = request.app.state.ui.store, request.query_params
     by = q.get("by") or None  # one person's history (team mode): `user:alice`
+    only = Filter.from_query(q)  # machine, agent, server: exact values (dashboard.py)
     rows = await anyio.to_thread.run_sync(
         lambda: AuditLog(store).query(tool=q.get("tool") or None, decision=q.get("decision") or None))
-    if by:
-        rows = [r for r in rows if by in (r.get("decided_by") or "").split(", ")]  # votes: `user:alice, user:bob`
-    return JSONResponse({"rows": rows[-500:][::-1]})
+    present = dashboard.facets(dashboard.row_values(r) for r in rows)
+    present["by"] = sorted({who for r in rows for who in decided_by(r) if who})
+    rows = [r for r in rows if (by is None or by in decided_by(r)) and only.keeps_row(r)]
+    return JSONResponse({"rows": rows[-500:][::-1], "facets": present})
+
+
+@owner_only
+async def api_proxies(request: Request) -> Response:
+    """The proxies connected to this store: machine, agent, servers, policy, and whether they run."""
+    now = time.time()
+    listed = await anyio.to_thread.run_sync(lambda: dashboard.proxies(request.app.state.ui.store, now))
+    return JSONResponse({"proxies": listed, "now": now, "host": socket.gethostname()})
 
 
 @owner_only
