@@ -35,6 +35,8 @@ class StdioProxy:
                  "--", sys.executable, "-m", "signoff.testing"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=dict(env), bufsize=0)
         self.answers: dict[int, tuple[float, dict[str, Any]]] = {}
+        self.wall: dict[int, float] = {}
+        """When each answer arrived, by the wall clock (decisions record `decided_at` by it)."""
         self.duplicates: list[int] = []
         self.lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -60,6 +62,7 @@ class StdioProxy:
                     if message["id"] in self.answers:
                         self.duplicates.append(message["id"])
                     self.answers[message["id"]] = (time.perf_counter(), message)
+                    self.wall[message["id"]] = time.time()
 
     def initialized(self, within: float = BOUND) -> bool:
         if not self.wait_for([0], within):
