@@ -86,13 +86,39 @@ def decision_latency(rounds: int, *, via_cli: bool) -> list[float]:
     return samples
 
 
+def postgres() -> object:
+    """A throwaway PostgreSQL server (the tests' initdb + pg_ctl helper) as the store."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from pg_server import PgServer, bindir
+
+    found = bindir()
+    if found is None:
+        raise SystemExit("no PostgreSQL binaries (initdb, pg_ctl): install Debian's `postgresql` package")
+    server = PgServer(found).init().start()
+    os.environ["SIGNOFF_STORE"] = server.url()
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: start a local server (team mode: decisions arrive by LISTEN/NOTIFY)")
+    parser.add_argument("--rounds", type=int, help="held calls decided in-process (default 50)")
     args = parser.parse_args()
     os.environ["SIGNOFF_HOME"] = tempfile.mkdtemp(prefix="signoff-bench-")
     os.environ.setdefault("SIGNOFF_LOG_LEVEL", "warning")
-    rows, rounds, cli_rounds = (50, 3, 1) if args.smoke else (2000, 50, 10)
+    server = postgres() if args.store == "postgresql" else None
+    try:
+        run(args)
+    finally:
+        if server is not None:
+            server.remove()  # type: ignore[attr-defined]
+
+
+def run(args: argparse.Namespace) -> None:
+    rows, rounds, cli_rounds = (50, 3, 1) if args.smoke else (2000, args.rounds or 50, 10)
+    print(f"store: {args.store}")
     print(f"{'measure':<48}{'mean':>10}{'p50':>10}{'p99':>10}  unit")
     audit = audit_cost(rows)
     print(f"{'audit row append (' + str(rows) + ' rows)':<48}{statistics.fmean(audit):>10.1f}{pct(audit, .5):>10.1f}{pct(audit, .99):>10.1f}  µs")

@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,53 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def signoff_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own state directory."""
+    """Every test gets its own state directory (and the SQLite store in it, unless it asks for `store`)."""
     home = tmp_path / "signoff-home"
     monkeypatch.setenv("SIGNOFF_HOME", str(home))
+    monkeypatch.delenv("SIGNOFF_STORE", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the session (initdb + pg_ctl as a non-root user)."""
+    from pg_server import PgServer, bindir
+
+    found = bindir()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL binaries (initdb, pg_ctl): .ci/run must `apt-get install postgresql`")
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) found: install Debian's `postgresql` package")
+    server = PgServer(found).init().start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, signoff_home: Path, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The backend every `open_store()` of this test (and of the processes it starts) uses: the
+    SQLite file under SIGNOFF_HOME, or a fresh schema on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("pg_server")
+    url = server.url(server.new_schema())
+    monkeypatch.setenv("SIGNOFF_STORE", url)
+    from pg_server import close_pg_stores
+
+    request.addfinalizer(close_pg_stores)
+    return url
+
+
+@pytest.fixture
+def store(store_url: str | None) -> Iterator[Any]:
+    """The shared store, on each backend in turn (the tests using it run twice)."""
+    from signoff.approvals.store import open_store
+
+    opened = open_store()
+    yield opened
+    opened.close()
 
 
 def free_port() -> int:

@@ -99,7 +99,7 @@ async def test_filesystem_write_only_after_approval(tmp_path: Path) -> None:
     assert problem is None and count == len(rows)
 
 
-async def test_edited_arguments_are_what_runs(tmp_path: Path) -> None:
+async def test_edited_arguments_are_what_runs(tmp_path: Path, store_url: str | None) -> None:
     target = tmp_path / "edited.txt"
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.write_file'\n")
     async with connect(through_signoff(fake_server(), "--policy", policy)) as client:
@@ -111,7 +111,7 @@ async def test_edited_arguments_are_what_runs(tmp_path: Path) -> None:
         assert target.read_text() == "edited by a human"
 
 
-async def test_kill_switch_stops_allowed_and_held_calls(tmp_path: Path) -> None:
+async def test_kill_switch_stops_allowed_and_held_calls(tmp_path: Path, store_url: str | None) -> None:
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.write_file'\n")
     async with connect(through_signoff(fake_server(), "--policy", policy)) as client:
         assert not (await client.call_tool("echo", {"text": "before"})).is_error
@@ -133,7 +133,7 @@ async def test_kill_switch_stops_allowed_and_held_calls(tmp_path: Path) -> None:
     assert "killed" in decisions
 
 
-async def test_two_proxies_share_one_queue(tmp_path: Path) -> None:
+async def test_two_proxies_share_one_queue(tmp_path: Path, store_url: str | None) -> None:
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.echo'\n")
     async with connect(through_signoff(fake_server("--name", "one"), "--name", "one", "--policy", policy)) as first, \
             connect(through_signoff(fake_server("--name", "two"), "--name", "two", "--policy", policy)) as second:
@@ -182,7 +182,7 @@ async def test_progress_keeps_the_client_waiting_and_cancel_withdraws(tmp_path: 
         assert broker.get(held.id).status == "withdrawn"
 
 
-async def test_retry_mode_answers_at_once_and_runs_after_approval(tmp_path: Path) -> None:
+async def test_retry_mode_answers_at_once_and_runs_after_approval(tmp_path: Path, store_url: str | None) -> None:
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.echo'\n    hold: retry\n")
     async with connect(through_signoff(fake_server(), "--policy", policy)) as client:
         with anyio.fail_after(30):
@@ -199,7 +199,7 @@ async def test_retry_mode_answers_at_once_and_runs_after_approval(tmp_path: Path
             assert once.is_error  # single use: a new approval is needed
 
 
-async def test_observe_mode_holds_nothing_but_records(tmp_path: Path) -> None:
+async def test_observe_mode_holds_nothing_but_records(tmp_path: Path, store_url: str | None) -> None:
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.echo'\n")
     async with connect(through_signoff(fake_server(), "--policy", policy, "--observe")) as client:
         with anyio.fail_after(30):
@@ -208,7 +208,7 @@ async def test_observe_mode_holds_nothing_but_records(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0]["reason"].startswith("would be held")
 
 
-async def test_remembered_approval_skips_the_next_hold(tmp_path: Path) -> None:
+async def test_remembered_approval_skips_the_next_hold(tmp_path: Path, store_url: str | None) -> None:
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.echo'\n")
     async with connect(through_signoff(fake_server(), "--policy", policy)) as client:
         async def approve_always(held) -> None:

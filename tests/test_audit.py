@@ -16,14 +16,14 @@ import pytest
 from signoff import paths
 from signoff.approvals.audit import GENESIS, AuditLog, entry, now_iso, parse_since, row_hash
 from signoff.model import ToolCall, canonical_json
-from signoff.approvals.store import open_store
+from signoff.approvals.store import Store, open_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 @pytest.fixture
-def log(signoff_home: Path) -> AuditLog:
-    return AuditLog(open_store())
+def log(store: Store) -> AuditLog:
+    return AuditLog(store)
 
 
 def fill(log: AuditLog, n: int = 6) -> None:
@@ -33,8 +33,30 @@ def fill(log: AuditLog, n: int = 6) -> None:
                    rule="hitl_policies[1]")
 
 
-def db() -> sqlite3.Connection:
-    return sqlite3.connect(paths.db_path(), isolation_level=None)
+class Raw:
+    """SQL straight on the test's store, past signoff: what an attacker with database access does."""
+
+    def __init__(self) -> None:
+        self.url = os.environ.get("SIGNOFF_STORE")
+
+    def execute(self, query: str, params: tuple[object, ...] = ()) -> list[dict[str, object]]:
+        if self.url:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            with psycopg.connect(self.url, autocommit=True, row_factory=dict_row) as conn:
+                cursor = conn.execute(query.replace("?", "%s"), params)
+                return cursor.fetchall() if cursor.description else []
+        conn = sqlite3.connect(paths.db_path(), isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(query, params).fetchall()]
+        finally:
+            conn.close()
+
+
+def db() -> Raw:
+    return Raw()
 
 
 def test_rows_are_chained_and_carry_every_field(log: AuditLog) -> None:
@@ -87,8 +109,7 @@ def test_verify_names_rows_cut_off_the_end_and_appending_keeps_the_gap(log: Audi
 def test_verify_catches_a_row_rewritten_with_a_fresh_hash(log: AuditLog) -> None:
     fill(log)
     conn = db()
-    conn.row_factory = sqlite3.Row
-    row = dict(conn.execute("SELECT * FROM audit WHERE id = 2").fetchone())
+    (row,) = conn.execute("SELECT * FROM audit WHERE id = 2")
     row["decision"] = "allowed"
     conn.execute("UPDATE audit SET decision = ?, hash = ? WHERE id = 2", (row["decision"], row_hash(row)))
     _, problem = log.verify()

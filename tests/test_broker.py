@@ -17,7 +17,7 @@ from signoff.approvals.broker import Broker, Outcome
 from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.approvals.store import HeldCall, open_store
+from signoff.approvals.store import HeldCall, Store, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +27,8 @@ ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")
 
 
 @pytest.fixture
-def broker(signoff_home: Path) -> Broker:
-    return Broker(open_store())
+def broker(store: Store) -> Broker:
+    return Broker(store)
 
 
 async def until(predicate: Callable[[], Any], within: float = 10.0) -> Any:
@@ -196,6 +196,9 @@ async def test_a_failing_on_wait_withdraws_and_propagates(broker: Broker) -> Non
 
 async def test_a_store_that_cannot_be_written_denies(broker: Broker) -> None:
     class Broken:
+        def take_lease(self) -> None:
+            return None
+
         def insert_held(self, *args: Any) -> Any:
             raise StoreError("read-only file system")
 
@@ -305,8 +308,8 @@ def test_retry_denial_is_reported_once(broker: Broker) -> None:
     assert broker.consume_retry(CALL) is None
 
 
-async def test_retry_times_out_and_tokens_expire(signoff_home: Path) -> None:
-    broker = Broker(open_store(), retry_ttl=0.0)
+async def test_retry_times_out_and_tokens_expire(store: Store) -> None:
+    broker = Broker(store, retry_ttl=0.0)
     held_id = broker.issue_retry(CALL, Decision(Verdict.ASK, "r", timeout=0.01))
     await until(lambda: time.time() > broker.get(held_id).deadline)  # tokens live in wall-clock time
     assert broker.consume_retry(CALL) is None  # expired: deadline + ttl 0
@@ -314,8 +317,8 @@ async def test_retry_times_out_and_tokens_expire(signoff_home: Path) -> None:
     assert broker.get(held_id).status == "timeout"
 
 
-async def test_retry_pending_past_its_deadline_times_out_on_consume(signoff_home: Path) -> None:
-    broker = Broker(open_store())
+async def test_retry_pending_past_its_deadline_times_out_on_consume(store: Store) -> None:
+    broker = Broker(store)
     held_id = broker.issue_retry(CALL, Decision(Verdict.ASK, "r", timeout=0.001))
     await until(lambda: time.time() > broker.get(held_id).deadline)
     outcome = broker.consume_retry(CALL)

@@ -55,7 +55,7 @@ def test_reopening_keeps_data_and_a_newer_schema_is_refused(signoff_home: Path) 
         open_store()
 
 
-def test_held_row_carries_the_call(signoff_home: Path) -> None:
+def test_held_row_carries_the_call(store_url: str | None) -> None:
     broker = Broker(open_store())
     call = ToolCall("fs", "write_file", {"path": "/a", "content": "x"}, session="s9", client="claude-code")
     held_id = broker.issue_retry(call, ASK, "p1", history=[ToolCall("fs", "read_file", {"path": "/a"})])
@@ -69,7 +69,7 @@ def test_held_row_carries_the_call(signoff_home: Path) -> None:
     assert held.args_hash == call.arguments_hash and held.proxy_pid == os.getpid()
 
 
-def test_first_decision_wins_and_unknown_ids_are_named(signoff_home: Path) -> None:
+def test_first_decision_wins_and_unknown_ids_are_named(store_url: str | None) -> None:
     store = open_store()
     held_id = held_call(Broker(store))
     store.resolve(held_id, Resolution("approved", "alice", "cli"))
@@ -96,7 +96,7 @@ except AlreadyDecidedError:
 """
 
 
-def test_two_processes_deciding_at_once_exactly_one_wins(signoff_home: Path, tmp_path: Path) -> None:
+def test_two_processes_deciding_at_once_exactly_one_wins(store_url: str | None, tmp_path: Path) -> None:
     store = open_store()
     for round_ in range(3):
         held_id = held_call(Broker(store), n=round_)
@@ -113,7 +113,7 @@ def test_two_processes_deciding_at_once_exactly_one_wins(signoff_home: Path, tmp
         assert decisions == ["held", held.status]  # one decision recorded, the winner's
 
 
-def test_a_committed_row_survives_kill_9(signoff_home: Path) -> None:
+def test_a_committed_row_survives_kill_9(store_url: str | None) -> None:
     code = """
     import os, signal
     from signoff.approvals.broker import Broker

@@ -4,9 +4,12 @@ passwords, hashed tokens, TOTP replay, throttled guessing, roles against a rule'
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import pyotp
+from typing import Any
+
 import pytest
 
 from signoff import paths
@@ -21,11 +24,19 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def people() -> People:
-    return People(open_store())
+def people(store: Any) -> People:
+    return People(store)
 
 
 def raw_rows(table: str) -> list[dict]:
+    """The table as stored, read past signoff (on whichever backend the test runs)."""
+    url = os.environ.get("SIGNOFF_STORE")
+    if url:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(url, row_factory=dict_row) as pg:
+            return pg.execute(f"SELECT * FROM {table}").fetchall()
     conn = sqlite3.connect(paths.db_path())
     conn.row_factory = sqlite3.Row
     try:

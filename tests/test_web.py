@@ -77,6 +77,18 @@ def test_foreign_host_header_is_refused(broker: Broker) -> None:
     assert client.get("/", headers={"Host": "attacker.com"}).status_code == 421
 
 
+def test_a_page_on_all_interfaces_answers_only_to_the_names_it_was_given(broker: Broker) -> None:
+    """`signoff ui --host 0.0.0.0`: the CLI passes this machine's names; any other Host is refused
+    (DNS rebinding), and without names only loopback is accepted (fail closed)."""
+    guard = Guard(TOKEN, "0.0.0.0", 8765, own_names={"10.1.2.3", "fe80::1"})
+    assert {"10.1.2.3:8765", "[fe80::1]:8765", "127.0.0.1:8765", "localhost:8765"} <= guard.allowed_hosts
+    client = TestClient(create_app(UI(broker, guard)), base_url="http://10.1.2.3:8765", follow_redirects=False)
+    assert client.get(f"/?token={TOKEN}").status_code == 303
+    assert client.get("/api/queue", headers={"Host": "10.9.9.9:8765"}).status_code == 421
+    bare = Guard(TOKEN, "0.0.0.0", 8765)
+    assert "10.1.2.3:8765" not in bare.allowed_hosts and "127.0.0.1:8765" in bare.allowed_hosts
+
+
 def test_page_has_no_inline_script_and_a_strict_csp(broker: Broker) -> None:
     client, _ = logged_in(broker)
     page = client.get("/")

@@ -70,6 +70,8 @@ def _models() -> Any:
         servers: dict[str, ServerConfig] = Field(default_factory=dict)
         policy: str | None = None
         log_level: str | None = None
+        store: str | None = None
+        """Where the shared store is (SIGNOFF_STORE overrides it): a `postgresql://…` URL (team mode) or a SQLite file."""
         machine: str | None = None
         """This machine's name in the queue and the audit trail (default: the hostname)."""
         agent: str | None = None
@@ -196,6 +198,8 @@ def load_config(path: str | os.PathLike[str]) -> Any:
         raise  # unreachable: raise_validation_error always raises
     if config.policy and not os.path.isabs(config.policy) and ("/" in config.policy or config.policy.endswith((".yaml", ".yml"))):
         config.policy = str(Path(path).resolve().parent / config.policy)
+    if config.store and "://" not in config.store and not os.path.isabs(config.store):  # a SQLite file beside it
+        config.store = str(Path(path).resolve().parent / config.store)
     return config
 
 

@@ -74,6 +74,8 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
         if loaded is not None:
             loaded.append(config)
         policy = config.policy
+        if config.store and not os.environ.get("SIGNOFF_STORE"):  # every open_store() here, and the CLI it starts
+            os.environ["SIGNOFF_STORE"] = config.store
         specs = server_specs(config)
         if command:
             raise ConfigError("give either a command after `--` or --config with `servers:`, not both")
@@ -212,7 +214,8 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
     kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
     label = os.path.abspath(source) if kind == "file" and source else (source or "")
     info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
-            "servers": list(servers), "noted_at": time.time()}
+            "servers": list(servers), "noted_at": time.time(),
+            "lease": broker.lease_path()}  # the Proxies view checks it (taken now, not at the first hold)
     if stamp is not None:  # the agent is known per session unless configured
         info.update(machine=stamp.machine, agent=stamp.agent or "", owner=stamp.owner)
     try:

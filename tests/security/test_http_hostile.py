@@ -271,19 +271,46 @@ async def test_upstream_receives_what_signoff_parsed_not_the_raw_body(tmp_path) 
         assert "\\u0066" not in line and json.loads(line)["params"]["name"] == "first"
 
 
-def test_approval_page_on_all_interfaces_answers_to_this_machines_addresses() -> None:
-    """`signoff ui --host 0.0.0.0` used to refuse (421) every request naming the machine's own IP."""
-    from signoff.serve.http_guard import own_names
-    from signoff.web.security import Guard as PageGuard
+async def test_approval_page_on_all_interfaces_answers_to_this_machines_addresses() -> None:
+    """`signoff ui --host 0.0.0.0` used to refuse (421) every request naming the machine's own IP;
+    other Host names (DNS rebinding) are still refused. Through the real CLI, which passes the names."""
+    import subprocess
+    import sys
 
-    guard = PageGuard("token", "0.0.0.0", 8765)
+    import httpx2
+    from anyio.streams.buffered import BufferedByteReceiveStream
+    from conftest import free_port
+
+    from signoff.serve.http_guard import own_names
+
     ours = sorted(n for n in own_names() if n not in ("127.0.0.1", "::1", "localhost"))
     assert ours, "this machine has no address besides loopback"
-    for name in ours:
-        shown = f"[{name}]" if ":" in name else name
-        assert guard.host_refusal(f"{shown}:8765") is None, name
-    assert guard.host_refusal("evil.example:8765") is not None
-    assert guard.host_refusal(f"{ours[0]}:9999") is not None
+    port = free_port()
+    proc = await anyio.open_process([sys.executable, "-m", "signoff", "ui", "--host", "0.0.0.0", "--port", str(port)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        reader = BufferedByteReceiveStream(proc.stderr)
+        with anyio.fail_after(30):
+            while b"approval page" not in await reader.receive_until(b"\n", 1 << 16):
+                pass
+            while True:  # printed just before uvicorn binds
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await anyio.sleep(0.05)
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for name in ours:
+                shown = f"[{name}]" if ":" in name else name
+                answer = await http.get("/api/queue", headers={"Host": f"{shown}:{port}"})
+                assert answer.status_code != 421, (name, answer.status_code)
+            assert (await http.get("/api/queue", headers={"Host": f"evil.example:{port}"})).status_code == 421
+            assert (await http.get("/api/queue", headers={"Host": f"{ours[0]}:9999"})).status_code == 421
+    finally:
+        proc.terminate()
+        with anyio.fail_after(10):
+            await proc.wait()
 
 
 async def test_upstream_cannot_break_sse_framing(tmp_path) -> None:

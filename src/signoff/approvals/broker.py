@@ -1,8 +1,9 @@
 """The approval broker: a held call waits here until a human, the clock or the kill switch decides.
 
-`hold()` inserts the call into the shared store and polls its row (a cheap change check every
-`poll_interval`, the row read only when someone committed), so a decision made by any process on
-the machine reaches the waiting proxy within ~50 ms. Everything the broker decides is one store
+`hold()` inserts the call into the shared store and waits for a change to its row
+(`Store.wait_change`: PostgreSQL's LISTEN/NOTIFY wakes it at once; on SQLite a cheap change check
+every `poll_interval`), reading the row only when it may have changed, so a decision made by any
+process reaches the waiting proxy within milliseconds (~50 ms on SQLite). Everything the broker decides is one store
 transaction that also writes the audit row; the first decision wins. Failing to read or write the
 store never lets a call through: it is denied.
 
@@ -27,7 +28,7 @@ import anyio
 from signoff.approvals.audit import entry, user
 from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
-from signoff.approvals.liveness import ProxyLease, lease_dir, pid_alive, proxy_gone, remove_stale_leases
+from signoff.approvals.liveness import pid_alive
 from signoff.model import Decision, ToolCall, canonical_json
 from signoff.termsafe import fold
 from signoff.approvals.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
@@ -39,8 +40,10 @@ __all__ = ["Broker", "Outcome", "outcome_of", "history_entries", "pid_alive"]
 
 DEFAULT_TIMEOUT = 300.0
 KILL_CACHE_SECONDS = 0.1
-FULL_READ_SECONDS = 1.0
-"""Read the row at least this often even if the change check saw nothing (belt and braces)."""
+UNRECORDED_TRIES = 5
+"""How many later holds try to close a call denied while the store could not be read."""
+KILL_TRUST_SECONDS = 1.0
+"""The longest a cached kill state (off) is kept because the store signalled no change to it."""
 REMEMBER_KINDS = ("session", "args", "tool")
 
 
@@ -127,12 +130,16 @@ class Broker:
         self.retry_ttl = retry_ttl
         self.listeners: list[Callable[[HeldCall], None]] = []
         """Called (on the event loop, must not block) with each call `hold` has just inserted."""
-        self._kill_cache: tuple[float, KillState] | None = None
-        self._lease: ProxyLease | None = None
+        self._kill_cache: tuple[float, int | None, KillState] | None = None
+        self._lease: str | None = None
         self.stopping: str | None = None
         """Set when this process is shutting down (a signal): why its calls end."""
         self.holding: set[str] = set()
         """Ids of the calls this process is waiting on right now."""
+        self._unrecorded_tries: dict[str, int] = {}
+        self.unrecorded: dict[str, str] = {}
+        """Calls answered `denied` because the store could not be read, still pending there: closed
+        when it can be written again, so nobody approves a call whose client was told no."""
 
     # ------------------------------------------------------------------ holding
 
@@ -157,19 +164,15 @@ class Broker:
         return row, audit
 
     def lease_path(self) -> str | None:
-        """This process's lease (taken on first use); None if it cannot be taken (pid fallback)."""
+        """This process's lease (taken on first use, by the store); None if it cannot be taken."""
         if self._lease is None:
-            try:
-                self._lease = ProxyLease(lease_dir(self.store))
-            except OSError as exc:
-                log.warning("cannot take a proxy lease (liveness falls back to the pid): %s", exc)
-                return None
-        return str(self._lease.path)
+            self._lease = self.store.take_lease()
+        return self._lease
 
     def release(self) -> None:
         """A clean exit: give the lease up (after this process's calls were closed)."""
         if self._lease is not None:
-            self._lease.release()
+            self.store.release_lease()
             self._lease = None
 
     async def hold(self, call: ToolCall, decision: Decision, *, history: Iterable[ToolCall | Mapping[str, Any]] = (),
@@ -182,9 +185,14 @@ class Broker:
         call expires (nobody could receive its result). `shown`: what the channels show of it
         (present.prepare), stored with the row.
         """
-        row, audit = self._row(call, decision, history, "wait", policy_hash, shown)
         try:
+            row, audit = self._row(call, decision, history, "wait", policy_hash, shown)  # takes the lease
             with anyio.CancelScope(shield=True):  # a cancel now must still find the row to withdraw
+                if self.unrecorded:
+                    try:
+                        await anyio.to_thread.run_sync(self.close_unrecorded)
+                    except StoreError as exc:  # the new call is tried anyway
+                        log.warning("cannot close calls denied earlier: %s", exc)
                 held = await anyio.to_thread.run_sync(self.store.insert_held, row, audit)
         except StoreError as exc:
             log.error("cannot hold %s: %s", call.qualified, exc)
@@ -219,7 +227,7 @@ class Broker:
     async def _wait(self, held: HeldCall, timeout: float, decision: Decision, started: float,
                     on_wait: Callable[[float], Awaitable[None]] | None, wait_interval: float,
                     client: str = "", client_timeout: float | None = None) -> Outcome:
-        token = None
+        token: int | None = None
         last_read = started
         next_wait = started + wait_interval
         while True:
@@ -234,20 +242,45 @@ class Broker:
                 next_wait += wait_interval
                 await on_wait(now - started)
             limit = min(timeout, client_timeout) if client_timeout is not None else timeout
-            await anyio.sleep(min(self.poll_interval, max(0.0, started + limit - now)))
+            due = min(started + limit, last_read + self.store.reread_seconds,
+                      next_wait if on_wait is not None else started + limit) - now
             try:
-                current = await anyio.to_thread.run_sync(self.store.change_token)
-                if current == token and time.monotonic() - last_read < FULL_READ_SECONDS:
-                    continue
+                if token is None:  # the token first, then the row: a change in between moves the token
+                    current = await anyio.to_thread.run_sync(self.store.change_token, held.id)
+                else:  # returns on a change to this call (or any commit, on SQLite), or when due
+                    current = await self.store.wait_change(token, max(0.0, due), topic=held.id, poll=self.poll_interval)
+                    if current == token and time.monotonic() - last_read < self.store.reread_seconds:
+                        continue
                 token, last_read = current, time.monotonic()
                 row = await anyio.to_thread.run_sync(self.store.get_held, held.id)
             except StoreError as exc:  # fail closed
                 log.error("held call %s: %s; denying it", held.id, exc)
-                return Outcome("denied", held.id, f"signoff could not read its store ({exc})", "signoff", "signoff")
+                self.unrecorded[held.id] = f"signoff could not read its store ({exc})"
+                return Outcome("denied", held.id, self.unrecorded[held.id], "signoff", "signoff")
             if row is None:
                 return Outcome("denied", held.id, "the held call disappeared from signoff's store", "signoff", "signoff")
             if row.status != "pending":
                 return outcome_of(row)
+
+    def close_unrecorded(self) -> None:
+        """Record the denials given while the store could not be read (an approval that came
+        meanwhile gets a `not_run` outcome: its client had already been answered)."""
+        for held_id, why in list(self.unrecorded.items()):
+            tries = self._unrecorded_tries[held_id] = self._unrecorded_tries.get(held_id, 0) + 1
+            try:
+                self.store.resolve(held_id, Resolution("denied", "signoff", "signoff", why))
+            except AlreadyDecidedError:
+                held = self.store.get_held(held_id)
+                if held is not None and held.status == "approved":
+                    self.record_outcome(held_id, "not_run", f"its client had been answered: {why}")
+            except UnknownCallError:
+                pass
+            except StoreError as exc:  # still unusable (or replaced): try again with a later call, a few times
+                if tries < UNRECORDED_TRIES:
+                    continue
+                log.error("held call %s was answered `denied` but cannot be closed in the store: %s", held_id, exc)
+            del self.unrecorded[held_id]
+            self._unrecorded_tries.pop(held_id, None)
 
     async def _time_out(self, held: HeldCall, timeout: float, decision: Decision) -> Outcome:
         why = f"no decision within {format_duration(timeout)}"
@@ -319,7 +352,7 @@ class Broker:
         """At proxy start: close what dead proxies left, approved calls' missing outcomes included."""
         closed = self.sweep(outcomes=True)
         try:
-            remove_stale_leases(lease_dir(self.store))  # after the sweep: it still needed them
+            self.store.remove_stale_leases()  # after the sweep: it still needed them
         except OSError as exc:
             log.info("cannot tidy the proxy leases: %s", exc)
         return closed
@@ -335,14 +368,14 @@ class Broker:
                 return None
             key = (h.proxy_pid, h.proxy_lease)
             if key not in checked:
-                checked[key] = proxy_gone(h)
+                checked[key] = self.store.proxy_gone(h)
             return checked[key]
 
         abandoned: list[HeldCall] = []
         if any(gone(h) for h in (self.store.list_held("pending") if pending is None else pending)):
             abandoned = self.store.resolve_many(  # re-checked inside the transaction
-                lambda h: h.hold_mode == "wait" and proxy_gone(h) is not None,
-                lambda h: Resolution("abandoned", "signoff", "signoff", proxy_gone(h) or "its proxy is gone"))
+                lambda h: h.hold_mode == "wait" and self.store.proxy_gone(h) is not None,
+                lambda h: Resolution("abandoned", "signoff", "signoff", self.store.proxy_gone(h) or "its proxy is gone"))
         for held in self.store.list_held("approved") if outcomes else ():
             why = gone(held)
             if held.outcome is None and why:
@@ -361,7 +394,7 @@ class Broker:
 
     def _mine(self, held: HeldCall) -> bool:
         """A waiting call this process holds."""
-        lease = str(self._lease.path) if self._lease is not None else None
+        lease = self._lease
         return (held.hold_mode == "wait" and held.proxy_pid == os.getpid() and held.proxy_host == socket.gethostname()
                 and (lease is None or held.proxy_lease == lease))
 
@@ -391,17 +424,24 @@ class Broker:
         self._kill_cache = None
 
     def kill_state(self) -> KillState:
-        """The kill switch, read at most every 100 ms. If the store cannot be read: on (fail closed)."""
+        """The kill switch, read at most every 100 ms, and not even then while the store's `kill`
+        change token stands still (at most KILL_TRUST_SECONDS: on PostgreSQL no round trip per
+        call). If the store cannot be read: on (fail closed)."""
         now = time.monotonic()
         cached = self._kill_cache
         if cached is not None and now - cached[0] < KILL_CACHE_SECONDS:
-            return cached[1]
+            return cached[2]
         try:
+            token = None
+            if cached is not None:  # the token before the read: a change in between moves it
+                token = self.store.change_token("kill")
+                if cached[1] == token and now - cached[0] < KILL_TRUST_SECONDS and not cached[2].on:
+                    return cached[2]
             state = self.store.get_kill()
         except StoreError as exc:
             log.error("cannot read the kill switch: %s; treating it as on", exc)
-            state = KillState(True, f"signoff could not read its store ({exc})", "signoff", time.time())
-        self._kill_cache = (now, state)
+            token, state = None, KillState(True, f"signoff could not read its store ({exc})", "signoff", time.time())
+        self._kill_cache = (now, token, state)
         return state
 
     # ------------------------------------------------------------------ remembered decisions

@@ -12,23 +12,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
 from signoff import paths
-from signoff.approvals.audit import GENESIS, audit_key, audit_mac, now_iso, row_hash
-from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError, UnknownCallError
-from signoff.approvals.liveness import proxy_gone
-from signoff.model import ONE_APPROVER, ApprovalRequirements, Identity, canonical_json
-from signoff.redact import redact, restore
+from signoff.approvals.audit import GENESIS, audit_key
+from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
+from signoff.approvals.liveness import ProxyLease, lease_dir, proxy_gone, remove_stale_leases
+from signoff.model import canonical_json
+from signoff.approvals.records import (GONE, GONE_LOOKBACK, GONE_WORDS, HeldCall, KillState, Remembered,  # noqa: F401
+                                       Resolution, _already, _held, _identity_json, _killed, _remembered,
+                                       apply_migrations, chain_row, edited_json, gone_line, new_id,
+                                       remembered_values, transition_audit, USER_CHANGES)
 
 log = logging.getLogger("signoff.store")
 
@@ -36,13 +38,6 @@ BUSY_TIMEOUT_MS = 5000
 """How long the CLI and the page wait for another process's write lock."""
 PROXY_BUSY_TIMEOUT_MS = 400
 """How long a proxy waits for the write lock per call before refusing it (SIGNOFF_STORE_WAIT_MS)."""
-GONE = ("withdrawn", "abandoned", "expired")
-"""Statuses of a call nobody waits for any more: the client cancelled or stopped waiting, or its proxy died."""
-GONE_WORDS = {"abandoned": "proxy gone", "expired": "client stopped waiting", "withdrawn": "withdrawn by the client"}
-"""How every channel names each GONE status in a few plain words."""
-GONE_LOOKBACK = 7 * 86400
-"""`recently_gone` looks at calls held at most this long before (keeps the query on the status index)."""
-
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the first schema
         """CREATE TABLE held (
@@ -120,135 +115,14 @@ def witness_path(db: Path) -> Path:
     return db.with_name(f"{db.stem}.audit-head")
 
 
-def new_id(prefix: str) -> str:
-    """A short random id such as `h-7f3a9c` (24 bits; an insert retries on the rare clash)."""
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
-@dataclass(frozen=True)
-class HeldCall:
-    """One held call as stored: what was asked, why it was held, and what became of it."""
-
-    id: str
-    server: str
-    tool: str
-    arguments: Mapping[str, Any]
-    args_hash: str
-    rule: str | None
-    reason: str
-    session: str
-    session_history: Sequence[Mapping[str, Any]]
-    client: str
-    created: float
-    deadline: float
-    status: str
-    hold_mode: str = "wait"
-    on_timeout: str = "deny"
-    policy_hash: str = ""
-    proxy_pid: int | None = None
-    proxy_host: str = ""
-    decided_by: str | None = None
-    channel: str | None = None
-    decision_reason: str | None = None
-    decided_at: float | None = None
-    edited_arguments: Mapping[str, Any] | None = None
-    input_schema: Mapping[str, Any] | None = None
-    annotations: Mapping[str, Any] | None = None
-    actions: tuple[str, ...] = ()
-    """The actions the policy recognised (send_email, file_write…), as the proxy saw the call."""
-    facts: tuple[Mapping[str, Any], ...] = ()
-    """The policy's facts ({kind, label, text, risky}) about the call."""
-    presentation: Mapping[str, Any] | None = None
-    """What every channel shows first (signoff.approvals.present): headline, ordered facts, preview (file diff)."""
-    proxy_lease: str | None = None
-    outcome: str | None = None
-    """After an approval: what happened (`forwarded: ok`, `forwarded: error: …`, `not_run: why`)."""
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.server}.{self.tool}"
-
-    @property
-    def team(self) -> Mapping[str, Any] | None:
-        """What the proxy stored for team mode, in the presentation JSON (key `team`):
-        `identity` {machine, agent, owner} and `approval` {quorum, approvers, not_self}."""
-        found = self.presentation.get("team") if isinstance(self.presentation, Mapping) else None
-        return found if isinstance(found, Mapping) else None
-
-    @property
-    def identity(self) -> Identity | None:
-        """Who made the call (None for rows held before identities were kept)."""
-        return Identity.from_dict((self.team or {}).get("identity"))
-
-    @property
-    def requirements(self) -> ApprovalRequirements:
-        """Who may approve, how many must (one approver for rows from before; nobody if unreadable)."""
-        team = self.team
-        return ONE_APPROVER if team is None else ApprovalRequirements.from_dict(team.get("approval"))
-
-    @property
-    def who(self) -> str:
-        """`agent claude-code on laptop-ann (owner ann)`: the same words on every channel ("" if unknown)."""
-        identity = self.identity
-        if identity is None:
-            return ""
-        owner = f" (owner {identity.owner})" if identity.owner else ""
-        return f"agent {identity.agent or '?'} on {identity.machine or '?'}{owner}"
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["session_history"] = list(self.session_history)
-        identity = self.identity
-        out.update(identity.as_dict() if identity is not None else {}, approval=self.requirements.as_dict())
-        return out
-
-
-@dataclass(frozen=True)
-class KillState:
-    on: bool
-    reason: str = ""
-    by: str = ""
-    at: float | None = None
-
-
-@dataclass(frozen=True)
-class Remembered:
-    """A remembered approval: `kind` is session (this tool in this session), args or tool."""
-
-    id: str
-    kind: str
-    server: str
-    tool: str
-    session: str | None
-    args_hash: str | None
-    arguments: Mapping[str, Any] | None
-    created: float
-    created_by: str
-    held_id: str | None
-    revoked_at: float | None = None
-    revoked_by: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """A pending call's move to its final status, and what its audit row should say on top."""
-
-    status: str
-    by: str
-    channel: str
-    reason: str | None = None
-    arguments: Mapping[str, Any] | None = None
-    remember: str | None = None
-    audit: dict[str, Any] = field(default_factory=dict)
-    live_only: bool = False
-    """A person's decision: it applies only while the call's proxy is alive to carry it out."""
-
-
 class Store(Protocol):
-    """What the broker, audit log and CLI need from a store (SQLite here; PostgreSQL later)."""
+    """What the broker, audit log and CLI need from a store: `SQLiteStore` (one machine, the
+    default) or `PgStore` (store_pg.py: a team's PostgreSQL server, many machines)."""
+
+    reread_seconds: float
+    """A waiting hold re-reads its row at least this often even if no change was signalled."""
+    witness: Path | None
+    """The audit head witness file beside the store (None: no local witness)."""
 
     def insert_held(self, row: dict[str, Any], audit: dict[str, Any], token: dict[str, Any] | None = None) -> HeldCall: ...
     def get_held(self, held_id: str) -> HeldCall | None: ...
@@ -257,8 +131,13 @@ class Store(Protocol):
     def recently_gone(self, since: float) -> list[HeldCall]: ...
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool: ...
-    def change_token(self) -> int: ...
+    def change_token(self, topic: str | None = None) -> int: ...
+    async def wait_change(self, token: int, timeout: float, *, topic: str | None = None, poll: float = 0.05) -> int: ...
     def queue_signature(self) -> str: ...
+    def take_lease(self) -> str | None: ...
+    def release_lease(self) -> None: ...
+    def proxy_gone(self, held: HeldCall) -> str | None: ...
+    def remove_stale_leases(self) -> int: ...
     def note_proxy(self, info: dict[str, Any], alive: Callable[[int], bool]) -> None: ...
     def proxies(self) -> list[dict[str, Any]]: ...
     def get_kill(self) -> KillState: ...
@@ -286,52 +165,12 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-USER_CHANGES = ("roles", "password_hash", "totp_secret", "passkeys")
-"""The columns `update_user` may change (a name is the person's identity: never renamed)."""
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _held(row: sqlite3.Row) -> HeldCall:
-    data = dict(row)
-    data["arguments"] = _loads(data["arguments"]) or {}
-    data["session_history"] = tuple(_loads(data["session_history"]) or ())
-    data["edited_arguments"] = _loads(data["edited_arguments"])
-    data["input_schema"] = _loads(data.get("input_schema"))
-    data["actions"] = tuple(_loads(data.get("actions")) or ())
-    data["facts"] = tuple(_loads(data.get("facts")) or ())
-    data["presentation"] = _loads(data.get("presentation"))
-    data["annotations"] = _loads(data.get("annotations")) or {}
-    for text in ("session", "client", "reason", "policy_hash", "proxy_host"):
-        data[text] = data[text] or ""
-    return HeldCall(**data)
-
-
-def _remembered(row: sqlite3.Row) -> Remembered:
-    data = dict(row)
-    data["arguments"] = _loads(data["arguments"])
-    data["created_by"] = data["created_by"] or ""
-    return Remembered(**data)
-
-
-def gone_line(held: HeldCall) -> str:
-    """One line, the same on every channel, for a call nobody waits for any more (GONE)."""
-    return f"{held.id} ({held.qualified}): {GONE_WORDS.get(held.status, held.status)} — cannot be approved"
-
-
-def _already(held: HeldCall) -> AlreadyDecidedError:
-    if held.status in GONE:
-        return CallGoneError(f"{held.id} can no longer be decided: it was {held.status} "
-                             f"({held.decision_reason or 'nobody waits for it'}); nothing ran")
-    by = f" by {held.decided_by}" if held.decided_by else ""
-    via = f" ({held.channel})" if held.channel else ""
-    return AlreadyDecidedError(f"{held.id} was already {held.status}{by}{via}; the first decision wins")
 
 
 class SQLiteStore:
     """The SQLite implementation of `Store`, at `paths.db_path()` unless told otherwise."""
+
+    reread_seconds = 1.0
 
     def __init__(self, path: str | Path | None = None, *, background_checkpoints: bool = False,
                  busy_timeout_ms: int = BUSY_TIMEOUT_MS):
@@ -344,6 +183,7 @@ class SQLiteStore:
         self.background_checkpoints = background_checkpoints
         self.busy_timeout_ms = busy_timeout_ms
         self.key = audit_key()
+        self._lease: ProxyLease | None = None
         self._local = threading.local()
         self._lock = threading.RLock()  # reopening (under it) connects (which takes it too)
         self._connections: list[sqlite3.Connection] = []
@@ -528,13 +368,7 @@ class SQLiteStore:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(f"{self.path} has schema version {version}, newer than this signoff "
-                             f"({len(MIGRATIONS)}); upgrade signoff")
-        for number in range(version, len(MIGRATIONS)):
-            for statement in MIGRATIONS[number]:
-                conn.execute(statement)
-        if version < len(MIGRATIONS):
+        if apply_migrations(conn.execute, MIGRATIONS, version, str(self.path)):
             conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     def close(self) -> None:
@@ -548,8 +382,10 @@ class SQLiteStore:
             os.close(self._witness_fd)
             self._witness_fd = None
 
-    def change_token(self) -> int:
-        """Differs whenever anyone committed: `PRAGMA data_version` (other connections) + ours."""
+    def change_token(self, topic: str | None = None) -> int:
+        """Differs whenever anyone committed: `PRAGMA data_version` (other connections) + ours.
+
+        SQLite cannot say what changed, so `topic` (a held call's id, or `kill`) is ignored."""
         self._check_identity()
         with self._watch_lock:
             if self._watch is None:
@@ -558,7 +394,40 @@ class SQLiteStore:
                 version = self._watch.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the signoff store {self.path}: {exc}") from exc
-        return (version << 32) + self._writes
+        return (self._generation << 64) + (version << 32) + self._writes  # a reopened file: another token
+
+    async def wait_change(self, token: int, timeout: float, *, topic: str | None = None, poll: float = 0.05) -> int:
+        """The change token after a change, or after `timeout`. SQLite cannot signal a change to
+        another process, so this looks once after `min(poll, timeout)` seconds."""
+        import anyio
+
+        await anyio.sleep(max(0.0, min(poll, timeout)))
+        return await anyio.to_thread.run_sync(self.change_token, topic)
+
+    # ------------------------------------------------------------------ liveness (liveness.py)
+
+    def take_lease(self) -> str | None:
+        """This process's proxy lease file (taken on first use); None if it cannot be taken (then
+        liveness falls back to the pid)."""
+        if self._lease is None:
+            try:
+                self._lease = ProxyLease(lease_dir(self))
+            except OSError as exc:
+                log.warning("cannot take a proxy lease (liveness falls back to the pid): %s", exc)
+                return None
+        return str(self._lease.path)
+
+    def release_lease(self) -> None:
+        """A clean exit: give the lease up (after this process's calls were closed)."""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    def proxy_gone(self, held: HeldCall) -> str | None:
+        return proxy_gone(held)
+
+    def remove_stale_leases(self) -> int:
+        return remove_stale_leases(lease_dir(self))
 
     def queue_signature(self) -> str:
         """What the page's queue shows, in a few bytes: pending ids (with deadlines) and the kill switch.
@@ -692,8 +561,7 @@ class SQLiteStore:
         return done  # type: ignore[return-value]
 
     def _transition(self, conn: sqlite3.Connection, held: HeldCall, res: Resolution) -> bool:
-        # an edit made on a redacted view keeps the secrets it could not show (never sends the marker)
-        edited = None if res.arguments is None else canonical_json(restore(dict(res.arguments), dict(held.arguments)))
+        edited = edited_json(held, res)
         now = time.time()
         cursor = conn.execute(
             "UPDATE held SET status = ?, decided_by = ?, channel = ?, decision_reason = ?, decided_at = ?,"
@@ -701,22 +569,11 @@ class SQLiteStore:
             (res.status, res.by, res.channel, res.reason, now, edited, held.id))
         if cursor.rowcount != 1:
             return False
-        self._append(conn, {
-            "server": held.server, "tool": held.tool,
-            "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
-            "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
-            "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
-            "session": held.session, "client": held.client, "policy_hash": held.policy_hash,
-            "identity": _identity_json(held), **res.audit})
+        self._append(conn, transition_audit(held, res, edited, now))
         if res.remember and res.status == "approved":
-            conn.execute(
-                "INSERT INTO remembered (id, kind, server, tool, session, args_hash, arguments, created,"
-                " created_by, held_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (new_id("r"), res.remember, held.server, held.tool,
-                 held.session if res.remember == "session" else None,
-                 held.args_hash if res.remember == "args" else None,
-                 canonical_json(dict(held.arguments)) if res.remember == "args" else None,
-                 now, res.by, held.id))
+            values = remembered_values(held, res, now)
+            conn.execute(f"INSERT INTO remembered ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                         list(values.values()))
         return True
 
     # ------------------------------------------------------------------ kill switch
@@ -793,10 +650,7 @@ class SQLiteStore:
         if head is None:  # a trail from before the head was kept, or an empty one
             last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             head = (last[0], last[1]) if last else (0, GENESIS)
-        row = {**content, "id": head[0] + 1, "time": now_iso(), "prev_hash": head[1]}
-        row["hash"] = row_hash(row)
-        if self.key is not None:
-            row["mac"] = audit_mac(self.key, row["hash"])
+        row = chain_row(content, head, self.key)
         self._local.appended = (str(row["id"]), row["hash"], row.get("mac") or "-")
         conn.execute(f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('audit_head', ?)",
@@ -908,15 +762,6 @@ class SQLiteStore:
             conn.execute("UPDATE user_secrets SET used_at = ? WHERE hash = ?", (now, hash_))
             return dict(row)
 
-def _identity_json(held: HeldCall) -> str | None:
-    identity = held.identity
-    return None if identity is None else canonical_json(identity.as_dict())
-
-
-def _killed(kill: KillState) -> Resolution:
-    return Resolution("killed", kill.by or "signoff", "kill", kill.reason or "kill switch on")
-
-
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
@@ -929,7 +774,28 @@ def _identity_or_none(path: Path) -> tuple[int, int] | None:
         return None
 
 
+STORE_ENV = "SIGNOFF_STORE"
+"""Where the store is: a PostgreSQL URL (team mode) or a SQLite file path; unset: SIGNOFF_HOME's signoff.db."""
+
+
+def store_location() -> str | None:
+    """SIGNOFF_STORE (set from `store:` in signoff.yaml when the environment does not set it)."""
+    return os.environ.get(STORE_ENV) or None
+
+
+def is_postgres(location: str | None) -> bool:
+    return bool(location) and location.split(":", 1)[0].lower() in ("postgresql", "postgres")  # type: ignore[union-attr]
+
+
 def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False,
-               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SQLiteStore:
-    """The machine's shared store (under SIGNOFF_HOME unless `path` is given)."""
+               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
+    """The shared store: SIGNOFF_STORE's PostgreSQL server (`postgresql://…`) or SQLite file, else
+    the SQLite file under SIGNOFF_HOME. An explicit `path` is always a SQLite file."""
+    location = None if path is not None else store_location()
+    if is_postgres(location):
+        from signoff.approvals.store_pg import PgStore
+
+        return PgStore(location, busy_timeout_ms=busy_timeout_ms)  # type: ignore[arg-type]
+    if location:
+        path = location.removeprefix("sqlite://")
     return SQLiteStore(path, background_checkpoints=background_checkpoints, busy_timeout_ms=busy_timeout_ms)

@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
             (paths.home() / "ui-totp").unlink(missing_ok=True)
         from signoff.cli.exits import exits
 
+        from signoff.serve.http_guard import is_wildcard, own_names
+
         with exits():
             serve(host=host, port=port, totp=totp or totp_reset, policy=policy, open_browser=open_browser,
-                  out=sys.stderr, logged=logged, public_url=public_url, team=team, trusted_proxies=trusted_proxy or [])
+                  out=sys.stderr, logged=logged, public_url=public_url, team=team, trusted_proxies=trusted_proxy or [],
+                  own_names=own_names() if is_wildcard(host) else ())

@@ -34,7 +34,8 @@ from signoff.model import canonical_json
 from signoff.approvals.present import for_held
 from signoff.redact import redact_held
 from signoff.approvals.store import GONE_WORDS, gone_line
-from signoff.web import endpoints, links, policy_edit, review
+from signoff.web import dashboard, endpoints, links, policy_edit, review
+from signoff.web.dashboard import Filter
 from signoff.web.middleware import CALL_COOKIE, Access, Forwarded, HostCheck, Identify, SameOrigin, active_team
 from signoff.web.security import Guard
 
@@ -53,6 +54,8 @@ PAGE_ARGS_CHARS = 20000
 PAGE_SCHEMA_CHARS = 20000
 GONE_SECONDS = 60.0
 """A call that left the queue because nobody waits for it stays on the page, greyed, this long."""
+PROXY_FACETS = 5.0
+"""The queue's filter choices from the running proxies are this many seconds old at most."""
 LIVENESS_CHECK = 1.0
 """While waiting calls are on the page, their proxies' leases are checked this often (a kill -9
 writes nothing to the store, so no change would otherwise tell the page)."""
@@ -68,18 +71,28 @@ class UI:
         self.policy_path = policy_path
         self.link_key = links.link_key()
         self.spent = links.SpentLinks()
+        self._proxy_facets: tuple[float, dict[str, list[str]]] | None = None
 
     # ------------------------------------------------------------------ views of the store (reads never write)
 
-    def queue(self, access: Access = Access()) -> dict[str, Any]:
-        pending = [h for h in self.broker.pending() if access.may_see(h.id)]
+    def queue(self, access: Access = Access(), only: Filter = Filter()) -> dict[str, Any]:
+        """The calls waiting (and recently gone) that this visitor may see, narrowed by `only`;
+        `facets`: the machines, agents and servers present, for the page's filter."""
+        visible = [h for h in self.broker.pending() if access.may_see(h.id)]
+        pending = [h for h in visible if only.keeps_held(h)]
         kill = self.broker.kill_state()
+        now = time.time()
+        present = dashboard.facets(dashboard.held_values(h) for h in visible)
+        if access.full:
+            present = dashboard.merge(present, self.proxy_facets(now))
         out: dict[str, Any] = {
             "pending": [self.held_view(h, brief=True) for h in pending],
             "kill": {"on": kill.on, "reason": kill.reason, "by": kill.by, "at": kill.at},
-            "now": time.time(),
+            "now": now,
             "scope": access.call,
-            "gone": [gone_view(h) for h in self.store.recently_gone(time.time() - GONE_SECONDS) if access.may_see(h.id)],
+            "gone": [gone_view(h) for h in self.store.recently_gone(now - GONE_SECONDS)
+                     if access.may_see(h.id) and only.keeps_held(h)],
+            "facets": present, "filter": only.as_dict(), "hidden": len(visible) - len(pending),
         }
         if access.call and not pending:  # the one call this visitor may see is no longer waiting
             held = self.store.get_held(access.call)
@@ -87,6 +100,13 @@ class UI:
                 "id": held.id, "qualified": held.qualified, "status": held.status, "by": held.decided_by,
                 "channel": held.channel, "reason": held.decision_reason}
         return out
+
+    def proxy_facets(self, now: float) -> dict[str, list[str]]:
+        """The running proxies' machines, agents and servers, re-read at most every PROXY_FACETS
+        seconds (checking each proxy's liveness may ask the store once per proxy)."""
+        if self._proxy_facets is None or now >= self._proxy_facets[0]:
+            self._proxy_facets = (now + PROXY_FACETS, dashboard.proxy_facets(dashboard.proxies(self.store, now)))
+        return self._proxy_facets[1]
 
     def queue_signature(self, access: Access = Access()) -> str:
         return self.store.queue_signature() + (access.call or "")
@@ -156,8 +176,8 @@ def gone_view(held: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ the live queue (reads)
 
 async def api_queue(request: Request) -> Response:
-    ui = request.app.state.ui
-    return JSONResponse(await anyio.to_thread.run_sync(ui.queue, request.state.access))
+    ui, only = request.app.state.ui, Filter.from_query(request.query_params)
+    return JSONResponse(await anyio.to_thread.run_sync(ui.queue, request.state.access, only))
 
 
 async def events(request: Request) -> Response:
@@ -167,12 +187,14 @@ async def events(request: Request) -> Response:
 
     access, team = request.state.access, active_team(request.app.state)
     alive = (lambda: team.still_signed_in(access)) if team is not None and access.user else None
-    return EventSourceResponse(_queue_stream(request.app.state.ui, access, alive), ping=int(HEARTBEAT))
+    only = Filter.from_query(request.query_params)
+    return EventSourceResponse(_queue_stream(request.app.state.ui, access, alive, only), ping=int(HEARTBEAT))
 
 
-async def _queue_stream(ui: UI, access: Access, alive: Callable[[], bool] | None = None) -> AsyncIterator[dict[str, str]]:
+async def _queue_stream(ui: UI, access: Access, alive: Callable[[], bool] | None = None,
+                        only: Filter = Filter()) -> AsyncIterator[dict[str, str]]:
     """`alive` (team mode): checked every LIVENESS_CHECK; the stream ends when the person's
-    session did (signed out, idle, or removed)."""
+    session did (signed out, idle, or removed). `only`: the page's filter (dashboard.py)."""
     token: int | None = None
     next_alive = 0.0
     signature: str | None = None
@@ -197,11 +219,11 @@ async def _queue_stream(ui: UI, access: Access, alive: Callable[[], bool] | None
             token = current
             seen = await anyio.to_thread.run_sync(ui.queue_signature, access)
             if seen != signature or due:
-                queue = await anyio.to_thread.run_sync(ui.queue, access)
+                queue = await anyio.to_thread.run_sync(ui.queue, access, only)
                 signature = await anyio.to_thread.run_sync(ui.queue_signature, access)
                 retry = [h["deadline"] for h in queue["pending"] if h.get("hold_mode") == "retry"]
                 next_deadline = min(retry) if retry else 0.0
-                waiting = any(h.get("hold_mode") == "wait" for h in queue["pending"])
+                waiting = bool(queue["hidden"]) or any(h.get("hold_mode") == "wait" for h in queue["pending"])
                 data = json.dumps(queue)
                 quiet_until = time.monotonic() + len(data) / PUSH_BYTES_PER_SECOND
                 yield {"event": "queue", "data": data}
@@ -222,6 +244,7 @@ def create_app(ui: UI, team: Any = None) -> Starlette:
         Route("/api/audit", e.api_audit),
         Route("/api/stats", e.api_stats),
         Route("/api/policy", e.api_policy),
+        Route("/api/proxies", e.api_proxies),
         Route("/api/decide", e.api_decide, methods=["POST"]),
         Route("/api/kill", e.api_kill, methods=["POST"]),
         Route("/api/policy", e.api_policy_edit, methods=["POST"]),

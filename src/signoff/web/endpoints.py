@@ -3,6 +3,8 @@ is asking from `request.state.access`; the checks they share live in middleware.
 
 from __future__ import annotations
 
+import socket
+import time
 from html import escape as html_escape
 from importlib import resources
 from typing import Any
@@ -14,7 +16,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from signoff.approvals.audit import DECISIONS
 from signoff.approvals.broker import Broker
 from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError
-from signoff.web import policy_edit
+from signoff.web import dashboard, policy_edit
+from signoff.web.dashboard import Filter
 from signoff.web.middleware import active_team, owner_only, posted, refuse, with_csrf
 
 DECISION_OPTIONS = "".join(f"<option>{html_escape(d)}</option>" for d in DECISIONS)
@@ -74,11 +77,21 @@ async def api_audit(request: Request) -> Response:
 
     store, q = request.app.state.ui.store, request.query_params
     by = q.get("by") or None  # one person's history (team mode): `user:alice`
+    only = Filter.from_query(q)  # machine, agent, server: exact values (dashboard.py)
     rows = await anyio.to_thread.run_sync(
         lambda: AuditLog(store).query(tool=q.get("tool") or None, decision=q.get("decision") or None))
-    if by:
-        rows = [r for r in rows if r.get("decided_by") == by]
-    return JSONResponse({"rows": rows[-500:][::-1]})
+    present = dashboard.facets(dashboard.row_values(r) for r in rows)
+    present["by"] = sorted({str(r["decided_by"]) for r in rows if r.get("decided_by")})
+    rows = [r for r in rows if (by is None or r.get("decided_by") == by) and only.keeps_row(r)]
+    return JSONResponse({"rows": rows[-500:][::-1], "facets": present})
+
+
+@owner_only
+async def api_proxies(request: Request) -> Response:
+    """The proxies connected to this store: machine, agent, servers, policy, and whether they run."""
+    now = time.time()
+    listed = await anyio.to_thread.run_sync(lambda: dashboard.proxies(request.app.state.ui.store, now))
+    return JSONResponse({"proxies": listed, "now": now, "host": socket.gethostname()})
 
 
 @owner_only

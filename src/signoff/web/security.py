@@ -73,7 +73,9 @@ class Guard:
     """Checks every request against the token, the Host header, the origin and CSRF/TOTP."""
 
     def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None,
-                 public_url: str | None = None, trusted_proxies: Iterable[str] = ()):
+                 public_url: str | None = None, trusted_proxies: Iterable[str] = (), own_names: Iterable[str] = ()):
+        """`own_names`: this machine's names and addresses, accepted as Host when listening on all
+        interfaces (the caller computes them; without them only loopback names are accepted)."""
         self.token = token
         self.secure = bool(public_url and public_url.lower().startswith("https://"))
         """Cookies are Secure: the page is reached over https (perhaps through a TLS-terminating proxy)."""
@@ -82,9 +84,7 @@ class Guard:
         self.port = port
         names = {host, "127.0.0.1", "localhost", "[::1]"}
         if host in ("0.0.0.0", "::", ""):  # listening everywhere: answer to this machine's own addresses and names
-            from signoff.serve.http_guard import own_names
-
-            names |= {f"[{n}]" if ":" in n else n for n in own_names()}
+            names |= {f"[{n}]" if ":" in n else n for n in own_names}
         self.allowed_hosts = {f"{name}:{port}" for name in names}
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
         if public_url:  # the address a phone uses (e.g. over Tailscale, perhaps behind an HTTPS proxy)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from typing import IO, TextIO, cast
 
 from signoff import paths
@@ -57,7 +58,8 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
           open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False,
-          public_url: str | None = None, team: bool = False, trusted_proxies: list[str] | None = None) -> None:
+          public_url: str | None = None, team: bool = False, trusted_proxies: list[str] | None = None,
+          own_names: Iterable[str] = ()) -> None:
     """`logged`: `out` is a log file (the background page's ui.log), so the link is written
     without its secret token and no TOTP secret is shown. `team`: people must sign in even
     before anyone was added (team mode is on anyway once someone is)."""
@@ -73,7 +75,7 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     secret = totp_secret(enrol_out=None if logged else out) if totp else None
     try:
         guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret, public_url=public_url,
-                      trusted_proxies=trusted_proxies or ())
+                      trusted_proxies=trusted_proxies or (), own_names=own_names)
     except ValueError as exc:
         raise ConfigError(f"--trusted-proxy: {exc} (give an address or a network such as 10.0.0.0/8)") from exc
     broker = Broker()

@@ -16,7 +16,7 @@ import threading
 import time
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import anyio
 from starlette.requests import Request
@@ -36,7 +36,7 @@ LONGEST = 12 * 3600.0
 PRESENCE = 20.0
 """A person counts as looking at a call while their page asked about it this recently."""
 MAX_SESSIONS = 4096
-BACKGROUND = ("/api/presence", "/events")
+BACKGROUND = ("/api/presence", "/events", "/api/proxies")
 """Requests an open page makes by itself: they do not keep a session from idling out."""
 HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self';"
            " frame-ancestors 'none'", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", **NO_STORE}
@@ -174,8 +174,11 @@ class TeamPage:
         return Access(user=person.name, roles=person.roles, session=sid)
 
     def sign_in_needed(self, scope: Scope) -> Response:
-        if scope["path"] == "/" and scope["method"] == "GET":
-            return RedirectResponse("/signin", status_code=303, headers=NO_STORE)
+        if scope["path"] == "/" and scope["method"] == "GET":  # a bookmarked view (`/?agent=…`) opens after sign-in
+            view = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                    if k != "token"]  # the single-user token is never carried along
+            target = f"/signin?next={quote('/?' + urlencode(view), safe='')}" if view else "/signin"
+            return RedirectResponse(target, status_code=303, headers=NO_STORE)
         return refuse(401, "sign in first: open the page and sign in with your name")
 
     def still_signed_in(self, access: Access) -> bool:

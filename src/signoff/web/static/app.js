@@ -13,6 +13,13 @@ const FACTS = 4;
 let skew = 0;  // server clock minus ours (seconds), so countdowns match the server's deadlines
 const seen = new Set();
 let focused = false;
+// The team dashboard's view lives in the URL's query (bookmark it, send it): machine, agent and
+// server narrow the queue and the history (the server applies them, exactly); `view` is the tab;
+// tool, by and decision are the history's own filter.
+const FILTERS = ["machine", "agent", "server"];
+const query = new URLSearchParams(location.search);
+const known = Object.fromEntries(FILTERS.map((key) => [key, new Set()]));
+let events = null;
 
 function say(text) {
   const box = $("#message");
@@ -403,6 +410,10 @@ function renderQueue(state) {
     }
   }
   updateCount(state.pending.length);
+  offer(state.facets);
+  const outside = Number(state.hidden) || 0;
+  $("#filtered-out").hidden = !outside;
+  $("#filtered-out").textContent = outside ? `${outside} more call${outside > 1 ? "s" : ""} waiting outside this filter.` : "";
   const kill = state.kill;
   $("#kill-banner").hidden = !kill.on;
   $("#refusing").hidden = !kill.on;
@@ -427,10 +438,63 @@ function renderQueue(state) {
 }
 
 function connect() {
-  const events = new EventSource("/events");
+  if (events) events.close();
+  const narrowed = narrowing().toString();
+  events = new EventSource(narrowed ? `/events?${narrowed}` : "/events");
   events.addEventListener("queue", (event) => renderQueue(JSON.parse(event.data)));
   events.onerror = () => say("Lost the connection to signoff; retrying…");
   events.onopen = () => say("");
+}
+
+// ------------------------------------------------------------------ narrowing the view (machine, agent, server)
+
+function narrowing() {
+  const out = new URLSearchParams();
+  for (const key of FILTERS) if (query.get(key)) out.set(key, query.get(key));
+  return out;
+}
+
+function rememberUrl() {
+  const text = query.toString();
+  history.replaceState(null, "", `${location.pathname}${text ? `?${text}` : ""}${location.hash}`);
+}
+
+// The selects offer the values seen (queue, history, running proxies) and the URL's own, each
+// shown as text with invisible characters escaped: agent names come from MCP clients.
+function offer(facets) {
+  for (const key of FILTERS) {
+    for (const value of (facets && facets[key]) || []) known[key].add(String(value));
+    const select = $(`#narrow select[name="${key}"]`);
+    const wanted = query.get(key) || "";
+    const values = [...known[key]];
+    if (wanted && !known[key].has(wanted)) values.push(wanted);
+    values.sort();
+    const signature = JSON.stringify(values);
+    if (select.dataset.values !== signature) {  // rebuilt only when the choices change
+      select.dataset.values = signature;
+      const options = values.map((value) => {
+        const option = document.createElement("option");
+        option.value = value;
+        option.textContent = oneLine(value, 60);
+        option.title = visible(value);
+        return option;
+      });
+      select.replaceChildren(select.options[0], ...options);
+    }
+    select.value = wanted;
+  }
+  const narrowed = FILTERS.some((key) => query.get(key));
+  $("#narrow-clear").hidden = !narrowed;
+  // one machine, one agent, one server: nothing to choose, so no bar (a phone keeps its room)
+  $("#narrow").classList.toggle("pointless", !narrowed && !FILTERS.some((key) => known[key].size > 1));
+}
+
+function narrow(changes) {
+  for (const [key, value] of Object.entries(changes)) { if (value) query.set(key, value); else query.delete(key); }
+  rememberUrl();
+  offer();
+  connect();
+  if (!$("#tab-history").hidden) loadHistory();
 }
 
 // ------------------------------------------------------------------ history
@@ -445,10 +509,15 @@ function cell(tr, value, className) {
 
 async function loadHistory(form) {
   const params = new URLSearchParams(new FormData(form || $("#filter")));
+  for (const [key, value] of [...params]) { if (value) query.set(key, value); else query.delete(key); }
+  rememberUrl();
+  for (const [key, value] of narrowing()) params.set(key, value);
   const [audit, stats] = await Promise.all([
     fetch(`/api/audit?${params}`, { credentials: "same-origin" }).then((r) => r.json()),
     fetch("/api/stats", { credentials: "same-origin" }).then((r) => r.json()),
   ]);
+  offer(audit.facets);
+  $("#people").replaceChildren(...(audit.facets.by || []).map((name) => { const o = document.createElement("option"); o.value = name; return o; }));
   const body = $("#audit tbody");
   body.replaceChildren();
   for (const row of audit.rows) {
@@ -456,7 +525,9 @@ async function loadHistory(form) {
     cell(tr, readableTime(row.time), "when").title = row.time;
     cell(tr, visible(`${row.server}.${row.tool}`));
     cell(tr, row.decision, `decision decision-${row.decision}`);
-    cell(tr, `${row.decided_by || ""}${row.channel ? ` (${row.channel})` : ""}`);
+    const made = row.identity && typeof row.identity === "object" ? row.identity : null;
+    cell(tr, made ? visible(`${made.agent || "?"}@${made.machine || "?"}`) : "", "agent");
+    cell(tr, visible(`${row.decided_by || ""}${row.channel ? ` (${row.channel})` : ""}`));
     cell(tr, row.reason);
     const args = typeof row.arguments === "string" ? row.arguments : JSON.stringify(row.arguments);
     const td = cell(tr, args && args.length > 240 ? `${args.slice(0, 240)}… (click for all)` : args, "args");
@@ -542,9 +613,38 @@ function showTab(name) {
   for (const button of document.querySelectorAll("nav button")) {
     if (button.dataset.tab === name) button.setAttribute("aria-current", "page"); else button.removeAttribute("aria-current");
   }
-  for (const tab of ["queue", "history", "policies"]) $(`#tab-${tab}`).hidden = tab !== name;
+  for (const tab of ["queue", "history", "policies", "proxies"]) $(`#tab-${tab}`).hidden = tab !== name;
+  $("#narrow").hidden = name !== "queue" && name !== "history";
+  if (name === "queue") query.delete("view"); else query.set("view", name);
+  rememberUrl();
   if (name === "history") loadHistory();
   if (name === "policies") loadPolicy();
+  if (name === "proxies") loadProxies();
+}
+
+// ------------------------------------------------------------------ proxies: which machines and agents are connected
+
+const PROXY_STATE = { live: "running", gone: "stopped (stale entry)", unknown: "on another host: not checked from here" };
+
+async function loadProxies() {
+  const response = await fetch("/api/proxies", { credentials: "same-origin" });
+  if (!response.ok) return;
+  const data = await response.json();
+  const body = $("#proxies tbody");
+  body.replaceChildren();
+  for (const p of data.proxies) {
+    const tr = document.createElement("tr");
+    tr.className = `proxy ${p.state}`;
+    cell(tr, visible(p.machine) + (p.host && p.host !== p.machine ? ` (host ${visible(p.host)})` : ""), "machine");
+    cell(tr, p.agent ? visible(p.agent) : "each client's own name", "agent");
+    cell(tr, visible(p.owner || ""));
+    cell(tr, visible((p.servers || []).join(", ")), "servers");
+    cell(tr, visible(`${p.policy || p.kind || "none"}${p.policy_hash ? `, version ${p.policy_hash}` : ""}`));
+    cell(tr, PROXY_STATE[p.state] || String(p.state), "state");
+    cell(tr, p.noted_at ? readableTime(new Date(p.noted_at * 1000).toISOString()) : "");
+    body.appendChild(tr);
+  }
+  $("#no-proxies").hidden = data.proxies.length > 0;
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -555,6 +655,14 @@ document.addEventListener("DOMContentLoaded", () => {
   if (totpRequired) $(".totp").hidden = false;
   for (const button of document.querySelectorAll("nav button")) button.addEventListener("click", () => showTab(button.dataset.tab));
   $("#filter").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(event.target); });
+  for (const field of $("#filter").elements) if (field.name && query.get(field.name)) field.value = query.get(field.name);
+  for (const select of document.querySelectorAll("#narrow select")) {
+    select.addEventListener("change", () => narrow({ [select.name]: select.value }));
+  }
+  $("#narrow-clear").addEventListener("click", () => narrow(Object.fromEntries(FILTERS.map((key) => [key, ""]))));
+  $("#proxies-refresh").addEventListener("click", loadProxies);
+  setInterval(() => { if (!$("#tab-proxies").hidden) loadProxies(); }, 10000);
+  offer();
   $("#add-rule").addEventListener("submit", async (event) => {
     event.preventDefault();
     const rule = {};
@@ -575,6 +683,8 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(() => { for (const node of $("#queue").children) tickCountdown(node); }, 1000);
   if (team) setupTeam();
   connect();
+  const view = query.get("view");
+  if (!scope && ["history", "policies", "proxies"].includes(view)) showTab(view);
 });
 
 // ------------------------------------------------------------------ team mode: who is signed in, who looks at what

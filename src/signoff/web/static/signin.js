@@ -26,6 +26,13 @@ async function send(url, body) {
   return data;
 }
 
+// After signing in, back to the view the person opened (a bookmarked `/?agent=…`): only this
+// page's own root with a query is followed, so `next` cannot send anyone to another site.
+function nextPage(given) {
+  const wanted = new URLSearchParams(location.search).get("next") || "";
+  return wanted.startsWith("/?") ? wanted : (given || "/");
+}
+
 async function signInWithPasskey() {
   const options = await (await fetch("/signin/passkey", { credentials: "same-origin" })).json();
   const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
@@ -45,11 +52,11 @@ document.addEventListener("DOMContentLoaded", () => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const data = Object.fromEntries(new FormData(form));
-      try { const done = await send("/signin", data); location.assign(done.next || "/"); }
+      try { const done = await send("/signin", data); location.assign(nextPage(done.next)); }
       catch (e) { say(e.message); form.elements.totp.value = ""; }
     });
     $("#passkey").addEventListener("click", async () => {
-      try { const done = await signInWithPasskey(); location.assign(done.next || "/"); }
+      try { const done = await signInWithPasskey(); location.assign(nextPage(done.next)); }
       catch (e) { say(e.message); }
     });
   }
