@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -198,7 +199,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _held(row: Mapping[str, Any]) -> HeldCall:
+def _held(row: Mapping[str, Any] | sqlite3.Row) -> HeldCall:
     data = dict(row)
     data["arguments"] = _loads(data["arguments"]) or {}
     data["session_history"] = tuple(_loads(data["session_history"]) or ())
@@ -213,7 +214,7 @@ def _held(row: Mapping[str, Any]) -> HeldCall:
     return HeldCall(**data)
 
 
-def _remembered(row: Mapping[str, Any]) -> Remembered:
+def _remembered(row: Mapping[str, Any] | sqlite3.Row) -> Remembered:
     data = dict(row)
     data["arguments"] = _loads(data["arguments"])
     data["created_by"] = data["created_by"] or ""

@@ -205,7 +205,7 @@ class SQLiteStore:
         self._replaced_by: Any = ()  # the identity (None: deleted) whose appearance was last handled
         self._held_generation: dict[str, int] = {}  # held calls this process inserted, by generation
         self._witness_fd: int | None = None
-        self.witness = witness_path(self.path)
+        self.witness: Path | None = witness_path(self.path)
         self._wal_path = Path(f"{self.path}-wal")
         self._wal: tuple[int, int] | None = None
         self._open_files()
@@ -842,7 +842,7 @@ def store_location() -> str | None:
 
 
 def is_postgres(location: str | None) -> bool:
-    return bool(location) and location.split(":", 1)[0].lower() in ("postgresql", "postgres")  # type: ignore[union-attr]
+    return location is not None and location.split(":", 1)[0].lower() in ("postgresql", "postgres")
 
 
 def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False,
@@ -850,10 +850,10 @@ def open_store(path: str | Path | None = None, *, background_checkpoints: bool =
     """The shared store: SIGNOFF_STORE's PostgreSQL server (`postgresql://…`) or SQLite file, else
     the SQLite file under SIGNOFF_HOME. An explicit `path` is always a SQLite file."""
     location = None if path is not None else store_location()
-    if is_postgres(location):
+    if location is not None and is_postgres(location):
         from signoff.approvals.store_pg import PgStore
 
-        return PgStore(location, busy_timeout_ms=busy_timeout_ms)  # type: ignore[arg-type]
+        return PgStore(location, busy_timeout_ms=busy_timeout_ms)
     if location:
         path = location.removeprefix("sqlite://")
     return SQLiteStore(path, background_checkpoints=background_checkpoints, busy_timeout_ms=busy_timeout_ms)

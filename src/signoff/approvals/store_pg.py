@@ -24,11 +24,12 @@ import secrets
 import socket
 import threading
 import time
+from pathlib import Path
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -95,7 +96,7 @@ class PgStore:
     """The PostgreSQL implementation of `Store` (see the module docstring)."""
 
     reread_seconds = REREAD_SECONDS
-    witness = None
+    witness: Path | None = None
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000):
         self.url = url
@@ -158,7 +159,7 @@ class PgStore:
                 tx = _Tx(conn)
                 yield tx
                 if tx.audit:
-                    row = conn.execute("SELECT id, hash FROM audit_head FOR UPDATE").fetchone()
+                    row = cast(dict[str, Any], conn.execute("SELECT id, hash FROM audit_head FOR UPDATE").fetchone())
                     head = (row["id"], row["hash"])
                     with conn.pipeline():
                         for content in tx.audit:
@@ -179,7 +180,7 @@ class PgStore:
     def _read(self, query: Any, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
             with self._reads.connection() as conn:
-                return conn.execute(query, params).fetchall()
+                return cast(list[dict[str, Any]], conn.execute(query, params).fetchall())  # dict_row pools
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail("read", exc) from exc
 
