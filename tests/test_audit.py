@@ -16,7 +16,7 @@ import pytest
 from signoff import paths
 from signoff.approvals.audit import GENESIS, AuditLog, entry, now_iso, parse_since, row_hash
 from signoff.model import ToolCall, canonical_json
-from signoff.approvals.store import Store, open_store
+from signoff.approvals.store import Store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

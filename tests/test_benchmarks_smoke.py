@@ -13,10 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def smoke(script: str, tmp_path: Path) -> str:
+def smoke(script: str, tmp_path: Path, *args: str) -> str:
     env = {**os.environ, "SIGNOFF_HOME": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, f"{script} --smoke exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
@@ -47,3 +47,16 @@ def test_bench_policy_smoke(tmp_path: Path) -> None:
 def test_bench_decision_smoke(tmp_path: Path) -> None:
     out = smoke("bench_decision.py", tmp_path)
     assert "audit row append" in out and "`signoff approve` launched" in out
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("via", ["store", "page,cli"])
+def test_bench_team_smoke(tmp_path: Path, via: str) -> None:
+    from pg_server import bindir
+
+    if bindir() is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) found: install Debian's `postgresql` package")
+    out = smoke("bench_team.py", tmp_path, "--via", via)
+    assert "all answered: True, duplicates: 0" in out and "decision -> result at client: p50" in out
+    assert "audit verify:" in out and "rows, OK" in out and "kill switch" in out

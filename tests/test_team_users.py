@@ -14,7 +14,6 @@ import pytest
 
 from signoff import paths
 from signoff.errors import TeamError
-from signoff.approvals.store import open_store
 from signoff.team.factors import SignIn, totp_step
 from signoff.team.throttle import Throttle
 from signoff.team.users import People, eligible

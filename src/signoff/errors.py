@@ -10,8 +10,9 @@
     ├── StoreError               the shared SQLite store could not be read or written
     └── DecisionError            a decision could not be recorded
         ├── UnknownCallError     no held call with that id
-        └── AlreadyDecidedError  the first decision already won
-            └── CallGoneError    nobody waits for the call any more (client or proxy gone)
+        ├── AlreadyDecidedError  the first decision already won
+        │   └── CallGoneError    nobody waits for the call any more (client or proxy gone)
+        └── VoteRefusedError     team mode: a vote that cannot count (role, not_self, already approved)
 """
 
 from __future__ import annotations
@@ -87,3 +88,7 @@ class AlreadyDecidedError(DecisionError):
 
 class CallGoneError(AlreadyDecidedError):
     """The held call can no longer be decided: its client stopped waiting or its proxy is gone."""
+
+
+class VoteRefusedError(DecisionError):
+    """Team mode: a person's vote on a held call did not count (role, not_self, already approved)."""

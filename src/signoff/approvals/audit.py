@@ -53,7 +53,8 @@ GENESIS = "0" * 64
 """The `prev_hash` of the first row."""
 
 DECISIONS = ("allowed", "held", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned",
-             "upstream_error", "observed", "expired", "forwarded", "not_run")
+             "upstream_error", "observed", "expired", "forwarded", "not_run",
+             "approval_vote", "denial_vote", "refused_vote")  # votes: approvals/votes.py
 CHANNELS = ("policy", "cli", "watch", "tty", "web", "elicit", "kill", "timeout", "client", "signoff")
 
 FIELDS = ("id", "time", "server", "tool", "arguments", "decision", "decided_by", "channel", "reason",

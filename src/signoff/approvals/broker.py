@@ -32,6 +32,7 @@ from signoff.approvals.liveness import pid_alive
 from signoff.model import Decision, ToolCall, canonical_json
 from signoff.termsafe import fold
 from signoff.approvals.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
+from signoff.approvals.votes import Ballot
 from signoff.approvals.writer import Writer
 
 log = logging.getLogger("signoff.broker")
@@ -289,8 +290,11 @@ class Broker:
 
     async def _time_out(self, held: HeldCall, timeout: float, decision: Decision) -> Outcome:
         why = f"no decision within {format_duration(timeout)}"
-        if decision.on_timeout == "allow":
+        if decision.on_timeout == "allow" and decision.approval.default:
             res = Resolution("approved", "signoff", "timeout", f"{why}; the rule says on_timeout: allow")
+        elif decision.on_timeout == "allow":  # a timeout never stands in for the people a rule asks for
+            res = Resolution("timeout", "signoff", "timeout", f"{why}; on_timeout: allow does not apply to a call "
+                             f"that needs {decision.approval.describe()}")
         else:
             res = Resolution("timeout", "signoff", "timeout", why)
         return await self._end(held.id, res)
@@ -312,20 +316,36 @@ class Broker:
 
     def decide(self, held_id: str, approve: bool, *, reason: str | None = None, channel: str = "cli",
                by: str | None = None, arguments: Mapping[str, Any] | None = None,
-               remember: str | None = None) -> HeldCall:
-        """Approve or deny a pending call. Raises UnknownCallError, or AlreadyDecidedError if another won."""
+               remember: str | None = None, person: str | None = None,
+               roles: Iterable[str] | None = None) -> HeldCall:
+        """Approve or deny a pending call. Raises UnknownCallError, or AlreadyDecidedError if another won.
+
+        Team mode names the deciding `person` and the `roles` they hold now (their sign-in or CLI
+        token): a call whose rules want more than one ordinary approver (`approvers`, `quorum`,
+        `not_self`) is then decided by votes (Store.vote: the returned call may still be pending,
+        `held.progress` says how far). Without a person (one machine, the OS user) such a call
+        cannot be approved, only denied. Raises VoteRefusedError when a vote does not count."""
         if remember is not None and remember not in REMEMBER_KINDS:
             raise DecisionError(f"remember must be one of {', '.join(REMEMBER_KINDS)}, not {remember!r}")
         if remember and not approve:
             raise DecisionError("only an approval can be remembered")
         if arguments is not None and not approve:
             raise DecisionError("edited arguments only make sense with an approval")
-        if approve:
-            held = self.get(held_id)
-            needs = held.requirements
-            if not needs.default and held.status == "pending":  # fail closed until the store counts votes (quorum.py)
+        held = self.get(held_id) if approve or person is not None else None
+        needs = held.requirements if held is not None else None
+        if held is not None and needs is not None and not needs.default and held.status == "pending":
+            if person is None and approve:  # fail closed: nobody named, so nobody can be counted
                 raise DecisionError(f"{held_id} needs {needs.describe()}: one person's approval cannot decide it "
                                     "(that needs team mode's named approvers); it can be denied")
+            if person is not None:
+                if remember:  # a remembered approval would let later calls through on one person's say
+                    raise DecisionError(f"{held_id} needs {needs.describe()}: an approval of it cannot be remembered")
+                if arguments is not None and needs.quorum > 1:
+                    raise DecisionError(f"{held_id} needs {needs.quorum} approvals of the same arguments: approve it "
+                                        "as it is, or deny it with a reason (the agent can call again)")
+                ballot = Ballot.of(person, roles or (), approve, by=by, channel=channel, reason=reason,
+                                   arguments=arguments)
+                return self.store.vote(held_id, ballot)
         res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember,
                          live_only=True)
         return self.store.resolve(held_id, res)
@@ -345,13 +365,14 @@ class Broker:
                 lambda h: Resolution("timeout", "signoff", "timeout",
                                      f"no decision within {format_duration(h.deadline - h.created)}")))
         closed = {h.id for h in swept}
-        return [h for h in calls if h.id not in closed]
+        return self.store.with_votes([h for h in calls if h.id not in closed])
 
     def get(self, held_id: str) -> HeldCall:
+        """The held call, with its votes (team mode)."""
         held = self.store.get_held(held_id)
         if held is None:
             raise UnknownCallError(f"no held call {held_id}")
-        return held
+        return self.store.with_votes([held])[0]
 
     def mark_abandoned(self) -> list[HeldCall]:
         """At proxy start: close what dead proxies left, approved calls' missing outcomes included."""

@@ -63,6 +63,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             lease TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started DOUBLE PRECISION NOT NULL,
             heartbeat DOUBLE PRECISION NOT NULL, ttl DOUBLE PRECISION NOT NULL)""",
     ),
+    (  # 2: SQLite's migration 9, team mode's votes: one row per counted vote (approvals/votes.py)
+        """CREATE TABLE votes (
+            id BIGSERIAL PRIMARY KEY, held_id TEXT NOT NULL, args_hash TEXT NOT NULL, person TEXT NOT NULL,
+            person_key TEXT NOT NULL, decided_by TEXT NOT NULL, roles TEXT NOT NULL,
+            vote TEXT NOT NULL CHECK (vote IN ('approve', 'deny')), reason TEXT, channel TEXT,
+            at DOUBLE PRECISION NOT NULL, UNIQUE (held_id, args_hash, person_key, vote))""",
+    ),
 )
 """Schema versions: the `signoff_schema` table says how many of these have run."""
 

@@ -77,6 +77,15 @@ class Tally:
         who = f" ({', '.join(self.approved_by)})" if self.approved_by else ""
         return f"{have} of {have + self.needed} approvals{who}"
 
+    def progress(self) -> str:
+        """What the page and `signoff pending` show on a held card: `approved by alice (1 of 2)`,
+        `no approvals yet (0 of 2)`, `approved by alice, bob (2 of 2)`, `denied by carol`."""
+        if self.status == "denied":
+            return f"denied by {self.denied_by}"
+        have = len(self.approved_by)
+        count = f"({have} of {have + self.needed})"
+        return f"approved by {', '.join(self.approved_by)} {count}" if have else f"no approvals yet {count}"
+
 
 def same_person(a: str, b: str) -> bool:
     return a.strip().casefold() == b.strip().casefold()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from signoff.approvals.audit import audit_mac, now_iso, row_hash
+from signoff.approvals.quorum import Tally, Vote, tally
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError
 from signoff.model import ONE_APPROVER, ApprovalRequirements, Identity, canonical_json
 from signoff.redact import redact, restore
@@ -67,6 +69,9 @@ class HeldCall:
     proxy_lease: str | None = None
     outcome: str | None = None
     """After an approval: what happened (`forwarded: ok`, `forwarded: error: …`, `not_run: why`)."""
+    votes: tuple[Mapping[str, Any], ...] = ()
+    """Team mode: the counted votes (person, decided_by, vote, roles, reason, at), when read with them
+    (`Store.with_votes`; the broker's `get` and `pending` do)."""
 
     @property
     def qualified(self) -> str:
@@ -91,6 +96,24 @@ class HeldCall:
         return ONE_APPROVER if team is None else ApprovalRequirements.from_dict(team.get("approval"))
 
     @property
+    def tally(self) -> Tally:
+        """Where the call stands after its votes (approvals/votes.py; read with `Store.with_votes`)."""
+        identity = self.identity
+        return tally(self.requirements, as_votes(stored_votes(self.votes, self)),
+                     identity.owner if identity is not None else None)
+
+    @property
+    def progress(self) -> str:
+        """`approved by alice (1 of 2)` for a call decided by votes; "" for one approver's calls."""
+        return "" if self.requirements.default and not self.votes else self.tally.progress()
+
+    def progress_view(self) -> dict[str, Any]:
+        """The votes so far for the page and JSON: text, who approved, how many more are needed."""
+        counted = self.tally
+        return {"text": self.progress, "approved_by": list(counted.approved_by), "needed": counted.needed,
+                "denied_by": counted.denied_by}
+
+    @property
     def who(self) -> str:
         """`agent claude-code on laptop-ann (owner ann)`: the same words on every channel ("" if unknown)."""
         identity = self.identity
@@ -104,7 +127,28 @@ class HeldCall:
         out["session_history"] = list(self.session_history)
         identity = self.identity
         out.update(identity.as_dict() if identity is not None else {}, approval=self.requirements.as_dict())
+        out["votes"] = [{k: v.get(k) for k in ("person", "decided_by", "vote", "reason", "channel", "at")}
+                        for v in self.votes]
+        out["progress"] = self.progress_view()
         return out
+
+
+def stored_votes(rows: Iterable[Mapping[str, Any]], held: HeldCall) -> list[Mapping[str, Any]]:
+    """The vote rows that belong to this call: its id and its arguments' hash, in order (a vote
+    never counts for another call, nor for this id with other arguments)."""
+    return [r for r in rows if r["held_id"] == held.id and r["args_hash"] == held.args_hash]
+
+
+def as_votes(rows: Iterable[Mapping[str, Any]]) -> list[Vote]:
+    return [Vote.of(r["person"], json.loads(r["roles"]), r["vote"] == "approve") for r in rows]
+
+
+def attach_votes(calls: Sequence[HeldCall], rows: Sequence[Mapping[str, Any]]) -> list[HeldCall]:
+    """Each call with its vote rows (`stored_votes`), for `Store.with_votes`."""
+    by_call: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_call.setdefault(row["held_id"], []).append(row)
+    return [replace(h, votes=tuple(stored_votes(by_call[h.id], h))) if h.id in by_call else h for h in calls]
 
 
 @dataclass(frozen=True)
@@ -155,7 +199,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _held(row: Mapping[str, Any]) -> HeldCall:
+def _held(row: Mapping[str, Any] | sqlite3.Row) -> HeldCall:
     data = dict(row)
     data["arguments"] = _loads(data["arguments"]) or {}
     data["session_history"] = tuple(_loads(data["session_history"]) or ())
@@ -170,7 +214,7 @@ def _held(row: Mapping[str, Any]) -> HeldCall:
     return HeldCall(**data)
 
 
-def _remembered(row: Mapping[str, Any]) -> Remembered:
+def _remembered(row: Mapping[str, Any] | sqlite3.Row) -> Remembered:
     data = dict(row)
     data["arguments"] = _loads(data["arguments"])
     data["created_by"] = data["created_by"] or ""

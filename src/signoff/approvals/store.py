@@ -18,19 +18,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from signoff import paths
 from signoff.approvals.audit import GENESIS, audit_key
-from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
+from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError, VoteRefusedError
 from signoff.approvals.liveness import ProxyLease, lease_dir, proxy_gone, remove_stale_leases
 from signoff.model import canonical_json
+from signoff.approvals.votes import Ballot, Count, count
 from signoff.approvals.records import (GONE, GONE_LOOKBACK, GONE_WORDS, HeldCall, KillState, Remembered,  # noqa: F401
                                        Resolution, _already, _held, _identity_json, _killed, _remembered,
                                        apply_migrations, chain_row, edited_json, gone_line, new_id,
-                                       remembered_values, transition_audit, USER_CHANGES)
+                                       attach_votes, remembered_values, transition_audit, USER_CHANGES)
 
 log = logging.getLogger("signoff.store")
 
@@ -98,6 +99,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires REAL, used_at REAL)""",
         "CREATE INDEX user_secrets_name ON user_secrets(name)",
     ),
+    (  # 9: team mode's votes, one row per counted vote (approvals/votes.py); a person approves a
+       # call (id + argument hash) once, and denies it once
+        """CREATE TABLE votes (
+            id INTEGER PRIMARY KEY, held_id TEXT NOT NULL, args_hash TEXT NOT NULL, person TEXT NOT NULL,
+            person_key TEXT NOT NULL, decided_by TEXT NOT NULL, roles TEXT NOT NULL,
+            vote TEXT NOT NULL CHECK (vote IN ('approve', 'deny')), reason TEXT, channel TEXT, at REAL NOT NULL,
+            UNIQUE (held_id, args_hash, person_key, vote))""",
+    ),
 )
 """Schema versions: `PRAGMA user_version` says how many of these have run."""
 
@@ -128,6 +137,8 @@ class Store(Protocol):
     def get_held(self, held_id: str) -> HeldCall | None: ...
     def list_held(self, status: str | None = "pending", limit: int = 500) -> list[HeldCall]: ...
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall: ...
+    def vote(self, held_id: str, ballot: Ballot) -> HeldCall: ...
+    def with_votes(self, calls: Sequence[HeldCall]) -> list[HeldCall]: ...
     def recently_gone(self, since: float) -> list[HeldCall]: ...
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]: ...
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool: ...
@@ -194,7 +205,7 @@ class SQLiteStore:
         self._replaced_by: Any = ()  # the identity (None: deleted) whose appearance was last handled
         self._held_generation: dict[str, int] = {}  # held calls this process inserted, by generation
         self._witness_fd: int | None = None
-        self.witness = witness_path(self.path)
+        self.witness: Path | None = witness_path(self.path)
         self._wal_path = Path(f"{self.path}-wal")
         self._wal: tuple[int, int] | None = None
         self._open_files()
@@ -430,12 +441,14 @@ class SQLiteStore:
         return remove_stale_leases(lease_dir(self))
 
     def queue_signature(self) -> str:
-        """What the page's queue shows, in a few bytes: pending ids (with deadlines) and the kill switch.
+        """What the page's queue shows, in a few bytes: pending ids (with deadlines), the kill switch
+        and the last vote (a vote changes a card's "approved by alice (1 of 2)").
 
         Read-only and index-only, so an idle page can compare it often and push only on change."""
         rows = self._read("SELECT id, deadline FROM held WHERE status = 'pending' ORDER BY created")
         kill = self._read("SELECT value FROM state WHERE key = 'kill'")
-        return canonical_json([[r[0], r[1]] for r in rows] + [kill[0][0] if kill else None])
+        last_vote = self._read("SELECT max(id) FROM votes")[0][0]
+        return canonical_json([[r[0], r[1]] for r in rows] + [kill[0][0] if kill else None, last_vote])
 
     # ------------------------------------------------------------------ running proxies
 
@@ -536,6 +549,51 @@ class SQLiteStore:
                 self._transition(conn, held, Resolution("abandoned", "signoff", "signoff", gone))
             error = _already(self._get(conn, held_id))  # type: ignore[arg-type]
         raise error  # after the commit: the abandonment stays recorded
+
+    def vote(self, held_id: str, ballot: Ballot) -> HeldCall:
+        """Record one person's vote on a pending call and, in the same transaction, re-count its
+        votes (votes.count): the call is resolved when the quorum is reached or an eligible person
+        denies. Returns the call with its votes. A refused vote (role, not_self, already approved)
+        is written as a `refused_vote` audit row and raises VoteRefusedError with the reason; a
+        decided call raises the usual AlreadyDecidedError; a waiting call whose proxy is gone is
+        abandoned and raises CallGoneError (as `resolve` with `live_only`)."""
+        self._not_replaced(held_id)
+        with self._write() as conn:
+            held = self._get(conn, held_id)
+            if held is None:
+                raise UnknownCallError(f"no held call {held_id}")
+            gone = proxy_gone(held) if held.status == "pending" and held.hold_mode == "wait" else None
+            if held.status != "pending" or gone is not None:
+                if gone is not None:
+                    self._transition(conn, held, Resolution("abandoned", "signoff", "signoff", gone))
+                error: Exception = _already(self._get(conn, held_id))  # type: ignore[arg-type]
+            else:
+                rows = [dict(r) for r in conn.execute("SELECT * FROM votes WHERE held_id = ? ORDER BY id", (held_id,))]
+                counted = count(held, rows, ballot, time.time())
+                self._append(conn, counted.audit)
+                if counted.refused is None:
+                    return self._record_vote(conn, held, counted, rows)
+                error = VoteRefusedError(counted.refused)
+        raise error  # after the commit: the refused vote's audit row (or the abandonment) stays
+
+    def _record_vote(self, conn: sqlite3.Connection, held: HeldCall, counted: Count,
+                     rows: list[dict[str, Any]]) -> HeldCall:
+        row = counted.row
+        cursor = conn.execute(f"INSERT INTO votes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                              list(row.values()))
+        if counted.resolution is not None and not self._transition(conn, held, counted.resolution):
+            raise AssertionError(f"{held.id} left pending inside the vote's transaction")
+        done = self._get(conn, held.id)
+        assert done is not None
+        return replace(done, votes=(*rows, {**row, "id": cursor.lastrowid}))
+
+    def with_votes(self, calls: Sequence[HeldCall]) -> list[HeldCall]:
+        """The calls with their counted votes (one query; none for calls one approver decides)."""
+        wanted = [h.id for h in calls if not h.requirements.default]
+        if not wanted:
+            return list(calls)
+        rows = self._read(f"SELECT * FROM votes WHERE held_id IN ({', '.join('?' * len(wanted))}) ORDER BY id", wanted)
+        return attach_votes(calls, [dict(r) for r in rows])
 
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
         """Resolve every pending call `where` accepts, in one transaction (abandoned at start-up)."""
@@ -784,7 +842,7 @@ def store_location() -> str | None:
 
 
 def is_postgres(location: str | None) -> bool:
-    return bool(location) and location.split(":", 1)[0].lower() in ("postgresql", "postgres")  # type: ignore[union-attr]
+    return location is not None and location.split(":", 1)[0].lower() in ("postgresql", "postgres")
 
 
 def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False,
@@ -792,10 +850,10 @@ def open_store(path: str | Path | None = None, *, background_checkpoints: bool =
     """The shared store: SIGNOFF_STORE's PostgreSQL server (`postgresql://…`) or SQLite file, else
     the SQLite file under SIGNOFF_HOME. An explicit `path` is always a SQLite file."""
     location = None if path is not None else store_location()
-    if is_postgres(location):
+    if location is not None and is_postgres(location):
         from signoff.approvals.store_pg import PgStore
 
-        return PgStore(location, busy_timeout_ms=busy_timeout_ms)  # type: ignore[arg-type]
+        return PgStore(location, busy_timeout_ms=busy_timeout_ms)
     if location:
         path = location.removeprefix("sqlite://")
     return SQLiteStore(path, background_checkpoints=background_checkpoints, busy_timeout_ms=busy_timeout_ms)

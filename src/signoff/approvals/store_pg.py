@@ -24,11 +24,12 @@ import secrets
 import socket
 import threading
 import time
+from pathlib import Path
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, replace
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -40,9 +41,10 @@ from signoff.approvals.liveness import pid_alive
 from signoff.approvals.pg_listen import Changes
 from signoff.approvals.pg_schema import clean, describe, first_line, insert, migrate, text
 from signoff.approvals.records import (GONE, GONE_LOOKBACK, HeldCall, KillState, Remembered, Resolution, _already,
-                                       _held, _killed, _remembered, chain_row, edited_json, new_id,
+                                       _held, _killed, _remembered, attach_votes, chain_row, edited_json, new_id,
                                        remembered_values, transition_audit, USER_CHANGES)
-from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
+from signoff.approvals.votes import Ballot, count
+from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError, VoteRefusedError
 from signoff.model import canonical_json
 
 log = logging.getLogger("signoff.store_pg")
@@ -60,6 +62,12 @@ IDLE_IN_TRANSACTION_MS = 10_000
 
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 """The database's clock: every host's leases are measured by the same one."""
+
+
+def clean_ballot(ballot: Ballot) -> Ballot:
+    """The ballot as stored (text PostgreSQL accepts), before it is compared with stored votes."""
+    return replace(ballot, person=text(ballot.person), by=text(ballot.by), reason=text(ballot.reason),
+                   roles=tuple(text(r) for r in ballot.roles))
 
 
 class _Tx:
@@ -88,7 +96,7 @@ class PgStore:
     """The PostgreSQL implementation of `Store` (see the module docstring)."""
 
     reread_seconds = REREAD_SECONDS
-    witness = None
+    witness: Path | None = None
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000):
         self.url = url
@@ -151,7 +159,7 @@ class PgStore:
                 tx = _Tx(conn)
                 yield tx
                 if tx.audit:
-                    row = conn.execute("SELECT id, hash FROM audit_head FOR UPDATE").fetchone()
+                    row = cast(dict[str, Any], conn.execute("SELECT id, hash FROM audit_head FOR UPDATE").fetchone())
                     head = (row["id"], row["hash"])
                     with conn.pipeline():
                         for content in tx.audit:
@@ -172,7 +180,7 @@ class PgStore:
     def _read(self, query: Any, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
             with self._reads.connection() as conn:
-                return conn.execute(query, params).fetchall()
+                return cast(list[dict[str, Any]], conn.execute(query, params).fetchall())  # dict_row pools
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail("read", exc) from exc
 
@@ -214,7 +222,8 @@ class PgStore:
     def queue_signature(self) -> str:
         rows = self._read("SELECT id, deadline FROM held WHERE status = 'pending' ORDER BY created")
         kill = self._read_one("SELECT value FROM state WHERE key = 'kill'")
-        return canonical_json([[r["id"], r["deadline"]] for r in rows] + [kill["value"] if kill else None])
+        last_vote = self._read_one("SELECT max(id) AS id FROM votes")["id"]  # type: ignore[index]
+        return canonical_json([[r["id"], r["deadline"]] for r in rows] + [kill["value"] if kill else None, last_vote])
 
     # ------------------------------------------------------------------ liveness: heartbeat leases
 
@@ -361,6 +370,42 @@ class PgStore:
                 self._transition(tx, held, Resolution("abandoned", "signoff", "signoff", gone))
             error = _already(_held(tx.one("SELECT * FROM held WHERE id = %s", (held_id,))))  # type: ignore[arg-type]
         raise error  # after the commit: an abandonment stays recorded
+
+    def vote(self, held_id: str, ballot: Ballot) -> HeldCall:
+        """As SQLiteStore.vote: the vote, its audit row, the re-count (votes.count) and the call's
+        resolution in one transaction; the held row is locked first (FOR UPDATE), so votes on one
+        call queue there and each re-count sees every vote committed before it."""
+        with self._write("vote in") as tx:
+            row = tx.one("SELECT * FROM held WHERE id = %s FOR UPDATE", (text(held_id),))
+            if row is None:
+                raise UnknownCallError(f"no held call {held_id}")
+            held = _held(row)
+            gone = self._gone(tx.conn, held) if held.status == "pending" and held.hold_mode == "wait" else None
+            if held.status != "pending" or gone is not None:
+                if gone is not None:
+                    held = self._transition(tx, held, Resolution("abandoned", "signoff", "signoff", gone)) or held
+                error: Exception = _already(held)
+            else:
+                rows = tx.conn.execute("SELECT * FROM votes WHERE held_id = %s ORDER BY id", (held.id,)).fetchall()
+                counted = count(held, rows, clean_ballot(ballot), time.time())
+                self._append(tx, counted.audit)
+                if counted.refused is None:
+                    vote = clean(counted.row)
+                    tx.conn.execute(insert("votes", vote), list(vote.values()))
+                    tx.topics.add(held.id)  # pages and CLIs waiting on this call see the vote
+                    resolution = counted.resolution
+                    done = held if resolution is None else self._transition(tx, held, resolution)
+                    if done is None:
+                        raise AssertionError(f"{held.id} left pending inside the vote's transaction")
+                    return replace(done, votes=(*rows, vote))
+                error = VoteRefusedError(counted.refused)
+        raise error  # after the commit: the refused vote's audit row (or the abandonment) stays
+
+    def with_votes(self, calls: Sequence[HeldCall]) -> list[HeldCall]:
+        wanted = [h.id for h in calls if not h.requirements.default]
+        if not wanted:
+            return list(calls)
+        return attach_votes(calls, self._read("SELECT * FROM votes WHERE held_id = ANY(%s) ORDER BY id", (wanted,)))
 
     def resolve_many(self, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
         with self._write() as tx:

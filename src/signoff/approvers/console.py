@@ -51,6 +51,7 @@ def render_held(held: HeldCall, *, now: float | None = None, history: int = 5, w
         lines.append(f"   from: {who}")
     if not held.requirements.default:
         lines.append(f"   needs: {held.requirements.describe()}")
+        lines.append(clean(f"   votes: {held.progress}"))
     text = json_text(fold(dict(shown.arguments)), indent=2)  # redacted, recipient/path/command before bodies
     lines.append("   arguments:")
     lines.extend(f"     {line}" for line in text.splitlines())

@@ -8,6 +8,7 @@
     3    the shared store cannot be used
     4    nobody waits for the call any more (its client stopped waiting, or its proxy is gone)
     5    team mode: no token, a token naming nobody, or a person whose roles may not decide the call
+         (or whose vote cannot count: not_self, already approved)
     130  interrupted (Ctrl-C)
 
 The message is one line on stderr, `signoff: ...`, with untrusted text escaped (`termsafe.clean`).
@@ -22,7 +23,7 @@ from typing import NoReturn
 import typer
 
 from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, SignoffError, StoreError, TeamError,
-                            UnknownCallError)
+                            UnknownCallError, VoteRefusedError)
 from signoff.termsafe import clean
 
 EXIT_UNKNOWN, EXIT_USAGE, EXIT_ALREADY, EXIT_STORE, EXIT_GONE, EXIT_AUTH, EXIT_INTERRUPTED = 1, 2, 2, 3, 4, 5, 130
@@ -46,6 +47,8 @@ def exits(unknown_hint: str = "") -> Iterator[None]:
         fail(exc, EXIT_GONE)
     except AlreadyDecidedError as exc:
         fail(exc, EXIT_ALREADY)
+    except VoteRefusedError as exc:  # team mode: the role, not_self, or this person already approved
+        fail(exc, EXIT_AUTH)
     except StoreError as exc:
         fail(exc, EXIT_STORE)
     except TeamError as exc:

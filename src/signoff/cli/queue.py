@@ -80,12 +80,15 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
                    + (f", {clean(c.who)}" if c.who else f", client {clean(c.client)}" if c.client else ""))
         if not c.requirements.default:
             typer.echo(f"  needs {c.requirements.describe()}")
+            typer.echo(clean(f"  votes: {c.progress}"))
         typer.echo(for_held(c).as_text(width, indent="  "))
 
 
-def _person(broker: Any, held_id: str, token: str | None) -> str | None:
+def _person(broker: Any, held_id: str, token: str | None) -> Any:
     """Team mode (someone was added with `signoff user add`): the deciding person, named by their
-    token (--token or SIGNOFF_TOKEN) and allowed by their roles; otherwise None (the OS user)."""
+    token (--token or SIGNOFF_TOKEN) and allowed by their roles; otherwise None (the OS user).
+    A call decided by votes (approvers / quorum / not_self) is judged by the store instead, which
+    keeps a refused vote in the audit trail."""
     import os
 
     from signoff.team.users import People, approval_of, eligible
@@ -99,10 +102,10 @@ def _person(broker: Any, held_id: str, token: str | None) -> str | None:
               if not (token or os.environ.get("SIGNOFF_TOKEN")) else "team mode: this token names nobody "
               "(removed, or mistyped)", EXIT_AUTH)
     held = broker.store.get_held(held_id)
-    problem = None if held is None else eligible(person.roles, approval_of(held))
+    problem = None if held is None or not held.requirements.default else eligible(person.roles, approval_of(held))
     if problem:
         fail(f"{person.name}: {problem}", EXIT_AUTH)
-    return person.by
+    return person
 
 
 def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,
@@ -117,11 +120,13 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
             fail("--arguments must be a JSON object", EXIT_USAGE)
     broker = _broker()
     with exits(unknown_hint=" (see `signoff pending`)"):
-        by = _person(broker, held_id, token)
-        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited, by=by,
-                             remember=remember.value if remember else None)
+        person = _person(broker, held_id, token)
+        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
+                             by=person.by if person else None, remember=remember.value if remember else None,
+                             person=person.name if person else None, roles=person.roles if person else None)
     extra = f" ({clean(reason)})" if reason else ""
-    typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}")
+    votes = f": {clean(held.progress)}" if held.progress else ""  # team mode: "approved by alice (1 of 2)"
+    typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}{votes}")
     if edited is not None:
         typer.echo(f"with edited arguments: {json_text(held.edited_arguments or edited, sort_keys=True)}")
     if remember:

@@ -97,6 +97,8 @@ class _Request:
             if b"content-length" not in names:
                 self.chunked = True
                 head.append(b"transfer-encoding: chunked\r\n")
+            if not self.complete:  # answered before the whole body arrived: finished() closes the connection
+                self.keep_alive = False
             if not self.keep_alive:
                 head.append(b"connection: close\r\n")
             head.append(b"\r\n")

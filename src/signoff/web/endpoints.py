@@ -15,7 +15,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from signoff.approvals.audit import DECISIONS
 from signoff.approvals.broker import Broker
-from signoff.errors import AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError
+from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError,
+                            VoteRefusedError)
 from signoff.web import dashboard, policy_edit
 from signoff.web.dashboard import Filter
 from signoff.web.middleware import active_team, owner_only, posted, refuse, with_csrf
@@ -71,6 +72,11 @@ async def api_held(request: Request) -> Response:
     return JSONResponse(await anyio.to_thread.run_sync(lambda: ui.held_view(held, access=access)))
 
 
+def decided_by(row: dict[str, Any]) -> list[str]:
+    """Who a row names: one person, or every approver of a call decided by votes (`user:a, user:b`)."""
+    return str(row.get("decided_by") or "").split(", ")
+
+
 @owner_only
 async def api_audit(request: Request) -> Response:
     from signoff.approvals.audit import AuditLog
@@ -81,8 +87,8 @@ async def api_audit(request: Request) -> Response:
     rows = await anyio.to_thread.run_sync(
         lambda: AuditLog(store).query(tool=q.get("tool") or None, decision=q.get("decision") or None))
     present = dashboard.facets(dashboard.row_values(r) for r in rows)
-    present["by"] = sorted({str(r["decided_by"]) for r in rows if r.get("decided_by")})
-    rows = [r for r in rows if (by is None or r.get("decided_by") == by) and only.keeps_row(r)]
+    present["by"] = sorted({who for r in rows for who in decided_by(r) if who})
+    rows = [r for r in rows if (by is None or by in decided_by(r)) and only.keeps_row(r)]
     return JSONResponse({"rows": rows[-500:][::-1], "facets": present})
 
 
@@ -137,6 +143,8 @@ def team_refusal(request: Request, held_id: str, action: str = "decide") -> str 
     if action != "decide":
         return team.action_refusal(access, action)
     held = request.app.state.ui.store.get_held(held_id)
+    if held is not None and not held.requirements.default and access.user:
+        return None  # decided by votes: the store judges the person's roles and audits a refusal
     return None if held is None else team.decision_refusal(access, held)
 
 
@@ -158,7 +166,10 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
     try:
         held = await anyio.to_thread.run_sync(lambda: ui.broker.decide(
             held_id, bool(body.get("approve")), reason=(body.get("reason") or None), channel="web", by=access.by,
-            arguments=arguments, remember=(body.get("remember") or None) if access.full else None))
+            arguments=arguments, remember=(body.get("remember") or None) if access.full else None,
+            person=access.user, roles=access.roles))
+    except VoteRefusedError as exc:  # the wrong role, not_self, or this person already approved
+        return with_csrf(guard, {"error": str(exc)}, 403)
     except UnknownCallError as exc:
         return with_csrf(guard, {"error": str(exc)}, 404)
     except CallGoneError:  # nobody waits for it: say so plainly, and how the page shows it
@@ -170,7 +181,8 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
     except (DecisionError, StoreError) as exc:
         return with_csrf(guard, {"error": str(exc)}, 400)
     return with_csrf(guard, {"ok": True, "status": held.status, "id": held.id, "qualified": held.qualified,
-                             "decided_at": held.decided_at, "by": held.decided_by})
+                             "decided_at": held.decided_at, "by": held.decided_by,
+                             "progress": held.progress_view()})
 
 
 @posted(owner=True)

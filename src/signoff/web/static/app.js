@@ -254,6 +254,15 @@ function setupEditor(node, held) {
   });
 }
 
+function showNeeds(node, held) {
+  // Who may approve and, in team mode, the votes so far ("Votes: approved by alice (1 of 2)").
+  $(".needs", node).textContent = held.needs ? `Needs ${held.needs}` : "";
+  $(".needs", node).hidden = !held.needs;
+  const progress = held.progress && held.progress.text;
+  $(".votes", node).textContent = progress ? `Votes: ${progress}` : "";
+  $(".votes", node).hidden = !progress;
+}
+
 function renderHeld(held) {
   const node = $("#held-template").content.firstElementChild.cloneNode(true);
   node.dataset.id = held.id;
@@ -262,8 +271,7 @@ function renderHeld(held) {
   node.dataset.onTimeout = held.on_timeout || "deny";
   $(".tool", node).textContent = visible(held.qualified);
   $(".who", node).textContent = held.who ? visible(held.who) : "";
-  $(".needs", node).textContent = held.needs ? `Needs ${held.needs}` : "";
-  $(".needs", node).hidden = !held.needs;
+  showNeeds(node, held);
   const risk = $(".risk", node);
   risk.textContent = `risk: ${held.risk}`;
   risk.title = held.risk_why;
@@ -375,6 +383,11 @@ async function decide(held, approve, extra, onError) {
     return;
   }
   const node = document.getElementById(`call-${held.id}`);
+  if (done.status === "pending") {  // a vote that counted; the call waits for more people
+    if (node) showNeeds(node, { needs: held.needs, progress: done.progress });
+    say(`Your vote counted: ${visible(held.qualified)} (${held.id}) ${done.progress ? done.progress.text : "still waits"}.`);
+    return;
+  }
   if (node) node.remove();
   confirmDecision(held, done);
   updateCount(waitingCount());
@@ -403,6 +416,7 @@ function renderQueue(state) {
   const have = new Set([...list.children].map((n) => n.dataset.id));
   for (const held of state.pending) {
     if (!have.has(held.id)) list.appendChild(renderHeld(held));
+    else showNeeds(document.getElementById(`call-${held.id}`), held);  // a vote since: the count moved
     if (!seen.has(held.id)) {
       seen.add(held.id);
       if (window.Notification && Notification.permission === "granted" && document.hidden)
