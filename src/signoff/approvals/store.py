@@ -129,6 +129,9 @@ class Store(Protocol):
     default) or `PgStore` (store_pg.py: a team's PostgreSQL server, many machines)."""
 
     reread_seconds: float
+    remote: bool
+    """The store is a database server (a write may wait on the network and on other hosts'
+    locks): the relay then keeps store calls off its event loop."""
     """A waiting hold re-reads its row at least this often even if no change was signalled."""
     witness: Path | None
     """The audit head witness file beside the store (None: no local witness)."""
@@ -182,6 +185,7 @@ class SQLiteStore:
     """The SQLite implementation of `Store`, at `paths.db_path()` unless told otherwise."""
 
     reread_seconds = 1.0
+    remote = False  # a local file: a check takes microseconds, a thread hop would cost more
 
     def __init__(self, path: str | Path | None = None, *, background_checkpoints: bool = False,
                  busy_timeout_ms: int = BUSY_TIMEOUT_MS):

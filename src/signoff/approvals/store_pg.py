@@ -96,6 +96,7 @@ class PgStore:
     """The PostgreSQL implementation of `Store` (see the module docstring)."""
 
     reread_seconds = REREAD_SECONDS
+    remote = True
     witness: Path | None = None
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000):
