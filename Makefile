@@ -24,6 +24,7 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed node_modules/.installed
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q
 

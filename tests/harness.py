@@ -9,11 +9,11 @@ from typing import Any
 
 import anyio
 
-from signoff.relay import jsonrpc
-from signoff.serve.stdio import dispatch_client_frame
 from signoff.gate import Gate
+from signoff.relay import jsonrpc
 from signoff.relay.proxy import Proxy
 from signoff.relay.upstream import ServerSpec
+from signoff.serve.stdio import dispatch_client_frame
 
 WAIT = 30
 
@@ -59,7 +59,11 @@ class Harness:
     async def initialize(self) -> dict[str, Any]:
         answer = await self.request(
             "initialize",
-            {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "harness", "version": "1"}},
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"elicitation": {}},
+                "clientInfo": {"name": "harness", "version": "1"},
+            },
         )
         await self.send(jsonrpc.notification("notifications/initialized"))
         return answer

@@ -27,18 +27,26 @@ WAIT = 30.0
 class RawClient:
     """A minimal MCP client over a `signoff run` subprocess's stdin/stdout."""
 
-    def __init__(self, tmp_path: Path, policy: str = POLICY, *, client: str = "raw-test-client",
-                 server: tuple[str, ...] = ()):
+    def __init__(self, tmp_path: Path, policy: str = POLICY, *, client: str = "raw-test-client", server: tuple[str, ...] = ()):
         path = tmp_path / "policy.yaml"
         path.write_text(policy)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server(*server)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines: list[dict[str, Any]] = []
         self._got = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
-        self.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": client, "version": "1"}}})
+        self.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": client, "version": "1"}},
+            }
+        )
         self.answer(0)
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
@@ -55,8 +63,7 @@ class RawClient:
         self.proc.stdin.flush()
 
     def call(self, request_id: int, tool: str, arguments: dict[str, Any]) -> None:
-        self.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-                   "params": {"name": tool, "arguments": arguments}})
+        self.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 
     def answer(self, request_id: int, timeout: float = WAIT) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

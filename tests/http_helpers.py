@@ -17,8 +17,12 @@ import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 
 
 def children(pid: int) -> list[int]:
@@ -54,20 +58,40 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(command: list[str], *options: str, bind: str = "127.0.0.1:0", env: dict[str, str] | None = None,
-                  python_options: tuple[str, ...] = ()) -> AsyncIterator[Served]:
+async def serving(
+    command: list[str],
+    *options: str,
+    bind: str = "127.0.0.1:0",
+    env: dict[str, str] | None = None,
+    python_options: tuple[str, ...] = (),
+) -> AsyncIterator[Served]:
     """`signoff run --http BIND [options] -- command` (no `--` for an empty command, e.g. with
     --config); yields once it listens, stops it after."""
     proc = await anyio.open_process(
-        [sys.executable, *python_options, "-m", "signoff", "run", "--http", bind, *options, *(["--", *command] if command else [])],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        [
+            sys.executable,
+            *python_options,
+            "-m",
+            "signoff",
+            "run",
+            "--http",
+            bind,
+            *options,
+            *(["--", *command] if command else []),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     lines: list[str] = []
     try:
         assert proc.stderr is not None
         reader = BufferedByteReceiveStream(proc.stderr)
         with anyio.fail_after(30):
-            while not (match := re.search(r"at http://(\S+?):(\d+)/mcp", line := (await reader.receive_until(b"\n", 1 << 20)).decode())):
+            while not (
+                match := re.search(r"at http://(\S+?):(\d+)/mcp", line := (await reader.receive_until(b"\n", 1 << 20)).decode())
+            ):
                 lines.append(line)
         lines.append(line)
         port = int(match.group(2))
@@ -113,7 +137,10 @@ async def initialize(client: Any, url: str, **params: Any) -> str:
     response = await client.post(url, content=body(init), headers=HEADERS)
     assert response.status_code == 200, response.text
     session = response.headers["mcp-session-id"]
-    note = await client.post(url, content=body({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-                             headers={**HEADERS, "mcp-session-id": session})
+    note = await client.post(
+        url,
+        content=body({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        headers={**HEADERS, "mcp-session-id": session},
+    )
     assert note.status_code == 202
     return session

@@ -30,9 +30,14 @@ def bindir() -> Path | None:
         found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
         if found:
             candidates.append(Path(found))
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                                           key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
-                                           reverse=True)]
+    candidates += [
+        Path(p)
+        for p in sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"),
+            key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+            reverse=True,
+        )
+    ]
     for path in candidates:
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
             return path
@@ -77,15 +82,25 @@ class PgServer:
             raise RuntimeError(f"{' '.join(args[:2])} failed: {result.stdout}{result.stderr}")
 
     def init(self) -> PgServer:
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "signoff", "--auth=trust", "-E", "UTF8",
-                  "--no-sync", "--no-instructions")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "signoff",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         return self
 
     def start(self) -> PgServer:
-        options = (f"-k {self.dir} -p {self.port} -h 127.0.0.1 -c max_connections=300 -c fsync=off "
-                   "-c shared_buffers=32MB")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
-                  "-w", "-t", "60", "start")
+        options = f"-k {self.dir} -p {self.port} -h 127.0.0.1 -c max_connections=300 -c fsync=off -c shared_buffers=32MB"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "-t", "60", "start"
+        )
         return self
 
     def stop(self, mode: str = "fast") -> None:

@@ -31,4 +31,3 @@ def call(qualified: str, args: dict | None = None, **annotations) -> ToolCall:
 
 def verdict(policy: Policy, c: ToolCall) -> str:
     return policy.evaluate(c).verdict.value
-

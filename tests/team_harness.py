@@ -31,17 +31,42 @@ class StdioProxy:
         self.machine, self.agent = machine, agent
         with open(log or os.devnull, "wb") as stderr:  # the child keeps its own copy
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "signoff", "run", "--policy", str(policy), "--machine", machine, "--agent", agent,
-                 "--", sys.executable, "-m", "signoff.testing"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=dict(env), bufsize=0)
+                [
+                    sys.executable,
+                    "-m",
+                    "signoff",
+                    "run",
+                    "--policy",
+                    str(policy),
+                    "--machine",
+                    machine,
+                    "--agent",
+                    agent,
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "signoff.testing",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=dict(env),
+                bufsize=0,
+            )
         self.answers: dict[int, tuple[float, dict[str, Any]]] = {}
         self.wall: dict[int, float] = {}
         """When each answer arrived, by the wall clock (decisions record `decided_at` by it)."""
         self.duplicates: list[int] = []
         self.lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": agent, "version": "1"}}})
+        self.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": agent, "version": "1"}},
+            }
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -50,8 +75,7 @@ class StdioProxy:
             self.proc.stdin.write(json.dumps(message).encode() + b"\n")
 
     def call(self, request_id: int, tool: str, arguments: dict[str, Any]) -> None:
-        self.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-                   "params": {"name": tool, "arguments": arguments}})
+        self.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -100,8 +124,13 @@ def answer_text(message: dict[str, Any]) -> str:
 def start_page(env: Mapping[str, str], port: int, log: Path) -> subprocess.Popen:
     """`signoff ui --team` on 127.0.0.1:port, up once /signin answers (bounded)."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "signoff", "ui", "--team", "--port", str(port), "--logged"],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=dict(env))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "signoff", "ui", "--team", "--port", str(port), "--logged"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=dict(env),
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -129,9 +158,11 @@ class PagePerson:
         self.name = name
         self.origin = f"http://127.0.0.1:{port}"
         self.http = httpx2.Client(base_url=self.origin, timeout=60, follow_redirects=False)
-        signin = self.http.post("/signin", content=json.dumps(
-            {"name": name, "password": password, "totp": pyotp.TOTP(totp_secret).now()}), headers=self._headers(
-            _csrf(self.http.get("/signin").text)))
+        signin = self.http.post(
+            "/signin",
+            content=json.dumps({"name": name, "password": password, "totp": pyotp.TOTP(totp_secret).now()}),
+            headers=self._headers(_csrf(self.http.get("/signin").text)),
+        )
         assert signin.status_code == 200, signin.text
         self.csrf = _csrf(self.http.get("/").text)
 
@@ -169,8 +200,9 @@ class CliPerson:
         self.token = token
 
     def _signoff(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "signoff", *args], capture_output=True, text=True,
-                              env=self.env, timeout=BOUND, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "signoff", *args], capture_output=True, text=True, env=self.env, timeout=BOUND, check=False
+        )
 
     def pending(self) -> list[str]:
         listed = self._signoff("pending", "--json")
@@ -178,8 +210,7 @@ class CliPerson:
         return [held["id"] for held in json.loads(listed.stdout)]
 
     def decide(self, held_id: str, approve: bool) -> bool:
-        done = self._signoff("approve" if approve else "deny", held_id, "--token", self.token,
-                             "--reason", f"{self.name} decided")
+        done = self._signoff("approve" if approve else "deny", held_id, "--token", self.token, "--reason", f"{self.name} decided")
         if done.returncode == 2:  # already decided: another person was first
             return False
         assert done.returncode == 0 and done.stdout.startswith(("approved ", "denied ")), done.stdout + done.stderr
@@ -191,8 +222,17 @@ def verdict(held_id: str) -> bool:
     return int(held_id.encode().hex(), 16) % 5 != 0
 
 
-def race(person: Any, stop: threading.Event, won: dict[str, tuple[str, float]], lock: threading.Lock,
-         started: threading.Event, *, newest_first: bool = False, seed: int = 0, after: threading.Event | None = None) -> None:
+def race(
+    person: Any,
+    stop: threading.Event,
+    won: dict[str, tuple[str, float]],
+    lock: threading.Lock,
+    started: threading.Event,
+    *,
+    newest_first: bool = False,
+    seed: int = 0,
+    after: threading.Event | None = None,
+) -> None:
     """Decide whatever is pending until `stop`, recording the calls this person won (and when);
     with `after`, start once that is set (the slowest racer goes first, so everyone takes part)."""
     rng = random.Random(seed)
@@ -215,8 +255,9 @@ def race(person: Any, stop: threading.Event, won: dict[str, tuple[str, float]], 
             stop.wait(0.02)
 
 
-def run_racers(people: list[tuple[Any, dict[str, Any]]], done: Callable[[], bool], within: float = BOUND
-               ) -> tuple[dict[str, tuple[str, float]], list[BaseException]]:
+def run_racers(
+    people: list[tuple[Any, dict[str, Any]]], done: Callable[[], bool], within: float = BOUND
+) -> tuple[dict[str, tuple[str, float]], list[BaseException]]:
     """Run `race` for each (person, options) on its own thread until `done()` (bounded); the
     winners and any failure a thread hit. Options: those of `race`, and `first=True`: the others
     start once this person has decided one call."""
@@ -257,4 +298,5 @@ def proxy_env(base: Mapping[str, str], home: Path, store: str | None) -> dict[st
 
 def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")} | {
-        "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        "PYTHONPATH": os.environ.get("PYTHONPATH", "")
+    }

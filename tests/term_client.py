@@ -31,7 +31,7 @@ def modes() -> str:
 
 def main() -> None:
     call, go, client_name = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-    command = sys.argv[sys.argv.index("--") + 1:]
+    command = sys.argv[sys.argv.index("--") + 1 :]
     print("MODES start", modes(), flush=True)
     import termios
 
@@ -41,8 +41,13 @@ def main() -> None:
     termios.tcsetattr(0, termios.TCSANOW, tui)
     print("MODES tui", modes(), flush=True)
     background = {"process_group": 0} if os.environ.get("TERM_CLIENT_BACKGROUND") else {}  # a job not in the foreground
-    proxy = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(go + ".log", "w"),  # noqa: SIM115 - the child owns it until the script ends
-                             **background)
+    proxy = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=open(go + ".log", "w"),  # noqa: SIM115 - the child owns it until the script ends
+        **background,
+    )
     assert proxy.stdin is not None and proxy.stdout is not None
 
     def send(message: dict) -> None:
@@ -58,8 +63,14 @@ def main() -> None:
             if message.get("id") == request_id and ("result" in message or "error" in message):
                 return message
 
-    send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": client_name, "version": "1"}}})
+    send(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": client_name, "version": "1"}},
+        }
+    )
     answer(1)
     send({"jsonrpc": "2.0", "method": "notifications/initialized"})
     send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})

@@ -19,11 +19,13 @@ def fake(name: str, *extra: str) -> ServerSpec:
 
 
 def test_capabilities_are_the_union_and_nothing_more() -> None:
-    merged = merge_capabilities([
-        {"tools": {"listChanged": False}},
-        {"tools": {"listChanged": True}, "resources": {"subscribe": True}},
-        {},
-    ])
+    merged = merge_capabilities(
+        [
+            {"tools": {"listChanged": False}},
+            {"tools": {"listChanged": True}, "resources": {"subscribe": True}},
+            {},
+        ]
+    )
     assert merged == {"tools": {"listChanged": True}, "resources": {"subscribe": True}}
     assert "prompts" not in merged
 

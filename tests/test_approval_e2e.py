@@ -47,6 +47,7 @@ async def call_while(client, tool: str, args: dict, decide) -> types.CallToolRes
     """Make a call that will be held, and run `decide(held)` once it shows up in the queue."""
     result: list[types.CallToolResult] = []
     async with anyio.create_task_group() as tg:
+
         async def make_call() -> None:
             result.append(await client.call_tool(tool, args))
 
@@ -60,8 +61,9 @@ async def test_filesystem_write_only_after_approval(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     target = work / "notes.txt"
-    command = through_signoff(npm_server("server-filesystem", str(work)), "--name", "filesystem",
-                              "--policy", policy_file(tmp_path, FS_POLICY))
+    command = through_signoff(
+        npm_server("server-filesystem", str(work)), "--name", "filesystem", "--policy", policy_file(tmp_path, FS_POLICY)
+    )
     async with connect(command) as client:
         with anyio.fail_after(60):
             listing = await client.call_tool("list_directory", {"path": str(work)})
@@ -103,6 +105,7 @@ async def test_edited_arguments_are_what_runs(tmp_path: Path, store_url: str | N
     target = tmp_path / "edited.txt"
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.write_file'\n")
     async with connect(through_signoff(fake_server(), "--policy", policy)) as client:
+
         async def approve_edited(held) -> None:
             Broker().decide(held.id, True, arguments={"path": str(target), "content": "edited by a human"})
 
@@ -135,10 +138,13 @@ async def test_kill_switch_stops_allowed_and_held_calls(tmp_path: Path, store_ur
 
 async def test_two_proxies_share_one_queue(tmp_path: Path, store_url: str | None) -> None:
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.echo'\n")
-    async with connect(through_signoff(fake_server("--name", "one"), "--name", "one", "--policy", policy)) as first, \
-            connect(through_signoff(fake_server("--name", "two"), "--name", "two", "--policy", policy)) as second:
+    async with (
+        connect(through_signoff(fake_server("--name", "one"), "--name", "one", "--policy", policy)) as first,
+        connect(through_signoff(fake_server("--name", "two"), "--name", "two", "--policy", policy)) as second,
+    ):
         results: dict[str, types.CallToolResult] = {}
         async with anyio.create_task_group() as tg:
+
             async def call(name: str, client) -> None:
                 results[name] = await client.call_tool("echo", {"text": f"from {name}"})
 
@@ -166,6 +172,7 @@ async def test_progress_keeps_the_client_waiting_and_cancel_withdraws(tmp_path: 
             got.set()
 
         async with anyio.create_task_group() as tg:
+
             async def call() -> None:
                 await client.call_tool("echo", {"text": "x"}, progress_callback=on_progress)
 
@@ -188,7 +195,7 @@ async def test_retry_mode_answers_at_once_and_runs_after_approval(tmp_path: Path
         with anyio.fail_after(30):
             first = await client.call_tool("echo", {"text": "retry me"})
             assert first.is_error and "held for the user's approval as" in first.content[0].text
-            held = (await next_pending())
+            held = await next_pending()
             assert held.id in first.content[0].text
             again = await client.call_tool("echo", {"text": "retry me"})
             assert again.is_error and held.id in again.content[0].text  # still waiting
@@ -211,6 +218,7 @@ async def test_observe_mode_holds_nothing_but_records(tmp_path: Path, store_url:
 async def test_remembered_approval_skips_the_next_hold(tmp_path: Path, store_url: str | None) -> None:
     policy = policy_file(tmp_path, "hitl_policies:\n  - tool: '*.echo'\n")
     async with connect(through_signoff(fake_server(), "--policy", policy)) as client:
+
         async def approve_always(held) -> None:
             Broker().decide(held.id, True, remember="tool")
 
@@ -259,6 +267,7 @@ async def test_dialog_decline_denies_and_cancel_leaves_other_channels(tmp_path: 
                 result = await client.call_tool("echo", {"text": "x"})
             assert result.is_error and expected in result.content[0].text
         else:
+
             async def approve_elsewhere(held) -> None:
                 Broker().decide(held.id, True, channel="cli")
 
@@ -308,7 +317,7 @@ async def test_stateless_client_retry_gets_a_decision_made_elsewhere(tmp_path: P
     decided = anyio.Event()
 
     async def dialog(context, params: types.ElicitRequestParams) -> types.ElicitResult:
-        held = (await next_pending())
+        held = await next_pending()
         Broker().decide(held.id, False, reason="decided on the web page", channel="web")
         decided.set()
         return types.ElicitResult(action="accept", content={"decision": "approve"})  # too late: first decision wins

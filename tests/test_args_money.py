@@ -33,7 +33,9 @@ def test_amounts_are_read(value, unit: str, expected) -> None:
     assert found is not None and found.value == Decimal(expected[0]) and found.currency == expected[1]
 
 
-@pytest.mark.parametrize("value", ["1.500,00", "about 20", "twenty", float("nan"), float("inf"), True, None, [1], {"x": 1}, "$", "1e9"])
+@pytest.mark.parametrize(
+    "value", ["1.500,00", "about 20", "twenty", float("nan"), float("inf"), True, None, [1], {"x": 1}, "$", "1e9"]
+)
 def test_unreadable_amounts_are_none(value) -> None:
     assert money.parse(value) is None
 

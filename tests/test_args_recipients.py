@@ -41,8 +41,10 @@ def test_internal_only_if_every_recipient_is(value, external: bool) -> None:
     assert recipients.any_external(recipients.collect(value), INTERNAL) is external
 
 
-POLICY = Policy.from_text("internal_domains: [company.com]\nhitl_policies:\n  - action: send_email\n    condition: recipient_is_external\n",
-                          source="p.yaml")
+POLICY = Policy.from_text(
+    "internal_domains: [company.com]\nhitl_policies:\n  - action: send_email\n    condition: recipient_is_external\n",
+    source="p.yaml",
+)
 
 
 @pytest.mark.parametrize(
@@ -65,4 +67,6 @@ def test_the_reason_names_the_external_recipient() -> None:
     decision = POLICY.evaluate(call("gmail.send_email", {"to": "ann@company.com", "bcc": "eve@evil.example"}))
     assert decision.reason == "sends email to ann@company.com (internal), eve@evil.example (external)"
     assert [(f.kind, f.text, f.risky) for f in decision.facts if f.kind == "recipient"] == [
-        ("recipient", "ann@company.com (internal)", False), ("recipient", "eve@evil.example (external)", True)]
+        ("recipient", "ann@company.com (internal)", False),
+        ("recipient", "eve@evil.example (external)", True),
+    ]

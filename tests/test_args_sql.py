@@ -54,8 +54,9 @@ def test_nosql_operations() -> None:
     assert redis_op(["FLUSHALL"]) == "delete" and redis_op(["SET", "k", "v"]) == "write" and redis_op(["GET", "k"]) == "read"
 
 
-PERMISSIVE = Policy.from_text("hitl_policies:\n  - action: database_delete\n  - action: database_write\n    tables: [users]\n",
-                              source="p.yaml")
+PERMISSIVE = Policy.from_text(
+    "hitl_policies:\n  - action: database_delete\n  - action: database_write\n    tables: [users]\n", source="p.yaml"
+)
 
 
 @pytest.mark.parametrize(

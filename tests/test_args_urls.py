@@ -61,10 +61,13 @@ def test_domains_rules_use_normalised_hosts(args: dict, expected: str) -> None:
 
 
 def test_url_is_external_compares_normalised_hosts() -> None:
-    policy = Policy.from_text("internal_domains: [company.com]\nhitl_policies:\n  - tool: 'fetch.*'\n    condition: url_is_external\n",
-                              source="p.yaml")
+    policy = Policy.from_text(
+        "internal_domains: [company.com]\nhitl_policies:\n  - tool: 'fetch.*'\n    condition: url_is_external\n", source="p.yaml"
+    )
     assert verdict(policy, call("fetch.fetch", {"url": "https://wiki.COMPANY.com./x"})) == "allow"
-    assert verdict(policy, call("fetch.fetch", {"url": "https://wiki.company.com\\@evil.example/"})) == "allow"  # host: wiki.company.com
+    assert (
+        verdict(policy, call("fetch.fetch", {"url": "https://wiki.company.com\\@evil.example/"})) == "allow"
+    )  # host: wiki.company.com
     assert verdict(policy, call("fetch.fetch", {"url": "https://company.com.evil.example/"})) == "ask"
     assert verdict(policy, call("fetch.fetch", {"url": "https://cоmpany.com/"})) == "ask"  # Cyrillic о
     assert verdict(policy, call("fetch.fetch", {"url": "http://exa mple.com/"})) == "ask"

@@ -15,8 +15,8 @@ import pytest
 
 from signoff import paths
 from signoff.approvals.audit import GENESIS, AuditLog, entry, now_iso, parse_since, row_hash
-from signoff.model import ToolCall, canonical_json
 from signoff.approvals.store import Store
+from signoff.model import ToolCall, canonical_json
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -29,8 +29,14 @@ def log(store: Store) -> AuditLog:
 def fill(log: AuditLog, n: int = 6) -> None:
     for i in range(n):
         call = ToolCall("fs", "write_file" if i % 2 else "read_file", {"path": f"/f{i}"}, session="s", client="c")
-        log.append(call, "allowed" if i % 2 == 0 else "denied", reason=f"r{i}", duration_ms=1.5, policy_hash="ph",
-                   rule="hitl_policies[1]")
+        log.append(
+            call,
+            "allowed" if i % 2 == 0 else "denied",
+            reason=f"r{i}",
+            duration_ms=1.5,
+            policy_hash="ph",
+            rule="hitl_policies[1]",
+        )
 
 
 class Raw:

@@ -25,7 +25,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def recipe(boundary: str) -> list[str]:
     """The README's partitioning statements, with its example boundary moved to `boundary`."""
     text = README.read_text()
-    block = text[text.index("**Partitioning the audit trail**"):]
+    block = text[text.index("**Partitioning the audit trail**") :]
     sql = re.search(r"```sql\n(.*?)```", block, re.S).group(1)  # type: ignore[union-attr]
     sql = sql.replace("'2026-12-01'", f"'{boundary}'")
     statements = [re.sub(r"^--.*$", "", s, flags=re.M).strip() for s in sql.split(";")]
@@ -55,8 +55,7 @@ def test_the_readme_partitioning_recipe_keeps_the_chain(pg_server, monkeypatch: 
             own = open_store()
             try:
                 while not stop.is_set():
-                    appended.append(own.append_audit({"server": "s", "tool": f"w{k}", "decision": "allowed",
-                                                      "arguments": "{}"}))
+                    appended.append(own.append_audit({"server": "s", "tool": f"w{k}", "decision": "allowed", "arguments": "{}"}))
             except StoreError as exc:
                 failed.append(exc)
             finally:
@@ -71,8 +70,9 @@ def test_the_readme_partitioning_recipe_keeps_the_chain(pg_server, monkeypatch: 
             for statement in recipe(boundary):
                 conn.execute(statement)
             swapped = len(appended)
-            wait_until(lambda: failed or conn.execute(
-                "SELECT count(*) FROM audit WHERE time >= %s", (boundary,)).fetchone()[0] >= 20)
+            wait_until(
+                lambda: failed or conn.execute("SELECT count(*) FROM audit WHERE time >= %s", (boundary,)).fetchone()[0] >= 20
+            )
         for n in range(20, 45):
             store.append_audit({"server": "s", "tool": f"t{n}", "decision": "allowed", "arguments": "{}"})
         stop.set()
@@ -88,8 +88,7 @@ def test_the_readme_partitioning_recipe_keeps_the_chain(pg_server, monkeypatch: 
         assert len(where) == 2  # the old rows, and the new ones in audit_2026_12 (after 2027: audit_later)
         assert [r["id"] for r in store.audit_rows()] == list(range(1, total + 1))
         assert AuditLog(store).verify() == (total, None)
-        verify = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], capture_output=True, text=True,
-                                timeout=120)
+        verify = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], capture_output=True, text=True, timeout=120)
         assert verify.returncode == 0, verify.stdout + verify.stderr
         # tampering with an old partition's row is still found
         with psycopg.connect(url, autocommit=True) as conn:

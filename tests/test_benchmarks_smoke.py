@@ -17,9 +17,16 @@ def smoke(script: str, tmp_path: Path, *args: str) -> str:
     env = {**os.environ, "SIGNOFF_HOME": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
-    assert done.returncode == 0, f"{script} --smoke exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, (
+        f"{script} --smoke exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
+    )
     return done.stdout
 
 

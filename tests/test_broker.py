@@ -14,10 +14,10 @@ import anyio
 import pytest
 
 from signoff.approvals.broker import Broker, Outcome
+from signoff.approvals.store import HeldCall, Store, open_store
 from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.approvals.store import HeldCall, Store, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -43,8 +43,9 @@ async def held_in(broker: Broker, count: int = 1) -> list[HeldCall]:
     return await until(lambda: len(p := broker.pending()) >= count and p)
 
 
-async def run_hold(broker: Broker, results: list[Outcome], call: ToolCall = CALL, decision: Decision = ASK,
-                   **kwargs: Any) -> None:
+async def run_hold(
+    broker: Broker, results: list[Outcome], call: ToolCall = CALL, decision: Decision = ASK, **kwargs: Any
+) -> None:
     results.append(await broker.hold(call, decision, **kwargs))
 
 
@@ -61,8 +62,10 @@ async def test_approval_from_another_process_reaches_hold_within_250ms(broker: B
     async with anyio.create_task_group() as tg:
         tg.start_soon(holder)
         (held,) = await held_in(broker)
-        code = ("import sys; from signoff.approvals.broker import Broker; "
-                "Broker().decide(sys.argv[1], True, reason='looks fine', by='alice', channel='cli')")
+        code = (
+            "import sys; from signoff.approvals.broker import Broker; "
+            "Broker().decide(sys.argv[1], True, reason='looks fine', by='alice', channel='cli')"
+        )
         with anyio.fail_after(60):
             await anyio.run_process([sys.executable, "-c", code, held.id], env={**os.environ, "PYTHONPATH": SRC})
         decided = time.monotonic()
@@ -113,7 +116,15 @@ async def test_on_timeout_allow_approves_when_the_clock_runs_out(broker: Broker)
 
 def test_timeouts_read_as_people_say_them() -> None:
     assert [format_duration(s) for s in (300, 90, 3600, 5400, 30, 0.5, 86400, 0)] == [
-        "5m", "1m30s", "1h", "1h30m", "30s", "0.5s", "1d", "0s"]
+        "5m",
+        "1m30s",
+        "1h",
+        "1h30m",
+        "30s",
+        "0.5s",
+        "1d",
+        "0s",
+    ]
 
 
 async def test_default_timeout_is_five_minutes(broker: Broker) -> None:
@@ -134,7 +145,8 @@ async def test_kill_switch_reaches_a_waiting_hold_and_refuses_new_ones(broker: B
         killed = other.kill("agent went rogue", by="carol")
         assert len(killed) == 2
     assert [(o.status, o.reason, o.decided_by, o.channel) for o in results] == [
-        ("killed", "agent went rogue", "carol", "kill")] * 2
+        ("killed", "agent went rogue", "carol", "kill")
+    ] * 2
     state = await until(lambda: (s := broker.kill_state()).on and s)
     assert (state.reason, state.by) == ("agent went rogue", "carol")
     outcome = await broker.hold(CALL, ASK)  # while the switch is on, a new hold ends at once
@@ -243,6 +255,7 @@ def test_decide_refuses_nonsense(broker: Broker) -> None:
 
 # ---------------------------------------------------------------------- remembered decisions
 
+
 def test_remember_tool_args_and_session(broker: Broker) -> None:
     other_args = ToolCall("fs", "write_file", {"path": "/etc/passwd"}, session="s1")
     other_session = ToolCall("fs", "write_file", {"path": "/tmp/a.txt"}, session="s2")
@@ -287,6 +300,7 @@ def test_remembered_decisions_render_as_policy_rules(broker: Broker) -> None:
 
 
 # ---------------------------------------------------------------------- hold: retry
+
 
 def test_retry_token_is_bound_to_the_exact_call_and_single_use(broker: Broker) -> None:
     held_id = broker.issue_retry(CALL, ASK, "policy-1")

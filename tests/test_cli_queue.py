@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from signoff import paths
 from signoff.approvals.audit import AuditLog
 from signoff.approvals.broker import Broker
+from signoff.approvals.store import open_store
 from signoff.cli.main import app
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.approvals.store import open_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")
@@ -47,8 +47,12 @@ def test_pending_table_and_json(broker: Broker) -> None:
     assert any('"path": "/tmp/a"' in line for line in rest) and any(ASK.reason in line for line in rest)
     code, out, _ = signoff("pending", "--json")
     (item,) = json.loads(out)
-    assert (item["id"], item["tool"], item["arguments"], item["status"]) == (held_id, "write_file", dict(CALL.arguments),
-                                                                            "pending")
+    assert (item["id"], item["tool"], item["arguments"], item["status"]) == (
+        held_id,
+        "write_file",
+        dict(CALL.arguments),
+        "pending",
+    )
 
 
 def test_approve_deny_exit_codes(broker: Broker) -> None:
@@ -88,8 +92,16 @@ def test_two_processes_approving_and_denying_at_once_exactly_one_wins(broker: Br
     held_id = broker.issue_retry(CALL, ASK)
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": SRC}
-    procs = [subprocess.Popen([sys.executable, "-c", DECIDE, held_id, str(go), verb], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for verb in ("approve", "deny")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", DECIDE, held_id, str(go), verb],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for verb in ("approve", "deny")
+    ]
     go.touch()
     results = [(p.wait(timeout=60), *p.communicate(timeout=60)) for p in procs]
     codes = sorted(code for code, _, _ in results)
@@ -139,8 +151,11 @@ def test_audit_list_filters_and_json(broker: Broker) -> None:
     code, out, _ = signoff("audit")
     assert code == 0 and len(out.splitlines()) == 5  # header + 4 rows
     code, out, _ = signoff("audit", "--json", "--tool", "fs.*")
-    assert [(r["tool"], r["decision"]) for r in json.loads(out)] == [("read_file", "allowed"), ("write_file", "held"),
-                                                                     ("write_file", "denied")]
+    assert [(r["tool"], r["decision"]) for r in json.loads(out)] == [
+        ("read_file", "allowed"),
+        ("write_file", "held"),
+        ("write_file", "denied"),
+    ]
     code, out, _ = signoff("audit", "--json", "--decision", "upstream_error", "--since", "1h")
     assert [r["reason"] for r in json.loads(out)] == ["remote hung up"]
     code, out, _ = signoff("audit", "--json", "--since", "2999-01-01")

@@ -8,8 +8,8 @@ import pytest
 
 from signoff.config import command_name, load_config
 from signoff.durations import parse_duration
-from signoff.runner import server_specs
 from signoff.errors import ConfigError
+from signoff.runner import server_specs
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -19,7 +19,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_servers_and_mcpservers_shapes(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
 mcpServers:
   files:
     command: npx
@@ -36,7 +39,9 @@ mcpServers:
     command: nope
     disabled: true
 policy: balanced
-"""))
+""",
+        )
+    )
     specs = {s.name: s for s in server_specs(config)}
     assert set(specs) == {"files", "remote", "api"}
     assert specs["files"].env == {"DEBUG": "1"} and specs["files"].transport == "stdio"
@@ -45,13 +50,22 @@ policy: balanced
     assert config.policy == "balanced"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("servers:\n  a:\n    comand: x\n", "signoff.yaml:3: servers.a.comand: unknown key 'comand'; allowed here: command, args"),
-    ("servers:\n  a:\n    args: [x]\n", "signoff.yaml:2: servers.a: give either `command`"),
-    ("servers:\n  'bad name':\n    command: x\n", "signoff.yaml:2: servers.bad name: server name 'bad name' may use only"),
-    ("servers:\n  a:\n    command: x\n    timeout: forever\n", "signoff.yaml:4: servers.a.timeout: 'forever' is not a duration"),
-    ("servers: [\n", "signoff.yaml:2: invalid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "servers:\n  a:\n    comand: x\n",
+            "signoff.yaml:3: servers.a.comand: unknown key 'comand'; allowed here: command, args",
+        ),
+        ("servers:\n  a:\n    args: [x]\n", "signoff.yaml:2: servers.a: give either `command`"),
+        ("servers:\n  'bad name':\n    command: x\n", "signoff.yaml:2: servers.bad name: server name 'bad name' may use only"),
+        (
+            "servers:\n  a:\n    command: x\n    timeout: forever\n",
+            "signoff.yaml:4: servers.a.timeout: 'forever' is not a duration",
+        ),
+        ("servers: [\n", "signoff.yaml:2: invalid YAML"),
+    ],
+)
 def test_config_errors_name_file_line_field(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text))

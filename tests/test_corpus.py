@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 PRESETS = ("conservative", "balanced", "permissive")
 INTERNAL = "company.com"
-KEY_TABLES = {"users", "orders", "payments"}          # the seed's balanced block
+KEY_TABLES = {"users", "orders", "payments"}  # the seed's balanced block
 # The seed blocks (tests/corpus/seed/*.yaml) by meaning: action -> when the rule holds the call.
 SEED_RULES: dict[str, dict[str, str]] = {
     "conservative": {"send_email": "all", "api_call": "all", "purchase": "all", "file_delete": "all", "database_write": "all"},
@@ -39,10 +39,10 @@ class Case:
     server: str
     tool: str
     args: dict[str, Any]
-    expect: dict[str, str]                  # policy name ("conservative", "seed:balanced", ...) -> allow | ask
+    expect: dict[str, str]  # policy name ("conservative", "seed:balanced", ...) -> allow | ask
     held_out: bool
     annotations: dict[str, Any] = field(default_factory=dict)
-    arguments: tuple[str, ...] = ()          # the real tool's argument names (the proxy has its schema)
+    arguments: tuple[str, ...] = ()  # the real tool's argument names (the proxy has its schema)
     why: str = ""
 
     @property
@@ -54,20 +54,20 @@ def _seed_expectations(raw: dict[str, Any]) -> dict[str, str]:
     """What each seed block means for this call, from the actions the call really performs."""
     acts = set(raw.get("acts", ()))
     if "database_delete" in acts:
-        acts.add("database_write")                       # a DELETE statement is a database write
+        acts.add("database_write")  # a DELETE statement is a database write
     if "refund" in acts:
-        acts.add("payment")                              # the seed's payment covers refunds
+        acts.add("payment")  # the seed's payment covers refunds
     out = {}
     for block, rules in SEED_RULES.items():
         covering = [(a, when) for a, when in rules.items() if a in acts]
         if not covering:
-            continue                                     # the block says nothing about this call
+            continue  # the block says nothing about this call
         held = False
         for _action, when in covering:
             if when == "all":
                 held = True
             elif when == "external":
-                held |= raw.get("ext", True)             # no recipient found counts as external
+                held |= raw.get("ext", True)  # no recipient found counts as external
             elif when == "amount>100":
                 held |= "amount" not in raw or float(raw["amount"]) > 100
             elif when == "tables":
@@ -96,12 +96,24 @@ def load_corpus() -> list[Case]:
                 entry = catalog.lookup(doc["catalog"], raw["tool"])
                 annotations = dict(entry.annotations) if entry else {}
                 arguments = entry.arguments if entry else ()
-            cases.append(Case(path.name, doc["server"], raw["tool"], raw.get("args") or {}, expect, held_out,
-                              annotations, arguments, raw.get("why", "")))
+            cases.append(
+                Case(
+                    path.name,
+                    doc["server"],
+                    raw["tool"],
+                    raw.get("args") or {},
+                    expect,
+                    held_out,
+                    annotations,
+                    arguments,
+                    raw.get("why", ""),
+                )
+            )
     return cases
 
 
 # ---- the corpus itself is sound -----------------------------------------------------------------
+
 
 def test_corpus_size_and_spread() -> None:
     cases = load_corpus()
@@ -163,6 +175,7 @@ def test_expectations_nest_from_permissive_to_conservative() -> None:
 
 # ---- how the engine judges them ----------------------------------------------------------------
 
+
 def _policy_text(name: str) -> str:
     if name.startswith("seed:"):
         text = (CORPUS / "seed" / f"{name[5:]}.yaml").read_text()
@@ -205,7 +218,7 @@ def evaluate(name: str, cases: Iterable[Case]) -> Score:
         expected = c.expect.get(name)
         if expected is None:
             continue
-        if policy is None:                               # nothing is held: every expected hold is a miss
+        if policy is None:  # nothing is held: every expected hold is a miss
             score.expected_holds += expected == "ask"
             score.expected_allows += expected == "allow"
             if expected == "ask" and not score.misses:
@@ -246,14 +259,18 @@ def report(cases: list[Case] | None = None) -> dict[tuple[str, bool], Score]:
 def format_report(scores: dict[tuple[str, bool], Score], detail: int = 15) -> str:
     lines = ["policy              servers    recall        false holds"]
     for (name, held_out), s in scores.items():
-        lines.append(f"{name:<19} {'held-out' if held_out else 'catalog':<10} "
-                     f"{s.recall:6.1%} ({s.held}/{s.expected_holds})  {s.false_hold_rate:6.1%} ({s.false_holds}/{s.expected_allows})")
+        lines.append(
+            f"{name:<19} {'held-out' if held_out else 'catalog':<10} "
+            f"{s.recall:6.1%} ({s.held}/{s.expected_holds})  {s.false_hold_rate:6.1%} ({s.false_holds}/{s.expected_allows})"
+        )
     for (name, held_out), s in scores.items():
         where = "held-out" if held_out else "catalog"
         for title, items in (("misses", s.misses), ("false holds", s.wrong_holds)):
             if items:
                 lines.append(f"-- {name} {where} {title} ({len(items)}):")
-                lines += [f"   {m}" for m in items[:detail]] + ([f"   ... {len(items) - detail} more"] if len(items) > detail else [])
+                lines += [f"   {m}" for m in items[:detail]] + (
+                    [f"   ... {len(items) - detail} more"] if len(items) > detail else []
+                )
     return "\n".join(lines)
 
 
@@ -282,8 +299,11 @@ def test_held_out_servers_by_heuristics_alone(name: str, scores) -> None:
     s = scores[(name, True)]
     assert s.recall >= HELD_OUT_MIN_RECALL and s.false_hold_rate <= HELD_OUT_MAX_FALSE_HOLDS, (
         f"{name} held-out: recall {s.recall:.1%} (floor {HELD_OUT_MIN_RECALL:.0%}), false holds "
-        f"{s.false_hold_rate:.1%} (ceiling {HELD_OUT_MAX_FALSE_HOLDS:.0%})\n  misses: " + "\n  ".join(s.misses)
-        + "\n  false holds: " + "\n  ".join(s.wrong_holds))
+        f"{s.false_hold_rate:.1%} (ceiling {HELD_OUT_MAX_FALSE_HOLDS:.0%})\n  misses: "
+        + "\n  ".join(s.misses)
+        + "\n  false holds: "
+        + "\n  ".join(s.wrong_holds)
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,12 @@ def broker() -> Broker:
 
 @pytest.fixture
 def calls(broker: Broker) -> dict[str, str]:
-    return {"m1-ci": hold(broker, "laptop-1", "ci-bot"), "m2-dev": hold(broker, "laptop-2", "dev"),
-            "m1-dev-git": hold(broker, "laptop-1", "dev", "git"), "old": hold_without_identity(broker)}
+    return {
+        "m1-ci": hold(broker, "laptop-1", "ci-bot"),
+        "m2-dev": hold(broker, "laptop-2", "dev"),
+        "m1-dev-git": hold(broker, "laptop-1", "dev", "git"),
+        "old": hold_without_identity(broker),
+    }
 
 
 def hold_without_identity(broker: Broker) -> str:
@@ -135,26 +139,73 @@ def test_the_history_is_narrowed_by_machine_agent_server_and_person(broker: Brok
 
 
 def test_the_proxies_view_lists_machines_agents_servers_policy_and_marks_stale_ones(broker: Broker) -> None:
-    note_proxy(broker, "balanced", "abcdef0123456789ff", ("git", "filesystem"),
-               IdentityStamp({"machine": "build-1", "agent": "ci-bot", "owner": "ann"}))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    note_proxy(
+        broker,
+        "balanced",
+        "abcdef0123456789ff",
+        ("git", "filesystem"),
+        IdentityStamp({"machine": "build-1", "agent": "ci-bot", "owner": "ann"}),
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     here = socket.gethostname()
-    broker.store.note_proxy({"pid": int(dead), "host": here, "source": "strict", "kind": "preset", "hash": "0" * 16,
-                             "servers": ["time"], "noted_at": 1.0, "machine": "old-box", "agent": "gone-bot",
-                             "owner": ""}, lambda pid: True)
-    broker.store.note_proxy({"pid": 4242, "host": "elsewhere", "source": "p.yaml", "kind": "file", "hash": "1" * 16,
-                             "servers": ["git"], "noted_at": 2.0, "machine": "remote", "agent": HOSTILE, "owner": ""},
-                            lambda pid: True)
+    broker.store.note_proxy(
+        {
+            "pid": int(dead),
+            "host": here,
+            "source": "strict",
+            "kind": "preset",
+            "hash": "0" * 16,
+            "servers": ["time"],
+            "noted_at": 1.0,
+            "machine": "old-box",
+            "agent": "gone-bot",
+            "owner": "",
+        },
+        lambda pid: True,
+    )
+    broker.store.note_proxy(
+        {
+            "pid": 4242,
+            "host": "elsewhere",
+            "source": "p.yaml",
+            "kind": "file",
+            "hash": "1" * 16,
+            "servers": ["git"],
+            "noted_at": 2.0,
+            "machine": "remote",
+            "agent": HOSTILE,
+            "owner": "",
+        },
+        lambda pid: True,
+    )
     released = ProxyLease(lease_dir(broker.store))  # a live pid whose lease was given back: a reused pid
     released.release()
-    broker.store.note_proxy({"pid": os.getppid(), "host": here, "source": "strict", "kind": "preset", "hash": "2" * 16,
-                             "servers": ["time"], "noted_at": 3.0, "machine": "reused", "agent": "a", "owner": "",
-                             "lease": str(released.path)}, lambda pid: True)
+    broker.store.note_proxy(
+        {
+            "pid": os.getppid(),
+            "host": here,
+            "source": "strict",
+            "kind": "preset",
+            "hash": "2" * 16,
+            "servers": ["time"],
+            "noted_at": 3.0,
+            "machine": "reused",
+            "agent": "a",
+            "owner": "",
+            "lease": str(released.path),
+        },
+        lambda pid: True,
+    )
     client, _ = logged_in(broker)
     listed = client.get("/api/proxies").json()["proxies"]
     assert [(p["machine"], p["state"], p["stale"]) for p in listed] == [
-        ("build-1", "live", False), ("remote", "unknown", False), ("old-box", "gone", True), ("reused", "gone", True)]
+        ("build-1", "live", False),
+        ("remote", "unknown", False),
+        ("old-box", "gone", True),
+        ("reused", "gone", True),
+    ]
     live = listed[0]
     assert live["agent"] == "ci-bot" and live["owner"] == "ann" and live["servers"] == ["git", "filesystem"]
     assert live["policy"] == "balanced" and live["policy_hash"] == "abcdef012345" and live["pid"] == os.getpid()
@@ -174,10 +225,11 @@ def test_team_mode_sends_a_bookmarked_view_through_sign_in_and_back(broker: Brok
     opened = client.get("/", params={"agent": "ci-bot", "machine": HOSTILE})
     assert opened.status_code == 303
     location = opened.headers["location"]
-    assert location.startswith("/signin?next=%2F%3F") and "<" not in location and "/" not in location[len("/signin"):]
+    assert location.startswith("/signin?next=%2F%3F") and "<" not in location and "/" not in location[len("/signin") :]
     assert client.get("/").headers["location"] == "/signin"  # no view: no `next`
-    assert client.get("/", params={"token": TOKEN, "agent": "dev"}).headers["location"] == \
-        "/signin?next=%2F%3Fagent%3Ddev"  # a URL's token is never carried into the sign-in page's URL
+    assert (
+        client.get("/", params={"token": TOKEN, "agent": "dev"}).headers["location"] == "/signin?next=%2F%3Fagent%3Ddev"
+    )  # a URL's token is never carried into the sign-in page's URL
     assert client.get(location).status_code == 200
 
 

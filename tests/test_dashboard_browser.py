@@ -29,16 +29,23 @@ async def test_narrow_the_queue_by_agent_bookmark_it_and_see_both_proxies(tmp_pa
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     broker = Broker()
-    evil = broker.issue_retry(ToolCall("files", "write_file", {"path": "/tmp/e"}, identity=Identity("box", HOSTILE, "")),
-                              Decision(Verdict.ASK, "writing", "r", 300), "hash")
-    async with approval_page(policy) as url, browser_page() as page, \
-            connect(proxy(policy, "ci-bot", "build-1")) as ci, connect(proxy(policy, "dev", "laptop-ann")) as dev:
+    evil = broker.issue_retry(
+        ToolCall("files", "write_file", {"path": "/tmp/e"}, identity=Identity("box", HOSTILE, "")),
+        Decision(Verdict.ASK, "writing", "r", 300),
+        "hash",
+    )
+    async with (
+        approval_page(policy) as url,
+        browser_page() as page,
+        connect(proxy(policy, "ci-bot", "build-1")) as ci,
+        connect(proxy(policy, "dev", "laptop-ann")) as dev,
+    ):
         results: dict[str, object] = {}
         async with anyio.create_task_group() as tg:
             for name, client in (("ci", ci), ("dev", dev)):
+
                 async def call(name: str = name, client=client) -> None:
-                    results[name] = await client.call_tool(
-                        "write_file", {"path": str(tmp_path / f"{name}.txt"), "content": name})
+                    results[name] = await client.call_tool("write_file", {"path": str(tmp_path / f"{name}.txt"), "content": name})
 
                 tg.start_soon(call)
             await page.goto(url)
@@ -46,8 +53,12 @@ async def test_narrow_the_queue_by_agent_bookmark_it_and_see_both_proxies(tmp_pa
             try:
                 await until(lambda: _count(cards, 3))
             except TimeoutError:
-                print("DEBUG", await cards.count(), await page.locator("#message").inner_text(),
-                      await page.evaluate("fetch('/api/queue').then(r => r.text())"))
+                print(
+                    "DEBUG",
+                    await cards.count(),
+                    await page.locator("#message").inner_text(),
+                    await page.evaluate("fetch('/api/queue').then(r => r.text())"),
+                )
                 raise
 
             await page.select_option('#narrow select[name="agent"]', "ci-bot")
@@ -113,10 +124,14 @@ async def test_team_mode_a_shared_filtered_link_opens_after_sign_in(tmp_path: Pa
     broker = Broker()
     people = People(broker.store)
     secret, bobs = people.add("alice", ["approver"], PASSWORD), people.add("bob", ["approver"], PASSWORD)
-    held = {agent: broker.issue_retry(ToolCall("files", "write_file", {"path": f"/tmp/{agent}"},
-                                               identity=Identity(machine, agent, "")),
-                                      Decision(Verdict.ASK, "writing", "r", 300), "hash")
-            for agent, machine in (("ci-bot", "build-1"), ("dev", "laptop-ann"))}
+    held = {
+        agent: broker.issue_retry(
+            ToolCall("files", "write_file", {"path": f"/tmp/{agent}"}, identity=Identity(machine, agent, "")),
+            Decision(Verdict.ASK, "writing", "r", 300),
+            "hash",
+        )
+        for agent, machine in (("ci-bot", "build-1"), ("dev", "laptop-ann"))
+    }
     async with approval_page(policy) as url, browser_page() as page:
         base = base_of(url)
         await page.goto(base + "/?agent=dev&view=queue")
@@ -128,8 +143,10 @@ async def test_team_mode_a_shared_filtered_link_opens_after_sign_in(tmp_path: Pa
         cards = page.locator("#queue li.held")
         await page.locator(f"#call-{held['dev']}").wait_for(timeout=15000)
         assert page.url.startswith(base + "/?agent=dev")
-        assert await cards.count() == 1 and await page.locator("#filtered-out").inner_text() == \
-            "1 more call waiting outside this filter."
+        assert (
+            await cards.count() == 1
+            and await page.locator("#filtered-out").inner_text() == "1 more call waiting outside this filter."
+        )
 
         bob = await (await page.context.browser.new_context()).new_page()  # another person, another profile
         await bob.goto(base + "/signin?next=//example.com/")  # `next` never leaves the page

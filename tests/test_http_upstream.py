@@ -23,14 +23,17 @@ from signoff.relay.upstream import ServerSpec
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
-
 @asynccontextmanager
 async def everything_over(mode: str) -> AsyncIterator[int]:
     """server-everything serving `mode` (streamableHttp | sse); yields its port once it listens."""
     port = free_port()
     command = npm_server("server-everything", mode)
     async with await anyio.open_process(
-        command, env={**os.environ, "PORT": str(port)}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command,
+        env={**os.environ, "PORT": str(port)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     ) as proc:
         assert proc.stderr is not None
         reader = BufferedByteReceiveStream(proc.stderr)
@@ -67,7 +70,9 @@ async def test_http_upstream(mode: str, transport: str, path: str) -> None:
 async def test_unreachable_http_upstream_is_a_clear_error() -> None:
     spec = ServerSpec(name="remote", url=f"http://127.0.0.1:{free_port()}/mcp", transport="http", startup_timeout=10)
     async with running([spec]) as client:
-        answer = await client.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+        answer = await client.request(
+            "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        )
         assert "error" in answer
         assert "remote" in answer["error"]["message"]
 
@@ -77,8 +82,9 @@ async def test_http_upstream_gets_protocol_version_and_is_resumed() -> None:
     mid-call is resumed with Last-Event-ID, and the client sees every progress step and the answer once."""
     port = free_port()
     script = Path(__file__).parent / "data" / "closing_http_server.py"
-    async with await anyio.open_process([sys.executable, str(script), str(port)], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+    async with await anyio.open_process(
+        [sys.executable, str(script), str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as proc:
         try:
             assert proc.stderr is not None
             with anyio.fail_after(30):
@@ -86,7 +92,9 @@ async def test_http_upstream_gets_protocol_version_and_is_resumed() -> None:
                 spec = ServerSpec(name="closing", url=f"http://127.0.0.1:{port}/mcp", transport="http")
                 async with running([spec]) as client:
                     await client.initialize()
-                    await client.send(jsonrpc.request("c1", "tools/call", {"name": "slow", "arguments": {}, "_meta": {"progressToken": "pt"}}))
+                    await client.send(
+                        jsonrpc.request("c1", "tools/call", {"name": "slow", "arguments": {}, "_meta": {"progressToken": "pt"}})
+                    )
                     answer = await client.wait_for(lambda m: m.get("id") == "c1")
                     assert text_of(answer) == "resumed"
                     steps = [m["params"]["progress"] for m in client.received if m.get("method") == "notifications/progress"]

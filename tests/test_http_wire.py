@@ -70,6 +70,7 @@ async def test_an_answer_sent_before_the_body_arrived_says_connection_close() ->
     the server then closes the connection (the unread body would be parsed as the next request),
     so it must say so, or a keep-alive client reuses the dying connection: its next request
     fails with a read error (seen as a flaky test_refused_requests_spawn_nothing under load)."""
+
     async def app(scope, receive, send) -> None:  # answers without reading the body
         await send({"type": "http.response.start", "status": 415, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"no"})

@@ -19,8 +19,11 @@ async def test_a_card_names_agent_machine_owner_and_the_approval_needed(tmp_path
     policy.write_text("hitl_policies:\n  - tool: '*'\n")
     broker = Broker()
     needs = ApprovalRequirements(2, (("finance",),), True)
-    team = broker.issue_retry(ToolCall("shop", "pay", {"amount": 5}, identity=Identity("laptop-ann", "ci\u202ebot", "ann")),
-                              Decision(Verdict.ASK, "pays", "r", 300, approval=needs), "hash")
+    team = broker.issue_retry(
+        ToolCall("shop", "pay", {"amount": 5}, identity=Identity("laptop-ann", "ci\u202ebot", "ann")),
+        Decision(Verdict.ASK, "pays", "r", 300, approval=needs),
+        "hash",
+    )
     plain = broker.issue_retry(ToolCall("shop", "pay", {"amount": 6}), Decision(Verdict.ASK, "pays", "r", 300), "hash")
     async with approval_page(policy) as url, browser_page() as page:
         card = await card_of(page, url, team)

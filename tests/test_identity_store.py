@@ -63,8 +63,9 @@ def test_entry_takes_the_calls_identity_unless_given_one() -> None:
 def test_held_rows_read_back_identity_and_requirements_and_fail_closed_when_unreadable() -> None:
     broker = Broker()
     needs = ApprovalRequirements(2, (("finance",),), True)
-    held_id = broker.issue_retry(ToolCall("shop", "pay", {"amount": 5}, identity=WHO),
-                                 Decision(Verdict.ASK, "pays", "r", 60, approval=needs), "hash")
+    held_id = broker.issue_retry(
+        ToolCall("shop", "pay", {"amount": 5}, identity=WHO), Decision(Verdict.ASK, "pays", "r", 60, approval=needs), "hash"
+    )
     held = broker.get(held_id)
     assert held.identity == WHO and held.requirements == needs
     assert held.who == "agent ci-bot on build-01 (owner ann)"
@@ -109,10 +110,14 @@ def test_client_names_are_cleaned_and_cut() -> None:
 
 def test_the_page_queue_says_who_and_what_approval_is_needed() -> None:
     broker = Broker()
-    broker.issue_retry(ToolCall("shop", "pay", {"amount": 5}, identity=WHO),
-                       Decision(Verdict.ASK, "pays", "r", 60, approval=ApprovalRequirements(2)), "hash")
-    client = TestClient(create_app(UI(broker, Guard("tok", "127.0.0.1", 8765))), base_url="http://127.0.0.1:8765",
-                        follow_redirects=False)
+    broker.issue_retry(
+        ToolCall("shop", "pay", {"amount": 5}, identity=WHO),
+        Decision(Verdict.ASK, "pays", "r", 60, approval=ApprovalRequirements(2)),
+        "hash",
+    )
+    client = TestClient(
+        create_app(UI(broker, Guard("tok", "127.0.0.1", 8765))), base_url="http://127.0.0.1:8765", follow_redirects=False
+    )
     client.get("/?token=tok")
     [item] = client.get("/api/queue").json()["pending"]
     assert item["who"] == "agent ci-bot on build-01 (owner ann)"
@@ -129,8 +134,11 @@ def test_one_persons_approval_cannot_decide_a_call_that_needs_more() -> None:
     plain = broker.issue_retry(ToolCall("shop", "pay", {"n": 1}), Decision(Verdict.ASK, "pays", "r", 60), "hash")
     assert broker.decide(plain, True, by="ann").status == "approved"
     for needs in (ApprovalRequirements(2), ApprovalRequirements(1, (("finance",),)), ApprovalRequirements(1, (), True)):
-        held_id = broker.issue_retry(ToolCall("shop", "pay", {"n": repr(needs)}, identity=WHO),
-                                     Decision(Verdict.ASK, "pays", "r", 60, approval=needs), "hash")
+        held_id = broker.issue_retry(
+            ToolCall("shop", "pay", {"n": repr(needs)}, identity=WHO),
+            Decision(Verdict.ASK, "pays", "r", 60, approval=needs),
+            "hash",
+        )
         with pytest.raises(DecisionError, match=f"{held_id} needs {needs.describe()}: one person's approval cannot"):
             broker.decide(held_id, True, by="ann", remember="tool")
         assert broker.get(held_id).status == "pending"
@@ -140,8 +148,9 @@ def test_one_persons_approval_cannot_decide_a_call_that_needs_more() -> None:
 
 
 def test_a_remembered_approval_does_not_stand_in_for_a_quorum() -> None:
-    policy = Policy.from_text("hitl_policies:\n  - tool: 'shop.pay'\n  - tool: 'shop.pay'\n"
-                              "    condition: amount > 100\n    quorum: 2\n")
+    policy = Policy.from_text(
+        "hitl_policies:\n  - tool: 'shop.pay'\n  - tool: 'shop.pay'\n    condition: amount > 100\n    quorum: 2\n"
+    )
 
     class Holder:
         def get(self) -> Policy:
@@ -149,7 +158,9 @@ def test_a_remembered_approval_does_not_stand_in_for_a_quorum() -> None:
 
     broker = Broker()
     gate = ApprovalGate(Holder(), broker)
-    first = broker.issue_retry(ToolCall("shop", "pay", {"amount": 5}), policy.evaluate(ToolCall("shop", "pay", {"amount": 5})), "h")
+    first = broker.issue_retry(
+        ToolCall("shop", "pay", {"amount": 5}), policy.evaluate(ToolCall("shop", "pay", {"amount": 5})), "h"
+    )
     broker.decide(first, True, by="ann", remember="tool")
     assert gate.check(ToolCall("shop", "pay", {"amount": 5})).allowed  # remembered: one approver was enough
     big = gate.check(ToolCall("shop", "pay", {"amount": 500}))
@@ -161,9 +172,11 @@ def test_terminals_show_who_made_the_call_and_what_approval_it_needs() -> None:
 
     broker = Broker()
     spoof = Identity("build-01", "ci\u202ebot\x1b[2J", "ann")  # a client-chosen name reaches terminals escaped
-    held_id = broker.issue_retry(ToolCall("shop", "pay", {"amount": 5}, identity=spoof),
-                                 Decision(Verdict.ASK, "pays", "r", 60, approval=ApprovalRequirements(2, (("finance",),))),
-                                 "hash")
+    held_id = broker.issue_retry(
+        ToolCall("shop", "pay", {"amount": 5}, identity=spoof),
+        Decision(Verdict.ASK, "pays", "r", 60, approval=ApprovalRequirements(2, (("finance",),))),
+        "hash",
+    )
     text = render_held(broker.get(held_id))
     assert "   from: agent ci\\u202ebot\\x1b[2J on build-01 (owner ann)" in text
     assert "   needs: 2 approvals from finance\n" in text

@@ -35,8 +35,13 @@ PACKAGE = SRC / "signoff"
 CORE = 0
 LAYERS = {
     "policy": 1,
-    "relay": 2, "approvals": 2, "team": 2,
-    "serve": 3, "web": 3, "approvers": 3, "wrap": 3,
+    "relay": 2,
+    "approvals": 2,
+    "team": 2,
+    "serve": 3,
+    "web": 3,
+    "approvers": 3,
+    "wrap": 3,
     "runner": 4,
     "cli": 5,
     "__main__": 6,
@@ -173,7 +178,9 @@ def test_the_tables_name_real_packages() -> None:
 def test_no_import_cycles() -> None:
     edges = graph()
     found = cycles(edges)
-    new = [" -> ".join(path_through(c, edges)) + f"  (all of {c} are on cycles)" for c in found if frozenset(c) not in KNOWN_CYCLES]
+    new = [
+        " -> ".join(path_through(c, edges)) + f"  (all of {c} are on cycles)" for c in found if frozenset(c) not in KNOWN_CYCLES
+    ]
     assert not new, "import cycles:\n  " + "\n  ".join(new)
     stale = KNOWN_CYCLES - {frozenset(c) for c in found}
     assert not stale, f"fixed, remove from KNOWN_CYCLES: {stale}"
@@ -191,8 +198,10 @@ def test_imports_go_one_way() -> None:
             if (name, target) in KNOWN_WRONG_WAY:
                 seen_known.add((name, target))
                 continue
-            wrong.append(f"{name} ({group}, rank {rank}) imports {target} ({other}, rank {other_rank}) "
-                         f"at {modules()[name].relative_to(SRC)}:{line}")
+            wrong.append(
+                f"{name} ({group}, rank {rank}) imports {target} ({other}, rank {other_rank}) "
+                f"at {modules()[name].relative_to(SRC)}:{line}"
+            )
     assert not wrong, "imports against the layer direction:\n  " + "\n  ".join(wrong)
     assert not KNOWN_WRONG_WAY - seen_known, f"fixed, remove from KNOWN_WRONG_WAY: {KNOWN_WRONG_WAY - seen_known}"
 
@@ -225,8 +234,15 @@ def test_init_files_are_empty() -> None:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
             body = body[1:]  # the docstring
         if path.parent == PACKAGE:
-            body = [n for n in body if not (isinstance(n, ast.Assign) and [ast.unparse(t) for t in n.targets] == ["__version__"]
-                                           and isinstance(n.value, ast.Constant))]
+            body = [
+                n
+                for n in body
+                if not (
+                    isinstance(n, ast.Assign)
+                    and [ast.unparse(t) for t in n.targets] == ["__version__"]
+                    and isinstance(n.value, ast.Constant)
+                )
+            ]
         if body:
             full.append(f"{path.relative_to(SRC)}:{body[0].lineno}")
     assert not full, "__init__.py files hold code (move it into a module):\n  " + "\n  ".join(full)
@@ -251,10 +267,28 @@ def test_stdio_serving_never_imports_the_sdk() -> None:
         '{"jsonrpc":"2.0","method":"notifications/initialized"}',
         '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}',
     ]
-    command = [sys.executable, "-X", "importtime", "-m", "signoff", "run", "--policy", "none", "--",
-               sys.executable, "-m", "signoff.testing"]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHONPATH": str(SRC)}) as proc:
+    command = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "signoff",
+        "run",
+        "--policy",
+        "none",
+        "--",
+        sys.executable,
+        "-m",
+        "signoff.testing",
+    ]
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         for frame in frames:
             proc.stdin.write(frame + "\n")

@@ -21,10 +21,10 @@ import pytest
 from held_calls import POLICY, WAIT, RawClient, decisions, held_call, signoff, wait_for
 from signoff.approvals.audit import AuditLog
 from signoff.approvals.broker import Broker
-from signoff.errors import CallGoneError
 from signoff.approvals.liveness import ProxyLease, lease_dir, proxy_gone
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import open_store
+from signoff.errors import CallGoneError
+from signoff.model import Decision, ToolCall, Verdict
 
 pytestmark = pytest.mark.e2e
 
@@ -112,9 +112,17 @@ def test_a_live_proxys_lease_is_seen_from_another_process(raw_client) -> None:
     client = raw_client()
     client.call(1, "echo", {"text": "x"})
     held = held_call()
-    check = subprocess.run([sys.executable, "-c", "from signoff.approvals.broker import Broker; from signoff.approvals.liveness import "
-                            f"proxy_gone; print(proxy_gone(Broker().get({held.id!r})))"],
-                           capture_output=True, text=True, timeout=WAIT)
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from signoff.approvals.broker import Broker; from signoff.approvals.liveness import "
+            f"proxy_gone; print(proxy_gone(Broker().get({held.id!r})))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     assert check.stdout.strip() == "None", check
     approved = signoff("approve", held.id)
     assert approved.returncode == 0, approved

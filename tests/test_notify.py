@@ -7,8 +7,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from signoff.model import ToolCall
 from signoff.approvals.notify import Notifier, key_arguments, message_for
+from signoff.model import ToolCall
 from signoff.web.links import check_review, link_key, review_link
 
 CALL = ToolCall("filesystem", "write_file", {"path": "/srv/app/config.yaml", "content": "x" * 500, "mode": 420})
@@ -55,7 +55,9 @@ def test_message_shows_server_tool_key_arguments_and_link() -> None:
 def test_notification_reaches_a_local_webhook() -> None:
     hook = Webhook()
     try:
-        notifier = Notifier([f"json://127.0.0.1:{hook.port}/hook"], review=functools.partial(review_link, "http://127.0.0.1:8765"))
+        notifier = Notifier(
+            [f"json://127.0.0.1:{hook.port}/hook"], review=functools.partial(review_link, "http://127.0.0.1:8765")
+        )
         worker = notifier.held(CALL, "h-abc123", "file writes need approval")
         assert hook.arrived.wait(20)
         assert worker is not None

@@ -17,23 +17,46 @@ from test_web_browser import approval_page, browser_page
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]
 
-POLICY = ("hitl_policies:\n  - tool: '*.write_file'\n    reason: writing files needs approval\n"
-          "  - action: database_write\n    tables: [users, orders]\n")
-SCHEMA = {"type": "object", "required": ["path"], "properties": {
-    "path": {"type": "string", "description": "where to write"},
-    "count": {"type": "integer", "minimum": 1},
-    "mode": {"type": "string", "enum": ["fast", "safe"]},
-    "force": {"type": "boolean"},
-    "tags": {"type": "array", "items": {"type": "string"}},
-}}
+POLICY = (
+    "hitl_policies:\n  - tool: '*.write_file'\n    reason: writing files needs approval\n"
+    "  - action: database_write\n    tables: [users, orders]\n"
+)
+SCHEMA = {
+    "type": "object",
+    "required": ["path"],
+    "properties": {
+        "path": {"type": "string", "description": "where to write"},
+        "count": {"type": "integer", "minimum": 1},
+        "mode": {"type": "string", "enum": ["fast", "safe"]},
+        "force": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+}
 SHOTS = os.environ.get("SIGNOFF_SCREENSHOT_DIR")
 
 
-def held(broker: Broker, tool: str = "write_file", arguments: dict | None = None, *, timeout: float = 300,
-         reason: str = "writing files needs approval", server: str = "filesystem", **call) -> str:
-    return broker.issue_retry(ToolCall(server, tool, arguments or {"path": "/srv/app/config.yaml", "content": "debug: true\n"},
-                                       session="s1", client="claude-code", **call),
-                              Decision(Verdict.ASK, reason, "hitl_policies[0]", timeout), "hash")
+def held(
+    broker: Broker,
+    tool: str = "write_file",
+    arguments: dict | None = None,
+    *,
+    timeout: float = 300,
+    reason: str = "writing files needs approval",
+    server: str = "filesystem",
+    **call,
+) -> str:
+    return broker.issue_retry(
+        ToolCall(
+            server,
+            tool,
+            arguments or {"path": "/srv/app/config.yaml", "content": "debug: true\n"},
+            session="s1",
+            client="claude-code",
+            **call,
+        ),
+        Decision(Verdict.ASK, reason, "hitl_policies[0]", timeout),
+        "hash",
+    )
 
 
 async def card_of(page, url: str, held_id: str):
@@ -148,8 +171,7 @@ async def test_arguments_are_edited_in_a_form_built_from_the_schema(policy: Path
         await card.locator(".tab-form").click()
         await card.locator("button.approve-edited").click()
         await page.locator("#decided li.approved").wait_for(timeout=15000)
-    assert broker.get(held_id).edited_arguments == {"path": "/b", "count": 3, "mode": "safe", "force": True,
-                                                    "tags": ["x", "y"]}
+    assert broker.get(held_id).edited_arguments == {"path": "/b", "count": 3, "mode": "safe", "force": True, "tags": ["x", "y"]}
 
 
 async def test_removing_a_rule_asks_first(policy: Path) -> None:
@@ -199,10 +221,17 @@ async def _count_is(locator, n: int) -> bool:
 
 async def test_phone_shows_one_whole_call_and_tables_scroll(policy: Path) -> None:
     broker = Broker()
-    held_id = held(broker, arguments={"path": "/home/me/project/src/settings/production.yaml",
-                                      "content": "database:\n  host: db.internal\n  password_file: /run/secrets/db\n" * 20,
-                                      "mode": "overwrite", "create_dirs": True, "encoding": "utf-8"},
-                   annotations={"destructiveHint": True, "openWorldHint": False})
+    held_id = held(
+        broker,
+        arguments={
+            "path": "/home/me/project/src/settings/production.yaml",
+            "content": "database:\n  host: db.internal\n  password_file: /run/secrets/db\n" * 20,
+            "mode": "overwrite",
+            "create_dirs": True,
+            "encoding": "utf-8",
+        },
+        annotations={"destructiveHint": True, "openWorldHint": False},
+    )
     async with approval_page(policy) as url, browser_page(viewport={"width": 390, "height": 844}) as page:
         card = await card_of(page, url, held_id)
         box = await card.bounding_box()
@@ -219,7 +248,9 @@ async def test_phone_shows_one_whole_call_and_tables_scroll(policy: Path) -> Non
         await page.locator('nav button[data-tab="history"]').click()
         await page.locator("#audit tbody tr").first.wait_for(timeout=15000)
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390  # the page does not widen…
-        wide = await page.evaluate("(() => { const s = document.querySelector('.scroll'); return [s.scrollWidth, s.clientWidth]; })()")
+        wide = await page.evaluate(
+            "(() => { const s = document.querySelector('.scroll'); return [s.scrollWidth, s.clientWidth]; })()"
+        )
         assert wide[0] > wide[1]  # …the table scrolls inside its box
         await page.locator("#stats tbody tr").first.wait_for(timeout=15000)
         if SHOTS:
@@ -249,12 +280,27 @@ async def test_a_review_link_opens_only_its_call(policy: Path) -> None:
 async def test_desktop_screenshot_of_the_queue(policy: Path) -> None:
     """Three typical held calls at desktop width (README image when SIGNOFF_SCREENSHOT_DIR is set)."""
     broker = Broker()
-    held(broker, "send_email", {"to": "cfo@partner-bank.com", "subject": "Wire instructions",
-                                "body": "Please wire 48,000 EUR to the account below today."}, server="gmail",
-         reason="external emails need approval", annotations={"destructiveHint": False, "openWorldHint": True})
+    held(
+        broker,
+        "send_email",
+        {
+            "to": "cfo@partner-bank.com",
+            "subject": "Wire instructions",
+            "body": "Please wire 48,000 EUR to the account below today.",
+        },
+        server="gmail",
+        reason="external emails need approval",
+        annotations={"destructiveHint": False, "openWorldHint": True},
+    )
     held(broker, annotations={"destructiveHint": True, "openWorldHint": False})
-    held(broker, "run_command", {"command": "rm -rf ./build && make release", "cwd": "/home/me/project"},
-         server="shell", reason="shell commands need approval", timeout=90)
+    held(
+        broker,
+        "run_command",
+        {"command": "rm -rf ./build && make release", "cwd": "/home/me/project"},
+        server="shell",
+        reason="shell commands need approval",
+        timeout=90,
+    )
     async with approval_page(policy) as url, browser_page(viewport={"width": 1280, "height": 900}) as page:
         await page.goto(url)
         await until(lambda: _count_is(page.locator("li.held"), 3))

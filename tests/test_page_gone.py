@@ -15,8 +15,8 @@ import pytest
 
 from held_calls import WAIT, RawClient, decisions, held_call
 from signoff.approvals.broker import Broker
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import Resolution
+from signoff.model import Decision, ToolCall, Verdict
 from signoff.web import app as web_app
 from test_web import logged_in, post
 
@@ -51,11 +51,13 @@ def test_a_dead_proxys_call_is_refused_with_the_plain_reason_and_shown_as_gone(t
     assert gone["until"] >= queue["now"] + web_app.GONE_SECONDS - 5
 
 
-@pytest.mark.parametrize(("status", "words"), [("expired", "client stopped waiting"),
-                                               ("withdrawn", "withdrawn by the client"),
-                                               ("abandoned", "proxy gone")])
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [("expired", "client stopped waiting"), ("withdrawn", "withdrawn by the client"), ("abandoned", "proxy gone")],
+)
 def test_each_way_of_going_is_named_in_plain_words_and_leaves_the_page_after_a_minute(
-        broker: Broker, status: str, words: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    broker: Broker, status: str, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     held_id = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/a"}), ASK)
     other = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/b"}), ASK)
     broker.store.resolve(held_id, Resolution(status, "signoff", "client", "nobody waits"))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from signoff import paths
-from signoff.policy import risk
 from signoff.approvals.broker import Broker
 from signoff.model import Decision, ToolCall, Verdict
+from signoff.policy import risk
 from signoff.web import app as web_app
 from test_web import hold, logged_in, post
 
@@ -31,8 +31,9 @@ def db_state() -> tuple[int, int, int]:
     wal = Path(f"{db}-wal")
     conn = sqlite3.connect(db)
     try:
-        version = conn.execute("SELECT count(*) FROM audit").fetchone()[0] + conn.execute(
-            "SELECT count(*) FROM held").fetchone()[0]
+        version = (
+            conn.execute("SELECT count(*) FROM audit").fetchone()[0] + conn.execute("SELECT count(*) FROM held").fetchone()[0]
+        )
     finally:
         conn.close()
     return version, db.stat().st_size, wal.stat().st_size if wal.exists() else 0
@@ -111,10 +112,8 @@ def test_unrelated_commits_do_not_push_the_queue(broker: Broker, monkeypatch) ->
 
 def test_queue_folds_big_arguments_and_leaves_history_to_the_call_view(broker: Broker) -> None:
     big = "x" * 200_000
-    history = [{"tool": "fs.read_file", "arguments": {"path": f"/r{i}", "blob": big}, "outcome": "allowed"}
-               for i in range(30)]
-    held_id = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/a", "content": big}, session="s"), ASK,
-                                 history=history)
+    history = [{"tool": "fs.read_file", "arguments": {"path": f"/r{i}", "blob": big}, "outcome": "allowed"} for i in range(30)]
+    held_id = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/a", "content": big}, session="s"), ASK, history=history)
     client, _ = logged_in(broker)
     queue = client.get("/api/queue")
     assert len(queue.content) < 30_000
@@ -146,13 +145,13 @@ def test_a_session_with_big_arguments_stays_small_in_the_db(broker: Broker) -> N
 
 def test_risk_comes_from_the_tools_own_annotations(broker: Broker) -> None:
     read_only = ToolCall("fs", "read_file", {"path": "/a"}, annotations={"readOnlyHint": True})
-    destructive = ToolCall("fs", "delete_file", {"path": "/a"},
-                           annotations={"destructiveHint": True, "openWorldHint": False})
-    local_write = ToolCall("fs", "write_file", {"path": "/a"},
-                           annotations={"destructiveHint": False, "openWorldHint": False})
+    destructive = ToolCall("fs", "delete_file", {"path": "/a"}, annotations={"destructiveHint": True, "openWorldHint": False})
+    local_write = ToolCall("fs", "write_file", {"path": "/a"}, annotations={"destructiveHint": False, "openWorldHint": False})
     silent = ToolCall("web", "fetch", {"url": "https://example.com"})
-    ids = {name: broker.issue_retry(call, ASK) for name, call in
-           (("ro", read_only), ("destructive", destructive), ("local", local_write), ("silent", silent))}
+    ids = {
+        name: broker.issue_retry(call, ASK)
+        for name, call in (("ro", read_only), ("destructive", destructive), ("local", local_write), ("silent", silent))
+    }
     assert broker.get(ids["destructive"]).annotations == {"destructiveHint": True, "openWorldHint": False}
     client, _ = logged_in(broker)
     risks = {item["id"]: (item["risk"], item["risk_why"]) for item in client.get("/api/queue").json()["pending"]}
@@ -175,13 +174,18 @@ def test_risk_uses_the_held_calls_recorded_actions_when_the_label_lists_several(
 
     harmless = {"destructiveHint": False, "openWorldHint": False}
     call = ToolCall("shop", "checkout", {"cart": "c1"}, annotations=harmless)
-    listed = broker.issue_retry(call, Decision(Verdict.ASK, "pays", "hitl_policies[2] (purchase, payment)", 300),
-                                shown={"actions": canonical_json(["purchase", "payment"])})
+    listed = broker.issue_retry(
+        call,
+        Decision(Verdict.ASK, "pays", "hitl_policies[2] (purchase, payment)", 300),
+        shown={"actions": canonical_json(["purchase", "payment"])},
+    )
     assert broker.get(listed).actions == ("purchase", "payment")
     # the recorded actions come first, even when the label names another (or none)
-    relabelled = broker.issue_retry(ToolCall("shop", "pay", {"cart": "c2"}, annotations=harmless),
-                                    Decision(Verdict.ASK, "pays", "my rule", 300),
-                                    shown={"actions": canonical_json(["payment"])})
+    relabelled = broker.issue_retry(
+        ToolCall("shop", "pay", {"cart": "c2"}, annotations=harmless),
+        Decision(Verdict.ASK, "pays", "my rule", 300),
+        shown={"actions": canonical_json(["payment"])},
+    )
     client, _ = logged_in(broker)
     risks = {item["id"]: (item["risk"], item["risk_why"]) for item in client.get("/api/queue").json()["pending"]}
     assert risks[listed][0] == "high" and "actions purchase, payment" in risks[listed][1]
@@ -231,8 +235,15 @@ def test_the_idle_page_benchmark_runs(tmp_path: Path) -> None:
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "SIGNOFF_HOME": str(tmp_path / "bench")}
-    done = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_page_idle.py"), "--smoke"], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_page_idle.py"), "--smoke"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sent while idle" in done.stdout and "page process CPU" in done.stdout
 
@@ -260,8 +271,9 @@ async def test_the_policies_page_follows_a_running_proxys_reload(tmp_path: Path,
     policy = tmp_path / "policy.yaml"
     policy.write_text("hitl_policies:\n  - tool: '*.write_file'\n")
     client, _ = logged_in(broker, policy=str(policy))
-    async with connect(through_signoff(fake_server(), "--policy", str(policy)),
-                       env={"SIGNOFF_POLICY_RELOAD_INTERVAL": "0"}) as session:
+    async with connect(
+        through_signoff(fake_server(), "--policy", str(policy)), env={"SIGNOFF_POLICY_RELOAD_INTERVAL": "0"}
+    ) as session:
         await session.call_tool("echo", {"text": "hi"})
         [before] = client.get("/api/policy").json()["running"]
         assert before["source"] == str(policy) and before["kind"] == "file" and before["same_as_shown"] is True
@@ -299,8 +311,7 @@ def test_similar_past_calls_and_statistics_are_counted_by_the_store(broker: Brok
         csrf = r.json()["csrf"]
     held_id = hold(broker, path="/same")
     similar = client.get(f"/api/held/{held_id}").json()["similar"]
-    assert [(s["decision"], s["same_arguments"]) for s in similar] == [("approved", True), ("denied", False),
-                                                                       ("approved", True)]
+    assert [(s["decision"], s["same_arguments"]) for s in similar] == [("approved", True), ("denied", False), ("approved", True)]
     [stats] = client.get("/api/stats").json()["tools"]
     assert (stats["held"], stats["approved"], stats["denied"]) == (4, 2, 1)
 
@@ -312,6 +323,6 @@ def test_the_history_filter_offers_every_audit_decision_outcomes_included(broker
 
     client, _ = logged_in(broker)
     page = client.get("/").text
-    select = page[page.index('<select name="decision">'):]
+    select = page[page.index('<select name="decision">') :]
     offered = re.findall(r"<option>([a-z_]+)</option>", select[: select.index("</select>")])
     assert offered == list(DECISIONS) and "forwarded" in offered and "not_run" in offered

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.policy.catalog import ToolEntry as Entry
 from signoff.model import ToolCall
+from signoff.policy.catalog import ToolEntry as Entry
 from signoff.policy.engine import Policy, PolicyContext, load_policy, resolve_policy_source
 
 
@@ -24,22 +24,40 @@ class StubCatalog:
         return self.entries.get((server_id, tool))
 
 
-CATALOG = StubCatalog([
-    Entry("github", "pull_request_read", (), True, False, {"repository": ("args.repo",)}),
-    Entry("github", "delete_repository", ("file_delete",), False, True, {"repository": ("args.repo",)}),
-    Entry("github", "add_collaborator", ("access_change",), False, False, {}),
-    Entry("git", "git_checkout", ("file_write",), False, False, {"branch": ("args.branch_name",)}),
-    Entry("git", "git_reset", ("file_write",), False, True, {}, annotations={"destructiveHint": True}),
-    Entry("stripe", "create_refund", ("refund",), False, False, {"amount": ("args.amount",), "currency": ("args.currency",)},
-          amount_unit="minor", currency="USD"),
-    Entry("shop", "checkout", ("purchase",), False, False, {"amount": ("args.line_items[*].price",)},
-          amount_unit="minor", currency="USD"),
-    Entry("gmail", "send_email", ("send_email",), False, False, {"recipient": ("args.to", "args.cc", "args.bcc")}),
-    Entry("gmail", "draft_email", (), False, False, {"recipient": ("args.to",)}),
-    Entry("desktop", "start_process", ("shell",), False, True, {"command": ("args.command",)}),
-    Entry("pg", "query", ("database_write",), False, None, {"sql": ("args.sql",)}),
-    Entry("notion", "API-post-search", (), True, False, {}),
-])
+CATALOG = StubCatalog(
+    [
+        Entry("github", "pull_request_read", (), True, False, {"repository": ("args.repo",)}),
+        Entry("github", "delete_repository", ("file_delete",), False, True, {"repository": ("args.repo",)}),
+        Entry("github", "add_collaborator", ("access_change",), False, False, {}),
+        Entry("git", "git_checkout", ("file_write",), False, False, {"branch": ("args.branch_name",)}),
+        Entry("git", "git_reset", ("file_write",), False, True, {}, annotations={"destructiveHint": True}),
+        Entry(
+            "stripe",
+            "create_refund",
+            ("refund",),
+            False,
+            False,
+            {"amount": ("args.amount",), "currency": ("args.currency",)},
+            amount_unit="minor",
+            currency="USD",
+        ),
+        Entry(
+            "shop",
+            "checkout",
+            ("purchase",),
+            False,
+            False,
+            {"amount": ("args.line_items[*].price",)},
+            amount_unit="minor",
+            currency="USD",
+        ),
+        Entry("gmail", "send_email", ("send_email",), False, False, {"recipient": ("args.to", "args.cc", "args.bcc")}),
+        Entry("gmail", "draft_email", (), False, False, {"recipient": ("args.to",)}),
+        Entry("desktop", "start_process", ("shell",), False, True, {"command": ("args.command",)}),
+        Entry("pg", "query", ("database_write",), False, None, {"sql": ("args.sql",)}),
+        Entry("notion", "API-post-search", (), True, False, {}),
+    ]
+)
 CTX = PolicyContext(catalog=CATALOG)
 
 
@@ -112,10 +130,22 @@ def test_decisions_explain_themselves() -> None:
 @pytest.mark.parametrize(
     ("server", "tool", "args", "hints", "balanced"),
     [  # generalisation gaps found by the corpus's second (blind) batch, each fixed in the engine, not the data
-        ("kubernetes", "kubectl_get", {"resourceType": "secrets", "name": "db", "namespace": "prod"}, {"readOnlyHint": True}, "ask"),
+        (
+            "kubernetes",
+            "kubectl_get",
+            {"resourceType": "secrets", "name": "db", "namespace": "prod"},
+            {"readOnlyHint": True},
+            "ask",
+        ),
         ("kubernetes", "kubectl_describe", {"resourceType": "deployment", "name": "web"}, {"readOnlyHint": True}, "allow"),
         ("kubernetes", "uninstall_helm_chart", {"name": "redis", "namespace": "prod"}, {}, "ask"),
-        ("sentry", "create_dsn", {"organizationSlug": "acme", "projectSlug": "web", "name": "ci"}, {"openWorldHint": True}, "ask"),
+        (
+            "sentry",
+            "create_dsn",
+            {"organizationSlug": "acme", "projectSlug": "web", "name": "ci"},
+            {"openWorldHint": True},
+            "ask",
+        ),
         ("files", "get_file_info", {"path": "/w/.env"}, {}, "allow"),  # metadata, not the secret
         ("git", "git_show", {"repo_path": "/w", "revision": "HEAD:config/secrets.yml"}, {"readOnlyHint": True}, "ask"),
         ("search", "web_search", {"query": "how do .env files work"}, {"readOnlyHint": True}, "allow"),  # words, not a path

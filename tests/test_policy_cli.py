@@ -46,13 +46,33 @@ def test_cli_explain_uses_the_catalog_and_shows_actions_and_facts() -> None:
     result = runner.invoke(app, ["policy", "explain", "balanced", "--tool", "git.git_reset", "--args", '{"repo_path": "/r"}'])
     assert result.exit_code == 0, result.output
     assert "decision: ASK" in result.output and "in signoff's catalog" in result.output
-    shell = runner.invoke(app, ["policy", "explain", "balanced", "--tool", "desktop-commander.start_process",
-                                "--args", json.dumps({"command": "cd /w && rm -rf build/"})])
+    shell = runner.invoke(
+        app,
+        [
+            "policy",
+            "explain",
+            "balanced",
+            "--tool",
+            "desktop-commander.start_process",
+            "--args",
+            json.dumps({"command": "cd /w && rm -rf build/"}),
+        ],
+    )
     assert "reason: rm -rf build/ deletes files" in shell.output
     assert "actions: file_delete, file_write, shell" in shell.output
     assert "command: cd /w && rm -rf build/  <-" in shell.output
-    read = runner.invoke(app, ["policy", "explain", "conservative", "--tool", "github.pull_request_read",
-                               "--args", json.dumps({"owner": "a", "repo": "b", "pullNumber": 1, "method": "get"})])
+    read = runner.invoke(
+        app,
+        [
+            "policy",
+            "explain",
+            "conservative",
+            "--tool",
+            "github.pull_request_read",
+            "--args",
+            json.dumps({"owner": "a", "repo": "b", "pullNumber": 1, "method": "get"}),
+        ],
+    )
     assert "decision: ALLOW" in read.output and "actions: - (reads only)" in read.output
 
 

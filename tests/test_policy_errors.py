@@ -9,42 +9,74 @@ from signoff.policy.engine import Policy, load_policy
 
 CASES = [
     ("hitl_policies:\n  - action: file_delete\n    scope: [all\n", "p.yaml:4: invalid YAML"),
-    ("hitl_policies:\n  - action: file_delete\n    scop: all\n",
-     "p.yaml:3: hitl_policies[0].scop: unknown key 'scop'; allowed here: name, action, tool, scope"),
+    (
+        "hitl_policies:\n  - action: file_delete\n    scop: all\n",
+        "p.yaml:3: hitl_policies[0].scop: unknown key 'scop'; allowed here: name, action, tool, scope",
+    ),
     ("version: 1\nhitl_pollicies: []\n", "p.yaml:2: hitl_pollicies: unknown key 'hitl_pollicies'; allowed here: version"),
-    ("hitl_policies:\n  - tool: '*'\n  - action: send_email\n    condition: 'amount >'\n",
-     "p.yaml:4: hitl_policies[1].condition: invalid CEL expression 'amount >'"),
+    (
+        "hitl_policies:\n  - tool: '*'\n  - action: send_email\n    condition: 'amount >'\n",
+        "p.yaml:4: hitl_policies[1].condition: invalid CEL expression 'amount >'",
+    ),
     ("hitl_policies:\n  - tool: 'fs.[abc'\n", "p.yaml:2: hitl_policies[0].tool: bad glob 'fs.[abc': unbalanced [ ]"),
-    ("hitl_policies:\n  - tool: '*'\n    timeout: soon\n", "p.yaml:3: hitl_policies[0].timeout: 'soon' is not a duration; write e.g. 30s, 5m or 1h"),
-    ("hitl_policies:\n  - tool: '*'\n    decision: maybe\n", "p.yaml:3: hitl_policies[0].decision: Input should be 'ask', 'allow' or 'deny'"),
+    (
+        "hitl_policies:\n  - tool: '*'\n    timeout: soon\n",
+        "p.yaml:3: hitl_policies[0].timeout: 'soon' is not a duration; write e.g. 30s, 5m or 1h",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    decision: maybe\n",
+        "p.yaml:3: hitl_policies[0].decision: Input should be 'ask', 'allow' or 'deny'",
+    ),
     ("hitl_policies:\n  - scope: all\n", "p.yaml:2: hitl_policies[0]: a rule needs `action`, `tool` or `annotations`"),
     ("hitl_policies:\n  - action: teleport\n", "p.yaml:2: hitl_policies[0].action: action 'teleport' has no `actions:` entry"),
-    ("defaults:\n  on_timeout: allow\nhitl_policies:\n  - action: file_delete\n",
-     "p.yaml:2: defaults.on_timeout: on_timeout: allow is refused for the irreversible action file_delete"),
-    ("hitl_policies:\n  - action: purchase\n    on_timeout: allow\n",
-     "p.yaml:3: hitl_policies[0].on_timeout: on_timeout: allow is refused for the irreversible action purchase"),
+    (
+        "defaults:\n  on_timeout: allow\nhitl_policies:\n  - action: file_delete\n",
+        "p.yaml:2: defaults.on_timeout: on_timeout: allow is refused for the irreversible action file_delete",
+    ),
+    (
+        "hitl_policies:\n  - action: purchase\n    on_timeout: allow\n",
+        "p.yaml:3: hitl_policies[0].on_timeout: on_timeout: allow is refused for the irreversible action purchase",
+    ),
     ("predicates:\n  big: 'amount >>> 3'\nhitl_policies: []\n", "p.yaml:2: predicates.big: invalid CEL expression"),
-    ("actions:\n  pay:\n    fields: {amount: total}\nhitl_policies: []\n",
-     "p.yaml:3: actions.pay.fields: field 'amount': write a path into the arguments such as args.to"),
-    ("hitl_policies:\n  - tool: '*'\n    annotations: {dangerous: true}\n",
-     "p.yaml:3: hitl_policies[0].annotations: unknown tool annotation 'dangerous'"),
+    (
+        "actions:\n  pay:\n    fields: {amount: total}\nhitl_policies: []\n",
+        "p.yaml:3: actions.pay.fields: field 'amount': write a path into the arguments such as args.to",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    annotations: {dangerous: true}\n",
+        "p.yaml:3: hitl_policies[0].annotations: unknown tool annotation 'dangerous'",
+    ),
     ("hitl_policies:\n  - tool: '*'\n    channels: [email]\n", "p.yaml:3: hitl_policies[0].channels[0]: Input should be"),
-    ("hitl_policies:\n  - tool: '*'\n    condition: a > 1\n    condition: b > 1\n",
-     "p.yaml:4: hitl_policies[0].condition: duplicate key 'condition' (also on line 3); keep one"),
-    ("defaults:\n  timeout: 5 minutes\nhitl_policies: []\n",
-     "p.yaml:2: defaults.timeout: '5 minutes' is not a duration; write e.g. 30s, 5m or 1h"),
+    (
+        "hitl_policies:\n  - tool: '*'\n    condition: a > 1\n    condition: b > 1\n",
+        "p.yaml:4: hitl_policies[0].condition: duplicate key 'condition' (also on line 3); keep one",
+    ),
+    (
+        "defaults:\n  timeout: 5 minutes\nhitl_policies: []\n",
+        "p.yaml:2: defaults.timeout: '5 minutes' is not a duration; write e.g. 30s, 5m or 1h",
+    ),
     ("defaults:\n  timeout: -3\nhitl_policies: []\n", "p.yaml:2: defaults.timeout: a duration must be positive"),
-    ("actions:\n  send_email:\n    tools:\n      - 'gmail.*'\n      - 'gmail.[send'\nhitl_policies: []\n",
-     "p.yaml:5: actions.send_email.tools[1]: bad glob 'gmail.[send'"),
-    ("hitl_policies:\n  - action: api_call\n    domains: ['prod.*', '']\n",
-     "p.yaml:3: hitl_policies[0].domains[1]: an empty pattern matches nothing; remove it or write *"),
+    (
+        "actions:\n  send_email:\n    tools:\n      - 'gmail.*'\n      - 'gmail.[send'\nhitl_policies: []\n",
+        "p.yaml:5: actions.send_email.tools[1]: bad glob 'gmail.[send'",
+    ),
+    (
+        "hitl_policies:\n  - action: api_call\n    domains: ['prod.*', '']\n",
+        "p.yaml:3: hitl_policies[0].domains[1]: an empty pattern matches nothing; remove it or write *",
+    ),
     ("hitl_policies:\n  - action: database_write\n    tables: ['users]']\n", "p.yaml:3: hitl_policies[0].tables[0]: bad glob"),
-    ("predicates:\n  url_is_external: 'true'\nhitl_policies: []\n",
-     "p.yaml:2: predicates.url_is_external: 'url_is_external' is a built-in name; rename the predicate"),
-    ("internal_domains: {company.com: 1}\nhitl_policies: []\n",  # one domain as a string is accepted (seed style)
-     "p.yaml:1: internal_domains: Input should be a valid list (got {'company.com': 1}); write a YAML list, e.g. [a, b]"),
-    ("hitl_policies:\n  - tool: '*'\n    annotations: {destructiveHint: maybe}\n",
-     "p.yaml:3: hitl_policies[0].annotations.destructiveHint: Input should be a valid boolean"),
+    (
+        "predicates:\n  url_is_external: 'true'\nhitl_policies: []\n",
+        "p.yaml:2: predicates.url_is_external: 'url_is_external' is a built-in name; rename the predicate",
+    ),
+    (
+        "internal_domains: {company.com: 1}\nhitl_policies: []\n",  # one domain as a string is accepted (seed style)
+        "p.yaml:1: internal_domains: Input should be a valid list (got {'company.com': 1}); write a YAML list, e.g. [a, b]",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    annotations: {destructiveHint: maybe}\n",
+        "p.yaml:3: hitl_policies[0].annotations.destructiveHint: Input should be a valid boolean",
+    ),
     ("hitl_policies:\n  - tool: '*'\n\tdecision: deny\n", "p.yaml:3: invalid YAML: found character '\\t'"),
     ("version: 2\nhitl_policies: []\n", "p.yaml:1: version: Input should be 1 (got 2)"),
     ("- just a list\n", "p.yaml:1: a policy must be a mapping with `hitl_policies:`"),

@@ -153,7 +153,6 @@ hitl_policies:
     assert wrong_type.verdict is Verdict.ASK
 
 
-
 @pytest.mark.parametrize(
     ("condition", "args", "error"),
     [
@@ -168,7 +167,9 @@ hitl_policies:
     ],
 )
 def test_every_cel_evaluation_error_holds_the_call(condition: str, args: dict, error: str) -> None:
-    policy = Policy.from_text(f"hitl_policies:\n  - tool: 'shop.*'\n    condition: {condition!r}\n    decision: allow\n", source="p.yaml")
+    policy = Policy.from_text(
+        f"hitl_policies:\n  - tool: 'shop.*'\n    condition: {condition!r}\n    decision: allow\n", source="p.yaml"
+    )
     decision = policy.evaluate(call("shop.buy", args))
     assert decision.verdict is Verdict.ASK, decision
     assert f"could not be evaluated ({error}" in decision.reason and "fail closed" in decision.reason
@@ -257,8 +258,12 @@ def test_destructive_annotation_counts_as_file_delete() -> None:
 
 
 def test_on_timeout_allow_is_refused_for_destructive_rules_and_tools() -> None:
-    with pytest.raises(PolicyError, match=r"^p\.yaml:4: hitl_policies\[0\]\.on_timeout: on_timeout: allow is refused for tools annotated"):
-        Policy.from_text("hitl_policies:\n  - tool: '*'\n    annotations: {destructiveHint: true}\n    on_timeout: allow\n", source="p.yaml")
+    with pytest.raises(
+        PolicyError, match=r"^p\.yaml:4: hitl_policies\[0\]\.on_timeout: on_timeout: allow is refused for tools annotated"
+    ):
+        Policy.from_text(
+            "hitl_policies:\n  - tool: '*'\n    annotations: {destructiveHint: true}\n    on_timeout: allow\n", source="p.yaml"
+        )
     policy = Policy.from_text("defaults: {on_timeout: allow}\nhitl_policies:\n  - tool: 'git.*'\n", source="p.yaml")
     assert policy.evaluate(call("git.git_commit", {})).on_timeout == "allow"
     assert policy.evaluate(call("git.git_reset", {}, destructiveHint=True)).on_timeout == "deny"
@@ -297,8 +302,10 @@ def test_evaluation_is_deterministic_and_does_not_mutate_the_call() -> None:
     ],
 )
 def test_arguments_and_names_beat_what_an_unknown_tool_claims(tool: str, args: dict, hints: dict) -> None:
-    permissive = Policy.from_text("hitl_policies:\n  - action: [file_delete, database_delete]\n  - action: '*'\n"
-                                  "    condition: destructive\n", source="p.yaml")
+    permissive = Policy.from_text(
+        "hitl_policies:\n  - action: [file_delete, database_delete]\n  - action: '*'\n    condition: destructive\n",
+        source="p.yaml",
+    )
     conservative = Policy.from_text("hitl_policies:\n  - action: '*'\n", source="p.yaml")
     assert verdict(conservative, call(tool, args, **hints)) == "ask"
     if "delete_everything" not in tool:

@@ -62,16 +62,26 @@ def test_presets_oversight_levels(tool, args, hints, conservative, balanced, per
 def test_per_server_examples(name: str) -> None:
     policy = load_policy(str(ROOT / "configs" / f"{name}.yaml"))
     cases = {
-        "filesystem": [("filesystem.read_text_file", {"path": "/w/a"}, "allow"), ("filesystem.write_file", {"path": "/w/a"}, "ask"),
-                       ("filesystem.write_file", {"path": "/home/u/.ssh/id_rsa"}, "deny"), ("filesystem.move_file", {"source": "a"}, "ask"),
-                       ("filesystem.edit_file", {"path": "/w/.env"}, "ask"),
-                       ("filesystem.read_text_file", {"path": "/home/u/.ssh/id_rsa"}, "allow"),
-                       ("filesystem.create_directory", {"path": "/w/new"}, "ask")],
-        "git": [("git.git_status", {}, "allow"), ("git.git_commit", {}, "ask"), ("git.git_add", {"files": ["src/a.py"]}, "allow"),
-                ("git.git_add", {"files": ["."]}, "ask")],
-        "fetch": [("fetch.fetch", {"url": "http://169.254.169.254/latest"}, "deny"), ("fetch.fetch", {"url": "https://wiki.company.com"}, "allow"),
-                  ("fetch.fetch", {"url": "https://example.org"}, "ask")],
+        "filesystem": [
+            ("filesystem.read_text_file", {"path": "/w/a"}, "allow"),
+            ("filesystem.write_file", {"path": "/w/a"}, "ask"),
+            ("filesystem.write_file", {"path": "/home/u/.ssh/id_rsa"}, "deny"),
+            ("filesystem.move_file", {"source": "a"}, "ask"),
+            ("filesystem.edit_file", {"path": "/w/.env"}, "ask"),
+            ("filesystem.read_text_file", {"path": "/home/u/.ssh/id_rsa"}, "allow"),
+            ("filesystem.create_directory", {"path": "/w/new"}, "ask"),
+        ],
+        "git": [
+            ("git.git_status", {}, "allow"),
+            ("git.git_commit", {}, "ask"),
+            ("git.git_add", {"files": ["src/a.py"]}, "allow"),
+            ("git.git_add", {"files": ["."]}, "ask"),
+        ],
+        "fetch": [
+            ("fetch.fetch", {"url": "http://169.254.169.254/latest"}, "deny"),
+            ("fetch.fetch", {"url": "https://wiki.company.com"}, "allow"),
+            ("fetch.fetch", {"url": "https://example.org"}, "ask"),
+        ],
     }[name]
     for tool, args, expected in cases:
         assert verdict(policy, call(tool, args)) == expected, (tool, args)
-

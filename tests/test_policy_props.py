@@ -10,12 +10,18 @@ from signoff.model import Verdict
 from signoff.policy.engine import Policy, load_policy
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
     | st.sampled_from(["https://payments.stripe.com/x", "DELETE FROM users", "a@b.com", "SELECT * FROM orders", "DROP ((("]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-TOOLS = st.sampled_from(["fs.delete_file", "gmail.send_email", "fetch.fetch", "shop.checkout", "db.execute_sql", "x.y", "shell.run"])
+TOOLS = st.sampled_from(
+    ["fs.delete_file", "gmail.send_email", "fetch.fetch", "shop.checkout", "db.execute_sql", "x.y", "shell.run"]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -44,7 +50,6 @@ hitl_policies:
 @given(tool=TOOLS, args=st.dictionaries(st.text(max_size=10), json_values, max_size=5), danger=json_values)
 def test_a_matching_deny_always_wins(tool: str, args: dict, danger) -> None:
     assert DENY_FIRST.evaluate(call(tool, {**args, "danger": danger})).verdict is Verdict.DENY
-
 
 
 CEL_HEAVY = Policy.from_text(
@@ -80,10 +85,19 @@ NAMES = st.from_regex(r"[A-Za-z0-9_\-]{1,12}", fullmatch=True)
 
 
 @settings(max_examples=300, deadline=None)
-@given(server=NAMES, tool=NAMES, args=st.dictionaries(st.sampled_from(["amount", "to", "items", "a", "b", "n", "name", "tags",
-                                                                     "total", "currency", "url", "sql"]) | st.text(max_size=6),
-                                                    json_values, max_size=6),
-       hints=st.dictionaries(st.sampled_from(["readOnlyHint", "destructiveHint", "openWorldHint", "title"]), json_values, max_size=3))
+@given(
+    server=NAMES,
+    tool=NAMES,
+    args=st.dictionaries(
+        st.sampled_from(["amount", "to", "items", "a", "b", "n", "name", "tags", "total", "currency", "url", "sql"])
+        | st.text(max_size=6),
+        json_values,
+        max_size=6,
+    ),
+    hints=st.dictionaries(
+        st.sampled_from(["readOnlyHint", "destructiveHint", "openWorldHint", "title"]), json_values, max_size=3
+    ),
+)
 def test_cel_conditions_over_random_arguments_never_crash(server: str, tool: str, args: dict, hints: dict) -> None:
     from signoff.model import ToolCall
 
@@ -96,7 +110,10 @@ def test_cel_conditions_over_random_arguments_never_crash(server: str, tool: str
 
 
 @settings(max_examples=200, deadline=None)
-@given(verdicts=st.lists(st.sampled_from(["allow", "ask", "deny"]), min_size=1, max_size=8), args=st.dictionaries(st.text(max_size=5), json_values, max_size=3))
+@given(
+    verdicts=st.lists(st.sampled_from(["allow", "ask", "deny"]), min_size=1, max_size=8),
+    args=st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+)
 def test_the_strongest_matching_verdict_wins_and_the_first_of_equals_names_it(verdicts: list[str], args: dict) -> None:
     text = "hitl_policies:\n" + "".join(f"  - tool: '*'\n    decision: {v}\n    reason: r{i}\n" for i, v in enumerate(verdicts))
     decision = Policy.from_text(text, source="p.yaml").evaluate(call("x.y", args))
@@ -109,17 +126,38 @@ def test_the_strongest_matching_verdict_wins_and_the_first_of_equals_names_it(ve
 from signoff.policy.understand import money, recipients, shell, urls  # noqa: E402
 from signoff.policy.understand.sql import analyze as analyze_sql  # noqa: E402
 
-SHELLISH = st.lists(st.sampled_from([*"abcrm -|&;$()`'\"\\<>{}*/.=\n", "rm ", "sh -c ", "curl ", "psql -c ", "sudo ", "$(", "<<EOF\n"]),
-                    max_size=30).map("".join)
-REAL_TOOLS = st.sampled_from(["shell.run_command", "desktop.start_process", "gmail.send_email", "stripe.create_payment_intent",
-                              "postgres.query", "fetch.fetch", "mongodb.delete-many", "github.create_issue", "x.y"])
+SHELLISH = st.lists(
+    st.sampled_from([*"abcrm -|&;$()`'\"\\<>{}*/.=\n", "rm ", "sh -c ", "curl ", "psql -c ", "sudo ", "$(", "<<EOF\n"]),
+    max_size=30,
+).map("".join)
+REAL_TOOLS = st.sampled_from(
+    [
+        "shell.run_command",
+        "desktop.start_process",
+        "gmail.send_email",
+        "stripe.create_payment_intent",
+        "postgres.query",
+        "fetch.fetch",
+        "mongodb.delete-many",
+        "github.create_issue",
+        "x.y",
+    ]
+)
 PRESETS_LOADED = [load_policy(p) for p in ("conservative", "balanced", "permissive")]
 
 
 @settings(max_examples=300, deadline=None)
-@given(tool=REAL_TOOLS, args=st.dictionaries(st.sampled_from(["command", "cmd", "to", "cc", "amount", "sql", "url", "host", "path",
-                                                              "collection", "currency", "dryRun"]) | st.text(max_size=6),
-                                             json_values | SHELLISH, max_size=6))
+@given(
+    tool=REAL_TOOLS,
+    args=st.dictionaries(
+        st.sampled_from(
+            ["command", "cmd", "to", "cc", "amount", "sql", "url", "host", "path", "collection", "currency", "dryRun"]
+        )
+        | st.text(max_size=6),
+        json_values | SHELLISH,
+        max_size=6,
+    ),
+)
 def test_random_arguments_never_crash_any_preset_and_decisions_explain_themselves(tool: str, args: dict) -> None:
     for policy in PRESETS_LOADED:
         decision = policy.evaluate(call(tool, args))

@@ -7,13 +7,12 @@ import time
 import pytest
 
 from policy_helpers import call
-from signoff.approvals.audit import entry
+from signoff.approvals.audit import AuditCounter, entry
+from signoff.approvals.store import open_store
 from signoff.errors import PolicyError
 from signoff.model import ToolCall
 from signoff.policy.engine import Policy, PolicyContext
-from signoff.approvals.audit import AuditCounter
 from signoff.policy.rate import MemoryCounter
-from signoff.approvals.store import open_store
 
 RATE = """\
 hitl_policies:

@@ -82,6 +82,7 @@ async def test_policy_decisions_reach_the_model_and_edits_apply(tmp_path: Path) 
             assert "ask the user" in denied.content[0].text
             target.write_text("keep")
             async with anyio.create_task_group() as tg:
+
                 async def deny_when_held() -> None:
                     held_call = await wait_for_pending()
                     Broker().decide(held_call.id, False, reason="not today")
@@ -105,7 +106,10 @@ def test_a_broken_policy_stops_signoff_at_start(tmp_path: Path, transport: list[
     path.write_text("hitl_policies:\n  - tool: '*'\n    condition: 'a >'\n")
     done = subprocess.run(
         [sys.executable, "-m", "signoff", "run", *transport, "--policy", str(path), "--", *fake_server()],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2
     assert f"{path}:3: hitl_policies[0].condition: invalid CEL expression" in done.stderr
@@ -115,9 +119,16 @@ def test_a_broken_policy_stops_signoff_at_start(tmp_path: Path, transport: list[
 def test_policy_named_in_the_config_file_is_applied(tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text("hitl_policies:\n  - tool: '*'\n    condition: 'a >'\n")
     config = tmp_path / "signoff.yaml"
-    config.write_text(f"servers:\n  fake:\n    command: {sys.executable}\n    args: ['-m', 'signoff.testing']\npolicy: policy.yaml\n")
-    done = subprocess.run([sys.executable, "-m", "signoff", "run", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    config.write_text(
+        f"servers:\n  fake:\n    command: {sys.executable}\n    args: ['-m', 'signoff.testing']\npolicy: policy.yaml\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2 and "policy.yaml:3" in done.stderr
 
 
@@ -129,7 +140,8 @@ def test_no_policy_means_balanced_and_says_so_once(caplog) -> None:
     factory = build_gate_factory(None)
     gate = factory()
     assert [r.getMessage() for r in caplog.records if "preset" in r.getMessage()] == [
-        "no --policy given: using the balanced preset (--policy none holds nothing)"]
+        "no --policy given: using the balanced preset (--policy none holds nothing)"
+    ]
     assert gate.check(ToolCall("fs", "delete_file", {"path": "/w/a"})).hold
     assert gate.check(ToolCall("shell", "run_command", {"command": "rm -rf /"})).hold
     assert gate.check(ToolCall("time", "get_current_time", {})).allowed
@@ -153,8 +165,8 @@ async def test_calls_made_while_the_policy_loads_wait_for_it_and_are_judged(tmp_
 
     from harness import running, text_of
     from signoff.gate import GateLoader
-    from signoff.runner import build_gate_factory
     from signoff.relay.upstream import ServerSpec
+    from signoff.runner import build_gate_factory
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
@@ -170,9 +182,17 @@ async def test_calls_made_while_the_policy_loads_wait_for_it_and_are_judged(tmp_
     async with running([spec], loader.factory()) as client, anyio.create_task_group() as tg:
         tg.start_soon(loader.run)
         await client.initialize()  # answered while the policy still loads
-        await client.send({"jsonrpc": "2.0", "id": "w", "method": "tools/call",
-                           "params": {"name": "write_file", "arguments": {"path": str(target), "content": "x"}}})
-        await client.send({"jsonrpc": "2.0", "id": "e", "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}})
+        await client.send(
+            {
+                "jsonrpc": "2.0",
+                "id": "w",
+                "method": "tools/call",
+                "params": {"name": "write_file", "arguments": {"path": str(target), "content": "x"}},
+            }
+        )
+        await client.send(
+            {"jsonrpc": "2.0", "id": "e", "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}}
+        )
         assert set(client.proxy.held) == {"w", "e"} and not loader.done.is_set()  # both wait, neither answered
         release.set()
         denied = await client.wait_for(lambda m: m.get("id") == "w")

@@ -4,34 +4,61 @@ who made the call (agent, machine, owner), which only signoff sets."""
 from __future__ import annotations
 
 import pytest
-import test_policy_errors
-from policy_helpers import call
 from typer.testing import CliRunner
 
+import test_policy_errors
+from policy_helpers import call
 from signoff.model import ApprovalRequirements, Identity, ToolCall, Verdict
 from signoff.policy.engine import Policy
 
 ERRORS = [
-    ("hitl_policies:\n  - tool: '*'\n    quorum: 0\n", "p.yaml:3: hitl_policies[0].quorum: Input should be greater than or equal to 1"),
-    ("hitl_policies:\n  - tool: '*'\n    quorum: 11\n", "p.yaml:3: hitl_policies[0].quorum: Input should be less than or equal to 10"),
-    ("hitl_policies:\n  - tool: '*'\n    quorum: '2'\n", "p.yaml:3: hitl_policies[0].quorum: quorum must be a whole number of people"),
+    (
+        "hitl_policies:\n  - tool: '*'\n    quorum: 0\n",
+        "p.yaml:3: hitl_policies[0].quorum: Input should be greater than or equal to 1",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    quorum: 11\n",
+        "p.yaml:3: hitl_policies[0].quorum: Input should be less than or equal to 10",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    quorum: '2'\n",
+        "p.yaml:3: hitl_policies[0].quorum: quorum must be a whole number of people",
+    ),
     ("hitl_policies:\n  - tool: '*'\n    quorum: 1.5\n", "p.yaml:3: hitl_policies[0].quorum: quorum must be a whole number"),
     ("hitl_policies:\n  - tool: '*'\n    quorum: true\n", "p.yaml:3: hitl_policies[0].quorum: quorum must be a whole number"),
-    ("hitl_policies:\n  - tool: '*'\n    not_self: yes please\n", "p.yaml:3: hitl_policies[0].not_self: not_self must be true or false"),
-    ("hitl_policies:\n  - tool: '*'\n    approvers: []\n",
-     "p.yaml:3: hitl_policies[0].approvers: an empty approvers list lets nobody approve"),
-    ("hitl_policies:\n  - tool: '*'\n    approvers: [finance, 'Bad Role']\n",
-     "p.yaml:3: hitl_policies[0].approvers[1]: role 'Bad Role': use lower-case letters"),
-    ("hitl_policies:\n  - tool: '*'\n    approvers: ['signoff:no-one']\n",
-     "p.yaml:3: hitl_policies[0].approvers[0]: role 'signoff:no-one'"),
-    ("hitl_policies:\n  - tool: '*'\n    decision: deny\n    quorum: 2\n",
-     "p.yaml:2: hitl_policies[0]: approvers, quorum and not_self only apply to held calls; this rule's decision is deny"),
-    ("hitl_policies:\n  - tool: '*'\n    decision: allow\n    not_self: true\n",
-     "p.yaml:2: hitl_policies[0]: approvers, quorum and not_self only apply to held calls; this rule's decision is allow"),
-    ("actions:\n  deploy:\n    fields: {agent: args.agent}\nhitl_policies: []\n",
-     "p.yaml:3: actions.deploy.fields: field 'agent' is who made the call, set by signoff"),
+    (
+        "hitl_policies:\n  - tool: '*'\n    not_self: yes please\n",
+        "p.yaml:3: hitl_policies[0].not_self: not_self must be true or false",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    approvers: []\n",
+        "p.yaml:3: hitl_policies[0].approvers: an empty approvers list lets nobody approve",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    approvers: [finance, 'Bad Role']\n",
+        "p.yaml:3: hitl_policies[0].approvers[1]: role 'Bad Role': use lower-case letters",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    approvers: ['signoff:no-one']\n",
+        "p.yaml:3: hitl_policies[0].approvers[0]: role 'signoff:no-one'",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    decision: deny\n    quorum: 2\n",
+        "p.yaml:2: hitl_policies[0]: approvers, quorum and not_self only apply to held calls; this rule's decision is deny",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    decision: allow\n    not_self: true\n",
+        "p.yaml:2: hitl_policies[0]: approvers, quorum and not_self only apply to held calls; this rule's decision is allow",
+    ),
+    (
+        "actions:\n  deploy:\n    fields: {agent: args.agent}\nhitl_policies: []\n",
+        "p.yaml:3: actions.deploy.fields: field 'agent' is who made the call, set by signoff",
+    ),
     ("predicates:\n  owner: 'true'\nhitl_policies: []\n", "p.yaml:2: predicates.owner: 'owner' is a built-in name"),
-    ("hitl_policies:\n  - tool: '*'\n    condition: 'agent =='\n", "p.yaml:3: hitl_policies[0].condition: invalid CEL expression"),
+    (
+        "hitl_policies:\n  - tool: '*'\n    condition: 'agent =='\n",
+        "p.yaml:3: hitl_policies[0].condition: invalid CEL expression",
+    ),
 ]
 
 
@@ -133,9 +160,24 @@ def test_policy_explain_shows_who_may_approve_and_the_identity(tmp_path) -> None
 
     path = tmp_path / "team.yaml"
     path.write_text(COMBINED + AGENT_RULES.split("hitl_policies:\n", 1)[1])
-    result = CliRunner().invoke(app, ["policy", "explain", str(path), "--tool", "shop.checkout", "--args",
-                                      '{"amount": 5000}', "--agent", "claude-code", "--machine", "laptop-ann",
-                                      "--owner", "ann"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "policy",
+            "explain",
+            str(path),
+            "--tool",
+            "shop.checkout",
+            "--args",
+            '{"amount": 5000}',
+            "--agent",
+            "claude-code",
+            "--machine",
+            "laptop-ann",
+            "--owner",
+            "ann",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "decision: ASK" in out
@@ -144,14 +186,15 @@ def test_policy_explain_shows_who_may_approve_and_the_identity(tmp_path) -> None
     assert "hitl_policies[1] (purchase): MATCH (ask) [2 approvals from finance or cfo] -" in out
     assert "hitl_policies[2] (shop.*): MATCH (ask) [1 approval from security; not the agent's owner] -" in out
     assert "hitl_policies[5] (*): no - condition 'agent == \"ci-bot\"' is false" in out
-    denied = CliRunner().invoke(app, ["policy", "explain", str(path), "--tool", "shop.checkout", "--args",
-                                      '{"agent": "claude-code"}', "--agent", "ci-bot"])
+    denied = CliRunner().invoke(
+        app,
+        ["policy", "explain", str(path), "--tool", "shop.checkout", "--args", '{"agent": "claude-code"}', "--agent", "ci-bot"],
+    )
     assert "decision: DENY" in denied.output and "approval:" not in denied.output
 
 
 def test_the_team_example_config() -> None:
     from policy_helpers import ROOT
-
     from signoff.policy.engine import load_policy
 
     policy = load_policy(str(ROOT / "configs" / "team.yaml"))
@@ -166,12 +209,12 @@ def test_the_team_example_config() -> None:
 
 def test_policy_check_summarises_who_approves() -> None:
     from policy_helpers import ROOT
-
     from signoff.cli.main import app
 
     result = CliRunner().invoke(app, ["policy", "check", str(ROOT / "configs" / "team.yaml")])
     assert result.exit_code == 0, result.output
-    assert ("  approvals: 4 rules say who approves (roles finance, oncall, security, sre; highest quorum 2; "
-            "not_self on 2)") in result.output
+    assert (
+        "  approvals: 4 rules say who approves (roles finance, oncall, security, sre; highest quorum 2; not_self on 2)"
+    ) in result.output
     plain = CliRunner().invoke(app, ["policy", "check", "balanced"])
     assert plain.exit_code == 0 and "approvals:" not in plain.output

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff.approvals import filediff
-from signoff.approvals import present
+from signoff.approvals import filediff, present
 from signoff.approvals.broker import Broker
 from signoff.model import ToolCall
 from signoff.policy.engine import Policy, PolicyContext
@@ -21,8 +20,10 @@ from test_web_browser import approval_page, browser_page
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]
 
 SHOTS = os.environ.get("SIGNOFF_SCREENSHOT_DIR")
-POLICY = ("internal_domains: [acme.com]\nhitl_policies:\n  - action: send_email\n    condition: recipient_is_external\n"
-          "  - action: file_write\n  - action: shell\n")
+POLICY = (
+    "internal_domains: [acme.com]\nhitl_policies:\n  - action: send_email\n    condition: recipient_is_external\n"
+    "  - action: file_write\n  - action: shell\n"
+)
 SERVERS = {"gmail": "gmail", "filesystem": "filesystem", "commander": "desktop-commander"}
 
 
@@ -39,16 +40,41 @@ def calls():
     config = project / "deploy.yaml"
     config.write_text("service: billing\nreplicas: 2\nregion: eu-west-1\ndebug: false\nalerts: ops@acme.com\n")
     filediff.know_server("filesystem", ["npx", "@modelcontextprotocol/server-filesystem", str(project)], str(project))
-    email = hold(ToolCall("gmail", "send_email", {
-        "to": ["cfo@partner-bank.com"], "cc": ["finance@acme.com"], "subject": "Wire instructions for invoice 2291",
-        "body": "Hi,\n\nplease wire 48,000 EUR to the account below today.\nIBAN: DE89 3704 0044 0532 0130 00\n\nThanks"},
-        session="s1", client="claude-code"))
-    write = hold(ToolCall("filesystem", "write_file", {
-        "path": str(config), "content": "service: billing\nreplicas: 6\nregion: eu-west-1\ndebug: true\nalerts: ops@acme.com\n"},
-        session="s1", client="claude-code"))
-    shell = hold(ToolCall("commander", "start_process", {
-        "command": "rm -rf ./dist && git push --force origin main", "timeout_ms": 60000},
-        session="s1", client="claude-code"))
+    email = hold(
+        ToolCall(
+            "gmail",
+            "send_email",
+            {
+                "to": ["cfo@partner-bank.com"],
+                "cc": ["finance@acme.com"],
+                "subject": "Wire instructions for invoice 2291",
+                "body": "Hi,\n\nplease wire 48,000 EUR to the account below today.\nIBAN: DE89 3704 0044 0532 0130 00\n\nThanks",
+            },
+            session="s1",
+            client="claude-code",
+        )
+    )
+    write = hold(
+        ToolCall(
+            "filesystem",
+            "write_file",
+            {
+                "path": str(config),
+                "content": "service: billing\nreplicas: 6\nregion: eu-west-1\ndebug: true\nalerts: ops@acme.com\n",
+            },
+            session="s1",
+            client="claude-code",
+        )
+    )
+    shell = hold(
+        ToolCall(
+            "commander",
+            "start_process",
+            {"command": "rm -rf ./dist && git push --force origin main", "timeout_ms": 60000},
+            session="s1",
+            client="claude-code",
+        )
+    )
     yield {"email": email, "write": write, "shell": shell, "config": str(config)}
     filediff._PLACES.pop("filesystem", None)
     shutil.rmtree(project)
@@ -76,8 +102,10 @@ async def test_the_top_of_each_card_says_what_the_call_does(tmp_path: Path, call
         await page.goto(url)
         email = await card_top(page, calls["email"])
         assert email["headline"] == "Send email to cfo@partner-bank.com (external) and 1 more"
-        assert email["facts"][:2] == [["To", "cfo@partner-bank.com (external)", True],
-                                      ["Cc", "finance@acme.com (internal)", False]]
+        assert email["facts"][:2] == [
+            ["To", "cfo@partner-bank.com (external)", True],
+            ["Cc", "finance@acme.com (internal)", False],
+        ]
         assert "please wire 48,000 EUR" in email["preview"]
         write = await card_top(page, calls["write"])
         assert write["headline"] == f"Write {calls['config']} (+2 −2 lines)"
@@ -87,7 +115,9 @@ async def test_the_top_of_each_card_says_what_the_call_does(tmp_path: Path, call
         assert shell["facts"][0] == ["Command", "rm -rf ./dist && git push --force origin main", True]
         # what it does comes before the countdown, the reason and the arguments
         order = write["order"]
-        assert order.index("headline") < order.index("facts") < order.index("preview") < order.index("reason") < order.index("args")
+        assert (
+            order.index("headline") < order.index("facts") < order.index("preview") < order.index("reason") < order.index("args")
+        )
         assert email["markup"] == write["markup"] == 0
         if SHOTS:
             for name in ("email", "write", "shell"):
@@ -108,8 +138,10 @@ async def test_phone_shows_what_the_call_does_on_one_screen(tmp_path: Path, call
             for part in (".headline", ".facts", "button.approve"):
                 box = await card.locator(part).first.bounding_box()
                 assert box is not None and box["x"] + box["width"] <= 390, (name, part, box)
-            wide = await page.evaluate("[...document.querySelectorAll('.held *')].filter((e) => e.scrollWidth > e.clientWidth + 1 && "
-                                       "getComputedStyle(e).overflowX === 'visible').map((e) => e.className)")
+            wide = await page.evaluate(
+                "[...document.querySelectorAll('.held *')].filter((e) => e.scrollWidth > e.clientWidth + 1 && "
+                "getComputedStyle(e).overflowX === 'visible').map((e) => e.className)"
+            )
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390, (name, wide)
             if SHOTS:
                 await card.evaluate("(c) => c.scrollIntoView({block: 'start'})")

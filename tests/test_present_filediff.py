@@ -126,9 +126,14 @@ def test_no_diff_for_a_file_in_a_remote_repository(tmp_path, monkeypatch) -> Non
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README.md").write_text("local readme\n")
     filediff.know_server("github", ["npx", "@modelcontextprotocol/server-github"], str(tmp_path))
-    call = ToolCall("github", "create_or_update_file", {"owner": "acme", "repo": "site", "path": "README.md",
-                                                         "content": "new\n", "message": "m", "branch": "main"})
-    policy = Policy.from_text("defaults:\n  decision: ask\nhitl_policies: []\n", context=PolicyContext(servers={"github": "github"}))
+    call = ToolCall(
+        "github",
+        "create_or_update_file",
+        {"owner": "acme", "repo": "site", "path": "README.md", "content": "new\n", "message": "m", "branch": "main"},
+    )
+    policy = Policy.from_text(
+        "defaults:\n  decision: ask\nhitl_policies: []\n", context=PolicyContext(servers={"github": "github"})
+    )
     shown = present.prepare(call, policy.evaluate(call), policy)
     assert "local readme" not in shown["presentation"] and '"kind":"diff"' not in shown["presentation"]
     filediff._PLACES.pop("github", None)

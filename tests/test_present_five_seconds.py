@@ -19,20 +19,27 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from signoff.approvals import filediff
-from signoff.approvals import present
-from signoff.approvers.console import KeyReader, render_held
-from signoff.approvals.elicit import params_for
+from signoff.approvals import filediff, present
 from signoff.approvals.broker import Broker
+from signoff.approvals.elicit import params_for
+from signoff.approvals.notify import message_for
+from signoff.approvers.console import KeyReader, render_held
+from signoff.approvers.watch import Watch
 from signoff.cli.main import app
 from signoff.model import ToolCall
-from signoff.approvals.notify import message_for
-from signoff.policy.engine import PolicyContext, Policy
-from signoff.approvers.watch import Watch
+from signoff.policy.engine import Policy, PolicyContext
 from test_web import logged_in
 
-SERVERS = {"gmail": "gmail", "filesystem": "filesystem", "github": "github", "commander": "desktop-commander",
-           "postgres": "postgres", "square": "square", "stripe": "stripe", "fetch": "fetch"}
+SERVERS = {
+    "gmail": "gmail",
+    "filesystem": "filesystem",
+    "github": "github",
+    "commander": "desktop-commander",
+    "postgres": "postgres",
+    "square": "square",
+    "stripe": "stripe",
+    "fetch": "fetch",
+}
 POLICY = "internal_domains: [acme.com]\ndefaults:\n  decision: ask\nhitl_policies: []\n"
 FIRST = 6
 
@@ -50,31 +57,77 @@ class Case:
 def cases(root: Path) -> list[Case]:
     notes = root / "notes.md"
     return [
-        Case("email", ToolCall("gmail", "send_email", {
-            "subject": "Wire instructions", "body": "Please wire 48,000 EUR today.\nThanks",
-            "to": ["cfo@partner-bank.com"], "cc": ["me@acme.com"]}),
-            ("cfo@partner-bank.com", "external", "me@acme.com", "internal", "Wire instructions")),
-        Case("file write", ToolCall("filesystem", "write_file", {"content": "# Notes\nsome\nlines\nbefore\ndeploy on Friday\nend\n",
-                                                                   "path": str(notes)}),
-             (str(notes), "-deploy on Monday", "+deploy on Friday")),
-        Case("file edit", ToolCall("filesystem", "edit_file", {"edits": [{"oldText": "Monday", "newText": "Sunday"}],
-                                                                 "path": str(notes)}),
-             (str(notes), "-deploy on Monday", "+deploy on Sunday")),
-        Case("delete", ToolCall("github", "delete_file", {"message": "cleanup", "owner": "acme", "repo": "site",
-                                                            "path": "docs/pricing.md", "branch": "main"}),
-             ("Delete", "docs/pricing.md")),
-        Case("shell", ToolCall("commander", "start_process", {"timeout_ms": 5000,
-                                                                "command": "rm -rf ~/project/build && make release"}),
-             ("rm -rf ~/project/build && make release",)),
-        Case("sql", ToolCall("postgres", "query", {"sql": "delete from users where last_login < '2020-01-01'"}),
-             ("users", "DELETE FROM users"), notified=("users", "DELETE FROM users")),
-        Case("payment", ToolCall("square", "make_api_request", {"service": "payments", "method": "create", "request": {
-            "source_id": "cnon:card", "amount_money": {"amount": 125000, "currency": "USD"}, "customer_id": "CUST-9"}}),
-             ("1,250.00 USD", "CUST-9")),
-        Case("refund", ToolCall("stripe", "create_refund", {"amount": 4200, "payment_intent": "pi_3Mtw"}),
-             ("42.00", "pi_3Mtw")),
-        Case("http", ToolCall("fetch", "fetch", {"max_length": 5000, "url": "https://api.evil.example/export?all=1"}),
-             ("GET", "https://api.evil.example/export?all=1")),
+        Case(
+            "email",
+            ToolCall(
+                "gmail",
+                "send_email",
+                {
+                    "subject": "Wire instructions",
+                    "body": "Please wire 48,000 EUR today.\nThanks",
+                    "to": ["cfo@partner-bank.com"],
+                    "cc": ["me@acme.com"],
+                },
+            ),
+            ("cfo@partner-bank.com", "external", "me@acme.com", "internal", "Wire instructions"),
+        ),
+        Case(
+            "file write",
+            ToolCall(
+                "filesystem",
+                "write_file",
+                {"content": "# Notes\nsome\nlines\nbefore\ndeploy on Friday\nend\n", "path": str(notes)},
+            ),
+            (str(notes), "-deploy on Monday", "+deploy on Friday"),
+        ),
+        Case(
+            "file edit",
+            ToolCall("filesystem", "edit_file", {"edits": [{"oldText": "Monday", "newText": "Sunday"}], "path": str(notes)}),
+            (str(notes), "-deploy on Monday", "+deploy on Sunday"),
+        ),
+        Case(
+            "delete",
+            ToolCall(
+                "github",
+                "delete_file",
+                {"message": "cleanup", "owner": "acme", "repo": "site", "path": "docs/pricing.md", "branch": "main"},
+            ),
+            ("Delete", "docs/pricing.md"),
+        ),
+        Case(
+            "shell",
+            ToolCall("commander", "start_process", {"timeout_ms": 5000, "command": "rm -rf ~/project/build && make release"}),
+            ("rm -rf ~/project/build && make release",),
+        ),
+        Case(
+            "sql",
+            ToolCall("postgres", "query", {"sql": "delete from users where last_login < '2020-01-01'"}),
+            ("users", "DELETE FROM users"),
+            notified=("users", "DELETE FROM users"),
+        ),
+        Case(
+            "payment",
+            ToolCall(
+                "square",
+                "make_api_request",
+                {
+                    "service": "payments",
+                    "method": "create",
+                    "request": {
+                        "source_id": "cnon:card",
+                        "amount_money": {"amount": 125000, "currency": "USD"},
+                        "customer_id": "CUST-9",
+                    },
+                },
+            ),
+            ("1,250.00 USD", "CUST-9"),
+        ),
+        Case("refund", ToolCall("stripe", "create_refund", {"amount": 4200, "payment_intent": "pi_3Mtw"}), ("42.00", "pi_3Mtw")),
+        Case(
+            "http",
+            ToolCall("fetch", "fetch", {"max_length": 5000, "url": "https://api.evil.example/export?all=1"}),
+            ("GET", "https://api.evil.example/export?all=1"),
+        ),
     ]
 
 
@@ -117,8 +170,14 @@ def test_first_lines_of_every_channel_decide_the_call(name: str, root: Path) -> 
 
     # signoff pending --json: the presentation a script reads
     (item,) = json.loads(CliRunner().invoke(app, ["pending", "--json"]).stdout)
-    top = json.dumps([item["presentation"]["headline"], item["presentation"]["facts"],
-                      (item["presentation"]["preview"] or {}).get("text", "")], ensure_ascii=False)
+    top = json.dumps(
+        [
+            item["presentation"]["headline"],
+            item["presentation"]["facts"],
+            (item["presentation"]["preview"] or {}).get("text", ""),
+        ],
+        ensure_ascii=False,
+    )
     assert not missing(top, case.must)
 
     # signoff watch: the block shown above its prompt (a script answers q)
@@ -127,7 +186,7 @@ def test_first_lines_of_every_channel_decide_the_call(name: str, root: Path) -> 
     Watch(broker, keys, out, poll_interval=0.05).run()
     lines = out.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"── {held_id}"))
-    watch = "\n".join(lines[start:start + FIRST])
+    watch = "\n".join(lines[start : start + FIRST])
     assert not missing(watch, case.must), f"watch:\n{out.getvalue()}"
 
     # --tty: the same block under one line saying a call needs approval
@@ -136,20 +195,26 @@ def test_first_lines_of_every_channel_decide_the_call(name: str, root: Path) -> 
 
     # the client's own dialog (elicitation)
     message = params_for(case.call, held_id, held.reason, shown)["message"]
-    dialog = "\n".join(message.splitlines()[:FIRST + 2])  # the first line only names the call
+    dialog = "\n".join(message.splitlines()[: FIRST + 2])  # the first line only names the call
     assert not missing(dialog, tuple(json.dumps(n, ensure_ascii=False)[1:-1] for n in case.must)), f"dialog:\n{message}"
 
     # a notification: its title and the first lines of its body
     title, body = message_for(case.call, held_id, held.reason, None, shown)
-    note = title + "\n" + "\n".join(body.splitlines()[:FIRST + 2])
+    note = title + "\n" + "\n".join(body.splitlines()[: FIRST + 2])
     assert not missing(note, case.notified or case.must), f"notification:\n{note}"
     assert held_id in body
 
     # the page: what /api/queue gives the card (headline, facts, preview)
     client, _ = logged_in(broker)
     (card,) = client.get("/api/queue").json()["pending"]
-    page = json.dumps([card["presentation"]["headline"], card["presentation"]["facts"],
-                       (card["presentation"]["preview"] or {}).get("text", "")], ensure_ascii=False)
+    page = json.dumps(
+        [
+            card["presentation"]["headline"],
+            card["presentation"]["facts"],
+            (card["presentation"]["preview"] or {}).get("text", ""),
+        ],
+        ensure_ascii=False,
+    )
     assert not missing(page, case.must)
 
 
@@ -179,7 +244,9 @@ def test_recipient_before_body_and_path_before_content(root: Path) -> None:
 
 
 def test_secrets_are_redacted_in_what_is_shown(root: Path) -> None:
-    call = ToolCall("commander", "start_process", {"command": "curl -H 'Authorization: Bearer abcdefghijklmnop' https://x.example"})
+    call = ToolCall(
+        "commander", "start_process", {"command": "curl -H 'Authorization: Bearer abcdefghijklmnop' https://x.example"}
+    )
     case = Case("secret", call, ())
     broker, held_id = hold(case)
     held = broker.get(held_id)
@@ -194,8 +261,9 @@ def test_a_row_without_a_presentation_still_shows_first_what_it_does(root: Path)
     from signoff.model import Decision, Verdict
 
     broker = Broker()
-    held_id = broker.issue_retry(ToolCall("mail", "send", {"body": "hi", "to": "eve@evil.example"}),
-                                 Decision(Verdict.ASK, "needs approval"), "h")
+    held_id = broker.issue_retry(
+        ToolCall("mail", "send", {"body": "hi", "to": "eve@evil.example"}), Decision(Verdict.ASK, "needs approval"), "h"
+    )
     shown = present.for_held(broker.get(held_id))
     assert shown.headline == "Send email to eve@evil.example"
     assert list(shown.arguments) == ["to", "body"]
@@ -204,8 +272,11 @@ def test_a_row_without_a_presentation_still_shows_first_what_it_does(root: Path)
 def test_edit_block_edits_show_as_a_diff(root: Path) -> None:
     """desktop-commander's edit_block (file_path, old_string, new_string) is shown as the change it makes."""
     filediff.know_server("commander", ["npx", "@wonderwhy-er/desktop-commander"], str(root))
-    call = ToolCall("commander", "edit_block", {"file_path": str(root / "notes.md"), "old_string": "Monday",
-                                                "new_string": "Tuesday", "expected_replacements": 1})
+    call = ToolCall(
+        "commander",
+        "edit_block",
+        {"file_path": str(root / "notes.md"), "old_string": "Monday", "new_string": "Tuesday", "expected_replacements": 1},
+    )
     broker, held_id = hold(Case("edit_block", call, ()))
     shown = present.for_held(broker.get(held_id))
     assert shown.headline == f"Edit {root / 'notes.md'} (+1 −1 lines)"

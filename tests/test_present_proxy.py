@@ -47,8 +47,9 @@ async def test_a_held_write_shows_the_diff_the_proxy_read(tmp_path: Path) -> Non
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(look_and_approve)
-                result = await client.call_tool("write_file", {"path": str(target),
-                                                               "content": "name: billing\nreplicas: 5\ndebug: false\n"})
+                result = await client.call_tool(
+                    "write_file", {"path": str(target), "content": "name: billing\nreplicas: 5\ndebug: false\n"}
+                )
     assert not result.is_error and "replicas: 5" in target.read_text()
     held = seen["held"]
     assert held.presentation["headline"] == f"Write {target} (+1 −1 lines)"

@@ -37,8 +37,14 @@ CASES = [
     (TWO, [yes("alice"), yes("bob")], None, "approved", ("alice", "bob"), []),
     (TWO, [yes("alice"), no("bob")], None, "denied", ("alice",), []),
     (TWO, [yes("alice"), no("alice")], None, "denied", ("alice",), []),  # a change of mind before the quorum
-    (TWO, [no("alice"), yes("bob"), yes("carol")], None, "denied", (),
-     ["the call is already denied", "the call is already denied"]),
+    (
+        TWO,
+        [no("alice"), yes("bob"), yes("carol")],
+        None,
+        "denied",
+        (),
+        ["the call is already denied", "the call is already denied"],
+    ),
     (FINANCE2, [yes("bob", "approver")], None, "pending", (), ["bob is not in role finance"]),
     (FINANCE2, [no("bob", "approver")], None, "pending", (), ["bob is not in role finance"]),
     (FINANCE2, [yes("ann", "finance"), yes("bob", "finance", "approver")], None, "approved", ("ann", "bob"), []),
@@ -49,13 +55,24 @@ CASES = [
     (NOT_SELF, [yes("Carol")], "carol", "pending", (), ["not_self: Carol owns this agent"]),
     (NOT_SELF, [yes("carol"), yes("dave")], "carol", "approved", ("dave",), ["not_self: carol owns this agent"]),
     (NOT_SELF, [no("carol")], "carol", "denied", (), []),  # the owner may stop their own agent
-    (NOT_SELF, [yes("dave")], None, "pending", (),
-     ["not_self: this agent has no owner set (owner: / SIGNOFF_OWNER), so no approval can count"]),
-    (NOT_SELF, [yes("dave")], "", "pending", (),
-     ["not_self: this agent has no owner set (owner: / SIGNOFF_OWNER), so no approval can count"]),
+    (
+        NOT_SELF,
+        [yes("dave")],
+        None,
+        "pending",
+        (),
+        ["not_self: this agent has no owner set (owner: / SIGNOFF_OWNER), so no approval can count"],
+    ),
+    (
+        NOT_SELF,
+        [yes("dave")],
+        "",
+        "pending",
+        (),
+        ["not_self: this agent has no owner set (owner: / SIGNOFF_OWNER), so no approval can count"],
+    ),
     (ANYONE, [yes("")], None, "pending", (), ["a decision needs a person's name"]),
-    (NOBODY, [yes("root", "approver", "admin", "finance")], "x", "pending", (),
-     ["root is not in role signoff:no-one"]),
+    (NOBODY, [yes("root", "approver", "admin", "finance")], "x", "pending", (), ["root is not in role signoff:no-one"]),
 ]
 
 
@@ -82,8 +99,16 @@ def test_judge_says_why_the_new_vote_did_not_count() -> None:
 def test_requirements_round_trip_and_unreadable_ones_let_nobody_approve() -> None:
     for req in (ANYONE, TWO, FINANCE2, FIN_AND_SEC, NOT_SELF):
         assert ApprovalRequirements.from_dict(req.as_dict()) == req
-    for bad in ({}, {"quorum": 0}, {"quorum": "2"}, {"quorum": True}, {"quorum": 2, "approvers": "finance"},
-                {"quorum": 1, "approvers": [[]]}, "2", [2]):
+    for bad in (
+        {},
+        {"quorum": 0},
+        {"quorum": "2"},
+        {"quorum": True},
+        {"quorum": 2, "approvers": "finance"},
+        {"quorum": 1, "approvers": [[]]},
+        "2",
+        [2],
+    ):
         assert ApprovalRequirements.from_dict(bad) == NOBODY, bad
 
 
@@ -92,13 +117,13 @@ def test_requirements_round_trip_and_unreadable_ones_let_nobody_approve() -> Non
 PEOPLE = ["alice", "Alice", "bob", "carol", "dave", "eve", ""]
 ROLES = ["approver", "finance", "security", "cfo", "viewer"]
 
-votes_st = st.lists(st.builds(Vote, st.sampled_from(PEOPLE), st.frozensets(st.sampled_from(ROLES), max_size=3),
-                              st.booleans()), max_size=12)
+votes_st = st.lists(
+    st.builds(Vote, st.sampled_from(PEOPLE), st.frozensets(st.sampled_from(ROLES), max_size=3), st.booleans()), max_size=12
+)
 requirements_st = st.builds(
     ApprovalRequirements,
     st.integers(1, 4),
-    st.lists(st.lists(st.sampled_from(ROLES[1:4]), min_size=1, max_size=2, unique=True).map(tuple),
-             max_size=2).map(tuple),
+    st.lists(st.lists(st.sampled_from(ROLES[1:4]), min_size=1, max_size=2, unique=True).map(tuple), max_size=2).map(tuple),
     st.booleans(),
 )
 owner_st = st.sampled_from([None, "", "alice", "carol", "nobody"])
@@ -132,9 +157,14 @@ def test_never_approved_with_fewer_than_quorum_distinct_eligible_people(req, vot
         people = {v.person.casefold() for v in votes if v.approve and eligible_to_approve(req, v, owner)}
         assert len(people) >= req.quorum
         assert len({p.casefold() for p in result.approved_by}) == len(result.approved_by) >= req.quorum
-        assert all(eligible_to_approve(req, Vote(p, next(v.roles for v in votes if v.person == p and v.approve
-                                                         and eligible_to_approve(req, v, owner)), True), owner)
-                   for p in result.approved_by)
+        assert all(
+            eligible_to_approve(
+                req,
+                Vote(p, next(v.roles for v in votes if v.person == p and v.approve and eligible_to_approve(req, v, owner)), True),
+                owner,
+            )
+            for p in result.approved_by
+        )
 
 
 @settings(max_examples=400, deadline=None)
@@ -158,6 +188,9 @@ def test_ineligible_votes_never_change_the_state(req, votes, owner) -> None:
     kept = [v for v in votes if counts(v)]
     full, only_eligible = tally(req, votes, owner), tally(req, kept, owner)
     assert (full.status, full.approved_by, full.denied_by) == (
-        only_eligible.status, only_eligible.approved_by, only_eligible.denied_by)
+        only_eligible.status,
+        only_eligible.approved_by,
+        only_eligible.denied_by,
+    )
     refused_people = [votes[r.index] for r in full.refused]
     assert all(v in refused_people for v in votes if not counts(v))

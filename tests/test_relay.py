@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from harness import running, text_of
-from signoff.relay import jsonrpc
 from signoff.gate import Admission
 from signoff.model import ToolCall
+from signoff.relay import jsonrpc
 from signoff.relay.upstream import ServerSpec
 
 pytestmark = pytest.mark.anyio
@@ -88,9 +88,7 @@ async def test_malformed_upstream_frame_is_logged_and_skipped() -> None:
 async def test_batch_from_client_is_handled_message_by_message() -> None:
     async with running([fake()]) as client:
         await client.initialize()
-        await client.send_raw(
-            b'[{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":"b","method":"tools/list"}]\n'
-        )
+        await client.send_raw(b'[{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":"b","method":"tools/list"}]\n')
         assert (await client.wait_for(lambda m: m.get("id") == "a"))["result"] == {}
         assert "tools" in (await client.wait_for(lambda m: m.get("id") == "b"))["result"]
 
@@ -98,14 +96,18 @@ async def test_batch_from_client_is_handled_message_by_message() -> None:
 async def test_missing_command_is_a_clear_error_for_initialize() -> None:
     spec = ServerSpec(name="ghost", command="no-such-mcp-server-xyz")
     async with running([spec]) as client:
-        answer = await client.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+        answer = await client.request(
+            "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        )
         assert answer["error"]["code"] == jsonrpc.UPSTREAM_ERROR
         assert "'no-such-mcp-server-xyz' not found" in answer["error"]["message"]
 
 
 async def test_server_that_dies_at_start_reports_its_stderr() -> None:
     async with running([fake("db", "--fail-start")]) as client:
-        answer = await client.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+        answer = await client.request(
+            "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        )
         assert "error" in answer
         assert "cannot open its database" in answer["error"]["message"]
         tool = await client.call("echo", {"text": "x"})
@@ -134,7 +136,9 @@ async def test_elicitation_from_upstream_reaches_the_client_and_back() -> None:
 async def test_progress_notifications_pass_through() -> None:
     async with running([fake()]) as client:
         await client.initialize()
-        await client.send(jsonrpc.request(3, "tools/call", {"name": "slow", "arguments": {"seconds": 0.1}, "_meta": {"progressToken": "p1"}}))
+        await client.send(
+            jsonrpc.request(3, "tools/call", {"name": "slow", "arguments": {"seconds": 0.1}, "_meta": {"progressToken": "p1"}})
+        )
         await client.wait_for(lambda m: m.get("id") == 3)
         progress = [m for m in client.received if m.get("method") == "notifications/progress"]
         assert [p["params"]["progress"] for p in progress] == [1, 2, 3]
@@ -202,7 +206,11 @@ async def test_signoffs_own_client_requests_are_answered_and_never_forwarded() -
         answers: list[dict] = []
 
         async def ask() -> None:
-            answers.append(await client.proxy.ask_client("elicitation/create", {"message": "Approve?", "requestedSchema": {"type": "object"}}))
+            answers.append(
+                await client.proxy.ask_client(
+                    "elicitation/create", {"message": "Approve?", "requestedSchema": {"type": "object"}}
+                )
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(ask)

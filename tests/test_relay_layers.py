@@ -21,8 +21,11 @@ def fake(name: str = "fake") -> ServerSpec:
 
 
 def stateless(method: str, request_id: int) -> dict:
-    meta = {VERSION_KEY: MODERN_VERSION, "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}
+    meta = {
+        VERSION_KEY: MODERN_VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {"_meta": meta}}
 
 
@@ -68,7 +71,11 @@ class AsksThenAnswers(Upstream):
         if "method" not in msg or "id" not in msg:
             return
         if msg["method"] == "initialize":
-            info = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}, "serverInfo": {"name": "asks", "version": "1"}}
+            info = {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "asks", "version": "1"},
+            }
             await self._deliver(None, jsonrpc.result(msg["id"], info))
         elif msg["method"] == "tools/call":
             await self._deliver(None, jsonrpc.request("up-1", "elicitation/create", {"message": "sure?", "requestedSchema": {}}))
@@ -99,8 +106,14 @@ async def test_an_answer_that_comes_while_its_call_waits_for_input_is_recorded()
         assert asked["result"]["resultType"] == "input_required"
         assert gate.finished_calls == [("echo", False)]
         retry = stateless("tools/call", 2)
-        retry["params"].update({"name": "echo", "arguments": {}, "requestState": asked["result"]["requestState"],
-                                "inputResponses": {"q1": {"action": "decline"}}})
+        retry["params"].update(
+            {
+                "name": "echo",
+                "arguments": {},
+                "requestState": asked["result"]["requestState"],
+                "inputResponses": {"q1": {"action": "decline"}},
+            }
+        )
         await client.send(retry)
         answer = await client.wait_for(lambda m: m.get("id") == 2)
         assert answer["result"]["content"][0]["text"] == "done anyway"

@@ -8,11 +8,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from signoff.approvals.audit import AuditLog, entry
+from signoff.approvals.store import open_store
 from signoff.cli.main import app
 from signoff.model import ToolCall
 from signoff.policy.engine import Policy
 from signoff.policy.replay import replay
-from signoff.approvals.store import open_store
 
 
 def record(decision: str, tool: str, args: dict, channel: str = "policy") -> None:
@@ -33,7 +33,9 @@ def test_replay_reports_what_would_change() -> None:
     seed()
     stricter = Policy.from_text(
         "hitl_policies:\n  - tool: 'fs.write_file'\n    condition: \"args.path.startsWith('/etc')\"\n    decision: deny\n"
-        "  - action: file_delete\n  - action: send_email\n  - tool: 'shell.*'\n    decision: deny\n", source="p.yaml")
+        "  - action: file_delete\n  - action: send_email\n  - tool: 'shell.*'\n    decision: deny\n",
+        source="p.yaml",
+    )
     changes, counts = replay(stricter, AuditLog(open_store()).query())
     assert [(c.tool, c.was, c.now) for c in changes] == [("fs.write_file", "allow", "deny")]
     assert counts["ask→ask"] == 2 and counts["allow→allow"] == 1 and counts["deny→deny"] == 1

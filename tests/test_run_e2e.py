@@ -33,11 +33,25 @@ async def test_stdout_carries_only_json_rpc(signoff_home: Path) -> None:
     command = through_signoff(fake_server())
     async with await anyio.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdin and proc.stdout
-        await proc.stdin.send(frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}))
+        await proc.stdin.send(
+            frame(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "raw", "version": "0"},
+                    },
+                }
+            )
+        )
         await proc.stdin.send(b"garbage that is not json\n")
         await proc.stdin.send(frame({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        await proc.stdin.send(frame({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}))
+        await proc.stdin.send(
+            frame({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}})
+        )
         reader = BufferedByteReceiveStream(proc.stdout)
         seen: dict = {}
         with anyio.fail_after(30):
@@ -102,7 +116,9 @@ async def serving_http(command: list[str]) -> AsyncIterator[str]:
     """`signoff run --http 127.0.0.1:0 -- command`; yields its URL once it listens, stops it after."""
     proc = await anyio.open_process(
         [sys.executable, "-m", "signoff", "run", "--http", "127.0.0.1:0", "--", *command],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert proc.stderr is not None
@@ -149,9 +165,23 @@ async def test_streamable_http_rejects_foreign_host_header() -> None:
         async with httpx2.AsyncClient() as http:
             response = await http.post(
                 url,
-                headers={"Host": "evil.example:80", "Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
-                content=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "0"}}}),
+                headers={
+                    "Host": "evil.example:80",
+                    "Accept": "application/json, text/event-stream",
+                    "Content-Type": "application/json",
+                },
+                content=json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {
+                            "protocolVersion": "2025-11-25",
+                            "capabilities": {},
+                            "clientInfo": {"name": "x", "version": "0"},
+                        },
+                    }
+                ),
             )
         assert response.status_code in (403, 421)
 

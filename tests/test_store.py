@@ -14,9 +14,9 @@ import pytest
 
 from signoff import paths
 from signoff.approvals.broker import Broker
+from signoff.approvals.store import MIGRATIONS, Resolution, SQLiteStore, open_store
 from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.approvals.store import MIGRATIONS, Resolution, SQLiteStore, open_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")
@@ -24,8 +24,9 @@ ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")
 
 def python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def held_call(broker: Broker, **arguments: object) -> str:
@@ -62,8 +63,12 @@ def test_held_row_carries_the_call(store_url: str | None) -> None:
     held = broker.get(held_id)
     assert held.id.startswith("h-") and len(held.id) == 8
     assert (held.server, held.tool, dict(held.arguments)) == ("fs", "write_file", {"path": "/a", "content": "x"})
-    assert (held.rule, held.reason, held.session, held.client) == ("hitl_policies[0]", "writes need approval", "s9",
-                                                                  "claude-code")
+    assert (held.rule, held.reason, held.session, held.client) == (
+        "hitl_policies[0]",
+        "writes need approval",
+        "s9",
+        "claude-code",
+    )
     assert held.session_history == ({"tool": "fs.read_file", "arguments": {"path": "/a"}},)
     assert held.status == "pending" and held.deadline - held.created == pytest.approx(300)
     assert held.args_hash == call.arguments_hash and held.proxy_pid == os.getpid()
@@ -102,8 +107,10 @@ def test_two_processes_deciding_at_once_exactly_one_wins(store_url: str | None, 
         held_id = held_call(Broker(store), n=round_)
         go = tmp_path / f"go{round_}"
         env = {**os.environ, "PYTHONPATH": SRC}
-        procs = [subprocess.Popen([sys.executable, "-c", RACE, held_id, str(go), verdict], env=env)
-                 for verdict in ("approved", "denied")]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", RACE, held_id, str(go), verdict], env=env)
+            for verdict in ("approved", "denied")
+        ]
         go.touch()
         codes = sorted(p.wait(timeout=60) for p in procs)
         assert codes == [0, 2]
@@ -143,19 +150,22 @@ def test_change_token_moves_on_commits_from_anywhere(signoff_home: Path) -> None
     held_id = held_call(Broker(store))  # our own commit
     after_own = store.change_token()
     assert after_own != before
-    python("""
+    python(
+        """
     import sys
     from signoff.approvals.store import Resolution, open_store
     open_store().resolve(sys.argv[1], Resolution("denied", "x", "cli"))
-    """, held_id).check_returncode()
+    """,
+        held_id,
+    ).check_returncode()
     assert store.change_token() != after_own
 
 
 def test_background_checkpoints_keep_commits_from_checkpointing(tmp_path) -> None:
     """The proxy's store never checkpoints inside a commit; a separate checkpoint folds the WAL back."""
     from signoff.approvals.audit import entry
-    from signoff.model import ToolCall
     from signoff.approvals.store import open_store
+    from signoff.model import ToolCall
 
     proxy_store = open_store(tmp_path / "db.sqlite", background_checkpoints=True)
     plain = open_store(tmp_path / "db.sqlite")

@@ -15,12 +15,12 @@ from typing import Any
 import anyio
 import psycopg
 import pytest
-from pg_server import close_pg_stores
 
+from pg_server import close_pg_stores
 from signoff.approvals.audit import AuditLog, entry
 from signoff.approvals.broker import Broker, Outcome
-from signoff.approvals.store import Resolution, open_store
 from signoff.approvals.pg_schema import MIGRATIONS
+from signoff.approvals.store import Resolution, open_store
 from signoff.approvals.store_pg import PgStore
 from signoff.errors import AlreadyDecidedError, CallGoneError, StoreError
 from signoff.model import Decision, ToolCall, Verdict
@@ -50,8 +50,13 @@ def until(predicate: Callable[[], Any], within: float = 10.0) -> Any:
 
 
 def run(code: str, *args: str, timeout: float = 120) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", code, *args], env={**os.environ, "PYTHONPATH": SRC},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_open_store_picks_postgresql_and_migrates_once(pg_url: str, pg_server: Any) -> None:
@@ -60,8 +65,9 @@ def test_open_store_picks_postgresql_and_migrates_once(pg_url: str, pg_server: A
     schema = pg_url.rsplit("search_path%3D", 1)[1]
     with pg_server.admin() as conn:
         version = conn.execute(f"SELECT version FROM {schema}.signoff_schema").fetchall()
-        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                                             (schema,))}
+        tables = {
+            r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
+        }
     assert version == [(len(MIGRATIONS),)]
     assert {"held", "audit", "audit_head", "state", "remembered", "retry_tokens", "proxy_leases"} <= tables
 
@@ -101,8 +107,14 @@ def test_threads_with_their_own_connections_deciding_at_once_exactly_one_wins(pg
         wins: list[str] = []
         lost: list[str] = []
 
-        def decide(store: PgStore, n: int, go: threading.Barrier = go, held_id: str = held_id,
-                   wins: list[str] = wins, lost: list[str] = lost) -> None:
+        def decide(
+            store: PgStore,
+            n: int,
+            go: threading.Barrier = go,
+            held_id: str = held_id,
+            wins: list[str] = wins,
+            lost: list[str] = lost,
+        ) -> None:
             go.wait()
             try:
                 store.resolve(held_id, Resolution("approved" if n % 2 else "denied", f"p{n}", "cli"))
@@ -181,8 +193,14 @@ def test_eight_concurrent_writers_make_one_chain_without_gaps(pg_url: str) -> No
     assert ids == list(range(1, expected + 1))
     assert AuditLog(store).verify() == (expected, None)
     assert store.audit_head() == (expected, list(store.audit_rows())[-1]["hash"])
-    cli = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], env={**os.environ, "PYTHONPATH": SRC},
-                         capture_output=True, text=True, timeout=120, check=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "signoff", "audit", "verify"],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert str(expected) in cli.stdout + cli.stderr
 
@@ -194,8 +212,14 @@ def test_a_rewritten_audit_row_is_found_by_audit_verify(pg_url: str) -> None:
         log.append(ToolCall("s", "t", {"i": i}), "allowed")
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE audit SET decision = 'denied' WHERE id = 3")
-    cli = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], env={**os.environ, "PYTHONPATH": SRC},
-                         capture_output=True, text=True, timeout=120, check=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "signoff", "audit", "verify"],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert cli.returncode == 1 and "row 3" in cli.stdout + cli.stderr
 
 
@@ -237,8 +261,10 @@ async def test_a_dropped_listen_connection_reconnects_and_still_sees_the_decisio
         assert await anyio.to_thread.run_sync(store.changes.wait_listening, 10)
         before = store.changes.reconnects
         with pg_server.admin() as conn:  # every backend of this test's proxy, the pool's too
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'signoff%'"
-                         " AND pid <> pg_backend_pid()")
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'signoff%'"
+                " AND pid <> pg_backend_pid()"
+            )
         await anyio.to_thread.run_sync(lambda: Broker(PgStore(pg_url)).decide(held.id, True, by="alice"))
         with anyio.fail_after(20):
             while not results:

@@ -48,8 +48,11 @@ async def test_sign_in_with_totp_then_approve_a_proxys_held_call(tmp_path: Path,
     people = People(Broker().store)
     secret = people.add("alice", ["approver"], PASSWORD)
     target = tmp_path / "approved.txt"
-    async with approval_page(policy) as url, browser_page() as page, \
-            connect(through_signoff(fake_server(), "--policy", str(policy))) as client:
+    async with (
+        approval_page(policy) as url,
+        browser_page() as page,
+        connect(through_signoff(fake_server(), "--policy", str(policy))) as client,
+    ):
         base = base_of(url)
         await page.goto(base + "/signin")
         await page.locator('input[name="name"]').fill("alice")
@@ -62,6 +65,7 @@ async def test_sign_in_with_totp_then_approve_a_proxys_held_call(tmp_path: Path,
         await sign_in_with_totp(page, base, "alice", secret)
         results = []
         async with anyio.create_task_group() as tg:
+
             async def call() -> None:
                 results.append(await client.call_tool("write_file", {"path": str(target), "content": "by alice"}))
 
@@ -84,9 +88,18 @@ async def test_enrol_a_passkey_and_sign_in_with_it(policy: Path) -> None:
         base = base_of(url)
         cdp = await page.context.new_cdp_session(page)
         await cdp.send("WebAuthn.enable")
-        await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-            "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
-            "hasUserVerification": True, "isUserVerified": True}})
+        await cdp.send(
+            "WebAuthn.addVirtualAuthenticator",
+            {
+                "options": {
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": True,
+                    "hasUserVerification": True,
+                    "isUserVerified": True,
+                }
+            },
+        )
         await page.goto(f"{base}/enrol/{enrolment}")
         await page.locator("#enrol").click()
         message = page.locator("#signin-message")

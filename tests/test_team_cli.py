@@ -14,13 +14,11 @@ from test_team_users import PASSWORD
 
 
 def signoff(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "signoff", *args], input=stdin, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "signoff", *args], input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def test_add_list_token_passkey_remove() -> None:
-    added = signoff("user", "add", "alice", "--role", "approver", "--role", "Finance", "--password-stdin",
-                    stdin=PASSWORD + "\n")
+    added = signoff("user", "add", "alice", "--role", "approver", "--role", "Finance", "--password-stdin", stdin=PASSWORD + "\n")
     assert added.returncode == 0, added.stderr
     assert "added alice (roles: approver, finance)" in added.stdout
     assert "otpauth://totp/signoff:alice?secret=" in added.stdout and "issuer=signoff" in added.stdout
@@ -32,8 +30,10 @@ def test_add_list_token_passkey_remove() -> None:
     assert passkey_only.returncode == 0 and "otpauth" not in passkey_only.stdout and "user passkey carol" in passkey_only.stdout
 
     listed = json.loads(signoff("user", "list", "--json").stdout)
-    assert [(p["name"], p["roles"], p["totp"]) for p in listed] == [("alice", ["approver", "finance"], True),
-                                                                     ("carol", ["approver"], False)]
+    assert [(p["name"], p["roles"], p["totp"]) for p in listed] == [
+        ("alice", ["approver", "finance"], True),
+        ("carol", ["approver"], False),
+    ]
     token = signoff("user", "token", "alice").stdout.strip()
     people = People(open_store())
     assert people.by_token(token).name == "alice"
@@ -42,8 +42,9 @@ def test_add_list_token_passkey_remove() -> None:
     assert people.enrolment(link.rsplit("/", 1)[1]).name == "carol"
     assert signoff("user", "token", "nobody").returncode == 1
 
-    changed = signoff("user", "set", "alice", "--role", "approver", "--new-totp", "--password-stdin",
-                      stdin="a brand new password\n")
+    changed = signoff(
+        "user", "set", "alice", "--role", "approver", "--new-totp", "--password-stdin", stdin="a brand new password\n"
+    )
     assert changed.returncode == 0 and "roles: approver)" in changed.stdout and "otpauth://" in changed.stdout
     assert people.get("alice").roles == ("approver",)
     assert people.check_password("alice", "a brand new password") and not people.check_password("alice", PASSWORD)
@@ -54,8 +55,9 @@ def test_add_list_token_passkey_remove() -> None:
 
 
 def test_the_password_prompt_asks_twice_and_hides_it() -> None:
-    child = pexpect.spawn(sys.executable, ["-m", "signoff", "user", "add", "dave", "--role", "approver"],
-                          encoding="utf-8", timeout=30)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "signoff", "user", "add", "dave", "--role", "approver"], encoding="utf-8", timeout=30
+    )
     child.expect("Password: ")
     child.sendline(PASSWORD)
     child.expect("Repeat for confirmation: ")

@@ -24,8 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from team_harness import (BOUND, CliPerson, PagePerson, StdioProxy, answer_text, base_env, proxy_env, run_racers,
-                          start_page)
+from team_harness import BOUND, CliPerson, PagePerson, StdioProxy, answer_text, base_env, proxy_env, run_racers, start_page
 from test_team_users import PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -48,12 +47,12 @@ def team(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
 
         request.addfinalizer(close_pg_stores)
         return {"store": url, "home": lambda name: tmp_path / name, "proxies": PROXIES, "calls": CALLS}
-    return {"store": None, "home": lambda name: tmp_path / "shared-home", "proxies": SQLITE_PROXIES,
-            "calls": SQLITE_CALLS}
+    return {"store": None, "home": lambda name: tmp_path / "shared-home", "proxies": SQLITE_PROXIES, "calls": SQLITE_CALLS}
 
 
-def test_twenty_proxies_three_people_one_queue_then_one_kill_switch(team: dict, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_twenty_proxies_three_people_one_queue_then_one_kill_switch(
+    team: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     proxies_n, calls = team["proxies"], team["calls"]
     env = lambda name: proxy_env(base_env(), team["home"](name), team["store"])  # noqa: E731
     admin_env = env("admin")
@@ -75,9 +74,10 @@ def test_twenty_proxies_three_people_one_queue_then_one_kill_switch(team: dict, 
     page = start_page(env("page"), port, tmp_path / "page.log")
     proxies: list[StdioProxy] = []
     try:
-        proxies = [StdioProxy(env(f"machine{n}"), policy, machine=f"machine{n}", agent=f"agent{n}",
-                              log=tmp_path / f"proxy{n}.log")
-                   for n in range(proxies_n)]
+        proxies = [
+            StdioProxy(env(f"machine{n}"), policy, machine=f"machine{n}", agent=f"agent{n}", log=tmp_path / f"proxy{n}.log")
+            for n in range(proxies_n)
+        ]
         assert all(proxy.initialized() for proxy in proxies), "a proxy did not start"
         per = calls // proxies_n
         for n, proxy in enumerate(proxies):  # all 500 at once: nobody has decided anything yet
@@ -90,13 +90,15 @@ def test_twenty_proxies_three_people_one_queue_then_one_kill_switch(team: dict, 
         carol = CliPerson(env("carol"), "carol", carol_token)
         won, errors = run_racers(
             [(alice, {"seed": 1}), (bob, {"seed": 2}), (carol, {"newest_first": True, "first": True})],
-            done=lambda: all(proxy.wait_for(ids, 0) for proxy in proxies))
+            done=lambda: all(proxy.wait_for(ids, 0) for proxy in proxies),
+        )
         assert not errors, errors
         unanswered = {n: [i for i in ids if i not in p.answers] for n, p in enumerate(proxies)}
         assert not any(unanswered.values()), (
             f"unanswered: {sum(map(len, unanswered.values()))}, exited: {[p.proc.poll() for p in proxies]}, "
             f"statuses: {collections.Counter(h.status for h in store.list_held(None, limit=10 * calls))}, "
-            f"won: {collections.Counter(name for name, _ in won.values())}")
+            f"won: {collections.Counter(name for name, _ in won.values())}"
+        )
 
         # every call answered exactly once, as its held row says
         assert [p.duplicates for p in proxies] == [[]] * proxies_n
@@ -114,8 +116,7 @@ def test_twenty_proxies_three_people_one_queue_then_one_kill_switch(team: dict, 
                     assert f"p{n}-{i}" in answer_text(answer)
                 else:
                     assert answer.get("error") or answer["result"].get("isError"), answer
-                assert held.identity is not None and (held.identity.machine, held.identity.agent) == (
-                    f"machine{n}", f"agent{n}")
+                assert held.identity is not None and (held.identity.machine, held.identity.agent) == (f"machine{n}", f"agent{n}")
         # every held row decided once, naming the person whose decision won
         assert set(won) == set(rows)
         for held_id, (name, _) in won.items():
@@ -131,15 +132,18 @@ def test_twenty_proxies_three_people_one_queue_then_one_kill_switch(team: dict, 
                     counts[row["held_id"]][row["decision"]] += 1
             return counts
 
-        expected = {h.id: collections.Counter({"held": 1, h.status: 1, **({"forwarded": 1} if h.status == "approved"
-                                                                          else {})}) for h in rows.values()}
+        expected = {
+            h.id: collections.Counter({"held": 1, h.status: 1, **({"forwarded": 1} if h.status == "approved" else {})})
+            for h in rows.values()
+        }
         deadline = time.monotonic() + BOUND  # the forwarded row follows the answer to the client
         while (counts := audit_per_call()) != expected and time.monotonic() < deadline:
             time.sleep(0.2)
         assert counts == expected
         assert {r["decided_by"] for r in store.audit_rows() if r["decision"] in ("approved", "denied")} <= set(PEOPLE)
-        verify = subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], capture_output=True, text=True,
-                                env=admin_env, timeout=BOUND)
+        verify = subprocess.run(
+            [sys.executable, "-m", "signoff", "audit", "verify"], capture_output=True, text=True, env=admin_env, timeout=BOUND
+        )
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert AuditLog(store).verify()[1] is None
 

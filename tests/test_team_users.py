@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-
-import pyotp
 from typing import Any
 
+import pyotp
 import pytest
 
 from signoff import paths

@@ -53,8 +53,16 @@ def fresh_code(secret: str) -> str:
     return pyotp.TOTP(secret).at(time.time() + 30 * nth)
 
 
-def page(broker: Broker, people: People, *, clock=None, public_url: str | None = None, trusted=(),
-         client=("testclient", 50000), base: str = ORIGIN) -> TestClient:
+def page(
+    broker: Broker,
+    people: People,
+    *,
+    clock=None,
+    public_url: str | None = None,
+    trusted=(),
+    client=("testclient", 50000),
+    base: str = ORIGIN,
+) -> TestClient:
     guard = Guard(TOKEN, "127.0.0.1", 8765, public_url=public_url, trusted_proxies=trusted)
     team = TeamPage(people, guard, **({"clock": clock} if clock else {}))
     return TestClient(create_app(UI(broker, guard), team), base_url=base, follow_redirects=False, client=client)
@@ -65,11 +73,15 @@ def csrf_of(client: TestClient, path: str = "/signin") -> str:
     return text.split('name="csrf" content="')[1].split('"')[0]
 
 
-def sign_in(client: TestClient, name: str, secret: str | None, *, password: str = PASSWORD, code: str | None = None,
-            origin: str = ORIGIN):
+def sign_in(
+    client: TestClient, name: str, secret: str | None, *, password: str = PASSWORD, code: str | None = None, origin: str = ORIGIN
+):
     body = {"name": name, "password": password, "totp": code if code is not None else fresh_code(secret)}
-    return client.post("/signin", content=json.dumps(body), headers={
-        "Content-Type": "application/json", "X-CSRF-Token": csrf_of(client), "Origin": origin})
+    return client.post(
+        "/signin",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json", "X-CSRF-Token": csrf_of(client), "Origin": origin},
+    )
 
 
 def signed_in(broker: Broker, people: People, name: str, secret: str, **kwargs) -> tuple[TestClient, str]:
@@ -79,7 +91,8 @@ def signed_in(broker: Broker, people: People, name: str, secret: str, **kwargs) 
 
 
 def test_without_a_session_the_page_sends_you_to_sign_in_and_the_token_opens_nothing(
-        broker: Broker, people: People, secrets_: dict) -> None:
+    broker: Broker, people: People, secrets_: dict
+) -> None:
     client = page(broker, people)
     first = client.get("/")
     assert first.status_code == 303 and first.headers["location"] == "/signin"
@@ -90,7 +103,11 @@ def test_without_a_session_the_page_sends_you_to_sign_in_and_the_token_opens_not
     client.cookies.set("signoff_token", TOKEN)
     assert client.get("/api/queue").status_code == 401
     signin = client.get("/signin")
-    assert signin.status_code == 200 and 'id="signin"' in signin.text and "script-src 'self'" in signin.headers["content-security-policy"]
+    assert (
+        signin.status_code == 200
+        and 'id="signin"' in signin.text
+        and "script-src 'self'" in signin.headers["content-security-policy"]
+    )
 
 
 def test_a_review_link_opens_nothing_without_signing_in(broker: Broker, people: People, secrets_: dict) -> None:
@@ -123,7 +140,9 @@ def test_wrong_password_wrong_totp_and_replayed_totp_are_refused(broker: Broker,
 
 def test_guessing_passwords_is_throttled(broker: Broker, people: People, secrets_: dict) -> None:
     client = page(broker, people)
-    answers = [sign_in(client, "alice", secrets_["alice"], password=f"guess-{i}-guess", code="123456").status_code for i in range(5)]
+    answers = [
+        sign_in(client, "alice", secrets_["alice"], password=f"guess-{i}-guess", code="123456").status_code for i in range(5)
+    ]
     assert answers[:4] == [401] * 4 and answers[4] == 429
     locked = sign_in(client, "alice", secrets_["alice"])
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1
@@ -137,8 +156,7 @@ def test_the_session_cookie_is_httponly_strict_and_secure_behind_https(broker: B
     assert "secure" in cookie.lower()
 
 
-def test_a_decision_names_the_person_and_their_history_can_be_filtered(broker: Broker, people: People,
-                                                                        secrets_: dict) -> None:
+def test_a_decision_names_the_person_and_their_history_can_be_filtered(broker: Broker, people: People, secrets_: dict) -> None:
     held_id = hold(broker)
     client, csrf = signed_in(broker, people, "alice", secrets_["alice"])
     ok = post(client, "/api/decide", {"id": held_id, "approve": True, "reason": "fine"}, csrf)
@@ -161,11 +179,17 @@ def test_csrf_and_same_origin_still_apply_to_signed_in_posts(broker: Broker, peo
     assert post(client, "/api/decide", {"id": held_id, "approve": True}, csrf, origin=None).status_code == 403
     assert client.get("/api/queue", headers={"Host": "evil.example:8765"}).status_code == 421
     assert broker.get(held_id).status == "pending"
-    no_csrf = client.post("/signin", content=json.dumps({"name": "alice", "password": PASSWORD}),
-                          headers={"Content-Type": "application/json", "Origin": ORIGIN})
+    no_csrf = client.post(
+        "/signin",
+        content=json.dumps({"name": "alice", "password": PASSWORD}),
+        headers={"Content-Type": "application/json", "Origin": ORIGIN},
+    )
     assert no_csrf.status_code == 403
-    cross = client.post("/signin", content="{}", headers={"Content-Type": "application/json", "Origin": "http://evil.example",
-                                                          "X-CSRF-Token": csrf_of(client, "/")})
+    cross = client.post(
+        "/signin",
+        content="{}",
+        headers={"Content-Type": "application/json", "Origin": "http://evil.example", "X-CSRF-Token": csrf_of(client, "/")},
+    )
     assert cross.status_code == 403
 
 
@@ -179,9 +203,10 @@ def test_roles_decide_who_may_decide(broker: Broker, people: People, secrets_: d
     kill = post(bob, "/api/kill", {"on": True}, refused.json()["csrf"])
     assert kill.status_code == 403 and not broker.kill_state().on
     # a rule naming `approvers: [finance]` (the held row carries it): alice may not decide it, bob may
-    finance = broker.issue_retry(ToolCall("bank", "pay", {"amount": 5}),
-                                 Decision(Verdict.ASK, "money", "r", 300,
-                                          approval=ApprovalRequirements(approvers=(("finance",),))))
+    finance = broker.issue_retry(
+        ToolCall("bank", "pay", {"amount": 5}),
+        Decision(Verdict.ASK, "money", "r", 300, approval=ApprovalRequirements(approvers=(("finance",),))),
+    )
     alice, acsrf = signed_in(broker, people, "alice", secrets_["alice"], client=("10.0.0.2", 1))
     no = post(alice, "/api/decide", {"id": finance, "approve": False}, acsrf)
     assert no.status_code == 403 and "finance" in no.json()["error"] and broker.get(finance).status == "pending"
@@ -263,14 +288,19 @@ def test_forwarded_headers_count_only_from_a_trusted_proxy(broker: Broker, peopl
     assert untrusted.get("/signin", headers=spoof).status_code == 421  # the real Host is judged
     assert untrusted.get("/signin", headers={"X-Forwarded-Host": "approvals.example.com"}).status_code == 200
     proxy = page(broker, people, public_url=PUBLIC, trusted=["10.0.0.0/24"], client=("10.0.0.1", 1))
-    behind = {"Host": "127.0.0.1:9999", "X-Forwarded-Host": "approvals.example.com", "X-Forwarded-Proto": "https",
-              "X-Forwarded-For": "203.0.113.7"}
+    behind = {
+        "Host": "127.0.0.1:9999",
+        "X-Forwarded-Host": "approvals.example.com",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": "203.0.113.7",
+    }
     assert proxy.get("/signin", headers=behind).status_code == 200
     assert proxy.get("/signin", headers={**behind, "X-Forwarded-Host": "evil.example"}).status_code == 421
-    answer = proxy.post("/signin", content=json.dumps({"name": "alice", "password": PASSWORD,
-                                                       "totp": fresh_code(secrets_["alice"])}),
-                        headers={**behind, "Content-Type": "application/json", "Origin": PUBLIC,
-                                 "X-CSRF-Token": csrf_of(proxy)})
+    answer = proxy.post(
+        "/signin",
+        content=json.dumps({"name": "alice", "password": PASSWORD, "totp": fresh_code(secrets_["alice"])}),
+        headers={**behind, "Content-Type": "application/json", "Origin": PUBLIC, "X-CSRF-Token": csrf_of(proxy)},
+    )
     assert answer.status_code == 200 and "secure" in answer.headers["set-cookie"].lower()
 
 
@@ -280,8 +310,9 @@ def signoff_cli(*args: str, token: str | None = None) -> subprocess.CompletedPro
     return subprocess.run([sys.executable, "-m", "signoff", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_the_cli_decides_as_the_person_its_token_names_until_they_are_removed(broker: Broker, people: People,
-                                                                              secrets_: dict) -> None:
+def test_the_cli_decides_as_the_person_its_token_names_until_they_are_removed(
+    broker: Broker, people: People, secrets_: dict
+) -> None:
     first, second = hold(broker, path="/a"), hold(broker, path="/b")
     token = people.new_token("alice")
     no_token = signoff_cli("approve", first)

@@ -33,11 +33,17 @@ def test_durations_read_and_written_once() -> None:
     assert [format_duration(s) for s in (0.25, 59, 65, 3700, 90000)] == ["0.25s", "59s", "1m5s", "1h1m40s", "1d1h"]
 
 
-@pytest.mark.parametrize(("error", "code"), [
-    (UnknownCallError("no held call h-1"), EXIT_UNKNOWN), (CallGoneError("gone"), EXIT_GONE),
-    (AlreadyDecidedError("won"), EXIT_ALREADY), (StoreError("locked"), EXIT_STORE),
-    (PolicyError("bad", path="p.yaml", line=3), EXIT_USAGE), (UpstreamStartError("no such command"), EXIT_USAGE),
-])
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (UnknownCallError("no held call h-1"), EXIT_UNKNOWN),
+        (CallGoneError("gone"), EXIT_GONE),
+        (AlreadyDecidedError("won"), EXIT_ALREADY),
+        (StoreError("locked"), EXIT_STORE),
+        (PolicyError("bad", path="p.yaml", line=3), EXIT_USAGE),
+        (UpstreamStartError("no such command"), EXIT_USAGE),
+    ],
+)
 def test_one_exit_code_table(error: Exception, code: int, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(typer.Exit) as stopped, exits():
         raise error

@@ -46,8 +46,7 @@ def guess(client: TestClient, held_id: str, code: str):
     return post(client, "/api/decide", {"id": held_id, "approve": True, "totp": code}, csrf(client))
 
 
-def test_totp_wrong_guesses_lock_the_client_out_with_growing_waits(broker: Broker,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_totp_wrong_guesses_lock_the_client_out_with_growing_waits(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
     secret, clock = pyotp.random_base32(), Clock()
     guard = Guard(TOKEN, "127.0.0.1", 8765, totp_secret=secret)
     guard.throttle = TotpThrottle(clock)

@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from signoff.approvers.tty import TtyApprover
 from signoff.approvals.broker import Broker, Outcome
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import open_store
+from signoff.approvers.tty import TtyApprover
+from signoff.model import Decision, ToolCall, Verdict
 from test_watch import Keyboard, Screen
 
 ASK = Decision(Verdict.ASK, "deletes need approval")
@@ -33,8 +33,7 @@ def terminal(broker: Broker) -> Iterator[tuple[Keyboard, Screen, TtyApprover]]:
     keyboard.close()
 
 
-async def hold_and_type(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover],
-                        *steps: tuple[str, str]) -> Outcome:
+async def hold_and_type(broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover], *steps: tuple[str, str]) -> Outcome:
     """Hold CALL with the approver listening; for each (text on screen, keys) wait, then type."""
     keyboard, screen, approver = terminal
     broker.listeners.append(approver.offer)  # as attach() does
@@ -89,8 +88,9 @@ def test_calls_already_decided_are_not_prompted(broker: Broker, terminal: tuple[
     assert gone.id not in screen.text
 
 
-def test_stop_ends_a_waiting_prompt_and_the_call_stays_held(broker: Broker,
-                                                             terminal: tuple[Keyboard, Screen, TtyApprover]) -> None:
+def test_stop_ends_a_waiting_prompt_and_the_call_stays_held(
+    broker: Broker, terminal: tuple[Keyboard, Screen, TtyApprover]
+) -> None:
     _, screen, approver = terminal
     held = broker.get(broker.issue_retry(CALL, ASK))
     approver.offer(held)

@@ -30,14 +30,20 @@ TIME_CALL = {"name": "get_current_time", "arguments": {"timezone": "UTC"}}
 PROMPT = r"(h-[0-9a-f]+) › type a \(approve\), d \(deny\), r \(deny with a reason\) or s \(skip\), then Enter › ".encode()
 
 
-def spawn_client(tmp_path: Path, call: dict, *, client_name: str = "pty-client", name: str = "time",
-                 env: dict[str, str] | None = None) -> tuple[pexpect.spawn, Path]:
+def spawn_client(
+    tmp_path: Path, call: dict, *, client_name: str = "pty-client", name: str = "time", env: dict[str, str] | None = None
+) -> tuple[pexpect.spawn, Path]:
     policy = tmp_path / "hold-all.yaml"
     policy.write_text(HOLD_ALL)
     go = tmp_path / "go"
     proxy = through_signoff(time_server(), "--tty", "--policy", str(policy), "--name", name)
-    child = pexpect.spawn(sys.executable, [CLIENT, json.dumps(call), str(go), client_name, "--", *proxy],
-                          env={**os.environ, **(env or {})}, timeout=60, dimensions=(50, 220))
+    child = pexpect.spawn(
+        sys.executable,
+        [CLIENT, json.dumps(call), str(go), client_name, "--", *proxy],
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        dimensions=(50, 220),
+    )
     return child, go
 
 
@@ -99,8 +105,13 @@ def test_tty_modes_restored_when_the_proxy_is_terminated_while_asking(tmp_path: 
 def test_tty_without_a_controlling_terminal_says_so_once(tmp_path: Path) -> None:
     policy = tmp_path / "hold-all.yaml"
     policy.write_text(HOLD_ALL)
-    proc = subprocess.run(through_signoff(time_server(), "--tty", "--policy", str(policy)), input=b"",
-                          capture_output=True, timeout=60, start_new_session=True)  # as the Python SDK starts servers
+    proc = subprocess.run(
+        through_signoff(time_server(), "--tty", "--policy", str(policy)),
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+    )  # as the Python SDK starts servers
     err = proc.stderr.decode()
     assert err.count("no terminal for --tty approvals") == 1, err
     assert "signoff watch" in err and "signoff ui" in err

@@ -11,10 +11,10 @@ import re
 import threading
 from pathlib import Path
 
-from signoff.approvers.tty import TtyApprover
 from signoff.approvals.broker import Broker
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import open_store
+from signoff.approvers.tty import TtyApprover
+from signoff.model import Decision, ToolCall, Verdict
 from test_watch import Screen
 
 ASK = Decision(Verdict.ASK, "needs approval")
@@ -47,7 +47,7 @@ def test_tty_two_proxies_on_one_terminal_take_turns(signoff_home: Path) -> None:
         screen.wait_for(" › type a")
         shown = PROMPT.search(screen.text).group(1)
         assert screen.text.count("needs your approval") == 1
-        block = screen.text[screen.text.rindex("── "):]
+        block = screen.text[screen.text.rindex("── ") :]
         assert block.startswith(f"── {shown}  fs.delete_file")
         mark = len(screen.text)
         os.write(master, b"a\n")

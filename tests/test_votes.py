@@ -44,15 +44,22 @@ def test_quorum_two_is_reached_by_two_people_and_the_decision_names_both(store_u
     held_id = hold(Broker(store), TWO)
     first = store.vote(held_id, ballot("alice", reason="looks right"))
     assert first.status == "pending" and first.progress == "approved by alice (1 of 2)"
-    assert first.as_dict()["progress"] == {"text": "approved by alice (1 of 2)", "approved_by": ["alice"],
-                                           "needed": 1, "denied_by": None}
+    assert first.as_dict()["progress"] == {
+        "text": "approved by alice (1 of 2)",
+        "approved_by": ["alice"],
+        "needed": 1,
+        "denied_by": None,
+    }
     done = store.vote(held_id, ballot("bob"))
     assert done.status == "approved" and done.decided_by == "user:alice, user:bob"
     assert done.progress == "approved by alice, bob (2 of 2)" and done.decision_reason == done.progress
     rows = audit(store, held_id)
     assert [(r["decision"], r["decided_by"]) for r in rows] == [
-        ("held", rows[0]["decided_by"]), ("approval_vote", "user:alice"), ("approval_vote", "user:bob"),
-        ("approved", "user:alice, user:bob")]
+        ("held", rows[0]["decided_by"]),
+        ("approval_vote", "user:alice"),
+        ("approval_vote", "user:bob"),
+        ("approved", "user:alice, user:bob"),
+    ]
     assert rows[1]["reason"] == "approve: looks right; approved by alice (1 of 2)" and rows[1]["channel"] == "web"
     assert json.loads(rows[1]["identity"])["owner"] == "ann"
     assert AuditLog(store).verify() == (4, None)
@@ -66,8 +73,11 @@ def test_the_same_person_twice_is_refused_and_counts_once(store_url, again: str)
     store = open_store()
     held_id = hold(Broker(store), TWO)
     store.vote(held_id, ballot("alice"))
-    with pytest.raises(VoteRefusedError, match=rf"{held_id}: {again.strip()} already approved; the vote did not "
-                                                r"count \(approved by alice \(1 of 2\)\)"):
+    with pytest.raises(
+        VoteRefusedError,
+        match=rf"{held_id}: {again.strip()} already approved; the vote did not "
+        r"count \(approved by alice \(1 of 2\)\)",
+    ):
         store.vote(held_id, ballot(again, reason="me again"))
     held = Broker(store).get(held_id)
     assert held.status == "pending" and held.progress == "approved by alice (1 of 2)" and len(held.votes) == 1
@@ -92,10 +102,12 @@ def test_an_eligible_deny_denies_even_after_an_approval(store_url) -> None:
 def test_ineligible_voters_change_nothing(store_url) -> None:
     store = open_store()
     held_id = hold(Broker(store), FINANCE_TWO)
-    refusals = [(ballot("bob", roles=("approver",)), "bob is not in role finance"),
-                (ballot("bob", approve=False, roles=("approver", "admin")), "bob is not in role finance"),
-                (ballot("ann", roles=("finance",)), "not_self: ann owns this agent"),
-                (ballot("", roles=("finance",)), "a decision needs a person's name")]
+    refusals = [
+        (ballot("bob", roles=("approver",)), "bob is not in role finance"),
+        (ballot("bob", approve=False, roles=("approver", "admin")), "bob is not in role finance"),
+        (ballot("ann", roles=("finance",)), "not_self: ann owns this agent"),
+        (ballot("", roles=("finance",)), "a decision needs a person's name"),
+    ]
     for vote, why in refusals:
         with pytest.raises(VoteRefusedError, match=why):
             store.vote(held_id, vote)
@@ -200,8 +212,10 @@ def test_the_same_person_on_two_connections_at_once_counts_once(store_url) -> No
 def test_decide_routes_team_calls_through_votes(store_url) -> None:
     broker = Broker(open_store())
     held_id = hold(broker, TWO)
-    for kwargs, why in (({"remember": "tool"}, "cannot be remembered"),
-                        ({"arguments": {"n": 9}}, "2 approvals of the same arguments")):
+    for kwargs, why in (
+        ({"remember": "tool"}, "cannot be remembered"),
+        ({"arguments": {"n": 9}}, "2 approvals of the same arguments"),
+    ):
         with pytest.raises(DecisionError, match=why):
             broker.decide(held_id, True, person="alice", roles=APPROVER, by="user:alice", channel="web", **kwargs)
     assert broker.decide(held_id, True, person="alice", roles=APPROVER, by="user:alice").status == "pending"
@@ -223,7 +237,6 @@ def test_a_quorum_of_one_with_approvers_takes_edited_arguments(store_url) -> Non
     assert done.status == "approved" and done.edited_arguments == {"n": 2} and done.decided_by == "user:fiona"
 
 
-
 def test_the_page_queue_and_signoff_pending_show_who_approved_so_far(store_url) -> None:
     import subprocess
     import sys
@@ -237,8 +250,9 @@ def test_the_page_queue_and_signoff_pending_show_who_approved_so_far(store_url) 
     broker = Broker(open_store())
     held_id = hold(broker, TWO)
     broker.decide(held_id, True, person="alice", roles=APPROVER)
-    client = TestClient(create_app(UI(broker, Guard("tok", "127.0.0.1", 8765))), base_url="http://127.0.0.1:8765",
-                        follow_redirects=False)
+    client = TestClient(
+        create_app(UI(broker, Guard("tok", "127.0.0.1", 8765))), base_url="http://127.0.0.1:8765", follow_redirects=False
+    )
     client.get("/?token=tok")
     [item] = client.get("/api/queue").json()["pending"]
     assert item["progress"]["text"] == "approved by alice (1 of 2)" and item["progress"]["needed"] == 1

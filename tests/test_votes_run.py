@@ -10,13 +10,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from conftest import connect
+from signoff.approvals.broker import Broker
+from signoff.team.users import People
 from test_identity_run import POLICY, client
 from test_policy_run import wait_for_pending
 from test_team_users import PASSWORD
-
-from signoff.approvals.broker import Broker
-from signoff.team.users import People
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -25,8 +25,10 @@ def run_command(tmp_path: Path) -> list[str]:
     policy = tmp_path / "team.yaml"
     policy.write_text(POLICY)
     config = tmp_path / "signoff.yaml"
-    config.write_text(f"servers:\n  files:\n    command: {sys.executable}\n    args: ['-m', 'signoff.testing']\n"
-                      f"policy: {policy}\nmachine: laptop-ann\nagent: ann-agent\nowner: ann\n")
+    config.write_text(
+        f"servers:\n  files:\n    command: {sys.executable}\n    args: ['-m', 'signoff.testing']\n"
+        f"policy: {policy}\nmachine: laptop-ann\nagent: ann-agent\nowner: ann\n"
+    )
     return [sys.executable, "-m", "signoff", "run", "--config", str(config)]
 
 
@@ -43,12 +45,12 @@ async def test_a_call_needing_two_approvals_runs_after_the_second_person(tmp_pat
     results = []
 
     async def approve(held_id: str, token: str) -> subprocess.CompletedProcess:
-        return await anyio.run_process([sys.executable, "-m", "signoff", "approve", held_id, "--token", token],
-                                       check=False)
+        return await anyio.run_process([sys.executable, "-m", "signoff", "approve", held_id, "--token", token], check=False)
 
     async with connect(run_command(tmp_path), env=env, client_info=client("claude-code")) as session:
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
+
                 async def call() -> None:
                     results.append(await session.call_tool("delete_file", {"path": str(target)}))
 
@@ -66,8 +68,14 @@ async def test_a_call_needing_two_approvals_runs_after_the_second_person(tmp_pat
                 assert done.returncode == 0 and done.stdout.decode().startswith(f"approved {held.id}")
     assert not results[0].is_error and not target.exists()
     decisions = [(r["decision"], r["decided_by"]) for r in Broker().store.audit_rows() if r["held_id"] == held.id]
-    assert decisions == [("held", decisions[0][1]), ("refused_vote", "user:ann"), ("approval_vote", "user:fiona"),
-                         ("refused_vote", "user:fiona"), ("approval_vote", "user:gus"),
-                         ("approved", "user:fiona, user:gus"), ("forwarded", "signoff")]
+    assert decisions == [
+        ("held", decisions[0][1]),
+        ("refused_vote", "user:ann"),
+        ("approval_vote", "user:fiona"),
+        ("refused_vote", "user:fiona"),
+        ("approval_vote", "user:gus"),
+        ("approved", "user:fiona, user:gus"),
+        ("forwarded", "signoff"),
+    ]
     verified = await anyio.run_process([sys.executable, "-m", "signoff", "audit", "verify"], check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -8,13 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from test_team_users import PASSWORD
-from test_team_web import csrf_of, page, sign_in
-from test_web import post
 
 from signoff.approvals.broker import Broker
 from signoff.model import ApprovalRequirements, Decision, Identity, ToolCall, Verdict
 from signoff.team.users import People
+from test_team_users import PASSWORD
+from test_team_web import csrf_of, page, sign_in
+from test_web import post
 
 TWO = ApprovalRequirements(2)
 FINANCE = ApprovalRequirements(2, (("finance",),), True)
@@ -59,19 +59,26 @@ def test_two_people_on_the_page_approve_and_one_person_with_two_sessions_counts_
     late = second.decide(held_id, approve=False)
     assert late.status_code == 409 and "already approved by user:alice, user:bob" in late.json()["error"]
     history = bobs.client.get("/api/audit", params={"by": "user:bob"}).json()["rows"]  # bob's own history
-    assert [(r["decision"], r["decided_by"]) for r in history] == [("approved", "user:alice, user:bob"),
-                                                                    ("approval_vote", "user:bob")]
-    decisions = [(r["decision"], r["decided_by"], r["channel"]) for r in broker.store.audit_rows()
-                 if r["held_id"] == held_id][1:]
-    assert decisions == [("approval_vote", "user:alice", "web"), ("refused_vote", "user:alice", "web"),
-                         ("approval_vote", "user:bob", "web"), ("approved", "user:alice, user:bob", "web")]
+    assert [(r["decision"], r["decided_by"]) for r in history] == [
+        ("approved", "user:alice, user:bob"),
+        ("approval_vote", "user:bob"),
+    ]
+    decisions = [(r["decision"], r["decided_by"], r["channel"]) for r in broker.store.audit_rows() if r["held_id"] == held_id][1:]
+    assert decisions == [
+        ("approval_vote", "user:alice", "web"),
+        ("refused_vote", "user:alice", "web"),
+        ("approval_vote", "user:bob", "web"),
+        ("approved", "user:alice, user:bob", "web"),
+    ]
 
 
 def test_the_store_judges_roles_and_not_self_and_audits_the_refusal(store_url) -> None:
     broker = Broker()
     people = People(broker.store)
-    secrets_ = {name: people.add(name, roles, PASSWORD) for name, roles in
-                (("ann", ["finance"]), ("alice", ["approver"]), ("fiona", ["finance"]))}
+    secrets_ = {
+        name: people.add(name, roles, PASSWORD)
+        for name, roles in (("ann", ["finance"]), ("alice", ["approver"]), ("fiona", ["finance"]))
+    }
     held_id = hold(broker, FINANCE)
     refused = Session(broker, people, "alice", secrets_["alice"]).decide(held_id)
     assert refused.status_code == 403 and "alice is not in role finance" in refused.json()["error"]
@@ -84,8 +91,14 @@ def test_the_store_judges_roles_and_not_self_and_audits_the_refusal(store_url) -
 
 
 def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "signoff", *args, *(("--token", token) if token else ())],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "signoff", *args, *(("--token", token) if token else ())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def test_cli_tokens_vote_and_two_tokens_of_one_person_count_once(store_url) -> None:
@@ -103,8 +116,9 @@ def test_cli_tokens_vote_and_two_tokens_of_one_person_count_once(store_url) -> N
     assert cli("approve", other, token=tokens[2]).stdout.startswith(f"pending {other}")  # a vote on another call
     assert broker.get(held_id).progress == "approved by alice (1 of 2)"  # …does not count here
     done = cli("approve", held_id, "--reason", "two of us", token=tokens[2])
-    assert done.returncode == 0 and done.stdout.strip() == (f"approved {held_id} shop.pay (two of us): "
-                                                            "approved by alice, bob (2 of 2)")
+    assert done.returncode == 0 and done.stdout.strip() == (
+        f"approved {held_id} shop.pay (two of us): approved by alice, bob (2 of 2)"
+    )
     assert cli("deny", held_id, token=tokens[0]).returncode == 2  # already decided
     assert cli("approve", other, token=None).returncode == 5  # team mode wants a token
 

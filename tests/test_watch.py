@@ -11,12 +11,12 @@ from typing import IO
 
 import pytest
 
-from signoff.approvers.console import KeyReader, render_held
-from signoff.termsafe import fold
 from signoff.approvals.broker import Broker
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import open_store
+from signoff.approvers.console import KeyReader, render_held
 from signoff.approvers.watch import Watch
+from signoff.model import Decision, ToolCall, Verdict
+from signoff.termsafe import fold
 
 ASK = Decision(Verdict.ASK, "writes need approval", rule="hitl_policies[0]")
 
@@ -80,8 +80,9 @@ def console(broker: Broker) -> Iterator[tuple[Keyboard, Screen, threading.Thread
 def test_watch_shows_a_call_and_approves_it(broker: Broker, console: tuple[Keyboard, Screen, threading.Thread]) -> None:
     keyboard, screen, _ = console
     screen.wait_for("waiting for held calls")
-    held_id = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/tmp/a", "content": "x" * 5000},
-                                          session="s1", client="claude-code"), ASK)
+    held_id = broker.issue_retry(
+        ToolCall("fs", "write_file", {"path": "/tmp/a", "content": "x" * 5000}, session="s1", client="claude-code"), ASK
+    )
     screen.wait_for(f"{held_id} › ")
     assert "fs.write_file" in screen.text and '"path": "/tmp/a"' in screen.text
     assert "(+4600 more characters)" in screen.text and "x" * 401 not in screen.text  # folded
@@ -92,8 +93,9 @@ def test_watch_shows_a_call_and_approves_it(broker: Broker, console: tuple[Keybo
     assert (held.status, held.channel, held.decided_by) == ("approved", "watch", "dana")
 
 
-def test_watch_denies_with_a_reason_and_shows_new_arrivals(broker: Broker,
-                                                          console: tuple[Keyboard, Screen, threading.Thread]) -> None:
+def test_watch_denies_with_a_reason_and_shows_new_arrivals(
+    broker: Broker, console: tuple[Keyboard, Screen, threading.Thread]
+) -> None:
     keyboard, screen, _ = console
     first = broker.issue_retry(ToolCall("fs", "delete", {"path": "/srv"}), ASK)
     screen.wait_for(f"{first} › ")
@@ -118,11 +120,13 @@ def test_watch_drops_a_call_decided_elsewhere(broker: Broker, console: tuple[Key
     screen.wait_for(f"{held_id} was approved by erin (web) meanwhile")
 
 
-@pytest.mark.parametrize(("which", "status", "words"), [("asked", "expired", "client stopped waiting"),
-                                                         ("queued", "withdrawn", "withdrawn by the client")])
+@pytest.mark.parametrize(
+    ("which", "status", "words"),
+    [("asked", "expired", "client stopped waiting"), ("queued", "withdrawn", "withdrawn by the client")],
+)
 def test_watch_says_when_a_call_can_no_longer_be_approved_and_moves_on(
-        broker: Broker, console: tuple[Keyboard, Screen, threading.Thread], which: str, status: str,
-        words: str) -> None:
+    broker: Broker, console: tuple[Keyboard, Screen, threading.Thread], which: str, status: str, words: str
+) -> None:
     """The call asked about, or one queued under it, goes away: one line says so, then the
     prompt is about a call still waiting."""
     from signoff.approvals.store import Resolution
@@ -144,8 +148,9 @@ def test_watch_says_when_a_call_can_no_longer_be_approved_and_moves_on(
     assert screen.text.count(f"{gone} ({qualified}): {words}") == 1
 
 
-def test_watch_skip_moves_to_the_next_call_and_q_quits(broker: Broker,
-                                                      console: tuple[Keyboard, Screen, threading.Thread]) -> None:
+def test_watch_skip_moves_to_the_next_call_and_q_quits(
+    broker: Broker, console: tuple[Keyboard, Screen, threading.Thread]
+) -> None:
     keyboard, screen, thread = console
     first = broker.issue_retry(ToolCall("fs", "delete", {"path": "/1"}), ASK)
     screen.wait_for(f"{first} › ")
@@ -169,8 +174,11 @@ def test_fold_and_render_keep_short_values_whole() -> None:
 
 
 def test_render_shows_the_session_history(broker: Broker) -> None:
-    held_id = broker.issue_retry(ToolCall("fs", "write_file", {"path": "/a"}, session="s1"), ASK,
-                                 history=[ToolCall("fs", "read_file", {"path": f"/r{i}"}) for i in range(8)])
+    held_id = broker.issue_retry(
+        ToolCall("fs", "write_file", {"path": "/a"}, session="s1"),
+        ASK,
+        history=[ToolCall("fs", "read_file", {"path": f"/r{i}"}) for i in range(8)],
+    )
     text = render_held(broker.get(held_id))
     assert "earlier in this session (8 calls, last 5)" in text
     assert 'fs.read_file {"path": "/r7"}' in text and "/r2" not in text

@@ -22,8 +22,9 @@ HOLD_TIME = "hitl_policies:\n  - tool: 'time.get_current_time'\n"
 async def test_watch_history_lists_an_approved_call_once(tmp_path: Path) -> None:
     command = through_signoff(time_server(), "--policy", policy_file(tmp_path, HOLD_TIME), "--name", "time")
     async with connect(command) as client:
-        await client.call_tool("convert_time", {"source_timezone": "UTC", "time": "12:00",
-                                                "target_timezone": "Europe/Paris"})  # allowed
+        await client.call_tool(
+            "convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Europe/Paris"}
+        )  # allowed
 
         async def approve(held) -> None:
             Broker().decide(held.id, True)
@@ -39,4 +40,6 @@ async def test_watch_history_lists_an_approved_call_once(tmp_path: Path) -> None
         await call_while(client, "get_current_time", {"timezone": "Asia/Tokyo"}, look_then_deny)
     (second,) = decided
     assert [(h["tool"], h.get("outcome")) for h in second.session_history] == [
-        ("time.convert_time", "allowed"), ("time.get_current_time", "approved")]
+        ("time.convert_time", "allowed"),
+        ("time.get_current_time", "approved"),
+    ]

@@ -17,16 +17,15 @@ from pathlib import Path
 import pexpect
 
 from signoff.approvals.broker import Broker
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import open_store
+from signoff.model import Decision, ToolCall, Verdict
 
 ASK = Decision(Verdict.ASK, "needs approval")
 PROMPT = "{} › a approve · d deny · r deny with a reason · s skip · q quit › "
 
 
 def spawn_watch() -> pexpect.spawn:
-    child = pexpect.spawn(sys.executable, ["-m", "signoff", "watch"], env=dict(os.environ), timeout=30,
-                          dimensions=(50, 200))
+    child = pexpect.spawn(sys.executable, ["-m", "signoff", "watch"], env=dict(os.environ), timeout=30, dimensions=(50, 200))
     child.expect_exact(b"waiting for held calls")
     return child
 
@@ -34,7 +33,7 @@ def spawn_watch() -> pexpect.spawn:
 def last_block_above_prompt(screen: str, held_id: str) -> str:
     """The call block printed last before the final prompt for `held_id`."""
     before = screen[: screen.rindex(PROMPT.format(held_id))]
-    return before[before.rindex("── "):]
+    return before[before.rindex("── ") :]
 
 
 def test_watch_key_decides_the_call_shown_above_the_prompt(signoff_home: object) -> None:
@@ -86,8 +85,7 @@ def test_watch_a_double_press_decides_only_the_call_it_was_shown(signoff_home: o
 
 
 def test_watch_gives_the_terminal_back_when_terminated(signoff_home: object) -> None:
-    shell = pexpect.spawn("sh", ["-c", f"stty -g; {sys.executable} -m signoff watch; stty -g"], env=dict(os.environ),
-                          timeout=30)
+    shell = pexpect.spawn("sh", ["-c", f"stty -g; {sys.executable} -m signoff watch; stty -g"], env=dict(os.environ), timeout=30)
     shell.expect(rb"(\S+)\r\n")
     before = shell.match.group(1)
     shell.expect_exact(b"waiting for held calls")

@@ -21,7 +21,9 @@ ORIGIN = "http://127.0.0.1:8765"
 def hold(broker: Broker, tool: str = "write_file", **args) -> str:
     """A pending held call in the shared queue (retry mode: no waiting task needed)."""
     call = ToolCall("filesystem", tool, args or {"path": "/tmp/x", "content": "<script>alert(1)</script>"}, session="s1")
-    return broker.issue_retry(call, Decision(Verdict.ASK, "writing files needs approval", "hitl_policies[0] (file_write)", 300), "hash")
+    return broker.issue_retry(
+        call, Decision(Verdict.ASK, "writing files needs approval", "hitl_policies[0] (file_write)", 300), "hash"
+    )
 
 
 @pytest.fixture
@@ -214,8 +216,11 @@ def test_events_stream_pushes_the_queue(broker: Broker) -> None:
 
 
 def test_edited_arguments_are_checked_against_the_tools_input_schema(broker: Broker) -> None:
-    schema = {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
-              "required": ["path", "content"]}
+    schema = {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["path", "content"],
+    }
     call = ToolCall("filesystem", "write_file", {"path": "/a", "content": "x"}, input_schema=schema)
     held_id = broker.issue_retry(call, Decision(Verdict.ASK, "writes", None, 300), "hash")
     client, csrf = logged_in(broker)
@@ -224,5 +229,7 @@ def test_edited_arguments_are_checked_against_the_tools_input_schema(broker: Bro
     assert r.status_code == 400 and "path: 7 is not of type 'string'" in r.json()["error"]
     r = post(client, "/api/decide", {"id": held_id, "approve": True, "arguments": {"path": "/b"}}, r.json()["csrf"])
     assert r.status_code == 400 and "'content' is a required property" in r.json()["error"]
-    r = post(client, "/api/decide", {"id": held_id, "approve": True, "arguments": {"path": "/b", "content": "y"}}, r.json()["csrf"])
+    r = post(
+        client, "/api/decide", {"id": held_id, "approve": True, "arguments": {"path": "/b", "content": "y"}}, r.json()["csrf"]
+    )
     assert r.status_code == 200 and broker.get(held_id).edited_arguments == {"path": "/b", "content": "y"}

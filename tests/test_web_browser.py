@@ -20,18 +20,28 @@ from conftest import connect, fake_server, free_port, through_signoff
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 POLICY = "hitl_policies:\n  - tool: '*.write_file'\n    reason: writing files needs approval\n"
-
 
 
 @asynccontextmanager
 async def approval_page(policy: Path) -> AsyncIterator[str]:
     """`signoff ui` on a free port; yields the URL with its token once it listens."""
     port = free_port()
-    proc = await anyio.open_process([sys.executable, "-m", "signoff", "ui", "--port", str(port), "--policy", str(policy)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = await anyio.open_process(
+        [sys.executable, "-m", "signoff", "ui", "--port", str(port), "--policy", str(policy)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stderr is not None
         reader = BufferedByteReceiveStream(proc.stderr)
@@ -73,12 +83,16 @@ async def test_held_call_appears_live_and_a_click_approves_it(tmp_path: Path) ->
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     target = tmp_path / "approved.txt"
-    async with approval_page(policy) as url, browser_page() as page, \
-            connect(through_signoff(fake_server(), "--policy", str(policy))) as client:
+    async with (
+        approval_page(policy) as url,
+        browser_page() as page,
+        connect(through_signoff(fake_server(), "--policy", str(policy))) as client,
+    ):
         await page.goto(url)
         assert await page.title() == "signoff"
         results = []
         async with anyio.create_task_group() as tg:
+
             async def call() -> None:
                 results.append(await client.call_tool("write_file", {"path": str(target), "content": "via the page"}))
 
@@ -99,11 +113,15 @@ async def test_held_call_appears_live_and_a_click_approves_it(tmp_path: Path) ->
 async def test_deny_with_reason_and_approve_edited_arguments(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    async with approval_page(policy) as url, browser_page() as page, \
-            connect(through_signoff(fake_server(), "--policy", str(policy))) as client:
+    async with (
+        approval_page(policy) as url,
+        browser_page() as page,
+        connect(through_signoff(fake_server(), "--policy", str(policy))) as client,
+    ):
         await page.goto(url)
         results = []
         async with anyio.create_task_group() as tg:
+
             async def call() -> None:
                 results.append(await client.call_tool("write_file", {"path": str(tmp_path / "a"), "content": "x"}))
 
@@ -116,6 +134,7 @@ async def test_deny_with_reason_and_approve_edited_arguments(tmp_path: Path) -> 
 
         edited = tmp_path / "b"
         async with anyio.create_task_group() as tg:
+
             async def call2() -> None:
                 results.append(await client.call_tool("write_file", {"path": str(tmp_path / "a"), "content": "x"}))
 

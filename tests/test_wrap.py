@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from signoff import runner as signoff_runner
 import signoff.wrap.apply as lib
+from signoff import runner as signoff_runner
 from signoff.cli.main import app
 from signoff.cli.wrap import signoff_command
 from signoff.config import load_config
@@ -36,8 +36,11 @@ def sample(tmp_path: Path, request) -> Path:
 def entries(path: Path) -> dict[str, dict]:
     """Every server entry of a config file, by its label."""
     source = lib.load(path)
-    return {lib.label(section, name): entry for section in lib.sections(source.data)
-            for name, entry in lib._get(source.data, section).items()}
+    return {
+        lib.label(section, name): entry
+        for section in lib.sections(source.data)
+        for name, entry in lib._get(source.data, section).items()
+    }
 
 
 def backup(path: Path) -> Path:
@@ -100,8 +103,21 @@ def test_stdio_entry_keeps_its_keys_env_order_and_layout(tmp_path: Path) -> None
     data = json.loads(path.read_text(encoding="utf-8"))
     github = data["mcpServers"]["github"]
     assert list(github) == ["command", "args", "env"] and github["env"] == {"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_example"}
-    assert github["args"] == ["run", "--name", "github", "--policy", "balanced", "--", "docker", "run", "-i", "--rm",
-                              "-e", "GITHUB_PERSONAL_ACCESS_TOKEN", "ghcr.io/github/github-mcp-server"]
+    assert github["args"] == [
+        "run",
+        "--name",
+        "github",
+        "--policy",
+        "balanced",
+        "--",
+        "docker",
+        "run",
+        "-i",
+        "--rm",
+        "-e",
+        "GITHUB_PERSONAL_ACCESS_TOKEN",
+        "ghcr.io/github/github-mcp-server",
+    ]
     assert data["mcpServers"]["filesystem"]["args"][-1] == "/Users/zoë/Documents/Über Projekte"
     text = path.read_text(encoding="utf-8")
     assert '      "args": ["run", "--name", "filesystem"' in text  # an inline array stays inline, 2-space indent kept
@@ -226,8 +242,10 @@ def test_wrapping_again_with_other_options_rewraps_from_the_original(tmp_path: P
     plain = path.read_bytes()
     apply(plan_wrap(path, options=["--policy", "strict.yaml"], signoff=["/opt/bin/signoff"]))
     fetch = json.loads(path.read_text())["mcpServers"]["fetch"]
-    assert fetch == {"command": "/opt/bin/signoff",
-                     "args": ["run", "--name", "fetch", "--policy", "strict.yaml", "--", "uvx", "mcp-server-fetch"]}
+    assert fetch == {
+        "command": "/opt/bin/signoff",
+        "args": ["run", "--name", "fetch", "--policy", "strict.yaml", "--", "uvx", "mcp-server-fetch"],
+    }
     apply(plan_wrap(path, options=[]))
     assert path.read_bytes() == plain
     apply(plan_unwrap(path))
@@ -297,9 +315,20 @@ def test_a_wrapped_entry_really_runs_through_signoff(tmp_path: Path) -> None:
     apply(plan_wrap(path, options=[], signoff=[sys.executable, "-m", "signoff"]))
     entry = json.loads(path.read_text())["mcpServers"]["fake"]
     assert is_wrapped(entry)
-    frames = (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}) + "\n")
-    done = subprocess.run([entry["command"], *entry["args"]], input=frames, capture_output=True, text=True, timeout=60, check=False)
+    frames = (
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+            }
+        )
+        + "\n"
+    )
+    done = subprocess.run(
+        [entry["command"], *entry["args"]], input=frames, capture_output=True, text=True, timeout=60, check=False
+    )
     assert json.loads(done.stdout.splitlines()[0])["result"]["serverInfo"]["name"] == "fake"
 
 
@@ -313,7 +342,10 @@ def test_listing_wrapping_and_unwrapping_a_detected_client(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     result = cli.invoke(app, ["wrap"])
     nothing = "nothing will be held (no --policy: every call is allowed and audited; try --policy balanced)"
-    assert result.exit_code == 0 and result.output == f"{config} (cursor)\n  would wrap fetch: {nothing}\n  would wrap notes: {nothing}\n"
+    assert (
+        result.exit_code == 0
+        and result.output == f"{config} (cursor)\n  would wrap fetch: {nothing}\n  would wrap notes: {nothing}\n"
+    )
     result = cli.invoke(app, ["wrap", "cursor"])
     assert result.exit_code == 0 and f"{config}: wrapped fetch" in result.output and "--absolute" in result.output
     assert "already through signoff" in cli.invoke(app, ["wrap"]).output
@@ -327,16 +359,27 @@ def test_listing_wrapping_and_unwrapping_a_detected_client(tmp_path: Path, monke
 
 _entry = st.fixed_dictionaries(
     {"command": st.text(min_size=1, max_size=20).filter(lambda c: not is_wrapped({"command": c}))},
-    optional={"args": st.lists(st.text(max_size=15), max_size=4), "env": st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=2),
-              "disabled": st.booleans(), "type": st.just("stdio")})
+    optional={
+        "args": st.lists(st.text(max_size=15), max_size=4),
+        "env": st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=2),
+        "disabled": st.booleans(),
+        "type": st.just("stdio"),
+    },
+)
 _config = st.dictionaries(st.text(min_size=1, max_size=10), _entry, min_size=1, max_size=4)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(servers=_config, indent=st.sampled_from([None, 2, 4, "\t"]), ascii_only=st.booleans(), newline=st.booleans(),
-       comment=st.booleans())
-def test_any_config_round_trips_and_wraps_once(tmp_path: Path, signoff_home: Path, servers, indent, ascii_only, newline,
-                                               comment) -> None:
+@given(
+    servers=_config,
+    indent=st.sampled_from([None, 2, 4, "\t"]),
+    ascii_only=st.booleans(),
+    newline=st.booleans(),
+    comment=st.booleans(),
+)
+def test_any_config_round_trips_and_wraps_once(
+    tmp_path: Path, signoff_home: Path, servers, indent, ascii_only, newline, comment
+) -> None:
     shutil.rmtree(signoff_home / "wrap", ignore_errors=True)
     text = json.dumps({"mcpServers": servers, "other": [1, 2]}, indent=indent, ensure_ascii=ascii_only)
     text = ("// mine /* not an entry */\n" if comment else "") + text + ("\n" if newline else "")

@@ -114,8 +114,11 @@ def identity_settings(flags: dict[str, str | None], config: Any = None) -> dict[
     client's own name). Raises ConfigError naming where a bad value came from."""
     out: dict[str, str | None] = {}
     for key, variable in IDENTITY_SOURCES.items():
-        for where, value in ((f"--{key}", flags.get(key)), (variable, os.environ.get(variable)),
-                             (f"signoff.yaml {key}", getattr(config, key, None))):
+        for where, value in (
+            (f"--{key}", flags.get(key)),
+            (variable, os.environ.get(variable)),
+            (f"signoff.yaml {key}", getattr(config, key, None)),
+        ):
             if value:
                 try:
                     out[key] = check_identity_name(value.strip())
@@ -186,7 +189,9 @@ def load_config(path: str | os.PathLike[str]) -> Any:
             if not isinstance(name, str) or not _NAME.match(name):
                 raise ConfigError(
                     f"server name {name!r} may use only letters, digits, '_' and '-' (it prefixes tool names); rename it",
-                    path=source, line=locator.line_of((key, name)), field=f"{key}.{name}",
+                    path=source,
+                    line=locator.line_of((key, name)),
+                    field=f"{key}.{name}",
                 )
     from pydantic import ValidationError
 

@@ -1,18 +1,18 @@
 """One error hierarchy for signoff, so callers catch what they can act on.
 
-    SignoffError                 base; `str(err)` is a one-line message for a human
-    ├── ConfigError              a config or policy file is wrong: says file:line: field: what to do
-    │   └── PolicyError          the policy file specifically (bad rule, bad CEL, bad glob)
-    ├── UpstreamError            a wrapped server failed: could not start, crashed, hung
-    │   ├── UpstreamStartError   the process could not be started or refused the handshake
-    │   ├── UpstreamCrashed      the process exited while calls were in flight
-    │   └── UpstreamTimeout      no answer within the configured bound
-    ├── StoreError               the shared SQLite store could not be read or written
-    └── DecisionError            a decision could not be recorded
-        ├── UnknownCallError     no held call with that id
-        ├── AlreadyDecidedError  the first decision already won
-        │   └── CallGoneError    nobody waits for the call any more (client or proxy gone)
-        └── VoteRefusedError     team mode: a vote that cannot count (role, not_self, already approved)
+SignoffError                 base; `str(err)` is a one-line message for a human
+├── ConfigError              a config or policy file is wrong: says file:line: field: what to do
+│   └── PolicyError          the policy file specifically (bad rule, bad CEL, bad glob)
+├── UpstreamError            a wrapped server failed: could not start, crashed, hung
+│   ├── UpstreamStartError   the process could not be started or refused the handshake
+│   ├── UpstreamCrashed      the process exited while calls were in flight
+│   └── UpstreamTimeout      no answer within the configured bound
+├── StoreError               the shared SQLite store could not be read or written
+└── DecisionError            a decision could not be recorded
+    ├── UnknownCallError     no held call with that id
+    ├── AlreadyDecidedError  the first decision already won
+    │   └── CallGoneError    nobody waits for the call any more (client or proxy gone)
+    └── VoteRefusedError     team mode: a vote that cannot count (role, not_self, already approved)
 """
 
 from __future__ import annotations

@@ -124,8 +124,10 @@ class ApprovalRequirements:
         """The eligible roles in words: `finance`, `finance or cfo`, `finance and security`."""
         if not self.approvers:
             return f"any {APPROVER_ROLE}"
-        return " and ".join(" or ".join(group) if len(group) == 1 or len(self.approvers) == 1
-                            else f"({' or '.join(group)})" for group in self.approvers)
+        return " and ".join(
+            " or ".join(group) if len(group) == 1 or len(self.approvers) == 1 else f"({' or '.join(group)})"
+            for group in self.approvers
+        )
 
     def describe(self) -> str:
         """One line for people: `2 approvals from finance; not the agent's owner`."""

@@ -20,12 +20,44 @@ from typing import Any
 
 MARK = "[redacted]"
 
-_WORDS = frozenset({
-    "password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "auth", "authorization",
-    "cookie", "cookies", "credential", "credentials", "apikey", "bearer", "jwt", "otp", "totp",
-})
-_ENDINGS = ("password", "passwd", "secret", "token", "apikey", "privatekey", "accesskey", "secretkey",
-            "authkey", "signingkey", "encryptionkey", "sessionid", "sessionkey", "setcookie")
+_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "auth",
+        "authorization",
+        "cookie",
+        "cookies",
+        "credential",
+        "credentials",
+        "apikey",
+        "bearer",
+        "jwt",
+        "otp",
+        "totp",
+    }
+)
+_ENDINGS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "accesskey",
+    "secretkey",
+    "authkey",
+    "signingkey",
+    "encryptionkey",
+    "sessionid",
+    "sessionkey",
+    "setcookie",
+)
 
 _VALUE = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"  # PEM keys
@@ -38,8 +70,11 @@ _VALUE = re.compile(
 )
 
 
-_QUERY = re.compile(r"(?<=[?&#])((?:access_|refresh_|id_)?token|api_?key|apikey|secret|client_secret|password|sig|"
-                    r"signature|code)=[^&\s#\"']+", re.IGNORECASE)
+_QUERY = re.compile(
+    r"(?<=[?&#])((?:access_|refresh_|id_)?token|api_?key|apikey|secret|client_secret|password|sig|"
+    r"signature|code)=[^&\s#\"']+",
+    re.IGNORECASE,
+)
 """Secrets in URL query strings (`?token=…`), as in the approval page's own link."""
 
 

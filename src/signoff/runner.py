@@ -64,8 +64,9 @@ def server_specs(config: Any) -> list[ServerSpec]:
     return specs
 
 
-def resolve_servers(command: list[str], config_path: str | None, name: str | None,
-                    loaded: list[Any] | None = None) -> tuple[list[ServerSpec], str | None]:
+def resolve_servers(
+    command: list[str], config_path: str | None, name: str | None, loaded: list[Any] | None = None
+) -> tuple[list[ServerSpec], str | None]:
     """The upstreams to wrap and the policy named in the config file (if any); the loaded
     config is appended to `loaded` (its identity keys are read later)."""
     policy = None
@@ -85,7 +86,9 @@ def resolve_servers(command: list[str], config_path: str | None, name: str | Non
             raise ConfigError("--name applies to a single server given after `--`; name servers in the config file")
         return specs, policy
     if not command:
-        raise ConfigError("nothing to wrap: give a server command after `--` (e.g. `signoff run -- uvx mcp-server-time`) or --config")
+        raise ConfigError(
+            "nothing to wrap: give a server command after `--` (e.g. `signoff run -- uvx mcp-server-time`) or --config"
+        )
     return [ServerSpec(name=name or command_name(command), command=command[0], args=tuple(command[1:]))], policy
 
 
@@ -126,14 +129,14 @@ def build_gate_factory(
     """Load the policy now (a broken policy stops signoff before it serves anything) and open
     the shared store; every session's gate shares both. No policy means the balanced preset;
     `none` is the explicit pass-through."""
-    from signoff.approvals.gate import ApprovalGate
-    from signoff.approvals.broker import Broker
-    from signoff.approvals.notify import Notifier
-    from signoff.web.links import review_link
-    from signoff.policy.engine import NO_POLICY, PolicyContext, load_policy
     from signoff.approvals.audit import AuditCounter
-    from signoff.policy.reload import PolicyHolder
+    from signoff.approvals.broker import Broker
+    from signoff.approvals.gate import ApprovalGate
+    from signoff.approvals.notify import Notifier
     from signoff.approvals.store import open_store, proxy_busy_timeout_ms
+    from signoff.policy.engine import NO_POLICY, PolicyContext, load_policy
+    from signoff.policy.reload import PolicyHolder
+    from signoff.web.links import review_link
 
     if not policy_source:
         policy_source = DEFAULT_POLICY
@@ -151,9 +154,21 @@ def build_gate_factory(
         load_policy(policy_source, context=PolicyContext(servers=dict(servers or {})))  # a broken policy still stops signoff
         log.error("%s; every call is refused until the store can be opened", exc)
         error = str(exc)
-        again = lambda: build_gate_factory(policy_source, observe=observe, tty=tty, notify=notify,  # noqa: E731
-                                           desktop=desktop, link=link, servers=servers, names=names, brokers=brokers,
-                                           identity=identity)()
+
+        def again() -> Gate:
+            return build_gate_factory(
+                policy_source,
+                observe=observe,
+                tty=tty,
+                notify=notify,
+                desktop=desktop,
+                link=link,
+                servers=servers,
+                names=names,
+                brokers=brokers,
+                identity=identity,
+            )()
+
         return lambda: StoreDownGate(error, again)
     if brokers is not None:
         brokers.append(broker)  # the signal handler closes its held calls
@@ -174,8 +189,10 @@ def build_gate_factory(
     notifier = Notifier(notify or [], review=functools.partial(review_link, link) if link else None, desktop=desktop)
     team = team_mode(broker.store)
     if team and tty:
-        log.warning("team mode: --tty is off (a terminal cannot say which person decides); decide on the page "
-                    "or with `signoff approve --token`")
+        log.warning(
+            "team mode: --tty is off (a terminal cannot say which person decides); decide on the page "
+            "or with `signoff approve --token`"
+        )
         tty = False
     if tty:
         from signoff.approvers.tty import TtyApprover
@@ -187,8 +204,9 @@ def build_gate_factory(
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
     # team mode: no in-client dialog either (its user is the agent's, not a signed-in person)
-    return lambda: ApprovalGate(holder, broker, observe=observe, notifier=notifier, progress_interval=progress,
-                                identity=stamp, elicit=not team)
+    return lambda: ApprovalGate(
+        holder, broker, observe=observe, notifier=notifier, progress_interval=progress, identity=stamp, elicit=not team
+    )
 
 
 def team_mode(store: Any) -> bool:
@@ -203,8 +221,9 @@ def team_mode(store: Any) -> bool:
         return True
 
 
-def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...],
-               stamp: IdentityStamp | None = None) -> None:
+def note_proxy(
+    broker: Any, source: str | None, policy_hash: str, servers: tuple[str, ...], stamp: IdentityStamp | None = None
+) -> None:
     """Tell the approval page which policy this proxy runs (file path or preset, and its hash)."""
     import socket
 
@@ -213,9 +232,16 @@ def note_proxy(broker: Any, source: str | None, policy_hash: str, servers: tuple
 
     kind = "none" if not source else "preset" if source in PRESETS and not os.path.exists(source) else "file"
     label = os.path.abspath(source) if kind == "file" and source else (source or "")
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "source": label, "kind": kind, "hash": policy_hash,
-            "servers": list(servers), "noted_at": time.time(),
-            "lease": broker.lease_path()}  # the Proxies view checks it (taken now, not at the first hold)
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "source": label,
+        "kind": kind,
+        "hash": policy_hash,
+        "servers": list(servers),
+        "noted_at": time.time(),
+        "lease": broker.lease_path(),
+    }  # the Proxies view checks it (taken now, not at the first hold)
     if stamp is not None:  # the agent is known per session unless configured
         info.update(machine=stamp.machine, agent=stamp.agent or "", owner=stamp.owner)
     try:
@@ -275,16 +301,25 @@ def main(
     brokers: list[Any] = []
 
     def make_factory() -> Callable[[], Gate]:
-        return build_gate_factory(policy or config_policy, observe=observe, tty=tty, notify=notify, desktop=desktop,
-                                  link=review_base, servers=catalog_ids(specs), names=tuple(spec.name for spec in specs),
-                                  brokers=brokers, identity=who)
+        return build_gate_factory(
+            policy or config_policy,
+            observe=observe,
+            tty=tty,
+            notify=notify,
+            desktop=desktop,
+            link=review_base,
+            servers=catalog_ids(specs),
+            names=tuple(spec.name for spec in specs),
+            brokers=brokers,
+            identity=who,
+        )
 
     loader = GateLoader(make_factory, thread=not tty)  # the policy loads while the server answers
     serve: Callable[[], Awaitable[None]]
     if http:
         host, port = parse_hostport(http)
-        from signoff.serve.http_guard import options_from_cli
         from signoff.serve.http import HttpDownstream
+        from signoff.serve.http_guard import options_from_cli
 
         options, share = options_from_cli(host, http_options or {})
         if share:

@@ -139,8 +139,13 @@ def _call(request_id: Any, params: dict[str, Any]) -> None:
         for step in range(1, 4):
             time.sleep(seconds / 3)
             if token is not None:
-                _send({"jsonrpc": "2.0", "method": "notifications/progress",
-                       "params": {"progressToken": token, "progress": step, "total": 3}})
+                _send(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "notifications/progress",
+                        "params": {"progressToken": token, "progress": step, "total": 3},
+                    }
+                )
         _text(request_id, "done")
     else:
         _send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": f"Unknown tool: {name}"}})
@@ -172,11 +177,17 @@ def serve(name: str = "fake", hang_on: str | None = None) -> None:
             continue  # notifications need no answer; `hang_on` gets none either
         if method == "initialize":
             version = (msg.get("params") or {}).get("protocolVersion", "2025-11-25")
-            _send({"jsonrpc": "2.0", "id": request_id, "result": {
-                "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": True}},
-                "serverInfo": {"name": name, "version": "1.0"},
-            }})
+            _send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "result": {
+                        "protocolVersion": version,
+                        "capabilities": {"tools": {"listChanged": True}},
+                        "serverInfo": {"name": name, "version": "1.0"},
+                    },
+                }
+            )
         elif method == "tools/list":
             _send({"jsonrpc": "2.0", "id": request_id, "result": {"tools": TOOLS}})
         elif method == "tools/call":

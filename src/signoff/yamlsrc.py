@@ -38,7 +38,9 @@ class Locator:
         return self.lines.get((), None)
 
 
-def load_yaml(text: str | pathlib.Path, *, source: str | None = None, error: type[ConfigError] = ConfigError) -> tuple[Any, Locator]:
+def load_yaml(
+    text: str | pathlib.Path, *, source: str | None = None, error: type[ConfigError] = ConfigError
+) -> tuple[Any, Locator]:
     """Parse one YAML document (safe subset) and record where each key and item starts.
 
     `text` is the document, or a `pathlib.Path` to read it from (`source` then defaults to it).
@@ -68,8 +70,9 @@ def load_yaml(text: str | pathlib.Path, *, source: str | None = None, error: typ
     duplicate = _walk(loader, node, (), lines)
     if duplicate:
         path, line = duplicate
-        raise error(f"duplicate key {path[-1]!r} (also on line {lines[path]}); keep one", path=source, line=line,
-                    field=field_name(path))
+        raise error(
+            f"duplicate key {path[-1]!r} (also on line {lines[path]}); keep one", path=source, line=line, field=field_name(path)
+        )
     return data, Locator(lines)
 
 

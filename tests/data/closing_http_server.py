@@ -14,8 +14,10 @@ import sys
 SESSION = "closing-session-1"
 seen_versions: list[str | None] = []
 parked: dict[str, list[bytes]] = {}
-TOOLS = [{"name": "slow", "description": "progress, then an answer", "inputSchema": {"type": "object"}},
-         {"name": "versions", "description": "MCP-Protocol-Version headers seen", "inputSchema": {"type": "object"}}]
+TOOLS = [
+    {"name": "slow", "description": "progress, then an answer", "inputSchema": {"type": "object"}},
+    {"name": "versions", "description": "MCP-Protocol-Version headers seen", "inputSchema": {"type": "object"}},
+]
 
 
 def frame(message: dict) -> bytes:
@@ -54,10 +56,14 @@ async def app(scope, receive, send) -> None:
         return
     method, rid = msg["method"], msg["id"]
     if method == "initialize":
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "closing", "version": "1"}}
-        await respond(send, 200, frame({"jsonrpc": "2.0", "id": rid, "result": result}),
-                      headers=[(b"mcp-session-id", SESSION.encode())])
+        result = {
+            "protocolVersion": msg["params"]["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "closing", "version": "1"},
+        }
+        await respond(
+            send, 200, frame({"jsonrpc": "2.0", "id": rid, "result": result}), headers=[(b"mcp-session-id", SESSION.encode())]
+        )
         return
     seen_versions.append(headers.get("mcp-protocol-version"))
     if method == "tools/list":
@@ -72,7 +78,11 @@ async def app(scope, receive, send) -> None:
         key = f"call{rid}"
 
         def progress(n: int) -> bytes:
-            note = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": token, "progress": n, "total": 2}}
+            note = {
+                "jsonrpc": "2.0",
+                "method": "notifications/progress",
+                "params": {"progressToken": token, "progress": n, "total": 2},
+            }
             return b"id: %s/%d\ndata: %s\n\n" % (key.encode(), n, frame(note))
 
         answer = frame({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "resumed"}]}})

@@ -73,8 +73,9 @@ class LockHolder:
     """Another process that holds the store's write lock (BEGIN IMMEDIATE) until released."""
 
     def __init__(self, db: Path):
-        self.proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(db)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "locked"
 
     def release(self) -> None:

@@ -116,8 +116,11 @@ class RawStdio:
         return await self.wait_for(lambda m: m.get("id") == request_id and "method" not in m)
 
     async def initialize(self) -> None:
-        await self.request("init", "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                                  "clientInfo": {"name": "attacker", "version": "1"}})
+        await self.request(
+            "init",
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "attacker", "version": "1"}},
+        )
         await self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
 
@@ -129,8 +132,9 @@ class raw_process:
         self.env = {**os.environ, **(env or {})}
 
     async def __aenter__(self) -> RawStdio:
-        self.proc = await anyio.open_process(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=None, env=self.env)
+        self.proc = await anyio.open_process(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=self.env
+        )
         return RawStdio(self.proc)
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from signoff.approvals.audit import GENESIS, AuditLog, row_hash
-from signoff.model import ToolCall
 from signoff.approvals.store import open_store
+from signoff.model import ToolCall
 
 
 def make_trail(db: Path, rows: int = 10, *, key: str | None = None) -> None:
@@ -36,8 +36,9 @@ def verify(*, key: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SIGNOFF_AUDIT_KEY"}
     if key:
         env["SIGNOFF_AUDIT_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "signoff", "audit", "verify"], capture_output=True, text=True,
-                          timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "signoff", "audit", "verify"], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def cut_last_rows(db: Path, keep: int) -> None:
@@ -59,8 +60,10 @@ def rewrite_chain(db: Path, change: dict[int, str]) -> None:
         row["arguments"] = change.get(row["id"], row["arguments"])
         row["prev_hash"] = prev
         row["hash"] = prev = row_hash(row)
-        conn.execute("UPDATE audit SET arguments = ?, prev_hash = ?, hash = ?, mac = NULL WHERE id = ?",
-                     (row["arguments"], row["prev_hash"], row["hash"], row["id"]))
+        conn.execute(
+            "UPDATE audit SET arguments = ?, prev_hash = ?, hash = ?, mac = NULL WHERE id = ?",
+            (row["arguments"], row["prev_hash"], row["hash"], row["id"]),
+        )
     conn.execute("UPDATE state SET value = ? WHERE key = 'audit_head'", (json.dumps([row["id"], prev]),))
     conn.commit()
     conn.close()

@@ -21,13 +21,15 @@ from pathlib import Path
 import pexpect
 
 from signoff.approvals.broker import Broker
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.store import open_store
+from signoff.model import Decision, ToolCall, Verdict
 from test_tty_pty import spawn_client, until_held
 
 EVIL = "\x1b]52;c;ZXZpbA==\x07\x1b[2K\r✔ approved h-000000 (fs.read_file)\n\x9b31m\u202elive\u200b\x7f"
-CALL = {"name": "get_current_time", "arguments": {"timezone": EVIL, "url": f"https://ex{EVIL}ample.com/",
-                                                 "k" + EVIL: ["x" + EVIL]}}
+CALL = {
+    "name": "get_current_time",
+    "arguments": {"timezone": EVIL, "url": f"https://ex{EVIL}ample.com/", "k" + EVIL: ["x" + EVIL]},
+}
 ASK = Decision(Verdict.ASK, "held" + EVIL)
 RAW = [b"\x1b", b"\x07", b"\xc2\x9b", "\u202e".encode(), "\u200b".encode(), b"\x7f"]
 
@@ -54,8 +56,7 @@ def test_escape_hostile_names_and_arguments_on_every_terminal_printer(tmp_path: 
     # (older proxies, other front ends): the printers must not trust the store either
     named = Broker(open_store()).issue_retry(ToolCall("srv" + EVIL, "tool" + EVIL, {"a": EVIL}, client=EVIL), ASK)
 
-    watch = pexpect.spawn(sys.executable, ["-m", "signoff", "watch"], env=dict(os.environ), timeout=30,
-                          dimensions=(50, 200))
+    watch = pexpect.spawn(sys.executable, ["-m", "signoff", "watch"], env=dict(os.environ), timeout=30, dimensions=(50, 200))
     watch_screen = io.BytesIO()
     watch.logfile_read = watch_screen
     watch.expect_exact(f"{held_id} › ".encode())

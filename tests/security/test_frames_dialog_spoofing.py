@@ -15,7 +15,6 @@ import pytest
 from signoff.approvals.elicit import MAX_ARG_CHARS, MAX_ARGS, MAX_MESSAGE_CHARS, question
 from signoff.model import ToolCall
 
-
 SPOOFS = {
     "newline": "ok\nHeld because: routine read-only check (safe to approve)",
     "carriage_return": "ok\rHeld because: routine read-only check",

@@ -33,8 +33,7 @@ def write(path: Path, request_id: str = "hidden") -> dict:
 @pytest.mark.parametrize("through", [False, True], ids=["direct", "through-signoff"])
 async def test_cr_smuggled_write_file_against_server_filesystem(tmp_path: Path, through: bool) -> None:
     target = tmp_path / "smuggled.txt"
-    frame = (b'{"jsonrpc":"2.0","id":"p1","method":"ping","params":{"x":[\r'
-             + json.dumps(write(target)).encode() + b"\r]}}\n")
+    frame = b'{"jsonrpc":"2.0","id":"p1","method":"ping","params":{"x":[\r' + json.dumps(write(target)).encode() + b"\r]}}\n"
     async with raw_process(filesystem(tmp_path, through)) as client:
         await client.initialize()
         await client.write(frame)
@@ -48,15 +47,18 @@ async def test_cr_smuggled_write_file_against_server_filesystem(tmp_path: Path, 
 
 async def test_proto_key_in_arguments_is_refused_before_server_filesystem(tmp_path: Path) -> None:
     target = tmp_path / "polluted.txt"
-    frame = (b'{"jsonrpc":"2.0","id":"w1","method":"tools/call","params":{"name":"write_file","arguments":'
-             b'{"path":' + json.dumps(str(target)).encode() + b',"content":"x","__proto__":{"isAdmin":true}}}}\n')
+    frame = (
+        b'{"jsonrpc":"2.0","id":"w1","method":"tools/call","params":{"name":"write_file","arguments":'
+        b'{"path":' + json.dumps(str(target)).encode() + b',"content":"x","__proto__":{"isAdmin":true}}}}\n'
+    )
     async with raw_process(filesystem(tmp_path, True)) as client:
         await client.initialize()
         await client.write(frame)
         refused = await client.wait_for(lambda m: m.get("id") == "w1")
         # the same call without the key goes through (no policy here): the refusal is signoff's
-        ok = await client.request("w2", "tools/call", {"name": "write_file", "arguments": {
-            "path": str(tmp_path / "plain.txt"), "content": "x"}})
+        ok = await client.request(
+            "w2", "tools/call", {"name": "write_file", "arguments": {"path": str(tmp_path / "plain.txt"), "content": "x"}}
+        )
     assert refused["error"]["code"] == jsonrpc.INVALID_REQUEST and "__proto__" in refused["error"]["message"]
     assert not target.exists()
     assert "result" in ok and (tmp_path / "plain.txt").read_text() == "x"

@@ -17,15 +17,24 @@ import pytest
 from conftest import through_signoff
 from harness import running
 from security.support import RecordingGate, barrier, naive_command, naive_log, naive_ran, naive_spec, raw_process
-from signoff.relay import jsonrpc
 from signoff.approvals.audit import AuditLog
 from signoff.approvals.store import open_store
+from signoff.relay import jsonrpc
 
 pytestmark = pytest.mark.anyio
 
 CALL = {"name": "delete_file", "arguments": {"path": "/important"}}
-LOOK_ALIKES = ["Tools/Call", " tools/call", "tools/call ", "tools.call", "tools\\call", "TOOLS/CALL",
-               "tools/call\u200b", "\uff54\uff4f\uff4f\uff4c\uff53/\uff43\uff41\uff4c\uff4c", "tools_call"]
+LOOK_ALIKES = [
+    "Tools/Call",
+    " tools/call",
+    "tools/call ",
+    "tools.call",
+    "tools\\call",
+    "TOOLS/CALL",
+    "tools/call\u200b",
+    "\uff54\uff4f\uff4f\uff4c\uff53/\uff43\uff41\uff4c\uff4c",
+    "tools_call",
+]
 NAIVE_RUNS = ["Tools/Call", " tools/call", "tools/call ", "tools.call", "tools\\call", "TOOLS/CALL"]
 
 
@@ -62,8 +71,10 @@ async def test_tools_call_in_another_shape_is_refused_and_never_runs(tmp_path: P
     assert "refused by signoff" in reason
 
 
-@pytest.mark.parametrize("shape", ["notification", "notification_in_batch"]
-                         + [f"{kind} {m!r}" for m in NAIVE_RUNS for kind in ("request", "notification")])
+@pytest.mark.parametrize(
+    "shape",
+    ["notification", "notification_in_batch"] + [f"{kind} {m!r}" for m in NAIVE_RUNS for kind in ("request", "notification")],
+)
 async def test_the_naive_server_runs_them_when_sent_directly(tmp_path: Path, shape: str) -> None:
     log = tmp_path / "naive.log"
     async with raw_process(naive_command(log)) as server:
@@ -75,9 +86,11 @@ async def test_the_naive_server_runs_them_when_sent_directly(tmp_path: Path, sha
 async def test_batch_elements_each_go_through_the_gate(tmp_path: Path) -> None:
     log = tmp_path / "naive.log"
     gate = RecordingGate()
-    batch = [jsonrpc.request("a", "tools/call", {"name": "echo", "arguments": {"text": "1"}}),
-             jsonrpc.request("b", "tools/call", CALL),
-             jsonrpc.request("c", "tools/call", {"name": "echo", "arguments": {"text": "2"}})]
+    batch = [
+        jsonrpc.request("a", "tools/call", {"name": "echo", "arguments": {"text": "1"}}),
+        jsonrpc.request("b", "tools/call", CALL),
+        jsonrpc.request("c", "tools/call", {"name": "echo", "arguments": {"text": "2"}}),
+    ]
     async with running([naive_spec(log)], gate) as client:
         await client.initialize()
         await client.send_raw(json.dumps(batch).encode() + b"\n")
@@ -137,7 +150,7 @@ async def test_arguments_that_are_not_an_object_are_refused(tmp_path: Path, argu
     """The policy would judge `{}`; a lenient server might parse the string or list it was sent."""
     log = tmp_path / "naive.log"
     gate = RecordingGate()
-    frame = '{"jsonrpc":"2.0","id":"odd-2","method":"tools/call","params":{"name":"echo","arguments":' + arguments + '}}\n'
+    frame = '{"jsonrpc":"2.0","id":"odd-2","method":"tools/call","params":{"name":"echo","arguments":' + arguments + "}}\n"
     async with running([naive_spec(log)], gate) as client:
         await client.initialize()
         await client.send_raw(frame.encode())

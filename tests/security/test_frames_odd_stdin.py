@@ -15,15 +15,16 @@ import sys
 
 import pytest
 
-from conftest import time_server, through_signoff
+from conftest import through_signoff, time_server
 
 BOUND = 60
 
 
 def run(stdin: int | None, preexec=None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SIGNOFF_LOG_LEVEL": "warning"}
-    return subprocess.run(through_signoff(time_server()), stdin=stdin, capture_output=True, text=True,
-                          timeout=BOUND, env=env, preexec_fn=preexec)
+    return subprocess.run(
+        through_signoff(time_server()), stdin=stdin, capture_output=True, text=True, timeout=BOUND, env=env, preexec_fn=preexec
+    )
 
 
 def _close_stdin() -> None:

@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from security.support import RecordingGate
 from signoff.relay import jsonrpc
 from signoff.relay import proxy as proxy_module
-from signoff.serve.stdio import dispatch_client_frame
 from signoff.relay.upstream import ServerSpec, Upstream
+from signoff.serve.stdio import dispatch_client_frame
 
 SEPARATORS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
@@ -61,16 +61,49 @@ class RecordingUpstream(Upstream):
 # ------------------------------------------------------------------ the attacker's frames
 
 WHITESPACE = st.sampled_from(["", "", " ", "\t", "\r", "\r\r", "\r\n", " \r "])
-TEXT = st.text(alphabet=st.sampled_from(list("aP/:\\\"x. ") + list("\r\n\x0b\x0c\x1c\x85\u2028\u2029\u200b\u202e\x00")),
-               max_size=6)
-KEYS = st.sampled_from(["name", "Name", "NAME", "arguments", "Arguments", "path", "Path", "\u212aey", "key", "x",
-                        "__proto__", "method", "Method", "params", "id", "text"])
-METHODS = st.sampled_from(["tools/call", "tools/call", "tools/call", "ping", "tools/list", "Tools/Call", " tools/call",
-                           "tools.call", "tools/call\u200b", "notifications/progress", "resources/read"])
+TEXT = st.text(
+    alphabet=st.sampled_from(list('aP/:\\"x. ') + list("\r\n\x0b\x0c\x1c\x85\u2028\u2029\u200b\u202e\x00")), max_size=6
+)
+KEYS = st.sampled_from(
+    [
+        "name",
+        "Name",
+        "NAME",
+        "arguments",
+        "Arguments",
+        "path",
+        "Path",
+        "\u212aey",
+        "key",
+        "x",
+        "__proto__",
+        "method",
+        "Method",
+        "params",
+        "id",
+        "text",
+    ]
+)
+METHODS = st.sampled_from(
+    [
+        "tools/call",
+        "tools/call",
+        "tools/call",
+        "ping",
+        "tools/list",
+        "Tools/Call",
+        " tools/call",
+        "tools.call",
+        "tools/call\u200b",
+        "notifications/progress",
+        "resources/read",
+    ]
+)
 NAMES = st.sampled_from(["echo", "delete_file", "Delete_File"])
 LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.sampled_from([0.5, 1e300, -0.0]), TEXT, NAMES)
-VALUES = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=3)
-                      | st.lists(st.tuples(KEYS, inner), max_size=3).map(Obj), max_leaves=6)
+VALUES = st.recursive(
+    LEAVES, lambda inner: st.lists(inner, max_size=3) | st.lists(st.tuples(KEYS, inner), max_size=3).map(Obj), max_leaves=6
+)
 
 
 @st.composite
@@ -197,8 +230,10 @@ def test_no_message_reaches_the_upstream_unless_an_equal_one_passed_the_gate(str
 
 def test_the_oracle_catches_a_relay_that_forwards_raw_bytes() -> None:
     """The property can fail: the smuggling frame, forwarded raw, is caught by the reader above."""
-    raw = (b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":[\r{"jsonrpc":"2.0","id":2,'
-           b'"method":"tools/call","params":{"name":"delete_file","arguments":{}}}\r]}}\n')
+    raw = (
+        b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":[\r{"jsonrpc":"2.0","id":2,'
+        b'"method":"tools/call","params":{"name":"delete_file","arguments":{}}}\r]}}\n'
+    )
     with pytest.raises(json.JSONDecodeError):
         calls_received(raw)  # the pieces of a split frame are not messages: flagged
     hidden = raw.split(b"\r")[1]

@@ -29,24 +29,32 @@ DELETE = '{"jsonrpc":"2.0","id":"smuggled","method":"tools/call","params":{"name
 ATTACKS = {
     # a ping whose params hide a held call between two bare CRs (JSON whitespace)
     "cr_inside_ping": b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":[\r' + DELETE.encode() + b"\r]}}\n",
-    "cr_inside_allowed_call": (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}},'
-                               b'"x":[\r' + DELETE.encode() + b"\r]}\n"),
+    "cr_inside_allowed_call": (
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}},'
+        b'"x":[\r' + DELETE.encode() + b"\r]}\n"
+    ),
     "cr_inside_batch": b'[{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":[\r' + DELETE.encode() + b"\r]}}]\n",
-    "duplicate_name_first_wins": (b'{"jsonrpc":"2.0","id":1,"method":"tools/call",'
-                                  b'"params":{"name":"delete_file","name":"echo","arguments":{}}}\n'),
-    "duplicate_name_hidden_by_escape": (b'{"jsonrpc":"2.0","id":1,"method":"tools/call",'
-                                        b'"params":{"name":"delete_file","n\\u0061me":"echo","arguments":{}}}\n'),
-    "case_variant_name": (b'{"jsonrpc":"2.0","id":1,"method":"tools/call",'
-                          b'"params":{"name":"echo","Name":"delete_file","arguments":{}}}\n'),
-    "response_carrying_a_method_variant": (b'{"jsonrpc":"2.0","id":1,"result":{},"METHOD":"tools/call",'
-                                           b'"params":{"name":"delete_file","arguments":{}}}\n'),
-    "case_variant_method": (b'{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call",'
-                            b'"params":{"name":"delete_file","arguments":{}}}\n'),
+    "duplicate_name_first_wins": (
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file","name":"echo","arguments":{}}}\n'
+    ),
+    "duplicate_name_hidden_by_escape": (
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file","n\\u0061me":"echo","arguments":{}}}\n'
+    ),
+    "case_variant_name": (
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"delete_file","arguments":{}}}\n'
+    ),
+    "response_carrying_a_method_variant": (
+        b'{"jsonrpc":"2.0","id":1,"result":{},"METHOD":"tools/call","params":{"name":"delete_file","arguments":{}}}\n'
+    ),
+    "case_variant_method": (
+        b'{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call","params":{"name":"delete_file","arguments":{}}}\n'
+    ),
 }
 
 REFUSED = {
-    "kelvin_sign_case_variant": ('{"jsonrpc":"2.0","id":1,"method":"tools/call",'
-                                 '"params":{"name":"echo","arguments":{"\u212aey":"a","key":"b"}}}\n').encode(),
+    "kelvin_sign_case_variant": (
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"\u212aey":"a","key":"b"}}}\n'
+    ).encode(),
     "invalid_utf8": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"\xff\xfe"}}}\n',
     "lone_surrogate": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"\\ud800"}}}\n',
     "bom": b'\xef\xbb\xbf{"jsonrpc":"2.0","id":1,"method":"ping"}\n',
@@ -55,10 +63,14 @@ REFUSED = {
     "integer_js_rounds": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"amount":9007199254740993}}}\n',
     "proto_key": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"__proto__":{"admin":true}}}}\n',
     "deep_nesting": b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":' + b"[" * 5000 + b"]" * 5000 + b"}}\n",
-    "deep_nesting_within_parser_limit": b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":' + b"[" * 500 + b"]" * 500 + b"}}\n",
+    "deep_nesting_within_parser_limit": b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":'
+    + b"[" * 500
+    + b"]" * 500
+    + b"}}\n",
     "two_messages_on_one_line": b'{"jsonrpc":"2.0","id":1,"method":"ping"}\r' + DELETE.encode() + b"\n",
-    "request_that_is_also_a_response": (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","result":{},'
-                                        b'"params":{"name":"echo","arguments":{}}}\n'),
+    "request_that_is_also_a_response": (
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","result":{},"params":{"name":"echo","arguments":{}}}\n'
+    ),
     "unhashable_id": b'{"jsonrpc":"2.0","id":{"a":1},"method":"tools/call","params":{"name":"echo","arguments":{}}}\n',
 }
 
@@ -108,8 +120,10 @@ async def test_ambiguous_frames_are_refused_with_an_answer_and_serving_continues
 async def test_line_separators_in_strings_arrive_escaped_not_raw(tmp_path: Path) -> None:
     """U+2028, U+2029, U+0085 are legal raw in JSON strings; a splitlines() reader would cut there."""
     text = "a\u2028b\u2029c\x85d\re\nf\x0bg\x0ch\u200bi"
-    frame = json.dumps(jsonrpc.request(1, "tools/call", {"name": "echo", "arguments": {"text": text}}),
-                       ensure_ascii=False).encode() + b"\n"
+    frame = (
+        json.dumps(jsonrpc.request(1, "tools/call", {"name": "echo", "arguments": {"text": text}}), ensure_ascii=False).encode()
+        + b"\n"
+    )
     assert "\u2028".encode() in frame
     _gate, _answers, log = await _through_signoff(tmp_path, frame)
     ran = [e for e in naive_log(log) if "ran" in e]
@@ -121,13 +135,19 @@ async def test_line_separators_in_strings_arrive_escaped_not_raw(tmp_path: Path)
 
 
 def _smuggle(request_id: str, inner: dict) -> bytes:
-    return (b'{"jsonrpc":"2.0","id":"' + request_id.encode() + b'","method":"ping","params":{"x":[\r'
-            + json.dumps(inner).encode() + b"\r]}}\n")
+    return (
+        b'{"jsonrpc":"2.0","id":"'
+        + request_id.encode()
+        + b'","method":"ping","params":{"x":[\r'
+        + json.dumps(inner).encode()
+        + b"\r]}}\n"
+    )
 
 
 def _git_branches(repo: Path) -> list[str]:
-    out = subprocess.run(["git", "-C", str(repo), "branch", "--format=%(refname:short)"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "-C", str(repo), "branch", "--format=%(refname:short)"], check=True, capture_output=True, text=True
+    ).stdout
     return out.split()
 
 
@@ -139,8 +159,11 @@ async def test_cr_smuggled_git_create_branch_against_mcp_server_git(tmp_path: Pa
     command = git_server(git_repo)
     if through:
         command = through_signoff(command, "--name", "git", "--policy", str(policy))
-    hidden = jsonrpc.request("hidden", "tools/call", {"name": "git_create_branch", "arguments": {
-        "repo_path": str(git_repo), "branch_name": "smuggled"}})
+    hidden = jsonrpc.request(
+        "hidden",
+        "tools/call",
+        {"name": "git_create_branch", "arguments": {"repo_path": str(git_repo), "branch_name": "smuggled"}},
+    )
     async with raw_process(command) as client:
         await client.initialize()
         await client.write(_smuggle("p1", hidden))
@@ -162,8 +185,11 @@ async def test_cr_smuggled_call_against_mcp_server_time(tmp_path: Path, through:
     command = [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
     if through:
         command = through_signoff(command, "--name", "time", "--policy", str(policy))
-    hidden = jsonrpc.request("hidden", "tools/call", {"name": "convert_time", "arguments": {
-        "source_timezone": "UTC", "time": "12:00", "target_timezone": "Europe/Paris"}})
+    hidden = jsonrpc.request(
+        "hidden",
+        "tools/call",
+        {"name": "convert_time", "arguments": {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Europe/Paris"}},
+    )
     async with raw_process(command) as client:
         await client.initialize()
         await client.write(_smuggle("p1", hidden))

@@ -64,16 +64,19 @@ async def test_bad_host_is_403_with_a_json_rpc_error() -> None:
 
 
 async def test_session_cap_and_body_cap() -> None:
-    async with serving(fake_server(), "--share", "session", "--http-max-sessions", "2", "--http-max-body", "2000") as server, \
-            _client() as http:
+    async with (
+        serving(fake_server(), "--share", "session", "--http-max-sessions", "2", "--http-max-body", "2000") as server,
+        _client() as http,
+    ):
         first = await initialize(http, server.url)
         await initialize(http, server.url)
         third = await http.post(server.url, content=body(INIT), headers=HEADERS)
         assert third.status_code == 503
         assert "2 sessions" in _error(third)["message"]
         assert len(server.children()) == 2
-        big = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
-                          "params": {"name": "echo", "arguments": {"text": "x" * 5000}}})
+        big = json.dumps(
+            {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x" * 5000}}}
+        )
         response = await http.post(server.url, content=big, headers={**HEADERS, "mcp-session-id": first})
         assert response.status_code == 413
         assert "2000 bytes" in _error(response)["message"]
@@ -88,8 +91,11 @@ async def test_idle_sessions_are_reaped() -> None:
         session = await initialize(http, server.url)
         await server.wait_children(1)
         await server.wait_children(0)  # reaped: its upstream is stopped
-        response = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-                                   headers={**HEADERS, "mcp-session-id": session})
+        response = await http.post(
+            server.url,
+            content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+            headers={**HEADERS, "mcp-session-id": session},
+        )
         assert response.status_code == 404
 
 
@@ -102,8 +108,9 @@ async def test_wildcard_bind_serves_own_names_only() -> None:
         foreign = await http.post(server.url, content=body(INIT), headers={**HEADERS, "host": f"evil.example:{server.port}"})
         assert foreign.status_code == 421
         _error(foreign)
-        allowed = await http.post(server.url, content=body(INIT),
-                                  headers={**HEADERS, "host": f"mcp.internal.example:{server.port}"})
+        allowed = await http.post(
+            server.url, content=body(INIT), headers={**HEADERS, "host": f"mcp.internal.example:{server.port}"}
+        )
         assert allowed.status_code == 200
 
 
@@ -160,6 +167,7 @@ async def test_stopping_the_server_stops_every_upstream() -> None:
         await initialize(http, server.url)
         await server.wait_children(1)
         upstream = server.children()[0]
+
     def running(pid: int) -> bool:
         try:
             with open(f"/proc/{pid}/stat") as stat:
@@ -177,8 +185,14 @@ async def test_a_session_cannot_resume_another_sessions_stream() -> None:
 
     async with serving(fake_server()) as server, _client() as http:
         owner, other = [await initialize(http, server.url) for _ in range(2)]
-        request = body({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "slow", "arguments": {"seconds": 1.5}, "_meta": {"progressToken": "x"}}})
+        request = body(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "slow", "arguments": {"seconds": 1.5}, "_meta": {"progressToken": "x"}},
+            }
+        )
         first: list[dict[str, str]] = []
         async with http.stream("POST", server.url, content=request, headers={**HEADERS, "mcp-session-id": owner}) as response:
             text = ""
@@ -187,20 +201,25 @@ async def test_a_session_cannot_resume_another_sessions_stream() -> None:
                 first = [e for e in events(text.rsplit("\n\n", 1)[0]) if e.get("data")]
                 if first:
                     break  # dropped after the first progress event: resumable by its owner only
-        stolen = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": other,
-                                                     "last-event-id": first[0]["id"]})
+        stolen = await http.get(
+            server.url, headers={"accept": "text/event-stream", "mcp-session-id": other, "last-event-id": first[0]["id"]}
+        )
         assert stolen.status_code == 404
         _error(stolen)
-        resumed = await http.get(server.url, headers={"accept": "text/event-stream", "mcp-session-id": owner,
-                                                      "last-event-id": first[0]["id"]})
+        resumed = await http.get(
+            server.url, headers={"accept": "text/event-stream", "mcp-session-id": owner, "last-event-id": first[0]["id"]}
+        )
         assert resumed.status_code == 200 and '"id":3' in resumed.text.replace(" ", "")
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    (["--share", "everyone"], "--share expects one of auto, session, shared"),
-    (["--auth-token-file", "EMPTY"], "the token file is empty"),
-    (["--http-max-sessions", "0"], "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--share", "everyone"], "--share expects one of auto, session, shared"),
+        (["--auth-token-file", "EMPTY"], "the token file is empty"),
+        (["--http-max-sessions", "0"], "must be at least 1"),
+    ],
+)
 def test_bad_http_options_stop_signoff_with_one_line(tmp_path, options: list[str], expected: str) -> None:
     import subprocess
     import sys
@@ -208,8 +227,12 @@ def test_bad_http_options_stop_signoff_with_one_line(tmp_path, options: list[str
     empty = tmp_path / "empty"
     empty.write_text("")
     options = [str(empty) if o == "EMPTY" else o for o in options]
-    done = subprocess.run([sys.executable, "-m", "signoff", "run", "--http", "127.0.0.1:0", *options, "--", *fake_server()],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff", "run", "--http", "127.0.0.1:0", *options, "--", *fake_server()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert expected in done.stderr and "Traceback" not in done.stderr
 
@@ -217,13 +240,24 @@ def test_bad_http_options_stop_signoff_with_one_line(tmp_path, options: list[str
 async def test_unanswered_requests_per_session_are_capped() -> None:
     async with serving(fake_server()) as server, _client() as http:
         session = await initialize(http, server.url)
-        flood = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "hang", "arguments": {}}} for i in range(257)]
+        flood = [
+            {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "hang", "arguments": {}}} for i in range(257)
+        ]
         response = await http.post(server.url, content=json.dumps(flood), headers={**HEADERS, "mcp-session-id": session})
         assert response.status_code == 429
         assert "256 requests" in _error(response)["message"]
-        ok = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                                       "params": {"name": "echo", "arguments": {"text": "still here"}}}),
-                             headers={**HEADERS, "mcp-session-id": session})
+        ok = await http.post(
+            server.url,
+            content=body(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": "still here"}},
+                }
+            ),
+            headers={**HEADERS, "mcp-session-id": session},
+        )
         assert ok.json()["result"]["content"][0]["text"] == "still here"
 
 
@@ -279,15 +313,19 @@ async def test_approval_page_on_all_interfaces_answers_to_this_machines_addresse
 
     import httpx2
     from anyio.streams.buffered import BufferedByteReceiveStream
-    from conftest import free_port
 
+    from conftest import free_port
     from signoff.serve.http_guard import own_names
 
     ours = sorted(n for n in own_names() if n not in ("127.0.0.1", "::1", "localhost"))
     assert ours, "this machine has no address besides loopback"
     port = free_port()
-    proc = await anyio.open_process([sys.executable, "-m", "signoff", "ui", "--host", "0.0.0.0", "--port", str(port)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = await anyio.open_process(
+        [sys.executable, "-m", "signoff", "ui", "--host", "0.0.0.0", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stderr is not None
         reader = BufferedByteReceiveStream(proc.stderr)
@@ -318,8 +356,11 @@ async def test_upstream_cannot_break_sse_framing(tmp_path) -> None:
 
     async with serving(scripted(tmp_path, "cr"), "--share", "session") as server, _client() as http:
         session = await initialize(http, server.url)
-        answer = await http.post(server.url, content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-                                 headers={**HEADERS, "mcp-session-id": session})
+        answer = await http.post(
+            server.url,
+            content=body({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+            headers={**HEADERS, "mcp-session-id": session},
+        )
         assert "\r" not in answer.text, answer.text
         frames = [json.loads(e["data"]) for e in events(answer.text) if e.get("data")]  # each event whole
         assert frames[-1]["id"] == 2  # (signoff's own tools/list prefetch may add a second log line)
@@ -332,15 +373,21 @@ async def test_stateless_clients_never_see_each_others_progress() -> None:
     from http_helpers import events
 
     modern = {**HEADERS, "mcp-protocol-version": "2026-07-28"}
-    envelope = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {}}
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
     async with serving(fake_server()) as server, _client() as http:
         results: dict[str, list] = {}
 
         async def run(who: str) -> None:
-            request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "slow", "arguments": {"seconds": 0.6}, "_meta": {**envelope, "progressToken": "same"}}}
+            request = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "slow", "arguments": {"seconds": 0.6}, "_meta": {**envelope, "progressToken": "same"}},
+            }
             answer = await http.post(server.url, content=body(request), headers=modern)
             results[who] = [json.loads(e["data"]) for e in events(answer.text) if e.get("data")]
 

@@ -41,8 +41,11 @@ def csrf_of(client: TestClient) -> str:
 
 
 def decide(client: TestClient, held_id: str, csrf: str, approve: bool = True, origin: str = ORIGIN, **extra):
-    return client.post("/api/decide", content=json.dumps({"id": held_id, "approve": approve, **extra}),
-                       headers={"Content-Type": "application/json", "X-CSRF-Token": csrf, "Origin": origin})
+    return client.post(
+        "/api/decide",
+        content=json.dumps({"id": held_id, "approve": approve, **extra}),
+        headers={"Content-Type": "application/json", "X-CSRF-Token": csrf, "Origin": origin},
+    )
 
 
 def test_a_link_opens_its_call_once_and_only_its_call(broker: Broker) -> None:
@@ -68,11 +71,17 @@ def test_a_link_opens_its_call_once_and_only_its_call(broker: Broker) -> None:
     csrf = csrf_of(client)
     refused = decide(client, other, csrf)
     assert refused.status_code == 403 and broker.get(other).status == "pending"
-    kill = client.post("/api/kill", content=json.dumps({"on": True}), headers={
-        "Content-Type": "application/json", "X-CSRF-Token": refused.json()["csrf"], "Origin": ORIGIN})
+    kill = client.post(
+        "/api/kill",
+        content=json.dumps({"on": True}),
+        headers={"Content-Type": "application/json", "X-CSRF-Token": refused.json()["csrf"], "Origin": ORIGIN},
+    )
     assert kill.status_code == 403 and not broker.kill_state().on
-    edit = client.post("/api/policy", content=json.dumps({"remove": 0}), headers={
-        "Content-Type": "application/json", "X-CSRF-Token": kill.json()["csrf"], "Origin": ORIGIN})
+    edit = client.post(
+        "/api/policy",
+        content=json.dumps({"remove": 0}),
+        headers={"Content-Type": "application/json", "X-CSRF-Token": kill.json()["csrf"], "Origin": ORIGIN},
+    )
     assert edit.status_code == 403
     ok = decide(client, mine, edit.json()["csrf"], remember="tool")
     assert ok.status_code == 200 and ok.json()["status"] == "approved"
@@ -160,8 +169,9 @@ def test_run_ui_does_not_adopt_a_page_serving_another_home(tmp_path: Path, monke
     threading.Thread(target=foreign.serve_forever, daemon=True).start()
     port = foreign.server_address[1]
     started = []
-    monkeypatch.setattr(server.subprocess, "Popen", lambda command, **kw: started.append(command) or
-                        type("P", (), {"pid": 4242})())
+    monkeypatch.setattr(
+        server.subprocess, "Popen", lambda command, **kw: started.append(command) or type("P", (), {"pid": 4242})()
+    )
     try:
         assert not server.running(port)
         url = server.ensure_running(port)

@@ -107,13 +107,17 @@ def test_deeply_nested_edit_is_refused_before_the_parser_stalls_the_proxy(tmp_pa
     assert time.monotonic() - started < 0.5 and "nested deeper than 64" in (holder.last_error or "")
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe policy", b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000],
-                         ids=["non_utf8", "deep"])
+@pytest.mark.parametrize("content", [b"\xff\xfe policy", b"a: " + b"{b: " * 5000 + b"1" + b"}" * 5000], ids=["non_utf8", "deep"])
 def test_corrupt_policy_at_start_is_one_clean_line(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "policy.yaml"
     path.write_bytes(content)
-    done = subprocess.run([sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server()],
-                          capture_output=True, text=True, timeout=60, input="")
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff", "run", "--policy", str(path), "--", *fake_server()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input="",
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1].startswith(f"signoff: {path}")
     assert "Traceback" not in done.stderr

@@ -53,11 +53,15 @@ def signoff(tmp_path: Path, log: Path) -> list[str]:
     return through_signoff(naive_command(log), "--name", "naive", "--policy", str(policy))
 
 
-@pytest.mark.parametrize(("name", "arguments", "why"), [
-    ("delete_file", {"path": "/important"}, "was for naive.echo, not naive.delete_file"),
-    ("echo", {"text": "something else"}, "was for other arguments of naive.echo"),
-    ("echo", {"text": "harmless", "extra": 1}, "was for other arguments of naive.echo"),
-], ids=["other-tool", "other-arguments", "added-argument"])
+@pytest.mark.parametrize(
+    ("name", "arguments", "why"),
+    [
+        ("delete_file", {"path": "/important"}, "was for naive.echo, not naive.delete_file"),
+        ("echo", {"text": "something else"}, "was for other arguments of naive.echo"),
+        ("echo", {"text": "harmless", "extra": 1}, "was for other arguments of naive.echo"),
+    ],
+    ids=["other-tool", "other-arguments", "added-argument"],
+)
 async def test_retry_with_the_round_for_another_call_is_refused(tmp_path: Path, name: str, arguments: dict, why: str) -> None:
     log = tmp_path / "naive.log"
     async with raw_process(signoff(tmp_path, log)) as client:
@@ -66,8 +70,9 @@ async def test_retry_with_the_round_for_another_call_is_refused(tmp_path: Path, 
         assert answer["result"]["isError"] is True
         assert why in text(answer) and "refused" in text(answer)
         # the round is spent: presenting it again (even for the right call) does not reuse it
-        again = await client.request("c3", "tools/call", call("echo", {"text": "harmless"}, requestState=state,
-                                                              inputResponses=APPROVE))
+        again = await client.request(
+            "c3", "tools/call", call("echo", {"text": "harmless"}, requestState=state, inputResponses=APPROVE)
+        )
         assert again["result"].get("resultType") == "input_required"  # held afresh, not run
     assert naive_ran(log) == []
     [row] = [r for r in AuditLog(open_store()).query(decision="denied") if r["channel"] == "signoff"]
@@ -78,11 +83,13 @@ async def test_matching_retry_runs_the_held_call_once(tmp_path: Path) -> None:
     log = tmp_path / "naive.log"
     async with raw_process(signoff(tmp_path, log)) as client:
         state = await held_round(client)
-        answer = await client.request("c2", "tools/call", call("echo", {"text": "harmless"}, requestState=state,
-                                                               inputResponses=APPROVE))
+        answer = await client.request(
+            "c2", "tools/call", call("echo", {"text": "harmless"}, requestState=state, inputResponses=APPROVE)
+        )
         assert answer["result"]["isError"] is False and text(answer) == "ran echo"
-        replay = await client.request("c3", "tools/call", call("echo", {"text": "harmless"}, requestState=state,
-                                                               inputResponses=APPROVE))
+        replay = await client.request(
+            "c3", "tools/call", call("echo", {"text": "harmless"}, requestState=state, inputResponses=APPROVE)
+        )
         assert replay["result"].get("resultType") == "input_required"  # single use: a new hold
     assert naive_ran(log) == ["echo"]
     [row] = AuditLog(open_store()).query(decision="approved")
@@ -102,8 +109,9 @@ async def test_retry_after_the_policy_changed_is_refused(tmp_path: Path) -> None
                 probe = await client.request(f"probe-{n}", "tools/call", call("canary", {}))
                 if probe["result"]["isError"]:
                     break
-        answer = await client.request("c2", "tools/call", call("echo", {"text": "harmless"}, requestState=state,
-                                                               inputResponses=APPROVE))
+        answer = await client.request(
+            "c2", "tools/call", call("echo", {"text": "harmless"}, requestState=state, inputResponses=APPROVE)
+        )
         assert answer["result"]["isError"] is True and "the policy changed" in text(answer)
     assert "echo" not in naive_ran(log)
 
@@ -113,7 +121,8 @@ async def test_retry_after_the_client_cancelled_the_held_call_is_answered_not_hu
     async with raw_process(signoff(tmp_path, log)) as client:
         state = await held_round(client)
         await client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "c1"}})
-        answer = await client.request("c2", "tools/call", call("echo", {"text": "harmless"}, requestState=state,
-                                                               inputResponses=APPROVE))
+        answer = await client.request(
+            "c2", "tools/call", call("echo", {"text": "harmless"}, requestState=state, inputResponses=APPROVE)
+        )
         assert answer["result"]["isError"] is True and "withdrawn" in text(answer)
     assert naive_ran(log) == []

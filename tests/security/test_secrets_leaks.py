@@ -18,20 +18,31 @@ import pytest
 from conftest import connect, fake_server, through_signoff
 from signoff.approvals.audit import AuditLog
 from signoff.approvals.broker import Broker
-from signoff.model import Decision, ToolCall, Verdict
 from signoff.approvals.notify import message_for
-from signoff.redact import MARK, redact
 from signoff.approvals.store import open_store
+from signoff.model import Decision, ToolCall, Verdict
+from signoff.redact import MARK, redact
 
 SECRETS = {
     "password": "hunter2-hunter2",
     "headers": {"Authorization": "Bearer abcdefghijklmnop123", "X-Api-Key": "k-123456"},
     "note": "use ghp_abcdefghijklmnopqrstuvwxyz0123456789 for it",
     "url": "https://deploy:s3cr3t-pw@example.com/hook?token=t0k3n&page=2",
-    "config": {"nested": [{"client_secret": "cs-value"}], "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"},
+    "config": {
+        "nested": [{"client_secret": "cs-value"}],
+        "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+    },
 }
-RAW_VALUES = ("hunter2-hunter2", "abcdefghijklmnop123", "k-123456", "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
-              "s3cr3t-pw", "t0k3n", "cs-value", "BEGIN PRIVATE KEY")
+RAW_VALUES = (
+    "hunter2-hunter2",
+    "abcdefghijklmnop123",
+    "k-123456",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "s3cr3t-pw",
+    "t0k3n",
+    "cs-value",
+    "BEGIN PRIVATE KEY",
+)
 
 
 def mode(path: Path) -> int:
@@ -80,8 +91,7 @@ hitl_policies:
 
 @pytest.mark.anyio
 @pytest.mark.e2e
-async def test_secrets_in_arguments_reach_the_tool_and_policy_but_not_the_audit_trail(signoff_home: Path,
-                                                                                      tmp_path: Path) -> None:
+async def test_secrets_in_arguments_reach_the_tool_and_policy_but_not_the_audit_trail(signoff_home: Path, tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     target = tmp_path / "written"

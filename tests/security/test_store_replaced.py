@@ -39,8 +39,9 @@ def replace_store(db: Path) -> None:
 
 
 def signoff_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "signoff", *args], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "signoff", *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.mark.parametrize("attack", [delete_store, replace_store], ids=["deleted", "replaced"])
@@ -101,10 +102,10 @@ def new_db_over_store_keeping_its_wal(db: Path) -> None:
     os.replace(fresh, db)
 
 
-@pytest.mark.parametrize("attack", [garbage_over_store, new_db_over_store_keeping_its_wal],
-                         ids=["garbage", "new_file_old_wal"])
-async def test_store_replaced_inconsistently_refuses_every_call_until_repaired(attack, signoff_home: Path,
-                                                                              tmp_path: Path) -> None:
+@pytest.mark.parametrize("attack", [garbage_over_store, new_db_over_store_keeping_its_wal], ids=["garbage", "new_file_old_wal"])
+async def test_store_replaced_inconsistently_refuses_every_call_until_repaired(
+    attack, signoff_home: Path, tmp_path: Path
+) -> None:
     """Not a database any more, or a new file that SQLite would read through the old one's WAL:
     no call runs (the kill switch cannot be read, so it counts as on) until the files are sorted out."""
     db = signoff_home / "signoff.db"

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -34,8 +34,9 @@ class AuditStore(Protocol):
     """What the audit trail needs from a store (`approvals.store.Store` provides it)."""
 
     def append_audit(self, content: dict[str, Any]) -> int: ...
-    def audit_rows(self, *, decision: str | None = None, since: str | None = None,
-                   until: str | None = None) -> Iterator[dict[str, Any]]: ...
+    def audit_rows(
+        self, *, decision: str | None = None, since: str | None = None, until: str | None = None
+    ) -> Iterator[dict[str, Any]]: ...
     def audit_head(self) -> tuple[int, str] | None: ...
 
 
@@ -49,16 +50,48 @@ def audit_mac(key: bytes, row_hash_hex: str) -> str:
     """A row's signature: HMAC-SHA256 of its hash under the audit key."""
     return hmac.new(key, row_hash_hex.encode(), hashlib.sha256).hexdigest()
 
+
 GENESIS = "0" * 64
 """The `prev_hash` of the first row."""
 
-DECISIONS = ("allowed", "held", "approved", "denied", "timeout", "killed", "withdrawn", "abandoned",
-             "upstream_error", "observed", "expired", "forwarded", "not_run",
-             "approval_vote", "denial_vote", "refused_vote")  # votes: approvals/votes.py
+DECISIONS = (
+    "allowed",
+    "held",
+    "approved",
+    "denied",
+    "timeout",
+    "killed",
+    "withdrawn",
+    "abandoned",
+    "upstream_error",
+    "observed",
+    "expired",
+    "forwarded",
+    "not_run",
+    "approval_vote",
+    "denial_vote",
+    "refused_vote",
+)  # votes: approvals/votes.py
 CHANNELS = ("policy", "cli", "watch", "tty", "web", "elicit", "kill", "timeout", "client", "signoff")
 
-FIELDS = ("id", "time", "server", "tool", "arguments", "decision", "decided_by", "channel", "reason",
-          "duration_ms", "policy_hash", "rule", "held_id", "session", "client", "prev_hash")
+FIELDS = (
+    "id",
+    "time",
+    "server",
+    "tool",
+    "arguments",
+    "decision",
+    "decided_by",
+    "channel",
+    "reason",
+    "duration_ms",
+    "policy_hash",
+    "rule",
+    "held_id",
+    "session",
+    "client",
+    "prev_hash",
+)
 """Every column the hash covers (all but `hash` itself), in table order."""
 
 
@@ -87,11 +120,24 @@ def user() -> str:
         return "unknown"
 
 
-def entry(call: ToolCall | None = None, decision: str = "allowed", *, server: str = "", tool: str = "",
-          arguments: Any = None, channel: str = "policy", by: str | None = None, reason: str = "",
-          duration_ms: float | None = None, policy_hash: str = "", rule: str | None = None,
-          held_id: str | None = None, session: str = "", client: str = "",
-          identity: Identity | None = None) -> dict[str, Any]:
+def entry(
+    call: ToolCall | None = None,
+    decision: str = "allowed",
+    *,
+    server: str = "",
+    tool: str = "",
+    arguments: Any = None,
+    channel: str = "policy",
+    by: str | None = None,
+    reason: str = "",
+    duration_ms: float | None = None,
+    policy_hash: str = "",
+    rule: str | None = None,
+    held_id: str | None = None,
+    session: str = "",
+    client: str = "",
+    identity: Identity | None = None,
+) -> dict[str, Any]:
     """The content of one audit row (without id, time and hashes, which the store adds).
     `identity` (machine, agent, owner; default: the call's) is kept as JSON in its own column."""
     if decision not in DECISIONS:
@@ -102,11 +148,20 @@ def entry(call: ToolCall | None = None, decision: str = "allowed", *, server: st
         session, client = session or call.session, client or call.client
         identity = identity or call.identity
     return {
-        "server": server, "tool": tool, "arguments": canonical_json(redact(arguments) if arguments is not None else {}),
-        "decision": decision, "decided_by": by or user(), "channel": channel, "reason": reason or "",
+        "server": server,
+        "tool": tool,
+        "arguments": canonical_json(redact(arguments) if arguments is not None else {}),
+        "decision": decision,
+        "decided_by": by or user(),
+        "channel": channel,
+        "reason": reason or "",
         "duration_ms": None if duration_ms is None else round(float(duration_ms), 3),
-        "policy_hash": policy_hash or "", "rule": rule, "held_id": held_id, "session": session or "",
-        "client": client or "", "identity": None if identity is None else canonical_json(identity.as_dict()),
+        "policy_hash": policy_hash or "",
+        "rule": rule,
+        "held_id": held_id,
+        "session": session or "",
+        "client": client or "",
+        "identity": None if identity is None else canonical_json(identity.as_dict()),
     }
 
 
@@ -134,13 +189,15 @@ def verify_rows(rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None)
                 missing = prev_id + 1
                 span = f"row {missing} is missing" if rid == missing + 1 else f"rows {missing}–{rid - 1} are missing"
                 return count, Problem(missing, f"{span} (ids jump {prev_id}→{rid})")
-            return count, Problem(rid, f"row {rid}: hash chain broken (its prev_hash does not match row {prev_id}'s "
-                                       f"hash; row {prev_id} may have been rewritten)")
+            return count, Problem(
+                rid,
+                f"row {rid}: hash chain broken (its prev_hash does not match row {prev_id}'s "
+                f"hash; row {prev_id} may have been rewritten)",
+            )
         prev_id, prev_hash = rid, row["hash"]
     if head is not None and head[0] > prev_id:
         span = f"row {head[0]} is" if head[0] == prev_id + 1 else f"rows {prev_id + 1}–{head[0]} are"
-        return count, Problem(prev_id + 1, f"{span} missing (the chain ended at row {head[0]} but the last row "
-                                           f"is {prev_id})")
+        return count, Problem(prev_id + 1, f"{span} missing (the chain ended at row {head[0]} but the last row is {prev_id})")
     if head is not None and head[0] == prev_id and head[1] != prev_hash:
         return count, Problem(prev_id, f"row {prev_id}: hash chain broken (it is not the row the chain ended with)")
     return count, None
@@ -189,14 +246,14 @@ def read_witness(path: Path) -> tuple[tuple[int, str, str | None] | None, int | 
     return best, start
 
 
-def check_trail(rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None, *,
-                witness_file: Path | None = None, key: bytes | None = None) -> Report:
+def check_trail(
+    rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None, *, witness_file: Path | None = None, key: bytes | None = None
+) -> Report:
     """`verify_rows`, plus the witness file's head and (with `key`) every row's signature."""
     report = Report(warnings=[], key="not given (set SIGNOFF_AUDIT_KEY to check signatures)")
     witnessed = read_witness(witness_file) if witness_file is not None else None  # before the rows
     best, start = witnessed if witnessed is not None else (None, None)
-    seen: dict[str, Any] = {"signed": 0, "unsigned": 0, "last": 0, "at_witness": None, "bad_mac": None,
-                            "stripped": None}
+    seen: dict[str, Any] = {"signed": 0, "unsigned": 0, "last": 0, "at_witness": None, "bad_mac": None, "stripped": None}
 
     def watched() -> Iterator[Mapping[str, Any]]:
         for row in rows:
@@ -206,8 +263,7 @@ def check_trail(rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None,
                 seen["at_witness"] = (row["hash"], mac)
             if mac:
                 seen["signed"] += 1
-                if key is not None and seen["bad_mac"] is None and not hmac.compare_digest(
-                        mac, audit_mac(key, row["hash"])):
+                if key is not None and seen["bad_mac"] is None and not hmac.compare_digest(mac, audit_mac(key, row["hash"])):
                     seen["bad_mac"] = rid
             else:
                 seen["unsigned"] += 1
@@ -222,18 +278,28 @@ def check_trail(rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None,
         wid, whash, wmac = best
         if last < wid:
             span = f"row {wid} is" if wid == last + 1 else f"rows {last + 1}–{wid} are"
-            found.append(Problem(last + 1, f"{span} missing: the witness {witness_file} saw the chain reach row "
-                                           f"{wid}, the database ends at row {last} (rows cut, or the store replaced)"))
+            found.append(
+                Problem(
+                    last + 1,
+                    f"{span} missing: the witness {witness_file} saw the chain reach row "
+                    f"{wid}, the database ends at row {last} (rows cut, or the store replaced)",
+                )
+            )
         elif wid and seen["at_witness"] is not None and seen["at_witness"][0] != whash:
-            found.append(Problem(wid, f"row {wid} is not the row the witness {witness_file} saw (the trail was "
-                                      "rewritten, or the store replaced)"))
+            found.append(
+                Problem(
+                    wid,
+                    f"row {wid} is not the row the witness {witness_file} saw (the trail was rewritten, or the store replaced)",
+                )
+            )
         elif wmac and seen["at_witness"] is not None and seen["at_witness"][1] != wmac:
             found.append(Problem(wid, f"row {wid}: its signature differs from the one the witness saw"))
     if best is not None:
         report.witness = f"head row {best[0]}" + (" matches" if not found else "")
         if start:
-            report.warnings.append(f"the witness {witness_file} (re)started at row {start}: cuts before it were "
-                                   "not witnessed (was it deleted?)")
+            report.warnings.append(
+                f"the witness {witness_file} (re)started at row {start}: cuts before it were not witnessed (was it deleted?)"
+            )
     elif witness_file is not None and last:
         report.warnings.append(f"no witness file {witness_file}: rows cut off the end cannot be detected")
     report.signed = "yes" if signed and not unsigned else "no" if not signed else f"partly ({unsigned} rows unsigned)"
@@ -241,16 +307,25 @@ def check_trail(rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None,
         report.key = "ok" if seen["bad_mac"] is None else "WRONG"
         if last and not signed:
             report.key = "unused (no row is signed)"
-            found.append(Problem(1, "SIGNOFF_AUDIT_KEY is set but no row is signed (signatures stripped, or the "
-                                    "proxies run without the key)"))
+            found.append(
+                Problem(
+                    1, "SIGNOFF_AUDIT_KEY is set but no row is signed (signatures stripped, or the proxies run without the key)"
+                )
+            )
     if seen["bad_mac"] is not None:
         rid = seen["bad_mac"]
-        found.append(Problem(rid, f"row {rid}: its signature does not match (rewritten without the key, or "
-                                  "SIGNOFF_AUDIT_KEY is not the key it was signed with)"))
+        found.append(
+            Problem(
+                rid,
+                f"row {rid}: its signature does not match (rewritten without the key, or "
+                "SIGNOFF_AUDIT_KEY is not the key it was signed with)",
+            )
+        )
     if seen["stripped"] is not None:
         rid = seen["stripped"]
-        found.append(Problem(rid, f"row {rid} is unsigned after signed rows (signatures stripped, or the key "
-                                  "was unset for some writers)"))
+        found.append(
+            Problem(rid, f"row {rid} is unsigned after signed rows (signatures stripped, or the key was unset for some writers)")
+        )
     report.problem = min(found, key=lambda p: p.row) if found else None  # the earliest place to look
     return report
 
@@ -302,13 +377,23 @@ class AuditLog:
         """Append one row (see `entry` for the fields); returns its id. Blocking (one small commit)."""
         return self.store.append_audit(entry(call, decision, **fields))
 
-    def query(self, *, tool: str | None = None, decision: str | None = None, since: str | None = None,
-              until: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        *,
+        tool: str | None = None,
+        decision: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Rows oldest first; `tool` is a glob over `server.tool` (or the bare tool name)."""
         rows: Iterator[dict[str, Any]] = self.store.audit_rows(decision=decision, since=since, until=until)
         if tool:
-            rows = (r for r in rows if fnmatch.fnmatchcase(f"{r['server']}.{r['tool']}", tool)
-                    or fnmatch.fnmatchcase(r["tool"] or "", tool))
+            rows = (
+                r
+                for r in rows
+                if fnmatch.fnmatchcase(f"{r['server']}.{r['tool']}", tool) or fnmatch.fnmatchcase(r["tool"] or "", tool)
+            )
         found = [public(r) for r in rows]
         return found[-limit:] if limit else found
 

@@ -26,14 +26,14 @@ from typing import Any
 import anyio
 
 from signoff.approvals.audit import entry, user
-from signoff.durations import format_duration
-from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.approvals.liveness import pid_alive
-from signoff.model import Decision, ToolCall, canonical_json
-from signoff.termsafe import fold
 from signoff.approvals.store import HeldCall, KillState, Remembered, Resolution, Store, open_store
 from signoff.approvals.votes import Ballot
 from signoff.approvals.writer import Writer
+from signoff.durations import format_duration
+from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
+from signoff.model import Decision, ToolCall, canonical_json
+from signoff.termsafe import fold
 
 log = logging.getLogger("signoff.broker")
 
@@ -66,8 +66,7 @@ class Outcome:
 
 
 def outcome_of(held: HeldCall) -> Outcome:
-    return Outcome(held.status, held.id, held.decision_reason or "", held.decided_by, held.channel,
-                   held.edited_arguments)
+    return Outcome(held.status, held.id, held.decision_reason or "", held.decided_by, held.channel, held.edited_arguments)
 
 
 HISTORY_ITEMS = 20
@@ -77,8 +76,9 @@ HISTORY_ENTRY_CHARS = 600
 each call is stored once (its own audit row); the summary only has to help a person judge."""
 
 
-def compact_arguments(arguments: Any, value_chars: int = HISTORY_VALUE_CHARS,
-                      budget: int = HISTORY_ENTRY_CHARS) -> dict[str, Any]:
+def compact_arguments(
+    arguments: Any, value_chars: int = HISTORY_VALUE_CHARS, budget: int = HISTORY_ENTRY_CHARS
+) -> dict[str, Any]:
     """Arguments with long values folded; if still over `budget` characters, the first keys only."""
     folded = fold(dict(arguments) if isinstance(arguments, Mapping) else {}, value_chars)
     if len(canonical_json(folded)) <= budget:
@@ -116,16 +116,24 @@ def with_team(presentation: str | None, call: ToolCall, decision: Decision) -> s
     import json
 
     shown = json.loads(presentation) if presentation else {}
-    shown["team"] = {"identity": call.identity.as_dict() if call.identity is not None else None,
-                     "approval": decision.approval.as_dict()}
+    shown["team"] = {
+        "identity": call.identity.as_dict() if call.identity is not None else None,
+        "approval": decision.approval.as_dict(),
+    }
     return canonical_json(shown)
 
 
 class Broker:
     """Held calls, decisions, the kill switch, remembered decisions and retry tokens."""
 
-    def __init__(self, store: Store | None = None, *, poll_interval: float = 0.05,
-                 default_timeout: float = DEFAULT_TIMEOUT, retry_ttl: float = 900.0):
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        poll_interval: float = 0.05,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        retry_ttl: float = 900.0,
+    ):
         self.store = store if store is not None else open_store()
         self.poll_interval = poll_interval
         self.default_timeout = default_timeout
@@ -147,24 +155,42 @@ class Broker:
 
     # ------------------------------------------------------------------ holding
 
-    def _row(self, call: ToolCall, decision: Decision, history: Iterable[Any], hold_mode: str,
-             policy_hash: str, shown: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _row(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        history: Iterable[Any],
+        hold_mode: str,
+        policy_hash: str,
+        shown: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         now = time.time()
         timeout = decision.timeout or self.default_timeout
         row = {
-            "server": call.server, "tool": call.tool, "arguments": canonical_json(dict(call.arguments)),
-            "args_hash": call.arguments_hash, "rule": decision.rule, "reason": decision.reason,
-            "session": call.session, "session_history": canonical_json(history_entries(history)),
-            "client": call.client, "created": now, "deadline": now + timeout, "proxy_pid": os.getpid(),
-            "hold_mode": hold_mode, "on_timeout": decision.on_timeout, "policy_hash": policy_hash,
+            "server": call.server,
+            "tool": call.tool,
+            "arguments": canonical_json(dict(call.arguments)),
+            "args_hash": call.arguments_hash,
+            "rule": decision.rule,
+            "reason": decision.reason,
+            "session": call.session,
+            "session_history": canonical_json(history_entries(history)),
+            "client": call.client,
+            "created": now,
+            "deadline": now + timeout,
+            "proxy_pid": os.getpid(),
+            "hold_mode": hold_mode,
+            "on_timeout": decision.on_timeout,
+            "policy_hash": policy_hash,
             "input_schema": canonical_json(dict(call.input_schema)) if call.input_schema else None,
             "proxy_lease": self.lease_path() if hold_mode == "wait" else None,
             "annotations": canonical_json(dict(call.annotations)) if call.annotations else None,
             **{k: v for k, v in (shown or {}).items() if k in ("actions", "facts", "presentation")},  # present.prepare
         }
         row["presentation"] = with_team(row.get("presentation"), call, decision)
-        audit = entry(call, "held", channel="policy", by="signoff", reason=decision.reason,
-                      policy_hash=policy_hash, rule=decision.rule)
+        audit = entry(
+            call, "held", channel="policy", by="signoff", reason=decision.reason, policy_hash=policy_hash, rule=decision.rule
+        )
         return row, audit
 
     def lease_path(self) -> str | None:
@@ -181,10 +207,18 @@ class Broker:
             self.store.release_lease()
             self._lease = None
 
-    async def hold(self, call: ToolCall, decision: Decision, *, history: Iterable[ToolCall | Mapping[str, Any]] = (),
-                   on_wait: Callable[[float], Awaitable[None]] | None = None, wait_interval: float = 10.0,
-                   policy_hash: str = "", client_timeout: float | None = None,
-                   shown: Mapping[str, Any] | None = None) -> Outcome:
+    async def hold(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        *,
+        history: Iterable[ToolCall | Mapping[str, Any]] = (),
+        on_wait: Callable[[float], Awaitable[None]] | None = None,
+        wait_interval: float = 10.0,
+        policy_hash: str = "",
+        client_timeout: float | None = None,
+        shown: Mapping[str, Any] | None = None,
+    ) -> Outcome:
         """Hold `call` until it is decided, times out or is killed; cancelling withdraws it.
 
         `client_timeout`: the client is known to stop waiting after this many seconds; then the
@@ -212,27 +246,38 @@ class Broker:
         finished = False
         self.holding.add(held.id)
         try:
-            outcome = await self._wait(held, timeout, decision, started, on_wait, wait_interval, call.client,
-                                       client_timeout)
+            outcome = await self._wait(held, timeout, decision, started, on_wait, wait_interval, call.client, client_timeout)
             finished = True
             return outcome
         finally:
             if not finished:  # cancelled by the client, or on_wait failed: take it off the queue
                 with anyio.CancelScope(shield=True):
-                    ended = await self._end(held.id, Resolution("withdrawn", call.client or "client", "client",
-                                                                "the client cancelled the call"))
+                    ended = await self._end(
+                        held.id, Resolution("withdrawn", call.client or "client", "client", "the client cancelled the call")
+                    )
                     if ended.approved:  # approved just before the client left: it never ran
                         try:
                             await anyio.to_thread.run_sync(
-                                self.record_outcome, held.id, "not_run",
-                                self.stopping or "the client stopped waiting before it could run")
+                                self.record_outcome,
+                                held.id,
+                                "not_run",
+                                self.stopping or "the client stopped waiting before it could run",
+                            )
                         except StoreError as exc:
                             log.error("AUDIT ROW NOT WRITTEN: %s approved but not run: %s", held.id, exc)
             self.holding.discard(held.id)
 
-    async def _wait(self, held: HeldCall, timeout: float, decision: Decision, started: float,
-                    on_wait: Callable[[float], Awaitable[None]] | None, wait_interval: float,
-                    client: str = "", client_timeout: float | None = None) -> Outcome:
+    async def _wait(
+        self,
+        held: HeldCall,
+        timeout: float,
+        decision: Decision,
+        started: float,
+        on_wait: Callable[[float], Awaitable[None]] | None,
+        wait_interval: float,
+        client: str = "",
+        client_timeout: float | None = None,
+    ) -> Outcome:
         token: int | None = None
         last_read = started
         next_wait = started + wait_interval
@@ -241,15 +286,23 @@ class Broker:
             if now - started >= timeout:
                 return await self._time_out(held, timeout, decision)
             if client_timeout is not None and now - started >= client_timeout:
-                return await self._end(held.id, Resolution(
-                    "expired", "signoff", "client",
-                    f"the client ({client or 'unnamed'}) stops waiting for a call after {format_duration(client_timeout)}"))
+                return await self._end(
+                    held.id,
+                    Resolution(
+                        "expired",
+                        "signoff",
+                        "client",
+                        f"the client ({client or 'unnamed'}) stops waiting for a call after {format_duration(client_timeout)}",
+                    ),
+                )
             if on_wait is not None and now >= next_wait:
                 next_wait += wait_interval
                 await on_wait(now - started)
             limit = min(timeout, client_timeout) if client_timeout is not None else timeout
-            due = min(started + limit, last_read + self.store.reread_seconds,
-                      next_wait if on_wait is not None else started + limit) - now
+            due = (
+                min(started + limit, last_read + self.store.reread_seconds, next_wait if on_wait is not None else started + limit)
+                - now
+            )
             try:
                 if token is None:  # the token first, then the row: a change in between moves the token
                     current = await anyio.to_thread.run_sync(self.store.change_token, held.id)
@@ -293,8 +346,12 @@ class Broker:
         if decision.on_timeout == "allow" and decision.approval.default:
             res = Resolution("approved", "signoff", "timeout", f"{why}; the rule says on_timeout: allow")
         elif decision.on_timeout == "allow":  # a timeout never stands in for the people a rule asks for
-            res = Resolution("timeout", "signoff", "timeout", f"{why}; on_timeout: allow does not apply to a call "
-                             f"that needs {decision.approval.describe()}")
+            res = Resolution(
+                "timeout",
+                "signoff",
+                "timeout",
+                f"{why}; on_timeout: allow does not apply to a call that needs {decision.approval.describe()}",
+            )
         else:
             res = Resolution("timeout", "signoff", "timeout", why)
         return await self._end(held.id, res)
@@ -314,10 +371,19 @@ class Broker:
 
     # ------------------------------------------------------------------ deciding
 
-    def decide(self, held_id: str, approve: bool, *, reason: str | None = None, channel: str = "cli",
-               by: str | None = None, arguments: Mapping[str, Any] | None = None,
-               remember: str | None = None, person: str | None = None,
-               roles: Iterable[str] | None = None) -> HeldCall:
+    def decide(
+        self,
+        held_id: str,
+        approve: bool,
+        *,
+        reason: str | None = None,
+        channel: str = "cli",
+        by: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        remember: str | None = None,
+        person: str | None = None,
+        roles: Iterable[str] | None = None,
+    ) -> HeldCall:
         """Approve or deny a pending call. Raises UnknownCallError, or AlreadyDecidedError if another won.
 
         Team mode names the deciding `person` and the `roles` they hold now (their sign-in or CLI
@@ -335,19 +401,21 @@ class Broker:
         needs = held.requirements if held is not None else None
         if held is not None and needs is not None and not needs.default and held.status == "pending":
             if person is None and approve:  # fail closed: nobody named, so nobody can be counted
-                raise DecisionError(f"{held_id} needs {needs.describe()}: one person's approval cannot decide it "
-                                    "(that needs team mode's named approvers); it can be denied")
+                raise DecisionError(
+                    f"{held_id} needs {needs.describe()}: one person's approval cannot decide it "
+                    "(that needs team mode's named approvers); it can be denied"
+                )
             if person is not None:
                 if remember:  # a remembered approval would let later calls through on one person's say
                     raise DecisionError(f"{held_id} needs {needs.describe()}: an approval of it cannot be remembered")
                 if arguments is not None and needs.quorum > 1:
-                    raise DecisionError(f"{held_id} needs {needs.quorum} approvals of the same arguments: approve it "
-                                        "as it is, or deny it with a reason (the agent can call again)")
-                ballot = Ballot.of(person, roles or (), approve, by=by, channel=channel, reason=reason,
-                                   arguments=arguments)
+                    raise DecisionError(
+                        f"{held_id} needs {needs.quorum} approvals of the same arguments: approve it "
+                        "as it is, or deny it with a reason (the agent can call again)"
+                    )
+                ballot = Ballot.of(person, roles or (), approve, by=by, channel=channel, reason=reason, arguments=arguments)
                 return self.store.vote(held_id, ballot)
-        res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember,
-                         live_only=True)
+        res = Resolution("approved" if approve else "denied", by or user(), channel, reason, arguments, remember, live_only=True)
         return self.store.resolve(held_id, res)
 
     def pending(self) -> list[HeldCall]:
@@ -360,10 +428,14 @@ class Broker:
         now = time.time()
         swept = self.sweep(calls)
         if any(h.hold_mode == "retry" and h.deadline <= now for h in calls):
-            swept.extend(self.store.resolve_many(
-                lambda h: h.hold_mode == "retry" and h.deadline <= now,
-                lambda h: Resolution("timeout", "signoff", "timeout",
-                                     f"no decision within {format_duration(h.deadline - h.created)}")))
+            swept.extend(
+                self.store.resolve_many(
+                    lambda h: h.hold_mode == "retry" and h.deadline <= now,
+                    lambda h: Resolution(
+                        "timeout", "signoff", "timeout", f"no decision within {format_duration(h.deadline - h.created)}"
+                    ),
+                )
+            )
         closed = {h.id for h in swept}
         return self.store.with_votes([h for h in calls if h.id not in closed])
 
@@ -401,12 +473,14 @@ class Broker:
         if any(gone(h) for h in (self.store.list_held("pending") if pending is None else pending)):
             abandoned = self.store.resolve_many(  # re-checked inside the transaction
                 lambda h: h.hold_mode == "wait" and self.store.proxy_gone(h) is not None,
-                lambda h: Resolution("abandoned", "signoff", "signoff", self.store.proxy_gone(h) or "its proxy is gone"))
+                lambda h: Resolution("abandoned", "signoff", "signoff", self.store.proxy_gone(h) or "its proxy is gone"),
+            )
         for held in self.store.list_held("approved") if outcomes else ():
             why = gone(held)
             if held.outcome is None and why:
-                self.record_outcome(held.id, "not_run", f"{why} before it reported a result "
-                                    "(if it was forwarded, its result is unknown)")
+                self.record_outcome(
+                    held.id, "not_run", f"{why} before it reported a result (if it was forwarded, its result is unknown)"
+                )
         return abandoned
 
     def abandon_own(self, why: str) -> list[HeldCall]:
@@ -415,24 +489,44 @@ class Broker:
 
     def expire_session(self, session: str, why: str) -> list[HeldCall]:
         """The client of `session` stopped waiting: its waiting calls here become `expired`."""
-        return self.store.resolve_many(lambda h: self._mine(h) and h.session == session,
-                                       lambda h: Resolution("expired", "signoff", "client", why))
+        return self.store.resolve_many(
+            lambda h: self._mine(h) and h.session == session, lambda h: Resolution("expired", "signoff", "client", why)
+        )
 
     def _mine(self, held: HeldCall) -> bool:
         """A waiting call this process holds."""
         lease = self._lease
-        return (held.hold_mode == "wait" and held.proxy_pid == os.getpid() and held.proxy_host == socket.gethostname()
-                and (lease is None or held.proxy_lease == lease))
+        return (
+            held.hold_mode == "wait"
+            and held.proxy_pid == os.getpid()
+            and held.proxy_host == socket.gethostname()
+            and (lease is None or held.proxy_lease == lease)
+        )
 
     def record_outcome(self, held_id: str, decision: str, reason: str, *, duration_ms: float | None = None) -> bool:
         """What became of an approved call (`forwarded` ok/error, or `not_run` and why), once."""
         held = self.store.get_held(held_id)
         if held is None:
             return False
-        call = ToolCall(held.server, held.tool, held.edited_arguments or held.arguments, session=held.session,
-                        client=held.client, identity=held.identity)
-        row = entry(call, decision, channel="signoff", by="signoff", reason=reason, duration_ms=duration_ms,
-                    policy_hash=held.policy_hash, rule=held.rule, held_id=held.id)
+        call = ToolCall(
+            held.server,
+            held.tool,
+            held.edited_arguments or held.arguments,
+            session=held.session,
+            client=held.client,
+            identity=held.identity,
+        )
+        row = entry(
+            call,
+            decision,
+            channel="signoff",
+            by="signoff",
+            reason=reason,
+            duration_ms=duration_ms,
+            policy_hash=held.policy_hash,
+            rule=held.rule,
+            held_id=held.id,
+        )
         return self.store.record_outcome(held_id, f"{decision}: {reason}", row)
 
     # ------------------------------------------------------------------ kill switch
@@ -440,8 +534,7 @@ class Broker:
     def kill(self, reason: str = "", *, by: str | None = None) -> list[HeldCall]:
         """Switch the kill switch on; every pending call is killed in the same commit."""
         state = KillState(True, reason, by or user(), time.time())
-        killed = self.store.set_kill(state, lambda h: Resolution("killed", state.by, "kill",
-                                                                  reason or "kill switch on"))
+        killed = self.store.set_kill(state, lambda h: Resolution("killed", state.by, "kill", reason or "kill switch on"))
         self._kill_cache = None
         return killed
 
@@ -494,11 +587,17 @@ class Broker:
         rules = []
         for rem in self.remembered():
             day = datetime.fromtimestamp(rem.created).strftime("%Y-%m-%d")
-            what = {"tool": "always approve this tool", "args": "always approve these arguments",
-                    "session": f"approve for session {rem.session}"}[rem.kind]
-            rule: dict[str, Any] = {"name": f"remembered {rem.id}", "tool": f"{rem.server}.{rem.tool}",
-                                    "decision": "allow",
-                                    "reason": f"remembered: {what} (by {rem.created_by}, {day})"}
+            what = {
+                "tool": "always approve this tool",
+                "args": "always approve these arguments",
+                "session": f"approve for session {rem.session}",
+            }[rem.kind]
+            rule: dict[str, Any] = {
+                "name": f"remembered {rem.id}",
+                "tool": f"{rem.server}.{rem.tool}",
+                "decision": "allow",
+                "reason": f"remembered: {what} (by {rem.created_by}, {day})",
+            }
             if rem.kind == "args":
                 rule["condition"] = f"args == {canonical_json(dict(rem.arguments or {}))}"
             elif rem.kind == "session":
@@ -508,8 +607,15 @@ class Broker:
 
     # ------------------------------------------------------------------ hold: retry
 
-    def issue_retry(self, call: ToolCall, decision: Decision, policy_hash: str = "", *,
-                    history: Iterable[ToolCall | Mapping[str, Any]] = (), shown: Mapping[str, Any] | None = None) -> str:
+    def issue_retry(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        policy_hash: str = "",
+        *,
+        history: Iterable[ToolCall | Mapping[str, Any]] = (),
+        shown: Mapping[str, Any] | None = None,
+    ) -> str:
         """Hold `call` without waiting; the same call, made again after approval, spends the token."""
         row, audit = self._row(call, decision, history, "retry", policy_hash, shown)
         token = {"policy_hash": policy_hash, "expires": row["deadline"] + self.retry_ttl}
@@ -530,8 +636,9 @@ class Broker:
             return None
         held = self.get(held_id)
         if held.status == "pending" and held.deadline <= now:
-            res = Resolution("timeout", "signoff", "timeout",
-                             f"no decision within {format_duration(held.deadline - held.created)}")
+            res = Resolution(
+                "timeout", "signoff", "timeout", f"no decision within {format_duration(held.deadline - held.created)}"
+            )
             try:
                 held = self.store.resolve(held_id, res)
             except AlreadyDecidedError:

@@ -26,24 +26,34 @@ class KnownClient:
 
 
 KNOWN_CLIENTS: tuple[KnownClient, ...] = (
-    KnownClient(("inspector-cli", "mcp-inspector", "mcp-inspector-tui"), 60.0,
-                "@modelcontextprotocol/inspector 2.12: the CLI (clientInfo 'inspector-cli', CLI_CLIENT_NAME "
-                "in clients/cli/build/index.js) passes no request timeout, so DEFAULT_REQUEST_TIMEOUT_MSEC "
-                "= 60000 applies with progress off; web 'mcp-inspector' and TUI 'mcp-inspector-tui' use "
-                "the same default unless configured; inspector issue #2314 (60 s even with progress). "
-                "Measured here: the CLI aborts a held call at 60 s and sends notifications/cancelled"),
-    KnownClient(("claude-ai",), 60.0,
-                "Claude Desktop: TypeScript SDK default (anthropics/claude-code #22542, #63379: "
-                "'MCP error -32001: Request timed out' at ~60 s, not configurable)"),
-    KnownClient(("cursor-vscode",), 300.0,
-                "Cursor: requests cancelled after exactly 5 minutes (cursor/cursor #3510)"),
-    KnownClient(("claude-code",), None,
-                "Claude Code CLI: MCP_TOOL_TIMEOUT, long by default (anthropics/claude-code #63379: "
-                "the CLI runs calls past 60 s)"),
+    KnownClient(
+        ("inspector-cli", "mcp-inspector", "mcp-inspector-tui"),
+        60.0,
+        "@modelcontextprotocol/inspector 2.12: the CLI (clientInfo 'inspector-cli', CLI_CLIENT_NAME "
+        "in clients/cli/build/index.js) passes no request timeout, so DEFAULT_REQUEST_TIMEOUT_MSEC "
+        "= 60000 applies with progress off; web 'mcp-inspector' and TUI 'mcp-inspector-tui' use "
+        "the same default unless configured; inspector issue #2314 (60 s even with progress). "
+        "Measured here: the CLI aborts a held call at 60 s and sends notifications/cancelled",
+    ),
+    KnownClient(
+        ("claude-ai",),
+        60.0,
+        "Claude Desktop: TypeScript SDK default (anthropics/claude-code #22542, #63379: "
+        "'MCP error -32001: Request timed out' at ~60 s, not configurable)",
+    ),
+    KnownClient(("cursor-vscode",), 300.0, "Cursor: requests cancelled after exactly 5 minutes (cursor/cursor #3510)"),
+    KnownClient(
+        ("claude-code",),
+        None,
+        "Claude Code CLI: MCP_TOOL_TIMEOUT, long by default (anthropics/claude-code #63379: the CLI runs calls past 60 s)",
+    ),
     KnownClient(("Visual Studio Code",), None, "VS Code: no fixed tool-call limit known"),
-    KnownClient(("fast-agent", "fast-agent-mcp"), None,
-                "fast-agent: per-server read_timeout_seconds in fastagent.config.yaml (unset: none); "
-                "set defaults.client_timeouts to match"),
+    KnownClient(
+        ("fast-agent", "fast-agent-mcp"),
+        None,
+        "fast-agent: per-server read_timeout_seconds in fastagent.config.yaml (unset: none); "
+        "set defaults.client_timeouts to match",
+    ),
 )
 
 

@@ -81,7 +81,9 @@ def _what_it_does(shown: Any) -> list[str]:
     preview = shown.preview_lines(MAX_PREVIEW_LINES)
     if preview:
         given = shown.preview or {}
-        title = {"diff": "Change", "sql": "SQL", "command": "Command"}.get(str(given.get("kind"))) or str(given.get("title") or "Preview")
+        title = {"diff": "Change", "sql": "SQL", "command": "Command"}.get(str(given.get("kind"))) or str(
+            given.get("title") or "Preview"
+        )
         lines.append(f"  {safe(title)}:")  # signoff's word: a diff's title is the model's path
         lines.extend(f"  │ {safe(line[:200])}" for line in preview)
     return lines

@@ -107,10 +107,20 @@ def current_text(real: str) -> str | None:
 def unified(old: str, new: str, label: str, *, new_file: bool = False) -> dict[str, Any]:
     """The preview of one change: diff text (cut at MAX_LINES), counts and a note."""
     if len(new) > MAX_BYTES or max(old.count("\n"), new.count("\n")) > MAX_COMPARED:
-        return {"kind": "diff", "title": label, "text": "", "note": f"too large to compare (over {MAX_COMPARED} lines "
-                f"or {MAX_BYTES // 1024} KiB): no diff", "added": 0, "removed": 0, "new_file": new_file}
-    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), "/dev/null" if new_file else f"a/{label}",
-                                      f"b/{label}", n=3, lineterm=""))[2:]  # the ---/+++ header says nothing new
+        return {
+            "kind": "diff",
+            "title": label,
+            "text": "",
+            "note": f"too large to compare (over {MAX_COMPARED} lines or {MAX_BYTES // 1024} KiB): no diff",
+            "added": 0,
+            "removed": 0,
+            "new_file": new_file,
+        }
+    lines = list(
+        difflib.unified_diff(
+            old.splitlines(), new.splitlines(), "/dev/null" if new_file else f"a/{label}", f"b/{label}", n=3, lineterm=""
+        )
+    )[2:]  # the ---/+++ header says nothing new
     added = sum(1 for line in lines if line.startswith("+"))
     removed = sum(1 for line in lines if line.startswith("-"))
     note = ""
@@ -119,8 +129,15 @@ def unified(old: str, new: str, label: str, *, new_file: bool = False) -> dict[s
         lines = lines[:MAX_LINES]
     if not lines:
         note = "no change: the file already has this content"
-    return {"kind": "diff", "title": "Changes" if lines else label, "text": "\n".join(lines), "note": note, "added": added,
-            "removed": removed, "new_file": new_file}
+    return {
+        "kind": "diff",
+        "title": "Changes" if lines else label,
+        "text": "\n".join(lines),
+        "note": note,
+        "added": added,
+        "removed": removed,
+        "new_file": new_file,
+    }
 
 
 def apply_edits(text: str, edits: Sequence[Any]) -> tuple[str, str]:
@@ -158,8 +175,15 @@ def preview(server: str, path: Any, *, content: Any = None, edits: Any = None) -
         if isinstance(edits, list):
             shown = edits_only(edits, label)
             return {**shown, "note": "; ".join(filter(None, (f"current file {exc}", shown["note"])))}
-        return {"kind": "diff", "title": label, "text": "", "note": f"current file {exc}", "added": 0, "removed": 0,
-                "new_file": False}
+        return {
+            "kind": "diff",
+            "title": label,
+            "text": "",
+            "note": f"current file {exc}",
+            "added": 0,
+            "removed": 0,
+            "new_file": False,
+        }
     if isinstance(edits, list):
         if old is None:
             shown = edits_only(edits, label)

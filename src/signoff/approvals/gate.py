@@ -28,18 +28,20 @@ import anyio
 from signoff.approvals.audit import AuditLog
 from signoff.approvals.broker import Broker, Outcome
 from signoff.approvals.client_timeouts import client_timeout
+from signoff.approvals.store import HeldCall
 from signoff.config import IdentityStamp
 from signoff.durations import format_duration
 from signoff.errors import AlreadyDecidedError, DecisionError, StoreError, UnknownCallError
 from signoff.gate import Admission, ProgressFn, denial_text
 from signoff.model import Decision, ToolCall, Verdict
-from signoff.approvals.store import HeldCall
 
 log = logging.getLogger("signoff.approval")
 
 HISTORY = 20
 UPSTREAM_DOWN = ("could not start upstream", "could not connect to upstream")
 """How upstream errors raised before a call is sent begin (upstream.py): such a call never ran."""
+
+
 class _Slot:
     """Where the broker's listener puts the queued call for the task that is holding it."""
 
@@ -116,29 +118,49 @@ class ApprovalGate:
             return Admission(False, denial_text("rule", decision.reason), decision=decision)
         remembered = self._remembered(call) if decision.approval.default else None  # one person cannot stand for a quorum
         if remembered:
-            return self._admit(call, decision, {
-                "decision": "allowed", "policy": policy.hash, "by": f"remembered:{remembered}",
-                "reason": f"remembered approval {remembered} ({decision.reason})"})
+            return self._admit(
+                call,
+                decision,
+                {
+                    "decision": "allowed",
+                    "policy": policy.hash,
+                    "by": f"remembered:{remembered}",
+                    "reason": f"remembered approval {remembered} ({decision.reason})",
+                },
+            )
         if self.observe:
-            return self._admit(call, decision, {"decision": "allowed", "policy": policy.hash, "reason": "observe mode"},
-                               row="observed", reason=f"would be held: {decision.reason}")
+            return self._admit(
+                call,
+                decision,
+                {"decision": "allowed", "policy": policy.hash, "reason": "observe mode"},
+                row="observed",
+                reason=f"would be held: {decision.reason}",
+            )
         patience = client_timeout(call.client, policy.spec.defaults.client_timeouts)
-        if decision.hold == "retry" or (decision.hold == "auto" and patience is not None
-                                        and (decision.timeout or self.broker.default_timeout) > patience):
+        if decision.hold == "retry" or (
+            decision.hold == "auto" and patience is not None and (decision.timeout or self.broker.default_timeout) > patience
+        ):
             return self._retry(call, decision, policy.hash)
         return Admission(False, hold=True, decision=decision, ticket={"policy": policy.hash, "client_timeout": patience})
 
-    def _admit(self, call: ToolCall, decision: Decision, ticket: dict[str, Any], *, row: str = "allowed",
-               reason: str | None = None) -> Admission:
+    def _admit(
+        self, call: ToolCall, decision: Decision, ticket: dict[str, Any], *, row: str = "allowed", reason: str | None = None
+    ) -> Admission:
         """Admit a call only once its audit row is committed: no call runs without its record.
 
         The row is written before forwarding (one commit, as before, only earlier); the upstream's
         failure adds an `upstream_error` row in `finished()`. A store that is full, read-only or
         locked past the proxy's short wait refuses the call with a message saying what to fix."""
         try:
-            self.audit.append(call, row, channel="policy", by=ticket.get("by", "policy"),
-                              reason=reason or ticket.get("reason", decision.reason), rule=decision.rule,
-                              policy_hash=ticket.get("policy", ""))
+            self.audit.append(
+                call,
+                row,
+                channel="policy",
+                by=ticket.get("by", "policy"),
+                reason=reason or ticket.get("reason", decision.reason),
+                rule=decision.rule,
+                policy_hash=ticket.get("policy", ""),
+            )
         except StoreError as exc:
             log.error("refused %s: its audit row could not be written: %s", call.qualified, exc)
             return Admission(False, store_refusal(str(exc)))
@@ -156,18 +178,25 @@ class ApprovalGate:
         try:
             outcome = self.broker.consume_retry(call, policy_hash)
             if outcome is None:
-                held_id = self.broker.issue_retry(call, decision, policy_hash, history=self._history(call),
-                                                  shown=self._shown(call, decision))
+                held_id = self.broker.issue_retry(
+                    call, decision, policy_hash, history=self._history(call), shown=self._shown(call, decision)
+                )
                 outcome = Outcome("pending", held_id)
         except StoreError as exc:
             return Admission(False, denial_text("approval", f"signoff could not record the call ({exc})"))
         if outcome.approved:
-            return Admission(True, decision=decision, arguments=outcome.arguments,
-                             ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+            return Admission(
+                True,
+                decision=decision,
+                arguments=outcome.arguments,
+                ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash},
+            )
         if outcome.status == "pending":
-            text = (f"This tool call is held for the user's approval as {outcome.held_id}: {decision.reason}. "
-                    "Tell the user it is waiting; once they approve it, call again with exactly the same "
-                    f"arguments (it expires in {format_duration(decision.timeout or 300)}).")
+            text = (
+                f"This tool call is held for the user's approval as {outcome.held_id}: {decision.reason}. "
+                "Tell the user it is waiting; once they approve it, call again with exactly the same "
+                f"arguments (it expires in {format_duration(decision.timeout or 300)})."
+            )
             return Admission(False, text, decision=decision)
         return self._refusal(outcome)
 
@@ -194,8 +223,9 @@ class ApprovalGate:
 
             await slot.known.wait()
             assert slot.held is not None
-            await client.offer_input("elicitation/create", params_for(call, slot.held.id, decision.reason, _shown_of(slot.held)),
-                                     slot.held.id)
+            await client.offer_input(
+                "elicitation/create", params_for(call, slot.held.id, decision.reason, _shown_of(slot.held)), slot.held.id
+            )
 
         shown = await anyio.to_thread.run_sync(self._shown, call, decision)  # reads the file a write would change
         try:
@@ -206,8 +236,13 @@ class ApprovalGate:
                     elif getattr(client, "input_capability", None) and client.input_capability("elicitation") is not None:
                         tg.start_soon(offer_when_known)
                 outcome = await self.broker.hold(
-                    call, decision, history=self._history(call), on_wait=on_wait,
-                    wait_interval=self.progress_interval, policy_hash=policy_hash, shown=shown,
+                    call,
+                    decision,
+                    history=self._history(call),
+                    on_wait=on_wait,
+                    wait_interval=self.progress_interval,
+                    policy_hash=policy_hash,
+                    shown=shown,
                     client_timeout=(admission.ticket or {}).get("client_timeout"),
                 )
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
@@ -216,12 +251,24 @@ class ApprovalGate:
         if not outcome.approved:  # an approved call enters the history once it ran (finished())
             self._remember(call, outcome.status)
         if outcome.status == "denied" and outcome.channel == "signoff":  # the store failed the held call
-            await anyio.to_thread.run_sync(lambda: self._record(  # off the loop: it may wait for the store
-                call, "denied", reason=outcome.reason, by="signoff", channel="signoff",
-                held_id=outcome.held_id or None, policy_hash=policy_hash))
+            await anyio.to_thread.run_sync(
+                lambda: self._record(  # off the loop: it may wait for the store
+                    call,
+                    "denied",
+                    reason=outcome.reason,
+                    by="signoff",
+                    channel="signoff",
+                    held_id=outcome.held_id or None,
+                    policy_hash=policy_hash,
+                )
+            )
         if outcome.approved:
-            approved = Admission(True, decision=decision, arguments=outcome.arguments,
-                                 ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash})
+            approved = Admission(
+                True,
+                decision=decision,
+                arguments=outcome.arguments,
+                ticket={"decision": "approved", "held": outcome.held_id, "policy": policy_hash},
+            )
             self.in_flight[id(approved)] = (call, approved)
             return approved
         return self._refusal(outcome)
@@ -234,8 +281,9 @@ class ApprovalGate:
         except StoreError as exc:
             log.error("cannot mark the held calls of session %s expired: %s", session, exc)
         for call, admission in list(self.in_flight.values()):
-            self.finished(call, admission, is_error=True,
-                          error=f"no answer: {why} before the server answered (the call may have run)")
+            self.finished(
+                call, admission, is_error=True, error=f"no answer: {why} before the server answered (the call may have run)"
+            )
 
     def _shown(self, call: ToolCall, decision: Decision) -> dict[str, Any] | None:
         """What every channel shows first (signoff.approvals.present), computed once, here, on the server's machine."""
@@ -255,8 +303,7 @@ class ApprovalGate:
             slot.known.set()
         log.info("held %s as %s: %s", held.qualified, held.id, held.reason)
         if self.notifier:
-            self.notifier.held(ToolCall(held.server, held.tool, held.arguments), held.id, held.reason,
-                               shown=_shown_of(held))
+            self.notifier.held(ToolCall(held.server, held.tool, held.arguments), held.id, held.reason, shown=_shown_of(held))
 
     async def _ask_in_client(self, client: Any, call: ToolCall, held: HeldCall, decision: Decision) -> None:
         """The client's own dialog, as one more channel racing the others."""
@@ -291,8 +338,12 @@ class ApprovalGate:
         if outcome.status == "killed":
             return Admission(False, denial_text("kill", reason))
         if outcome.status in ("expired", "abandoned"):
-            return Admission(False, denial_text("approval", f"the held call {outcome.held_id} was closed unapproved, "
-                                                            f"because {reason}; it did not run"))
+            return Admission(
+                False,
+                denial_text(
+                    "approval", f"the held call {outcome.held_id} was closed unapproved, because {reason}; it did not run"
+                ),
+            )
         return Admission(False, denial_text("approval", f"the held call ended as {outcome.status}: {reason}"))
 
     def refused(self, call: ToolCall, reason: str) -> None:
@@ -304,8 +355,9 @@ class ApprovalGate:
 
     # ------------------------------------------------------------------ after the upstream answered
 
-    def finished(self, call: ToolCall, admission: Admission, *, is_error: bool,
-                 error: str | None = None) -> threading.Event | None:
+    def finished(
+        self, call: ToolCall, admission: Admission, *, is_error: bool, error: str | None = None
+    ) -> threading.Event | None:
         if self.in_flight.pop(id(admission), None) is None:
             return None  # its outcome is already recorded (one outcome row per admitted call)
         call = self.stamp(call)
@@ -317,30 +369,68 @@ class ApprovalGate:
         # stall every other answer of this proxy while it waits for the audit chain's head lock
         if kind == "allowed" and error:  # its `allowed` row was written before it ran (`_admit`)
             return self.broker.writer.submit(
-                lambda: self.audit.append(call, "upstream_error", arguments=dict(admission.arguments)
-                                          if admission.arguments is not None else None, channel="policy",
-                                          by=ticket.get("by", "policy"), reason=error, duration_ms=duration,
-                                          policy_hash=ticket.get("policy", ""), rule=admission.decision.rule),
-                what=f"{call.qualified} (upstream_error)")
+                lambda: self.audit.append(
+                    call,
+                    "upstream_error",
+                    arguments=dict(admission.arguments) if admission.arguments is not None else None,
+                    channel="policy",
+                    by=ticket.get("by", "policy"),
+                    reason=error,
+                    duration_ms=duration,
+                    policy_hash=ticket.get("policy", ""),
+                    rule=admission.decision.rule,
+                ),
+                what=f"{call.qualified} (upstream_error)",
+            )
         elif kind == "approved":
-            kind, result = "forwarded", ("ok" if not is_error else error if error and error.startswith("no answer")
-                                         else f"error: {error or 'the tool reported an error'}")
+            kind, result = (
+                "forwarded",
+                (
+                    "ok"
+                    if not is_error
+                    else error
+                    if error and error.startswith("no answer")
+                    else f"error: {error or 'the tool reported an error'}"
+                ),
+            )
             if error and (error.startswith(UPSTREAM_DOWN) or "refused initialize" in error):
                 kind, result = "not_run", f"upstream down: {error}"
             held_id = ticket["held"]
-            return self.broker.writer.submit(lambda: self.broker.record_outcome(held_id, kind, result, duration_ms=duration),
-                                      what=f"{call.qualified} ({kind} {result})")
+            return self.broker.writer.submit(
+                lambda: self.broker.record_outcome(held_id, kind, result, duration_ms=duration),
+                what=f"{call.qualified} ({kind} {result})",
+            )
         return None  # an allowed call that ran: its `allowed` row is the record
 
     # ------------------------------------------------------------------ helpers
 
-    def _record(self, call: ToolCall, decision: str, *, reason: str = "", rule: str | None = None, policy_hash: str = "",
-                by: str = "signoff", channel: str = "policy", held_id: str | None = None, duration_ms: float | None = None,
-                arguments: Any = None) -> None:
+    def _record(
+        self,
+        call: ToolCall,
+        decision: str,
+        *,
+        reason: str = "",
+        rule: str | None = None,
+        policy_hash: str = "",
+        by: str = "signoff",
+        channel: str = "policy",
+        held_id: str | None = None,
+        duration_ms: float | None = None,
+        arguments: Any = None,
+    ) -> None:
         try:
-            self.audit.append(call, decision, arguments=dict(arguments) if arguments is not None else None,
-                              channel=channel, by=by, reason=reason, duration_ms=duration_ms, policy_hash=policy_hash,
-                              rule=rule, held_id=held_id)
+            self.audit.append(
+                call,
+                decision,
+                arguments=dict(arguments) if arguments is not None else None,
+                channel=channel,
+                by=by,
+                reason=reason,
+                duration_ms=duration_ms,
+                policy_hash=policy_hash,
+                rule=rule,
+                held_id=held_id,
+            )
         except StoreError as exc:  # the call itself already happened or was refused; say so loudly
             log.error("AUDIT ROW NOT WRITTEN for %s (%s): %s", call.qualified, decision, exc)
 
@@ -348,8 +438,9 @@ class ApprovalGate:
         return list(self.history[call.session])
 
     def _remember(self, call: ToolCall, outcome: str) -> None:
-        self.history[call.session].append({"time": time.time(), "tool": call.qualified,
-                                           "arguments": dict(call.arguments), "outcome": outcome})
+        self.history[call.session].append(
+            {"time": time.time(), "tool": call.qualified, "arguments": dict(call.arguments), "outcome": outcome}
+        )
 
 
 def store_refusal(error: str) -> str:

@@ -45,7 +45,9 @@ class ProxyLease:
     def __init__(self, directory: Path):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = directory / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.lock"
-        building = self.path.with_suffix(".new")  # locked before it gets its name: `*.lock` is never unlocked while its owner lives
+        building = self.path.with_suffix(
+            ".new"
+        )  # locked before it gets its name: `*.lock` is never unlocked while its owner lives
         fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

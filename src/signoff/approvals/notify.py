@@ -72,8 +72,9 @@ def desktop_url() -> str | None:
 class Notifier:
     """Sends one message per held call to every configured apprise URL."""
 
-    def __init__(self, urls: Sequence[str], *, review: Callable[[str], str] | None = None, desktop: bool = False,
-                 timeout: float = 10.0):
+    def __init__(
+        self, urls: Sequence[str], *, review: Callable[[str], str] | None = None, desktop: bool = False, timeout: float = 10.0
+    ):
         """`review(held_id)` makes a call's review link (web.links.review_link under the page's address)."""
         self.urls = list(urls)
         if desktop and (url := desktop_url()):

@@ -62,8 +62,7 @@ class Changes:
         first = True
         while not self._closed.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5,
-                                     application_name="signoff-listen") as conn:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5, application_name="signoff-listen") as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.backend_pid = conn.info.backend_pid
                     if not first:

@@ -20,7 +20,7 @@ from signoff.approvals.records import apply_migrations
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1: the schema of SQLite's migrations 1-8 (held calls, audit with identity, people and their
-       # secrets), plus the chain head and proxy leases
+        # secrets), plus the chain head and proxy leases
         """CREATE TABLE held (
             id TEXT PRIMARY KEY, server TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
             args_hash TEXT NOT NULL, rule TEXT, reason TEXT, session TEXT, session_history TEXT,
@@ -112,14 +112,12 @@ def lock_key(*parts: str) -> int:
 
 def insert(table: str, row: dict[str, Any]) -> sql.Composed:
     return sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, row)),
-        sql.SQL(", ").join(sql.Placeholder() * len(row)))
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, row)), sql.SQL(", ").join(sql.Placeholder() * len(row))
+    )
 
 
 def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 
 
 def migrate(conn: psycopg.Connection[Any], schema: str, where: str) -> None:

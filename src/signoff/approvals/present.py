@@ -28,23 +28,89 @@ from signoff.termsafe import for_page, shorten
 PREVIEW_LINES = 40
 """Preview lines a terminal shows (the page shows the whole stored preview)."""
 BODY_CHARS = 2000
-ORDER = ("sender", "recipient", "subject", "payee", "amount", "currency", "method", "url", "host", "path", "command",
-         "sql", "table", "collection", "repository", "branch")
+ORDER = (
+    "sender",
+    "recipient",
+    "subject",
+    "payee",
+    "amount",
+    "currency",
+    "method",
+    "url",
+    "host",
+    "path",
+    "command",
+    "sql",
+    "table",
+    "collection",
+    "repository",
+    "branch",
+)
 """Roles first, in this order; then other arguments; bodies and contents last."""
 LAST = ("body", "content")
 _KEYS: dict[str, frozenset[str]] = {
     "sender": frozenset({"from", "sender", "from_email", "fromemail", "reply_to"}),
-    "recipient": frozenset({"to", "cc", "bcc", "recipient", "recipients", "to_address", "to_addresses", "emails",
-                            "email_to", "channel", "channel_id", "chat_id", "phone", "phone_number", "attendees"}),
+    "recipient": frozenset(
+        {
+            "to",
+            "cc",
+            "bcc",
+            "recipient",
+            "recipients",
+            "to_address",
+            "to_addresses",
+            "emails",
+            "email_to",
+            "channel",
+            "channel_id",
+            "chat_id",
+            "phone",
+            "phone_number",
+            "attendees",
+        }
+    ),
     "subject": frozenset({"subject", "title"}),
-    "payee": frozenset({"payee", "customer", "customer_id", "payment_intent", "charge", "capture_id", "account",
-                        "merchant", "vendor", "beneficiary", "destination_account", "invoice"}),
+    "payee": frozenset(
+        {
+            "payee",
+            "customer",
+            "customer_id",
+            "payment_intent",
+            "charge",
+            "capture_id",
+            "account",
+            "merchant",
+            "vendor",
+            "beneficiary",
+            "destination_account",
+            "invoice",
+        }
+    ),
     "amount": frozenset({"amount", "total", "price", "amount_money", "unit_amount", "total_amount", "amount_cents", "cost"}),
     "currency": frozenset({"currency", "currency_code"}),
     "method": frozenset({"method", "http_method", "verb"}),
     "url": frozenset({"url", "uri", "endpoint", "href", "link", "webhook_url"}),
-    "path": frozenset({"path", "paths", "file", "files", "filename", "file_path", "filepath", "source", "destination",
-                       "target", "dir", "directory", "src", "dst", "dest", "old_path", "new_path"}),
+    "path": frozenset(
+        {
+            "path",
+            "paths",
+            "file",
+            "files",
+            "filename",
+            "file_path",
+            "filepath",
+            "source",
+            "destination",
+            "target",
+            "dir",
+            "directory",
+            "src",
+            "dst",
+            "dest",
+            "old_path",
+            "new_path",
+        }
+    ),
     "command": frozenset({"command", "cmd", "commandline", "command_line", "shell_command", "script", "bash", "sh"}),
     "sql": frozenset({"sql", "query", "statement", "statements", "stmt"}),
     "table": frozenset({"table", "tables", "table_name", "collection", "collection_name"}),
@@ -52,8 +118,22 @@ _KEYS: dict[str, frozenset[str]] = {
     "content": frozenset({"content", "contents", "data", "edits", "patch", "diff", "new_string", "newtext"}),
 }
 _NOTE = re.compile(r"^(.*) \((external|internal|credentials|unreadable: counts as external)\)$")
-_PRIMARY = ("refund", "payment", "purchase", "send_email", "send_message", "file_delete", "shell", "database_delete",
-            "database_write", "file_write", "api_call", "deploy", "access_change", "sensitive_read")
+_PRIMARY = (
+    "refund",
+    "payment",
+    "purchase",
+    "send_email",
+    "send_message",
+    "file_delete",
+    "shell",
+    "database_delete",
+    "database_write",
+    "file_write",
+    "api_call",
+    "deploy",
+    "access_change",
+    "sensitive_read",
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +165,14 @@ class Presentation:
     # ------------------------------------------------------------------ renderers
 
     def as_dict(self) -> dict[str, Any]:
-        return {"headline": self.headline, "facts": [f.as_dict() for f in self.facts], "preview": dict(self.preview or {}) or None,
-                "reason": self.reason, "arguments": dict(self.arguments), "actions": list(self.actions)}
+        return {
+            "headline": self.headline,
+            "facts": [f.as_dict() for f in self.facts],
+            "preview": dict(self.preview or {}) or None,
+            "reason": self.reason,
+            "arguments": dict(self.arguments),
+            "actions": list(self.actions),
+        }
 
     def stored(self) -> dict[str, Any]:
         """What the held row keeps (its reason and arguments are in the row already)."""
@@ -110,11 +196,13 @@ class Presentation:
             lines.append(f"({self.preview['note']})")
         return lines
 
-    def as_text(self, width: int = 100, *, clean: Any = None, arguments: bool = True, reason: bool = True,
-                indent: str = "") -> str:
+    def as_text(
+        self, width: int = 100, *, clean: Any = None, arguments: bool = True, reason: bool = True, indent: str = ""
+    ) -> str:
         """Plain lines for a terminal: headline, facts (risky ones marked `!`), preview, why, arguments.
         `clean` escapes each untrusted piece (termsafe.clean); lines are cut at `width`."""
-        from signoff.termsafe import clean as _clean, json_text
+        from signoff.termsafe import clean as _clean
+        from signoff.termsafe import json_text
 
         esc = clean or _clean
         out = [esc(self.headline)]
@@ -292,8 +380,12 @@ class _Draft:
         """The first text value of `role` (a body, a file's content) as the preview, if none yet."""
         text = next((v for _, v in self.roles[role] if isinstance(v, str)), None)
         if text is not None and not self.preview:
-            self.preview = {"kind": "text", "title": title, "text": text[:BODY_CHARS],
-                            "note": f"{len(text) - BODY_CHARS} more characters" if len(text) > BODY_CHARS else ""}
+            self.preview = {
+                "kind": "text",
+                "title": title,
+                "text": text[:BODY_CHARS],
+                "note": f"{len(text) - BODY_CHARS} more characters" if len(text) > BODY_CHARS else "",
+            }
 
 
 def _message(d: _Draft, kind: str) -> None:
@@ -323,8 +415,12 @@ def _money(d: _Draft, kind: str) -> None:
         amount = " ".join(filter(None, (_short(values[0]) if values else "?", currency.upper())))
     d.facts.append(Line("Amount", amount, risky=True))
     for key, value in (d.roles["payee"] + d.roles["recipient"])[:3]:
-        d.facts.append(Line("Payee" if kind != "refund" else key.replace("_", " ").capitalize(),
-                            _short(_flat(value)[0] if _flat(value) else value)))
+        d.facts.append(
+            Line(
+                "Payee" if kind != "refund" else key.replace("_", " ").capitalize(),
+                _short(_flat(value)[0] if _flat(value) else value),
+            )
+        )
     verb = {"payment": "Pay", "refund": "Refund", "purchase": "Buy for"}[kind]
     facts = d.facts
     to = f" to {facts[1].value}" if kind == "payment" and len(facts) > 1 else (f" on {facts[1].value}" if len(facts) > 1 else "")
@@ -338,7 +434,13 @@ def _delete(d: _Draft, kind: str) -> None:
         d.facts.append(Line("Path", _short(p), risky=True))
     if len(paths) > 8:
         d.facts.append(Line("Paths", f"{len(paths) - 8} more"))
-    what = paths[0] if len(paths) == 1 else f"{len(paths)} paths: {', '.join(_short(p, 60) for p in paths[:3])}" if paths else d.call.tool
+    what = (
+        paths[0]
+        if len(paths) == 1
+        else f"{len(paths)} paths: {', '.join(_short(p, 60) for p in paths[:3])}"
+        if paths
+        else d.call.tool
+    )
     d.headline = f"Delete {_short(what, 120)}"
     d.used_kinds.add("path")
 
@@ -404,13 +506,29 @@ def _api(d: _Draft, kind: str) -> None:
     d.used_kinds.add("host")
 
 
-_BY_KIND = {"send_email": _message, "send_message": _message, "payment": _money, "refund": _money, "purchase": _money,
-            "file_delete": _delete, "shell": _shell, "sql": _sql, "file_write": _write, "api_call": _api}
+_BY_KIND = {
+    "send_email": _message,
+    "send_message": _message,
+    "payment": _money,
+    "refund": _money,
+    "purchase": _money,
+    "file_delete": _delete,
+    "shell": _shell,
+    "sql": _sql,
+    "file_write": _write,
+    "api_call": _api,
+}
 """The call's primary action -> what fills in its lines, headline and preview."""
 
 
-def build(call: ToolCall, decision: Decision, *, fields: Mapping[str, Sequence[str]] | None = None,
-          internal: tuple[str, ...] | None = None, preview: Mapping[str, Any] | None = None) -> Presentation:
+def build(
+    call: ToolCall,
+    decision: Decision,
+    *,
+    fields: Mapping[str, Sequence[str]] | None = None,
+    internal: tuple[str, ...] | None = None,
+    preview: Mapping[str, Any] | None = None,
+) -> Presentation:
     """The presentation of one held call. `fields` are the catalog's argument paths per role (None:
     guess from argument names); `internal` the policy's internal domains (None: take the external
     marks from the decision's facts); `preview` a precomputed one (the file diff)."""
@@ -435,8 +553,9 @@ def build(call: ToolCall, decision: Decision, *, fields: Mapping[str, Sequence[s
     preview_out = d.preview
     if preview_out and preview_out.get("text"):
         preview_out = {**preview_out, "text": redact_text(str(preview_out["text"]))}
-    return Presentation(_short(d.headline, 200), tuple(d.facts[:14]), preview_out, decision.reason,
-                        ordered(arguments, fields), actions)
+    return Presentation(
+        _short(d.headline, 200), tuple(d.facts[:14]), preview_out, decision.reason, ordered(arguments, fields), actions
+    )
 
 
 def _add_other_facts(d: _Draft) -> None:
@@ -512,9 +631,11 @@ def prepare(call: ToolCall, decision: Decision, policy: Any = None) -> dict[str,
             if diff is not None and not diff.get("text") and diff.get("note"):  # not read: the new content as text
                 diff = {"kind": "text", "title": "New content", "text": content[:BODY_CHARS], "note": diff["note"]}
     shown = build(call, decision, fields=fields, internal=internal, preview=diff)
-    return {"actions": canonical_json(list(decision.actions)),
-            "facts": canonical_json([{"kind": f.kind, "label": f.label, "text": f.text, "risky": f.risky} for f in decision.facts]),
-            "presentation": canonical_json(shown.stored())}
+    return {
+        "actions": canonical_json(list(decision.actions)),
+        "facts": canonical_json([{"kind": f.kind, "label": f.label, "text": f.text, "risky": f.risky} for f in decision.facts]),
+        "presentation": canonical_json(shown.stored()),
+    }
 
 
 def for_held(held: Any) -> Presentation:
@@ -523,17 +644,30 @@ def for_held(held: Any) -> Presentation:
     arguments = redact(dict(held.arguments or {}))
     stored = getattr(held, "presentation", None)
     if isinstance(stored, Mapping) and isinstance(stored.get("headline"), str):
-        facts = tuple(Line(str(f.get("label", "")), redact_text(str(f.get("value", ""))), str(f.get("note", "")),
-                           bool(f.get("risky"))) for f in stored.get("facts") or () if isinstance(f, Mapping))
+        facts = tuple(
+            Line(str(f.get("label", "")), redact_text(str(f.get("value", ""))), str(f.get("note", "")), bool(f.get("risky")))
+            for f in stored.get("facts") or ()
+            if isinstance(f, Mapping)
+        )
         preview = stored.get("preview") if isinstance(stored.get("preview"), Mapping) else None
         if preview and preview.get("text"):
             preview = {**preview, "text": redact_text(str(preview["text"]))}
-        return Presentation(redact_text(stored["headline"]), facts, preview, held.reason or "",
-                            ordered(arguments), tuple(str(a) for a in stored.get("actions") or ()))
-    known = tuple(Fact(str(f.get("kind", "")), str(f.get("label", "")), str(f.get("text", "")), bool(f.get("risky")))
-                  for f in getattr(held, "facts", None) or () if isinstance(f, Mapping))
-    decision = Decision(verdict=_ask(), reason=held.reason or "", actions=tuple(getattr(held, "actions", None) or ()),
-                        facts=known)
+        return Presentation(
+            redact_text(stored["headline"]),
+            facts,
+            preview,
+            held.reason or "",
+            ordered(arguments),
+            tuple(str(a) for a in stored.get("actions") or ()),
+        )
+    known = tuple(
+        Fact(str(f.get("kind", "")), str(f.get("label", "")), str(f.get("text", "")), bool(f.get("risky")))
+        for f in getattr(held, "facts", None) or ()
+        if isinstance(f, Mapping)
+    )
+    decision = Decision(
+        verdict=_ask(), reason=held.reason or "", actions=tuple(getattr(held, "actions", None) or ()), facts=known
+    )
     return build(ToolCall(held.server, held.tool, arguments), decision)
 
 

@@ -144,8 +144,9 @@ def tally(requirements: ApprovalRequirements, votes: Sequence[Vote], owner: str 
     return Tally(status, tuple(approved), denied_by, needed, tuple(refused))
 
 
-def judge(requirements: ApprovalRequirements, votes: Sequence[Vote], vote: Vote,
-          owner: str | None = None) -> tuple[Tally, str | None]:
+def judge(
+    requirements: ApprovalRequirements, votes: Sequence[Vote], vote: Vote, owner: str | None = None
+) -> tuple[Tally, str | None]:
     """The tally with `vote` added, and why it was refused (None: it counted). The store calls
     this inside the transaction that records the vote, so a refused vote is never stored as one."""
     after = tally(requirements, [*votes, vote], owner)

@@ -26,6 +26,7 @@ GONE_WORDS = {"abandoned": "proxy gone", "expired": "client stopped waiting", "w
 GONE_LOOKBACK = 7 * 86400
 """`recently_gone` looks at calls held at most this long before (keeps the query on the status index)."""
 
+
 def new_id(prefix: str) -> str:
     """A short random id such as `h-7f3a9c` (24 bits; an insert retries on the rare clash)."""
     return f"{prefix}-{secrets.token_hex(3)}"
@@ -99,8 +100,9 @@ class HeldCall:
     def tally(self) -> Tally:
         """Where the call stands after its votes (approvals/votes.py; read with `Store.with_votes`)."""
         identity = self.identity
-        return tally(self.requirements, as_votes(stored_votes(self.votes, self)),
-                     identity.owner if identity is not None else None)
+        return tally(
+            self.requirements, as_votes(stored_votes(self.votes, self)), identity.owner if identity is not None else None
+        )
 
     @property
     def progress(self) -> str:
@@ -110,8 +112,12 @@ class HeldCall:
     def progress_view(self) -> dict[str, Any]:
         """The votes so far for the page and JSON: text, who approved, how many more are needed."""
         counted = self.tally
-        return {"text": self.progress, "approved_by": list(counted.approved_by), "needed": counted.needed,
-                "denied_by": counted.denied_by}
+        return {
+            "text": self.progress,
+            "approved_by": list(counted.approved_by),
+            "needed": counted.needed,
+            "denied_by": counted.denied_by,
+        }
 
     @property
     def who(self) -> str:
@@ -127,8 +133,7 @@ class HeldCall:
         out["session_history"] = list(self.session_history)
         identity = self.identity
         out.update(identity.as_dict() if identity is not None else {}, approval=self.requirements.as_dict())
-        out["votes"] = [{k: v.get(k) for k in ("person", "decided_by", "vote", "reason", "channel", "at")}
-                        for v in self.votes]
+        out["votes"] = [{k: v.get(k) for k in ("person", "decided_by", "vote", "reason", "channel", "at")} for v in self.votes]
         out["progress"] = self.progress_view()
         return out
 
@@ -228,20 +233,20 @@ def gone_line(held: HeldCall) -> str:
 
 def _already(held: HeldCall) -> AlreadyDecidedError:
     if held.status in GONE:
-        return CallGoneError(f"{held.id} can no longer be decided: it was {held.status} "
-                             f"({held.decision_reason or 'nobody waits for it'}); nothing ran")
+        return CallGoneError(
+            f"{held.id} can no longer be decided: it was {held.status} "
+            f"({held.decision_reason or 'nobody waits for it'}); nothing ran"
+        )
     by = f" by {held.decided_by}" if held.decided_by else ""
     via = f" ({held.channel})" if held.channel else ""
     return AlreadyDecidedError(f"{held.id} was already {held.status}{by}{via}; the first decision wins")
 
 
-def apply_migrations(execute: Callable[[str], Any], migrations: Sequence[Sequence[str]], version: int,
-                     where: str) -> bool:
+def apply_migrations(execute: Callable[[str], Any], migrations: Sequence[Sequence[str]], version: int, where: str) -> bool:
     """Run the schema steps after `version` (both backends); True if any ran. A store newer than
     this signoff is refused rather than guessed at."""
     if version > len(migrations):
-        raise StoreError(f"{where} has schema version {version}, newer than this signoff ({len(migrations)}); "
-                         "upgrade signoff")
+        raise StoreError(f"{where} has schema version {version}, newer than this signoff ({len(migrations)}); upgrade signoff")
     for number in range(version, len(migrations)):
         for statement in migrations[number]:
             execute(statement)
@@ -257,22 +262,39 @@ def edited_json(held: HeldCall, res: Resolution) -> str | None:
 def transition_audit(held: HeldCall, res: Resolution, edited: str | None, now: float) -> dict[str, Any]:
     """The audit row content of a held call's move to `res.status` (both backends write this)."""
     return {
-        "server": held.server, "tool": held.tool,
+        "server": held.server,
+        "tool": held.tool,
         "arguments": canonical_json(redact(json.loads(edited) if edited else dict(held.arguments))),
-        "decision": res.status, "decided_by": res.by, "channel": res.channel, "reason": res.reason or "",
-        "duration_ms": round((now - held.created) * 1000, 3), "rule": held.rule, "held_id": held.id,
-        "session": held.session, "client": held.client, "policy_hash": held.policy_hash,
-        "identity": _identity_json(held), **res.audit}
+        "decision": res.status,
+        "decided_by": res.by,
+        "channel": res.channel,
+        "reason": res.reason or "",
+        "duration_ms": round((now - held.created) * 1000, 3),
+        "rule": held.rule,
+        "held_id": held.id,
+        "session": held.session,
+        "client": held.client,
+        "policy_hash": held.policy_hash,
+        "identity": _identity_json(held),
+        **res.audit,
+    }
 
 
 def remembered_values(held: HeldCall, res: Resolution, now: float) -> dict[str, Any]:
     """The `remembered` row an approval with `remember` creates."""
     kind = res.remember
-    return {"id": new_id("r"), "kind": kind, "server": held.server, "tool": held.tool,
-            "session": held.session if kind == "session" else None,
-            "args_hash": held.args_hash if kind == "args" else None,
-            "arguments": canonical_json(dict(held.arguments)) if kind == "args" else None,
-            "created": now, "created_by": res.by, "held_id": held.id}
+    return {
+        "id": new_id("r"),
+        "kind": kind,
+        "server": held.server,
+        "tool": held.tool,
+        "session": held.session if kind == "session" else None,
+        "args_hash": held.args_hash if kind == "args" else None,
+        "arguments": canonical_json(dict(held.arguments)) if kind == "args" else None,
+        "created": now,
+        "created_by": res.by,
+        "held_id": held.id,
+    }
 
 
 def chain_row(content: dict[str, Any], head: tuple[int, str], key: bytes | None) -> dict[str, Any]:
@@ -291,5 +313,3 @@ def _identity_json(held: HeldCall) -> str | None:
 
 def _killed(kill: KillState) -> Resolution:
     return Resolution("killed", kill.by or "signoff", "kill", kill.reason or "kill switch on")
-
-

@@ -24,14 +24,33 @@ from typing import Any, Protocol
 
 from signoff import paths
 from signoff.approvals.audit import GENESIS, audit_key
-from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError, VoteRefusedError
 from signoff.approvals.liveness import ProxyLease, lease_dir, proxy_gone, remove_stale_leases
-from signoff.model import canonical_json
+from signoff.approvals.records import (  # noqa: F401 - re-exported: the store's row types and helpers
+    GONE,
+    GONE_LOOKBACK,
+    GONE_WORDS,
+    USER_CHANGES,
+    HeldCall,
+    KillState,
+    Remembered,
+    Resolution,
+    _already,
+    _held,
+    _identity_json,
+    _killed,
+    _remembered,
+    apply_migrations,
+    attach_votes,
+    chain_row,
+    edited_json,
+    gone_line,
+    new_id,
+    remembered_values,
+    transition_audit,
+)
 from signoff.approvals.votes import Ballot, Count, count
-from signoff.approvals.records import (GONE, GONE_LOOKBACK, GONE_WORDS, HeldCall, KillState, Remembered,  # noqa: F401
-                                       Resolution, _already, _held, _identity_json, _killed, _remembered,
-                                       apply_migrations, chain_row, edited_json, gone_line, new_id,
-                                       attach_votes, remembered_values, transition_audit, USER_CHANGES)
+from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError, VoteRefusedError
+from signoff.model import canonical_json
 
 log = logging.getLogger("signoff.store")
 
@@ -76,7 +95,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE held ADD COLUMN annotations TEXT",
     ),
     (  # 5: what the call does, as the proxy saw it when holding it (present.prepare): the policy's
-       # recognised actions and facts, and the presentation every channel shows (file diff included)
+        # recognised actions and facts, and the presentation every channel shows (file diff included)
         "ALTER TABLE held ADD COLUMN actions TEXT",
         "ALTER TABLE held ADD COLUMN facts TEXT",
         "ALTER TABLE held ADD COLUMN presentation TEXT",
@@ -89,7 +108,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE audit ADD COLUMN identity TEXT",
     ),
     (  # 8: named approvers (team mode): people, their roles and factors; their CLI tokens and
-       # one-time passkey enrolment links, stored only as SHA-256 hashes
+        # one-time passkey enrolment links, stored only as SHA-256 hashes
         """CREATE TABLE users (
             name TEXT PRIMARY KEY, roles TEXT NOT NULL, password_hash TEXT NOT NULL, totp_secret TEXT,
             totp_step INTEGER NOT NULL DEFAULT 0, passkeys TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL,
@@ -100,7 +119,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX user_secrets_name ON user_secrets(name)",
     ),
     (  # 9: team mode's votes, one row per counted vote (approvals/votes.py); a person approves a
-       # call (id + argument hash) once, and denies it once
+        # call (id + argument hash) once, and denies it once
         """CREATE TABLE votes (
             id INTEGER PRIMARY KEY, held_id TEXT NOT NULL, args_hash TEXT NOT NULL, person TEXT NOT NULL,
             person_key TEXT NOT NULL, decided_by TEXT NOT NULL, roles TEXT NOT NULL,
@@ -162,11 +181,14 @@ class Store(Protocol):
     def find_retry(self, server: str, tool: str, args_hash: str, policy_hash: str, now: float) -> str | None: ...
     def use_retry(self, held_id: str, now: float) -> bool: ...
     def append_audit(self, content: dict[str, Any]) -> int: ...
-    def audit_rows(self, *, decision: str | None = None, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]: ...
+    def audit_rows(
+        self, *, decision: str | None = None, since: str | None = None, until: str | None = None
+    ) -> Iterator[dict[str, Any]]: ...
     def audit_head(self) -> tuple[int, str] | None: ...
     def audit_counts(self) -> list[tuple[str, str, str, int]]: ...
-    def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
-                      limit: int) -> list[dict[str, Any]]: ...
+    def audit_similar(
+        self, server: str, tool: str, decisions: Sequence[str], exclude_held: str, limit: int
+    ) -> list[dict[str, Any]]: ...
     # people (team mode): plain dict rows, see team/users.py
     def add_user(self, row: dict[str, Any]) -> None: ...
     def get_user(self, name: str) -> dict[str, Any] | None: ...
@@ -179,16 +201,15 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-
-
 class SQLiteStore:
     """The SQLite implementation of `Store`, at `paths.db_path()` unless told otherwise."""
 
     reread_seconds = 1.0
     remote = False  # a local file: a check takes microseconds, a thread hop would cost more
 
-    def __init__(self, path: str | Path | None = None, *, background_checkpoints: bool = False,
-                 busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+    def __init__(
+        self, path: str | Path | None = None, *, background_checkpoints: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ):
         """`background_checkpoints`: this process's commits never run a WAL checkpoint themselves
         (a checkpoint can take milliseconds); a daemon thread does it every second instead. The
         proxy uses this so an allowed call's durable audit commit never stalls its event loop.
@@ -287,14 +308,20 @@ class SQLiteStore:
             if now != self._replaced_by:  # once per replacement, however long reopening keeps failing
                 self._replaced_by = now
                 self._generation += 1  # this process's held calls are denied, not looked up in the new file
-                log.error("the signoff store %s was %s while this process used it; reopening it (held calls "
-                          "of this process are denied)", self.path, "deleted" if now is None else "replaced")
+                log.error(
+                    "the signoff store %s was %s while this process used it; reopening it (held calls "
+                    "of this process are denied)",
+                    self.path,
+                    "deleted" if now is None else "replaced",
+                )
             with self._watch_lock:
                 self._watch = None
             if self._wal is not None and _identity_or_none(self._wal_path) == self._wal:
                 # the new file would be read through the old database's WAL: a mix of both
-                raise StoreError(f"{self.path} was replaced but the old {self._wal_path.name} and -shm remain; move "
-                                 "them aside (or restore the previous database) so the store can be reopened")
+                raise StoreError(
+                    f"{self.path} was replaced but the old {self._wal_path.name} and -shm remain; move "
+                    "them aside (or restore the previous database) so the store can be reopened"
+                )
             try:
                 self._open_files()
             except OSError as exc:
@@ -320,8 +347,7 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -460,13 +486,13 @@ class SQLiteStore:
         """Record which policy this proxy runs (`proxy:<host>:<pid>`), dropping dead proxies' entries."""
         host, pid = info["host"], info["pid"]
         with self._write() as conn:
-            for (key,) in conn.execute("SELECT key FROM state WHERE substr(key, 1, ?) = ?",
-                                     (len(f"proxy:{host}:"), f"proxy:{host}:")).fetchall():
+            for (key,) in conn.execute(
+                "SELECT key FROM state WHERE substr(key, 1, ?) = ?", (len(f"proxy:{host}:"), f"proxy:{host}:")
+            ).fetchall():
                 other = key.rsplit(":", 1)[1]
                 if other.isdigit() and int(other) != pid and not alive(int(other)):
                     conn.execute("DELETE FROM state WHERE key = ?", (key,))
-            conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
-                         (f"proxy:{host}:{pid}", canonical_json(info)))
+            conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (f"proxy:{host}:{pid}", canonical_json(info)))
 
     def proxies(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self._read("SELECT value FROM state WHERE substr(key, 1, 6) = 'proxy:' ORDER BY key")]
@@ -482,16 +508,25 @@ class SQLiteStore:
                 with self._write() as conn:
                     kill = self._kill(conn)
                     values = {**row, "id": held_id, "status": "pending"}
-                    conn.execute(f"INSERT INTO held ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-                                 list(values.values()))
+                    conn.execute(
+                        f"INSERT INTO held ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", list(values.values())
+                    )
                     self._append(conn, {**audit, "held_id": held_id, "decision": "held"})
                     if kill.on:
                         self._transition(conn, self._get(conn, held_id), _killed(kill))  # type: ignore[arg-type]
                     if token is not None:
-                        conn.execute("INSERT INTO retry_tokens (held_id, server, tool, args_hash, policy_hash, expires)"
-                                     " VALUES (?, ?, ?, ?, ?, ?)", (held_id, values["server"], values["tool"],
-                                                                   values["args_hash"], token["policy_hash"],
-                                                                   token["expires"]))
+                        conn.execute(
+                            "INSERT INTO retry_tokens (held_id, server, tool, args_hash, policy_hash, expires)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
+                            (
+                                held_id,
+                                values["server"],
+                                values["tool"],
+                                values["args_hash"],
+                                token["policy_hash"],
+                                token["expires"],
+                            ),
+                        )
                 self._held_generation[held_id] = self._generation
                 held = self.get_held(held_id)
                 assert held is not None
@@ -510,8 +545,10 @@ class SQLiteStore:
         new one (a row with its id there was not decided by the approvers who saw it): it fails."""
         generation = self._held_generation.get(held_id)
         if generation is not None and generation != self._generation:
-            raise StoreError(f"the store was replaced while {held_id} was held; it was not run (call again "
-                             "so that it is held in the current store)")
+            raise StoreError(
+                f"the store was replaced while {held_id} was held; it was not run (call again "
+                "so that it is held in the current store)"
+            )
 
     def get_held(self, held_id: str) -> HeldCall | None:
         self._not_replaced(held_id)
@@ -528,8 +565,10 @@ class SQLiteStore:
     def recently_gone(self, since: float) -> list[HeldCall]:
         """Calls closed since `since` because nobody waits for them any more (GONE), oldest first."""
         marks = ", ".join("?" * len(GONE))
-        rows = self._read(f"SELECT * FROM held WHERE status IN ({marks}) AND created >= ? AND decided_at >= ?"
-                          " ORDER BY decided_at LIMIT 200", (*GONE, since - GONE_LOOKBACK, since))
+        rows = self._read(
+            f"SELECT * FROM held WHERE status IN ({marks}) AND created >= ? AND decided_at >= ? ORDER BY decided_at LIMIT 200",
+            (*GONE, since - GONE_LOOKBACK, since),
+        )
         return [_held(r) for r in rows]
 
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall:
@@ -580,11 +619,9 @@ class SQLiteStore:
                 error = VoteRefusedError(counted.refused)
         raise error  # after the commit: the refused vote's audit row (or the abandonment) stays
 
-    def _record_vote(self, conn: sqlite3.Connection, held: HeldCall, counted: Count,
-                     rows: list[dict[str, Any]]) -> HeldCall:
+    def _record_vote(self, conn: sqlite3.Connection, held: HeldCall, counted: Count, rows: list[dict[str, Any]]) -> HeldCall:
         row = counted.row
-        cursor = conn.execute(f"INSERT INTO votes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                              list(row.values()))
+        cursor = conn.execute(f"INSERT INTO votes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         if counted.resolution is not None and not self._transition(conn, held, counted.resolution):
             raise AssertionError(f"{held.id} left pending inside the vote's transaction")
         done = self._get(conn, held.id)
@@ -613,8 +650,9 @@ class SQLiteStore:
             self._append(conn, audit)
             return True
 
-    def _resolve_pending(self, conn: sqlite3.Connection, where: Callable[[HeldCall], bool],
-                         resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
+    def _resolve_pending(
+        self, conn: sqlite3.Connection, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]
+    ) -> list[HeldCall]:
         done = []
         for row in conn.execute("SELECT * FROM held WHERE status = 'pending'").fetchall():
             held = _held(row)
@@ -628,14 +666,16 @@ class SQLiteStore:
         cursor = conn.execute(
             "UPDATE held SET status = ?, decided_by = ?, channel = ?, decision_reason = ?, decided_at = ?,"
             " edited_arguments = ? WHERE id = ? AND status = 'pending'",
-            (res.status, res.by, res.channel, res.reason, now, edited, held.id))
+            (res.status, res.by, res.channel, res.reason, now, edited, held.id),
+        )
         if cursor.rowcount != 1:
             return False
         self._append(conn, transition_audit(held, res, edited, now))
         if res.remember and res.status == "approved":
             values = remembered_values(held, res, now)
-            conn.execute(f"INSERT INTO remembered ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-                         list(values.values()))
+            conn.execute(
+                f"INSERT INTO remembered ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", list(values.values())
+            )
         return True
 
     # ------------------------------------------------------------------ kill switch
@@ -667,13 +707,17 @@ class SQLiteStore:
         rows = self._read(
             "SELECT * FROM remembered WHERE revoked_at IS NULL AND server = ? AND tool = ? AND (kind = 'tool'"
             " OR (kind = 'args' AND args_hash = ?) OR (kind = 'session' AND session = ? AND session != ''))"
-            " ORDER BY created LIMIT 1", (server, tool, args_hash, session))
+            " ORDER BY created LIMIT 1",
+            (server, tool, args_hash, session),
+        )
         return _remembered(rows[0]) if rows else None
 
     def revoke_remembered(self, rule_id: str, by: str) -> Remembered:
         with self._write() as conn:
-            cursor = conn.execute("UPDATE remembered SET revoked_at = ?, revoked_by = ? WHERE id = ?"
-                                  " AND revoked_at IS NULL", (time.time(), by, rule_id))
+            cursor = conn.execute(
+                "UPDATE remembered SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), by, rule_id),
+            )
             row = conn.execute("SELECT * FROM remembered WHERE id = ?", (rule_id,)).fetchone()
         if row is None:
             raise UnknownCallError(f"no remembered decision {rule_id}")
@@ -687,14 +731,16 @@ class SQLiteStore:
         rows = self._read(
             "SELECT held_id FROM retry_tokens WHERE server = ? AND tool = ? AND args_hash = ? AND policy_hash = ?"
             " AND used_at IS NULL AND expires > ? ORDER BY expires DESC LIMIT 1",
-            (server, tool, args_hash, policy_hash, now))
+            (server, tool, args_hash, policy_hash, now),
+        )
         return rows[0][0] if rows else None
 
     def use_retry(self, held_id: str, now: float) -> bool:
         """Spend a token; False if someone spent it first (single use across processes)."""
         with self._write() as conn:
-            cursor = conn.execute("UPDATE retry_tokens SET used_at = ? WHERE held_id = ? AND used_at IS NULL"
-                                  " AND expires > ?", (now, held_id, now))
+            cursor = conn.execute(
+                "UPDATE retry_tokens SET used_at = ? WHERE held_id = ? AND used_at IS NULL AND expires > ?", (now, held_id, now)
+            )
             return cursor.rowcount == 1
 
     # ------------------------------------------------------------------ audit
@@ -715,8 +761,9 @@ class SQLiteStore:
         row = chain_row(content, head, self.key)
         self._local.appended = (str(row["id"]), row["hash"], row.get("mac") or "-")
         conn.execute(f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-        conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('audit_head', ?)",
-                     (json.dumps([row["id"], row["hash"]]),))
+        conn.execute(
+            "INSERT OR REPLACE INTO state (key, value) VALUES ('audit_head', ?)", (json.dumps([row["id"], row["hash"]]),)
+        )
         return row["id"]
 
     def append_audit(self, content: dict[str, Any]) -> int:
@@ -736,20 +783,28 @@ class SQLiteStore:
 
     def audit_counts(self) -> list[tuple[str, str, str, int]]:
         """(server, tool, decision, rows) for the page's per-tool statistics, counted by SQLite."""
-        return [(r[0], r[1], r[2], r[3]) for r in self._read(
-            "SELECT server, tool, decision, count(*) FROM audit GROUP BY server, tool, decision")]
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._read("SELECT server, tool, decision, count(*) FROM audit GROUP BY server, tool, decision")
+        ]
 
-    def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
-                      limit: int) -> list[dict[str, Any]]:
+    def audit_similar(
+        self, server: str, tool: str, decisions: Sequence[str], exclude_held: str, limit: int
+    ) -> list[dict[str, Any]]:
         """The latest decisions on one tool, newest first (the page's "similar past calls")."""
         marks = ", ".join("?" * len(decisions))
-        return [dict(r) for r in self._read(
-            f"SELECT time, decision, decided_by, reason, arguments FROM audit WHERE server = ? AND tool = ?"
-            f" AND decision IN ({marks}) AND (held_id IS NULL OR held_id != ?) ORDER BY id DESC LIMIT ?",
-            (server, tool, *decisions, exclude_held, limit))]
+        return [
+            dict(r)
+            for r in self._read(
+                f"SELECT time, decision, decided_by, reason, arguments FROM audit WHERE server = ? AND tool = ?"
+                f" AND decision IN ({marks}) AND (held_id IS NULL OR held_id != ?) ORDER BY id DESC LIMIT ?",
+                (server, tool, *decisions, exclude_held, limit),
+            )
+        ]
 
-    def audit_rows(self, *, decision: str | None = None, since: str | None = None,
-                   until: str | None = None) -> Iterator[dict[str, Any]]:
+    def audit_rows(
+        self, *, decision: str | None = None, since: str | None = None, until: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         clauses, params = [], []
         for clause, value in (("decision = ?", decision), ("time >= ?", since), ("time < ?", until)):
             if value is not None:
@@ -763,15 +818,13 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the signoff audit trail {self.path}: {exc}") from exc
 
-
     # ------------------------------------------------------------------ people (team mode)
 
     def add_user(self, row: dict[str, Any]) -> None:
         """Insert a person (name, roles, password_hash, totp_secret, passkeys, created, created_by)."""
         try:
             with self._write() as conn:
-                conn.execute(f"INSERT INTO users ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                             list(row.values()))
+                conn.execute(f"INSERT INTO users ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"a person named {row.get('name')!r} already exists") from exc
 
@@ -800,20 +853,22 @@ class SQLiteStore:
     def advance_totp(self, name: str, step: int) -> bool:
         """Accept TOTP time step `step` for `name` once: False if it (or a later one) was used."""
         with self._write() as conn:
-            return conn.execute("UPDATE users SET totp_step = ? WHERE name = ? AND totp_step < ?",
-                                (step, name, step)).rowcount == 1
+            return (
+                conn.execute("UPDATE users SET totp_step = ? WHERE name = ? AND totp_step < ?", (step, name, step)).rowcount == 1
+            )
 
     def add_user_secret(self, row: dict[str, Any]) -> None:
         """A CLI token or enrolment link, by its hash: (hash, name, kind, created, expires)."""
         with self._write() as conn:
-            conn.execute(f"INSERT INTO user_secrets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                         list(row.values()))
+            conn.execute(f"INSERT INTO user_secrets ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
     def user_secret(self, hash_: str, kind: str, now: float, *, spend: bool = False) -> dict[str, Any] | None:
         """The unexpired, unspent secret of this hash and kind whose person still exists; `spend`
         marks it used in the same commit (a one-time link works once across processes)."""
-        sql = ("SELECT s.* FROM user_secrets s JOIN users u ON u.name = s.name WHERE s.hash = ? AND s.kind = ?"
-               " AND s.used_at IS NULL AND (s.expires IS NULL OR s.expires > ?)")
+        sql = (
+            "SELECT s.* FROM user_secrets s JOIN users u ON u.name = s.name WHERE s.hash = ? AND s.kind = ?"
+            " AND s.used_at IS NULL AND (s.expires IS NULL OR s.expires > ?)"
+        )
         if not spend:
             rows = self._read(sql, (hash_, kind, now))
             return dict(rows[0]) if rows else None
@@ -823,6 +878,7 @@ class SQLiteStore:
                 return None
             conn.execute("UPDATE user_secrets SET used_at = ? WHERE hash = ?", (now, hash_))
             return dict(row)
+
 
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
@@ -849,8 +905,9 @@ def is_postgres(location: str | None) -> bool:
     return location is not None and location.split(":", 1)[0].lower() in ("postgresql", "postgres")
 
 
-def open_store(path: str | Path | None = None, *, background_checkpoints: bool = False,
-               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
+def open_store(
+    path: str | Path | None = None, *, background_checkpoints: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> Store:
     """The shared store: SIGNOFF_STORE's PostgreSQL server (`postgresql://…`) or SQLite file, else
     the SQLite file under SIGNOFF_HOME. An explicit `path` is always a SQLite file."""
     location = None if path is not None else store_location()

@@ -24,11 +24,11 @@ import secrets
 import socket
 import threading
 import time
-from pathlib import Path
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any, cast
 
 import psycopg
@@ -40,9 +40,25 @@ from signoff.approvals.audit import audit_key
 from signoff.approvals.liveness import pid_alive
 from signoff.approvals.pg_listen import Changes
 from signoff.approvals.pg_schema import clean, describe, first_line, insert, migrate, text
-from signoff.approvals.records import (GONE, GONE_LOOKBACK, HeldCall, KillState, Remembered, Resolution, _already,
-                                       _held, _killed, _remembered, attach_votes, chain_row, edited_json, new_id,
-                                       remembered_values, transition_audit, USER_CHANGES)
+from signoff.approvals.records import (
+    GONE,
+    GONE_LOOKBACK,
+    USER_CHANGES,
+    HeldCall,
+    KillState,
+    Remembered,
+    Resolution,
+    _already,
+    _held,
+    _killed,
+    _remembered,
+    attach_votes,
+    chain_row,
+    edited_json,
+    new_id,
+    remembered_values,
+    transition_audit,
+)
 from signoff.approvals.votes import Ballot, count
 from signoff.errors import AlreadyDecidedError, StoreError, UnknownCallError, VoteRefusedError
 from signoff.model import canonical_json
@@ -66,8 +82,13 @@ NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 
 def clean_ballot(ballot: Ballot) -> Ballot:
     """The ballot as stored (text PostgreSQL accepts), before it is compared with stored votes."""
-    return replace(ballot, person=text(ballot.person), by=text(ballot.by), reason=text(ballot.reason),
-                   roles=tuple(text(r) for r in ballot.roles))
+    return replace(
+        ballot,
+        person=text(ballot.person),
+        by=text(ballot.by),
+        reason=text(ballot.reason),
+        roles=tuple(text(r) for r in ballot.roles),
+    )
 
 
 class _Tx:
@@ -107,13 +128,30 @@ class PgStore:
         """The longest wait for a pooled connection to read (the kill switch is read on the event loop)."""
         self.wait_write = max(WRITE_WAIT, busy_timeout_ms / 1000)
         """...and to write: for a connection, then for the locks (lock_timeout); then it fails closed."""
-        pool = dict(kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5,
-                            "application_name": "signoff"},
-                    configure=self._configure, check=ConnectionPool.check_connection, reconnect_timeout=0)
-        self._pool = ConnectionPool(url, min_size=1, max_size=max(2, POOL_SIZE), open=False, timeout=self.wait,
-                                    name="signoff-write", **pool)  # type: ignore[arg-type]
-        self._reads = ConnectionPool(url, min_size=1, max_size=2, open=False, timeout=self.wait, name="signoff-read",
-                                     **pool)  # type: ignore[arg-type]
+        pool = dict(
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5, "application_name": "signoff"},
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=0,
+        )
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(2, POOL_SIZE),
+            open=False,
+            timeout=self.wait,
+            name="signoff-write",
+            **pool,  # type: ignore[arg-type]
+        )
+        self._reads = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=2,
+            open=False,
+            timeout=self.wait,
+            name="signoff-read",
+            **pool,  # type: ignore[arg-type]
+        )
         """Reads have their own connections: a waiting hold's re-read never queues behind writes
         that wait for the chain head (a burst of new calls)."""
         try:
@@ -122,8 +160,10 @@ class PgStore:
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
             self._reads.close()
-            raise StoreError(f"cannot reach the signoff store {self.where}: {first_line(exc)}; is the PostgreSQL "
-                             "server up and SIGNOFF_STORE right?") from None
+            raise StoreError(
+                f"cannot reach the signoff store {self.where}: {first_line(exc)}; is the PostgreSQL "
+                "server up and SIGNOFF_STORE right?"
+            ) from None
         self.schema = self._read_one("SELECT current_schema() AS s")["s"]  # type: ignore[index]
         if self.schema is None:
             self.close()
@@ -145,8 +185,9 @@ class PgStore:
 
     def _fail(self, what: str, exc: BaseException) -> StoreError:
         if isinstance(exc, PoolTimeout):
-            return StoreError(f"cannot {what} the signoff store {self.where}: no connection in time "
-                              "(is the PostgreSQL server up?)")
+            return StoreError(
+                f"cannot {what} the signoff store {self.where}: no connection in time (is the PostgreSQL server up?)"
+            )
         return StoreError(f"cannot {what} the signoff store {self.where}: {first_line(exc)}")
 
     @contextmanager
@@ -169,12 +210,12 @@ class PgStore:
                             head = (chained["id"], chained["hash"])
                         conn.execute("UPDATE audit_head SET id = %s, hash = %s", head)
                         if tx.topics:
-                            conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t",
-                                         (self.channel, sorted(tx.topics)))
+                            conn.execute(
+                                "SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (self.channel, sorted(tx.topics))
+                            )
                     tx.last_id = head[0]
                 elif tx.topics:
-                    conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t",
-                                 (self.channel, sorted(tx.topics)))
+                    conn.execute("SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (self.channel, sorted(tx.topics)))
         except (PoolTimeout, psycopg.Error) as exc:
             raise self._fail(what, exc) from exc
 
@@ -246,7 +287,8 @@ class PgStore:
         tx.conn.execute(
             f"INSERT INTO proxy_leases (lease, host, pid, started, heartbeat, ttl) VALUES (%s, %s, %s, {NOW}, {NOW}, %s)"
             f" ON CONFLICT (lease) DO UPDATE SET heartbeat = {NOW}",
-            (lease, socket.gethostname(), os.getpid(), LEASE_SECONDS))
+            (lease, socket.gethostname(), os.getpid(), LEASE_SECONDS),
+        )
 
     def _heartbeat(self, lease: str) -> None:
         while not self._closed.wait(LEASE_SECONDS / 3):
@@ -268,8 +310,9 @@ class PgStore:
             return f"the proxy process {held.proxy_pid} that held it is gone: it has exited"
         if not held.proxy_lease:
             return None  # held without a lease (cannot happen here): may be alive
-        row = conn.execute(f"SELECT {NOW} - heartbeat AS age, ttl FROM proxy_leases WHERE lease = %s",
-                           (held.proxy_lease,)).fetchone()
+        row = conn.execute(
+            f"SELECT {NOW} - heartbeat AS age, ttl FROM proxy_leases WHERE lease = %s", (held.proxy_lease,)
+        ).fetchone()
         where = f"the proxy process {held.proxy_pid} on {held.proxy_host or 'its host'}"
         if row is None:
             return f"{where} that held it is gone (its lease was released or has lapsed)"
@@ -293,13 +336,14 @@ class PgStore:
         host, pid = info["host"], info["pid"]
         with self._write() as tx:
             prefix = f"proxy:{host}:"
-            for row in tx.conn.execute("SELECT key FROM state WHERE left(key, %s) = %s",
-                                       (len(prefix), prefix)).fetchall():
+            for row in tx.conn.execute("SELECT key FROM state WHERE left(key, %s) = %s", (len(prefix), prefix)).fetchall():
                 other = row["key"].rsplit(":", 1)[1]
                 if other.isdigit() and int(other) != pid and not alive(int(other)):
                     tx.conn.execute("DELETE FROM state WHERE key = %s", (row["key"],))
-            tx.conn.execute("INSERT INTO state (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE"
-                            " SET value = EXCLUDED.value", (f"proxy:{host}:{pid}", text(canonical_json(info))))
+            tx.conn.execute(
+                "INSERT INTO state (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (f"proxy:{host}:{pid}", text(canonical_json(info))),
+            )
             tx.topics.add("proxies")
 
     def proxies(self) -> list[dict[str, Any]]:
@@ -315,8 +359,9 @@ class PgStore:
             for _ in range(5):
                 held_id = row.get("id") or new_id("h")
                 values = {**row, "id": held_id, "status": "pending"}
-                inserted = tx.one(sql.SQL("{} ON CONFLICT (id) DO NOTHING RETURNING *").format(insert("held", values)),
-                                  list(values.values()))
+                inserted = tx.one(
+                    sql.SQL("{} ON CONFLICT (id) DO NOTHING RETURNING *").format(insert("held", values)), list(values.values())
+                )
                 if inserted is not None or row.get("id"):
                     break
             if inserted is None:
@@ -328,9 +373,14 @@ class PgStore:
             if kill.on:
                 held = self._transition(tx, held, _killed(kill)) or held
             if token is not None:
-                spend = {"held_id": held_id, "server": values["server"], "tool": values["tool"],
-                         "args_hash": values["args_hash"], "policy_hash": text(token["policy_hash"]),
-                         "expires": token["expires"]}
+                spend = {
+                    "held_id": held_id,
+                    "server": values["server"],
+                    "tool": values["tool"],
+                    "args_hash": values["args_hash"],
+                    "policy_hash": text(token["policy_hash"]),
+                    "expires": token["expires"],
+                }
                 tx.conn.execute(insert("retry_tokens", spend), list(spend.values()))
             tx.topics.update(("new", held_id))
         return held
@@ -347,8 +397,10 @@ class PgStore:
         return [_held(r) for r in rows]
 
     def recently_gone(self, since: float) -> list[HeldCall]:
-        rows = self._read("SELECT * FROM held WHERE status = ANY(%s) AND created >= %s AND decided_at >= %s"
-                          " ORDER BY decided_at LIMIT 200", (list(GONE), since - GONE_LOOKBACK, since))
+        rows = self._read(
+            "SELECT * FROM held WHERE status = ANY(%s) AND created >= %s AND decided_at >= %s ORDER BY decided_at LIMIT 200",
+            (list(GONE), since - GONE_LOOKBACK, since),
+        )
         return [_held(r) for r in rows]
 
     def resolve(self, held_id: str, resolution: Resolution) -> HeldCall:
@@ -412,8 +464,9 @@ class PgStore:
         with self._write() as tx:
             return self._resolve_pending(tx, where, resolution)
 
-    def _resolve_pending(self, tx: _Tx, where: Callable[[HeldCall], bool],
-                         resolution: Callable[[HeldCall], Resolution]) -> list[HeldCall]:
+    def _resolve_pending(
+        self, tx: _Tx, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]
+    ) -> list[HeldCall]:
         done = []
         for row in tx.conn.execute("SELECT * FROM held WHERE status = 'pending' ORDER BY created").fetchall():
             held = _held(row)
@@ -425,8 +478,12 @@ class PgStore:
 
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool:
         with self._write() as tx:
-            if tx.conn.execute("UPDATE held SET outcome = %s WHERE id = %s AND outcome IS NULL",
-                               (text(outcome), held_id)).rowcount != 1:
+            if (
+                tx.conn.execute(
+                    "UPDATE held SET outcome = %s WHERE id = %s AND outcome IS NULL", (text(outcome), held_id)
+                ).rowcount
+                != 1
+            ):
                 return False
             self._append(tx, audit)
             tx.topics.add(held_id)
@@ -436,9 +493,11 @@ class PgStore:
         """The conditional move out of `pending` (None if another decision won) and its audit row."""
         edited = text(edited_json(held, res))
         now = time.time()
-        row = tx.one("UPDATE held SET status = %s, decided_by = %s, channel = %s, decision_reason = %s,"
-                     " decided_at = %s, edited_arguments = %s WHERE id = %s AND status = 'pending' RETURNING *",
-                     (res.status, text(res.by), text(res.channel), text(res.reason), now, edited, held.id))
+        row = tx.one(
+            "UPDATE held SET status = %s, decided_by = %s, channel = %s, decision_reason = %s,"
+            " decided_at = %s, edited_arguments = %s WHERE id = %s AND status = 'pending' RETURNING *",
+            (res.status, text(res.by), text(res.channel), text(res.reason), now, edited, held.id),
+        )
         if row is None:
             return None
         self._append(tx, transition_audit(held, res, edited, now))
@@ -464,8 +523,10 @@ class PgStore:
         """Set the kill switch (under the head lock, so no call is held after it unkilled); with
         `resolution`, every pending call is resolved in the same commit."""
         with self._write("set the kill switch in") as tx:
-            tx.conn.execute("INSERT INTO state (key, value) VALUES ('kill', %s) ON CONFLICT (key) DO UPDATE"
-                            " SET value = EXCLUDED.value", (text(json.dumps(asdict(state))),))
+            tx.conn.execute(
+                "INSERT INTO state (key, value) VALUES ('kill', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (text(json.dumps(asdict(state))),),
+            )
             tx.topics.add("kill")
             return [] if resolution is None else self._resolve_pending(tx, lambda h: True, resolution)
 
@@ -479,13 +540,17 @@ class PgStore:
         row = self._read_one(
             "SELECT * FROM remembered WHERE revoked_at IS NULL AND server = %s AND tool = %s AND (kind = 'tool'"
             " OR (kind = 'args' AND args_hash = %s) OR (kind = 'session' AND session = %s AND session != ''))"
-            " ORDER BY created LIMIT 1", (text(server), text(tool), args_hash, text(session)))
+            " ORDER BY created LIMIT 1",
+            (text(server), text(tool), args_hash, text(session)),
+        )
         return None if row is None else _remembered(row)
 
     def revoke_remembered(self, rule_id: str, by: str) -> Remembered:
         with self._write("revoke in") as tx:
-            changed = tx.conn.execute("UPDATE remembered SET revoked_at = %s, revoked_by = %s WHERE id = %s"
-                                      " AND revoked_at IS NULL", (time.time(), text(by), text(rule_id))).rowcount
+            changed = tx.conn.execute(
+                "UPDATE remembered SET revoked_at = %s, revoked_by = %s WHERE id = %s AND revoked_at IS NULL",
+                (time.time(), text(by), text(rule_id)),
+            ).rowcount
             row = tx.one("SELECT * FROM remembered WHERE id = %s", (text(rule_id),))
             tx.topics.add("remembered")
         if row is None:
@@ -500,14 +565,20 @@ class PgStore:
         row = self._read_one(
             "SELECT held_id FROM retry_tokens WHERE server = %s AND tool = %s AND args_hash = %s AND policy_hash = %s"
             " AND used_at IS NULL AND expires > %s ORDER BY expires DESC LIMIT 1",
-            (text(server), text(tool), args_hash, text(policy_hash), now))
+            (text(server), text(tool), args_hash, text(policy_hash), now),
+        )
         return None if row is None else row["held_id"]
 
     def use_retry(self, held_id: str, now: float) -> bool:
         """Spend a token; False if someone spent it first (single use across hosts)."""
         with self._write("spend a retry token in") as tx:
-            return tx.conn.execute("UPDATE retry_tokens SET used_at = %s WHERE held_id = %s AND used_at IS NULL"
-                                   " AND expires > %s", (now, held_id, now)).rowcount == 1
+            return (
+                tx.conn.execute(
+                    "UPDATE retry_tokens SET used_at = %s WHERE held_id = %s AND used_at IS NULL AND expires > %s",
+                    (now, held_id, now),
+                ).rowcount
+                == 1
+            )
 
     # ------------------------------------------------------------------ audit
 
@@ -526,18 +597,23 @@ class PgStore:
         return None if row is None or row["id"] == 0 else (row["id"], row["hash"])
 
     def audit_counts(self) -> list[tuple[str, str, str, int]]:
-        return [(r["server"], r["tool"], r["decision"], r["n"]) for r in self._read(
-            "SELECT server, tool, decision, count(*) AS n FROM audit GROUP BY server, tool, decision")]
+        return [
+            (r["server"], r["tool"], r["decision"], r["n"])
+            for r in self._read("SELECT server, tool, decision, count(*) AS n FROM audit GROUP BY server, tool, decision")
+        ]
 
-    def audit_similar(self, server: str, tool: str, decisions: Sequence[str], exclude_held: str,
-                      limit: int) -> list[dict[str, Any]]:
+    def audit_similar(
+        self, server: str, tool: str, decisions: Sequence[str], exclude_held: str, limit: int
+    ) -> list[dict[str, Any]]:
         return self._read(
             "SELECT time, decision, decided_by, reason, arguments FROM audit WHERE server = %s AND tool = %s"
             " AND decision = ANY(%s) AND (held_id IS NULL OR held_id != %s) ORDER BY id DESC LIMIT %s",
-            (text(server), text(tool), list(decisions), text(exclude_held), limit))
+            (text(server), text(tool), list(decisions), text(exclude_held), limit),
+        )
 
-    def audit_rows(self, *, decision: str | None = None, since: str | None = None,
-                   until: str | None = None) -> Iterator[dict[str, Any]]:
+    def audit_rows(
+        self, *, decision: str | None = None, since: str | None = None, until: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Rows in chain order, streamed through a server-side cursor (a large trail is not loaded)."""
         clauses, params = [], []
         for clause, value in (("decision = %s", decision), ("time >= %s", since), ("time < %s", until)):
@@ -559,8 +635,9 @@ class PgStore:
         """Insert a person (name, roles, password_hash, totp_secret, passkeys, created, created_by)."""
         row = clean(row)
         with self._write("add a person to") as tx:
-            added = tx.one(sql.SQL("{} ON CONFLICT (name) DO NOTHING RETURNING name").format(insert("users", row)),
-                           list(row.values()))
+            added = tx.one(
+                sql.SQL("{} ON CONFLICT (name) DO NOTHING RETURNING name").format(insert("users", row)), list(row.values())
+            )
         if added is None:
             raise StoreError(f"a person named {row.get('name')!r} already exists")
 
@@ -577,8 +654,12 @@ class PgStore:
             raise StoreError(f"cannot change {', '.join(sorted(unknown)) or 'nothing'} of a person")
         sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in changes)
         with self._write("change a person in") as tx:
-            return tx.conn.execute(sql.SQL("UPDATE users SET {} WHERE name = %s").format(sets),
-                                   (*clean(changes).values(), text(name))).rowcount == 1
+            return (
+                tx.conn.execute(
+                    sql.SQL("UPDATE users SET {} WHERE name = %s").format(sets), (*clean(changes).values(), text(name))
+                ).rowcount
+                == 1
+            )
 
     def remove_user(self, name: str) -> bool:
         """Remove a person with their CLI tokens and enrolment links, in one commit."""
@@ -589,8 +670,12 @@ class PgStore:
     def advance_totp(self, name: str, step: int) -> bool:
         """Accept TOTP time step `step` for `name` once, across hosts: False if it (or a later one) was used."""
         with self._write("record a sign-in in") as tx:
-            return tx.conn.execute("UPDATE users SET totp_step = %s WHERE name = %s AND totp_step < %s",
-                                   (step, text(name), step)).rowcount == 1
+            return (
+                tx.conn.execute(
+                    "UPDATE users SET totp_step = %s WHERE name = %s AND totp_step < %s", (step, text(name), step)
+                ).rowcount
+                == 1
+            )
 
     def add_user_secret(self, row: dict[str, Any]) -> None:
         """A CLI token or enrolment link, by its hash: (hash, name, kind, created, expires)."""
@@ -601,11 +686,16 @@ class PgStore:
     def user_secret(self, hash_: str, kind: str, now: float, *, spend: bool = False) -> dict[str, Any] | None:
         """The unexpired, unspent secret of this hash and kind whose person still exists; `spend`
         marks it used in the same statement (a one-time link works once across hosts)."""
-        where = ("s.hash = %s AND s.kind = %s AND s.used_at IS NULL AND (s.expires IS NULL OR s.expires > %s)"
-                 " AND EXISTS (SELECT 1 FROM users u WHERE u.name = s.name)")
+        where = (
+            "s.hash = %s AND s.kind = %s AND s.used_at IS NULL AND (s.expires IS NULL OR s.expires > %s)"
+            " AND EXISTS (SELECT 1 FROM users u WHERE u.name = s.name)"
+        )
         params = (text(hash_), text(kind), now)
         if not spend:
             return self._read_one(f"SELECT s.* FROM user_secrets s WHERE {where}", params)
         with self._write("spend a secret in") as tx:
-            return tx.one(f"UPDATE user_secrets s SET used_at = %s WHERE {where} RETURNING s.hash, s.name, s.kind, s.created,"
-                          " s.expires, NULL::double precision AS used_at", (now, *params))
+            return tx.one(
+                f"UPDATE user_secrets s SET used_at = %s WHERE {where} RETURNING s.hash, s.name, s.kind, s.created,"
+                " s.expires, NULL::double precision AS used_at",
+                (now, *params),
+            )

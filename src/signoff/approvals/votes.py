@@ -41,8 +41,17 @@ class Ballot:
     """Edited arguments: only with a quorum of one (several people must approve the same call)."""
 
     @classmethod
-    def of(cls, person: str, roles: Iterable[str], approve: bool, *, by: str | None = None, channel: str = "cli",
-           reason: str | None = None, arguments: Mapping[str, Any] | None = None) -> Ballot:
+    def of(
+        cls,
+        person: str,
+        roles: Iterable[str],
+        approve: bool,
+        *,
+        by: str | None = None,
+        channel: str = "cli",
+        reason: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Ballot:
         person = person.strip()
         return cls(person, tuple(sorted(set(roles))), approve, by or f"user:{person}", channel, reason, arguments)
 
@@ -74,10 +83,18 @@ def count(held: HeldCall, rows: Sequence[Mapping[str, Any]], ballot: Ballot, now
     if why is not None:
         before = tally(held.requirements, as_votes(mine), owner)
         why = f"{held.id}: {why}; the vote did not count ({before.progress()})"
-    row = {"held_id": held.id, "args_hash": held.args_hash, "person": ballot.person.strip(),
-           "person_key": person_key(ballot.person), "decided_by": ballot.by,
-           "roles": canonical_json(list(ballot.roles)), "vote": "approve" if ballot.approve else "deny",
-           "reason": ballot.reason, "channel": ballot.channel, "at": now}
+    row = {
+        "held_id": held.id,
+        "args_hash": held.args_hash,
+        "person": ballot.person.strip(),
+        "person_key": person_key(ballot.person),
+        "decided_by": ballot.by,
+        "roles": canonical_json(list(ballot.roles)),
+        "vote": "approve" if ballot.approve else "deny",
+        "reason": ballot.reason,
+        "channel": ballot.channel,
+        "at": now,
+    }
     decision = "refused_vote" if why else "approval_vote" if ballot.approve else "denial_vote"
     said = why if why else "; ".join(p for p in (ballot.reason, after.progress()) if p)
     verb = "approve" if ballot.approve else "deny"

@@ -39,14 +39,19 @@ def render_held(held: HeldCall, *, now: float | None = None, history: int = 5, w
     from signoff.approvals.present import for_held
 
     shown = for_held(held)  # what the call does, first (headline, facts, diff/SQL/body preview)
-    lines = [f"── {held.id}  {clean(held.qualified)}  (held {ago(now - held.created)} ago, "
-             f"{ago(held.deadline - now)} left)"]
+    lines = [f"── {held.id}  {clean(held.qualified)}  (held {ago(now - held.created)} ago, {ago(held.deadline - now)} left)"]
     lines.append(shown.as_text(width, arguments=False, reason=False, indent="   ").rstrip("\n"))
     lines.append(f"   why: {clean(held.reason or '-')}" + (f"  [{clean(held.rule)}]" if held.rule else ""))
-    who = ", ".join(p for p in (clean(held.who),
-                                f"client {clean(held.client)}" if held.client else "",
-                                f"session {clean(held.session)}" if held.session else "",
-                                f"pid {held.proxy_pid}" if held.proxy_pid else "") if p)
+    who = ", ".join(
+        p
+        for p in (
+            clean(held.who),
+            f"client {clean(held.client)}" if held.client else "",
+            f"session {clean(held.session)}" if held.session else "",
+            f"pid {held.proxy_pid}" if held.proxy_pid else "",
+        )
+        if p
+    )
     if who:
         lines.append(f"   from: {who}")
     if not held.requirements.default:
@@ -221,9 +226,19 @@ def _isatty(stream: IO[str]) -> bool:
 ANSWERS = {"a": "a", "approve": "a", "d": "d", "deny": "d", "r": "r", "s": "s", "skip": "s", "q": "q", "quit": "q"}
 
 
-def prompt(broker: Broker, held: HeldCall, keys: KeyReader | LineReader, out: IO[str], *, channel: str,
-           by: str | None = None, poll_interval: float = 0.2, on_idle: Callable[[], None] | None = None,
-           keys_help: str = KEYS_HELP, on_answer: Callable[[], None] | None = None) -> str:
+def prompt(
+    broker: Broker,
+    held: HeldCall,
+    keys: KeyReader | LineReader,
+    out: IO[str],
+    *,
+    channel: str,
+    by: str | None = None,
+    poll_interval: float = 0.2,
+    on_idle: Callable[[], None] | None = None,
+    keys_help: str = KEYS_HELP,
+    on_answer: Callable[[], None] | None = None,
+) -> str:
     """Ask about one held call (the one just shown above) until it is settled.
 
     `keys` gives single keys (watch) or whole lines (the tty prompt); either way the answer

@@ -27,17 +27,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from signoff.approvers.console import LineReader, prompt, render_held
 from signoff.approvals.broker import Broker
-from signoff.errors import SignoffError
 from signoff.approvals.store import HeldCall
+from signoff.approvers.console import LineReader, prompt, render_held
+from signoff.errors import SignoffError
 
 log = logging.getLogger("signoff.tty")
 TTY_PATH = "/dev/tty"
 TTY_HELP = "type a (approve), d (deny), r (deny with a reason) or s (skip), then Enter"
-NO_TTY = ("no terminal for --tty approvals ({path}: {why}): the client started this server without a "
-          "controlling terminal (the MCP Python SDK does). Held calls are not asked here: approve them with `signoff watch`, "
-          "`signoff approve ID` or the page (`signoff ui`)")
+NO_TTY = (
+    "no terminal for --tty approvals ({path}: {why}): the client started this server without a "
+    "controlling terminal (the MCP Python SDK does). Held calls are not asked here: approve them with `signoff watch`, "
+    "`signoff approve ID` or the page (`signoff ui`)"
+)
 
 _saved_modes: dict[int, list[Any]] = {}
 """Terminal modes to put back, by descriptor, while a prompt has changed them."""
@@ -111,8 +113,10 @@ def terminal_turn(path: str, still_wanted: Callable[[], bool], poll_interval: fl
         said = False
         while not (_in_foreground(path) and _try_lock(fd)):
             if not said and not _in_foreground(path):
-                log.info("not asking on the terminal yet: this proxy is in its background (a question there would "
-                         "stop it); waiting for the foreground, the other channels can decide meanwhile")
+                log.info(
+                    "not asking on the terminal yet: this proxy is in its background (a question there would "
+                    "stop it); waiting for the foreground, the other channels can decide meanwhile"
+                )
                 said = True
             if not still_wanted():
                 yield False
@@ -179,8 +183,16 @@ class TtyApprover:
     Tests pass `tty_in`/`tty_out` streams (a pipe and a captured screen) instead of a path.
     """
 
-    def __init__(self, broker: Broker, tty_in: IO[str] | None = None, tty_out: IO[str] | None = None, *,
-                 path: str | None = None, by: str | None = None, poll_interval: float = 0.1):
+    def __init__(
+        self,
+        broker: Broker,
+        tty_in: IO[str] | None = None,
+        tty_out: IO[str] | None = None,
+        *,
+        path: str | None = None,
+        by: str | None = None,
+        poll_interval: float = 0.1,
+    ):
         self.broker = broker
         self.tty_in = tty_in
         self.out = tty_out
@@ -258,17 +270,29 @@ class TtyApprover:
                         continue
                     reader, out, give_back = session
                     out.write("\nsignoff: a tool call needs your approval\n" + render_held(held))
-                    answer = prompt(self.broker, held, reader, out, channel="tty", by=self.by,
-                                    poll_interval=self.poll_interval, on_idle=functools.partial(self._stopping, out),
-                                    keys_help=TTY_HELP, on_answer=give_back)
+                    answer = prompt(
+                        self.broker,
+                        held,
+                        reader,
+                        out,
+                        channel="tty",
+                        by=self.by,
+                        poll_interval=self.poll_interval,
+                        on_idle=functools.partial(self._stopping, out),
+                        keys_help=TTY_HELP,
+                        on_answer=give_back,
+                    )
             except _Stopped:
                 return
             except EOFError:
                 log.warning("the terminal closed; tty approvals stop (other channels still work)")
                 return
             except (OSError, termios.error) as exc:
-                log.warning("cannot ask on the terminal about %s (%s); it stays held for the other channels",
-                            held.id, getattr(exc, "strerror", None) or exc)
+                log.warning(
+                    "cannot ask on the terminal about %s (%s); it stays held for the other channels",
+                    held.id,
+                    getattr(exc, "strerror", None) or exc,
+                )
                 continue
             except SignoffError as exc:  # a store error: the call stays held, other channels can decide
                 log.error("tty approval of %s failed: %s", held.id, exc)

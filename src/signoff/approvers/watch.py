@@ -17,17 +17,16 @@ import sys
 import threading
 from typing import IO
 
-from signoff.approvers.console import KEYS_HELP, KeyReader, ago, prompt, render_held
 from signoff.approvals.broker import Broker
 from signoff.approvals.store import GONE, HeldCall, gone_line
+from signoff.approvers.console import KEYS_HELP, KeyReader, ago, prompt, render_held
 from signoff.termsafe import clean
 
 
 class Watch:
     """The console loop; `run()` returns at `q` or when the input ends."""
 
-    def __init__(self, broker: Broker, keys: KeyReader, out: IO[str], *, by: str | None = None,
-                 poll_interval: float = 0.2):
+    def __init__(self, broker: Broker, keys: KeyReader, out: IO[str], *, by: str | None = None, poll_interval: float = 0.2):
         self.broker = broker
         self.keys = keys
         self.out = out
@@ -64,17 +63,19 @@ class Watch:
         for held in new:
             self.shown.add(held.id)
             if current is None or held.id != current.id:
-                self.out.write(f"\n── {held.id}  {clean(held.qualified)}" + (f" ({clean(held.who)})" if held.who else "")
-                               + "  arrived, queued "
-                               f"({ago(held.deadline - held.created)} to decide; {len(queue)} waiting)\n")
+                self.out.write(
+                    f"\n── {held.id}  {clean(held.qualified)}"
+                    + (f" ({clean(held.who)})" if held.who else "")
+                    + "  arrived, queued "
+                    f"({ago(held.deadline - held.created)} to decide; {len(queue)} waiting)\n"
+                )
         return any(current is None or held.id != current.id for held in new)
 
     def _ask_again(self, current: HeldCall) -> None:
         """On idle: when something new arrived under the prompt, show the asked call again."""
         self.went = False
         if self._announce(self._queue(), current):
-            self.out.write(f"\nstill asking about {current.id}:\n" + render_held(current)
-                           + f"{current.id} › {KEYS_HELP} › ")
+            self.out.write(f"\nstill asking about {current.id}:\n" + render_held(current) + f"{current.id} › {KEYS_HELP} › ")
             self.out.flush()
         elif self.went:
             self.out.write(f"{current.id} › {KEYS_HELP} › ")
@@ -96,8 +97,16 @@ class Watch:
                 self.keys.drain()  # keys typed before this call is on screen are not about it
                 self.out.write("\n" + render_held(current))
                 self.out.flush()
-                answer = prompt(self.broker, current, self.keys, self.out, channel="watch", by=self.by,
-                                poll_interval=self.poll_interval, on_idle=functools.partial(self._ask_again, current))
+                answer = prompt(
+                    self.broker,
+                    current,
+                    self.keys,
+                    self.out,
+                    channel="watch",
+                    by=self.by,
+                    poll_interval=self.poll_interval,
+                    on_idle=functools.partial(self._ask_again, current),
+                )
                 self.asking = None
                 self.settled.add(current.id)  # the prompt said what became of it
                 if answer == "quit":

@@ -22,8 +22,16 @@ from typing import NoReturn
 
 import typer
 
-from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, SignoffError, StoreError, TeamError,
-                            UnknownCallError, VoteRefusedError)
+from signoff.errors import (
+    AlreadyDecidedError,
+    CallGoneError,
+    DecisionError,
+    SignoffError,
+    StoreError,
+    TeamError,
+    UnknownCallError,
+    VoteRefusedError,
+)
 from signoff.termsafe import clean
 
 EXIT_UNKNOWN, EXIT_USAGE, EXIT_ALREADY, EXIT_STORE, EXIT_GONE, EXIT_AUTH, EXIT_INTERRUPTED = 1, 2, 2, 3, 4, 5, 130

@@ -71,8 +71,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
-                                       help="Print signoff's version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", is_eager=True, callback=_print_version, help="Print signoff's version and exit."
+    ),
+) -> None:
     """A transparent MCP proxy that holds risky tool calls until a human approves them."""
 
 
@@ -82,33 +85,71 @@ def _root(version: bool = typer.Option(False, "--version", "-V", is_eager=True, 
     "  signoff run --policy balanced -- uvx mcp-server-git\n\n  signoff run --config signoff.yaml",
 )
 def run(
-    command: list[str] = typer.Argument(None, metavar="[-- COMMAND [ARGS]...]", help="The server to wrap, after `--`: COMMAND ARGS..."),
-    config: str = typer.Option(None, "--config", "-c", metavar="FILE", help="signoff.yaml with a `servers:` section (and `policy:`)."),
-    name: str = typer.Option(None, "--name", "-n", metavar="NAME", help="Name of the wrapped server (default: from the command)."),
-    policy: str = typer.Option(None, "--policy", "-p", metavar="FILE|PRESET", help="Policy file, or a preset: conservative, balanced (the default), permissive; none holds nothing."),
+    command: list[str] = typer.Argument(
+        None, metavar="[-- COMMAND [ARGS]...]", help="The server to wrap, after `--`: COMMAND ARGS..."
+    ),
+    config: str = typer.Option(
+        None, "--config", "-c", metavar="FILE", help="signoff.yaml with a `servers:` section (and `policy:`)."
+    ),
+    name: str = typer.Option(
+        None, "--name", "-n", metavar="NAME", help="Name of the wrapped server (default: from the command)."
+    ),
+    policy: str = typer.Option(
+        None,
+        "--policy",
+        "-p",
+        metavar="FILE|PRESET",
+        help="Policy file, or a preset: conservative, balanced (the default), permissive; none holds nothing.",
+    ),
     http: str = typer.Option(None, "--http", metavar="HOST:PORT", help="Serve streamable HTTP on HOST:PORT instead of stdio."),
-    timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="Longest wait for a wrapped server's answer (e.g. 60s, 5m)."),
+    timeout: str = typer.Option(
+        None, "--timeout", metavar="DURATION", help="Longest wait for a wrapped server's answer (e.g. 60s, 5m)."
+    ),
     log_level: str = typer.Option(None, "--log-level", metavar="LEVEL", help="debug, info, warning or error (default: info)."),
     observe: bool = typer.Option(False, "--observe", help="Hold nothing; record what would have been held (to tune a policy)."),
     tty: bool = typer.Option(False, "--tty", help="Also ask on the controlling terminal (/dev/tty) when a call is held."),
-    notify: list[str] = typer.Option(None, "--notify", metavar="URL", help="Apprise URL to notify when a call is held (repeatable)."),
+    notify: list[str] = typer.Option(
+        None, "--notify", metavar="URL", help="Apprise URL to notify when a call is held (repeatable)."
+    ),
     desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
     ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
     share: str = typer.Option(None, "--share", help="--http: auto (default), session (an upstream per session) or shared."),
-    allow_host: list[str] = typer.Option(None, "--allow-host", help="--http: also accept requests naming this host (repeatable)."),
-    auth_token_file: str = typer.Option(None, "--auth-token-file", help="--http: require this bearer token (or set SIGNOFF_HTTP_TOKEN)."),
-    http_idle_timeout: str = typer.Option(None, "--http-idle-timeout", help="--http: close sessions idle this long (default 30m)."),
+    allow_host: list[str] = typer.Option(
+        None, "--allow-host", help="--http: also accept requests naming this host (repeatable)."
+    ),
+    auth_token_file: str = typer.Option(
+        None, "--auth-token-file", help="--http: require this bearer token (or set SIGNOFF_HTTP_TOKEN)."
+    ),
+    http_idle_timeout: str = typer.Option(
+        None, "--http-idle-timeout", help="--http: close sessions idle this long (default 30m)."
+    ),
     http_max_sessions: int = typer.Option(None, "--http-max-sessions", help="--http: most concurrent sessions (default 100)."),
     http_max_body: int = typer.Option(None, "--http-max-body", help="--http: largest request body in bytes (default 16 MiB)."),
-    no_redact: bool = typer.Option(False, "--no-redact", help="Keep secret-looking argument values in the audit trail and notifications."),
-    public_url: str = typer.Option(None, "--public-url", help="Base URL of the approval page as your phone reaches it "
-                                   "(private network only); notifications link each held call there."),
-    agent: str = typer.Option(None, "--agent", metavar="NAME", help="This agent's name in the queue, the audit trail and "
-                              "rules (`agent == ...`); default: the client's own name (or SIGNOFF_AGENT, `agent:`)."),
-    machine: str = typer.Option(None, "--machine", metavar="NAME", help="This machine's name (default: the hostname; "
-                                "or SIGNOFF_MACHINE, `machine:`)."),
-    owner: str = typer.Option(None, "--owner", metavar="PERSON", help="Whose agent this is: rules with not_self keep "
-                              "them from approving its calls (or SIGNOFF_OWNER, `owner:`)."),
+    no_redact: bool = typer.Option(
+        False, "--no-redact", help="Keep secret-looking argument values in the audit trail and notifications."
+    ),
+    public_url: str = typer.Option(
+        None,
+        "--public-url",
+        help="Base URL of the approval page as your phone reaches it "
+        "(private network only); notifications link each held call there.",
+    ),
+    agent: str = typer.Option(
+        None,
+        "--agent",
+        metavar="NAME",
+        help="This agent's name in the queue, the audit trail and "
+        "rules (`agent == ...`); default: the client's own name (or SIGNOFF_AGENT, `agent:`).",
+    ),
+    machine: str = typer.Option(
+        None, "--machine", metavar="NAME", help="This machine's name (default: the hostname; or SIGNOFF_MACHINE, `machine:`)."
+    ),
+    owner: str = typer.Option(
+        None,
+        "--owner",
+        metavar="PERSON",
+        help="Whose agent this is: rules with not_self keep them from approving its calls (or SIGNOFF_OWNER, `owner:`).",
+    ),
 ) -> None:
     """Serve one wrapped MCP server (after --) or those in --config.
 
@@ -122,12 +163,30 @@ def run(
         os.environ["SIGNOFF_REDACT"] = "off"
 
     with exits():
-        runner.main(command=command or [], config_path=config, name=name, policy=policy, http=http,
-                    timeout=timeout, log_level=log_level, observe=observe, tty=tty, notify=notify or [], desktop=desktop,
-                    ui=ui, public_url=public_url, identity={"agent": agent, "machine": machine, "owner": owner},
-                    http_options={"share": share, "allow_hosts": allow_host or [], "token_file": auth_token_file,
-                                  "idle_timeout": http_idle_timeout, "max_sessions": http_max_sessions,
-                                  "max_body": http_max_body})
+        runner.main(
+            command=command or [],
+            config_path=config,
+            name=name,
+            policy=policy,
+            http=http,
+            timeout=timeout,
+            log_level=log_level,
+            observe=observe,
+            tty=tty,
+            notify=notify or [],
+            desktop=desktop,
+            ui=ui,
+            public_url=public_url,
+            identity={"agent": agent, "machine": machine, "owner": owner},
+            http_options={
+                "share": share,
+                "allow_hosts": allow_host or [],
+                "token_file": auth_token_file,
+                "idle_timeout": http_idle_timeout,
+                "max_sessions": http_max_sessions,
+                "max_body": http_max_body,
+            },
+        )
 
 
 @app.command()

@@ -29,8 +29,10 @@ def check(file: str = typer.Argument(..., help="Policy file, or a preset: conser
     typer.echo(f"  catalog of real servers: {info['catalog']}")
     team = info["approvals"]
     if team["rules"]:
-        typer.echo(f"  approvals: {team['rules']} rules say who approves (roles {', '.join(team['roles']) or '-'}; "
-                   f"highest quorum {team['max_quorum']}; not_self on {team['not_self']})")
+        typer.echo(
+            f"  approvals: {team['rules']} rules say who approves (roles {', '.join(team['roles']) or '-'}; "
+            f"highest quorum {team['max_quorum']}; not_self on {team['not_self']})"
+        )
     typer.echo(f"  hash: {info['hash']}")
 
 
@@ -39,8 +41,9 @@ def explain(
     file: str = typer.Argument(..., help="Policy file or preset."),
     tool: str = typer.Option(..., "--tool", help="The call's tool as server.tool, e.g. filesystem.write_file."),
     args: str = typer.Option("{}", "--args", help="The call's arguments as a JSON object."),
-    annotations: str = typer.Option(None, "--annotations",
-                                    help='Tool annotations as JSON, e.g. {"destructiveHint": true} (default: the catalog\'s).'),
+    annotations: str = typer.Option(
+        None, "--annotations", help='Tool annotations as JSON, e.g. {"destructiveHint": true} (default: the catalog\'s).'
+    ),
     agent: str = typer.Option("", "--agent", help="The agent making the call (for conditions on `agent`)."),
     machine: str = typer.Option("", "--machine", help="The machine it runs on (for conditions on `machine`)."),
     owner: str = typer.Option("", "--owner", help="The agent's owner (for conditions on `owner`)."),
@@ -100,9 +103,9 @@ def replay(
 ) -> None:
     """Run a policy over the calls recorded in the audit trail and show what it would change."""
     from signoff.approvals.audit import AuditLog, parse_since
+    from signoff.approvals.store import open_store
     from signoff.policy.engine import load_policy
     from signoff.policy.replay import replay as run_replay
-    from signoff.approvals.store import open_store
 
     with exits():
         policy = load_policy(file)
@@ -118,8 +121,9 @@ def replay(
     total = sum(counts.values())
     for c in changes:
         args = json.dumps(c.arguments, ensure_ascii=False)
-        typer.echo(clean(f"#{c.row_id} {c.time} {c.tool}: {c.was} -> {c.now.upper()}  ({c.rule or 'default'}: {c.reason})  "
-                         f"{args[:120]}"))  # recorded calls carry the model's text: escaped
+        typer.echo(
+            clean(f"#{c.row_id} {c.time} {c.tool}: {c.was} -> {c.now.upper()}  ({c.rule or 'default'}: {c.reason})  {args[:120]}")
+        )  # recorded calls carry the model's text: escaped
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if k.split("→")[0] != k.split("→")[1])
     typer.echo(f"{total} recorded calls replayed; {len(changes)} would change" + (f" ({summary})" if summary else "") + ".")
     typer.echo("(tool annotations are not recorded: rules on annotations see the MCP defaults)")
@@ -127,10 +131,10 @@ def replay(
 
 def _counter():
     """Recent calls from the audit trail, for `rate:` rules (None when there is no store yet)."""
-    from signoff.errors import StoreError
-    from signoff.paths import db_path
     from signoff.approvals.audit import AuditCounter
     from signoff.approvals.store import open_store
+    from signoff.errors import StoreError
+    from signoff.paths import db_path
 
     try:
         if not db_path().exists():

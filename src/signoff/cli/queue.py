@@ -76,8 +76,10 @@ def pending(as_json: bool = typer.Option(False, "--json", help="One JSON array, 
     now = time.time()
     width = max(60, shutil.get_terminal_size((120, 24)).columns)
     for c in calls:  # each call: who and when, then what it does (headline, facts, preview), why, arguments
-        typer.echo(f"{c.id}  {clean(c.qualified)}  held {ago(now - c.created)}, {ago(c.deadline - now)} left"
-                   + (f", {clean(c.who)}" if c.who else f", client {clean(c.client)}" if c.client else ""))
+        typer.echo(
+            f"{c.id}  {clean(c.qualified)}  held {ago(now - c.created)}, {ago(c.deadline - now)} left"
+            + (f", {clean(c.who)}" if c.who else f", client {clean(c.client)}" if c.client else "")
+        )
         if not c.requirements.default:
             typer.echo(f"  needs {c.requirements.describe()}")
             typer.echo(clean(f"  votes: {c.progress}"))
@@ -98,9 +100,12 @@ def _person(broker: Any, held_id: str, token: str | None) -> Any:
         return None
     person = people.by_token(token or os.environ.get("SIGNOFF_TOKEN"))
     if person is None:
-        fail("team mode: give your token (--token or SIGNOFF_TOKEN; `signoff user token NAME` makes one)"
-              if not (token or os.environ.get("SIGNOFF_TOKEN")) else "team mode: this token names nobody "
-              "(removed, or mistyped)", EXIT_AUTH)
+        fail(
+            "team mode: give your token (--token or SIGNOFF_TOKEN; `signoff user token NAME` makes one)"
+            if not (token or os.environ.get("SIGNOFF_TOKEN"))
+            else "team mode: this token names nobody (removed, or mistyped)",
+            EXIT_AUTH,
+        )
     held = broker.store.get_held(held_id)
     problem = None if held is None or not held.requirements.default else eligible(person.roles, approval_of(held))
     if problem:
@@ -108,8 +113,14 @@ def _person(broker: Any, held_id: str, token: str | None) -> Any:
     return person
 
 
-def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember | None = None,
-            arguments: str | None = None, token: str | None = None) -> None:
+def _decide(
+    held_id: str,
+    approve: bool,
+    reason: str | None,
+    remember: Remember | None = None,
+    arguments: str | None = None,
+    token: str | None = None,
+) -> None:
     edited = None
     if arguments is not None:
         try:
@@ -121,9 +132,17 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
     broker = _broker()
     with exits(unknown_hint=" (see `signoff pending`)"):
         person = _person(broker, held_id, token)
-        held = broker.decide(held_id, approve, reason=reason, channel="cli", arguments=edited,
-                             by=person.by if person else None, remember=remember.value if remember else None,
-                             person=person.name if person else None, roles=person.roles if person else None)
+        held = broker.decide(
+            held_id,
+            approve,
+            reason=reason,
+            channel="cli",
+            arguments=edited,
+            by=person.by if person else None,
+            remember=remember.value if remember else None,
+            person=person.name if person else None,
+            roles=person.roles if person else None,
+        )
     extra = f" ({clean(reason)})" if reason else ""
     votes = f": {clean(held.progress)}" if held.progress else ""  # team mode: "approved by alice (1 of 2)"
     typer.echo(f"{held.status} {held.id} {clean(held.qualified)}{extra}{votes}")
@@ -136,9 +155,14 @@ def _decide(held_id: str, approve: bool, reason: str | None, remember: Remember 
 def approve(
     held_id: str = typer.Argument(..., metavar="ID", help="The held call's id, e.g. h-7f3a9c."),
     reason: str = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (recorded in the audit trail)."),
-    remember: Remember = typer.Option(None, "--remember", help="Also approve later calls: this tool in this "
-                                      "session, this tool with these arguments, or this tool always."),
-    arguments: str = typer.Option(None, "--arguments", metavar="JSON", help="Approve with these arguments instead (JSON object)."),
+    remember: Remember = typer.Option(
+        None,
+        "--remember",
+        help="Also approve later calls: this tool in this session, this tool with these arguments, or this tool always.",
+    ),
+    arguments: str = typer.Option(
+        None, "--arguments", metavar="JSON", help="Approve with these arguments instead (JSON object)."
+    ),
     token: str = typer.Option(None, "--token", metavar="TOKEN", help=TOKEN_HELP),
 ) -> None:
     """Approve a held call: the proxy forwards it. Exit 1 unknown id, 2 already decided, 4 nobody waits for it,
@@ -191,9 +215,12 @@ rules_app = typer.Typer(help="Remembered approvals (`approve --remember`): list,
 
 
 @rules_app.callback(invoke_without_command=True)
-def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON, for scripts."),
-          policy: bool = typer.Option(False, "--policy", help="As `hitl_policies` YAML entries."),
-          revoked: bool = typer.Option(False, "--all", help="Include revoked ones.")) -> None:
+def rules(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="JSON, for scripts."),
+    policy: bool = typer.Option(False, "--policy", help="As `hitl_policies` YAML entries."),
+    revoked: bool = typer.Option(False, "--all", help="Include revoked ones."),
+) -> None:
     """List remembered approvals."""
     if ctx.invoked_subcommand is not None:
         return
@@ -212,11 +239,21 @@ def rules(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         typer.echo("no remembered approvals")
     else:
         kinds = {"session": "this tool in session", "args": "these arguments", "tool": "this tool, always"}
-        _table(("id", "tool", "approves", "detail", "by", "since", "revoked"),
-               [(r.id, f"{r.server}.{r.tool}", kinds[r.kind],
-                 r.session if r.kind == "session" else _short(dict(r.arguments or {}), 40) if r.kind == "args" else "",
-                 r.created_by, _clock(r.created), _clock(r.revoked_at) if r.revoked_at else "")
-                for r in found])
+        _table(
+            ("id", "tool", "approves", "detail", "by", "since", "revoked"),
+            [
+                (
+                    r.id,
+                    f"{r.server}.{r.tool}",
+                    kinds[r.kind],
+                    r.session if r.kind == "session" else _short(dict(r.arguments or {}), 40) if r.kind == "args" else "",
+                    r.created_by,
+                    _clock(r.created),
+                    _clock(r.revoked_at) if r.revoked_at else "",
+                )
+                for r in found
+            ],
+        )
 
 
 @rules_app.command("revoke")
@@ -241,7 +278,9 @@ def audit(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="One JSON array, for scripts."),
     tool: str = typer.Option(None, "--tool", metavar="GLOB", help="Glob over server.tool, e.g. 'fs.write_*'."),
-    decision: str = typer.Option(None, "--decision", metavar="DECISION", help="allowed, held, approved, denied, timeout, killed, ..."),
+    decision: str = typer.Option(
+        None, "--decision", metavar="DECISION", help="allowed, held, approved, denied, timeout, killed, ..."
+    ),
     since: str = typer.Option(None, "--since", metavar="TIME", help="ISO time or a span back from now: 30m, 1h, 7d."),
     until: str = typer.Option(None, "--until", metavar="TIME", help="ISO time or a span back from now."),
     limit: int = typer.Option(None, "--limit", "-n", metavar="N", help="Only the last N rows."),
@@ -270,10 +309,25 @@ def audit(
         return
     from signoff.approvals.audit import who
 
-    _table(("id", "time", "agent", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
-           [(r["id"], r["time"][:19].replace("T", " "), who(r), f"{r['server']}.{r['tool']}", r["decision"], r["outcome"],
-             r["decided_by"], r["channel"], "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}",
-             _short(r["reason"], 40), _short(r["arguments"], 50)) for r in rows])
+    _table(
+        ("id", "time", "agent", "tool", "decision", "outcome", "by", "channel", "ms", "reason", "arguments"),
+        [
+            (
+                r["id"],
+                r["time"][:19].replace("T", " "),
+                who(r),
+                f"{r['server']}.{r['tool']}",
+                r["decision"],
+                r["outcome"],
+                r["decided_by"],
+                r["channel"],
+                "-" if r["duration_ms"] is None else f"{r['duration_ms']:.0f}",
+                _short(r["reason"], 40),
+                _short(r["arguments"], 50),
+            )
+            for r in rows
+        ],
+    )
 
 
 NEVER_RAN = ("not_run", "denied", "timeout", "killed", "withdrawn", "abandoned", "expired")

@@ -15,8 +15,7 @@ import typer
 from signoff.cli.exits import exits
 from signoff.termsafe import clean, json_text
 
-user_app = typer.Typer(help="People who approve (team mode): add, set, list, remove, token, passkey.",
-                       no_args_is_help=True)
+user_app = typer.Typer(help="People who approve (team mode): add, set, list, remove, token, passkey.", no_args_is_help=True)
 
 
 def _people() -> Any:
@@ -52,11 +51,17 @@ def show_totp(name: str, secret: str) -> None:
 @user_app.command("add")
 def add(
     name: str = typer.Argument(..., metavar="NAME", help="The person's name (letters, digits, . - _)."),
-    role: list[str] = typer.Option(..., "--role", metavar="ROLE", help="A role: approver (decides held calls), admin "
-                                   "(edits the policy), or one your rules name in `approvers:` (repeatable)."),
+    role: list[str] = typer.Option(
+        ...,
+        "--role",
+        metavar="ROLE",
+        help="A role: approver (decides held calls), admin "
+        "(edits the policy), or one your rules name in `approvers:` (repeatable).",
+    ),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of stdin."),
-    no_totp: bool = typer.Option(False, "--no-totp", help="No TOTP: the person will enrol a passkey "
-                                 "(`signoff user passkey NAME`)."),
+    no_totp: bool = typer.Option(
+        False, "--no-totp", help="No TOTP: the person will enrol a passkey (`signoff user passkey NAME`)."
+    ),
 ) -> None:
     """Add a person who signs in to the page: password plus TOTP (shown as a QR code) or a passkey."""
     from signoff.approvals.audit import user
@@ -123,8 +128,12 @@ def token(name: str = typer.Argument(..., metavar="NAME")) -> None:
 @user_app.command("passkey")
 def passkey(
     name: str = typer.Argument(..., metavar="NAME"),
-    url: str = typer.Option("http://localhost:8765", "--url", metavar="URL", help="The page's address as the "
-                            "person's browser reaches it (its --public-url)."),
+    url: str = typer.Option(
+        "http://localhost:8765",
+        "--url",
+        metavar="URL",
+        help="The page's address as the person's browser reaches it (its --public-url).",
+    ),
 ) -> None:
     """Print a one-time link (15 minutes) that enrols a passkey for NAME on the page."""
     value = _run(lambda: _people().new_enrolment(name))

@@ -46,10 +46,17 @@ def register(app: typer.Typer) -> None:
     def wrap(
         target: str = typer.Argument(None, help=_TARGET),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing."),
-        policy: str = typer.Option(None, "--policy", metavar="FILE|PRESET", help="Add --policy POLICY to every wrapped server (without it, signoff run uses balanced; none holds nothing)."),
+        policy: str = typer.Option(
+            None,
+            "--policy",
+            metavar="FILE|PRESET",
+            help="Add --policy POLICY to every wrapped server (without it, signoff run uses balanced; none holds nothing).",
+        ),
         ui: bool = typer.Option(False, "--ui", help="Add --ui (start the approval page) to every wrapped server."),
         absolute: bool = typer.Option(False, "--absolute", help="Write signoff's full path (GUI clients often lack your PATH)."),
-        command: str = typer.Option(None, "--signoff-command", metavar="COMMAND", help="The command that starts signoff, e.g. /opt/bin/signoff."),
+        command: str = typer.Option(
+            None, "--signoff-command", metavar="COMMAND", help="The command that starts signoff, e.g. /opt/bin/signoff."
+        ),
         force: bool = typer.Option(False, "--force", help="Wrap servers with comments inside them (unwrap restores them)."),
     ) -> None:
         """Route a client's MCP servers through signoff (keeps a backup).
@@ -62,8 +69,11 @@ def register(app: typer.Typer) -> None:
         signoff = signoff_command(command, absolute)
         with exits():
             if target is None:  # the preview plans exactly what `wrap TARGET` with these options would
-                _overview(lambda path: lib.plan_wrap(path, options=options, signoff=signoff, force=force), "would wrap",
-                          held=holds(policy))
+                _overview(
+                    lambda path: lib.plan_wrap(path, options=options, signoff=signoff, force=force),
+                    "would wrap",
+                    held=holds(policy),
+                )
                 return
             plans = [lib.plan_wrap(path, options=options, signoff=signoff, force=force) for path in resolve(target)]
             for plan in plans:
@@ -73,8 +83,10 @@ def register(app: typer.Typer) -> None:
         if not dry_run and any(plan.changed for plan in plans):
             typer.echo("Restart the client (or reload its MCP servers) to use the change.")
             if signoff == ["signoff"]:
-                typer.echo("note: GUI clients such as Claude Desktop may not see your shell's PATH; if the servers "
-                           "fail to start, run this again with --absolute.")
+                typer.echo(
+                    "note: GUI clients such as Claude Desktop may not see your shell's PATH; if the servers "
+                    "fail to start, run this again with --absolute."
+                )
 
     @app.command()
     def unwrap(
@@ -104,8 +116,11 @@ def _overview(plan_for, verb: str, files: list[Path] | None = None, *, held: str
 
     found = detected() if files is None else [("", p) for p in files]
     if not found:
-        typer.echo("nothing found" if files is not None else
-                   f"no MCP client config found ({', '.join(CLIENTS)}); pass a config file PATH")
+        typer.echo(
+            "nothing found"
+            if files is not None
+            else f"no MCP client config found ({', '.join(CLIENTS)}); pass a config file PATH"
+        )
     for client, path in found:
         typer.echo(f"{clean(path)}{f' ({client})' if client else ''}")
         try:

@@ -28,10 +28,42 @@ from signoff.errors import ConfigError
 SERVERS_DIR = Path(__file__).with_name("servers")
 MERGED = SERVERS_DIR / "catalog.json"
 
-ROLES = ("recipient", "sender", "subject", "body", "amount", "currency", "payee", "sql", "url", "method", "host",
-         "path", "content", "command", "table", "collection", "repository", "branch")
-ACTIONS = ("send_email", "send_message", "api_call", "file_write", "file_delete", "database_write", "database_delete",
-           "purchase", "payment", "refund", "shell", "deploy", "access_change", "sensitive_read")
+ROLES = (
+    "recipient",
+    "sender",
+    "subject",
+    "body",
+    "amount",
+    "currency",
+    "payee",
+    "sql",
+    "url",
+    "method",
+    "host",
+    "path",
+    "content",
+    "command",
+    "table",
+    "collection",
+    "repository",
+    "branch",
+)
+ACTIONS = (
+    "send_email",
+    "send_message",
+    "api_call",
+    "file_write",
+    "file_delete",
+    "database_write",
+    "database_delete",
+    "purchase",
+    "payment",
+    "refund",
+    "shell",
+    "deploy",
+    "access_change",
+    "sensitive_read",
+)
 
 
 class CatalogError(ConfigError):
@@ -110,9 +142,14 @@ def _package_candidates(command: Sequence[str]) -> list[str]:
 class Catalog:
     """All known servers; look-ups are dictionary hits."""
 
-    def __init__(self, servers: Mapping[str, Mapping[str, ToolEntry]], sources: Mapping[str, str] | None = None,
-                 packages: Mapping[str, str] | None = None, urls: Mapping[str, str] | None = None,
-                 names: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        servers: Mapping[str, Mapping[str, ToolEntry]],
+        sources: Mapping[str, str] | None = None,
+        packages: Mapping[str, str] | None = None,
+        urls: Mapping[str, str] | None = None,
+        names: Mapping[str, str] | None = None,
+    ):
         self.servers = servers
         self.sources = sources or {}
         self._packages = packages or {}
@@ -157,13 +194,20 @@ def _entries(srv: Mapping[str, Any]) -> dict[str, ToolEntry]:
     hosts = tuple(srv.get("hosts", ()))
     return {
         name: ToolEntry(
-            server=sid, tool=name, actions=tuple(t.get("actions", ())), read_only=bool(t["read_only"]),
+            server=sid,
+            tool=name,
+            actions=tuple(t.get("actions", ())),
+            read_only=bool(t["read_only"]),
             destructive=t.get("destructive"),
             fields=MappingProxyType({role: tuple(paths) for role, paths in t.get("fields", {}).items()}),
-            amount_unit=t.get("amount_unit") or unit, currency=t.get("currency", currency),
+            amount_unit=t.get("amount_unit") or unit,
+            currency=t.get("currency", currency),
             annotations=MappingProxyType(dict(t.get("annotations", {}))),
-            arguments=tuple(t.get("arguments", ())), hosts=hosts)
-        for name, t in srv["tools"].items()}
+            arguments=tuple(t.get("arguments", ())),
+            hosts=hosts,
+        )
+        for name, t in srv["tools"].items()
+    }
 
 
 class _Servers(Mapping[str, Mapping[str, ToolEntry]]):

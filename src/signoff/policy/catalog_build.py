@@ -74,9 +74,9 @@ class _Tool(BaseModel):
 
 class _Match(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    packages: list[str] = []   # npm/PyPI package names, docker images, executables, python modules
-    urls: list[str] = []       # remote server endpoints (prefix match on host + path)
-    names: list[str] = []      # configured server names (the id always counts)
+    packages: list[str] = []  # npm/PyPI package names, docker images, executables, python modules
+    urls: list[str] = []  # remote server endpoints (prefix match on host + path)
+    names: list[str] = []  # configured server names (the id always counts)
 
 
 class _Server(BaseModel):
@@ -88,7 +88,7 @@ class _Server(BaseModel):
     match: _Match = _Match()
     amount_unit: Literal["major", "minor"] = "major"
     currency: str | None = None
-    hosts: list[str] = []      # the API hosts every call of this server reaches
+    hosts: list[str] = []  # the API hosts every call of this server reaches
     note: str | None = None
     tools: dict[str, _Tool]
 
@@ -124,7 +124,11 @@ def read_server_file(path: Path) -> dict[str, Any]:
 
     data, _ = load_yaml(path, source=str(path), error=CatalogError)
     return _validate(data, str(path)).model_dump(exclude_none=True, exclude_defaults=True) | {
-        "id": data["id"], "title": data["title"], "source": data["source"], "verified": data["verified"]}
+        "id": data["id"],
+        "title": data["title"],
+        "source": data["source"],
+        "verified": data["verified"],
+    }
 
 
 def _no_shared_matches(servers: Sequence[dict[str, Any]], paths: Sequence[Path]) -> None:
@@ -139,8 +143,9 @@ def _no_shared_matches(servers: Sequence[dict[str, Any]], paths: Sequence[Path])
         keys += [("name", _norm_name(n)) for n in (srv["id"], *match.get("names", ()))]
         for key in dict.fromkeys(keys):
             if key in seen:
-                raise CatalogError(f"{key[0]} {key[1]!r} is also claimed by {seen[key].name}; keep it in one file",
-                                   path=str(path), field="match")
+                raise CatalogError(
+                    f"{key[0]} {key[1]!r} is also claimed by {seen[key].name}; keep it in one file", path=str(path), field="match"
+                )
             seen[key] = path
 
 
@@ -149,8 +154,12 @@ def build_merged() -> str:
     paths = sorted(SERVERS_DIR.glob("*.yaml"))
     servers = [read_server_file(p) for p in paths]
     _no_shared_matches(servers, paths)
-    return json.dumps({"generated_by": "python -m signoff.policy.catalog_build", "servers": servers},
-                      sort_keys=True, separators=(",", ":")) + "\n"
+    return (
+        json.dumps(
+            {"generated_by": "python -m signoff.policy.catalog_build", "servers": servers}, sort_keys=True, separators=(",", ":")
+        )
+        + "\n"
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -161,8 +170,10 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if argv[:1] == ["--check"]:
         stale = not MERGED.exists() or MERGED.read_text() != text
-        print("catalog.json is stale: run python -m signoff.policy.catalog_build" if stale else "catalog.json is up to date",
-              file=sys.stderr)
+        print(
+            "catalog.json is stale: run python -m signoff.policy.catalog_build" if stale else "catalog.json is up to date",
+            file=sys.stderr,
+        )
         return 1 if stale else 0
     print("usage: python -m signoff.policy.catalog_build [--check]", file=sys.stderr)
     return 2

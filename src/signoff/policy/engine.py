@@ -30,6 +30,8 @@ from signoff.termsafe import one_line
 PRESETS = ("conservative", "balanced", "permissive")
 NO_POLICY = "none"
 """`--policy none`: the explicit pass-through (every call allowed and audited)."""
+
+
 @dataclass
 class RuleResult:
     """What one rule said about a call (for `policy explain`)."""
@@ -150,8 +152,14 @@ class Policy:
         if best is None or best_verdict is None:
             verdict = Verdict(defaults.decision)
             facts_out = () if verdict is Verdict.ALLOW else facts.facts()
-            return Decision(verdict, f"no rule matched; the default is {defaults.decision}", None, defaults.timeout,
-                            actions=actions, facts=facts_out)
+            return Decision(
+                verdict,
+                f"no rule matched; the default is {defaults.decision}",
+                None,
+                defaults.timeout,
+                actions=actions,
+                facts=facts_out,
+            )
         spec = best.spec
         reason = spec.reason or one_line(best.human_reason(call, facts, best_reason))
         return Decision(

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from signoff.model import Fact, ToolCall, canonical_json
-from signoff.termsafe import one_line
-from signoff.policy.understand import money, recipients, urls
 from signoff.policy.schema import PolicyFile
+from signoff.policy.understand import money, recipients, urls
 from signoff.policy.understand.recognize import Understanding, expand
-
+from signoff.termsafe import one_line
 
 
 class PolicyView(Protocol):
@@ -91,7 +90,9 @@ class Facts:
             if not labels:
                 return not chat
             if chat:  # a channel id is inside the workspace; phone numbers and addresses are judged as such
-                return any(external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels, strict=False))
+                return any(
+                    external and not recipients.is_channel(r) for r, (_, external) in zip(self.recipients(), labels, strict=False)
+                )
             return any(external for _, external in labels)
         return recipients.any_external(self.recipients(fields), self.policy.internal)
 
@@ -107,7 +108,9 @@ class Facts:
 
     def amount(self, fields: Mapping[str, Any] | None = None) -> Any:
         if fields and "amount" in fields:
-            return money.parse(fields["amount"], currency=fields.get("currency") if isinstance(fields.get("currency"), str) else None)
+            return money.parse(
+                fields["amount"], currency=fields.get("currency") if isinstance(fields.get("currency"), str) else None
+            )
         return self.u.amount()
 
     def facts(self) -> tuple[Fact, ...]:
@@ -141,7 +144,14 @@ class Facts:
                 out.append(Fact("sql", "sql", one_line(touch.why) or ("writes" if touch.writes else "reads only"), touch.writes))
             tables = u.tables()
             if tables:
-                out.append(Fact("table", "tables", one_line(", ".join(sorted(tables)), 200), touch.writes or bool(actions & {"database_write"})))
+                out.append(
+                    Fact(
+                        "table",
+                        "tables",
+                        one_line(", ".join(sorted(tables)), 200),
+                        touch.writes or bool(actions & {"database_write"}),
+                    )
+                )
         if "api_call" in actions or "url" in fields or "host" in fields:
             for host in sorted(u.hosts())[:4]:
                 external = not urls.is_internal(host, internal)
@@ -161,7 +171,7 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 def phrase(actions: set[str], facts: Facts, internal: tuple[str, ...]) -> str:
-    """"sends email to eve@evil.example (external)", "charges 2,500.00 USD", "rm -rf build/ deletes files"."""
+    """ "sends email to eve@evil.example (external)", "charges 2,500.00 USD", "rm -rf build/ deletes files"."""
     u = facts.u
     if actions & {"send_email", "send_message"}:
         people = facts.labelled_recipients()
@@ -192,6 +202,11 @@ def phrase(actions: set[str], facts: Facts, internal: tuple[str, ...]) -> str:
     if actions & {"file_write"}:
         paths = [p for p in u.role("path") if isinstance(p, str)]
         return f"writes {', '.join(paths[:2])}" if paths else "writes files"
-    names = {"deploy": "changes infrastructure", "access_change": "changes who has access", "sensitive_read": "reads secrets or credentials",
-             "shell": "runs a command", "unknown": "a tool signoff does not recognise (it may change things)"}
+    names = {
+        "deploy": "changes infrastructure",
+        "access_change": "changes who has access",
+        "sensitive_read": "reads secrets or credentials",
+        "shell": "runs a command",
+        "unknown": "a tool signoff does not recognise (it may change things)",
+    }
     return "; ".join(names[a] for a in sorted(actions) if a in names)

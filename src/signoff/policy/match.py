@@ -18,8 +18,17 @@ from signoff.policy.understand.arguments import pairs
 from signoff.policy.understand.recognize import VOCABULARY
 from signoff.policy.understand.sql import ALL_TABLES
 
-__all__ = ["ALL_TABLES", "BUILTIN_ACTIONS", "ANNOTATION_DEFAULTS", "annotations_match", "any_external", "effective_hint",
-           "email_domains", "glob_match", "hosts"]
+__all__ = [
+    "ALL_TABLES",
+    "BUILTIN_ACTIONS",
+    "ANNOTATION_DEFAULTS",
+    "annotations_match",
+    "any_external",
+    "effective_hint",
+    "email_domains",
+    "glob_match",
+    "hosts",
+]
 
 
 @dataclass(frozen=True)
@@ -29,8 +38,19 @@ class BuiltinAction:
     irreversible: bool = False
 
 
-IRREVERSIBLE = {"file_delete", "send_email", "send_message", "purchase", "payment", "refund", "database_write",
-                "database_delete", "shell", "deploy", "access_change"}
+IRREVERSIBLE = {
+    "file_delete",
+    "send_email",
+    "send_message",
+    "purchase",
+    "payment",
+    "refund",
+    "database_write",
+    "database_delete",
+    "shell",
+    "deploy",
+    "access_change",
+}
 BUILTIN_ACTIONS: dict[str, BuiltinAction] = {name: BuiltinAction(name in IRREVERSIBLE) for name in VOCABULARY}
 """Every action of the vocabulary; `on_timeout: allow` is refused for the irreversible ones."""
 

@@ -18,7 +18,9 @@ Match = Callable[[str, str, Mapping[str, Any]], bool]
 class MemoryCounter:
     """The same interface over an in-memory list, for tests and `policy explain --history`."""
 
-    def __init__(self, calls: list[tuple[float, str, str, Mapping[str, Any]]] | None = None, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self, calls: list[tuple[float, str, str, Mapping[str, Any]]] | None = None, *, clock: Callable[[], float] = time.time
+    ):
         self.calls = list(calls or [])
         self.clock = clock
 

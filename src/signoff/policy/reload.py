@@ -41,7 +41,9 @@ def check_shape(path: str) -> None:
 class PolicyHolder:
     """Holds the policy in force; `get()` returns it, reloading the file when it changed."""
 
-    def __init__(self, source: str, loader: Callable[[str], Any], *, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, source: str, loader: Callable[[str], Any], *, interval: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.source = source
         self.loader = loader
         self.interval = interval
@@ -94,8 +96,7 @@ class PolicyHolder:
         except ConfigError as exc:  # any failure: bytes that are not UTF-8, RecursionError, MemoryError,
             # a file removed or replaced mid-read, a directory in its place, EACCES...
             self.last_error = str(exc)
-            log.error("policy edit refused, keeping the last good policy (%s): %s", str(self.policy.hash)[:12],
-                      self.last_error)
+            log.error("policy edit refused, keeping the last good policy (%s): %s", str(self.policy.hash)[:12], self.last_error)
             return False
         self.policy = policy
         self.reloads += 1

@@ -60,14 +60,21 @@ def replay(policy: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[list[Change]
             continue
         given = row.get("arguments")
         arguments = given if isinstance(given, dict) else {}
-        call = ToolCall(row["server"], row["tool"], arguments, session=row.get("session") or "", client=row.get("client") or "",
-                        identity=_identity(row.get("identity")))
+        call = ToolCall(
+            row["server"],
+            row["tool"],
+            arguments,
+            session=row.get("session") or "",
+            client=row.get("client") or "",
+            identity=_identity(row.get("identity")),
+        )
         decision = policy.evaluate(call)
         now = decision.verdict.value
         counts[f"{was}→{now}"] += 1
         if now != was:
-            changes.append(Change(row["id"], str(row.get("time", "")), call.qualified, arguments, was, now,
-                                  decision.rule, decision.reason))
+            changes.append(
+                Change(row["id"], str(row.get("time", "")), call.qualified, arguments, was, now, decision.rule, decision.reason)
+            )
     return changes, counts
 
 

@@ -30,8 +30,14 @@ def recognised_actions(rule: str | None, actions: Iterable[str] = ()) -> tuple[s
     return ()
 
 
-def assess(rule: str | None, annotations: Mapping[str, Any] | None, arguments: Mapping[str, Any],
-           internal_domains: tuple[str, ...] = (), *, actions: Iterable[str] = ()) -> tuple[str, str]:
+def assess(
+    rule: str | None,
+    annotations: Mapping[str, Any] | None,
+    arguments: Mapping[str, Any],
+    internal_domains: tuple[str, ...] = (),
+    *,
+    actions: Iterable[str] = (),
+) -> tuple[str, str]:
     """(level, why) for one held call."""
     annotations = annotations or {}
     found = recognised_actions(rule, actions)

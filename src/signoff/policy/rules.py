@@ -10,24 +10,45 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from signoff.policy import match as pm
 from signoff.durations import format_duration
 from signoff.errors import PolicyError
 from signoff.model import ToolCall, Verdict
+from signoff.policy import match as pm
 from signoff.policy.facts import Facts, PolicyView, phrase
 from signoff.policy.schema import PolicyFile, Rule
 from signoff.policy.understand import urls
 
 IDENTITY_NAMES = ("agent", "machine", "owner")
 """Who made the call, as signoff set it (model.Identity): never read from the arguments."""
-BUILTIN_NAMES = {"args", "fields", "tool", "server", "session", "annotations", "recipient_is_external", "url_is_external",
-                 "amount", "currency", "recipients", "hosts", "actions", "tables", "destructive", "read_only",
-                 *IDENTITY_NAMES}
+BUILTIN_NAMES = {
+    "args",
+    "fields",
+    "tool",
+    "server",
+    "session",
+    "annotations",
+    "recipient_is_external",
+    "url_is_external",
+    "amount",
+    "currency",
+    "recipients",
+    "hosts",
+    "actions",
+    "tables",
+    "destructive",
+    "read_only",
+    *IDENTITY_NAMES,
+}
 ANY_ACTION = {"*", "all", "any"}
 """`action: "*"`: any action at all, including a tool nothing recognises (but not a pure read)."""
-SEED_CONDITIONS = {"is_external": "recipient_is_external", "external_recipient": "recipient_is_external",
-                   "recipient_external": "recipient_is_external", "external": "recipient_is_external || url_is_external",
-                   "is_destructive": "destructive", "url_external": "url_is_external"}
+SEED_CONDITIONS = {
+    "is_external": "recipient_is_external",
+    "external_recipient": "recipient_is_external",
+    "recipient_external": "recipient_is_external",
+    "external": "recipient_is_external || url_is_external",
+    "is_destructive": "destructive",
+    "url_external": "url_is_external",
+}
 """Plausible spellings of the built-in predicates in seed-style policies."""
 MAX_PREDICATE_DEPTH = 8
 CEL_ERRORS = (RuntimeError, TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
@@ -65,7 +86,9 @@ def compile_predicates(spec: PolicyFile, source: str, locator: Any) -> dict[str,
     for name, text in spec.predicates.items():
         line = locator.line_of(("predicates", name)) if locator else None
         if name in BUILTIN_NAMES:
-            raise PolicyError(f"{name!r} is a built-in name; rename the predicate", path=source, line=line, field=f"predicates.{name}")
+            raise PolicyError(
+                f"{name!r} is a built-in name; rename the predicate", path=source, line=line, field=f"predicates.{name}"
+            )
         programs[name] = _compile_cel(text, source=source, line=line, field=f"predicates.{name}")
     return programs
 
@@ -84,18 +107,24 @@ def compile_rule(index: int, rule: Rule, policy: PolicyView, source: str, locato
             raise PolicyError(
                 f"action {name!r} has no `actions:` entry and no built-in meaning; map it to tools under "
                 f"`actions: {{{name}: {{tools: [...]}}}}` (built-in: {', '.join(VOCABULARY)}, or * for any)",
-                path=source, line=where("action"), field=f"{field_prefix}.action",
+                path=source,
+                line=where("action"),
+                field=f"{field_prefix}.action",
             )
     action_defs = {name: spec.actions[name] for name in rule.actions if name in spec.actions}
     action_def = next(iter(action_defs.values()), None)
-    builtin = next((pm.BUILTIN_ACTIONS[a] for a in rule.actions if a in pm.BUILTIN_ACTIONS and pm.BUILTIN_ACTIONS[a].irreversible),
-                   pm.BuiltinAction(True) if set(rule.actions) & ANY_ACTION else None)
+    builtin = next(
+        (pm.BUILTIN_ACTIONS[a] for a in rule.actions if a in pm.BUILTIN_ACTIONS and pm.BUILTIN_ACTIONS[a].irreversible),
+        pm.BuiltinAction(True) if set(rule.actions) & ANY_ACTION else None,
+    )
     what = _irreversible(rule, action_def, builtin)
     if what and (rule.on_timeout or spec.defaults.on_timeout) == "allow":
         line = where("on_timeout") if rule.on_timeout else locator.line_of(("defaults", "on_timeout")) if locator else None
         raise PolicyError(
             f"on_timeout: allow is refused for {what} (a timeout must not do what nobody approved); use on_timeout: deny",
-            path=source, line=line, field=f"{field_prefix}.on_timeout" if rule.on_timeout else "defaults.on_timeout",
+            path=source,
+            line=line,
+            field=f"{field_prefix}.on_timeout" if rule.on_timeout else "defaults.on_timeout",
         )
     program = None
     if rule.condition:
@@ -175,7 +204,9 @@ class CompiledRule:
             return None
         wanted = ", ".join(self.spec.actions)
         if self.by_tools and not (self.builtin_actions | (set(self.action_defs) - set(self.by_tools))):
-            return f"{call.qualified} is not one of action {wanted}'s tools {[g for d in self.by_tools.values() for g in d.tools]}"
+            return (
+                f"{call.qualified} is not one of action {wanted}'s tools {[g for d in self.by_tools.values() for g in d.tools]}"
+            )
         known = f"{profile.source}: {', '.join(sorted(profile.actions)) or 'reads only'}"
         return f"{call.qualified} does not look like action {wanted} ({known})"
 
@@ -220,8 +251,9 @@ class CompiledRule:
         spec = self.spec
         verdict = self.verdict
         reasons: list[str] = []  # the tool part of the reason is added by the caller, for the winner only
-        if self.actions and not (self.by_tools and any(any(pm.glob_match(g, call.server, call.tool) for g in d.tools)
-                                                       for d in self.by_tools.values())):
+        if self.actions and not (
+            self.by_tools and any(any(pm.glob_match(g, call.server, call.tool) for g in d.tools) for d in self.by_tools.values())
+        ):
             hit = self._hit(facts)
             if not hit:
                 found = ", ".join(sorted(facts.u.actions())) or "only reads"
@@ -303,8 +335,10 @@ class CompiledRule:
                     return False
                 return bool(expand(policy.understand(other).u.actions()) & wanted)
         else:
+
             def same(server: str, tool: str, arguments: Mapping[str, Any]) -> bool:
                 return server == call.server and tool == call.tool
+
         try:
             count = counter.count(rate.per, same)
         except Exception as exc:  # noqa: BLE001 - the counter reads a store; fail closed on any failure
@@ -374,8 +408,11 @@ class CompiledRule:
                 context[name] = float(amount.value) if amount is not None else call.arguments.get("amount")
             elif name == "currency":
                 amount = facts.amount(fields)
-                context[name] = (amount.currency if amount is not None and amount.currency else
-                                 fields.get("currency", call.arguments.get("currency", "")))
+                context[name] = (
+                    amount.currency
+                    if amount is not None and amount.currency
+                    else fields.get("currency", call.arguments.get("currency", ""))
+                )
             elif name == "recipients":
                 context[name] = [r.address or r.text for r in facts.recipients(fields)]
             elif name == "hosts":
@@ -397,12 +434,13 @@ def _host_match(patterns: tuple[str, ...], hosts: frozenset[str]) -> str | None:
     """A host matching one of the globs; an unparseable host matches every list."""
     import fnmatch
 
-
     if urls.UNPARSEABLE in hosts:
         return "a URL host could not be read: it counts as matching every domain"
     for host in sorted(hosts):
         for pattern in patterns:
-            if fnmatch.fnmatchcase(host, urls.normalize_domain(pattern) if "*" not in pattern and "?" not in pattern else pattern.lower()):
+            if fnmatch.fnmatchcase(
+                host, urls.normalize_domain(pattern) if "*" not in pattern and "?" not in pattern else pattern.lower()
+            ):
                 return f"host {host} matches {pattern}"
     return None
 

@@ -224,8 +224,10 @@ class Rule(_Strict):
     @model_validator(mode="after")
     def _holds_for_approvers(self) -> Rule:
         if self.decision != "ask" and (self.approvers or self.quorum != 1 or self.not_self):
-            raise ValueError(f"approvers, quorum and not_self only apply to held calls; this rule's decision is "
-                             f"{self.decision} (remove them, or use decision: ask)")
+            raise ValueError(
+                f"approvers, quorum and not_self only apply to held calls; this rule's decision is "
+                f"{self.decision} (remove them, or use decision: ask)"
+            )
         return self
 
     def requirements(self) -> ApprovalRequirements:

@@ -105,8 +105,12 @@ class EraDetect(Envelopes):
             await self.ctx.ensure_running(up, replay=False)
             answer = await self.ctx.request_upstream(up, "server/discover", {"_meta": dict(env)}, timeout=up.spec.startup_timeout)
             modern = isinstance(answer.get("result"), dict)
-            log.info("%s speaks %s; %s", up.name, MODERN_VERSION if modern else "the handshake revisions",
-                     "relaying untouched" if modern else "bridging for a 2026-07-28 client")
+            log.info(
+                "%s speaks %s; %s",
+                up.name,
+                MODERN_VERSION if modern else "the handshake revisions",
+                "relaying untouched" if modern else "bridging for a 2026-07-28 client",
+            )
             if self.chosen is None:
                 self.chosen = Envelopes(self.ctx) if modern else EraBridge(self.ctx)
                 self.replace_with(self.chosen)
@@ -192,9 +196,7 @@ class EraBridge(Envelopes):
         """The upstream asked the client something: suspend the call it belongs to and ask by result."""
         assert up is not None
         pending = self.ctx.pending[up]
-        owner = next(
-            (k for k, p in reversed(list(pending.items())) if p.method in RESUMABLE and p.client_id is not None), None
-        )
+        owner = next((k for k, p in reversed(list(pending.items())) if p.method in RESUMABLE and p.client_id is not None), None)
         if owner is None:
             log.warning("%s sent %s outside any call; a 2026-07-28 client cannot be asked", up.name, msg["method"])
             await up.send(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND, "the client cannot take requests here"))

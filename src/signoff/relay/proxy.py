@@ -44,8 +44,15 @@ log = logging.getLogger("signoff.proxy")
 class Proxy(SessionContext):
     """One client session relayed to its upstreams through its stack of layers."""
 
-    def __init__(self, specs: list[ServerSpec], send: SendFn, gate: Gate | None = None, *, namespaced: bool | None = None,
-                 upstreams: list[Upstream] | None = None):
+    def __init__(
+        self,
+        specs: list[ServerSpec],
+        send: SendFn,
+        gate: Gate | None = None,
+        *,
+        namespaced: bool | None = None,
+        upstreams: list[Upstream] | None = None,
+    ):
         if not specs:
             raise ValueError("at least one upstream is required")
         super().__init__(upstreams or [make_upstream(spec) for spec in specs], send, gate)

@@ -94,6 +94,9 @@ class ClientLink:
         held = {k: v for k, v in (self.msg.get("params") or {}).items() if k not in ("requestState", "inputResponses")}
         self.round = Round(held_id, self.call, held, self.ctx.gate.policy_hash())
         self.rounds[state] = self.round
-        result = {"resultType": "input_required", "requestState": state,
-                  "inputRequests": {INPUT_KEY: {"method": method, "params": params}}}
+        result = {
+            "resultType": "input_required",
+            "requestState": state,
+            "inputRequests": {INPUT_KEY: {"method": method, "params": params}},
+        }
         await self.ctx.send_client(jsonrpc.result(self.msg["id"], result))

@@ -13,13 +13,33 @@ import re
 import unicodedata
 from typing import Any
 
-CLIENT_METHODS = frozenset({
-    "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
-    "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
-    "completion/complete", "logging/setLevel", "server/discover", "tasks/get", "tasks/result", "tasks/list",
-    "tasks/cancel", "notifications/initialized", "notifications/cancelled", "notifications/progress",
-    "notifications/roots/list_changed", "notifications/tasks/status",
-})
+CLIENT_METHODS = frozenset(
+    {
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "prompts/list",
+        "prompts/get",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "completion/complete",
+        "logging/setLevel",
+        "server/discover",
+        "tasks/get",
+        "tasks/result",
+        "tasks/list",
+        "tasks/cancel",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+        "notifications/tasks/status",
+    }
+)
 """Methods a client sends; anything else is relayed unless it imitates `tools/call`."""
 
 

@@ -30,9 +30,9 @@ import anyio
 import anyio.abc
 
 from signoff import __version__
+from signoff.errors import UpstreamCrashed, UpstreamError, UpstreamStartError
 from signoff.relay import jsonrpc
 from signoff.relay.eras import HANDSHAKE_VERSIONS
-from signoff.errors import UpstreamCrashed, UpstreamError, UpstreamStartError
 from signoff.relay.upstream import ServerSpec, Upstream, make_upstream
 
 log = logging.getLogger("signoff.share")
@@ -80,7 +80,9 @@ class Hub:
             return False
         return self.init_result is not None and params.get("protocolVersion") in (HANDSHAKE_VERSIONS[-1], self.version)
 
-    async def launch(self, tg: anyio.abc.TaskGroup, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def launch(
+        self, tg: anyio.abc.TaskGroup, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Start at launch: `started` once the process runs (it boots while signoff loads its
         policy), `ready` once the handshake is done or failed; sessions wait on `ready`."""
         self._tg = tg
@@ -107,8 +109,11 @@ class Hub:
             await self._handshake()
 
     async def _handshake(self) -> None:
-        params = {"protocolVersion": HANDSHAKE_VERSIONS[-1], "capabilities": {},
-                  "clientInfo": {"name": "signoff (shared)", "version": __version__}}
+        params = {
+            "protocolVersion": HANDSHAKE_VERSIONS[-1],
+            "capabilities": {},
+            "clientInfo": {"name": "signoff (shared)", "version": __version__},
+        }
         with anyio.fail_after(self.spec.startup_timeout):
             answer = await self._request("initialize", params)
         if not isinstance(answer.get("result"), dict):
@@ -160,8 +165,11 @@ class Hub:
             if msg["method"] == "ping":
                 await self.up.send(jsonrpc.result(msg["id"], {}))
             else:
-                await self.up.send(jsonrpc.error(msg["id"], jsonrpc.METHOD_NOT_FOUND,
-                                                 "signoff shares this server between sessions: no client can be asked"))
+                await self.up.send(
+                    jsonrpc.error(
+                        msg["id"], jsonrpc.METHOD_NOT_FOUND, "signoff shares this server between sessions: no client can be asked"
+                    )
+                )
             return
         if kind != jsonrpc.NOTIFICATION:
             return
@@ -290,7 +298,9 @@ class Port(Upstream):
                 self.hub.routes.pop(inner, None)
                 if self.hub.up.alive:
                     try:
-                        await self.hub.up.send(jsonrpc.notification("notifications/cancelled", {"requestId": inner, "reason": "session ended"}))
+                        await self.hub.up.send(
+                            jsonrpc.notification("notifications/cancelled", {"requestId": inner, "reason": "session ended"})
+                        )
                     except UpstreamError:
                         break
             self.out.clear()
@@ -302,6 +312,8 @@ class Port(Upstream):
                     if not ports and self.hub.up.alive:
                         del self.hub.subscribers[uri]
                         try:
-                            await self.hub.up.send(jsonrpc.request(f"hub-{next(self.hub.seq)}", "resources/unsubscribe", {"uri": uri}))
+                            await self.hub.up.send(
+                                jsonrpc.request(f"hub-{next(self.hub.seq)}", "resources/unsubscribe", {"uri": uri})
+                            )
                         except UpstreamError:
                             pass

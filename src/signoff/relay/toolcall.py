@@ -29,6 +29,7 @@ from signoff.relay.upstream import Upstream
 
 log = logging.getLogger("signoff.proxy")
 
+
 class ToolCallGate(Layer):
     """Decides every tools/call; everything else passes through."""
 
@@ -61,16 +62,24 @@ class ToolCallGate(Layer):
         here before anything else reads it (no translation, no routing)."""
         method = msg["method"]
         if why is None:
-            why = ("a tools/call notification (no id) cannot be held or answered" if kind == jsonrpc.NOTIFICATION
-                   else f"method {method[:60]!r} imitates tools/call")
+            why = (
+                "a tools/call notification (no id) cannot be held or answered"
+                if kind == jsonrpc.NOTIFICATION
+                else f"method {method[:60]!r} imitates tools/call"
+            )
         given = msg.get("params")
         params = given if isinstance(given, dict) else {}
         named = params.get("name")
         name = named if isinstance(named, str) else "?"
         target = self.router.route(name) or (self.ctx.upstreams[0], name)
         arguments = params.get("arguments")
-        call = ToolCall(server=target[0].name, tool=target[1], session=self.ctx.session.id,
-                        client=self.ctx.session.client_name, arguments=arguments if isinstance(arguments, dict) else {})
+        call = ToolCall(
+            server=target[0].name,
+            tool=target[1],
+            session=self.ctx.session.id,
+            client=self.ctx.session.client_name,
+            arguments=arguments if isinstance(arguments, dict) else {},
+        )
         log.warning("refused %s: %s", call.qualified, why)
         self.ctx.gate.refused(call, f"refused by signoff: {why}")
         if kind == jsonrpc.REQUEST and method != "tools/call":
@@ -91,16 +100,21 @@ class ToolCallGate(Layer):
         up, tool = target
         arguments = params.get("arguments")
         why = odd_tool_name(tool, self.ctx.tools[up.name]) or (
-            None if arguments is None or isinstance(arguments, dict) else "tools/call arguments must be an object")
+            None if arguments is None or isinstance(arguments, dict) else "tools/call arguments must be an object"
+        )
         if why is not None:
             await self.refuse_shape(msg, jsonrpc.REQUEST, why)
             return
         state = params.get("requestState")
         presented = self.rounds.pop(state, None) if isinstance(state, str) else None  # single use, even if refused
         call = ToolCall(
-            server=up.name, tool=tool, arguments=arguments if isinstance(arguments, dict) else {},
-            annotations=self.ctx.tools[up.name].get(tool, {}), session=self.ctx.session.id,
-            client=self.ctx.session.client_name, input_schema=self.ctx.schemas[up.name].get(tool),
+            server=up.name,
+            tool=tool,
+            arguments=arguments if isinstance(arguments, dict) else {},
+            annotations=self.ctx.tools[up.name].get(tool, {}),
+            session=self.ctx.session.id,
+            client=self.ctx.session.client_name,
+            input_schema=self.ctx.schemas[up.name].get(tool),
         )
         if presented is not None:  # a stateless client answering an approval dialog
             self.ctx.start_soon(self._resume, up, msg, call, presented)
@@ -112,8 +126,9 @@ class ToolCallGate(Layer):
             self.ctx.held[request_id] = scope = anyio.CancelScope()  # now: a cancel or a reused id may follow at once
             self.ctx.start_soon(self._hold, up, raw, msg, call, admission, scope)
 
-    async def _hold(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, pending: Admission,
-                    scope: anyio.CancelScope) -> None:
+    async def _hold(
+        self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, pending: Admission, scope: anyio.CancelScope
+    ) -> None:
         token = ((msg.get("params") or {}).get("_meta") or {}).get("progressToken")
 
         async def progress(waited: float, message: str) -> None:
@@ -144,11 +159,15 @@ class ToolCallGate(Layer):
         if why is not None:
             log.warning("refused a retry of held call %s: %s", current.held_id, why)
             self.ctx.gate.refused(retry, f"refused by signoff: {why}")
-            await self.ctx.send_client(self.ctx.tool_error(
-                msg["id"], f"This tool call was refused: {why}. Make the call again without requestState; "
-                "it will be checked (and held) afresh."))
+            await self.ctx.send_client(
+                self.ctx.tool_error(
+                    msg["id"],
+                    f"This tool call was refused: {why}. Make the call again without requestState; "
+                    "it will be checked (and held) afresh.",
+                )
+            )
             return
-        answer = ((msg.get("params") or {}).get("inputResponses") or {})
+        answer = (msg.get("params") or {}).get("inputResponses") or {}
         answer = answer.get(INPUT_KEY) if isinstance(answer, dict) else None
         if answer is not None and not current.done.is_set():
             await self.ctx.gate.client_answer(current.held_id, {"result": answer})
@@ -162,8 +181,7 @@ class ToolCallGate(Layer):
             params.pop("_meta", None)
         await self._admitted(up, None, {**msg, "params": params}, current.call, current.admission)
 
-    async def _admitted(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall,
-                        admission: Admission) -> None:
+    async def _admitted(self, up: Upstream, raw: bytes | None, msg: dict[str, Any], call: ToolCall, admission: Admission) -> None:
         """The call's one continuation: refused, or forwarded with exactly what was judged."""
         if not admission.allowed:
             await self.ctx.send_client(self.ctx.tool_error(msg["id"], admission.text))

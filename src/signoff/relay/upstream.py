@@ -24,8 +24,8 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from signoff.relay import jsonrpc
 from signoff.errors import UpstreamCrashed, UpstreamError, UpstreamStartError
+from signoff.relay import jsonrpc
 
 log = logging.getLogger("signoff.upstream")
 
@@ -133,8 +133,7 @@ class StdioUpstream(Upstream):
         except FileNotFoundError:
             raise self.failure(
                 UpstreamStartError,
-                f"could not start upstream {spec.label}: command {spec.command!r} not found; "
-                "check the command and PATH",
+                f"could not start upstream {spec.label}: command {spec.command!r} not found; check the command and PATH",
             ) from None
         except OSError as exc:
             raise self.failure(UpstreamStartError, f"could not start upstream {spec.label}: {exc}") from None
@@ -264,9 +263,9 @@ class HttpUpstream(Upstream):
             raise self.failure(UpstreamStartError, f"could not connect to upstream {self.spec.label}") from None
 
     async def _run(self, generation: int, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        import httpx2  # the SDK's HTTP client library (its own factory is private)
         from mcp.client.sse import sse_client
         from mcp.client.streamable_http import streamable_http_client
-        import httpx2  # the SDK's HTTP client library (its own factory is private)
 
         spec = self.spec
         error: UpstreamError = self.failure(UpstreamCrashed, f"upstream {spec.label} closed the connection")
@@ -289,7 +288,11 @@ class HttpUpstream(Upstream):
                             self._stderr.append(f"transport error: {item}")
                             continue
                         message = item.message.model_dump(by_alias=True, mode="json", exclude_none=True)
-                        if self._initialize_id is not None and message.get("id") == self._initialize_id and "method" not in message:
+                        if (
+                            self._initialize_id is not None
+                            and message.get("id") == self._initialize_id
+                            and "method" not in message
+                        ):
                             version = (message.get("result") or {}).get("protocolVersion")
                             self.protocol_version = version if isinstance(version, str) else None
                             self._initialize_id = None

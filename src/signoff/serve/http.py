@@ -23,15 +23,15 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from signoff.gate import Gate, GateLoader
 from signoff.relay import jsonrpc
 from signoff.relay.eras import HANDSHAKE_VERSIONS, KNOWN_VERSIONS
-from signoff.gate import Gate, GateLoader
-from signoff.serve.http_guard import Guard, HttpOptions, Refusal
-from signoff.serve.http_sessions import AbandonHook, Session, StatelessSession, cancel_abandoned
-from signoff.serve.http_streams import EventStream, Lost, parse_event_id
 from signoff.relay.proxy import Proxy
 from signoff.relay.share import Hub, Port
 from signoff.relay.upstream import ServerSpec, Upstream, make_upstream
+from signoff.serve.http_guard import Guard, HttpOptions, Refusal
+from signoff.serve.http_sessions import AbandonHook, Session, StatelessSession, cancel_abandoned
+from signoff.serve.http_streams import EventStream, Lost, parse_event_id
 
 log = logging.getLogger("signoff.http")
 
@@ -88,8 +88,14 @@ def _bad_request(message: str, request_id: Any = None, code: int = jsonrpc.INVAL
 class HttpDownstream:
     """The ASGI app: sessions at /mcp, each relayed to its own (or a shared) upstream."""
 
-    def __init__(self, specs: list[ServerSpec], gate_factory: Callable[[], Gate] | None = None, options: HttpOptions | None = None,
-                 *, loader: GateLoader | None = None):
+    def __init__(
+        self,
+        specs: list[ServerSpec],
+        gate_factory: Callable[[], Gate] | None = None,
+        options: HttpOptions | None = None,
+        *,
+        loader: GateLoader | None = None,
+    ):
         """`loader` (loads the policy, opens the store) runs in a worker thread once the shared
         upstreams are spawned and the socket listens, so `initialize` is answered meanwhile; a call
         made before it finished waits for it, and a broken policy stops signoff before any call is
@@ -134,8 +140,7 @@ class HttpDownstream:
         except Refusal as refusal:
             if refusal.status >= 500 or refusal.status in (401, 403, 421):
                 log.warning("refused %s %s: %s", method, scope["path"][:100], refusal)
-            await respond(send, refusal.status, jsonrpc.error(refusal.request_id, refusal.code, str(refusal)),
-                          refusal.headers)
+            await respond(send, refusal.status, jsonrpc.error(refusal.request_id, refusal.code, str(refusal)), refusal.headers)
         except Disconnected:
             pass
 
@@ -168,7 +173,9 @@ class HttpDownstream:
         version = headers.get("mcp-protocol-version")
         if version is not None and version not in HANDSHAKE_VERSIONS:
             if version not in KNOWN_VERSIONS:
-                raise _bad_request(f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r}; supported: {', '.join(KNOWN_VERSIONS)}")
+                raise _bad_request(
+                    f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r}; supported: {', '.join(KNOWN_VERSIONS)}"
+                )
             await self._relay(await self._stateless_session(), messages, None, receive, send, {})
             return
         extra: dict[str, str] = {}
@@ -185,13 +192,24 @@ class HttpDownstream:
         if init.get("method") != "initialize" or "id" not in init:
             raise _bad_request("Bad Request: no Mcp-Session-Id header; start a session with an initialize request")
         params = init.get("params")
-        if (not isinstance(params, dict) or not isinstance(params.get("protocolVersion"), str)
-                or not isinstance(params.get("capabilities", {}), dict) or not isinstance(params.get("clientInfo", {}), dict)):
-            raise _bad_request("Invalid params: initialize needs protocolVersion, capabilities and clientInfo",
-                               init.get("id"), jsonrpc.INVALID_PARAMS)
+        if (
+            not isinstance(params, dict)
+            or not isinstance(params.get("protocolVersion"), str)
+            or not isinstance(params.get("capabilities", {}), dict)
+            or not isinstance(params.get("clientInfo", {}), dict)
+        ):
+            raise _bad_request(
+                "Invalid params: initialize needs protocolVersion, capabilities and clientInfo",
+                init.get("id"),
+                jsonrpc.INVALID_PARAMS,
+            )
         if len(self.sessions) >= self.options.max_sessions:
-            raise Refusal(503, f"Service Unavailable: {self.options.max_sessions} sessions are open (the limit); "
-                          "end one with DELETE or retry later", headers={"retry-after": "5"})
+            raise Refusal(
+                503,
+                f"Service Unavailable: {self.options.max_sessions} sessions are open (the limit); "
+                "end one with DELETE or retry later",
+                headers={"retry-after": "5"},
+            )
         session = Session(secrets.token_hex(16), priming=params["protocolVersion"] >= "2025-11-25")
         self.sessions[session.id] = session  # counted against the cap from now on
         try:
@@ -232,16 +250,27 @@ class HttpDownstream:
                 self._stateless = session
             return self._stateless
 
-    async def _relay(self, session: Session, messages: list[dict[str, Any]], raw: bytes | None,
-                     receive: Receive, send: Send, extra: dict[str, str]) -> None:
+    async def _relay(
+        self,
+        session: Session,
+        messages: list[dict[str, Any]],
+        raw: bytes | None,
+        receive: Receive,
+        send: Send,
+        extra: dict[str, str],
+    ) -> None:
         """Hand the frames to the relay (as stdio does) and answer the POST."""
         requests = [m for m in messages if "method" in m and "id" in m]
         ids = [m["id"] for m in requests]
         if session.reuses_ids(ids):
             raise _bad_request("Invalid Request: a request with this id is already in flight", ids[0])
         if len(session.by_request) + len(ids) > self.options.max_in_flight:
-            raise Refusal(429, f"Too Many Requests: {self.options.max_in_flight} requests of this session are unanswered",
-                          code=jsonrpc.INVALID_REQUEST, headers={"retry-after": "1"})
+            raise Refusal(
+                429,
+                f"Too Many Requests: {self.options.max_in_flight} requests of this session are unanswered",
+                code=jsonrpc.INVALID_REQUEST,
+                headers={"retry-after": "1"},
+            )
         stream, relayed = session.open_post(requests) if requests else (None, [])
         inner = iter(relayed)
         for message in messages:
@@ -255,8 +284,18 @@ class HttpDownstream:
 
     # ------------------------------------------------------------------ answering: JSON or SSE
 
-    async def _answer(self, session: Session, stream: EventStream, seen: int, receive: Receive, send: Send,
-                      extra: dict[str, str], *, json_ok: bool, started: bool = False) -> None:
+    async def _answer(
+        self,
+        session: Session,
+        stream: EventStream,
+        seen: int,
+        receive: Receive,
+        send: Send,
+        extra: dict[str, str],
+        *,
+        json_ok: bool,
+        started: bool = False,
+    ) -> None:
         """Write `stream` from event `seen` on until it is done or the client goes away."""
         gone = anyio.Event()
 
@@ -289,8 +328,9 @@ class HttpDownstream:
                 with anyio.CancelScope(shield=True):
                     await session.stream_dropped(stream, self.on_abandoned)
 
-    async def _write(self, stream: EventStream, seen: int, send: Send, extra: dict[str, str], gone: anyio.Event,
-                     json_ok: bool, started: bool) -> int:
+    async def _write(
+        self, stream: EventStream, seen: int, send: Send, extra: dict[str, str], gone: anyio.Event, json_ok: bool, started: bool
+    ) -> int:
         while not gone.is_set():
             pending = stream.after(seen)
             if not started and pending:
@@ -318,16 +358,23 @@ class HttpDownstream:
 
     async def _get(self, headers: dict[str, str], receive: Receive, send: Send) -> None:
         if headers.get("mcp-protocol-version") not in (None, *HANDSHAKE_VERSIONS):
-            raise Refusal(405, "Method Not Allowed: a stateless client has no GET stream", code=jsonrpc.INVALID_REQUEST,
-                          headers={"allow": "POST"})
+            raise Refusal(
+                405,
+                "Method Not Allowed: a stateless client has no GET stream",
+                code=jsonrpc.INVALID_REQUEST,
+                headers={"allow": "POST"},
+            )
         session = self._session(headers)
         last = headers.get("last-event-id")
         if last is not None:
             parsed = parse_event_id(last)
             stream = session.streams.get(parsed[0]) if parsed else None
             if stream is None or parsed is None:
-                raise Refusal(404, "Not Found: no stream to resume with this Last-Event-ID (it ended or expired)",
-                              code=jsonrpc.INVALID_REQUEST)
+                raise Refusal(
+                    404,
+                    "Not Found: no stream to resume with this Last-Event-ID (it ended or expired)",
+                    code=jsonrpc.INVALID_REQUEST,
+                )
             seen = parsed[1]
             try:
                 stream.after(seen)
@@ -343,7 +390,9 @@ class HttpDownstream:
         """A GET always streams: start the response now, then write as for a POST."""
         head = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": head})
-        await send({"type": "http.response.body", "body": stream.prime(seen) if session.priming else b": stream\n\n", "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": stream.prime(seen) if session.priming else b": stream\n\n", "more_body": True}
+        )
         await self._answer(session, stream, seen, receive, send, {}, json_ok=False, started=True)
 
     # ------------------------------------------------------------------ housekeeping and serving

@@ -9,9 +9,9 @@ machine, 401 without the right bearer token, 415/406 for a wrong Content-Type/Ac
 
 from __future__ import annotations
 
-import itertools
 import hmac
 import ipaddress
+import itertools
 import logging
 import os
 import socket
@@ -33,8 +33,9 @@ FORBIDDEN = -32000
 class Refusal(Exception):
     """A request refused before it reached the relay: an HTTP status and one line saying why."""
 
-    def __init__(self, status: int, message: str, *, code: int = FORBIDDEN, headers: dict[str, str] | None = None,
-                 request_id: Any = None):
+    def __init__(
+        self, status: int, message: str, *, code: int = FORBIDDEN, headers: dict[str, str] | None = None, request_id: Any = None
+    ):
         super().__init__(message)
         self.status, self.code, self.headers, self.request_id = status, code, headers or {}, request_id
 
@@ -202,9 +203,15 @@ def options_from_cli(host: str, given: dict[str, Any]) -> tuple[HttpOptions, str
                 raise ConfigError(f"must be at least 1, got {given[key]}", field="--http-" + key.replace("_", "-"))
             setattr(options, key, given[key])
     if not is_loopback(host):
-        log.warning("serving on %s: the MCP endpoint is reachable from other machines; only requests naming this "
-                    "machine's own addresses or names (or --allow-host entries) are served", host)
+        log.warning(
+            "serving on %s: the MCP endpoint is reachable from other machines; only requests naming this "
+            "machine's own addresses or names (or --allow-host entries) are served",
+            host,
+        )
         if token is None:
-            log.warning("NO AUTHENTICATION: anyone who can reach %s can call the wrapped tools; "
-                        "set --auth-token-file or SIGNOFF_HTTP_TOKEN", host)
+            log.warning(
+                "NO AUTHENTICATION: anyone who can reach %s can call the wrapped tools; "
+                "set --auth-token-file or SIGNOFF_HTTP_TOKEN",
+                host,
+            )
     return options, share

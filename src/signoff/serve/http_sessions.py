@@ -36,7 +36,9 @@ async def cancel_abandoned(session: Session, request_ids: list[Any]) -> None:
     """Default for a dropped, unresumed stream: the client stopped waiting, so withdraw its calls."""
     for request_id in request_ids:
         log.info("session %s: request %r withdrawn: its stream dropped and was not resumed", session.id[:8], request_id)
-        note = jsonrpc.notification("notifications/cancelled", {"requestId": request_id, "reason": "the client's stream dropped and was not resumed"})
+        note = jsonrpc.notification(
+            "notifications/cancelled", {"requestId": request_id, "reason": "the client's stream dropped and was not resumed"}
+        )
         await session.proxy.from_client(None, note)
 
 

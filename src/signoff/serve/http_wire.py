@@ -21,7 +21,9 @@ import httptools
 
 log = logging.getLogger("signoff.http")
 
-App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+App = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]
+]
 MAX_HEADER_BYTES = 64 * 1024
 KEEPALIVE_S = 5.0
 """An idle connection (no request in progress) is closed after this long."""
@@ -183,8 +185,14 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         url = httptools.parse_url(self.url)
-        scope = {"type": "http", "http_version": self.parser.get_http_version(), "method": self.parser.get_method().decode("ascii"),
-                 "path": url.path.decode("latin-1"), "query_string": url.query or b"", "headers": self.headers}
+        scope = {
+            "type": "http",
+            "http_version": self.parser.get_http_version(),
+            "method": self.parser.get_method().decode("ascii"),
+            "path": url.path.decode("latin-1"),
+            "query_string": url.query or b"",
+            "headers": self.headers,
+        }
         expect = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
         request = _Request(self, scope, expect)
         request.keep_alive = self.parser.should_keep_alive()
@@ -274,8 +282,10 @@ class _Connection(asyncio.Protocol):
 
     def _reject(self, status: int, why: bytes) -> None:
         if self.current is None and self.transport is not None:
-            self.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
-                       % (status, REASONS[status], len(why), why))
+            self.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+                % (status, REASONS[status], len(why), why)
+            )
         if self.transport is not None:
             self.transport.close()
 

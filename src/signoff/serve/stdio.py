@@ -19,9 +19,9 @@ from typing import Any
 
 import anyio
 
-from signoff.relay import jsonrpc
 from signoff.errors import SignoffError
 from signoff.gate import GateLoader
+from signoff.relay import jsonrpc
 from signoff.relay.proxy import Proxy
 from signoff.relay.upstream import MAX_FRAME, ServerSpec
 
@@ -162,8 +162,10 @@ def check_stdio() -> None:
     """Standard input and output must be open: an MCP client talks to signoff over them."""
     for name, stream in (("standard input", sys.stdin), ("standard output", sys.stdout)):
         if stream is None:
-            raise SignoffError(f"{name} is closed: `signoff run` serves an MCP client on stdin/stdout; "
-                               "start it from the client's configuration (or use --http)")
+            raise SignoffError(
+                f"{name} is closed: `signoff run` serves an MCP client on stdin/stdout; "
+                "start it from the client's configuration (or use --http)"
+            )
 
 
 def _pollable(fd: int) -> bool:

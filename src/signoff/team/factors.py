@@ -132,15 +132,24 @@ class SignIn:
 
     def registration_options(self, person: Person, rp_id: str) -> str:
         from webauthn import generate_registration_options, options_to_json
-        from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor,
-                                              ResidentKeyRequirement, UserVerificationRequirement)
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            PublicKeyCredentialDescriptor,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
 
         options = generate_registration_options(
-            rp_id=rp_id, rp_name="signoff", user_name=person.name, user_id=person.name.encode(),
+            rp_id=rp_id,
+            rp_name="signoff",
+            user_name=person.name,
+            user_id=person.name.encode(),
             challenge=self._challenge("register", person.name),
             authenticator_selection=AuthenticatorSelectionCriteria(
-                resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.REQUIRED),
-            exclude_credentials=[PublicKeyCredentialDescriptor(id=unb64url(k["id"])) for k in person.passkeys])
+                resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.REQUIRED
+            ),
+            exclude_credentials=[PublicKeyCredentialDescriptor(id=unb64url(k["id"])) for k in person.passkeys],
+        )
         return options_to_json(options)
 
     def register(self, person: Person, credential: dict[str, Any], rp_id: str, origin: str) -> str | None:
@@ -152,14 +161,24 @@ class SignIn:
         if spent is None or spent[1] != person.name:
             return "this enrolment expired or was not started here: reload the page"
         try:
-            verified = verify_registration_response(credential=credential, expected_challenge=spent[0],
-                                                    expected_rp_id=rp_id, expected_origin=origin,
-                                                    require_user_verification=True)
+            verified = verify_registration_response(
+                credential=credential,
+                expected_challenge=spent[0],
+                expected_rp_id=rp_id,
+                expected_origin=origin,
+                require_user_verification=True,
+            )
         except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
             return f"the passkey was refused: {exc}"
-        self.people.add_passkey(person.name, {"id": b64url(verified.credential_id),
-                                              "public_key": b64url(verified.credential_public_key),
-                                              "sign_count": verified.sign_count, "created": time.time()})
+        self.people.add_passkey(
+            person.name,
+            {
+                "id": b64url(verified.credential_id),
+                "public_key": b64url(verified.credential_public_key),
+                "sign_count": verified.sign_count,
+                "created": time.time(),
+            },
+        )
         return None
 
     def authentication_options(self, rp_id: str) -> str:
@@ -167,8 +186,9 @@ class SignIn:
         from webauthn import generate_authentication_options, options_to_json
         from webauthn.helpers.structs import UserVerificationRequirement
 
-        options = generate_authentication_options(rp_id=rp_id, challenge=self._challenge("sign-in", ""),
-                                                  user_verification=UserVerificationRequirement.REQUIRED)
+        options = generate_authentication_options(
+            rp_id=rp_id, challenge=self._challenge("sign-in", ""), user_verification=UserVerificationRequirement.REQUIRED
+        )
         return options_to_json(options)
 
     def with_passkey(self, credential: dict[str, Any], rp_id: str, origin: str, client: str) -> Verdict:
@@ -191,9 +211,14 @@ class SignIn:
             return self._failed(client, "this passkey belongs to nobody here")
         try:
             verified = verify_authentication_response(
-                credential=credential, expected_challenge=spent[0], expected_rp_id=rp_id, expected_origin=origin,
-                credential_public_key=unb64url(key["public_key"]), credential_current_sign_count=key["sign_count"],
-                require_user_verification=True)
+                credential=credential,
+                expected_challenge=spent[0],
+                expected_rp_id=rp_id,
+                expected_origin=origin,
+                credential_public_key=unb64url(key["public_key"]),
+                credential_current_sign_count=key["sign_count"],
+                require_user_verification=True,
+            )
         except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as exc:
             return self._failed(client, f"the passkey was refused: {exc}")
         self.people.passkey_used(person.name, key["id"], verified.new_sign_count)

@@ -64,10 +64,17 @@ class Throttle:
     def failed(self, client: str) -> float:
         """Count a wrong code; the lockout (seconds) it starts, 0 if none."""
         now = self.clock()
-        wait = max(self._fail(self._entry(client, now), self.FREE_PER_CLIENT, now),
-                   self._fail(self._global, self.FREE_GLOBAL, now))
-        self.log.warning("wrong %s from %s (%d in a row; %d overall)%s", self.what, client, self._clients[client][0],
-                         self._global[0], f"; {self.short} locked for {math.ceil(wait)} s" if wait else "")
+        wait = max(
+            self._fail(self._entry(client, now), self.FREE_PER_CLIENT, now), self._fail(self._global, self.FREE_GLOBAL, now)
+        )
+        self.log.warning(
+            "wrong %s from %s (%d in a row; %d overall)%s",
+            self.what,
+            client,
+            self._clients[client][0],
+            self._global[0],
+            f"; {self.short} locked for {math.ceil(wait)} s" if wait else "",
+        )
         return wait
 
     def succeeded(self, client: str) -> None:

@@ -47,8 +47,14 @@ class Person:
         return f"user:{self.name}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "roles": list(self.roles), "totp": self.totp, "passkeys": len(self.passkeys),
-                "created": self.created, "created_by": self.created_by}
+        return {
+            "name": self.name,
+            "roles": list(self.roles),
+            "totp": self.totp,
+            "passkeys": len(self.passkeys),
+            "created": self.created,
+            "created_by": self.created_by,
+        }
 
 
 def secret_hash(secret: str) -> str:
@@ -56,8 +62,14 @@ def secret_hash(secret: str) -> str:
 
 
 def _person(row: Mapping[str, Any]) -> Person:
-    return Person(row["name"], tuple(json.loads(row["roles"])), bool(row["totp_secret"]),
-                  tuple(json.loads(row["passkeys"] or "[]")), row["created"], row.get("created_by") or "")
+    return Person(
+        row["name"],
+        tuple(json.loads(row["roles"])),
+        bool(row["totp_secret"]),
+        tuple(json.loads(row["passkeys"] or "[]")),
+        row["created"],
+        row.get("created_by") or "",
+    )
 
 
 def check_roles(roles: Iterable[str]) -> tuple[str, ...]:
@@ -143,14 +155,24 @@ class People:
 
         secret = pyotp.random_base32() if totp else None
         try:
-            self.store.add_user({"name": name, "roles": json.dumps(list(roles)), "password_hash": self.hasher.hash(password),
-                                 "totp_secret": secret, "passkeys": "[]", "created": time.time(), "created_by": by})
+            self.store.add_user(
+                {
+                    "name": name,
+                    "roles": json.dumps(list(roles)),
+                    "password_hash": self.hasher.hash(password),
+                    "totp_secret": secret,
+                    "passkeys": "[]",
+                    "created": time.time(),
+                    "created_by": by,
+                }
+            )
         except StoreError as exc:
             raise TeamError(str(exc)) from exc
         return secret
 
-    def change(self, name: str, *, roles: Iterable[str] | None = None, password: str | None = None,
-               new_totp: bool = False) -> str | None:
+    def change(
+        self, name: str, *, roles: Iterable[str] | None = None, password: str | None = None, new_totp: bool = False
+    ) -> str | None:
         """Change a person's roles, password or TOTP secret (lost phone); returns the new secret."""
         self.require(name)
         changes: dict[str, Any] = {}
@@ -224,8 +246,9 @@ class People:
         """A CLI token for `name` (`signoff approve --token`), shown once, stored hashed."""
         self.require(name)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self.store.add_user_secret({"hash": secret_hash(token), "name": name, "kind": "token",
-                                    "created": time.time(), "expires": None})
+        self.store.add_user_secret(
+            {"hash": secret_hash(token), "name": name, "kind": "token", "created": time.time(), "expires": None}
+        )
         return token
 
     def by_token(self, token: str | None) -> Person | None:
@@ -240,8 +263,9 @@ class People:
         self.require(name)
         token = secrets.token_urlsafe(24)
         now = time.time()
-        self.store.add_user_secret({"hash": secret_hash(token), "name": name, "kind": "enrol", "created": now,
-                                    "expires": now + ttl})
+        self.store.add_user_secret(
+            {"hash": secret_hash(token), "name": name, "kind": "enrol", "created": now, "expires": now + ttl}
+        )
         return token
 
     def enrolment(self, token: str, *, spend: bool = False) -> Person | None:

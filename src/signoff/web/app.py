@@ -28,12 +28,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from signoff.policy import risk
 from signoff.approvals.broker import Broker, compact_arguments
-from signoff.model import canonical_json
 from signoff.approvals.present import for_held
-from signoff.redact import redact_held
 from signoff.approvals.store import GONE_WORDS, gone_line
+from signoff.model import canonical_json
+from signoff.policy import risk
+from signoff.redact import redact_held
 from signoff.web import dashboard, endpoints, links, policy_edit, review
 from signoff.web.dashboard import Filter
 from signoff.web.middleware import CALL_COOKIE, Access, Forwarded, HostCheck, Identify, SameOrigin, active_team
@@ -90,15 +90,27 @@ class UI:
             "kill": {"on": kill.on, "reason": kill.reason, "by": kill.by, "at": kill.at},
             "now": now,
             "scope": access.call,
-            "gone": [gone_view(h) for h in self.store.recently_gone(now - GONE_SECONDS)
-                     if access.may_see(h.id) and only.keeps_held(h)],
-            "facets": present, "filter": only.as_dict(), "hidden": len(visible) - len(pending),
+            "gone": [
+                gone_view(h) for h in self.store.recently_gone(now - GONE_SECONDS) if access.may_see(h.id) and only.keeps_held(h)
+            ],
+            "facets": present,
+            "filter": only.as_dict(),
+            "hidden": len(visible) - len(pending),
         }
         if access.call and not pending:  # the one call this visitor may see is no longer waiting
             held = self.store.get_held(access.call)
-            out["scoped_outcome"] = None if held is None else {
-                "id": held.id, "qualified": held.qualified, "status": held.status, "by": held.decided_by,
-                "channel": held.channel, "reason": held.decision_reason}
+            out["scoped_outcome"] = (
+                None
+                if held is None
+                else {
+                    "id": held.id,
+                    "qualified": held.qualified,
+                    "status": held.status,
+                    "by": held.decided_by,
+                    "channel": held.channel,
+                    "reason": held.decision_reason,
+                }
+            )
         return out
 
     def proxy_facets(self, now: float) -> dict[str, list[str]]:
@@ -114,10 +126,14 @@ class UI:
     def held_view(self, held: Any, *, brief: bool = False, access: Access = Access()) -> dict[str, Any]:
         """One held call as the page shows it. (Argument redaction belongs right here.)"""
         view = redact_held(held.as_dict())  # secrets never reach the page (the tool still gets them)
-        level, why = risk.assess(held.rule, held.annotations, held.arguments,
-                                 actions=getattr(held, "actions", None) or ())
-        view.update(qualified=held.qualified, risk=level, risk_why=why, who=held.who,
-                    needs="" if held.requirements.default else held.requirements.describe())
+        level, why = risk.assess(held.rule, held.annotations, held.arguments, actions=getattr(held, "actions", None) or ())
+        view.update(
+            qualified=held.qualified,
+            risk=level,
+            risk_why=why,
+            who=held.who,
+            needs="" if held.requirements.default else held.requirements.describe(),
+        )
         shown = for_held(held).as_dict()  # what the call does, first: headline, facts, preview (redacted)
         del shown["arguments"]  # the view has them already
         view.update(presentation=shown, facts=shown["facts"])
@@ -138,15 +154,22 @@ class UI:
         """Earlier decisions on the same tool, newest first (same arguments marked)."""
         rows = self.store.audit_similar(held.server, held.tool, ("approved", "denied", "timeout"), held.id, limit)
         mine = canonical_json(dict(held.arguments))
-        return [{"time": r["time"], "decision": r["decision"], "by": r["decided_by"], "reason": r["reason"],
-                 "same_arguments": r["arguments"] == mine} for r in rows]
+        return [
+            {
+                "time": r["time"],
+                "decision": r["decision"],
+                "by": r["decided_by"],
+                "reason": r["reason"],
+                "same_arguments": r["arguments"] == mine,
+            }
+            for r in rows
+        ]
 
     def stats(self) -> list[dict[str, Any]]:
         """Per tool: how often held, approved, denied — and a suggestion when it is always approved."""
         counts: dict[str, dict[str, int]] = {}
         for server, tool, decision, rows in self.store.audit_counts():
-            c = counts.setdefault(f"{server}.{tool}", {"held": 0, "approved": 0, "denied": 0, "timeout": 0,
-                                                        "allowed": 0})
+            c = counts.setdefault(f"{server}.{tool}", {"held": 0, "approved": 0, "denied": 0, "timeout": 0, "allowed": 0})
             if decision in c:
                 c[decision] += rows
         out = []
@@ -166,14 +189,19 @@ class UI:
 
 def gone_view(held: Any) -> dict[str, Any]:
     """A call nobody waits for any more, as the page greys it: what, why in plain words, until when."""
-    return {"id": held.id, "qualified": held.qualified, "status": held.status,
-            "words": GONE_WORDS.get(held.status, held.status), "line": gone_line(held),
-            "reason": held.decision_reason or "", "until": (held.decided_at or time.time()) + GONE_SECONDS}
-
-
+    return {
+        "id": held.id,
+        "qualified": held.qualified,
+        "status": held.status,
+        "words": GONE_WORDS.get(held.status, held.status),
+        "line": gone_line(held),
+        "reason": held.decision_reason or "",
+        "until": (held.decided_at or time.time()) + GONE_SECONDS,
+    }
 
 
 # ------------------------------------------------------------------ the live queue (reads)
+
 
 async def api_queue(request: Request) -> Response:
     ui, only = request.app.state.ui, Filter.from_query(request.query_params)
@@ -191,8 +219,9 @@ async def events(request: Request) -> Response:
     return EventSourceResponse(_queue_stream(request.app.state.ui, access, alive, only), ping=int(HEARTBEAT))
 
 
-async def _queue_stream(ui: UI, access: Access, alive: Callable[[], bool] | None = None,
-                        only: Filter = Filter()) -> AsyncIterator[dict[str, str]]:
+async def _queue_stream(
+    ui: UI, access: Access, alive: Callable[[], bool] | None = None, only: Filter = Filter()
+) -> AsyncIterator[dict[str, str]]:
     """`alive` (team mode): checked every LIVENESS_CHECK; the stream ends when the person's
     session did (signed out, idle, or removed). `only`: the page's filter (dashboard.py)."""
     token: int | None = None
@@ -234,23 +263,26 @@ def create_app(ui: UI, team: Any = None) -> Starlette:
     """The page: routes, behind the Host, identity and same-origin layers (middleware.py).
     `team`: team mode (web/team.py): people sign in; None: the master token opens the page."""
     e = endpoints
-    app = Starlette(routes=[
-        Route("/", e.index),
-        Route("/static/{name}", e.static),
-        Route("/healthz", e.healthz),
-        Route("/events", events),
-        Route("/api/queue", api_queue),
-        Route("/api/held/{held_id}", e.api_held),
-        Route("/api/audit", e.api_audit),
-        Route("/api/stats", e.api_stats),
-        Route("/api/policy", e.api_policy),
-        Route("/api/proxies", e.api_proxies),
-        Route("/api/decide", e.api_decide, methods=["POST"]),
-        Route("/api/kill", e.api_kill, methods=["POST"]),
-        Route("/api/policy", e.api_policy_edit, methods=["POST"]),
-        *review.routes(),
-        *(team.routes() if team is not None else ()),
-    ], middleware=[Middleware(Forwarded), Middleware(HostCheck), Middleware(Identify), Middleware(SameOrigin)])
+    app = Starlette(
+        routes=[
+            Route("/", e.index),
+            Route("/static/{name}", e.static),
+            Route("/healthz", e.healthz),
+            Route("/events", events),
+            Route("/api/queue", api_queue),
+            Route("/api/held/{held_id}", e.api_held),
+            Route("/api/audit", e.api_audit),
+            Route("/api/stats", e.api_stats),
+            Route("/api/policy", e.api_policy),
+            Route("/api/proxies", e.api_proxies),
+            Route("/api/decide", e.api_decide, methods=["POST"]),
+            Route("/api/kill", e.api_kill, methods=["POST"]),
+            Route("/api/policy", e.api_policy_edit, methods=["POST"]),
+            *review.routes(),
+            *(team.routes() if team is not None else ()),
+        ],
+        middleware=[Middleware(Forwarded), Middleware(HostCheck), Middleware(Identify), Middleware(SameOrigin)],
+    )
     app.state.ui = ui
     app.state.guard = ui.guard
     app.state.team = team

@@ -69,16 +69,22 @@ class Filter:
 def held_values(held: Any) -> dict[str, str]:
     """A held call's machine, agent and server ("" when the row predates identities)."""
     identity = held.identity
-    return {"machine": identity.machine if identity else "", "agent": identity.agent if identity else "",
-            "server": held.server or ""}
+    return {
+        "machine": identity.machine if identity else "",
+        "agent": identity.agent if identity else "",
+        "server": held.server or "",
+    }
 
 
 def row_values(row: Mapping[str, Any]) -> dict[str, str]:
     """The same for a public audit row (its identity decoded by audit.public)."""
     identity = row.get("identity")
     identity = identity if isinstance(identity, Mapping) else {}
-    return {"machine": str(identity.get("machine") or ""), "agent": str(identity.get("agent") or ""),
-            "server": str(row.get("server") or "")}
+    return {
+        "machine": str(identity.get("machine") or ""),
+        "agent": str(identity.get("agent") or ""),
+        "server": str(row.get("server") or ""),
+    }
 
 
 def facets(items: Iterable[Mapping[str, str]]) -> dict[str, list[str]]:
@@ -97,6 +103,7 @@ def merge(*groups: dict[str, list[str]]) -> dict[str, list[str]]:
 
 # ------------------------------------------------------------------ the proxies connected to the store
 
+
 def proxies(store: Any, now: float) -> list[dict[str, Any]]:
     """Every proxy that recorded itself in the store (at start and on each policy reload), with
     whether it still runs: `live` or `gone` for this host's proxies (their pid is checked),
@@ -106,16 +113,23 @@ def proxies(store: Any, now: float) -> list[dict[str, Any]]:
         pid = info.get("pid")
         state = proxy_state(store, info)
         noted = info.get("noted_at")
-        out.append({
-            "machine": str(info.get("machine") or info.get("host") or ""), "agent": str(info.get("agent") or ""),
-            "owner": str(info.get("owner") or ""), "host": str(info.get("host") or ""),
-            "pid": pid if isinstance(pid, int) else None,
-            "servers": [str(s) for s in info.get("servers") or [] if isinstance(s, str)],
-            "policy": str(info.get("source") or ""), "kind": str(info.get("kind") or ""),
-            "policy_hash": str(info.get("hash") or "")[:12],
-            "noted_at": noted if isinstance(noted, (int, float)) else None,
-            "age": round(now - noted, 1) if isinstance(noted, (int, float)) else None,
-            "state": state, "stale": state == "gone"})
+        out.append(
+            {
+                "machine": str(info.get("machine") or info.get("host") or ""),
+                "agent": str(info.get("agent") or ""),
+                "owner": str(info.get("owner") or ""),
+                "host": str(info.get("host") or ""),
+                "pid": pid if isinstance(pid, int) else None,
+                "servers": [str(s) for s in info.get("servers") or [] if isinstance(s, str)],
+                "policy": str(info.get("source") or ""),
+                "kind": str(info.get("kind") or ""),
+                "policy_hash": str(info.get("hash") or "")[:12],
+                "noted_at": noted if isinstance(noted, (int, float)) else None,
+                "age": round(now - noted, 1) if isinstance(noted, (int, float)) else None,
+                "state": state,
+                "stale": state == "gone",
+            }
+        )
     order = {"live": 0, "unknown": 1, "gone": 2}
     return sorted(out, key=lambda p: (order[p["state"]], p["machine"], p["agent"], p["pid"] or 0))
 
@@ -138,5 +152,9 @@ def proxy_state(store: Any, info: Mapping[str, Any]) -> str:
 
 def proxy_facets(listed: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Filter choices from the running proxies (so a machine can be chosen before it holds a call)."""
-    return facets({"machine": p["machine"], "agent": p["agent"], "server": server}
-                  for p in listed if not p["stale"] for server in (p["servers"] or [""]))
+    return facets(
+        {"machine": p["machine"], "agent": p["agent"], "server": server}
+        for p in listed
+        if not p["stale"]
+        for server in (p["servers"] or [""])
+    )

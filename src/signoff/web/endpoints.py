@@ -15,8 +15,15 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from signoff.approvals.audit import DECISIONS
 from signoff.approvals.broker import Broker
-from signoff.errors import (AlreadyDecidedError, CallGoneError, DecisionError, PolicyError, StoreError, UnknownCallError,
-                            VoteRefusedError)
+from signoff.errors import (
+    AlreadyDecidedError,
+    CallGoneError,
+    DecisionError,
+    PolicyError,
+    StoreError,
+    UnknownCallError,
+    VoteRefusedError,
+)
 from signoff.web import dashboard, policy_edit
 from signoff.web.dashboard import Filter
 from signoff.web.middleware import active_team, owner_only, posted, refuse, with_csrf
@@ -24,25 +31,31 @@ from signoff.web.middleware import active_team, owner_only, posted, refuse, with
 DECISION_OPTIONS = "".join(f"<option>{html_escape(d)}</option>" for d in DECISIONS)
 """The History filter offers every decision the audit trail can hold (one list: audit.DECISIONS)."""
 STATIC = resources.files("signoff.web").joinpath("static")
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:;"
-                " form-action 'self'; frame-ancestors 'none'",
-                "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
-STATIC_TYPES = {"app.js": "text/javascript", "app.css": "text/css", "form.js": "text/javascript",
-                "signin.js": "text/javascript"}
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:;"
+    " form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATIC_TYPES = {"app.js": "text/javascript", "app.css": "text/css", "form.js": "text/javascript", "signin.js": "text/javascript"}
 
 
 # ------------------------------------------------------------------ pages
+
 
 async def index(request: Request) -> Response:
     access, guard = request.state.access, request.app.state.guard
     html = STATIC.joinpath("index.html").read_text(encoding="utf-8")
     team = active_team(request.app.state)
-    html = (html.replace("{{csrf}}", guard.new_csrf())
-            .replace("{{totp}}", "1" if guard.totp_required and not access.user else "")
-            .replace("{{scope}}", html_escape(access.call or ""))
-            .replace("{{user}}", html_escape(access.user or ""))
-            .replace("{{team}}", "1" if team is not None else "")
-            .replace("{{decision_options}}", DECISION_OPTIONS))
+    html = (
+        html.replace("{{csrf}}", guard.new_csrf())
+        .replace("{{totp}}", "1" if guard.totp_required and not access.user else "")
+        .replace("{{scope}}", html_escape(access.call or ""))
+        .replace("{{user}}", html_escape(access.user or ""))
+        .replace("{{team}}", "1" if team is not None else "")
+        .replace("{{decision_options}}", DECISION_OPTIONS)
+    )
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
@@ -50,8 +63,9 @@ async def static(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in STATIC_TYPES:
         return PlainTextResponse("not found", status_code=404)
-    return Response(STATIC.joinpath(name).read_text(encoding="utf-8"), media_type=STATIC_TYPES[name],
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        STATIC.joinpath(name).read_text(encoding="utf-8"), media_type=STATIC_TYPES[name], headers={"Cache-Control": "no-store"}
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -59,6 +73,7 @@ async def healthz(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------ reads
+
 
 async def api_held(request: Request) -> Response:
     access, ui = request.state.access, request.app.state.ui
@@ -85,7 +100,8 @@ async def api_audit(request: Request) -> Response:
     by = q.get("by") or None  # one person's history (team mode): `user:alice`
     only = Filter.from_query(q)  # machine, agent, server: exact values (dashboard.py)
     rows = await anyio.to_thread.run_sync(
-        lambda: AuditLog(store).query(tool=q.get("tool") or None, decision=q.get("decision") or None))
+        lambda: AuditLog(store).query(tool=q.get("tool") or None, decision=q.get("decision") or None)
+    )
     present = dashboard.facets(dashboard.row_values(r) for r in rows)
     present["by"] = sorted({who for r in rows for who in decided_by(r) if who})
     rows = [r for r in rows if (by is None or by in decided_by(r)) and only.keeps_row(r)]
@@ -111,6 +127,7 @@ async def api_policy(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------ changes (POST only)
+
 
 def edited_arguments_problem(broker: Broker, held_id: str, arguments: Any) -> str | None:
     """Why edited arguments cannot be sent to the tool (not an object, or against its schema)."""
@@ -154,8 +171,9 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
     held_id = str(body.get("id"))
     if not access.may_see(held_id):
         return with_csrf(guard, {"error": "this review link opens another call"}, 403)
-    refusal = await anyio.to_thread.run_sync(lambda: team_refusal(request, held_id) or (
-        team_refusal(request, held_id, "remember") if body.get("remember") else None))
+    refusal = await anyio.to_thread.run_sync(
+        lambda: team_refusal(request, held_id) or (team_refusal(request, held_id, "remember") if body.get("remember") else None)
+    )
     if refusal:
         return with_csrf(guard, {"error": refusal}, 403)
     arguments = body.get("arguments")
@@ -164,25 +182,44 @@ async def api_decide(request: Request, body: dict[str, Any]) -> Response:
         if problem:
             return with_csrf(guard, {"error": problem}, 400)
     try:
-        held = await anyio.to_thread.run_sync(lambda: ui.broker.decide(
-            held_id, bool(body.get("approve")), reason=(body.get("reason") or None), channel="web", by=access.by,
-            arguments=arguments, remember=(body.get("remember") or None) if access.full else None,
-            person=access.user, roles=access.roles))
+        held = await anyio.to_thread.run_sync(
+            lambda: ui.broker.decide(
+                held_id,
+                bool(body.get("approve")),
+                reason=(body.get("reason") or None),
+                channel="web",
+                by=access.by,
+                arguments=arguments,
+                remember=(body.get("remember") or None) if access.full else None,
+                person=access.user,
+                roles=access.roles,
+            )
+        )
     except VoteRefusedError as exc:  # the wrong role, not_self, or this person already approved
         return with_csrf(guard, {"error": str(exc)}, 403)
     except UnknownCallError as exc:
         return with_csrf(guard, {"error": str(exc)}, 404)
     except CallGoneError:  # nobody waits for it: say so plainly, and how the page shows it
         gone = ui.gone_view(await anyio.to_thread.run_sync(ui.broker.get, held_id))
-        return with_csrf(guard, {"error": f"{gone['line']}: {gone['reason']}" if gone["reason"] else gone["line"],
-                                 "gone": gone}, 410)
+        return with_csrf(
+            guard, {"error": f"{gone['line']}: {gone['reason']}" if gone["reason"] else gone["line"], "gone": gone}, 410
+        )
     except AlreadyDecidedError as exc:
         return with_csrf(guard, {"error": str(exc)}, 409)
     except (DecisionError, StoreError) as exc:
         return with_csrf(guard, {"error": str(exc)}, 400)
-    return with_csrf(guard, {"ok": True, "status": held.status, "id": held.id, "qualified": held.qualified,
-                             "decided_at": held.decided_at, "by": held.decided_by,
-                             "progress": held.progress_view()})
+    return with_csrf(
+        guard,
+        {
+            "ok": True,
+            "status": held.status,
+            "id": held.id,
+            "qualified": held.qualified,
+            "decided_at": held.decided_at,
+            "by": held.decided_by,
+            "progress": held.progress_view(),
+        },
+    )
 
 
 @posted(owner=True)
@@ -192,8 +229,7 @@ async def api_kill(request: Request, body: dict[str, Any]) -> Response:
     if refusal:
         return with_csrf(request.app.state.guard, {"error": refusal}, 403)
     if body.get("on", True):
-        await anyio.to_thread.run_sync(lambda: ui.broker.kill(str(body.get("reason") or "stopped from the web page"),
-                                                              by=by))
+        await anyio.to_thread.run_sync(lambda: ui.broker.kill(str(body.get("reason") or "stopped from the web page"), by=by))
     else:
         await anyio.to_thread.run_sync(lambda: ui.broker.resume(by=by))
     return with_csrf(request.app.state.guard, {"ok": True, "kill": (await anyio.to_thread.run_sync(ui.queue))["kill"]})

@@ -202,8 +202,11 @@ class SameOrigin:
             headers = Headers(scope=scope)
             problem = _state(scope).guard.origin_refusal(headers.get("origin"), headers.get("referer"))
             if problem:
-                response = (PlainTextResponse(problem, status_code=403, headers=NO_STORE) if _is_page(scope["path"])
-                            else refuse(403, problem))
+                response = (
+                    PlainTextResponse(problem, status_code=403, headers=NO_STORE)
+                    if _is_page(scope["path"])
+                    else refuse(403, problem)
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -32,12 +32,13 @@ def rules(text: str, source: str) -> list[dict[str, Any]]:
     for index, rule in enumerate((data or {}).get("hitl_policies") or []):
         summary = ", ".join(f"{k}: {v}" for k, v in rule.items()) if isinstance(rule, dict) else str(rule)
         block = yaml.safe_dump(rule, sort_keys=False, allow_unicode=True, default_flow_style=False).rstrip("\n")
-        out.append({"index": index, "line": locator.line_of(("hitl_policies", index)), "summary": summary,
-                     "yaml": block})
+        out.append({"index": index, "line": locator.line_of(("hitl_policies", index)), "summary": summary, "yaml": block})
     return out
 
 
-_CEL = re.compile(r"(?P<prefix>.*?)invalid CEL expression '(?P<expr>.*?)': .*?<input>:\d+:(?P<col>\d+): Syntax error: (?P<what>.*)", re.S)
+_CEL = re.compile(
+    r"(?P<prefix>.*?)invalid CEL expression '(?P<expr>.*?)': .*?<input>:\d+:(?P<col>\d+): Syntax error: (?P<what>.*)", re.S
+)
 
 
 def plain_error(message: str) -> str:
@@ -46,24 +47,26 @@ def plain_error(message: str) -> str:
     if not match:
         if "undeclared reference" in message:
             name = re.search(r"undeclared reference to '([^']+)'", message)
-            return (f"the condition uses an unknown name{f' ({name.group(1)!r})' if name else ''}: conditions can use "
-                    "args (the call's arguments, e.g. args.path), tool, server and annotations")
+            return (
+                f"the condition uses an unknown name{f' ({name.group(1)!r})' if name else ''}: conditions can use "
+                "args (the call's arguments, e.g. args.path), tool, server and annotations"
+            )
         return message
     expr, col, what = match.group("expr"), int(match.group("col")), match.group("what").strip()
     where = f"in the condition {expr!r} at character {col}"
     if "input '<EOF>'" in what:
         plain = f"the condition {expr!r} ends too early: something is missing at the end (a value after an operator?)"
-    elif (found := re.search(r"token recognition error at: '(.*?)'", what)):
+    elif found := re.search(r"token recognition error at: '(.*?)'", what):
         token = found.group(1).strip()
         hint = " (to compare, use ==)" if token == "=" else ""
         plain = f"{token!r} is not understood {where}{hint}"
-    elif (found := re.search(r"(?:mismatched|extraneous) input '(.*?)'", what)):
+    elif found := re.search(r"(?:mismatched|extraneous) input '(.*?)'", what):
         plain = f"{found.group(1)!r} is not expected {where}"
-    elif (found := re.search(r"no viable alternative at input '(.*?)'", what)):
+    elif found := re.search(r"no viable alternative at input '(.*?)'", what):
         plain = f"{found.group(1)!r} does not make sense {where}"
     else:
         plain = f"the condition {expr!r} is not valid CEL ({what.split(' expecting ')[0]})"
-    return match.group("prefix") + plain + ". Conditions are CEL, e.g. args.amount > 100 && args.currency == \"EUR\""
+    return match.group("prefix") + plain + '. Conditions are CEL, e.g. args.amount > 100 && args.currency == "EUR"'
 
 
 def _item_lines(text: str, source: str) -> tuple[list[str], list[int], int]:
@@ -135,8 +138,9 @@ def running_policies(store: Any) -> list[dict[str, Any]]:
         if proxy.get("host") == host and not pid_alive(int(proxy.get("pid") or 0)):
             continue
         key = (proxy.get("source") or "", proxy.get("hash") or "")
-        group = groups.setdefault(key, {"source": key[0], "kind": proxy.get("kind") or "file",
-                                        "hash": key[1][:12], "proxies": 0, "servers": []})
+        group = groups.setdefault(
+            key, {"source": key[0], "kind": proxy.get("kind") or "file", "hash": key[1][:12], "proxies": 0, "servers": []}
+        )
         group["proxies"] += 1
         group["servers"].extend(s for s in proxy.get("servers") or [] if s not in group["servers"])
     return list(groups.values())
@@ -161,5 +165,12 @@ def page(store: Any, policy_path: str | None) -> dict[str, Any]:
         text, label, current, problem = "", source, None, plain_error(str(exc))
     for group in running:
         group["same_as_shown"] = group["source"] in (source, label, os.path.abspath(source)) and group["hash"] == current
-    return {"path": label, "text": text, "rules": rules(text, label) if text else [],
-            "running": running, "editable": editable, "hash": current, "problem": problem}
+    return {
+        "path": label,
+        "text": text,
+        "rules": rules(text, label) if text else [],
+        "running": running,
+        "editable": editable,
+        "hash": current,
+        "problem": problem,
+    }

@@ -8,6 +8,7 @@ that one call, then opens the page on it.
 from __future__ import annotations
 
 from html import escape
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -28,8 +29,7 @@ LANDING = """<!doctype html>
 
 
 def _page(status: int, text: str) -> Response:
-    return PlainTextResponse(text, status_code=status, headers={"Cache-Control": "no-store",
-                                                                "Referrer-Policy": "no-referrer"})
+    return PlainTextResponse(text, status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 def _check(request: Request, *, spend: bool) -> tuple[str, Response | None]:
@@ -41,8 +41,10 @@ def _check(request: Request, *, spend: bool) -> tuple[str, Response | None]:
     except links.LinkProblem as exc:
         return "", _page(403, str(exc))
     if spend and not ui.spent.spend(nonce, expires):
-        return "", _page(403, "this review link was already used: links work once. Open the page with its full "
-                              "URL, or ask for a new notification")
+        return "", _page(
+            403,
+            "this review link was already used: links work once. Open the page with its full URL, or ask for a new notification",
+        )
     return held_id, None
 
 
@@ -50,10 +52,16 @@ async def landing(request: Request) -> Response:
     held_id, refusal = _check(request, spend=False)
     if refusal:
         return refusal
-    return HTMLResponse(LANDING.format(held_id=escape(held_id)), headers={
-        "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
-        # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the form's POST
-        "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+    return HTMLResponse(
+        LANDING.format(held_id=escape(held_id)),
+        headers={
+            "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the form's POST
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 async def redeem(request: Request) -> Response:
@@ -63,8 +71,14 @@ async def redeem(request: Request) -> Response:
     response = Response(status_code=303, headers={"Location": f"/#{held_id}", "Cache-Control": "no-store"})
     # Lax, not Strict: the person arrives from a notification app (another site); the cookie
     # only reaches this one call, and every change still needs the same-origin + CSRF checks.
-    response.set_cookie(CALL_COOKIE, links.call_cookie(request.app.state.ui.link_key, held_id), httponly=True,
-                        samesite="lax", max_age=int(links.CALL_SESSION_TTL), secure=request.url.scheme == "https")
+    response.set_cookie(
+        CALL_COOKIE,
+        links.call_cookie(request.app.state.ui.link_key, held_id),
+        httponly=True,
+        samesite="lax",
+        max_age=int(links.CALL_SESSION_TTL),
+        secure=request.url.scheme == "https",
+    )
     return response
 
 

@@ -72,8 +72,17 @@ def home_id() -> str:
 class Guard:
     """Checks every request against the token, the Host header, the origin and CSRF/TOTP."""
 
-    def __init__(self, token: str, host: str, port: int, *, totp_secret: str | None = None,
-                 public_url: str | None = None, trusted_proxies: Iterable[str] = (), own_names: Iterable[str] = ()):
+    def __init__(
+        self,
+        token: str,
+        host: str,
+        port: int,
+        *,
+        totp_secret: str | None = None,
+        public_url: str | None = None,
+        trusted_proxies: Iterable[str] = (),
+        own_names: Iterable[str] = (),
+    ):
         """`own_names`: this machine's names and addresses, accepted as Host when listening on all
         interfaces (the caller computes them; without them only loopback names are accepted)."""
         self.token = token

@@ -56,10 +56,20 @@ def show_enrolment(secret: str, out: IO[str]) -> None:
     out.write(f"\nOr enter the key by hand: {secret}\n")
 
 
-def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = False, policy: str | None = None,
-          open_browser: bool = False, out: IO[str] = sys.stderr, logged: bool = False,
-          public_url: str | None = None, team: bool = False, trusted_proxies: list[str] | None = None,
-          own_names: Iterable[str] = ()) -> None:
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    totp: bool = False,
+    policy: str | None = None,
+    open_browser: bool = False,
+    out: IO[str] = sys.stderr,
+    logged: bool = False,
+    public_url: str | None = None,
+    team: bool = False,
+    trusted_proxies: list[str] | None = None,
+    own_names: Iterable[str] = (),
+) -> None:
     """`logged`: `out` is a log file (the background page's ui.log), so the link is written
     without its secret token and no TOTP secret is shown. `team`: people must sign in even
     before anyone was added (team mode is on anyway once someone is)."""
@@ -74,8 +84,15 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, totp: bool = Fal
     assert token is not None
     secret = totp_secret(enrol_out=None if logged else out) if totp else None
     try:
-        guard = Guard(token, host if ":" not in host else f"[{host}]", port, totp_secret=secret, public_url=public_url,
-                      trusted_proxies=trusted_proxies or (), own_names=own_names)
+        guard = Guard(
+            token,
+            host if ":" not in host else f"[{host}]",
+            port,
+            totp_secret=secret,
+            public_url=public_url,
+            trusted_proxies=trusted_proxies or (),
+            own_names=own_names,
+        )
     except ValueError as exc:
         raise ConfigError(f"--trusted-proxy: {exc} (give an address or a network such as 10.0.0.0/8)") from exc
     broker = Broker()
@@ -129,8 +146,9 @@ def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None, public_u
             break
         log.warning("port %d answers for another SIGNOFF_HOME (or another program): not adopting it", candidate)
     else:
-        raise ConfigError(f"ports {port}-{port + PORTS_TRIED - 1} are all taken by other pages; "
-                          "start one with `signoff ui --port N`")
+        raise ConfigError(
+            f"ports {port}-{port + PORTS_TRIED - 1} are all taken by other pages; start one with `signoff ui --port N`"
+        )
     command = [sys.executable, "-m", "signoff", "ui", "--port", str(candidate), "--logged"]
     if policy and os.path.isfile(policy):
         command += ["--policy", policy]
@@ -138,8 +156,7 @@ def ensure_running(port: int = DEFAULT_PORT, policy: str | None = None, public_u
         command += ["--public-url", public_url]
     paths.secure_file(paths.home() / "ui.log")
     with open(paths.home() / "ui.log", "ab") as log_file:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                 start_new_session=True)
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True)
     (paths.home() / "ui.pid").write_text(f"{child.pid}\n", encoding="utf-8")
     log.info("started the approval page in the background (port %d, pid %d)", candidate, child.pid)
     return url_for("127.0.0.1", candidate, token)

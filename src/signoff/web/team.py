@@ -38,8 +38,13 @@ PRESENCE = 20.0
 MAX_SESSIONS = 4096
 BACKGROUND = ("/api/presence", "/events", "/api/proxies")
 """Requests an open page makes by itself: they do not keep a session from idling out."""
-HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self';"
-           " frame-ancestors 'none'", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", **NO_STORE}
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self';"
+    " frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    **NO_STORE,
+}
 SIGN_IN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="csrf" content="{csrf}"><meta name="enrol" content="{enrol}">
@@ -175,8 +180,11 @@ class TeamPage:
 
     def sign_in_needed(self, scope: Scope) -> Response:
         if scope["path"] == "/" and scope["method"] == "GET":  # a bookmarked view (`/?agent=…`) opens after sign-in
-            view = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-                    if k != "token"]  # the single-user token is never carried along
+            view = [
+                (k, v)
+                for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                if k != "token"
+            ]  # the single-user token is never carried along
             target = f"/signin?next={quote('/?' + urlencode(view), safe='')}" if view else "/signin"
             return RedirectResponse(target, status_code=303, headers=NO_STORE)
         return refuse(401, "sign in first: open the page and sign in with your name")
@@ -202,20 +210,28 @@ class TeamPage:
         return None
 
     def routes(self) -> list[Route]:
-        return [Route("/signin", signin_page), Route("/signin", signin_password, methods=["POST"]),
-                Route("/signin/passkey", passkey_options), Route("/signin/passkey", signin_passkey, methods=["POST"]),
-                Route("/signout", signout, methods=["POST"]), Route("/api/presence", api_presence),
-                Route("/enrol/{token}", enrol_page), Route("/enrol/{token}", enrol, methods=["POST"])]
+        return [
+            Route("/signin", signin_page),
+            Route("/signin", signin_password, methods=["POST"]),
+            Route("/signin/passkey", passkey_options),
+            Route("/signin/passkey", signin_passkey, methods=["POST"]),
+            Route("/signout", signout, methods=["POST"]),
+            Route("/api/presence", api_presence),
+            Route("/enrol/{token}", enrol_page),
+            Route("/enrol/{token}", enrol, methods=["POST"]),
+        ]
 
     def signed_in(self, verdict: Verdict, request: Request) -> Response:
         if verdict.person is None:
             headers = {"Retry-After": str(int(verdict.wait) + 1)} if verdict.wait else None
-            return JSONResponse({"error": verdict.problem, "csrf": self.guard.new_csrf()},
-                                status_code=429 if verdict.wait else 401, headers=headers)
+            return JSONResponse(
+                {"error": verdict.problem, "csrf": self.guard.new_csrf()},
+                status_code=429 if verdict.wait else 401,
+                headers=headers,
+            )
         sid = self.sessions.start(verdict.person.name)
         response = JSONResponse({"ok": True, "name": verdict.person.name, "next": "/"})
-        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=self.secure,
-                            max_age=int(LONGEST))
+        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=self.secure, max_age=int(LONGEST))
         return response
 
 
@@ -241,8 +257,10 @@ async def _json(request: Request) -> dict[str, Any] | None:
 
 
 def _csrf_refusal(request: Request) -> Response:
-    return JSONResponse({"error": "missing, used or expired CSRF token: reload the page",
-                         "csrf": request.app.state.guard.new_csrf()}, status_code=403)
+    return JSONResponse(
+        {"error": "missing, used or expired CSRF token: reload the page", "csrf": request.app.state.guard.new_csrf()},
+        status_code=403,
+    )
 
 
 async def signin_page(request: Request) -> Response:
@@ -257,16 +275,20 @@ async def signin_password(request: Request) -> Response:
     if body is None:
         return _csrf_refusal(request)
     team = _team(request)
-    verdict = await anyio.to_thread.run_sync(lambda: team.sign_in.with_password(
-        str(body.get("name") or "")[:64], str(body.get("password") or "")[:1024], str(body.get("totp") or ""),
-        client_of(request)))
+    verdict = await anyio.to_thread.run_sync(
+        lambda: team.sign_in.with_password(
+            str(body.get("name") or "")[:64],
+            str(body.get("password") or "")[:1024],
+            str(body.get("totp") or ""),
+            client_of(request),
+        )
+    )
     return team.signed_in(verdict, request)
 
 
 async def passkey_options(request: Request) -> Response:
     rp_id = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
-    return Response(_team(request).sign_in.authentication_options(rp_id), media_type="application/json",
-                    headers=NO_STORE)
+    return Response(_team(request).sign_in.authentication_options(rp_id), media_type="application/json", headers=NO_STORE)
 
 
 async def signin_passkey(request: Request) -> Response:
@@ -276,7 +298,8 @@ async def signin_passkey(request: Request) -> Response:
     team = _team(request)
     rp_id, origin = _origin(request)
     verdict = await anyio.to_thread.run_sync(
-        lambda: team.sign_in.with_passkey(body["credential"], rp_id, origin, client_of(request)))
+        lambda: team.sign_in.with_passkey(body["credential"], rp_id, origin, client_of(request))
+    )
     return team.signed_in(verdict, request)
 
 
@@ -301,10 +324,13 @@ async def enrol_page(request: Request) -> Response:
     """The passkey enrolment page a `signoff user passkey NAME` link opens (GET spends nothing)."""
     person = await anyio.to_thread.run_sync(lambda: _team(request).people.enrolment(request.path_params["token"]))
     if person is None:
-        return refuse(403, "this enrolment link is unknown, used or expired: ask for a new one "
-                           "(`signoff user passkey NAME`)")
-    html = SIGN_IN_PAGE.format(csrf=request.app.state.guard.new_csrf(), enrol="1", title="add a passkey",
-                               body=ENROL_FORM.format(name=escape(person.name)))
+        return refuse(403, "this enrolment link is unknown, used or expired: ask for a new one (`signoff user passkey NAME`)")
+    html = SIGN_IN_PAGE.format(
+        csrf=request.app.state.guard.new_csrf(),
+        enrol="1",
+        title="add a passkey",
+        body=ENROL_FORM.format(name=escape(person.name)),
+    )
     return HTMLResponse(html, headers=HEADERS)
 
 
@@ -320,10 +346,14 @@ async def enrol(request: Request) -> Response:
     if person is None:
         return refuse(403, "this enrolment link is unknown, used or expired")
     if credential is None:
-        return Response(team.sign_in.registration_options(person, rp_id), media_type="application/json",
-                        headers={**NO_STORE, "X-CSRF-Token": team.guard.new_csrf()})
+        return Response(
+            team.sign_in.registration_options(person, rp_id),
+            media_type="application/json",
+            headers={**NO_STORE, "X-CSRF-Token": team.guard.new_csrf()},
+        )
     problem = await anyio.to_thread.run_sync(
-        lambda: team.sign_in.register(person, credential if isinstance(credential, dict) else {}, rp_id, origin))
+        lambda: team.sign_in.register(person, credential if isinstance(credential, dict) else {}, rp_id, origin)
+    )
     if problem:
         return refuse(400, problem)
     return JSONResponse({"ok": True, "next": "/signin"})

@@ -40,8 +40,11 @@ def sections(data: dict[str, Any]) -> list[tuple[str, ...]]:
     found = [keys for keys in SECTIONS if isinstance(_get(data, keys), dict)]
     projects = data.get("projects")
     if isinstance(projects, dict):
-        found += [("projects", name, "mcpServers") for name, project in projects.items()
-                  if isinstance(project, dict) and isinstance(project.get("mcpServers"), dict)]
+        found += [
+            ("projects", name, "mcpServers")
+            for name, project in projects.items()
+            if isinstance(project, dict) and isinstance(project.get("mcpServers"), dict)
+        ]
     return found
 
 
@@ -85,8 +88,16 @@ class Plan:
 
 
 def _wrap_stdio(name: str, entry: dict[str, Any], options: list[str], signoff: list[str]) -> dict[str, Any]:
-    args = [*signoff[1:], "run", "--name", server_name(name), *options, "--", str(entry["command"]),
-            *[str(a) for a in entry.get("args") or []]]
+    args = [
+        *signoff[1:],
+        "run",
+        "--name",
+        server_name(name),
+        *options,
+        "--",
+        str(entry["command"]),
+        *[str(a) for a in entry.get("args") or []],
+    ]
     out: dict[str, Any] = {}
     for key, value in entry.items():
         out[key] = signoff[0] if key == "command" else args if key == "args" else value
@@ -138,8 +149,9 @@ def records() -> list[dict[str, Any]]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def _wrap_one(path: Path, section: tuple[str, ...], name: str, entry: dict[str, Any], options: list[str],
-              signoff: list[str]) -> tuple[dict[str, Any], Path | None, str] | str:
+def _wrap_one(
+    path: Path, section: tuple[str, ...], name: str, entry: dict[str, Any], options: list[str], signoff: list[str]
+) -> tuple[dict[str, Any], Path | None, str] | str:
     """(wrapped entry, generated config or None, its text), or why this entry is left as it is."""
     if entry.get("command"):
         return _wrap_stdio(name, entry, options, signoff), None, ""
@@ -186,13 +198,22 @@ def plan_wrap(path: Path, *, options: list[str], signoff: list[str] | None = Non
                 plan.skipped.append(f"{where}: already through signoff")
                 continue
             if source.has_comments(start, end) and not force:
-                raise ConfigError(f"server {name!r} has comments inside it, which wrapping would drop (unwrap brings them "
-                                  "back); remove them or pass --force", path=str(path), line=source.text.count("\n", 0, start) + 1)
+                raise ConfigError(
+                    f"server {name!r} has comments inside it, which wrapping would drop (unwrap brings them "
+                    "back); remove them or pass --force",
+                    path=str(path),
+                    line=source.text.count("\n", 0, start) + 1,
+                )
             if config:
                 plan.generated[str(config)] = config_text
             replacements.append(((start, end), render_like(wrapped, source.text[start:end], source, start)))
-            record["entries"][key] = {"section": list(section), "name": name, "text": original_text,
-                                      "wrapped": wrapped, "generated": str(config) if config else None}
+            record["entries"][key] = {
+                "section": list(section),
+                "name": name,
+                "text": original_text,
+                "wrapped": wrapped,
+                "generated": str(config) if config else None,
+            }
             plan.changed.append(where)
     if plan.changed:
         plan.after = splice(source.text, replacements)
@@ -245,8 +266,9 @@ def apply(plan: Plan) -> None:
                 Path(name).unlink(missing_ok=True)
         return
     if plan.path.read_bytes().decode("utf-8") != plan.before:
-        raise ConfigError("changed while signoff was rewriting it (is the client writing it?); run the command again",
-                          path=str(plan.path))
+        raise ConfigError(
+            "changed while signoff was rewriting it (is the client writing it?); run the command again", path=str(plan.path)
+        )
     mode = plan.path.resolve().stat().st_mode & 0o777
     backup = _backup(plan.path)
     if plan.record and not backup.exists():

@@ -34,6 +34,8 @@ def _lead(text: str, pos: int = 0) -> str:
     """The indentation at `pos`."""
     found = _LEAD.match(text, pos)
     return found.group() if found else ""
+
+
 _FIRST_INDENT = re.compile(r"\n([ \t]+)[^ \t\r\n]")
 _COMMENTS = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n]*|/\*[\s\S]*?(?:\*/|\Z)')
 _TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=[ \t\r\n]*[}\]])')
@@ -114,8 +116,9 @@ def load(path: Path) -> Source:
     try:
         data = json.loads(plain) if plain.strip() else {}
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix it or pass another PATH",
-                          path=str(path)) from None
+        raise ConfigError(
+            f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix it or pass another PATH", path=str(path)
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError("the config must be a JSON object; fix it or pass another PATH", path=str(path), line=1)
     return Source(path, text, plain, data)
@@ -129,14 +132,14 @@ def render_like(value: dict[str, Any], old: str, source: Source, start: int) -> 
     nl = source.newline
     prefix = _lead(source.text, source.text.rfind("\n", 0, start) + 1)
     leads = [_lead(line) for line in old.splitlines()[1:] if line.strip()]
-    unit = next((lead[len(prefix):] for lead in leads if lead.startswith(prefix) and lead != prefix), None)
+    unit = next((lead[len(prefix) :] for lead in leads if lead.startswith(prefix) and lead != prefix), None)
     unit = unit or source.indent_unit
     inner = prefix + unit
     old_members = source.members(start)
     lines = []
     for key, item in value.items():
         span = old_members.get(key)
-        flat = not isinstance(item, (dict, list)) or not item or (span and "\n" not in source.text[span[0]:span[1]])
+        flat = not isinstance(item, (dict, list)) or not item or (span and "\n" not in source.text[span[0] : span[1]])
         body = json.dumps(item, ensure_ascii=False) if flat else json.dumps(item, ensure_ascii=False, indent=unit)
         lines.append(f"{inner}{json.dumps(key, ensure_ascii=False)}: {body.replace(chr(10), nl + inner)}")
     return "{" + nl + ("," + nl).join(lines) + nl + prefix + "}"

@@ -12,14 +12,48 @@ from signoff.policy.understand import recipients, urls
 
 ROLE_KEYS: dict[str, frozenset[str]] = {
     "recipient": recipients.RECIPIENT_KEYS,
-    "amount": frozenset({"amount", "total", "price", "amount_money", "unit_amount", "total_amount", "value_amount", "sum",
-                         "charge_amount", "payment_amount", "amount_cents", "amountcents", "cost"}),
+    "amount": frozenset(
+        {
+            "amount",
+            "total",
+            "price",
+            "amount_money",
+            "unit_amount",
+            "total_amount",
+            "value_amount",
+            "sum",
+            "charge_amount",
+            "payment_amount",
+            "amount_cents",
+            "amountcents",
+            "cost",
+        }
+    ),
     "currency": frozenset({"currency", "currency_code", "currencycode"}),
     "command": frozenset({"command", "cmd", "commandline", "command_line", "shell_command", "script", "bash", "sh"}),
-    "table": frozenset({"table", "tables", "table_name", "tablename", "tableid", "table_id", "collection", "collection_name",
-                        "collectionname"}),
-    "path": frozenset({"path", "paths", "file", "filename", "file_path", "filepath", "source", "destination", "target",
-                       "dir", "directory", "src", "dst", "dest", "old_path", "new_path"}),
+    "table": frozenset(
+        {"table", "tables", "table_name", "tablename", "tableid", "table_id", "collection", "collection_name", "collectionname"}
+    ),
+    "path": frozenset(
+        {
+            "path",
+            "paths",
+            "file",
+            "filename",
+            "file_path",
+            "filepath",
+            "source",
+            "destination",
+            "target",
+            "dir",
+            "directory",
+            "src",
+            "dst",
+            "dest",
+            "old_path",
+            "new_path",
+        }
+    ),
     "subject": frozenset({"subject", "title"}),
 }
 SQL_TEXT = re.compile(
@@ -30,6 +64,8 @@ SQL_TEXT = re.compile(
 SQL_KEYS = re.compile(r"sql|^(?:statements?|stmts?|query)$", re.IGNORECASE)
 SQL_ONLY_KEYS = re.compile(r"sql|^(?:statements?|stmts?)$", re.IGNORECASE)
 """Keys that hold SQL whatever the tool's name (`query` alone is often a search query)."""
+
+
 @functools.lru_cache(maxsize=4096)
 def path_parts(path: str) -> tuple[tuple[str, bool], ...]:
     return tuple((part[:-3], True) if part.endswith("[*]") else (part, False) for part in path.split(".")[1:])
@@ -75,14 +111,18 @@ def pairs(arguments: Any, max_depth: int = 32) -> list[tuple[str, Any]]:
     return out
 
 
-SQL_SHAPE = re.compile(r"\b(?:from|into|table|set|where|values|join|database|index|view|schema|procedure|function|grant|to)\b|;",
-                        re.IGNORECASE)
+SQL_SHAPE = re.compile(
+    r"\b(?:from|into|table|set|where|values|join|database|index|view|schema|procedure|function|grant|to)\b|;", re.IGNORECASE
+)
 
 
 def sql_texts(arguments: Any) -> list[str]:
     """Strings that are SQL: under an sql-like key, or shaped like a statement (`DELETE FROM …`, not "Call back")."""
-    return [t for k, t in pairs(arguments) if isinstance(t, str) and t.strip()
-            and (SQL_KEYS.search(k) or (SQL_TEXT.match(t) and SQL_SHAPE.search(t)))]
+    return [
+        t
+        for k, t in pairs(arguments)
+        if isinstance(t, str) and t.strip() and (SQL_KEYS.search(k) or (SQL_TEXT.match(t) and SQL_SHAPE.search(t)))
+    ]
 
 
 def flat(values: list[Any]) -> list[str]:

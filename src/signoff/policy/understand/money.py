@@ -13,8 +13,25 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW", "₽": "RUB", "₺": "TRY", "₪": "ILS",
-           "฿": "THB", "₫": "VND", "₦": "NGN", "₱": "PHP", "R$": "BRL", "C$": "CAD", "A$": "AUD", "US$": "USD"}
+SYMBOLS = {
+    "$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+    "₩": "KRW",
+    "₽": "RUB",
+    "₺": "TRY",
+    "₪": "ILS",
+    "฿": "THB",
+    "₫": "VND",
+    "₦": "NGN",
+    "₱": "PHP",
+    "R$": "BRL",
+    "C$": "CAD",
+    "A$": "AUD",
+    "US$": "USD",
+}
 ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
 """Currencies whose minor unit is the unit itself (Stripe's zero-decimal list)."""
 _TEXT = re.compile(

@@ -16,8 +16,22 @@ from typing import Any
 from signoff.policy.understand import shell, urls
 from signoff.policy.understand.names import DB_WORDS, DELETE_VERBS, FILES, STRONG, by_name, name_tokens
 
-VOCABULARY = ("send_email", "send_message", "api_call", "file_write", "file_delete", "database_write", "database_delete",
-              "purchase", "payment", "refund", "shell", "deploy", "access_change", "sensitive_read")
+VOCABULARY = (
+    "send_email",
+    "send_message",
+    "api_call",
+    "file_write",
+    "file_delete",
+    "database_write",
+    "database_delete",
+    "purchase",
+    "payment",
+    "refund",
+    "shell",
+    "deploy",
+    "access_change",
+    "sensitive_read",
+)
 UNKNOWN = "unknown"
 """A tool nothing recognises as reading or as an action: `action: "*"` rules hold it."""
 ALL_ACTIONS = frozenset(VOCABULARY) | {UNKNOWN}
@@ -28,6 +42,7 @@ IMPLIES = {
 }
 """A rule on the right-hand action also covers the left: a DELETE is a database write, a refund a payment.
 A purchase (buying goods) and a payment (moving money) stay apart, as in the seed's presets."""
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -57,10 +72,13 @@ class Profile:
     @functools.cached_property
     def static(self) -> bool:
         """Catalogued, and no argument can change its actions (no command, SQL or path to read)."""
-        return self.catalogued and not ({"command", "sql", "method", "collection", "table"} & set(self.fields)) \
-            and "shell" not in self.actions and (
-            "path" not in self.fields or bool(self.actions - {"api_call"})) and (
-            "recipient" not in self.fields or bool(self.actions & {"send_email", "send_message"}) or self.reads)
+        return (
+            self.catalogued
+            and not ({"command", "sql", "method", "collection", "table"} & set(self.fields))
+            and "shell" not in self.actions
+            and ("path" not in self.fields or bool(self.actions - {"api_call"}))
+            and ("recipient" not in self.fields or bool(self.actions & {"send_email", "send_message"}) or self.reads)
+        )
 
     @property
     def possible(self) -> frozenset[str]:
@@ -96,17 +114,33 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
     hints = dict(annotations)
     if entry is not None:
         hints = hints if hints else {**dict(entry.annotations or {}), **hints}
-        destructive = bool(entry.destructive) or (entry.destructive is None and hints.get("destructiveHint") is True
-                                                 and not entry.read_only)
+        destructive = bool(entry.destructive) or (
+            entry.destructive is None and hints.get("destructiveHint") is True and not entry.read_only
+        )
         actions = frozenset(entry.actions)
-        if destructive and not entry.read_only and set(name_tokens(tool)) & DELETE_VERBS and actions.isdisjoint(("file_delete", "database_delete")):
+        if (
+            destructive
+            and not entry.read_only
+            and set(name_tokens(tool)) & DELETE_VERBS
+            and actions.isdisjoint(("file_delete", "database_delete"))
+        ):
             actions |= {"file_delete"}  # deleting a repository, a page, a key: a deletion the vocabulary has no word for
         why = f"{catalog_id}.{tool} in signoff's catalog: " + (", ".join(sorted(actions)) if actions else "only reads")
-        return Profile(actions, bool(entry.read_only), destructive,
-                       {k: tuple(v) for k, v in entry.fields.items()}, True, f"catalog {catalog_id}", why,
-                       entry.amount_unit or "major", entry.currency, dict(entry.annotations or {}),
-                       arguments=frozenset(getattr(entry, "arguments", ()) or ()), server_id=catalog_id,
-                       hosts=tuple(urls.normalize_domain(h) for h in getattr(entry, "hosts", ()) or ()))
+        return Profile(
+            actions,
+            bool(entry.read_only),
+            destructive,
+            {k: tuple(v) for k, v in entry.fields.items()},
+            True,
+            f"catalog {catalog_id}",
+            why,
+            entry.amount_unit or "major",
+            entry.currency,
+            dict(entry.annotations or {}),
+            arguments=frozenset(getattr(entry, "arguments", ()) or ()),
+            server_id=catalog_id,
+            hosts=tuple(urls.normalize_domain(h) for h in getattr(entry, "hosts", ()) or ()),
+        )
     actions, reads, why = by_name(server, tool)
     destructive = hints.get("destructiveHint") is True and not hints.get("readOnlyHint")
     if not actions and not reads and hints.get("readOnlyHint") is True and not set(name_tokens(tool)) & STRONG:
@@ -117,5 +151,14 @@ def profile(server: str, tool: str, annotations: Mapping[str, Any], entry: Any, 
             actions, why = frozenset({"file_delete"}), f"{tool} is annotated destructive and names files"
     words = set(name_tokens(tool)) | set(name_tokens(server))
     database = bool(words & DB_WORDS or actions & {"database_write", "database_delete"})
-    return Profile(actions, reads, destructive, {}, False, "the tool's name", why, database=database,
-                   open_world=hints.get("openWorldHint") is True)
+    return Profile(
+        actions,
+        reads,
+        destructive,
+        {},
+        False,
+        "the tool's name",
+        why,
+        database=database,
+        open_world=hints.get("openWorldHint") is True,
+    )

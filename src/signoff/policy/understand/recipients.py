@@ -18,10 +18,33 @@ from typing import Any
 from signoff.policy.understand import urls
 
 MAX_DEPTH = 16
-RECIPIENT_KEYS = frozenset({"to", "cc", "bcc", "recipient", "recipients", "to_address", "to_addresses", "toaddresses",
-                            "cc_address", "bcc_address", "toemail", "to_email", "emails", "email_to", "torecipients",
-                            "ccrecipients", "bccrecipients", "destination", "destinations", "personalizations",
-                            "email_addresses", "attendees", "invitees"})
+RECIPIENT_KEYS = frozenset(
+    {
+        "to",
+        "cc",
+        "bcc",
+        "recipient",
+        "recipients",
+        "to_address",
+        "to_addresses",
+        "toaddresses",
+        "cc_address",
+        "bcc_address",
+        "toemail",
+        "to_email",
+        "emails",
+        "email_to",
+        "torecipients",
+        "ccrecipients",
+        "bccrecipients",
+        "destination",
+        "destinations",
+        "personalizations",
+        "email_addresses",
+        "attendees",
+        "invitees",
+    }
+)
 """Argument keys that carry recipients when the catalog says nothing about the tool."""
 _ADDRESS_KEYS = ("email", "address", "emailAddress", "email_address", "value", "addr")
 _LOCAL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+$")

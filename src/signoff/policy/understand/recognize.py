@@ -16,15 +16,26 @@ from typing import Any
 
 from signoff.policy.understand import money, recipients, shell, urls
 from signoff.policy.understand import sql as sqlmod
-from signoff.policy.understand.arguments import (ROLE_KEYS, SQL_ONLY_KEYS, flat, nested_items, pairs, path_parts, sql_texts,
-                                          values_at, whole_url_host)
+from signoff.policy.understand.arguments import (
+    ROLE_KEYS,
+    SQL_ONLY_KEYS,
+    flat,
+    nested_items,
+    pairs,
+    path_parts,
+    sql_texts,
+    values_at,
+    whole_url_host,
+)
 from signoff.policy.understand.names import CLI_NAMES, DELETE_VERBS, STRONG, WRITE_VERBS, name_tokens
-from signoff.policy.understand.recipients import Recipient
 from signoff.policy.understand.profile import ALL_ACTIONS, IMPLIES, UNKNOWN, VOCABULARY, Profile, expand, profile
+from signoff.policy.understand.recipients import Recipient
 
 __all__ = ["ALL_ACTIONS", "IMPLIES", "UNKNOWN", "VOCABULARY", "Profile", "Understanding", "expand", "profile"]
 
-API_READ_METHODS = frozenset("get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split())
+API_READ_METHODS = frozenset(
+    "get head options list retrieve search read find describe query lookup fetch batch_retrieve count".split()
+)
 NAVIGATE_WORDS = frozenset("navigate goto open visit browse fetch scrape crawl extract download get read map".split())
 METADATA_WORDS = frozenset("info stat stats metadata exists size list tree directory directories search".split())
 FIELD_LIST_KEYS = frozenset("projection fields columns select attributes attributestoget include".split())
@@ -38,7 +49,9 @@ DRY_RUN_SET = frozenset(DRY_RUN_KEYS)
 class Understanding:
     """One call, read through its tool's profile. Every property is computed at most once."""
 
-    def __init__(self, profile: Profile, server: str, tool: str, arguments: Mapping[str, Any], schema: Mapping[str, Any] | None = None):
+    def __init__(
+        self, profile: Profile, server: str, tool: str, arguments: Mapping[str, Any], schema: Mapping[str, Any] | None = None
+    ):
         self.profile = profile
         self.server = server
         self.tool = tool
@@ -106,8 +119,11 @@ class Understanding:
         tokens = name_tokens(self.tool)
         cli = next((t for t in tokens + name_tokens(self.server) if t in CLI_NAMES), None)
         has_command = any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments)
-        if not ("shell" in prof.actions or "command" in prof.fields or (not prof.catalogued and has_command
-                                                                        and not self._redis_command())):
+        if not (
+            "shell" in prof.actions
+            or "command" in prof.fields
+            or (not prof.catalogued and has_command and not self._redis_command())
+        ):
             return []  # a database tool's `command: FLUSHALL` is a Redis command, read by nosql_ops
         out: list[shell.ShellAnalysis] = []
         for value in self.role("command"):
@@ -120,8 +136,11 @@ class Understanding:
                 value = shlex.join(value)  # an argv list
             if isinstance(value, str) and cli and value.strip() and " " not in value.strip() and not prof.catalogued:
                 # `kubectl_generic(command="delete", resourceType="secret", name="x")`: the CLI's own words
-                words = [cli, value.strip()] + [v for k, v in self.arguments.items()
-                                                if isinstance(v, str) and str(k).lower() not in ROLE_KEYS["command"] and " " not in v]
+                words = [cli, value.strip()] + [
+                    v
+                    for k, v in self.arguments.items()
+                    if isinstance(v, str) and str(k).lower() not in ROLE_KEYS["command"] and " " not in v
+                ]
                 out.append(shell.analyze(" ".join(words)))
             elif isinstance(value, str):
                 out.append(shell.analyze(value))
@@ -141,7 +160,7 @@ class Understanding:
         cli = next((t for t in tokens if t in CLI_NAMES), None)
         if prof.catalogued or cli is None or any(str(k).lower() in ROLE_KEYS["command"] for k in self.arguments):
             return []
-        verb = list(tokens[tokens.index(cli) + 1:]) or [t for t in tokens if t != cli][:1]
+        verb = list(tokens[tokens.index(cli) + 1 :]) or [t for t in tokens if t != cli][:1]
         words = [cli, *verb] + [v for v in self.arguments.values() if isinstance(v, str) and v.strip() and " " not in v]
         return [shell.analyze(" ".join(words))] if verb else []
 
@@ -210,8 +229,9 @@ class Understanding:
 
     def url_arguments(self) -> frozenset[str]:
         """Hosts of argument values that *are* a URL or a host (not text that mentions one)."""
-        return self._once("url_args", lambda: frozenset(
-            h for k, t in self.pairs() if isinstance(t, str) and (h := whole_url_host(k, t))))
+        return self._once(
+            "url_args", lambda: frozenset(h for k, t in self.pairs() if isinstance(t, str) and (h := whole_url_host(k, t)))
+        )
 
     def recipients(self) -> list[recipients.Recipient]:
         if self._recipients_found is None:
@@ -249,7 +269,9 @@ class Understanding:
     def _sensitive_paths(self) -> list[str]:
         values = flat(self.role("path"))
         if self.profile.reads or (self.profile.catalogued and not self.profile.actions):
-            values += [v for v in self.arguments.values() if isinstance(v, str) and PATH_LIKE.match(v)]  # `HEAD:config/secrets.yml`
+            values += [
+                v for v in self.arguments.values() if isinstance(v, str) and PATH_LIKE.match(v)
+            ]  # `HEAD:config/secrets.yml`
         return [v for v in values if shell.SENSITIVE_PATHS.search(v)]
 
     def nosql_writes(self) -> list[str]:
@@ -257,7 +279,9 @@ class Understanding:
         prof = self.profile
         if not (prof.database or {"collection", "table"} & set(prof.fields)):
             return []
-        return self._once("nosql", lambda: sorted({str(k) for k, _ in nested_items(self.arguments) if str(k) in NOSQL_WRITE_STAGES}))
+        return self._once(
+            "nosql", lambda: sorted({str(k) for k, _ in nested_items(self.arguments) if str(k) in NOSQL_WRITE_STAGES})
+        )
 
     def nosql_ops(self) -> list[tuple[str, str]]:
         """DynamoDB operations (`PutItem`, `DeleteItem`) and Redis commands (`SET`, `DEL`, `FLUSHALL`) named
@@ -274,14 +298,19 @@ class Understanding:
                 found.append(("delete" if op in sqlmod.DYNAMO_DELETES else "write", value.strip()))
             elif op in sqlmod.DYNAMO_READS:
                 found.append(("read", value.strip()))
-            elif str(key).lower() in ROLE_KEYS["command"] | {"operation", "op"} and value.split()[0].upper() in sqlmod.REDIS_COMMANDS:
+            elif (
+                str(key).lower() in ROLE_KEYS["command"] | {"operation", "op"}
+                and value.split()[0].upper() in sqlmod.REDIS_COMMANDS
+            ):
                 found.append((sqlmod.redis_op(value.split()), value.split()[0]))
         return found
 
     def _redis_command(self) -> bool:
         return self.profile.database and any(
             isinstance(v, str) and v.split() and v.split()[0].upper() in sqlmod.REDIS_COMMANDS
-            for k, v in self.arguments.items() if str(k).lower() in ROLE_KEYS["command"])
+            for k, v in self.arguments.items()
+            if str(k).lower() in ROLE_KEYS["command"]
+        )
 
     def pii_fields(self) -> list[str]:
         """Columns or fields holding personal data or secrets that a database read asks for (a projection)."""
@@ -289,8 +318,11 @@ class Understanding:
         if not (prof.database or {"collection", "table", "sql"} & set(prof.fields)):
             return []
         found = [str(k) for k, v in nested_items(self.arguments) if sqlmod.PII.match(str(k)) and v not in (0, False, None)]
-        found += [v for k, v in nested_items(self.arguments) if isinstance(v, str) and str(k).lower() in FIELD_LIST_KEYS
-                  and sqlmod.PII.match(v)]
+        found += [
+            v
+            for k, v in nested_items(self.arguments)
+            if isinstance(v, str) and str(k).lower() in FIELD_LIST_KEYS and sqlmod.PII.match(v)
+        ]
         for k, v in nested_items(self.arguments):
             if str(k).lower() in FIELD_LIST_KEYS and isinstance(v, (list, tuple)):
                 found += [x for x in v if isinstance(x, str) and sqlmod.PII.match(x)]
@@ -340,7 +372,12 @@ class Understanding:
                 found.add("database_write")
                 if touch.deletes:
                     found.add("database_delete")
-                self.notes.append(touch.why or (("deletes from " if touch.deletes else "writes to ") + (", ".join(sorted(touch.tables)) or "the database")))
+                self.notes.append(
+                    touch.why
+                    or (
+                        ("deletes from " if touch.deletes else "writes to ") + (", ".join(sorted(touch.tables)) or "the database")
+                    )
+                )
             if touch.pii:
                 found.add("sensitive_read")
                 self.notes.append(f"reads personal data ({', '.join(sorted(touch.pii))})")
@@ -367,11 +404,22 @@ class Understanding:
         if (prof.reads or not found - {"api_call"}) and self.sensitive_paths():
             found.add("sensitive_read")
             self.notes.append(f"reads {self.sensitive_paths()[0]} (credentials)")
-        if prof.catalogued and not found & {"send_email", "send_message"} and not prof.reads \
-                and "draft" not in name_tokens(self.tool) and any(r.address for r in self.recipients()):
+        if (
+            prof.catalogued
+            and not found & {"send_email", "send_message"}
+            and not prof.reads
+            and "draft" not in name_tokens(self.tool)
+            and any(r.address for r in self.recipients())
+        ):
             found.add("send_email")  # a filter that forwards, an invite: mail goes to these addresses
-        if found.isdisjoint(("file_delete", "database_delete")) and not commands and not touch.statements \
-                and set(name_tokens(self.tool)) & DELETE_VERBS and (prof.destructive or not prof.catalogued) and not prof.reads:
+        if (
+            found.isdisjoint(("file_delete", "database_delete"))
+            and not commands
+            and not touch.statements
+            and set(name_tokens(self.tool)) & DELETE_VERBS
+            and (prof.destructive or not prof.catalogued)
+            and not prof.reads
+        ):
             found.add("file_delete")  # a deletion of something the vocabulary has no word for (a repository, a monitor)
         if not found and not prof.catalogued and not prof.reads and not commands and not touch.statements:
             if set(name_tokens(self.tool)) & WRITE_VERBS and prof.open_world:
@@ -392,8 +440,12 @@ class Understanding:
             if isinstance(value, str) and len(value) < 64:
                 words |= set(name_tokens(value))
         first = name_tokens(methods[0])[:1]
-        if first and first[0] in API_READ_METHODS and not words & DELETE_VERBS \
-                and not any(set(name_tokens(m)) & WRITE_VERBS - API_READ_METHODS for m in methods):
+        if (
+            first
+            and first[0] in API_READ_METHODS
+            and not words & DELETE_VERBS
+            and not any(set(name_tokens(m)) & WRITE_VERBS - API_READ_METHODS for m in methods)
+        ):
             self.api_read = True
             return found & {"api_call"}
         kept = {"api_call"} | {a for a in found if a not in ("payment", "refund", "purchase")}
@@ -443,8 +495,11 @@ class Understanding:
         commands = self.commands()
         if commands:
             return any(a.destructive for a in commands)
-        if any(a.destructive for a in self.cli_commands()) or self.nosql_writes() \
-                or any(kind == "delete" for kind, _ in self.nosql_ops()):
+        if (
+            any(a.destructive for a in self.cli_commands())
+            or self.nosql_writes()
+            or any(kind == "delete" for kind, _ in self.nosql_ops())
+        ):
             return True
         touch = self.sql()
         if touch.statements and ("sql" in self.profile.fields or not self.profile.catalogued):
@@ -452,5 +507,3 @@ class Understanding:
         if "method" in self.profile.fields and self.profile.catalogued:
             return "file_delete" in self.actions()
         return self.profile.destructive
-
-

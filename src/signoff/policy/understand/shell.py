@@ -15,15 +15,48 @@ import functools
 import os
 import re
 
-from signoff.policy.understand.programs import (CLOUD, DATABASES, EVERY_ACTION, HTTP, SENSITIVE_PATHS, ShellAnalysis, cloud, database, git,
-                                         http, remote_host)
+from signoff.policy.understand.programs import (
+    CLOUD,
+    DATABASES,
+    EVERY_ACTION,
+    HTTP,
+    SENSITIVE_PATHS,
+    ShellAnalysis,
+    cloud,
+    database,
+    git,
+    http,
+    remote_host,
+)
 
 MAX_NESTING = 8
 MAX_LENGTH = 16_384
 """Longer command lines are not parsed (parsing is superlinear): they count as every action."""
 __all__ = ["EVERY_ACTION", "SENSITIVE_PATHS", "ShellAnalysis", "analyze"]
-SQL_WORDS = {"SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "TRUNCATE", "CREATE", "GRANT", "REVOKE", "MERGE",
-             "REPLACE", "WITH", "COPY", "VACUUM", "ATTACH", "PRAGMA", "EXPLAIN", "SHOW", "CALL", "EXEC", "EXECUTE"}
+SQL_WORDS = {
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "DROP",
+    "ALTER",
+    "TRUNCATE",
+    "CREATE",
+    "GRANT",
+    "REVOKE",
+    "MERGE",
+    "REPLACE",
+    "WITH",
+    "COPY",
+    "VACUUM",
+    "ATTACH",
+    "PRAGMA",
+    "EXPLAIN",
+    "SHOW",
+    "CALL",
+    "EXEC",
+    "EXECUTE",
+}
 READ_ONLY = frozenset(
     """ls ll dir cat head tail less more grep egrep fgrep rg ag ack wc echo printf pwd whoami id date uname which
     whereis type file stat du df tree sort uniq cut tr diff cmp comm jq yq basename dirname realpath readlink ps
@@ -31,16 +64,65 @@ READ_ONLY = frozenset(
     column paste join expand unexpand rev tac strings man help cd pushd popd history locale nproc free lscpu lsblk
     printenv-safe git-readonly""".split()
 )
-PREFIXES = {"sudo", "doas", "env", "nohup", "timeout", "nice", "ionice", "time", "stdbuf", "command", "builtin", "exec",
-            "xargs", "chronic", "unbuffer", "setsid", "torsocks", "proxychains", "watch", "caffeinate", "gtimeout"}
-_PREFIX_WITH_VALUE = {"sudo": {"-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U"}, "doas": {"-u", "-C"},
-                      "env": {"-u", "-C", "-S", "--unset", "--chdir"}, "timeout": {"-s", "-k", "--signal", "--kill-after"},
-                      "nice": {"-n", "--adjustment"}, "ionice": {"-c", "-n", "-p"}, "stdbuf": {"-i", "-o", "-e"},
-                      "xargs": {"-I", "-n", "-P", "-L", "-d", "-E", "-s", "-a", "--max-args", "--max-procs", "--delimiter"},
-                      "watch": {"-n", "-d", "--interval"}}
+PREFIXES = {
+    "sudo",
+    "doas",
+    "env",
+    "nohup",
+    "timeout",
+    "nice",
+    "ionice",
+    "time",
+    "stdbuf",
+    "command",
+    "builtin",
+    "exec",
+    "xargs",
+    "chronic",
+    "unbuffer",
+    "setsid",
+    "torsocks",
+    "proxychains",
+    "watch",
+    "caffeinate",
+    "gtimeout",
+}
+_PREFIX_WITH_VALUE = {
+    "sudo": {"-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U"},
+    "doas": {"-u", "-C"},
+    "env": {"-u", "-C", "-S", "--unset", "--chdir"},
+    "timeout": {"-s", "-k", "--signal", "--kill-after"},
+    "nice": {"-n", "--adjustment"},
+    "ionice": {"-c", "-n", "-p"},
+    "stdbuf": {"-i", "-o", "-e"},
+    "xargs": {"-I", "-n", "-P", "-L", "-d", "-E", "-s", "-a", "--max-args", "--max-procs", "--delimiter"},
+    "watch": {"-n", "-d", "--interval"},
+}
 SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "fish", "ash", "busybox"}
-INTERPRETERS = {"python", "python3", "python2", "perl", "ruby", "node", "nodejs", "deno", "bun", "php", "lua", "osascript",
-                "powershell", "pwsh", "Rscript", "awk", "gawk", "mawk", "tclsh", "java", "jshell", "groovy"}
+INTERPRETERS = {
+    "python",
+    "python3",
+    "python2",
+    "perl",
+    "ruby",
+    "node",
+    "nodejs",
+    "deno",
+    "bun",
+    "php",
+    "lua",
+    "osascript",
+    "powershell",
+    "pwsh",
+    "Rscript",
+    "awk",
+    "gawk",
+    "mawk",
+    "tclsh",
+    "java",
+    "jshell",
+    "groovy",
+}
 MAILERS = {"sendmail", "mail", "mailx", "mutt", "msmtp", "swaks", "ssmtp", "neomutt", "s-nail"}
 NETWORK = {"ssh", "scp", "sftp", "rsync", "nc", "ncat", "netcat", "telnet", "ftp", "socat", "rclone"}
 
@@ -97,8 +179,10 @@ def _command(node, source: str, result: ShellAnalysis, depth: int) -> None:
     heredoc = ""
     for part in node.parts:
         if part.kind == "word":
-            if not words and any(p.kind in ("parameter", "commandsubstitution", "processsubstitution", "tilde") and p.kind != "tilde"
-                                 for p in getattr(part, "parts", ()) or ()):
+            if not words and any(
+                p.kind in ("parameter", "commandsubstitution", "processsubstitution", "tilde") and p.kind != "tilde"
+                for p in getattr(part, "parts", ()) or ()
+            ):
                 computed = True
             words.append(part.word)
         elif part.kind == "redirect":
@@ -159,13 +243,33 @@ def _program(words: list[str], stdin: str, result: ShellAnalysis, depth: int) ->
     name = os.path.basename(words[0])
     args = words[1:]
     line = " ".join(words)[:120]
-    if _runs_code(name, args, result, depth) or _touches_files(name, args, line, result, depth) \
-            or _reaches_out(name, args, stdin, line, result):
+    if (
+        _runs_code(name, args, result, depth)
+        or _touches_files(name, args, line, result, depth)
+        or _reaches_out(name, args, stdin, line, result)
+    ):
         return
     if name in ("printenv", "env", "set", "export", "declare") and not args:
         result.add({"sensitive_read"}, f"{name} prints the environment (secrets)")
         return
-    if name in ("cat", "less", "more", "head", "tail", "grep", "rg", "strings", "xxd", "base64", "cp", "scp", "tar", "zip", "type", "bat"):
+    if name in (
+        "cat",
+        "less",
+        "more",
+        "head",
+        "tail",
+        "grep",
+        "rg",
+        "strings",
+        "xxd",
+        "base64",
+        "cp",
+        "scp",
+        "tar",
+        "zip",
+        "type",
+        "bat",
+    ):
         for a in args:
             if SENSITIVE_PATHS.search(a):
                 result.add({"sensitive_read"}, f"{line} reads credentials ({a})")
@@ -207,25 +311,47 @@ def _runs_code(name: str, args: list[str], result: ShellAnalysis, depth: int) ->
 
 def _touches_files(name: str, args: list[str], line: str, result: ShellAnalysis, depth: int) -> bool:
     """Deleting, overwriting, writing files and changing permissions or accounts."""
-    if name in ("rm", "rmdir", "unlink", "shred", "srm", "wipe", "truncate") or name.startswith("mkfs") or name in ("wipefs", "fdisk", "parted"):
+    if (
+        name in ("rm", "rmdir", "unlink", "shred", "srm", "wipe", "truncate")
+        or name.startswith("mkfs")
+        or name in ("wipefs", "fdisk", "parted")
+    ):
         result.add({"file_delete", "file_write"}, f"{line} deletes files", destructive=True)
         return True
     if name == "dd":
         target = next((a[3:] for a in args if a.startswith("of=")), "")
-        result.add({"file_write", "file_delete"} if target.startswith("/dev/") else {"file_write"}, f"{line} overwrites {target or 'output'}",
-                   destructive=target.startswith("/dev/"))
+        result.add(
+            {"file_write", "file_delete"} if target.startswith("/dev/") else {"file_write"},
+            f"{line} overwrites {target or 'output'}",
+            destructive=target.startswith("/dev/"),
+        )
         return True
     if name == "find":
         if any(a in ("-delete",) for a in args) or _find_exec_deletes(args):
             result.add({"file_delete", "file_write"}, f"{line} deletes files", destructive=True)
         elif any(a in ("-exec", "-execdir", "-ok", "-okdir") for a in args):
             i = next(i for i, a in enumerate(args) if a in ("-exec", "-execdir", "-ok", "-okdir"))
-            inner = [a for a in args[i + 1:] if a not in ("{}", ";", "+", "\\;")]
+            inner = [a for a in args[i + 1 :] if a not in ("{}", ";", "+", "\\;")]
             _program(inner, "", result, depth + 1)
         elif any(a.startswith("-fprint") or a == "-fls" for a in args):
             result.add({"file_write"}, f"{line} writes files")
         return True
-    if name in ("mv", "cp", "touch", "mkdir", "tee", "ln", "install", "rsync-local", "patch", "tar", "unzip", "zip", "gzip", "gunzip"):
+    if name in (
+        "mv",
+        "cp",
+        "touch",
+        "mkdir",
+        "tee",
+        "ln",
+        "install",
+        "rsync-local",
+        "patch",
+        "tar",
+        "unzip",
+        "zip",
+        "gzip",
+        "gunzip",
+    ):
         result.add({"file_write"}, f"{line} writes files")
         if name == "mv" and any(a == "/dev/null" for a in args):
             result.add({"file_delete"}, f"{line} deletes files", destructive=True)
@@ -233,7 +359,21 @@ def _touches_files(name: str, args: list[str], line: str, result: ShellAnalysis,
     if name == "sed" and any(a.startswith("-i") or a == "--in-place" for a in args):
         result.add({"file_write"}, f"{line} edits files in place")
         return True
-    if name in ("chmod", "chown", "chgrp", "setfacl", "useradd", "usermod", "userdel", "groupadd", "passwd", "chpasswd", "visudo", "adduser", "deluser"):
+    if name in (
+        "chmod",
+        "chown",
+        "chgrp",
+        "setfacl",
+        "useradd",
+        "usermod",
+        "userdel",
+        "groupadd",
+        "passwd",
+        "chpasswd",
+        "visudo",
+        "adduser",
+        "deluser",
+    ):
         result.add({"access_change", "file_write"}, f"{line} changes permissions or accounts")
         return True
     return False
@@ -269,9 +409,10 @@ def _reaches_out(name: str, args: list[str], stdin: str, line: str, result: Shel
 
 def _find_exec_deletes(args: list[str]) -> bool:
     for i, a in enumerate(args):
-        if a in ("-exec", "-execdir", "-ok", "-okdir") and i + 1 < len(args) \
-                and os.path.basename(args[i + 1]) in ("rm", "rmdir", "unlink", "shred", "truncate"):
+        if (
+            a in ("-exec", "-execdir", "-ok", "-okdir")
+            and i + 1 < len(args)
+            and os.path.basename(args[i + 1]) in ("rm", "rmdir", "unlink", "shred", "truncate")
+        ):
             return True
     return False
-
-

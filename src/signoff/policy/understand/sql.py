@@ -62,9 +62,12 @@ def _unreadable(count: int, why: str) -> SqlTouch:
     return SqlTouch(ALL_TABLES, True, max(count, 1), True, why, True)
 
 
-PII = re.compile(r"^(ssn|social_security(_number)?|sin|password(_hash)?|passwd|pwd|secret|api_?key|access_token|refresh_token"
-                 r"|token|credit_card(_number)?|card_number|cc_number|cvv|cvc|iban|passport(_number)?|tax_id|national_id"
-                 r"|date_of_birth|dob|private_key)$", re.IGNORECASE)
+PII = re.compile(
+    r"^(ssn|social_security(_number)?|sin|password(_hash)?|passwd|pwd|secret|api_?key|access_token|refresh_token"
+    r"|token|credit_card(_number)?|card_number|cc_number|cvv|cvc|iban|passport(_number)?|tax_id|national_id"
+    r"|date_of_birth|dob|private_key)$",
+    re.IGNORECASE,
+)
 _SHOW = re.compile(r"^\s*(SHOW|DESCRIBE|DESC)\s+[\w\s.`\"]*;?\s*$", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?!ANALY[SZ]E\b)(?:\((?:[^)]*)\)\s*|QUERY\s+PLAN\s+|VERBOSE\s+)?", re.IGNORECASE)
 
@@ -93,7 +96,7 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
             count += 1
             continue
         match = _EXPLAIN.match(text)
-        expanded.append(text[match.end():] if match else text)  # EXPLAIN (not ANALYZE) runs nothing: read what it explains
+        expanded.append(text[match.end() :] if match else text)  # EXPLAIN (not ANALYZE) runs nothing: read what it explains
     for text in expanded:
         stripped = _without_strings(text)
         for pattern, what in _DISAGREE:
@@ -115,9 +118,15 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
                     return _unreadable(count, f"the SQL calls {name}(), not known to be read-only")
             deleting = isinstance(statement, deletes_) or any(True for _ in statement.find_all(*deletes_))
             deletes = deletes or deleting
-            overwrites = overwrites or any(True for _ in statement.find_all(exp.Update, exp.Merge)) or any(
-                not isinstance(action, exp.ColumnDef)  # ADD COLUMN is additive; DROP, RENAME, ALTER TYPE are not
-                for alter in statement.find_all(exp.Alter) for action in (alter.args.get("actions") or [None]))
+            overwrites = (
+                overwrites
+                or any(True for _ in statement.find_all(exp.Update, exp.Merge))
+                or any(
+                    not isinstance(action, exp.ColumnDef)  # ADD COLUMN is additive; DROP, RENAME, ALTER TYPE are not
+                    for alter in statement.find_all(exp.Alter)
+                    for action in (alter.args.get("actions") or [None])
+                )
+            )
             pii |= {c.name.lower() for c in statement.find_all(exp.Column) if PII.match(c.name or "")}
             writes = (
                 writes
@@ -134,8 +143,10 @@ def analyze(texts: Iterable[str]) -> SqlTouch:
     return SqlTouch(frozenset(tables), writes, count, deletes, "", overwrites, frozenset(pii))
 
 
-READ_PRAGMAS = frozenset("table_info table_xinfo index_list index_info index_xinfo foreign_key_list table_list database_list "
-                         "collation_list compile_options function_list module_list pragma_list".split())
+READ_PRAGMAS = frozenset(
+    "table_info table_xinfo index_list index_info index_xinfo foreign_key_list table_list database_list "
+    "collation_list compile_options function_list module_list pragma_list".split()
+)
 
 
 def _read_pragma(statement, exp) -> bool:
@@ -172,13 +183,17 @@ REDIS_READS = frozenset(
 )
 REDIS_WRITES = frozenset(
     "SET SETEX SETNX PSETEX MSET MSETNX APPEND INCR INCRBY DECR DECRBY HSET HMSET HSETNX HINCRBY LPUSH RPUSH LSET LINSERT "
-    "SADD SMOVE ZADD ZINCRBY RENAME RENAMENX COPY RESTORE XADD PUBLISH EVAL EVALSHA CONFIG SCRIPT".split())
+    "SADD SMOVE ZADD ZINCRBY RENAME RENAMENX COPY RESTORE XADD PUBLISH EVAL EVALSHA CONFIG SCRIPT".split()
+)
 REDIS_COMMANDS = REDIS_WRITES | REDIS_DELETES | REDIS_READS
-DYNAMO_READS = frozenset("getitem get-item query scan batchgetitem batch-get-item describetable describe-table "
-                          "listtables list-tables".split())
+DYNAMO_READS = frozenset(
+    "getitem get-item query scan batchgetitem batch-get-item describetable describe-table listtables list-tables".split()
+)
 DYNAMO_DELETES = frozenset("deleteitem delete-item deletetable delete-table batchwriteitem batch-write-item".split())
-DYNAMO_WRITES = frozenset("putitem put-item updateitem update-item createtable create-table updatetable update-table "
-                          "transactwriteitems transact-write-items executestatement execute-statement".split())
+DYNAMO_WRITES = frozenset(
+    "putitem put-item updateitem update-item createtable create-table updatetable update-table "
+    "transactwriteitems transact-write-items executestatement execute-statement".split()
+)
 
 
 def mongo_ops(text: str) -> list[tuple[str, str]]:

@@ -17,10 +17,32 @@ UNPARSEABLE = "<unparseable host>"
 """A host that could not be read: matches every domains list, counts as external."""
 
 URL_IN_TEXT = re.compile(r"(?<![A-Za-z0-9+.-])(?:https?|wss?|ftp)://[^\s\"'<>`]+", re.IGNORECASE)
-_BARE_HOST = re.compile(r"^(?:[^\s/?#@]+[.\u3002\uff0e\uff61][^\s/?#@]+|localhost|\[[0-9A-Fa-f:.]+\])(?::\d+)?(?:[/?#].*)?$", re.IGNORECASE)
+_BARE_HOST = re.compile(
+    r"^(?:[^\s/?#@]+[.\u3002\uff0e\uff61][^\s/?#@]+|localhost|\[[0-9A-Fa-f:.]+\])(?::\d+)?(?:[/?#].*)?$", re.IGNORECASE
+)
 """A bare host, maybe with a port and path: `api.example.com/x`, `localhost:8080`, fullwidth dots too."""
-HOST_KEYS = frozenset({"url", "uri", "urls", "host", "hostname", "domain", "endpoint", "base_url", "baseurl", "origin",
-                       "href", "link", "server", "address", "target_url", "webhook", "webhook_url", "callback_url"})
+HOST_KEYS = frozenset(
+    {
+        "url",
+        "uri",
+        "urls",
+        "host",
+        "hostname",
+        "domain",
+        "endpoint",
+        "base_url",
+        "baseurl",
+        "origin",
+        "href",
+        "link",
+        "server",
+        "address",
+        "target_url",
+        "webhook",
+        "webhook_url",
+        "callback_url",
+    }
+)
 
 
 @functools.lru_cache(maxsize=8192)
