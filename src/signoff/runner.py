@@ -149,27 +149,22 @@ def build_gate_factory(
         for call in broker.mark_abandoned():
             log.warning("held call %s (%s) was abandoned by a proxy that stopped", call.id, call.qualified)
     except StoreError as exc:  # fail closed but keep serving: each call is refused with the reason
-        from signoff.approvals.gate import StoreDownGate
-
         load_policy(policy_source, context=PolicyContext(servers=dict(servers or {})))  # a broken policy still stops signoff
         log.error("%s; every call is refused until the store can be opened", exc)
-        error = str(exc)
-
-        def again() -> Gate:
-            return build_gate_factory(
-                policy_source,
-                observe=observe,
-                tty=tty,
-                notify=notify,
-                desktop=desktop,
-                link=link,
-                servers=servers,
-                names=names,
-                brokers=brokers,
-                identity=identity,
-            )()
-
-        return lambda: StoreDownGate(error, again)
+        retry = functools.partial(
+            build_gate_factory,
+            policy_source,
+            observe=observe,
+            tty=tty,
+            notify=notify,
+            desktop=desktop,
+            link=link,
+            servers=servers,
+            names=names,
+            brokers=brokers,
+            identity=identity,
+        )
+        return _store_down(str(exc), retry)
     if brokers is not None:
         brokers.append(broker)  # the signal handler closes its held calls
     context = PolicyContext(servers=dict(servers or {}), counter=AuditCounter(broker.store))
@@ -188,18 +183,8 @@ def build_gate_factory(
     noted.append(broker)
     notifier = Notifier(notify or [], review=functools.partial(review_link, link) if link else None, desktop=desktop)
     team = team_mode(broker.store)
-    if team and tty:
-        log.warning(
-            "team mode: --tty is off (a terminal cannot say which person decides); decide on the page "
-            "or with `signoff approve --token`"
-        )
-        tty = False
     if tty:
-        from signoff.approvers.tty import TtyApprover
-
-        approver = TtyApprover.open(broker)
-        if approver is not None:
-            approver.attach()  # prompts for the calls this process holds
+        _attach_terminal(broker, team)
     if observe:
         log.warning("observe mode: nothing is held; calls that would be held are recorded as `observed`")
     progress = float(os.environ.get("SIGNOFF_PROGRESS_INTERVAL", "10"))
@@ -207,6 +192,30 @@ def build_gate_factory(
     return lambda: ApprovalGate(
         holder, broker, observe=observe, notifier=notifier, progress_interval=progress, identity=stamp, elicit=not team
     )
+
+
+def _store_down(error: str, retry: Callable[[], Callable[[], Gate]]) -> Callable[[], Gate]:
+    """Sessions' gates while the store cannot be opened: each call is refused with `error`, and
+    each tries to open the store again (`retry` builds the real factory once it can)."""
+    from signoff.approvals.gate import StoreDownGate
+
+    return lambda: StoreDownGate(error, lambda: retry()())
+
+
+def _attach_terminal(broker: Any, team: bool) -> None:
+    """`--tty`: prompt on the controlling terminal for the calls this process holds (not in team
+    mode: a terminal cannot say which person decides)."""
+    if team:
+        log.warning(
+            "team mode: --tty is off (a terminal cannot say which person decides); decide on the page "
+            "or with `signoff approve --token`"
+        )
+        return
+    from signoff.approvers.tty import TtyApprover
+
+    approver = TtyApprover.open(broker)
+    if approver is not None:
+        approver.attach()
 
 
 def team_mode(store: Any) -> bool:
@@ -279,24 +288,13 @@ def main(
     loaded: list[Any] = []
     specs, config_policy = resolve_servers(command, config_path, name, loaded)
     who = identity_settings(identity or {}, loaded[0] if loaded else None)
-    if timeout:
-        try:
-            seconds = parse_duration(timeout)
-        except ValueError as exc:
-            raise ConfigError(str(exc), field="--timeout") from None
-        specs = [replace(spec, timeout=seconds) for spec in specs]
+    specs = _with_timeout(specs, timeout)
     from signoff.approvals import filediff
 
     for spec in specs:  # where each server may touch files: the diff a held write would make is read there
         if spec.command:
             filediff.know_server(spec.name, [spec.command, *spec.args], spec.cwd)
-    link = None
-    if ui:
-        from signoff.web.server import ensure_running
-
-        link = ensure_running(policy=policy or config_policy, public_url=public_url)
-        log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
-    review_base = public_url or (link.split("?")[0] if link else None)
+    review_base = _start_page(policy or config_policy, public_url) if ui else public_url
 
     brokers: list[Any] = []
 
@@ -338,6 +336,26 @@ def main(
         raise _sole_signoff_error(group) from None
     if stopped is not None:
         raise SystemExit(128 + stopped)
+
+
+def _with_timeout(specs: list[ServerSpec], timeout: str | None) -> list[ServerSpec]:
+    """`--timeout`: the longest wait for every wrapped server's answer."""
+    if not timeout:
+        return specs
+    try:
+        seconds = parse_duration(timeout)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--timeout") from None
+    return [replace(spec, timeout=seconds) for spec in specs]
+
+
+def _start_page(policy: str | None, public_url: str | None) -> str | None:
+    """`--ui`: the approval page in the background (if none runs); the base its review links use."""
+    from signoff.web.server import ensure_running
+
+    link = ensure_running(policy=policy, public_url=public_url)
+    log.warning("approval page: %s (its link with the secret token: `signoff ui --link`)", link.split("?")[0])
+    return public_url or link.split("?")[0]
 
 
 async def serve_until_signal(serve: Callable[[], Awaitable[None]], brokers: list[Any]) -> int | None:

@@ -246,6 +246,32 @@ def read_witness(path: Path) -> tuple[tuple[int, str, str | None] | None, int | 
     return best, start
 
 
+def _against_witness(
+    best: tuple[int, str, str | None], last: int, at_witness: tuple[str, str | None] | None, witness_file: Path | None
+) -> list[Problem]:
+    """What the witness file's head says about an intact chain: rows cut off its end, or the row
+    the witness saw rewritten (its hash or its signature differs)."""
+    wid, whash, wmac = best
+    if last < wid:
+        span = f"row {wid} is" if wid == last + 1 else f"rows {last + 1}–{wid} are"
+        return [
+            Problem(
+                last + 1,
+                f"{span} missing: the witness {witness_file} saw the chain reach row "
+                f"{wid}, the database ends at row {last} (rows cut, or the store replaced)",
+            )
+        ]
+    if wid and at_witness is not None and at_witness[0] != whash:
+        return [
+            Problem(
+                wid, f"row {wid} is not the row the witness {witness_file} saw (the trail was rewritten, or the store replaced)"
+            )
+        ]
+    if wmac and at_witness is not None and at_witness[1] != wmac:
+        return [Problem(wid, f"row {wid}: its signature differs from the one the witness saw")]
+    return []
+
+
 def check_trail(
     rows: Iterator[Mapping[str, Any]], head: tuple[int, str] | None, *, witness_file: Path | None = None, key: bytes | None = None
 ) -> Report:
@@ -275,25 +301,7 @@ def check_trail(
     found = [chain] if chain is not None else []
     last, signed, unsigned = seen["last"], seen["signed"], seen["unsigned"]
     if best is not None and chain is None:
-        wid, whash, wmac = best
-        if last < wid:
-            span = f"row {wid} is" if wid == last + 1 else f"rows {last + 1}–{wid} are"
-            found.append(
-                Problem(
-                    last + 1,
-                    f"{span} missing: the witness {witness_file} saw the chain reach row "
-                    f"{wid}, the database ends at row {last} (rows cut, or the store replaced)",
-                )
-            )
-        elif wid and seen["at_witness"] is not None and seen["at_witness"][0] != whash:
-            found.append(
-                Problem(
-                    wid,
-                    f"row {wid} is not the row the witness {witness_file} saw (the trail was rewritten, or the store replaced)",
-                )
-            )
-        elif wmac and seen["at_witness"] is not None and seen["at_witness"][1] != wmac:
-            found.append(Problem(wid, f"row {wid}: its signature differs from the one the witness saw"))
+        found.extend(_against_witness(best, last, seen["at_witness"], witness_file))
     if best is not None:
         report.witness = f"head row {best[0]}" + (" matches" if not found else "")
         if start:

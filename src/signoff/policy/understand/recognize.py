@@ -365,39 +365,12 @@ class Understanding:
             found |= a.actions - {"shell"}
             self.notes.extend(a.what[:1])
         touch = self.sql()
-        if touch.statements:
-            if "sql" in prof.fields or not prof.catalogued:
-                found -= {"database_write", "database_delete"}
-            if touch.writes:
-                found.add("database_write")
-                if touch.deletes:
-                    found.add("database_delete")
-                self.notes.append(
-                    touch.why
-                    or (
-                        ("deletes from " if touch.deletes else "writes to ") + (", ".join(sorted(touch.tables)) or "the database")
-                    )
-                )
-            if touch.pii:
-                found.add("sensitive_read")
-                self.notes.append(f"reads personal data ({', '.join(sorted(touch.pii))})")
+        self._from_sql(found, touch)
         if "method" in prof.fields and prof.catalogued and not commands and not prof.reads:
             found = self._by_method(found)
         if not prof.catalogued and not prof.reads and self.url_arguments():
             found.add("api_call")
-        ops = self.nosql_ops()
-        if ops:  # what the operation does replaces what the tool's name suggests
-            found -= {"database_write", "database_delete"}
-        for kind, what in ops:
-            if kind == "read":
-                continue
-            found.add("database_write")
-            if kind == "delete":
-                found.add("database_delete")
-            self.notes.append(f"{what} {'deletes' if kind == 'delete' else 'writes'} data")
-        if self.nosql_writes():
-            found |= {"database_write"}
-            self.notes.append(f"writes a collection ({', '.join(self.nosql_writes())})")
+        self._from_nosql(found)
         if self.pii_fields() and (prof.reads or not found - {"api_call"}):
             found.add("sensitive_read")
             self.notes.append(f"reads personal data or secrets ({', '.join(sorted(set(self.pii_fields()))[:3])})")
@@ -427,6 +400,38 @@ class Understanding:
             else:
                 found.add(UNKNOWN)
         return frozenset(found)
+
+    def _from_sql(self, found: set[str], touch: Any) -> None:
+        """SQL in the arguments: what the statements do replaces what the tool's name suggests."""
+        if not touch.statements:
+            return
+        if "sql" in self.profile.fields or not self.profile.catalogued:
+            found.difference_update({"database_write", "database_delete"})
+        if touch.writes:
+            found.add("database_write")
+            if touch.deletes:
+                found.add("database_delete")
+            tables = ", ".join(sorted(touch.tables)) or "the database"
+            self.notes.append(touch.why or ("deletes from " if touch.deletes else "writes to ") + tables)
+        if touch.pii:
+            found.add("sensitive_read")
+            self.notes.append(f"reads personal data ({', '.join(sorted(touch.pii))})")
+
+    def _from_nosql(self, found: set[str]) -> None:
+        """NoSQL operations in the arguments: what they do replaces what the tool's name suggests."""
+        ops = self.nosql_ops()
+        if ops:
+            found.difference_update({"database_write", "database_delete"})
+        for kind, what in ops:
+            if kind == "read":
+                continue
+            found.add("database_write")
+            if kind == "delete":
+                found.add("database_delete")
+            self.notes.append(f"{what} {'deletes' if kind == 'delete' else 'writes'} data")
+        if self.nosql_writes():
+            found.add("database_write")
+            self.notes.append(f"writes a collection ({', '.join(self.nosql_writes())})")
 
     def _by_method(self, found: set[str]) -> set[str]:
         """A generic API tool (`make_api_request(service, method, request)`): the method decides."""
