@@ -58,6 +58,8 @@ class Writer:
                 write(*args)
             except StoreError as exc:  # said loudly, as a failed write on the loop always was
                 log.error("AUDIT ROW NOT WRITTEN for %s: %s", what, exc)
+            except Exception:  # noqa: BLE001 - any one row's failure must not stop the rows queued after it
+                log.exception("AUDIT ROW NOT WRITTEN for %s", what)
             finally:
                 done.set()
                 with self._idle:
