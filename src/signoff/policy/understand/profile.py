@@ -13,25 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from signoff.policy.catalog import ACTIONS
 from signoff.policy.understand import shell, urls
 from signoff.policy.understand.names import DB_WORDS, DELETE_VERBS, FILES, STRONG, by_name, name_tokens
 
-VOCABULARY = (
-    "send_email",
-    "send_message",
-    "api_call",
-    "file_write",
-    "file_delete",
-    "database_write",
-    "database_delete",
-    "purchase",
-    "payment",
-    "refund",
-    "shell",
-    "deploy",
-    "access_change",
-    "sensitive_read",
-)
+VOCABULARY = ACTIONS  # the built-in actions a policy can name: one list, kept with the catalog's schema
 UNKNOWN = "unknown"
 """A tool nothing recognises as reading or as an action: `action: "*"` rules hold it."""
 ALL_ACTIONS = frozenset(VOCABULARY) | {UNKNOWN}
