@@ -143,12 +143,17 @@ def test_a_kill_racing_with_holds_on_other_connections_leaves_nothing_pending(pg
     stores = [PgStore(pg_url) for _ in range(5)]
     stop = threading.Event()
     made = [0]
+    failed: list[BaseException] = []
 
     def holder(store: PgStore, n: int) -> None:
         broker = Broker(store)
         i = 0
         while not stop.is_set():
-            broker.issue_retry(ToolCall("fs", "rm", {"holder": n, "i": i}), ASK)
+            try:
+                broker.issue_retry(ToolCall("fs", "rm", {"holder": n, "i": i}), ASK)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failed.append(exc)
+                stop.set()
             i += 1
             made[0] += 1
 
@@ -157,14 +162,49 @@ def test_a_kill_racing_with_holds_on_other_connections_leaves_nothing_pending(pg
         t.start()
     until(lambda: made[0] >= 40)
     killed = Broker(stores[4]).kill("race", by="carol")
-    until(lambda: made[0] >= len(killed) + 40)  # holds go on after the kill
+    until(lambda: made[0] >= len(killed) + 40 or failed)  # holds go on after the kill
     stop.set()
     for t in threads:
         t.join(60)
+    assert not failed, f"a hold failed while the switch was thrown: {failed[0]}"
     assert killed and stores[4].list_held("pending") == []
     statuses = {h.status for h in stores[4].list_held(None, limit=100_000)}
     assert statuses == {"killed"}
     assert AuditLog(stores[4]).verify()[1] is None
+
+
+def test_the_kill_switch_is_not_starved_by_holds_arriving_behind_it(pg_url: str) -> None:
+    """A hold in progress share-locks the switch; the kill waits for it; a hold arriving after the
+    kill must queue behind the kill (and be killed), not join the sharers ahead of it. Row locks
+    let it jump the queue, so a steady stream of holds kept the switch waiting for seconds while
+    thousands of calls piled up pending (and holds behind it then hit the lock timeout)."""
+    store, later = PgStore(pg_url), PgStore(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as watch, psycopg.connect(pg_url) as sharer:
+        sharer.execute("SELECT value FROM state WHERE key = 'kill' FOR SHARE")  # a hold mid-transaction
+
+        def waiting() -> int:
+            row = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()
+            return 0 if row is None else int(row[0])
+
+        killed: list[list[Any]] = []
+        kill = threading.Thread(target=lambda: killed.append(Broker(store).kill("stop", by="carol")))
+        kill.start()
+        until(lambda: waiting() >= 1)
+        held: list[str] = []
+        hold = threading.Thread(target=lambda: held.append(Broker(later).issue_retry(CALL, ASK)))
+        hold.start()
+        until(lambda: waiting() >= 2 or held)
+        assert not held, "a hold that arrived after the kill went ahead of it"
+        sharer.rollback()
+        kill.join(30)
+        hold.join(30)
+    assert killed and held
+    late = store.get_held(held[0])
+    assert late is not None and late.status == "killed"
+    for s in (store, later):
+        s.close()
 
 
 WRITER = """

@@ -467,14 +467,9 @@ class PgStore:
     def _resolve_pending(
         self, tx: _Tx, where: Callable[[HeldCall], bool], resolution: Callable[[HeldCall], Resolution]
     ) -> list[HeldCall]:
-        done = []
-        for row in tx.conn.execute("SELECT * FROM held WHERE status = 'pending' ORDER BY created").fetchall():
-            held = _held(row)
-            if where(held):
-                moved = self._transition(tx, held, resolution(held))
-                if moved is not None:
-                    done.append(moved)
-        return done
+        rows = tx.conn.execute("SELECT * FROM held WHERE status = 'pending' ORDER BY created").fetchall()
+        chosen = [held for held in map(_held, rows) if where(held)]
+        return self._transition_many(tx, [(held, resolution(held)) for held in chosen])
 
     def record_outcome(self, held_id: str, outcome: str, audit: dict[str, Any]) -> bool:
         with self._write() as tx:
@@ -491,21 +486,45 @@ class PgStore:
 
     def _transition(self, tx: _Tx, held: HeldCall, res: Resolution) -> HeldCall | None:
         """The conditional move out of `pending` (None if another decision won) and its audit row."""
-        edited = text(edited_json(held, res))
+        moved = self._transition_many(tx, [(held, res)])
+        return moved[0] if moved else None
+
+    def _transition_many(self, tx: _Tx, moves: Sequence[tuple[HeldCall, Resolution]]) -> list[HeldCall]:
+        """The conditional moves out of `pending` in one statement (a kill resolving thousands of
+        calls must not hold the switch's lock for a round trip per call), each with its audit row;
+        a call another decision already moved is left out."""
+        if not moves:
+            return []
         now = time.time()
-        row = tx.one(
-            "UPDATE held SET status = %s, decided_by = %s, channel = %s, decision_reason = %s,"
-            " decided_at = %s, edited_arguments = %s WHERE id = %s AND status = 'pending' RETURNING *",
-            (res.status, text(res.by), text(res.channel), text(res.reason), now, edited, held.id),
+        edited = {held.id: text(edited_json(held, res)) for held, res in moves}
+        columns = (
+            [held.id for held, _ in moves],
+            [res.status for _, res in moves],
+            [text(res.by) for _, res in moves],
+            [text(res.channel) for _, res in moves],
+            [text(res.reason) for _, res in moves],
+            [edited[held.id] for held, _ in moves],
         )
-        if row is None:
-            return None
-        self._append(tx, transition_audit(held, res, edited, now))
-        if res.remember and res.status == "approved":
-            values = clean(remembered_values(held, res, now))
-            tx.conn.execute(insert("remembered", values), list(values.values()))
-        tx.topics.add(held.id)
-        return _held(row)
+        rows = tx.conn.execute(
+            "UPDATE held SET status = v.status, decided_by = v.by, channel = v.channel, decision_reason = v.reason,"
+            " decided_at = %s, edited_arguments = v.edited"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " AS v(id, status, by, channel, reason, edited)"
+            " WHERE held.id = v.id AND held.status = 'pending' RETURNING held.*",
+            (now, *columns),
+        ).fetchall()
+        moved = {row["id"]: _held(row) for row in rows}
+        done = []
+        for held, res in moves:  # audit rows in the order the calls were given
+            if held.id not in moved:
+                continue
+            self._append(tx, transition_audit(held, res, edited[held.id], now))
+            if res.remember and res.status == "approved":
+                values = clean(remembered_values(held, res, now))
+                tx.conn.execute(insert("remembered", values), list(values.values()))
+            tx.topics.add(held.id)
+            done.append(moved[held.id])
+        return done
 
     # ------------------------------------------------------------------ kill switch
 
@@ -523,6 +542,10 @@ class PgStore:
         """Set the kill switch (under the head lock, so no call is held after it unkilled); with
         `resolution`, every pending call is resolved in the same commit."""
         with self._write("set the kill switch in") as tx:
+            # A table lock queues fairly: holds arriving now wait behind the switch. A row lock
+            # does not (new FOR SHARE lockers join the sharers ahead of a waiting writer), so a
+            # steady stream of holds starved the switch while thousands of calls piled up.
+            tx.conn.execute("LOCK TABLE state IN EXCLUSIVE MODE")
             tx.conn.execute(
                 "INSERT INTO state (key, value) VALUES ('kill', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 (text(json.dumps(asdict(state))),),
