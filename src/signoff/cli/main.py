@@ -106,12 +106,17 @@ RunNotify = Annotated[
     list[str] | None, typer.Option("--notify", metavar="URL", help="Apprise URL to notify when a call is held (repeatable).")
 ]
 RunAllowHost = Annotated[
-    list[str] | None, typer.Option("--allow-host", help="--http: also accept requests naming this host (repeatable).")
+    list[str] | None,
+    typer.Option("--allow-host", metavar="HOST", help="--http: also accept requests naming this host (repeatable)."),
 ]
 RunTokenFile = Annotated[
-    str | None, typer.Option("--auth-token-file", help="--http: require this bearer token (or set SIGNOFF_HTTP_TOKEN).")
+    str | None,
+    typer.Option("--auth-token-file", metavar="FILE", help="--http: require this bearer token (or set SIGNOFF_HTTP_TOKEN)."),
 ]
-RunIdle = Annotated[str | None, typer.Option("--http-idle-timeout", help="--http: close sessions idle this long (default 30m).")]
+RunIdle = Annotated[
+    str | None,
+    typer.Option("--http-idle-timeout", metavar="DURATION", help="--http: close sessions idle this long (default 30m)."),
+]
 RunNoRedact = Annotated[
     bool, typer.Option("--no-redact", help="Keep secret-looking argument values in the audit trail and notifications.")
 ]
@@ -119,6 +124,7 @@ RunPublicUrl = Annotated[
     str | None,
     typer.Option(
         "--public-url",
+        metavar="URL",
         help="Base URL of the approval page as your phone reaches it "
         "(private network only); notifications link each held call there.",
     ),
@@ -166,12 +172,18 @@ def run(
     notify: RunNotify = None,
     desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
     ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
-    share: str = typer.Option(None, "--share", help="--http: auto (default), session (an upstream per session) or shared."),
+    share: str = typer.Option(
+        None, "--share", metavar="MODE", help="--http: auto (default), session (an upstream per session) or shared."
+    ),
     allow_host: RunAllowHost = None,
     auth_token_file: RunTokenFile = None,
     http_idle_timeout: RunIdle = None,
-    http_max_sessions: int = typer.Option(None, "--http-max-sessions", help="--http: most concurrent sessions (default 100)."),
-    http_max_body: int = typer.Option(None, "--http-max-body", help="--http: largest request body in bytes (default 16 MiB)."),
+    http_max_sessions: int = typer.Option(
+        None, "--http-max-sessions", metavar="N", help="--http: most concurrent sessions (default 100)."
+    ),
+    http_max_body: int = typer.Option(
+        None, "--http-max-body", metavar="BYTES", help="--http: largest request body in bytes (default 16 MiB)."
+    ),
     no_redact: RunNoRedact = False,
     public_url: RunPublicUrl = None,
     agent: RunAgent = None,
