@@ -7,17 +7,20 @@ first error into one such line.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from signoff.errors import ConfigError
 from signoff.termsafe import shorten
+
+if TYPE_CHECKING:
+    from pydantic_core import ValidationError
 
 Path = tuple[str | int, ...]
 
@@ -110,9 +113,13 @@ def field_name(loc: Sequence[str | int]) -> str:
 
 
 def raise_validation_error(
-    exc: ValidationError, locator: Locator, source: str, error: type[ConfigError], model: type[BaseModel] | None = None
+    exc: ValidationError, locator: Locator, source: str, error: type[ConfigError], model: type | None = None
 ) -> NoReturn:
-    """Raise `error` for the first problem pydantic found, located in the YAML file."""
+    """Raise `error` for the first problem pydantic found, located in the YAML file.
+
+    `model` (a pydantic model or a dataclass: the policy's types are dataclasses, so that loading a
+    policy never imports pydantic) names the keys allowed where an unknown key was found.
+    """
     first = exc.errors(include_url=False)[0]
     loc = tuple(p for p in first["loc"] if isinstance(p, (str, int)))
     kind = first["type"]
@@ -149,24 +156,36 @@ def _short(value: Any) -> str:
     return shorten(repr(value), 60)
 
 
-def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+def _allowed_keys(model: type, loc: Sequence[str | int]) -> list[str]:
     """The keys a model accepts at `loc` (by alias), to suggest on an unknown key."""
     current: Any = model
     for part in loc:
         current = _unwrap(current, part)
         if current is None:
             return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    return []
+    return [names[0] for names, _ in _fields(current)] if _is_model(current) else []
+
+
+def _is_model(annotation: Any) -> bool:
+    """A pydantic model (told by its `model_fields`, without importing pydantic) or a dataclass."""
+    return isinstance(annotation, type) and (hasattr(annotation, "model_fields") or dataclasses.is_dataclass(annotation))
+
+
+def _fields(model: type) -> list[tuple[tuple[str, ...], Any]]:
+    """Each field of a model: its key (the alias first, then the name) and its type."""
+    if dataclasses.is_dataclass(model):
+        hints = typing.get_type_hints(model)
+        return [((f.name,), hints[f.name]) for f in dataclasses.fields(model)]
+    fields = model.model_fields.items()  # type: ignore[attr-defined]
+    return [((info.alias or name, name), info.annotation) for name, info in fields]
 
 
 def _unwrap(annotation: Any, part: str | int) -> Any:
     """Step from a type into the type of its `part` (field, list item or dict value)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        for name, info in annotation.model_fields.items():
-            if part in (name, info.alias):
-                return _plain(info.annotation)
+    if _is_model(annotation):
+        for names, inner in _fields(annotation):
+            if part in names:
+                return _plain(inner)
         return None
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -186,7 +205,7 @@ def _plain(annotation: Any) -> Any:
         for arg in typing.get_args(annotation):
             if arg is not type(None):
                 plain = _plain(arg)
-                if (isinstance(plain, type) and issubclass(plain, BaseModel)) or typing.get_origin(plain) in (list, dict):
+                if _is_model(plain) or typing.get_origin(plain) in (list, dict):
                     return plain
         return None
     return annotation

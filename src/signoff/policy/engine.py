@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic_core import ValidationError
 
 from signoff.errors import ConfigError, PolicyError
 from signoff.model import ONE_APPROVER, ApprovalRequirements, Decision, ToolCall, Verdict, canonical_json
@@ -64,7 +64,7 @@ class Policy:
         self.source = source
         self.context = context or PolicyContext()
         self.internal = tuple(spec.internal_domains)
-        self.hash = hashlib.sha256(canonical_json(spec.model_dump(mode="json")).encode()).hexdigest()
+        self.hash = hashlib.sha256(canonical_json(spec.model_dump()).encode()).hexdigest()
         self.catalog = _catalog_for(spec, source, self.context)
         self.predicates = compile_predicates(spec, source, locator)
         self.rules = [compile_rule(i, rule, self, source, locator) for i, rule in enumerate(spec.hitl_policies)]

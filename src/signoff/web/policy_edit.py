@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic_core import ValidationError
 
 from signoff import yamlsrc
 from signoff.approvals.broker import pid_alive
