@@ -148,6 +148,21 @@ async def test_elicitation_sep1330_enums(ctx: Context) -> CallToolResult:
     return await elicit(ctx, "Pick options", {"type": "object", "properties": fields, "required": []})
 
 
+@server.tool(description="Takes arguments described by a JSON Schema 2020-12 document (SEP-1613).")
+def json_schema_2020_12_tool(name: str = "", address: dict[str, Any] | None = None) -> CallToolResult:
+    return CallToolResult(content=[text(json.dumps({"name": name, "address": address}))])
+
+
+# tools/list must carry the schema as written: `$schema`, `$defs`, `additionalProperties`
+server._tool_manager.get_tool("json_schema_2020_12_tool").parameters = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {"address": {"type": "object", "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+    "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+    "additionalProperties": False,
+}
+
+
 # ---- resources ----
 
 

@@ -111,17 +111,20 @@ def passed(checks: list[dict[str, Any]]) -> bool:
     return all(check["status"] not in ("FAILURE", "WARNING") for check in checks)
 
 
-async def run_suite(url: str, out: Path) -> dict[str, list[dict[str, Any]]]:
-    """The suite's active server scenarios against `url` (bounded); the checks of each scenario."""
-    command = [node22(), str(suite()), "server", "--url", url, "-o", str(out)]
+async def run_suite(url: str, out: Path, scenario: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The suite's active server scenarios (or one `scenario`) against `url` (bounded); the checks of each."""
+    command = [node22(), str(suite()), "server", "--url", url, "-o", str(out), *(["--scenario", scenario] if scenario else [])]
     with anyio.fail_after(SUITE_TIMEOUT):
         done = await anyio.run_process(command, check=False, stdin=subprocess.DEVNULL)
     summary = done.stdout.decode()
     # 1 means "some scenario failed"; anything else is the suite itself breaking
     assert done.returncode in (0, 1), summary + done.stderr.decode()
     found = checks_by_scenario(out)
-    assert len(found) >= 30, summary
-    assert sum(map(passed, found.values())) == summary.count("\n✓ "), summary  # the JSON agrees with the suite's verdicts
+    # the JSON agrees with the suite's own verdicts
+    if scenario:
+        assert list(found) == [scenario] and passed(found[scenario]) == (", 0 failed, 0 warnings" in summary), summary
+    else:
+        assert len(found) >= 30 and sum(map(passed, found.values())) == summary.count("\n✓ "), summary
     return found
 
 
@@ -160,14 +163,21 @@ async def fixtures_over_http() -> AsyncIterator[str]:
             proc.terminate()
 
 
+async def all_fixture_scenarios(url: str, out: Path) -> dict[str, bool]:
+    """The active suite, and `json-schema-2020-12` (pending in the suite): a proxy must pass a tool's
+    `$schema`, `$defs` and `additionalProperties` through as the server wrote them."""
+    found = outcomes(await run_suite(url, out / "active"))
+    return found | outcomes(await run_suite(url, out / "pending", "json-schema-2020-12"))
+
+
 async def test_fixture_server_passes_every_scenario_through_signoff(tmp_path: Path) -> None:
     async with fixtures_over_http() as url:
-        direct = outcomes(await run_suite(url, tmp_path / "direct"))
-    assert all(direct.values()), direct  # the fixtures cover every active scenario
+        direct = await all_fixture_scenarios(url, tmp_path / "direct")
+    assert all(direct.values()), direct  # the fixtures cover every scenario
     async with serving([*FIXTURES, "stdio"], "--policy", "none") as server:
-        proxied = outcomes(await run_suite(server.url, tmp_path / "signoff"))
+        proxied = await all_fixture_scenarios(server.url, tmp_path / "signoff")
     compare(direct, proxied)
-    assert all(proxied.values())
+    assert all(proxied.values()) and len(proxied) == 31
 
 
 async def test_server_everything_through_signoff_as_directly(tmp_path: Path) -> None:
