@@ -63,3 +63,20 @@ async def test_a_hold_is_announced_once_however_many_sessions_came_before(caplog
     gc.collect()
     assert first() is None, "an ended session's gate is kept alive by the broker"
     broker.store.close()
+
+
+def test_a_retry_hold_is_announced_once_too() -> None:
+    """`hold: retry` queues the call inside check() (maybe in a worker thread): same rule."""
+    policy = Policy.from_text("hitl_policies:\n  - tool: 'fs.write'\n    hold: retry\n")
+
+    class RetryHolder:
+        def get(self) -> Policy:
+            return policy
+
+    broker = Broker()
+    notifier = Recorder()
+    gates = [ApprovalGate(RetryHolder(), broker, notifier=notifier, elicit=False) for _ in range(4)]
+    admission = gates[2].check(ToolCall("fs", "write", {"path": "/tmp/y"}))
+    assert not admission.allowed and not admission.hold and "held for the user's approval" in admission.text
+    assert len(notifier.held_ids) == 1
+    broker.store.close()
