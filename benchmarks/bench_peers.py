@@ -72,6 +72,22 @@ def rss_peak_mb(pid: int) -> float | None:
     return None
 
 
+def settled_rss_mb(pid: int, quiet: float = 1.0, within: float = 15.0) -> float | None:
+    """Idle RSS: VmHWM once it has not grown for `quiet` seconds. A fixed pause after the first
+    answer measured signoff before its policy had loaded (that happens in the background while
+    the handshake is answered), which under-reported it by ~5 MB."""
+    deadline = time.monotonic() + within
+    last, since = rss_peak_mb(pid), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = rss_peak_mb(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time a process has used so far (its own threads, not its children)."""
     try:
@@ -235,8 +251,7 @@ def stdio_run(row: Row, env: dict[str, str], calls: int, startups: int) -> None:
     try:
         client.initialize()
         client.request("tools/list")
-        time.sleep(0.3)  # idle: let start-up work (lazy imports, upstream spawn) settle
-        row.rss_idle = rss_peak_mb(client.proc.pid)
+        row.rss_idle = settled_rss_mb(client.proc.pid)
         for i in range(min(200, calls)):  # warm-up
             client.request("tools/call", call_params(i))
         cpu = cpu_seconds(client.proc.pid)
@@ -408,8 +423,7 @@ def http_run(row: Row, env: dict[str, str], callers: int, per_caller: int, start
     server = HttpServer(row, env)
     try:
         asyncio.run(asyncio.wait_for(http_first_list(server.url), 2 * WAIT))
-        time.sleep(0.3)
-        row.rss_idle = rss_peak_mb(server.proc.pid)
+        row.rss_idle = settled_rss_mb(server.proc.pid)
         row.samples, row.wall, row.cpu_us = asyncio.run(http_load(server.url, callers, per_caller, server.proc.pid))
         row.rss_load = rss_peak_mb(server.proc.pid)
     finally:

@@ -321,8 +321,9 @@ async def test_kill_from_another_host_reaches_waiting_holds_at_once(pg_url: str)
         for n in range(5):
             tg.start_soon(hold_in_background, broker, results, ToolCall("fs", "rm", {"n": n}))
         await pending(broker, 5)
-        started = time.monotonic()
-        await anyio.to_thread.run_sync(lambda: Broker(PgStore(pg_url)).kill("stop", by="carol"))
+        other = await anyio.to_thread.run_sync(lambda: Broker(PgStore(pg_url)))  # connecting is not the point
+        await anyio.to_thread.run_sync(lambda: other.kill("stop", by="carol"))
+        started = time.monotonic()  # from the kill's commit: its NOTIFY, not a poll, wakes the holds
         with anyio.fail_after(5):
             while len(results) < 5:
                 await anyio.sleep(0.002)

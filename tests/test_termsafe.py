@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import typer
 
 from signoff.cli.exits import EXIT_ALREADY, EXIT_GONE, EXIT_STORE, EXIT_UNKNOWN, EXIT_USAGE, exits
 from signoff.durations import format_duration, parse_duration
@@ -45,7 +44,7 @@ def test_durations_read_and_written_once() -> None:
     ],
 )
 def test_one_exit_code_table(error: Exception, code: int, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(typer.Exit) as stopped, exits():
+    with pytest.raises(SystemExit) as stopped, exits():
         raise error
-    assert stopped.value.exit_code == code
+    assert stopped.value.code == code
     assert capsys.readouterr().err.startswith("signoff: ")

@@ -16,11 +16,10 @@ The message is one line on stderr, `signoff: ...`, with untrusted text escaped (
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
-
-import typer
 
 from signoff.errors import (
     AlreadyDecidedError,
@@ -40,8 +39,8 @@ EXIT_UNKNOWN, EXIT_USAGE, EXIT_ALREADY, EXIT_STORE, EXIT_GONE, EXIT_AUTH, EXIT_I
 
 def fail(message: object, code: int = EXIT_USAGE) -> NoReturn:
     """Say what went wrong on one line and leave with `code`."""
-    typer.echo(f"signoff: {clean(message)}", err=True)
-    raise typer.Exit(code)
+    print(f"signoff: {clean(message)}", file=sys.stderr)  # noqa: T201 - the CLI's one error line
+    raise SystemExit(code)
 
 
 @contextmanager

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
-
 import typer
 
 from signoff import __version__
-from signoff.cli.exits import EXIT_INTERRUPTED, exits
 
 
 def _plain_help_types() -> None:
@@ -80,152 +76,17 @@ def _root(
     """A transparent MCP proxy that holds risky tool calls until a human approves them."""
 
 
-# `signoff run`'s longer options, declared once here so the command reads as its parameters.
-RunCommand = Annotated[
-    list[str] | None, typer.Argument(metavar="[-- COMMAND [ARGS]...]", help="The server to wrap, after `--`: COMMAND ARGS...")
-]
-RunConfig = Annotated[
-    str | None, typer.Option("--config", "-c", metavar="FILE", help="signoff.yaml with a `servers:` section (and `policy:`).")
-]
-RunName = Annotated[
-    str | None, typer.Option("--name", "-n", metavar="NAME", help="Name of the wrapped server (default: from the command).")
-]
-RunPolicy = Annotated[
-    str | None,
-    typer.Option(
-        "--policy",
-        "-p",
-        metavar="FILE|PRESET",
-        help="Policy file, or a preset: conservative, balanced (the default), permissive; none holds nothing.",
-    ),
-]
-RunTimeout = Annotated[
-    str | None, typer.Option("--timeout", metavar="DURATION", help="Longest wait for a wrapped server's answer (e.g. 60s, 5m).")
-]
-RunNotify = Annotated[
-    list[str] | None, typer.Option("--notify", metavar="URL", help="Apprise URL to notify when a call is held (repeatable).")
-]
-RunAllowHost = Annotated[
-    list[str] | None,
-    typer.Option("--allow-host", metavar="HOST", help="--http: also accept requests naming this host (repeatable)."),
-]
-RunTokenFile = Annotated[
-    str | None,
-    typer.Option("--auth-token-file", metavar="FILE", help="--http: require this bearer token (or set SIGNOFF_HTTP_TOKEN)."),
-]
-RunIdle = Annotated[
-    str | None,
-    typer.Option("--http-idle-timeout", metavar="DURATION", help="--http: close sessions idle this long (default 30m)."),
-]
-RunNoRedact = Annotated[
-    bool, typer.Option("--no-redact", help="Keep secret-looking argument values in the audit trail and notifications.")
-]
-RunPublicUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--public-url",
-        metavar="URL",
-        help="Base URL of the approval page as your phone reaches it "
-        "(private network only); notifications link each held call there.",
-    ),
-]
-RunAgent = Annotated[
-    str | None,
-    typer.Option(
-        "--agent",
-        metavar="NAME",
-        help="This agent's name in the queue, the audit trail and "
-        "rules (`agent == ...`); default: the client's own name (or SIGNOFF_AGENT, `agent:`).",
-    ),
-]
-RunMachine = Annotated[
-    str | None,
-    typer.Option(
-        "--machine", metavar="NAME", help="This machine's name (default: the hostname; or SIGNOFF_MACHINE, `machine:`)."
-    ),
-]
-RunOwner = Annotated[
-    str | None,
-    typer.Option(
-        "--owner",
-        metavar="PERSON",
-        help="Whose agent this is: rules with not_self keep them from approving its calls (or SIGNOFF_OWNER, `owner:`).",
-    ),
-]
-
-
 @app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    epilog="Examples:\n\n  signoff run -- npx -y @modelcontextprotocol/server-filesystem ~/work\n\n"
-    "  signoff run --policy balanced -- uvx mcp-server-git\n\n  signoff run --config signoff.yaml",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
 )
-def run(
-    command: RunCommand = None,
-    config: RunConfig = None,
-    name: RunName = None,
-    policy: RunPolicy = None,
-    http: str = typer.Option(None, "--http", metavar="HOST:PORT", help="Serve streamable HTTP on HOST:PORT instead of stdio."),
-    timeout: RunTimeout = None,
-    log_level: str = typer.Option(None, "--log-level", metavar="LEVEL", help="debug, info, warning or error (default: info)."),
-    observe: bool = typer.Option(False, "--observe", help="Hold nothing; record what would have been held (to tune a policy)."),
-    tty: bool = typer.Option(False, "--tty", help="Also ask on the controlling terminal (/dev/tty) when a call is held."),
-    notify: RunNotify = None,
-    desktop: bool = typer.Option(False, "--desktop", help="Also show a desktop notification when a call is held."),
-    ui: bool = typer.Option(False, "--ui", help="Start the approval page in the background (if none runs) and log its link."),
-    share: str = typer.Option(
-        None, "--share", metavar="MODE", help="--http: auto (default), session (an upstream per session) or shared."
-    ),
-    allow_host: RunAllowHost = None,
-    auth_token_file: RunTokenFile = None,
-    http_idle_timeout: RunIdle = None,
-    http_max_sessions: int = typer.Option(
-        None, "--http-max-sessions", metavar="N", help="--http: most concurrent sessions (default 100)."
-    ),
-    http_max_body: int = typer.Option(
-        None, "--http-max-body", metavar="BYTES", help="--http: largest request body in bytes (default 16 MiB)."
-    ),
-    no_redact: RunNoRedact = False,
-    public_url: RunPublicUrl = None,
-    agent: RunAgent = None,
-    machine: RunMachine = None,
-    owner: RunOwner = None,
-) -> None:
+def run(ctx: typer.Context) -> None:
     """Serve one wrapped MCP server (after --) or those in --config.
 
-    The AI client starts this command instead of the server; calls the policy holds wait for a
-    person's decision (`signoff watch`, `signoff approve`, the page, --tty)."""
-    import os
+    Its options are parsed by cli/run.py (the `signoff` executable goes there directly)."""
+    from signoff.cli.run import run_command
 
-    from signoff import runner
-
-    if no_redact:
-        os.environ["SIGNOFF_REDACT"] = "off"
-
-    with exits():
-        runner.main(
-            command=command or [],
-            config_path=config,
-            name=name,
-            policy=policy,
-            http=http,
-            timeout=timeout,
-            log_level=log_level,
-            observe=observe,
-            tty=tty,
-            notify=notify or [],
-            desktop=desktop,
-            ui=ui,
-            public_url=public_url,
-            identity={"agent": agent, "machine": machine, "owner": owner},
-            http_options={
-                "share": share,
-                "allow_hosts": allow_host or [],
-                "token_file": auth_token_file,
-                "idle_timeout": http_idle_timeout,
-                "max_sessions": http_max_sessions,
-                "max_body": http_max_body,
-            },
-        )
+    run_command(ctx.args)
 
 
 @app.command()
@@ -255,11 +116,3 @@ _register_wrap(app)
 from signoff.cli.user import register as _register_user  # noqa: E402
 
 _register_user(app)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
