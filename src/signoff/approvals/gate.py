@@ -51,6 +51,17 @@ class _Slot:
 
 
 _slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("signoff_held_slot", default=None)
+_holding: contextvars.ContextVar[ApprovalGate | None] = contextvars.ContextVar("signoff_holding_gate", default=None)
+"""The gate whose call the broker is queuing right now (in the holding task or check thread)."""
+
+
+def _announce(held: HeldCall) -> None:
+    """The one broker listener all gates share: only the gate that holds the call announces it.
+    (A listener per gate fired every session's notifier for each hold under `--http`, one more
+    per session ever opened, and kept every ended session's gate alive.)"""
+    gate = _holding.get()
+    if gate is not None:
+        gate._on_held(held)
 
 
 class ApprovalGate:
@@ -89,7 +100,8 @@ class ApprovalGate:
         )
         self.in_flight: dict[int, tuple[ToolCall, Admission]] = {}
         """Admitted calls whose result has not come back yet, by id(admission)."""
-        broker.listeners.append(self._on_held)
+        if _announce not in broker.listeners:
+            broker.listeners.append(_announce)
 
     # ------------------------------------------------------------------ fast path
 
@@ -175,6 +187,7 @@ class ApprovalGate:
 
     def _retry(self, call: ToolCall, decision: Decision, policy_hash: str) -> Admission:
         """`hold: retry`: answer at once; the same call made again after approval goes through."""
+        holding = _holding.set(self)
         try:
             outcome = self.broker.consume_retry(call, policy_hash)
             if outcome is None:
@@ -184,6 +197,8 @@ class ApprovalGate:
                 outcome = Outcome("pending", held_id)
         except StoreError as exc:
             return Admission(False, denial_text("approval", f"signoff could not record the call ({exc})"))
+        finally:
+            _holding.reset(holding)
         if outcome.approved:
             return Admission(
                 True,
@@ -208,6 +223,7 @@ class ApprovalGate:
         policy_hash = (admission.ticket or {}).get("policy", "")
         slot = _Slot()
         token = _slot.set(slot)
+        holding = _holding.set(self)
 
         async def on_wait(waited: float) -> None:
             if progress is not None:
@@ -247,6 +263,7 @@ class ApprovalGate:
                 )
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
         finally:
+            _holding.reset(holding)
             _slot.reset(token)
         if not outcome.approved:  # an approved call enters the history once it ran (finished())
             self._remember(call, outcome.status)
