@@ -23,6 +23,14 @@ CASES = [
         "hitl_policies:\n  - tool: '*'\n    timeout: soon\n",
         "p.yaml:3: hitl_policies[0].timeout: 'soon' is not a duration; write e.g. 30s, 5m or 1h",
     ),
+    (  # YAML's .nan/.inf are floats: a held call must still end in an answer
+        "defaults:\n  timeout: .nan\nhitl_policies: []\n",
+        "p.yaml:2: defaults.timeout: nan is not a duration signoff can wait for; write at most 366 days",
+    ),
+    (
+        "hitl_policies:\n  - tool: '*'\n    rate: {max: 1, per: .inf}\n",
+        "p.yaml:3: hitl_policies[0].rate.per: inf is not a duration signoff can wait for",
+    ),
     (
         "hitl_policies:\n  - tool: '*'\n    decision: maybe\n",
         "p.yaml:3: hitl_policies[0].decision: Input should be 'ask', 'allow' or 'deny'",
