@@ -218,12 +218,14 @@ class Broker:
         policy_hash: str = "",
         client_timeout: float | None = None,
         shown: Mapping[str, Any] | None = None,
+        on_held: Callable[[HeldCall], None] | None = None,
     ) -> Outcome:
         """Hold `call` until it is decided, times out or is killed; cancelling withdraws it.
 
         `client_timeout`: the client is known to stop waiting after this many seconds; then the
         call expires (nobody could receive its result). `shown`: what the channels show of it
-        (present.prepare), stored with the row.
+        (present.prepare), stored with the row. `on_held`: told of this call only, once it is
+        queued (the holding gate announces it; `listeners` hear every call).
         """
         try:
             row, audit = self._row(call, decision, history, "wait", policy_hash, shown)  # takes the lease
@@ -237,8 +239,7 @@ class Broker:
         except StoreError as exc:
             log.error("cannot hold %s: %s", call.qualified, exc)
             return Outcome("denied", "", f"signoff could not record the held call ({exc})", "signoff", "signoff")
-        for listener in self.listeners:
-            listener(held)
+        self._announce(held, on_held)
         if held.status != "pending":
             return outcome_of(held)
         timeout = decision.timeout or self.default_timeout
@@ -615,14 +616,20 @@ class Broker:
         *,
         history: Iterable[ToolCall | Mapping[str, Any]] = (),
         shown: Mapping[str, Any] | None = None,
+        on_held: Callable[[HeldCall], None] | None = None,
     ) -> str:
         """Hold `call` without waiting; the same call, made again after approval, spends the token."""
         row, audit = self._row(call, decision, history, "retry", policy_hash, shown)
         token = {"policy_hash": policy_hash, "expires": row["deadline"] + self.retry_ttl}
         held = self.store.insert_held(row, audit, token)
+        self._announce(held, on_held)
+        return held.id
+
+    def _announce(self, held: HeldCall, on_held: Callable[[HeldCall], None] | None) -> None:
         for listener in self.listeners:
             listener(held)
-        return held.id
+        if on_held is not None:
+            on_held(held)
 
     def consume_retry(self, call: ToolCall, policy_hash: str = "") -> Outcome | None:
         """The outcome of an earlier held copy of this exact call, or None if there is none.

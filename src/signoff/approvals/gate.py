@@ -51,17 +51,6 @@ class _Slot:
 
 
 _slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("signoff_held_slot", default=None)
-_holding: contextvars.ContextVar[ApprovalGate | None] = contextvars.ContextVar("signoff_holding_gate", default=None)
-"""The gate whose call the broker is queuing right now (in the holding task or check thread)."""
-
-
-def _announce(held: HeldCall) -> None:
-    """The one broker listener all gates share: only the gate that holds the call announces it.
-    (A listener per gate fired every session's notifier for each hold under `--http`, one more
-    per session ever opened, and kept every ended session's gate alive.)"""
-    gate = _holding.get()
-    if gate is not None:
-        gate._on_held(held)
 
 
 class ApprovalGate:
@@ -100,8 +89,6 @@ class ApprovalGate:
         )
         self.in_flight: dict[int, tuple[ToolCall, Admission]] = {}
         """Admitted calls whose result has not come back yet, by id(admission)."""
-        if _announce not in broker.listeners:
-            broker.listeners.append(_announce)
 
     # ------------------------------------------------------------------ fast path
 
@@ -187,18 +174,20 @@ class ApprovalGate:
 
     def _retry(self, call: ToolCall, decision: Decision, policy_hash: str) -> Admission:
         """`hold: retry`: answer at once; the same call made again after approval goes through."""
-        holding = _holding.set(self)
         try:
             outcome = self.broker.consume_retry(call, policy_hash)
             if outcome is None:
                 held_id = self.broker.issue_retry(
-                    call, decision, policy_hash, history=self._history(call), shown=self._shown(call, decision)
+                    call,
+                    decision,
+                    policy_hash,
+                    history=self._history(call),
+                    shown=self._shown(call, decision),
+                    on_held=self._on_held,
                 )
                 outcome = Outcome("pending", held_id)
         except StoreError as exc:
             return Admission(False, denial_text("approval", f"signoff could not record the call ({exc})"))
-        finally:
-            _holding.reset(holding)
         if outcome.approved:
             return Admission(
                 True,
@@ -223,7 +212,6 @@ class ApprovalGate:
         policy_hash = (admission.ticket or {}).get("policy", "")
         slot = _Slot()
         token = _slot.set(slot)
-        holding = _holding.set(self)
 
         async def on_wait(waited: float) -> None:
             if progress is not None:
@@ -260,10 +248,10 @@ class ApprovalGate:
                     policy_hash=policy_hash,
                     shown=shown,
                     client_timeout=(admission.ticket or {}).get("client_timeout"),
+                    on_held=self._on_held,
                 )
                 tg.cancel_scope.cancel()  # the dialog, if still open, is withdrawn
         finally:
-            _holding.reset(holding)
             _slot.reset(token)
         if not outcome.approved:  # an approved call enters the history once it ran (finished())
             self._remember(call, outcome.status)
@@ -313,7 +301,9 @@ class ApprovalGate:
             return None
 
     def _on_held(self, held: HeldCall) -> None:
-        """Broker listener: runs in the holding task right after the call is queued."""
+        """Told by the broker of this gate's own call, in the holding task, once it is queued: one
+        announcement per hold (a listener per gate announced every hold once per `--http` session
+        ever opened, and kept ended sessions' gates alive)."""
         slot = _slot.get()
         if slot is not None:
             slot.held = held
