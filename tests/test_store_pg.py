@@ -49,6 +49,18 @@ def until(predicate: Callable[[], Any], within: float = 10.0) -> Any:
     return value
 
 
+def audit_verify() -> subprocess.CompletedProcess[str]:
+    """`signoff audit verify` as a person runs it, against the store SIGNOFF_STORE names."""
+    return subprocess.run(
+        [sys.executable, "-m", "signoff", "audit", "verify"],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def run(code: str, *args: str, timeout: float = 120) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -233,14 +245,7 @@ def test_eight_concurrent_writers_make_one_chain_without_gaps(pg_url: str) -> No
     assert ids == list(range(1, expected + 1))
     assert AuditLog(store).verify() == (expected, None)
     assert store.audit_head() == (expected, list(store.audit_rows())[-1]["hash"])
-    cli = subprocess.run(
-        [sys.executable, "-m", "signoff", "audit", "verify"],
-        env={**os.environ, "PYTHONPATH": SRC},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cli = audit_verify()
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert str(expected) in cli.stdout + cli.stderr
 
@@ -252,14 +257,7 @@ def test_a_rewritten_audit_row_is_found_by_audit_verify(pg_url: str) -> None:
         log.append(ToolCall("s", "t", {"i": i}), "allowed")
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE audit SET decision = 'denied' WHERE id = 3")
-    cli = subprocess.run(
-        [sys.executable, "-m", "signoff", "audit", "verify"],
-        env={**os.environ, "PYTHONPATH": SRC},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cli = audit_verify()
     assert cli.returncode == 1 and "row 3" in cli.stdout + cli.stderr
 
 
