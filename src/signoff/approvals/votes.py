@@ -22,9 +22,6 @@ from signoff.approvals.quorum import Tally, Vote, judge, tally
 from signoff.approvals.records import HeldCall, Resolution, as_votes, stored_votes, transition_audit
 from signoff.model import canonical_json
 
-VOTE_DECISIONS = ("approval_vote", "denial_vote", "refused_vote")
-"""The audit decisions of votes (audit.DECISIONS lists them too)."""
-
 
 @dataclass(frozen=True)
 class Ballot:

@@ -114,10 +114,6 @@ class Guard:
             self.names = {bound, socket.gethostname().lower(), socket.getfqdn().lower()}
         self.names |= {h.lower().strip("[]") for h in self.allow_hosts}
 
-    @property
-    def exposed(self) -> bool:
-        return not is_loopback(self.host)
-
     def _known(self, value: str) -> bool:
         try:
             name, port = _split_host(value)
