@@ -39,7 +39,7 @@ EXIT_UNKNOWN, EXIT_USAGE, EXIT_ALREADY, EXIT_STORE, EXIT_GONE, EXIT_AUTH, EXIT_I
 
 def fail(message: object, code: int = EXIT_USAGE) -> NoReturn:
     """Say what went wrong on one line and leave with `code`."""
-    print(f"signoff: {clean(message)}", file=sys.stderr)  # noqa: T201 - the CLI's one error line
+    print(f"signoff: {clean(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 

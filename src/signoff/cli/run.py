@@ -95,9 +95,9 @@ def parser() -> argparse.ArgumentParser:
         if metavar is None:
             made.add_argument(*flags, action="store_true", help=text)
         else:
-            extra = {"type": int} if flags[-1] in WHOLE_NUMBERS else {}
+            kind = int if flags[-1] in WHOLE_NUMBERS else str
             action = "append" if flags[-1] in REPEATABLE else "store"
-            made.add_argument(*flags, metavar=metavar, action=action, help=text, **extra)  # type: ignore[arg-type]
+            made.add_argument(*flags, metavar=metavar, action=action, type=kind, help=text)
     made.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="The server to wrap.")
     return made
 
